@@ -1,0 +1,38 @@
+# digestbot: `make demo` runs the main job on embedded defaults, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= dev
+
+.PHONY: demo test lint format check bench clean
+
+$(VENV)/.installed-$(EXTRAS): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(VENV)/.installed-$(EXTRAS)
+
+demo: install
+	$(PY) -m digestbot demo
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check digestbot tests bench
+	$(VENV)/bin/ruff format --check digestbot tests bench
+	$(VENV)/bin/mypy digestbot
+
+format: install
+	$(VENV)/bin/ruff format digestbot tests bench
+	$(VENV)/bin/ruff check --fix digestbot tests bench
+
+check: lint test
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) data out .pytest_cache .mypy_cache .ruff_cache

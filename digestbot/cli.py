@@ -1,0 +1,151 @@
+"""The command line. ``DigestError`` becomes one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from digestbot import __version__
+from digestbot.config import Settings, load_settings
+from digestbot.errors import DigestError
+from digestbot.store import SqlStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("digestbot")
+
+
+@dataclass
+class AppContext:
+    """What every command needs, built lazily: settings, the store, the clock."""
+
+    config_path: str | None
+    debug: bool
+    now_override: datetime | None
+    _settings: Settings | None = None
+    _store: SqlStore | None = None
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def store(self) -> SqlStore:
+        if self._store is None:
+            self._store = SqlStore.open(self.settings.database_url)
+            self.cleanups.append(self._store.close)
+        return self._store
+
+    def now(self) -> datetime:
+        return self.now_override or datetime.now(UTC)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False))
+
+
+def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter("use ISO 8601, e.g. 2026-11-23T08:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def handle_errors(func: F) -> F:
+    """Run a command; a ``DigestError`` is one clear line and exit 2 (a traceback with --debug)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        app = click.get_current_context().find_object(AppContext)
+        try:
+            return func(*args, **kwargs)
+        except DigestError as exc:
+            if app is not None and app.debug:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        finally:
+            if app is not None:
+                for cleanup in reversed(app.cleanups):
+                    cleanup()
+                app.cleanups.clear()
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def progress_bar(total: int, *, label: str, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on a terminal; a no-op elsewhere."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda: bar.advance(task)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="digestbot")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="DIGESTBOT_CONFIG",
+    help="Config file (default: ./config.yaml if present, else embedded defaults).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (INFO level).")
+@click.option("--now", "now", callback=_parse_now, hidden=True, help="Pretend it is this time.")
+@click.pass_context
+def main(
+    ctx: click.Context, config_path: str | None, debug: bool, verbose: bool, now: datetime | None
+) -> None:
+    """digestbot: reads every new paper once, decides who cares, and tells them."""
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    ctx.obj = AppContext(config_path=config_path, debug=debug, now_override=now)
+
+
+def register(module: Any) -> None:
+    """Add the commands a module defines (its ``COMMANDS`` list) to the group."""
+    for command in module.COMMANDS:
+        main.add_command(command)
+
+
+from digestbot.commands import papers as _papers_commands  # noqa: E402
+
+register(_papers_commands)
+
+
+def run() -> None:  # pragma: no cover - console script entry point
+    main()
+
+
+__all__ = ["AppContext", "handle_errors", "main", "pass_app", "print_json", "progress_bar"]

@@ -1,0 +1,1 @@
+"""CLI commands, one module per concern; each module lists its commands in ``COMMANDS``."""

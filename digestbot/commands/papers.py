@@ -1,0 +1,126 @@
+"""Commands over the paper store: ingest, papers, rank, digest, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
+from digestbot.ingest import FileOutcome, IngestReport, ingest_paths, list_drop_files
+from digestbot.models import paper_as_dict, scored_as_dict
+from digestbot.pipeline import build_digest, rank_profile, write_markdown_digest
+from digestbot.render import render_markdown
+
+
+def run_ingest(app: AppContext, paths: tuple[Path, ...], *, show_progress: bool) -> IngestReport:
+    files = list_drop_files(paths or (app.settings.drops.path,))
+    with progress_bar(len(files), label="ingesting", enabled=show_progress) as advance:
+
+        def on_file(outcome: FileOutcome) -> None:
+            advance()
+            if outcome.status == "failed":
+                click.echo(f"failed: {outcome.error}", err=True)
+
+        return ingest_paths(app.store, (), files=files, now=app.now(), on_file=on_file)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+@pass_app
+@handle_errors
+def ingest(app: AppContext, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Ingest drop files (default: the drops folder). Exit 1 if any file failed."""
+    report = run_ingest(app, paths, show_progress=not as_json)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        summary = report.as_dict()
+        files, papers = summary["files"], summary["papers"]
+        assert isinstance(files, dict) and isinstance(papers, dict)
+        click.echo(
+            f"files: {files['new']} new, {files['skipped']} skipped, {files['failed']} failed; "
+            f"papers: {papers['new']} new, {papers['merged']} merged"
+        )
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--search", help="Only papers whose title or abstract contains every word.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many papers.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handle_errors
+def papers(app: AppContext, search: str | None, limit: int | None, as_json: bool) -> None:
+    """List stored papers, newest first."""
+    found = app.store.load_papers(search=search, limit=limit, with_sources=True)
+    if as_json:
+        print_json([paper_as_dict(p) for p in found])
+        return
+    for paper in found:
+        date = paper.published.isoformat() if paper.published else "          "
+        click.echo(f"{paper.id:<16} {date} ▲{paper.upvotes:<4} {paper.title}")
+
+
+@click.command()
+@click.option("--profile", "profile_name", required=True, help="Profile name.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the best N.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handle_errors
+def rank(app: AppContext, profile_name: str, limit: int | None, as_json: bool) -> None:
+    """Rank every stored paper for a profile, best first."""
+    profile = app.settings.profile(profile_name)
+    ranked = rank_profile(app.store, profile, now=app.now())
+    if limit is not None:
+        ranked = ranked[:limit]
+    if as_json:
+        print_json([scored_as_dict(item) for item in ranked])
+        return
+    for item in ranked:
+        click.echo(f"{item.score:8.3f}  {item.paper.id:<16} {item.paper.title}")
+        click.echo(f"          {item.why}")
+
+
+@click.command()
+@click.option("--profile", "profile_name", required=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["markdown"]), default="markdown", show_default=True
+)
+@pass_app
+@handle_errors
+def digest(app: AppContext, profile_name: str, fmt: str) -> None:
+    """Render a profile's digest to stdout (sends nothing)."""
+    del fmt
+    profile = app.settings.profile(profile_name)
+    built = build_digest(app.store, profile, now=app.now())
+    click.echo(render_markdown(built, templates_dir=app.settings.templates_dir), nl=False)
+
+
+@click.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Default: ./out")
+@pass_app
+@handle_errors
+def demo(app: AppContext, out_dir: Path | None) -> None:
+    """The main job on embedded defaults: ingest drops, write a Markdown digest per profile."""
+    report = run_ingest(app, (), show_progress=True)
+    click.echo(
+        f"ingested {report.papers_new} new papers ({report.papers_merged} merged, "
+        f"{report.count('skipped')} files already known, {report.count('failed')} failed)",
+        err=True,
+    )
+    target = out_dir or app.settings.output_dir
+    for profile in app.settings.profiles:
+        built = build_digest(app.store, profile, now=app.now())
+        path = write_markdown_digest(
+            built, out_dir=target, templates_dir=app.settings.templates_dir
+        )
+        click.echo(str(path))
+    if not report.ok:
+        sys.exit(1)
+
+
+COMMANDS = [ingest, papers, rank, digest, demo]

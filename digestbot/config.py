@@ -1,0 +1,397 @@
+"""Configuration: YAML validated by pydantic, with ``${ENV}`` interpolation.
+
+The schema is a contract: users' files and later features rely on it, so it is
+only ever extended. Unknown keys are errors (a misspelt key must not be ignored
+silently). Every error names the file and the key path.
+
+Load order: built-in defaults < the YAML file < ``DIGESTBOT_SECTION__KEY``
+environment variables (for the known top-level sections only).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from digestbot.errors import ConfigError, NotFoundError
+
+CONFIG_ENV = "DIGESTBOT_CONFIG"
+DEFAULT_CONFIG_NAME = "config.yaml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DropsSettings(_Model):
+    path: Path = Path("seeds")
+    poll_seconds: float = Field(60.0, gt=0)
+    settle_seconds: float = Field(2.0, ge=0)
+
+
+class Schedule(_Model):
+    cron: str = "0 8 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("cron needs five fields: minute hour day month day-of-week")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+
+class SlackTarget(_Model):
+    channel: str | None = None
+    webhook_url: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SlackTarget:
+        if (self.channel is None) == (self.webhook_url is None):
+            raise ValueError("give exactly one of channel, webhook_url")
+        return self
+
+
+class EmailTarget(_Model):
+    to: list[str] = Field(min_length=1)
+
+
+class FileTarget(_Model):
+    path: Path = Path("out")
+    format: Literal["markdown", "slack", "email-html", "email-text"] = "markdown"
+
+
+class Destination(_Model):
+    """One entry of a profile's ``deliver`` list: exactly one of slack, email, file."""
+
+    slack: SlackTarget | None = None
+    email: EmailTarget | None = None
+    file: FileTarget | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Destination:
+        given = [k for k in ("slack", "email", "file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("each deliver entry needs exactly one of slack, email, file")
+        return self
+
+
+class Profile(_Model):
+    name: str
+    description: str = ""
+    keywords: dict[str, float] = Field(default_factory=dict)
+    exclude: list[str] = Field(default_factory=list)
+    like: list[str] = Field(default_factory=list)
+    top_k: int = Field(10, ge=1, le=1000)
+    min_score: float = 0.0
+    deliver: list[Destination] = Field(default_factory=list)
+    on_empty: Literal["skip", "notify"] = "skip"
+    schedule: Schedule = Field(default_factory=Schedule)
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not _PROFILE_NAME.match(value):
+            raise ValueError("profile names use a-z, 0-9 and '-' only")
+        return value
+
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _keywords_list_or_map(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {str(term): 1.0 for term in value}
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _keyword_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        for term, weight in value.items():
+            if not term.strip():
+                raise ValueError("empty keyword")
+            if weight <= 0:
+                raise ValueError(f"keyword {term!r} needs a positive weight")
+        return value
+
+    @model_validator(mode="after")
+    def _has_interest(self) -> Profile:
+        if not (self.description.strip() or self.keywords or self.like):
+            raise ValueError("a profile needs at least one of description, keywords, like")
+        return self
+
+
+class SmtpSettings(_Model):
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: float = Field(30.0, gt=0)
+
+
+class EmailSettings(_Model):
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    sender: str = "digestbot <digestbot@localhost>"
+    reply_to: str | None = None
+    unsubscribe_secret: SecretStr | None = None
+    weekly_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+
+
+class SlackSettings(_Model):
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    base_url: str = "https://slack.com/api/"
+
+
+class FeedSettings(_Model):
+    name: str
+    url: str
+    kind: Literal["rss-or-atom", "hf-api"] = "rss-or-atom"
+    every: str = "1h"
+    announce_types: list[str] = Field(default_factory=lambda: ["new", "cross"])
+    timeout: float = Field(30.0, gt=0)
+
+    @field_validator("every")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class RankingSettings(_Model):
+    embedding_model: str | None = None
+    upvote_weight: float = Field(0.02, ge=0)
+    recency_weight: float = Field(0.0, ge=0)
+    recency_half_life_days: float = Field(30.0, gt=0)
+
+
+class AlertSettings(_Model):
+    slack_channel: str | None = None
+    email: list[str] = Field(default_factory=list)
+
+
+class ServerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(3000, ge=1, le=65535)
+    public_url: str | None = None
+
+
+class Settings(_Model):
+    database_url: str = "sqlite:///data/digestbot.sqlite3"
+    drops: DropsSettings = Field(default_factory=DropsSettings)
+    templates_dir: Path | None = None
+    output_dir: Path = Path("out")
+    profiles: list[Profile] = Field(default_factory=list)
+    feeds: list[FeedSettings] = Field(default_factory=list)
+    ranking: RankingSettings = Field(default_factory=RankingSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    misfire_grace: str = "6h"
+    source: str = Field("<defaults>", exclude=True)
+
+    @field_validator("profiles")
+    @classmethod
+    def _unique_profiles(cls, value: list[Profile]) -> list[Profile]:
+        seen: set[str] = set()
+        for profile in value:
+            if profile.name in seen:
+                raise ValueError(f"profile {profile.name!r} is defined twice")
+            seen.add(profile.name)
+        return value
+
+    @field_validator("feeds")
+    @classmethod
+    def _unique_feeds(cls, value: list[FeedSettings]) -> list[FeedSettings]:
+        names = [feed.name for feed in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"feed {name!r} is defined twice")
+        return value
+
+    @field_validator("misfire_grace")
+    @classmethod
+    def _grace(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    def profile(self, name: str) -> Profile:
+        for profile in self.profiles:
+            if profile.name == name:
+                return profile
+        raise NotFoundError("profile", name, known=[p.name for p in self.profiles])
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``15m``, ``1h``, ``2d`` -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"bad duration {text!r}: use a number and s, m, h or d (e.g. 1h)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _interpolate(value: Any, *, path: str, key: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"environment variable {name} is not set", path=path, key=key or "<root>"
+            )
+
+        return _ENV_REF.sub(replace, value)
+    if isinstance(value, dict):
+        return {
+            k: _interpolate(v, path=path, key=f"{key}.{k}" if key else str(k), env=env)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(v, path=path, key=f"{key}[{i}]", env=env) for i, v in enumerate(value)]
+    return value
+
+
+def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """``DIGESTBOT_SLACK__BOT_TOKEN=x`` sets ``slack.bot_token`` (known sections only)."""
+    sections = set(Settings.model_fields) - {"profiles", "feeds", "source"}
+    for name, value in env.items():
+        if not name.startswith("DIGESTBOT_") or name == CONFIG_ENV:
+            continue
+        parts = name[len("DIGESTBOT_") :].lower().split("__")
+        if parts[0] not in sections:
+            continue
+        target = data
+        for part in parts[:-1]:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                target[part] = child
+            target = child
+        target[parts[-1]] = value
+    return data
+
+
+def _format_validation(exc: ValidationError, *, path: str) -> ConfigError:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "<root>"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling against the configuration reference)"
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ConfigError(message, path=path, key=key)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative paths in a config file are relative to that file."""
+    url = data.get("database_url")
+    if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rest = url[len("sqlite:///") :]
+        if rest and rest != ":memory:" and not rest.startswith("/"):
+            data["database_url"] = f"sqlite:///{(base / rest).as_posix()}"
+    drops = data.get("drops")
+    if isinstance(drops, dict) and isinstance(drops.get("path"), str):
+        drops["path"] = str(base / drops["path"])
+    for key in ("templates_dir", "output_dir"):
+        if isinstance(data.get(key), str):
+            data[key] = str(base / data[key])
+    for profile in data.get("profiles") or []:
+        for dest in (profile.get("deliver") or []) if isinstance(profile, dict) else []:
+            target = dest.get("file") if isinstance(dest, dict) else None
+            if isinstance(target, dict) and isinstance(target.get("path"), str):
+                target["path"] = str(base / target["path"])
+    return data
+
+
+def load_defaults_data() -> dict[str, Any]:
+    text = resources.files("digestbot").joinpath("defaults.yaml").read_text("utf-8")
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def parse_settings(
+    data: Mapping[str, Any] | None,
+    *,
+    path: str = "<defaults>",
+    base: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Validate an already-loaded mapping. ``base`` resolves relative paths."""
+    env = os.environ if env is None else env
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError("the top level must be a mapping of keys to values", path=path)
+    raw = _interpolate(dict(data), path=path, key="", env=env)
+    raw = _env_overrides(raw, env)
+    if base is not None:
+        raw = _resolve_paths(raw, base)
+    try:
+        return Settings.model_validate({**raw, "source": path})
+    except ValidationError as exc:
+        raise _format_validation(exc, path=path) from None
+
+
+def load_settings(
+    config_path: str | Path | None = None, *, env: Mapping[str, str] | None = None
+) -> Settings:
+    """``--config`` > ``$DIGESTBOT_CONFIG`` > ``./config.yaml`` > embedded defaults."""
+    env = os.environ if env is None else env
+    explicit = config_path or env.get(CONFIG_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError("config file not found", path=str(path))
+    elif Path(DEFAULT_CONFIG_NAME).is_file():
+        path = Path(DEFAULT_CONFIG_NAME)
+    else:
+        return parse_settings(load_defaults_data(), path="<defaults>", env=env)
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"not valid YAML{where}", path=str(path)) from None
+    return parse_settings(data, path=str(path), base=path.resolve().parent, env=env)

@@ -1,0 +1,79 @@
+"""One error tree for everything digestbot reports to a user.
+
+::
+
+    DigestError                 caught at the CLI edge: one line on stderr, exit 2
+    ├── ConfigError             bad config file, key or value (file, key path)
+    ├── NotFoundError           an unknown profile, paper or feed named by the user
+    ├── SourceError             a drop file or feed that cannot be read (source, line)
+    │   └── ParseError          a drop that is not a Hugging Face daily-papers dump
+    ├── StoreError              the database failed or holds something unexpected
+    ├── RenderError             a template failed to render
+    └── DeliveryError           a destination refused or could not be reached
+
+Messages name the values that identify the failure and keep them as attributes.
+They never contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Root of every error digestbot raises on purpose."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(DigestError):
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        where = ": ".join(part for part in (path, key) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.path = path
+        self.key = key
+
+
+class NotFoundError(DigestError):
+    def __init__(self, kind: str, name: str, *, known: list[str] | None = None) -> None:
+        hint = f" (known: {', '.join(known)})" if known else ""
+        super().__init__(f"unknown {kind} {name!r}{hint}")
+        self.kind = kind
+        self.name = name
+
+
+class SourceError(DigestError):
+    def __init__(self, message: str, *, source: str, line: int | None = None) -> None:
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {message}")
+        self.source = source
+        self.line = line
+
+
+class ParseError(SourceError):
+    """A drop file that is not text or not a daily-papers dump."""
+
+
+class StoreError(DigestError):
+    pass
+
+
+class RenderError(DigestError):
+    def __init__(self, message: str, *, template: str) -> None:
+        super().__init__(f"template {template}: {message}")
+        self.template = template
+
+
+class DeliveryError(DigestError):
+    def __init__(
+        self, message: str, *, destination: str, reason: str = "", permanent: bool = False
+    ) -> None:
+        super().__init__(f"{destination}: {message}")
+        self.destination = destination
+        self.reason = reason or message
+        self.permanent = permanent

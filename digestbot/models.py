@@ -1,0 +1,110 @@
+"""Plain values that flow between the stages. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from digestbot.ids import canonical_id, title_key
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where a paper was seen: a drop file entry or a feed item."""
+
+    kind: str  # "drop" | "feed"
+    name: str  # the drop file's path, or the feed's name
+    entry: str  # the entry's index in the file, or the feed item's guid
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    title: str
+    abstract: str
+    authors_count: int | None = None
+    organization: str | None = None
+    published: date | None = None
+    upvotes: int = 0
+    urls: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    arxiv_id: str | None = None
+    arxiv_version: int | None = None
+    source: SourceRef | None = None
+    sources: tuple[SourceRef, ...] = ()
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", canonical_id(title=self.title, arxiv_id=self.arxiv_id))
+
+    @property
+    def title_key(self) -> str:
+        return title_key(self.title)
+
+    @property
+    def link(self) -> str:
+        """The paper's page: arXiv when known, else the first URL found, else ''."""
+        if self.arxiv_id:
+            return f"https://arxiv.org/abs/{self.arxiv_id}"
+        return self.urls[0] if self.urls else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredPaper:
+    paper: Paper
+    score: float
+    why: str
+    matched: tuple[str, ...] = ()
+    breakdown: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    profile: str
+    digest_date: date
+    generated_at: datetime
+    papers: tuple[ScoredPaper, ...]
+    description: str = ""
+
+    @property
+    def count(self) -> int:
+        return len(self.papers)
+
+
+def source_as_dict(ref: SourceRef) -> dict[str, object]:
+    return {"kind": ref.kind, "name": ref.name, "entry": ref.entry, "line": ref.line}
+
+
+def paper_as_dict(paper: Paper) -> dict[str, object]:
+    """The stable JSON shape of a paper (``digestbot papers --json``)."""
+    return {
+        "id": paper.id,
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "published": paper.published.isoformat() if paper.published else None,
+        "upvotes": paper.upvotes,
+        "authors_count": paper.authors_count,
+        "organization": paper.organization,
+        "authors": list(paper.authors),
+        "arxiv_id": paper.arxiv_id,
+        "urls": list(paper.urls),
+        "link": paper.link or None,
+        "first_seen": paper.first_seen.isoformat() if paper.first_seen else None,
+        "sources": [source_as_dict(s) for s in paper.sources],
+    }
+
+
+def scored_as_dict(item: ScoredPaper) -> dict[str, object]:
+    """The stable JSON shape of a ranked paper (``digestbot rank --json``)."""
+    return {
+        "id": item.paper.id,
+        "title": item.paper.title,
+        "score": item.score,
+        "why": item.why,
+        "matched": list(item.matched),
+        "breakdown": dict(item.breakdown),
+    }

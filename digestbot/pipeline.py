@@ -1,0 +1,42 @@
+"""The order of things: load papers, rank them for a profile, make a digest.
+
+This module is the only one that knows the order; each step lives elsewhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from digestbot.config import Profile
+from digestbot.models import Digest, ScoredPaper
+from digestbot.ranking import pick, rank
+from digestbot.render import render_markdown
+from digestbot.store import SqlStore
+
+
+def rank_profile(store: SqlStore, profile: Profile, *, now: datetime) -> list[ScoredPaper]:
+    return rank(store.load_papers(), profile, now=now)
+
+
+def build_digest(store: SqlStore, profile: Profile, *, now: datetime) -> Digest:
+    chosen = pick(rank_profile(store, profile, now=now), profile)
+    return Digest(
+        profile=profile.name,
+        digest_date=now.date(),
+        generated_at=now,
+        papers=tuple(chosen),
+        description=profile.description,
+    )
+
+
+def write_markdown_digest(
+    digest: Digest, *, out_dir: Path, templates_dir: Path | None = None
+) -> Path:
+    """Write ``<out_dir>/<profile>-<date>.md`` atomically and return its path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{digest.profile}-{digest.digest_date.isoformat()}.md"
+    tmp = target.with_suffix(".md.tmp")
+    tmp.write_text(render_markdown(digest, templates_dir=templates_dir), encoding="utf-8")
+    tmp.replace(target)
+    return target

@@ -1,0 +1,79 @@
+"""One Jinja2 environment over the templates: the user's ``templates_dir`` first, then ours.
+
+HTML templates (``*.html.j2``) are autoescaped; every template is rendered with
+``StrictUndefined`` so a typo in a template is an error, not a blank. Untrusted
+text reaching Markdown or Slack goes through the ``md`` / ``mrkdwn`` filters.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import digestbot
+from digestbot.errors import RenderError
+from digestbot.models import Digest
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+
+def shipped_templates_dir() -> Path:
+    """``digestbot/templates`` in a wheel, the repository's ``templates/`` in a checkout."""
+    package = Path(digestbot.__file__).parent
+    for candidate in (package / "templates", package.parent / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise RenderError("the shipped templates are missing", template="templates/")
+
+
+def escape_mrkdwn(text: Any) -> str:
+    """Slack mrkdwn: only ``&``, ``<`` and ``>`` are control characters."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_markdown(text: Any) -> str:
+    """Markdown: HTML-escape, then backslash the characters that make links and emphasis."""
+    value = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    value = " ".join(value.split())
+    return _MD_SPECIAL.sub(r"\\\1", value)
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith((".html.j2", ".html", ".htm"))
+
+
+@lru_cache(maxsize=8)
+def build_environment(templates_dir: Path | None = None) -> jinja2.Environment:
+    search = [str(templates_dir)] if templates_dir else []
+    search.append(str(shipped_templates_dir()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=_autoescape,  # noqa: S701 - HTML on; text formats escape by filter
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = escape_markdown
+    env.filters["mrkdwn"] = escape_mrkdwn
+    env.filters["isodate"] = lambda d: d.isoformat() if isinstance(d, date | datetime) else ""
+    return env
+
+
+def render_template(name: str, *, templates_dir: Path | None = None, **context: Any) -> str:
+    try:
+        template = build_environment(templates_dir).get_template(name)
+        return template.render(**context)
+    except jinja2.TemplateNotFound:
+        raise RenderError("not found", template=name) from None
+    except jinja2.TemplateError as exc:
+        raise RenderError(str(exc), template=name) from None
+
+
+def render_markdown(digest: Digest, *, templates_dir: Path | None = None) -> str:
+    return render_template("markdown/digest.md.j2", templates_dir=templates_dir, digest=digest)

@@ -1,0 +1,1 @@
+"""Sources of papers: drop files (``drops``) and feeds."""

@@ -1,0 +1,275 @@
+"""Parse Hugging Face "Daily Papers" text dumps (drops) into ``Paper`` values.
+
+A drop looks like::
+
+    new / Get trending papers… / Subscribe / Daily Papers / byAK and the research community
+    Jan 8                                  <- the page date, no year
+    <title>
+    <abstract paragraph>
+      • 6 authors                          <- or an organisation line ("kyutai Kyutai")
+    ·
+    Jun 17, 2022 4                         <- a date (year optional), then upvotes (optional)
+
+The meta block (the last three lines) is missing for some papers. Parsing is
+pure: ``parse_drop`` takes text and returns papers and warnings, or raises
+``ParseError`` naming the file and line; ``read_drop`` adds the file I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from digestbot.errors import ParseError
+from digestbot.models import Paper, SourceRef
+
+HEADER_LINES = frozenset(
+    {
+        "new",
+        "get trending papers in your email inbox!",
+        "subscribe",
+        "daily papers",
+        "byak and the research community",
+    }
+)
+HEADER_MARKER = "daily papers"
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
+_DATE = re.compile(
+    r"^(?P<mon>[A-Za-z]{3})[a-z]*\.? (?P<day>\d{1,2})(?:, (?P<year>\d{4}))?(?: (?P<upvotes>\d+))?$"
+)
+_AUTHORS = re.compile(r"^•\s*(?P<count>\d+)\s+authors?$")
+_DOT = "·"
+_URL = re.compile(r"https?://[^\s<>\"'`]+")
+_URL_TRAIL = ".,;:!?)]}'\""
+_CODE_HOSTS = re.compile(r"^(?:www\.)?(?:github\.com|[\w.-]+\.github\.io|huggingface\.co)$", re.I)
+_TITLE_MAX = 400
+
+
+@dataclass(frozen=True, slots=True)
+class DropParse:
+    """What one drop file yielded."""
+
+    papers: list[Paper]
+    warnings: list[str] = field(default_factory=list)
+    page_date: date | None = None
+    entries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    number: int
+    text: str
+
+
+def find_code_urls(text: str) -> tuple[str, ...]:
+    """Code and project links in an abstract: github.com, *.github.io, huggingface.co."""
+    found: list[str] = []
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(_URL_TRAIL)
+        host = url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+        if _CODE_HOSTS.match(host) and url not in found:
+            found.append(url)
+    return tuple(found)
+
+
+def resolve_yearless(month: int, day: int, *, not_after: date) -> date | None:
+    """The latest (month, day) not after ``not_after`` (Feb 29 looks back to a leap year)."""
+    for year in range(not_after.year, not_after.year - 9, -1):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            continue
+        if candidate <= not_after:
+            return candidate
+    return None
+
+
+def _parse_date_line(text: str) -> tuple[int, int, int | None, int | None] | None:
+    match = _DATE.match(text)
+    if not match:
+        return None
+    month = _MONTHS.get(match.group("mon").lower())
+    day = int(match.group("day"))
+    if month is None or not 1 <= day <= 31:
+        return None
+    year = int(match.group("year")) if match.group("year") else None
+    upvotes = int(match.group("upvotes")) if match.group("upvotes") else None
+    return month, day, year, upvotes
+
+
+def _organization(line: str) -> str:
+    """``kyutai Kyutai`` -> ``Kyutai``: HF prints the org's handle, then its display name."""
+    handle, _, name = line.partition(" ")
+    squashed = re.sub(r"[\W_]+", "", name).casefold()
+    if name and squashed and squashed == re.sub(r"[\W_]+", "", handle).casefold():
+        return name.strip()
+    return line
+
+
+def _is_meta_start(lines: list[_Line], i: int) -> bool:
+    """A meta block starts at i: ``• N authors`` or an org line, then ``·``."""
+    if i >= len(lines):
+        return False
+    if lines[i].text == _DOT:
+        return True
+    if _AUTHORS.match(lines[i].text):
+        return True
+    return i + 1 < len(lines) and lines[i + 1].text == _DOT
+
+
+def _looks_complete(text: str) -> bool:
+    return bool(text) and (text[-1] in ".!?)]\"'”’" or bool(_URL.search(text.split()[-1])))
+
+
+def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
+    """Parse a drop's text. ``modified`` (the file's mtime) dates the yearless page date."""
+    if "\x00" in text:
+        raise ParseError("binary data (NUL bytes), not a daily-papers text dump", source=name)
+    text = text.removeprefix("\ufeff")
+    lines = [
+        _Line(number, raw.strip()) for number, raw in enumerate(text.splitlines(), 1) if raw.strip()
+    ]
+    if not lines:
+        return DropParse(papers=[], warnings=[f"{name}: empty file, nothing to ingest"])
+
+    # Header: everything up to and including the page date.
+    pos = 0
+    has_header = False
+    while pos < len(lines) and lines[pos].text.casefold() in HEADER_LINES:
+        has_header = has_header or lines[pos].text.casefold() == HEADER_MARKER
+        pos += 1
+    page_date: date | None = None
+    if pos < len(lines):
+        head = _parse_date_line(lines[pos].text)
+        if head is not None and (has_header or pos == 0):
+            month, day, year, _ = head
+            if year is not None:
+                try:
+                    page_date = date(year, month, day)
+                except ValueError:
+                    page_date = None
+            else:
+                page_date = resolve_yearless(month, day, not_after=modified.date())
+            if page_date is None:
+                raise ParseError(
+                    f"bad page date {lines[pos].text!r}", source=name, line=lines[pos].number
+                )
+            pos += 1
+    body = lines[pos:]
+    if not has_header and not any(line.text == _DOT for line in body):
+        raise ParseError(
+            "not a Hugging Face daily-papers dump (no 'Daily Papers' header, no paper meta blocks)",
+            source=name,
+            line=lines[0].number,
+        )
+    reference = page_date or modified.date()
+
+    papers: list[Paper] = []
+    warnings: list[str] = []
+    entries = 0
+    i = 0
+    while i < len(body):
+        title = body[i]
+        entries += 1
+        if len(title.text) > _TITLE_MAX or title.text == _DOT:
+            raise ParseError(
+                "expected a paper title, found a paragraph or a stray meta line",
+                source=name,
+                line=title.number,
+            )
+        j = i + 1
+        abstract_parts: list[str] = []
+        # The abstract: one paragraph, or (rarely) several before the meta block / next title.
+        while j < len(body) and not _is_meta_start(body, j):
+            if abstract_parts and len(body[j].text) <= _TITLE_MAX:
+                break  # a short line after the abstract: the next paper's title
+            abstract_parts.append(body[j].text)
+            j += 1
+        abstract = "\n\n".join(abstract_parts)
+        authors_count: int | None = None
+        organization: str | None = None
+        published: date | None = None
+        upvotes = 0
+        complete = bool(abstract_parts)
+        is_last: bool
+        if j < len(body) and _is_meta_start(body, j):
+            who = body[j].text
+            if who != _DOT:
+                match = _AUTHORS.match(who)
+                if match:
+                    authors_count = int(match.group("count"))
+                else:
+                    organization = _organization(who)
+                j += 1
+            if j < len(body) and body[j].text == _DOT:
+                j += 1
+                parsed = _parse_date_line(body[j].text) if j < len(body) else None
+                if parsed is not None:
+                    month, day, year, votes = parsed
+                    if year is None:
+                        published = resolve_yearless(month, day, not_after=reference)
+                    else:
+                        try:
+                            published = date(year, month, day)
+                        except ValueError:
+                            warnings.append(
+                                f"{name}:{body[j].number}: impossible date {body[j].text!r}"
+                            )
+                    upvotes = votes or 0
+                    j += 1
+                elif j < len(body):
+                    complete = j + 1 < len(body)
+                    warnings.append(f"{name}:{body[j].number}: unreadable date {body[j].text!r}")
+                    j += 1
+                else:
+                    complete = False
+            else:
+                complete = False
+            is_last = j >= len(body)
+        else:
+            is_last = j >= len(body)
+            if is_last and complete and not _looks_complete(abstract):
+                complete = False
+        if not complete and is_last:
+            warnings.append(
+                f"{name}:{title.number}: last entry {title.text[:60]!r} is truncated; skipped"
+            )
+            break
+        if not abstract_parts:
+            warnings.append(f"{name}:{title.number}: entry {title.text[:60]!r} has no abstract")
+        papers.append(
+            Paper(
+                title=title.text,
+                abstract=abstract,
+                authors_count=authors_count,
+                organization=organization,
+                published=published,
+                upvotes=upvotes,
+                urls=find_code_urls(abstract),
+                source=SourceRef(kind="drop", name=name, entry=str(entries - 1), line=title.number),
+            )
+        )
+        i = j
+    return DropParse(papers=papers, warnings=warnings, page_date=page_date, entries=entries)
+
+
+def decode_drop(data: bytes, *, name: str) -> str:
+    """UTF-8 (with or without BOM) or a ``ParseError`` naming the file and the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ParseError(
+            f"not UTF-8 text (bad byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            source=name,
+            line=line,
+        ) from None
+
+
+def read_drop(path: Path) -> DropParse:
+    data = path.read_bytes()
+    modified = datetime.fromtimestamp(path.stat().st_mtime)
+    return parse_drop(decode_drop(data, name=str(path)), name=str(path), modified=modified)

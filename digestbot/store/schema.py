@@ -1,0 +1,75 @@
+"""Tables (SQLAlchemy Core), portable between SQLite and PostgreSQL.
+
+Every feature's tables hang off the one ``metadata`` defined here; modules that
+add tables (the delivery ledger, feedback, feeds…) import ``metadata`` and
+define theirs in their own module, imported by ``digestbot.store``.
+
+Times are stored as naive UTC ``DateTime`` and turned back into aware values on
+the way out (``digestbot.store.sql.utc``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+schema_info = sa.Table(
+    "schema_info",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+papers = sa.Table(
+    "papers",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("title_key", sa.Text, nullable=False, index=True),
+    sa.Column("arxiv_id", sa.String(64), unique=True),
+    sa.Column("arxiv_version", sa.Integer),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("abstract", sa.Text, nullable=False, server_default=""),
+    sa.Column("authors_count", sa.Integer),
+    sa.Column("organization", sa.Text),
+    sa.Column("authors", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("urls", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("published", sa.Date),
+    sa.Column("upvotes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("extra", sa.Text, nullable=False, server_default="{}"),  # JSON object
+    sa.Column("first_seen", sa.DateTime, nullable=False),
+    sa.Column("last_seen", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, index=True),
+)
+
+paper_sources = sa.Table(
+    "paper_sources",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("paper_pk", sa.Integer, sa.ForeignKey("papers.pk"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # drop | feed
+    sa.Column("name", sa.Text, nullable=False),  # file path | feed name
+    sa.Column("entry", sa.Text, nullable=False),  # entry index | item guid
+    sa.Column("line", sa.Integer),
+    sa.Column("seen_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("kind", "name", "entry", name="uq_paper_sources_entry"),
+)
+
+ingested_files = sa.Table(
+    "ingested_files",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("path", sa.Text, nullable=False, index=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("ingested_at", sa.DateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # ok | empty | failed
+    sa.Column("error", sa.Text),
+    sa.Column("entries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("papers_new", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("papers_merged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("warnings", sa.Text, nullable=False, server_default="[]"),  # JSON list
+)

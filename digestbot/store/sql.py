@@ -1,0 +1,475 @@
+"""``SqlStore``: every read and write of papers and ingested files.
+
+One readable API over SQLAlchemy Core; the rest of digestbot never writes SQL.
+Batches are merged in memory and written with ``executemany``: no query per
+paper. Each ingested file is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from digestbot.errors import NotFoundError, StoreError
+from digestbot.ids import normalize_title
+from digestbot.models import Paper, SourceRef
+from digestbot.store.schema import (
+    SCHEMA_VERSION,
+    ingested_files,
+    metadata,
+    paper_sources,
+    papers,
+    schema_info,
+)
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500  # bound on the number of parameters in one IN (...)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Stored naive-UTC -> aware UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def naive_utc(value: datetime) -> datetime:
+    """Aware (any zone) -> naive UTC for storage. Naive values are taken as UTC."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertCounts:
+    new: int = 0
+    merged: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    path: str
+    size: int
+    sha256: str
+    ingested_at: datetime
+    status: str
+    error: str | None
+    entries: int
+    papers_new: int
+    papers_merged: int
+    warnings: tuple[str, ...] = ()
+
+
+def merge_papers(old: Paper, new: Paper) -> Paper:
+    """One paper seen twice: highest upvotes, earliest first_seen, missing fields filled."""
+    arxiv_id = old.arxiv_id or new.arxiv_id
+    versions = [v for v in (old.arxiv_version, new.arxiv_version) if v is not None]
+    urls = old.urls + tuple(u for u in new.urls if u not in old.urls)
+    seen = [t for t in (old.first_seen, new.first_seen) if t is not None]
+    last = [t for t in (old.last_seen, new.last_seen) if t is not None]
+    return replace(
+        old,
+        title=old.title or new.title,
+        abstract=old.abstract if len(old.abstract) >= len(new.abstract) else new.abstract,
+        authors_count=old.authors_count if old.authors_count is not None else new.authors_count,
+        organization=old.organization or new.organization,
+        published=old.published or new.published,
+        upvotes=max(old.upvotes, new.upvotes),
+        urls=urls,
+        authors=old.authors or new.authors,
+        arxiv_id=arxiv_id,
+        arxiv_version=max(versions) if versions else None,
+        first_seen=min(seen) if seen else None,
+        last_seen=max(last) if last else None,
+        id=arxiv_id or old.id,
+    )
+
+
+def _row_values(paper: Paper, *, now: datetime) -> dict[str, Any]:
+    return {
+        "id": paper.id,
+        "title_key": normalize_title(paper.title),
+        "arxiv_id": paper.arxiv_id,
+        "arxiv_version": paper.arxiv_version,
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "authors_count": paper.authors_count,
+        "organization": paper.organization,
+        "authors": json.dumps(list(paper.authors), ensure_ascii=False),
+        "urls": json.dumps(list(paper.urls), ensure_ascii=False),
+        "published": paper.published,
+        "upvotes": paper.upvotes,
+        "first_seen": naive_utc(paper.first_seen or now),
+        "last_seen": naive_utc(paper.last_seen or now),
+        "updated_at": naive_utc(now),
+    }
+
+
+_PAPER_COLUMNS = (
+    papers.c.pk,
+    papers.c.id,
+    papers.c.arxiv_id,
+    papers.c.arxiv_version,
+    papers.c.title,
+    papers.c.abstract,
+    papers.c.authors_count,
+    papers.c.organization,
+    papers.c.authors,
+    papers.c.urls,
+    papers.c.published,
+    papers.c.upvotes,
+    papers.c.first_seen,
+    papers.c.last_seen,
+)
+
+
+def _paper_from_row(row: Any, sources: tuple[SourceRef, ...] = ()) -> Paper:
+    return Paper(
+        id=row.id,
+        title=row.title,
+        abstract=row.abstract,
+        authors_count=row.authors_count,
+        organization=row.organization,
+        published=row.published,
+        upvotes=row.upvotes,
+        urls=tuple(json.loads(row.urls)),
+        authors=tuple(json.loads(row.authors)),
+        arxiv_id=row.arxiv_id,
+        arxiv_version=row.arxiv_version,
+        first_seen=utc(row.first_seen),
+        last_seen=utc(row.last_seen),
+        sources=sources,
+    )
+
+
+class SqlStore:
+    """The paper store. Construct with an ``Engine``; ``SqlStore.open(url)`` for the usual case."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- life cycle -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str, *, create: bool = True) -> SqlStore:
+        if url.startswith("sqlite:///") and url not in ("sqlite:///:memory:", "sqlite://"):
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = sa.create_engine(url, future=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StoreError(f"bad database_url: {exc}") from None
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        if create:
+            store.create_schema()
+        return store
+
+    def create_schema(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                metadata.create_all(conn)
+                current = conn.execute(
+                    sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+                ).scalar()
+                if current is None:
+                    conn.execute(
+                        schema_info.insert().values(key="version", value=str(SCHEMA_VERSION))
+                    )
+                elif int(current) > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the database has schema version {current}, newer than this "
+                        f"digestbot knows ({SCHEMA_VERSION}): upgrade digestbot"
+                    )
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the database: {_short(exc)}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction; SQLAlchemy errors become ``StoreError``."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"database error: {_short(exc)}") from exc
+
+    # -- papers -----------------------------------------------------------------------------
+    def upsert_papers(
+        self, conn: Connection, batch: Sequence[Paper], *, now: datetime
+    ) -> tuple[UpsertCounts, dict[int, int]]:
+        """Insert new papers and merge known ones; returns counts and batch index -> paper pk.
+
+        A paper matches a stored one by arXiv id, else by normalised title (a stored
+        paper with another arXiv id is a different paper, whatever its title).
+        """
+        merged_count = 0
+        # 1. merge duplicates inside the batch
+        slots: list[Paper] = []
+        slot_of: list[int] = []
+        by_key: dict[str, int] = {}
+        for paper in batch:
+            paper = replace(paper, first_seen=paper.first_seen or now, last_seen=now)
+            keys = _match_keys(paper)
+            hit = next((by_key[k] for k in keys if k in by_key), None)
+            if hit is None:
+                hit = len(slots)
+                slots.append(paper)
+            else:
+                slots[hit] = merge_papers(slots[hit], paper)
+                merged_count += 1
+            for key in _match_keys(slots[hit]):
+                by_key.setdefault(key, hit)
+            slot_of.append(hit)
+
+        # 2. find the stored ones, two IN queries per chunk
+        arxiv_ids = [p.arxiv_id for p in slots if p.arxiv_id]
+        title_keys = [normalize_title(p.title) for p in slots]
+        stored_by_arxiv: dict[str, Any] = {}
+        stored_by_title: dict[str, Any] = {}
+        cols = (*_PAPER_COLUMNS, papers.c.title_key)
+        for part in _chunks(arxiv_ids):
+            for row in conn.execute(sa.select(*cols).where(papers.c.arxiv_id.in_(part))):
+                stored_by_arxiv[row.arxiv_id] = row
+        for part in _chunks(title_keys):
+            for row in conn.execute(sa.select(*cols).where(papers.c.title_key.in_(part))):
+                stored_by_title.setdefault(row.title_key, row)
+
+        # 3. decide insert or update
+        inserts: list[dict[str, Any]] = []
+        insert_slots: list[int] = []
+        updates: list[dict[str, Any]] = []
+        pk_of_slot: dict[int, int] = {}
+        for index, paper in enumerate(slots):
+            match: Any = stored_by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
+            if match is None:
+                candidate = stored_by_title.get(normalize_title(paper.title))
+                if candidate is not None and (
+                    not candidate.arxiv_id
+                    or not paper.arxiv_id
+                    or candidate.arxiv_id == paper.arxiv_id
+                ):
+                    match = candidate
+            if match is None:
+                inserts.append(_row_values(paper, now=now))
+                insert_slots.append(index)
+                continue
+            merged_count += 1
+            merged = merge_papers(_paper_from_row(match), paper)
+            values = _row_values(merged, now=now)
+            values["b_pk"] = match.pk
+            updates.append(values)
+            pk_of_slot[index] = match.pk
+
+        if inserts:
+            result = conn.execute(
+                papers.insert().returning(papers.c.pk, sort_by_parameter_order=True), inserts
+            )
+            for index, (pk,) in zip(insert_slots, result.all(), strict=True):
+                pk_of_slot[index] = pk
+        if updates:
+            stmt = (
+                papers.update()
+                .where(papers.c.pk == sa.bindparam("b_pk"))
+                .values({c: sa.bindparam(c) for c in updates[0] if c != "b_pk"})
+            )
+            conn.execute(stmt, updates)
+        pk_by_batch = {i: pk_of_slot[slot] for i, slot in enumerate(slot_of)}
+        return UpsertCounts(new=len(inserts), merged=merged_count), pk_by_batch
+
+    def record_sources(
+        self,
+        conn: Connection,
+        refs: Sequence[tuple[int, SourceRef]],
+        *,
+        now: datetime,
+    ) -> None:
+        """Record where papers were seen; an entry seen again points at its latest paper."""
+        if not refs:
+            return
+        names = sorted({(ref.kind, ref.name) for _, ref in refs})
+        for kind, name in names:
+            entries = [ref.entry for _, ref in refs if ref.kind == kind and ref.name == name]
+            for part in _chunks(entries):
+                conn.execute(
+                    paper_sources.delete().where(
+                        paper_sources.c.kind == kind,
+                        paper_sources.c.name == name,
+                        paper_sources.c.entry.in_(part),
+                    )
+                )
+        conn.execute(
+            paper_sources.insert(),
+            [
+                {
+                    "paper_pk": pk,
+                    "kind": ref.kind,
+                    "name": ref.name,
+                    "entry": ref.entry,
+                    "line": ref.line,
+                    "seen_at": naive_utc(now),
+                }
+                for pk, ref in refs
+            ],
+        )
+
+    def count_papers(self) -> int:
+        with self.transaction() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(papers)).scalar_one())
+
+    def load_papers(
+        self,
+        *,
+        search: str | None = None,
+        limit: int | None = None,
+        ids: Iterable[str] | None = None,
+        with_sources: bool = False,
+    ) -> list[Paper]:
+        """Stored papers, newest first (by published date, then first seen, then id)."""
+        query = sa.select(*_PAPER_COLUMNS)
+        if search:
+            for word in search.split():
+                query = query.where(
+                    sa.or_(
+                        papers.c.title.icontains(word, autoescape=True),
+                        papers.c.abstract.icontains(word, autoescape=True),
+                    )
+                )
+        if ids is not None:
+            wanted = list(ids)
+            if not wanted:
+                return []
+            query = query.where(papers.c.id.in_(wanted))
+        query = query.order_by(
+            papers.c.published.desc().nulls_last(), papers.c.first_seen.desc(), papers.c.id
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.transaction() as conn:
+            rows = conn.execute(query).all()
+            sources: dict[int, list[SourceRef]] = {}
+            if with_sources and rows:
+                pks = [row.pk for row in rows]
+                for part in _chunks(pks):
+                    for src in conn.execute(
+                        sa.select(paper_sources)
+                        .where(paper_sources.c.paper_pk.in_(part))
+                        .order_by(paper_sources.c.pk)
+                    ):
+                        sources.setdefault(src.paper_pk, []).append(
+                            SourceRef(kind=src.kind, name=src.name, entry=src.entry, line=src.line)
+                        )
+        return [_paper_from_row(row, tuple(sources.get(row.pk, ()))) for row in rows]
+
+    def get_paper(self, ident: str) -> Paper:
+        """A paper by id, arXiv id (any version) or exact (normalised) title."""
+        from digestbot.ids import parse_arxiv_id
+
+        parsed = parse_arxiv_id(ident)
+        candidates = [ident] + ([parsed[0]] if parsed else [])
+        with self.transaction() as conn:
+            row: Any = conn.execute(
+                sa.select(*_PAPER_COLUMNS).where(
+                    sa.or_(
+                        papers.c.id.in_(candidates),
+                        papers.c.title_key == normalize_title(ident),
+                    )
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError("paper", ident)
+        return _paper_from_row(row)
+
+    # -- files ------------------------------------------------------------------------------
+    def file_ingested(self, sha256: str) -> FileRecord | None:
+        """The successful ingest of a file with this content, if any."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                sa.select(ingested_files)
+                .where(ingested_files.c.sha256 == sha256, ingested_files.c.status != "failed")
+                .limit(1)
+            ).first()
+        return _file_from_row(row) if row is not None else None
+
+    def record_file(self, conn: Connection, record: FileRecord) -> None:
+        # a failed attempt at the same path is replaced by the newer outcome
+        conn.execute(
+            ingested_files.delete().where(
+                ingested_files.c.path == record.path, ingested_files.c.status == "failed"
+            )
+        )
+        conn.execute(
+            ingested_files.insert().values(
+                path=record.path,
+                size=record.size,
+                sha256=record.sha256,
+                ingested_at=naive_utc(record.ingested_at),
+                status=record.status,
+                error=record.error,
+                entries=record.entries,
+                papers_new=record.papers_new,
+                papers_merged=record.papers_merged,
+                warnings=json.dumps(list(record.warnings), ensure_ascii=False),
+            )
+        )
+
+    def recent_files(self, *, limit: int = 20) -> list[FileRecord]:
+        with self.transaction() as conn:
+            rows = conn.execute(
+                sa.select(ingested_files)
+                .order_by(ingested_files.c.ingested_at.desc(), ingested_files.c.pk.desc())
+                .limit(limit)
+            ).all()
+        return [_file_from_row(row) for row in rows]
+
+
+def _file_from_row(row: Any) -> FileRecord:
+    return FileRecord(
+        path=row.path,
+        size=row.size,
+        sha256=row.sha256,
+        ingested_at=utc(row.ingested_at) or datetime.now(UTC),
+        status=row.status,
+        error=row.error,
+        entries=row.entries,
+        papers_new=row.papers_new,
+        papers_merged=row.papers_merged,
+        warnings=tuple(json.loads(row.warnings)),
+    )
+
+
+def _match_keys(paper: Paper) -> list[str]:
+    keys = [f"t:{normalize_title(paper.title)}"]
+    if paper.arxiv_id:
+        keys.insert(0, f"a:{paper.arxiv_id}")
+    return keys
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of a driver error, without the SQL and its parameters."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    return text.splitlines()[0] if text else type(exc).__name__

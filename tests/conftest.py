@@ -1,0 +1,79 @@
+"""Shared fixtures: a real SQLite store on tmp_path, the sample drops, a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digestbot.cli import main
+from digestbot.store import SqlStore
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+POSTGRES_URL = os.environ.get("DIGESTBOT_TEST_POSTGRES_URL")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``postgres`` run only where a server is given (CI starts one)."""
+    if POSTGRES_URL:
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("postgres") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    """A private copy of the four sample drops."""
+    target = tmp_path / "seeds"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'data' / 'digestbot.sqlite3'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    opened = SqlStore.open(db_url)
+    yield opened
+    opened.close()
+
+
+def write_config(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run ``digestbot`` in-process in tmp_path; returns (exit code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGESTBOT_CONFIG", raising=False)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        runner = CliRunner()
+        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    return run
+
+
+def as_json(result: Result) -> Any:
+    assert result.exit_code == 0, result.output + result.stderr
+    return json.loads(result.stdout)
