@@ -1,5 +1,11 @@
-"""The database: papers, sources, ingested files (and the tables later features add)."""
+"""The database: papers, sources, ingested files, and each feature's tables.
 
+Each feature keeps its tables and queries in a module of its own here, on the
+shared ``schema.metadata``; importing this package registers them all, so
+``SqlStore.create_schema`` creates every table.
+"""
+
+from digestbot.store import feedback as feedback
 from digestbot.store.sql import FileRecord, SqlStore, UpsertCounts, merge_papers
 
 __all__ = ["FileRecord", "SqlStore", "UpsertCounts", "merge_papers"]
