@@ -49,7 +49,7 @@ def record_feedback(
     source: str,
     now: datetime,
 ) -> Vote:
-    """Store a vote (replacing an earlier one on the same paper). ``paper_id`` as in ``get_paper``."""
+    """Store a vote, replacing an earlier one on the same paper (``paper_id`` as ``get_paper``)."""
     if value not in (1, -1):
         raise ValueError("a vote is +1 or -1")
     paper = store.get_paper(paper_id)
