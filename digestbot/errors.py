@@ -6,7 +6,8 @@
     ├── ConfigError             bad config file, key or value (file, key path)
     ├── NotFoundError           an unknown profile, paper or feed named by the user
     ├── SourceError             a drop file or feed that cannot be read (source, line)
-    │   └── ParseError          a drop that is not a Hugging Face daily-papers dump
+    │   ├── ParseError          a drop that is not a Hugging Face daily-papers dump
+    │   └── FetchError          a feed that could not be fetched (HTTP status, timeout)
     ├── StoreError              the database failed or holds something unexpected
     ├── RenderError             a template failed to render
     └── DeliveryError           a destination refused or could not be reached
@@ -57,6 +58,21 @@ class SourceError(DigestError):
 
 class ParseError(SourceError):
     """A drop file that is not text or not a daily-papers dump."""
+
+
+class FetchError(SourceError):
+    """A feed the network did not give us: HTTP status, timeout, refused connection.
+
+    ``status`` is the last HTTP status (None without a response); ``body`` the
+    error response's body, kept so that arXiv's own error message can be read.
+    """
+
+    def __init__(
+        self, message: str, *, source: str, status: int | None = None, body: bytes = b""
+    ) -> None:
+        super().__init__(message, source=source)
+        self.status = status
+        self.body = body
 
 
 class StoreError(DigestError):

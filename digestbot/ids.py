@@ -5,6 +5,13 @@ A paper's id is its version-less arXiv id when known (``2401.01234``,
 normalised title. The normalised title (casefolded, punctuation and white space
 folded) is also kept as ``title_key`` so that a paper first seen without an
 arXiv id merges with the same paper seen later with one.
+
+``parse_arxiv_id`` reads every form a source uses: ``2411.17700v1``,
+``arXiv:2411.17700v1``, ``oai:arXiv.org:2411.17700v1``,
+``http://arxiv.org/abs/2411.17700v2``, ``https://arxiv.org/pdf/2411.17700v2.pdf``,
+``https://huggingface.co/papers/2411.17700``, old-style ``cond-mat/0412498v1`` and
+``math.GT/0309136``. Old-style ids need a real archive name, and new-style ids a
+real month, so that numbers in other URLs are not taken for arXiv ids.
 """
 
 from __future__ import annotations
@@ -15,13 +22,62 @@ import unicodedata
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
-# New-style (0704.0001 onwards, 4.4 or 4.5 digits) and old-style (archive/YYMMNNN).
-_ARXIV_NEW = r"(?P<new>\d{4}\.\d{4,5})"
-_ARXIV_OLD = r"(?P<old>[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7})"
+# Archives of old-style ids (before April 2007), as listed by arXiv.
+OLD_ARCHIVES = (
+    "acc-phys",
+    "adap-org",
+    "alg-geom",
+    "ao-sci",
+    "astro-ph",
+    "atom-ph",
+    "bayes-an",
+    "chao-dyn",
+    "chem-ph",
+    "cmp-lg",
+    "comp-gas",
+    "cond-mat",
+    "cs",
+    "dg-ga",
+    "funct-an",
+    "gr-qc",
+    "hep-ex",
+    "hep-lat",
+    "hep-ph",
+    "hep-th",
+    "math",
+    "math-ph",
+    "mtrl-th",
+    "nlin",
+    "nucl-ex",
+    "nucl-th",
+    "patt-sol",
+    "physics",
+    "plasm-ph",
+    "q-alg",
+    "q-bio",
+    "q-fin",
+    "quant-ph",
+    "solv-int",
+    "stat",
+    "supr-con",
+)
+_ARCHIVES = "|".join(sorted((re.escape(a) for a in OLD_ARCHIVES), key=len, reverse=True))
+# New style (0704.0001 onwards): YYMM.NNNN until 2014, YYMM.NNNNN since 2015.
+_ARXIV_NEW = r"(?P<new>\d\d(?:0[1-9]|1[0-2])\.\d{4,5})"
+# Old style: archive[.SUBJ]/YYMMNNN; the subject class is not part of the id.
+_ARXIV_OLD = (
+    rf"(?P<old>(?P<archive>{_ARCHIVES})(?:\.[A-Za-z]{{2}})?/(?P<num>\d\d(?:0[1-9]|1[0-2])\d{{3}}))"
+)
 ARXIV_ID_RE = re.compile(
-    rf"(?:arxiv[:./]|abs/|pdf/|^|(?<=[\s:/]))(?:{_ARXIV_NEW}|{_ARXIV_OLD})(?:v(?P<version>\d+))?",
+    rf"(?<![\w.\-])(?:{_ARXIV_NEW}|{_ARXIV_OLD})(?:v(?P<version>\d+))?(?![\w\-]|\.\d)",
     re.IGNORECASE,
 )
+# The whole text is one id (with an optional ``arXiv:`` prefix): used for free text.
+_WHOLE_ID_RE = re.compile(rf"^(?:arxiv:\s*)?{ARXIV_ID_RE.pattern}$", re.IGNORECASE)
+_ARXIV_HOSTS = re.compile(
+    r"^(?:[a-z]+\.)?(?:arxiv\.org|huggingface\.co|hf\.co|alphaxiv\.org)$", re.IGNORECASE
+)
+_URL = re.compile(r"^[a-z][a-z0-9+.\-]*://(?P<host>[^/?#:]+)(?::\d+)?(?P<rest>[/?#].*)?$", re.I)
 
 
 def normalize_title(title: str) -> str:
@@ -39,14 +95,43 @@ def title_id(title: str) -> str:
     return f"t-{digest[:12]}"
 
 
-def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
-    """Find an arXiv id in a link, guid or id; return (id without version, version)."""
-    match = ARXIV_ID_RE.search(text.strip())
-    if not match:
-        return None
-    ident = match.group("new") or match.group("old")
+def _found(match: re.Match[str]) -> tuple[str, int | None]:
+    if match.group("new"):
+        ident = match.group("new")
+    else:
+        ident = f"{match.group('archive').lower()}/{match.group('num')}"
     version = match.group("version")
     return ident, int(version) if version else None
+
+
+def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
+    """Find an arXiv id in an id, guid or link; return (id without version, version).
+
+    A URL counts only on an arXiv (or Hugging Face papers) host; ``oai:arXiv.org:``
+    guids and ``arXiv:`` references count anywhere; other text must be an id alone.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    url = _URL.match(text)
+    if url is not None:
+        if not _ARXIV_HOSTS.match(url.group("host")):
+            return None
+        match = ARXIV_ID_RE.search(url.group("rest") or "")
+        return _found(match) if match else None
+    lowered = text.lower()
+    for prefix in ("oai:arxiv.org:", "arxiv:"):
+        if lowered.startswith(prefix):
+            match = ARXIV_ID_RE.match(text[len(prefix) :].lstrip())
+            return _found(match) if match else None
+    whole = _WHOLE_ID_RE.match(text)
+    return _found(whole) if whole else None
+
+
+def find_arxiv_id(text: str) -> tuple[str, int | None] | None:
+    """The first ``arXiv:ID`` reference inside free text (a description, a title suffix)."""
+    match = re.search(rf"arxiv:\s*{ARXIV_ID_RE.pattern}", text, re.IGNORECASE)
+    return _found(match) if match else None
 
 
 def canonical_id(*, title: str, arxiv_id: str | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from digestbot.ids import canonical_id, title_key
 
@@ -36,6 +37,9 @@ class Paper:
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     id: str = ""
+    # Source-specific metadata kept as JSON (``papers.extra``): ``github_repo``,
+    # ``github_stars``, ``categories``, ``announce_type``, ``doi``…
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -91,10 +95,12 @@ def paper_as_dict(paper: Paper) -> dict[str, object]:
         "organization": paper.organization,
         "authors": list(paper.authors),
         "arxiv_id": paper.arxiv_id,
+        "arxiv_version": paper.arxiv_version,
         "urls": list(paper.urls),
         "link": paper.link or None,
         "first_seen": paper.first_seen.isoformat() if paper.first_seen else None,
         "sources": [source_as_dict(s) for s in paper.sources],
+        "extra": dict(paper.extra),
     }
 
 

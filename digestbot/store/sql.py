@@ -74,27 +74,42 @@ class FileRecord:
 
 
 def merge_papers(old: Paper, new: Paper) -> Paper:
-    """One paper seen twice: highest upvotes, earliest first_seen, missing fields filled."""
+    """One paper seen twice: highest upvotes, earliest first_seen, missing fields filled.
+
+    A newer arXiv version (both versions known, ``new`` higher) brings its title and
+    abstract: a replacement announcement updates the text. Otherwise the longer
+    abstract wins. ``extra`` keys are merged, the newer value winning (stars change).
+    """
     arxiv_id = old.arxiv_id or new.arxiv_id
     versions = [v for v in (old.arxiv_version, new.arxiv_version) if v is not None]
+    is_newer = (
+        old.arxiv_version is not None
+        and new.arxiv_version is not None
+        and new.arxiv_version > old.arxiv_version
+    )
     urls = old.urls + tuple(u for u in new.urls if u not in old.urls)
     seen = [t for t in (old.first_seen, new.first_seen) if t is not None]
     last = [t for t in (old.last_seen, new.last_seen) if t is not None]
+    if is_newer and new.abstract:
+        abstract = new.abstract
+    else:
+        abstract = old.abstract if len(old.abstract) >= len(new.abstract) else new.abstract
     return replace(
         old,
-        title=old.title or new.title,
-        abstract=old.abstract if len(old.abstract) >= len(new.abstract) else new.abstract,
+        title=(new.title if is_newer and new.title else old.title or new.title),
+        abstract=abstract,
         authors_count=old.authors_count if old.authors_count is not None else new.authors_count,
         organization=old.organization or new.organization,
         published=old.published or new.published,
         upvotes=max(old.upvotes, new.upvotes),
         urls=urls,
-        authors=old.authors or new.authors,
+        authors=(new.authors if is_newer and new.authors else old.authors or new.authors),
         arxiv_id=arxiv_id,
         arxiv_version=max(versions) if versions else None,
         first_seen=min(seen) if seen else None,
         last_seen=max(last) if last else None,
         id=arxiv_id or old.id,
+        extra={**old.extra, **new.extra} if new.extra else old.extra,
     )
 
 
@@ -112,6 +127,7 @@ def _row_values(paper: Paper, *, now: datetime) -> dict[str, Any]:
         "urls": json.dumps(list(paper.urls), ensure_ascii=False),
         "published": paper.published,
         "upvotes": paper.upvotes,
+        "extra": json.dumps(dict(paper.extra), ensure_ascii=False, sort_keys=True),
         "first_seen": naive_utc(paper.first_seen or now),
         "last_seen": naive_utc(paper.last_seen or now),
         "updated_at": naive_utc(now),
@@ -131,6 +147,7 @@ _PAPER_COLUMNS = (
     papers.c.urls,
     papers.c.published,
     papers.c.upvotes,
+    papers.c.extra,
     papers.c.first_seen,
     papers.c.last_seen,
 )
@@ -152,6 +169,7 @@ def _paper_from_row(row: Any, sources: tuple[SourceRef, ...] = ()) -> Paper:
         first_seen=utc(row.first_seen),
         last_seen=utc(row.last_seen),
         sources=sources,
+        extra=json.loads(row.extra) if row.extra and row.extra != "{}" else {},
     )
 
 
@@ -252,7 +270,7 @@ class SqlStore:
         # 3. decide insert or update
         inserts: list[dict[str, Any]] = []
         insert_slots: list[int] = []
-        updates: list[dict[str, Any]] = []
+        updates: dict[int, Paper] = {}  # stored pk -> merged paper
         pk_of_slot: dict[int, int] = {}
         for index, paper in enumerate(slots):
             match: Any = stored_by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
@@ -269,10 +287,8 @@ class SqlStore:
                 insert_slots.append(index)
                 continue
             merged_count += 1
-            merged = merge_papers(_paper_from_row(match), paper)
-            values = _row_values(merged, now=now)
-            values["b_pk"] = match.pk
-            updates.append(values)
+            base = updates.get(match.pk) or _paper_from_row(match)
+            updates[match.pk] = merge_papers(base, paper)
             pk_of_slot[index] = match.pk
 
         if inserts:
@@ -282,12 +298,13 @@ class SqlStore:
             for index, (pk,) in zip(insert_slots, result.all(), strict=True):
                 pk_of_slot[index] = pk
         if updates:
+            rows = [{**_row_values(p, now=now), "b_pk": pk} for pk, p in updates.items()]
             stmt = (
                 papers.update()
                 .where(papers.c.pk == sa.bindparam("b_pk"))
-                .values({c: sa.bindparam(c) for c in updates[0] if c != "b_pk"})
+                .values({c: sa.bindparam(c) for c in rows[0] if c != "b_pk"})
             )
-            conn.execute(stmt, updates)
+            conn.execute(stmt, rows)
         pk_by_batch = {i: pk_of_slot[slot] for i, slot in enumerate(slot_of)}
         return UpsertCounts(new=len(inserts), merged=merged_count), pk_by_batch
 

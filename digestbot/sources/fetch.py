@@ -1,0 +1,220 @@
+"""Fetch a feed over HTTP, politely: the only module that talks to httpx.
+
+- Conditional GET: the ETag and Last-Modified of the last answer are sent back
+  (``If-None-Match`` / ``If-Modified-Since``); a 304 is "not modified".
+- A ``User-Agent`` naming digestbot, its version and its home page.
+- A timeout per request, bounded retries on timeouts, connection errors and
+  500/502/504 (exponential back-off), and on 429/503 after ``Retry-After``
+  (seconds or an HTTP date) when that is within ``retry_after_cap``; a longer
+  wait fails the poll with the server's wish in the message instead of blocking.
+- At most one request per 3 seconds to arXiv hosts (arXiv's terms of use),
+  process-wide, whatever the feed.
+- Bodies larger than ``max_bytes`` are refused.
+
+Clock and sleep are injected, so tests never wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from digestbot import __version__
+from digestbot.errors import FetchError
+
+log = logging.getLogger(__name__)
+
+HOME_PAGE = "https://github.com/digestbot/digestbot"
+USER_AGENT = f"digestbot/{__version__} (+{HOME_PAGE})"
+ARXIV_HOSTS = ("arxiv.org",)
+ARXIV_INTERVAL = 3.0
+RETRY_STATUSES = frozenset({500, 502, 504})
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+MAX_BYTES = 50 * 1024 * 1024
+
+Sleep = Callable[[float], None]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    status: int  # 200 (or another 2xx) or 304
+    body: bytes
+    etag: str | None
+    last_modified: str | None
+    content_type: str | None
+    attempts: int = 1
+
+    @property
+    def is_not_modified(self) -> bool:
+        return self.status == 304
+
+
+class HostRateLimiter:
+    """At most one request per ``interval`` seconds to hosts ending in one of ``hosts``."""
+
+    def __init__(
+        self,
+        *,
+        interval: float = ARXIV_INTERVAL,
+        hosts: tuple[str, ...] = ARXIV_HOSTS,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.interval = interval
+        self.hosts = hosts
+        self.clock = clock
+        self.sleep = sleep
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _group(self, host: str) -> str | None:
+        host = host.lower().rstrip(".")
+        for suffix in self.hosts:
+            if host == suffix or host.endswith("." + suffix):
+                return suffix
+        return None
+
+    def wait(self, host: str) -> float:
+        """Block until a request to ``host`` is allowed; returns the seconds waited."""
+        group = self._group(host)
+        if group is None:
+            return 0.0
+        with self._lock:
+            last = self._last.get(group)
+            now = self.clock()
+            delay = 0.0 if last is None else max(0.0, last + self.interval - now)
+            if delay > 0:
+                self.sleep(delay)
+            self._last[group] = now + delay
+        return delay
+
+
+# One limiter per process: arXiv's limit is per client, not per feed.
+DEFAULT_LIMITER = HostRateLimiter()
+
+
+def build_http_client(*, timeout: float = 30.0) -> httpx.Client:
+    """The production client: our User-Agent, redirects followed, proxies from the env."""
+    return httpx.Client(
+        headers={"User-Agent": USER_AGENT},
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=True,
+    )
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _read(response: httpx.Response, *, max_bytes: int, source: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchError(
+                f"response larger than {max_bytes} bytes, refused", source=source, status=200
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def fetch_feed(
+    client: httpx.Client,
+    url: str,
+    *,
+    source: str,
+    now: datetime,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    timeout: float = 30.0,
+    attempts: int = 3,
+    backoff: float = 2.0,
+    retry_after_cap: float = 120.0,
+    limiter: HostRateLimiter = DEFAULT_LIMITER,
+    sleep: Sleep = time.sleep,
+    max_bytes: int = MAX_BYTES,
+) -> FetchResult:
+    """GET ``url`` (conditionally); ``FetchError`` naming ``source`` when it cannot be had."""
+    headers = {"User-Agent": USER_AGENT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL as exc:
+        raise FetchError(f"bad URL {url!r}: {exc}", source=source) from None
+    error = "no attempt made"
+    status: int | None = None
+    body = b""
+    for attempt in range(1, attempts + 1):
+        limiter.wait(host)
+        delay = backoff * 2 ** (attempt - 1)
+        try:
+            with client.stream(
+                "GET", url, headers=headers, timeout=httpx.Timeout(timeout), follow_redirects=True
+            ) as response:
+                status = response.status_code
+                if status == 304:
+                    return FetchResult(304, b"", etag, last_modified, None, attempt)
+                body = _read(response, max_bytes=max_bytes, source=source)
+                if 200 <= status < 300:
+                    return FetchResult(
+                        status=status,
+                        body=body,
+                        etag=response.headers.get("ETag"),
+                        last_modified=response.headers.get("Last-Modified"),
+                        content_type=response.headers.get("Content-Type"),
+                        attempts=attempt,
+                    )
+                error = f"HTTP {status} {response.reason_phrase}".strip()
+                if status in RETRY_AFTER_STATUSES:
+                    wait = parse_retry_after(response.headers.get("Retry-After"), now=now)
+                    if wait is not None and wait > retry_after_cap:
+                        raise FetchError(
+                            f"{error}: the server asks to retry after {wait:.0f} s "
+                            f"(more than {retry_after_cap:.0f} s): not retried now",
+                            source=source,
+                            status=status,
+                            body=body,
+                        )
+                    delay = wait if wait is not None else delay
+                elif status not in RETRY_STATUSES:
+                    raise FetchError(error, source=source, status=status, body=body)
+        except httpx.TimeoutException:
+            status, body = None, b""
+            error = f"timed out after {timeout:g} s"
+        except httpx.TooManyRedirects:
+            raise FetchError("too many redirects", source=source) from None
+        except httpx.TransportError as exc:
+            status, body = None, b""
+            error = f"cannot connect: {exc or type(exc).__name__}"
+        if attempt < attempts:
+            log.info(
+                "%s: %s; retry %d of %d in %.1f s", source, error, attempt, attempts - 1, delay
+            )
+            sleep(delay)
+    raise FetchError(
+        f"{error} (after {attempts} attempts)", source=source, status=status, body=body
+    )
