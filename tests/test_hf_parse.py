@@ -1,0 +1,83 @@
+"""The Hugging Face daily-papers API (older and newer schema) and JSON Feed."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from digestbot.errors import SourceError
+from digestbot.sources.hf import is_json_feed, parse_hf_daily_papers, parse_json_feed
+
+FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
+OLDER = FEEDS / "hf_daily_papers_api_2024-03-21.json"
+NEWER = FEEDS / "hf_daily_papers_api_2026-07_5-items_test-fixture.json"
+HF_PAPERS = "https://huggingface" + ".co/papers/"
+
+
+def test_older_schema_papers_with_authors_upvotes_and_arxiv_ids() -> None:
+    parsed = parse_hf_daily_papers(OLDER.read_bytes(), name="hf")
+    assert parsed.entries == 18 and len(parsed.items) == 18 and parsed.warnings == []
+    first = parsed.items[0].paper
+    assert first.id == "2403.13248" and first.arxiv_id == "2403.13248"
+    assert first.title == "Mora: Enabling Generalist Video Generation via A Multi-Agent Framework"
+    assert first.authors[:2] == ("Zhengqing Yuan", "Ruoxi Chen") and first.authors_count == 7
+    assert first.upvotes == 47
+    assert first.published == date(2024, 3, 20)
+    assert "\n" not in first.abstract and first.abstract.startswith("Sora is the first")
+    assert first.urls == (HF_PAPERS + "2403.13248",)
+    assert first.source is not None and first.source.entry == "2403.13248"
+    assert "2401.13923" in {i.paper.id for i in parsed.items}
+
+
+def test_newer_schema_github_stars_and_organisation() -> None:
+    parsed = parse_hf_daily_papers(NEWER.read_bytes(), name="hf")
+    by_id = {i.paper.id: i.paper for i in parsed.items}
+    assert len(by_id) == 5
+    omni = by_id["2607.23193"]
+    assert omni.extra["github_repo"] == "https://github.com/MAC-AutoML/OmniScope"
+    assert omni.extra["github_stars"] == 3
+    assert "https://github.com/MAC-AutoML/OmniScope" in omni.urls
+    sigma = by_id["2607.27958"]
+    assert sigma.title.startswith("Σ-Mem")
+    assert sigma.organization == "Nanyang Technological University"
+
+
+def test_a_bad_item_is_skipped_with_its_index_and_field_and_the_rest_kept() -> None:
+    items = json.loads(NEWER.read_bytes())
+    del items[1]["paper"]["id"]
+    items[2]["paper"]["upvotes"] = "many"
+    parsed = parse_hf_daily_papers(json.dumps(items).encode(), name="hf")
+    assert len(parsed.items) == 3
+    assert parsed.warnings[0] == "hf: item 2: paper.id: Field required, skipped"
+    assert parsed.warnings[1].startswith("hf: item 3: paper.upvotes:")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"error": "Invalid date"}', "hf: Hugging Face API error: Invalid date"),
+        (b'{"papers": []}', "hf: expected a JSON list of daily papers, got an object"),
+        (b"[1, 2", "hf:1: not JSON"),
+        (b"\xff\xfe[]", "hf: not UTF-8 JSON"),
+    ],
+)
+def test_api_errors_and_non_json_are_clear_errors(body: bytes, message: str) -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_hf_daily_papers(body, name="hf")
+    assert caught.value.message.startswith(message)
+
+
+def test_json_feed_of_the_community_hf_feed() -> None:
+    data = (FEEDS / "hf_papers_community-jsonfeed_michaelmarkert_2026-08-22.json").read_bytes()
+    assert is_json_feed(data)
+    parsed = parse_json_feed(data, name="jf")
+    assert len(parsed.items) == 26
+    first = parsed.items[0].paper
+    assert first.id == "2608.19880"
+    assert first.title == "EnvHarness: Awakening Static Worlds for Agent Learning"
+    assert first.abstract.startswith("LLM agents learn by interacting")
+    assert first.published == date(2026, 8, 21)
+    assert not is_json_feed(OLDER.read_bytes())
