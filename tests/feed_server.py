@@ -8,11 +8,14 @@ Every request is recorded with its headers.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 
 @dataclass
@@ -52,7 +55,9 @@ class FeedServer:
                 pass
 
             def do_GET(self) -> None:
-                server.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
+                server.requests.append(
+                    Seen(self.path, {k.lower(): v for k, v in self.headers.items()})
+                )
                 route = server.routes.get(self.path)
                 if route is None:
                     self._send(404, b"not found", {"Content-Type": "text/plain"})
@@ -99,7 +104,9 @@ class FeedServer:
                 pass
 
         self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -126,3 +133,52 @@ class FeedServer:
 def serving() -> Iterator[FeedServer]:
     with FeedServer() as server:
         yield server
+
+
+# -- bodies built from the captured fixtures ------------------------------------------------
+FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
+RSS_FIRST50 = FEEDS / "arxiv_rss_2024-11-28_all-archives_first50.xml"
+HF_NEWER = FEEDS / "hf_daily_papers_api_2026-07_5-items_test-fixture.json"
+
+
+@dataclass(frozen=True)
+class RssItem:
+    arxiv_id: str
+    version: int
+    title: str
+    abstract: str = "An abstract."
+    announce: str = "new"
+    authors: str = "Ada Lovelace, Alan Turing"
+
+
+def arxiv_rss(items: list[RssItem]) -> bytes:
+    """An arXiv RSS document: the real fixture's channel with these items."""
+    text = RSS_FIRST50.read_text("utf-8")
+    head = text[: text.index("<item>")]
+    body = "".join(
+        f"""<item>
+      <title>{escape(i.title)}</title>
+      <link>https://arxiv.org/abs/{i.arxiv_id}</link>
+      <description>arXiv:{i.arxiv_id}v{i.version} Announce Type: {i.announce}
+Abstract: {escape(i.abstract)}</description>
+      <guid isPermaLink="false">oai:arXiv.org:{i.arxiv_id}v{i.version}</guid>
+      <category>cs.LG</category>
+      <pubDate>Thu, 28 Nov 2024 00:00:00 -0500</pubDate>
+      <arxiv:announce_type>{i.announce}</arxiv:announce_type>
+      <dc:creator>{escape(i.authors)}</dc:creator>
+    </item>
+    """
+        for i in items
+    )
+    return (head + body + "</channel>\n</rss>\n").encode("utf-8")
+
+
+def hf_api(*, arxiv_id: str, title: str, upvotes: int, stars: int, authors: list[str]) -> bytes:
+    """A daily-papers API answer: the real newer-schema item with these values."""
+    item = json.loads(HF_NEWER.read_bytes())[0]
+    item["paper"].update(id=arxiv_id, title=title, upvotes=upvotes, githubStars=stars)
+    item["paper"]["authors"] = [
+        {"_id": f"a{n}", "name": a, "hidden": False} for n, a in enumerate(authors)
+    ]
+    item["title"] = title
+    return json.dumps([item]).encode("utf-8")

@@ -1,0 +1,263 @@
+"""Polling feeds end to end: a real HTTP server, a real SQLite store, the sample drops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from digestbot.config import Settings, parse_settings
+from digestbot.ingest import ingest_paths
+from digestbot.models import Paper
+from digestbot.polling import FetchReport, poll_feeds
+from digestbot.sources.fetch import HostRateLimiter
+from digestbot.store import SqlStore
+from digestbot.store.feeds import load_feed_states
+from tests.conftest import NOW
+from tests.feed_server import (
+    FEEDS,
+    RSS_FIRST50,
+    Answer,
+    FeedServer,
+    Route,
+    RssItem,
+    arxiv_rss,
+    hf_api,
+    serving,
+)
+
+MIXED = FEEDS / "arxiv_rss_2024-11-28_all-archives_items911-960.xml"
+TAROT = "TAROT: Targeted Data Selection via Optimal Transport"
+TAROT_AUTHORS = "Lan Feng, Fan Nie, Yuejiang Liu, Alexandre Alahi"
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    yield from serving()
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(trust_env=False) as client:
+        yield client
+
+
+def settings_for(*feeds: dict[str, Any]) -> Settings:
+    return parse_settings({"feeds": list(feeds)}, env={})
+
+
+def poll(
+    settings: Settings, store: SqlStore, http: httpx.Client, *, now=NOW, **kwargs: Any
+) -> FetchReport:
+    return poll_feeds(
+        settings,
+        store,
+        now=now,
+        http=http,
+        limiter=HostRateLimiter(hosts=()),
+        sleep=lambda _s: None,
+        **kwargs,
+    )
+
+
+def states(store: SqlStore) -> dict[str, Any]:
+    return {s.name: s for s in load_feed_states(store)}
+
+
+def test_a_poll_stores_papers_and_a_304_poll_writes_nothing_but_health(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    server.routes["/rss/cs"] = Route(body=RSS_FIRST50.read_bytes(), etag='"abc"')
+    settings = settings_for({"name": "arxiv", "url": server.url("/rss/cs")})
+    first = poll(settings, store, http).feeds[0]
+    assert (first.status, first.items, first.new, first.merged, first.skipped) == (
+        "ok",
+        50,
+        50,
+        0,
+        0,
+    )
+    later = NOW + timedelta(hours=1)
+    second = poll(settings, store, http, now=later).feeds[0]
+    assert second.status == "not-modified" and second.new == 0
+    assert server.requests[1].headers["if-none-match"] == '"abc"'
+    papers = store.load_papers(with_sources=True)
+    assert len(papers) == 50
+    assert {p.last_seen for p in papers} == {NOW}  # nothing was merged again
+    paper = store.load_papers(ids=["2411.17700"], with_sources=True)[0]
+    assert paper.arxiv_version == 1 and paper.authors == ("Jun Cui",)
+    assert [(s.kind, s.name, s.entry) for s in paper.sources] == [
+        ("feed", "arxiv", "oai:arXiv.org:2411.17700v1")
+    ]
+    state = states(store)["arxiv"]
+    assert (state.last_status, state.last_success, state.items_seen) == ("not-modified", later, 50)
+    assert state.etag == '"abc"' and state.consecutive_failures == 0
+
+
+def test_the_same_body_without_validators_is_fetched_but_not_parsed_again(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    server.routes["/rss"] = Route(body=RSS_FIRST50.read_bytes())
+    settings = settings_for({"name": "arxiv", "url": server.url("/rss")})
+    assert poll(settings, store, http).feeds[0].new == 50
+    again = poll(settings, store, http, now=NOW + timedelta(hours=1)).feeds[0]
+    assert again.status == "not-modified" and server.hits("/rss") == 2
+    assert {p.last_seen for p in store.load_papers()} == {NOW}
+
+
+def test_replacements_are_off_by_default_and_only_update_known_papers(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    earlier = NOW - timedelta(days=300)
+    with store.transaction() as conn:
+        store.upsert_papers(
+            conn,
+            [
+                Paper(
+                    title="Existence of designs (draft)",
+                    abstract="Old.",
+                    arxiv_id="1401.3665",
+                    arxiv_version=1,
+                )
+            ],
+            now=earlier,
+        )
+    server.routes["/mixed"] = Route(body=MIXED.read_bytes())
+    default = poll(settings_for({"name": "m", "url": server.url("/mixed")}), store, http)
+    outcome = default.feeds[0]
+    assert (outcome.new, outcome.updated, outcome.skipped) == (25, 0, 25)
+    assert store.get_paper("1401.3665").arxiv_version == 1
+
+    with_replace = settings_for(
+        {"name": "m2", "url": server.url("/mixed"), "announce_types": ["new", "cross", "replace"]}
+    )
+    outcome = poll(with_replace, store, http, now=NOW + timedelta(days=1)).feeds[0]
+    assert (outcome.new, outcome.merged, outcome.updated, outcome.skipped) == (0, 25, 1, 24)
+    paper = store.get_paper("1401.3665")
+    assert paper.title == "The existence of designs" and paper.arxiv_version == 4
+    assert paper.abstract.startswith("We prove the existence conjecture")
+    assert paper.first_seen == earlier  # a revision is not a new paper for digests
+    assert store.count_papers() == 26
+
+
+def test_drop_then_feed_then_api_make_one_paper_with_the_best_of_each(
+    server: FeedServer, http: httpx.Client, store: SqlStore, seeds: Path
+) -> None:
+    ingest_paths(store, [seeds], now=NOW)
+    count = store.count_papers()
+    before = store.get_paper(TAROT)
+    assert before.id.startswith("t-") and before.arxiv_id is None
+    server.routes["/rss"] = Route(
+        body=arxiv_rss([RssItem("2412.00420", 2, TAROT, authors=TAROT_AUTHORS)])
+    )
+    server.routes["/hf"] = Route(
+        body=hf_api(
+            arxiv_id="2412.00420",
+            title=TAROT,
+            upvotes=12,
+            stars=40,
+            authors=TAROT_AUTHORS.split(", "),
+        ),
+        content_type="application/json",
+    )
+    settings = settings_for(
+        {"name": "arxiv", "url": server.url("/rss")},
+        {"name": "hf", "url": server.url("/hf"), "kind": "hf-api"},
+    )
+    report = poll(settings, store, http, now=NOW + timedelta(hours=2))
+    assert [(f.name, f.new, f.merged) for f in report.feeds] == [("arxiv", 0, 1), ("hf", 0, 1)]
+    assert store.count_papers() == count
+    paper = store.load_papers(ids=["2412.00420"], with_sources=True)[0]
+    assert paper.title == TAROT and paper.arxiv_version == 2
+    assert paper.authors == ("Lan Feng", "Fan Nie", "Yuejiang Liu", "Alexandre Alahi")
+    assert paper.authors_count == before.authors_count == 4  # the drop's count stays
+    assert paper.upvotes == 12 and paper.extra["github_stars"] == 40
+    assert paper.first_seen == before.first_seen == NOW
+    assert paper.abstract == before.abstract  # the drop's full abstract is the longer one
+    assert sorted((s.kind, s.name) for s in paper.sources)[1:] == [
+        ("feed", "arxiv"),
+        ("feed", "hf"),
+    ]
+    assert paper.sources[0].kind == "drop"
+    assert store.get_paper(TAROT).id == "2412.00420"
+
+
+def test_feed_then_drop_make_one_paper_too(
+    server: FeedServer, http: httpx.Client, store: SqlStore, seeds: Path
+) -> None:
+    server.routes["/rss"] = Route(
+        body=arxiv_rss([RssItem("2412.00420", 1, TAROT, authors=TAROT_AUTHORS)])
+    )
+    poll(settings_for({"name": "arxiv", "url": server.url("/rss")}), store, http)
+    report = ingest_paths(store, [seeds], now=NOW + timedelta(hours=1))
+    assert store.count_papers() == report.papers_new + 1
+    paper = store.load_papers(ids=["2412.00420"], with_sources=True)[0]
+    assert {s.kind for s in paper.sources} == {"feed", "drop"}
+    assert paper.authors_count == 4 and paper.abstract.startswith("We propose TAROT")
+    assert paper.first_seen == NOW
+
+
+def test_a_failing_feed_is_recorded_and_the_others_still_go_in(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    server.routes["/bad"] = Route(
+        body=(FEEDS / "arxiv_rss_2024-11-28_error_bad-archive-name.xml").read_bytes()
+    )
+    server.routes["/down"] = Route(script=[Answer(500)] * 3)
+    server.routes["/good"] = Route(body=RSS_FIRST50.read_bytes())
+    server.routes["/weekend"] = Route(
+        body=(FEEDS / "arxiv_rss_2026-08-01_cs.CL_weekend-empty.xml").read_bytes()
+    )
+    settings = settings_for(
+        {"name": "bad", "url": server.url("/bad")},
+        {"name": "down", "url": server.url("/down")},
+        {"name": "good", "url": server.url("/good")},
+        {"name": "weekend", "url": server.url("/weekend")},
+    )
+    report = poll(settings, store, http)
+    assert not report.ok
+    by_name = {f.name: f for f in report.feeds}
+    assert by_name["bad"].status == "failed"
+    assert "arXiv: Feed error for query" in (by_name["bad"].error or "")
+    assert "Bad archive 'astroph'" in (by_name["bad"].error or "")
+    assert by_name["down"].error == "down: HTTP 500 Internal Server Error (after 3 attempts)"
+    assert (by_name["good"].status, by_name["good"].new) == ("ok", 50)
+    assert (by_name["weekend"].status, by_name["weekend"].items, by_name["weekend"].error) == (
+        "ok",
+        0,
+        None,
+    )
+    assert store.count_papers() == 50
+    health = states(store)
+    assert health["bad"].consecutive_failures == 1 and health["bad"].last_success is None
+    assert health["weekend"].last_status == "ok" and health["weekend"].last_error is None
+    poll(settings, store, http, only="bad", now=NOW + timedelta(hours=1))
+    assert states(store)["bad"].consecutive_failures == 2
+
+
+def test_the_arxiv_api_400_reports_arxivs_message(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    body = (FEEDS / "arxiv_api_2026-04-12_http400_incorrect-id-format.xml").read_bytes()
+    server.routes["/api"] = Route(
+        script=[Answer(400, body, {"Content-Type": "application/atom+xml"})]
+    )
+    report = poll(settings_for({"name": "api", "url": server.url("/api")}), store, http)
+    assert report.feeds[0].error == (
+        "api: HTTP 400 Bad Request (arXiv API error: incorrect id format for abc)"
+    )
+
+
+def test_validators_of_an_old_url_are_not_sent_to_a_new_one(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    server.routes["/a"] = Route(body=RSS_FIRST50.read_bytes(), etag='"a"')
+    server.routes["/b"] = Route(body=RSS_FIRST50.read_bytes(), etag='"a"')
+    poll(settings_for({"name": "f", "url": server.url("/a")}), store, http)
+    moved = poll(settings_for({"name": "f", "url": server.url("/b")}), store, http)
+    assert "if-none-match" not in server.requests[1].headers
+    assert moved.feeds[0].status == "ok" and moved.feeds[0].merged == 50
