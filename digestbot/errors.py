@@ -7,7 +7,8 @@
     ├── NotFoundError           an unknown profile, paper or feed named by the user
     ├── SourceError             a drop file or feed that cannot be read (source, line)
     │   ├── ParseError          a drop that is not a Hugging Face daily-papers dump
-    │   └── FetchError          a feed that could not be fetched (HTTP status, timeout)
+    │   ├── FetchError          a feed that could not be fetched (HTTP status, timeout)
+    │   └── FeedError           a feed whose body is its server's error (arXiv, HF API)
     ├── StoreError              the database failed or holds something unexpected
     ├── RenderError             a template failed to render
     └── DeliveryError           a destination refused or could not be reached
@@ -73,6 +74,10 @@ class FetchError(SourceError):
         super().__init__(message, source=source)
         self.status = status
         self.body = body
+
+
+class FeedError(SourceError):
+    """The feed's server answered with an error document; the message is the server's."""
 
 
 class StoreError(DigestError):

@@ -30,7 +30,7 @@ from datetime import datetime
 import httpx
 
 from digestbot.config import FeedSettings, Settings
-from digestbot.errors import FetchError, NotFoundError, SourceError
+from digestbot.errors import FeedError, FetchError, NotFoundError, SourceError
 from digestbot.sources.feeds import FeedItem, FeedParse, parse_feed
 from digestbot.sources.fetch import (
     DEFAULT_LIMITER,
@@ -177,7 +177,7 @@ def store_feed_items(
 
 
 def _failed(store: SqlStore, feed: FeedSettings, error: str, *, now: datetime) -> FeedOutcome:
-    log.error("feed %s: %s", feed.name, error)
+    log.error("%s", error)
     with store.transaction() as conn:
         record_feed_failure(conn, feed.name, url=feed.url, error=error, now=now)
     return FeedOutcome(name=feed.name, status="failed", error=error)
@@ -188,8 +188,10 @@ def _fetch_error_message(exc: FetchError, feed: FeedSettings) -> str:
     if exc.body:
         try:
             parse_source(exc.body, kind=feed.kind, name=feed.name)
-        except SourceError as inner:
+        except FeedError as inner:
             return f"{exc.message} ({inner.message.removeprefix(feed.name + ': ')})"
+        except SourceError:
+            pass
     return exc.message
 
 

@@ -30,7 +30,7 @@ from xml.sax import SAXParseException
 
 import feedparser
 
-from digestbot.errors import SourceError
+from digestbot.errors import FeedError, SourceError
 from digestbot.ids import find_arxiv_id, parse_arxiv_id
 from digestbot.models import Paper, SourceRef
 
@@ -203,12 +203,12 @@ def _check_errors(doc: Any, *, name: str) -> None:
     title = str(doc.feed.get("title") or "")
     if title.startswith(ERROR_FEED_PREFIX):
         reason = clean_text(str(doc.feed.get("description") or doc.feed.get("subtitle") or ""))
-        raise SourceError(f"arXiv: {title}: {reason or 'no reason given'}", source=name)
+        raise FeedError(f"arXiv: {title}: {reason or 'no reason given'}", source=name)
     for entry in doc.entries:
         ident = str(entry.get("id") or "")
         if "arxiv.org/api/errors" in ident:
             reason = clean_text(str(entry.get("summary") or entry.get("title") or ""))
-            raise SourceError(f"arXiv API error: {reason}", source=name)
+            raise FeedError(f"arXiv API error: {reason}", source=name)
 
 
 def _truncated_at_end(exc: BaseException, data: bytes) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from digestbot.errors import SourceError
+from digestbot.errors import FeedError, SourceError
 from digestbot.ids import parse_arxiv_id
 from digestbot.models import Paper, SourceRef
 from digestbot.sources.feeds import FeedItem, FeedParse, clean_text, split_hf_summary
@@ -119,7 +119,7 @@ def parse_hf_daily_papers(data: bytes, *, name: str) -> FeedParse:
     if isinstance(doc, dict):
         message = doc.get("error") or doc.get("message")
         if message:
-            raise SourceError(f"Hugging Face API error: {clean_text(str(message))}", source=name)
+            raise FeedError(f"Hugging Face API error: {clean_text(str(message))}", source=name)
         raise SourceError("expected a JSON list of daily papers, got an object", source=name)
     if not isinstance(doc, list):
         raise SourceError(
