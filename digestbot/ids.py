@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -80,6 +81,7 @@ _ARXIV_HOSTS = re.compile(
 _URL = re.compile(r"^[a-z][a-z0-9+.\-]*://(?P<host>[^/?#:]+)(?::\d+)?(?P<rest>[/?#].*)?$", re.I)
 
 
+@lru_cache(maxsize=16384)  # a batch asks for each title's key several times
 def normalize_title(title: str) -> str:
     """Casefold, strip accents' compatibility forms, fold punctuation and spaces."""
     text = unicodedata.normalize("NFKC", title).casefold()

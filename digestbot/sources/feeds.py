@@ -35,7 +35,6 @@ from digestbot.ids import find_arxiv_id, parse_arxiv_id
 from digestbot.models import Paper, SourceRef
 
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
-_SPACE = re.compile(r"\s+")
 _ANNOUNCE = re.compile(
     r"^\s*arXiv:(?P<id>\S+)\s+Announce Type:\s*(?P<type>[\w-]+)\s*"
     r"(?:Abstract:\s*)?(?P<abstract>.*)$",
@@ -79,8 +78,11 @@ class FeedParse:
 def clean_text(value: str, *, is_html: bool = False) -> str:
     """Plain text on one line: tags dropped (HTML only), entities decoded, spaces folded."""
     if is_html:
-        value = html.unescape(_TAG.sub(" ", value))
-    return _SPACE.sub(" ", value).strip()
+        if "<" in value:
+            value = _TAG.sub(" ", value)
+        if "&" in value:
+            value = html.unescape(value)
+    return " ".join(value.split())
 
 
 def split_hf_summary(text: str) -> tuple[str, str | None]:
@@ -247,7 +249,8 @@ def parse_feed(data: bytes, *, name: str, content_type: str | None = None) -> Fe
     feed = doc.feed
     feed_date = _date(feed.get("published_parsed") or feed.get("updated_parsed"))
     for index, entry in enumerate(entries):
-        got = _item(entry, name=name, index=index, feed_date=feed_date)
+        # a plain dict: FeedParserDict's key aliasing costs more than the rest of _item
+        got = _item(dict(entry), name=name, index=index, feed_date=feed_date)
         if isinstance(got, str):
             warnings.append(got)
             continue

@@ -113,7 +113,15 @@ def merge_papers(old: Paper, new: Paper) -> Paper:
     )
 
 
-def _row_values(paper: Paper, *, now: datetime) -> dict[str, Any]:
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
+_JSON_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
+def _row_values(
+    paper: Paper, *, now: datetime, stored_now: datetime | None = None
+) -> dict[str, Any]:
+    """The row of a paper upserted at ``now``: last seen now, first seen when first seen."""
+    at = stored_now or naive_utc(now)
     return {
         "id": paper.id,
         "title_key": normalize_title(paper.title),
@@ -123,14 +131,14 @@ def _row_values(paper: Paper, *, now: datetime) -> dict[str, Any]:
         "abstract": paper.abstract,
         "authors_count": paper.authors_count,
         "organization": paper.organization,
-        "authors": json.dumps(list(paper.authors), ensure_ascii=False),
-        "urls": json.dumps(list(paper.urls), ensure_ascii=False),
+        "authors": _JSON(list(paper.authors)),
+        "urls": _JSON(list(paper.urls)),
         "published": paper.published,
         "upvotes": paper.upvotes,
-        "extra": json.dumps(dict(paper.extra), ensure_ascii=False, sort_keys=True),
-        "first_seen": naive_utc(paper.first_seen or now),
-        "last_seen": naive_utc(paper.last_seen or now),
-        "updated_at": naive_utc(now),
+        "extra": _JSON_SORTED(dict(paper.extra)) if paper.extra else "{}",
+        "first_seen": naive_utc(paper.first_seen) if paper.first_seen else at,
+        "last_seen": at,
+        "updated_at": at,
     }
 
 
@@ -236,12 +244,12 @@ class SqlStore:
         paper with another arXiv id is a different paper, whatever its title).
         """
         merged_count = 0
+        stored_now = naive_utc(now)
         # 1. merge duplicates inside the batch
         slots: list[Paper] = []
         slot_of: list[int] = []
         by_key: dict[str, int] = {}
-        for paper in batch:
-            paper = replace(paper, first_seen=paper.first_seen or now, last_seen=now)
+        for paper in batch:  # first_seen None is "now" and last_seen is now (_row_values)
             keys = _match_keys(paper)
             hit = next((by_key[k] for k in keys if k in by_key), None)
             if hit is None:
@@ -271,6 +279,7 @@ class SqlStore:
         inserts: list[dict[str, Any]] = []
         insert_slots: list[int] = []
         updates: dict[int, Paper] = {}  # stored pk -> merged paper
+        stored: dict[int, Paper] = {}  # stored pk -> the paper as stored
         pk_of_slot: dict[int, int] = {}
         for index, paper in enumerate(slots):
             match: Any = stored_by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
@@ -283,28 +292,48 @@ class SqlStore:
                 ):
                     match = candidate
             if match is None:
-                inserts.append(_row_values(paper, now=now))
+                inserts.append(_row_values(paper, now=now, stored_now=stored_now))
                 insert_slots.append(index)
                 continue
             merged_count += 1
-            base = updates.get(match.pk) or _paper_from_row(match)
-            updates[match.pk] = merge_papers(base, paper)
+            if match.pk not in stored:
+                stored[match.pk] = _paper_from_row(match)
+            updates[match.pk] = merge_papers(updates.get(match.pk) or stored[match.pk], paper)
             pk_of_slot[index] = match.pk
 
         if inserts:
-            result = conn.execute(
-                papers.insert().returning(papers.c.pk, sort_by_parameter_order=True), inserts
-            )
-            for index, (pk,) in zip(insert_slots, result.all(), strict=True):
-                pk_of_slot[index] = pk
-        if updates:
-            rows = [{**_row_values(p, now=now), "b_pk": pk} for pk, p in updates.items()]
+            # one executemany, then the new pks by id: RETURNING with ordered parameters
+            # runs row by row on SQLite
+            conn.execute(papers.insert(), inserts)
+            new_pks: dict[str, int] = {}
+            for part in _chunks([row["id"] for row in inserts]):
+                new_pks.update(
+                    (row.id, row.pk)
+                    for row in conn.execute(
+                        sa.select(papers.c.id, papers.c.pk).where(papers.c.id.in_(part))
+                    )
+                )
+            for index, row in zip(insert_slots, inserts, strict=True):
+                pk_of_slot[index] = new_pks[row["id"]]
+        changed = [(pk, p) for pk, p in updates.items() if p != stored[pk]]
+        if changed:
+            rows = [
+                {**_row_values(p, now=now, stored_now=stored_now), "b_pk": pk} for pk, p in changed
+            ]
             stmt = (
                 papers.update()
                 .where(papers.c.pk == sa.bindparam("b_pk"))
                 .values({c: sa.bindparam(c) for c in rows[0] if c != "b_pk"})
             )
             conn.execute(stmt, rows)
+        unchanged = [{"b_pk": pk} for pk, p in updates.items() if p == stored[pk]]
+        if unchanged:  # seen again, nothing new: only last_seen moves
+            conn.execute(
+                papers.update()
+                .where(papers.c.pk == sa.bindparam("b_pk"))
+                .values(last_seen=stored_now),
+                unchanged,
+            )
         pk_by_batch = {i: pk_of_slot[slot] for i, slot in enumerate(slot_of)}
         return UpsertCounts(new=len(inserts), merged=merged_count), pk_by_batch
 

@@ -1,0 +1,143 @@
+"""Feed figures: parse + merge throughput, and the CPU cost of a poll answered 304.
+
+Run: ``.venv/bin/python bench/feeds.py`` (prints the numbers; not a test).
+
+1. A 1,000-item arXiv RSS feed, generated from the captured real feed
+   (tests/fixtures/feeds, 50 items repeated 20 times with distinct ids and
+   titles), parsed and merged into a fresh SQLite store: items/s (target
+   >= 1,000). Also: the same feed merged again into the filled store, and
+   feedparser alone, for comparison.
+2. A poll of one feed that the server (a real HTTP server on 127.0.0.1, in
+   another thread) answers 304: CPU time of the polling thread per poll
+   (target < 10 ms), over many polls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import statistics
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import httpx
+
+from digestbot.config import FeedSettings
+from digestbot.polling import poll_feed, store_feed_items
+from digestbot.sources.feeds import parse_feed
+from digestbot.sources.fetch import FetchResult, HostRateLimiter
+from digestbot.store import SqlStore
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "feeds" / "arxiv_rss_2024-11-28_all-archives_first50.xml"
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def thousand_item_feed() -> bytes:
+    text = FIXTURE.read_text("utf-8")
+    head, rest = text.split("<item>", 1)
+    items = "<item>" + rest.rsplit("</item>", 1)[0] + "</item>"
+    tail = rest.rsplit("</item>", 1)[1]
+    copies = []
+    for copy in range(20):
+        block = items
+        for n in range(50):
+            old = f"2411.{17700 + n}"
+            new = f"2411.{20000 + copy * 50 + n}"
+            block = block.replace(old, new)
+        copies.append(block.replace("</title>", f" (part {copy})</title>"))
+    return (head + "".join(copies) + tail).encode("utf-8")
+
+
+def bench_parse_merge() -> None:
+    data = thousand_item_feed()
+    feed = FeedSettings(name="bench", url="http://127.0.0.1/bench")
+    result = FetchResult(200, data, None, None, "application/rss+xml")
+    sha = hashlib.sha256(data).hexdigest()
+
+    start, cpu = time.perf_counter(), time.process_time()
+    doc = feedparser.parse(io.BytesIO(data), sanitize_html=False, resolve_relative_uris=False)
+    fp_wall, fp_cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(
+        f"feedparser alone: {len(doc.entries)} items in {fp_wall * 1000:.0f} ms wall "
+        f"({len(doc.entries) / fp_wall:,.0f} items/s; CPU {len(doc.entries) / fp_cpu:,.0f}/s)"
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqlStore.open(f"sqlite:///{tmp}/bench.sqlite3")
+        for label, now in (("fresh store", NOW), ("same items again", NOW + timedelta(hours=1))):
+            start, cpu = time.perf_counter(), time.process_time()
+            parsed = parse_feed(data, name="bench")
+            mid = time.perf_counter()
+            outcome = store_feed_items(store, feed, parsed, result, sha256=sha, now=now)
+            wall, used = time.perf_counter() - start, time.process_time() - cpu
+            n = len(parsed.items)
+            print(
+                f"parse + merge, {label}: {n} items ({outcome.new} new, {outcome.merged} merged) "
+                f"in {wall * 1000:.0f} ms wall = {n / wall:,.0f} items/s "
+                f"(CPU {n / used:,.0f} items/s; parse {(mid - start) * 1000:.0f} ms, "
+                f"merge {(time.perf_counter() - mid) * 1000:.0f} ms)"
+            )
+        assert store.count_papers() == 1000
+        store.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    body = FIXTURE.read_bytes()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.headers.get("If-None-Match") == '"v1"':
+            self.send_response(304)
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("ETag", '"v1"')
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+
+def bench_304(polls: int = 300) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    feed = FeedSettings(name="bench", url=f"http://{host!s}:{port}/rss")
+    limiter = HostRateLimiter()
+    with tempfile.TemporaryDirectory() as tmp, httpx.Client(trust_env=False) as http:
+        store = SqlStore.open(f"sqlite:///{tmp}/bench.sqlite3")
+        first = poll_feed(store, feed, now=NOW, http=http, limiter=limiter)
+        assert first.status == "ok", first
+        cpu_ms, wall_ms = [], []
+        for i in range(polls):
+            now = NOW + timedelta(minutes=i + 1)
+            wall, cpu = time.perf_counter(), time.thread_time()
+            outcome = poll_feed(store, feed, now=now, http=http, limiter=limiter)
+            cpu_ms.append((time.thread_time() - cpu) * 1000)
+            wall_ms.append((time.perf_counter() - wall) * 1000)
+            assert outcome.status == "not-modified", outcome
+        store.close()
+    server.shutdown()
+    server.server_close()
+    cpu_ms.sort()
+    print(
+        f"poll answered 304 ({polls} polls, CPU of the polling thread): "
+        f"median {statistics.median(cpu_ms):.2f} ms, p95 {cpu_ms[int(polls * 0.95)]:.2f} ms, "
+        f"max {cpu_ms[-1]:.2f} ms; wall median {statistics.median(wall_ms):.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    bench_parse_merge()
+    bench_304()
