@@ -306,15 +306,15 @@ class SqlStore:
             # runs row by row on SQLite
             conn.execute(papers.insert(), inserts)
             new_pks: dict[str, int] = {}
-            for part in _chunks([row["id"] for row in inserts]):
+            for part in _chunks([values["id"] for values in inserts]):
                 new_pks.update(
-                    (row.id, row.pk)
-                    for row in conn.execute(
+                    (found.id, found.pk)
+                    for found in conn.execute(
                         sa.select(papers.c.id, papers.c.pk).where(papers.c.id.in_(part))
                     )
                 )
-            for index, row in zip(insert_slots, inserts, strict=True):
-                pk_of_slot[index] = new_pks[row["id"]]
+            for index, values in zip(insert_slots, inserts, strict=True):
+                pk_of_slot[index] = new_pks[values["id"]]
         changed = [(pk, p) for pk, p in updates.items() if p != stored[pk]]
         if changed:
             rows = [
