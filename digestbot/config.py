@@ -185,6 +185,20 @@ class FeedSettings(_Model):
         parse_duration(value)
         return value
 
+    @field_validator("announce_types")
+    @classmethod
+    def _known_announce_types(cls, value: list[str]) -> list[str]:
+        for kind in value:
+            if kind not in ANNOUNCE_TYPES:
+                raise ValueError(
+                    f"unknown announce type {kind!r} (known: {', '.join(ANNOUNCE_TYPES)})"
+                )
+        return value
+
+
+# arXiv's announcement types (RSS <arxiv:announce_type>); replacements update stored papers
+ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+
 
 class RankingSettings(_Model):
     embedding_model: str | None = None

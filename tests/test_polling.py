@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from digestbot.config import Settings, parse_settings
+from digestbot.errors import ConfigError
 from digestbot.ingest import ingest_paths
 from digestbot.models import Paper
 from digestbot.polling import FetchReport, poll_feeds
@@ -261,3 +262,10 @@ def test_validators_of_an_old_url_are_not_sent_to_a_new_one(
     moved = poll(settings_for({"name": "f", "url": server.url("/b")}), store, http)
     assert "if-none-match" not in server.requests[1].headers
     assert moved.feeds[0].status == "ok" and moved.feeds[0].merged == 50
+
+
+def test_a_misspelt_announce_type_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_for({"name": "a", "url": "http://127.0.0.1/", "announce_types": ["replaced"]})
+    assert caught.value.key == "feeds.0.announce_types"
+    assert "unknown announce type 'replaced'" in caught.value.message
