@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -24,8 +25,9 @@ ARXIV_ID_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=16384)
 def normalize_title(title: str) -> str:
-    """Casefold, strip accents' compatibility forms, fold punctuation and spaces."""
+    """Casefold, NFKC-normalise, fold punctuation and white space (cached: hot in ingest)."""
     text = unicodedata.normalize("NFKC", title).casefold()
     return " ".join(_NON_WORD.sub(" ", text).split())
 

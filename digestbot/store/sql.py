@@ -48,6 +48,36 @@ def naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
+def bulk_insert(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """``executemany`` straight to the driver: SQLAlchemy's per-row overhead is most of
+    the cost of a large insert. Values pass through each column type's bind processor,
+    and the SQL is built with the dialect's quoting and paramstyle, so it stays portable."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+    if any(processors):
+        rows = [
+            tuple(
+                v if proc is None or v is None else proc(v)
+                for proc, v in zip(processors, row, strict=True)
+            )
+            for row in rows
+        ]
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if mark is None:  # pragma: no cover - numeric/named drivers: let SQLAlchemy do it
+        conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    quote = dialect.identifier_preparer.quote
+    # identifiers come from our own Table objects, values travel as parameters
+    names = ", ".join(quote(c) for c in columns)
+    marks = ", ".join([mark] * len(columns))
+    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
+    conn.exec_driver_sql(sql, list(rows))
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -98,7 +128,12 @@ def merge_papers(old: Paper, new: Paper) -> Paper:
     )
 
 
+def _json_list(values: tuple[str, ...]) -> str:
+    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
+
+
 def _row_values(paper: Paper, *, now: datetime) -> dict[str, Any]:
+    """Column values for a paper; ``now`` is naive UTC (see ``naive_utc``)."""
     return {
         "id": paper.id,
         "title_key": normalize_title(paper.title),
@@ -108,13 +143,13 @@ def _row_values(paper: Paper, *, now: datetime) -> dict[str, Any]:
         "abstract": paper.abstract,
         "authors_count": paper.authors_count,
         "organization": paper.organization,
-        "authors": json.dumps(list(paper.authors), ensure_ascii=False),
-        "urls": json.dumps(list(paper.urls), ensure_ascii=False),
+        "authors": _json_list(paper.authors),
+        "urls": _json_list(paper.urls),
         "published": paper.published,
         "upvotes": paper.upvotes,
-        "first_seen": naive_utc(paper.first_seen or now),
-        "last_seen": naive_utc(paper.last_seen or now),
-        "updated_at": naive_utc(now),
+        "first_seen": naive_utc(paper.first_seen) if paper.first_seen else now,
+        "last_seen": now,
+        "updated_at": now,
     }
 
 
@@ -218,12 +253,12 @@ class SqlStore:
         paper with another arXiv id is a different paper, whatever its title).
         """
         merged_count = 0
+        now = naive_utc(now)
         # 1. merge duplicates inside the batch
         slots: list[Paper] = []
         slot_of: list[int] = []
         by_key: dict[str, int] = {}
         for paper in batch:
-            paper = replace(paper, first_seen=paper.first_seen or now, last_seen=now)
             keys = _match_keys(paper)
             hit = next((by_key[k] for k in keys if k in by_key), None)
             if hit is None:
@@ -276,11 +311,18 @@ class SqlStore:
             pk_of_slot[index] = match.pk
 
         if inserts:
-            result = conn.execute(
-                papers.insert().returning(papers.c.pk, sort_by_parameter_order=True), inserts
-            )
-            for index, (pk,) in zip(insert_slots, result.all(), strict=True):
-                pk_of_slot[index] = pk
+            columns = list(inserts[0])
+            bulk_insert(conn, papers, columns, [tuple(row.values()) for row in inserts])
+            pk_by_id: dict[str, int] = {}
+            new_ids = [row["id"] for row in inserts]
+            for part in _chunks(new_ids):
+                pk_by_id.update(
+                    conn.execute(sa.select(papers.c.id, papers.c.pk).where(papers.c.id.in_(part)))
+                    .tuples()
+                    .all()
+                )
+            for index, ident in zip(insert_slots, new_ids, strict=True):
+                pk_of_slot[index] = pk_by_id[ident]
         if updates:
             stmt = (
                 papers.update()
@@ -312,19 +354,12 @@ class SqlStore:
                         paper_sources.c.entry.in_(part),
                     )
                 )
-        conn.execute(
-            paper_sources.insert(),
-            [
-                {
-                    "paper_pk": pk,
-                    "kind": ref.kind,
-                    "name": ref.name,
-                    "entry": ref.entry,
-                    "line": ref.line,
-                    "seen_at": naive_utc(now),
-                }
-                for pk, ref in refs
-            ],
+        seen_at = naive_utc(now)
+        bulk_insert(
+            conn,
+            paper_sources,
+            ("paper_pk", "kind", "name", "entry", "line", "seen_at"),
+            [(pk, ref.kind, ref.name, ref.entry, ref.line, seen_at) for pk, ref in refs],
         )
 
     def count_papers(self) -> int:
