@@ -316,11 +316,8 @@ class SqlStore:
             pk_by_id: dict[str, int] = {}
             new_ids = [row["id"] for row in inserts]
             for part in _chunks(new_ids):
-                pk_by_id.update(
-                    conn.execute(sa.select(papers.c.id, papers.c.pk).where(papers.c.id.in_(part)))
-                    .tuples()
-                    .all()
-                )
+                query = sa.select(papers.c.id, papers.c.pk).where(papers.c.id.in_(part))
+                pk_by_id.update((row[0], row[1]) for row in conn.execute(query))
             for index, ident in zip(insert_slots, new_ids, strict=True):
                 pk_of_slot[index] = pk_by_id[ident]
         if updates:
