@@ -44,7 +44,12 @@ _AUTHORS = re.compile(r"^•\s*(?P<count>\d+)\s+authors?$")
 _DOT = "·"
 _URL = re.compile(r"https?://[^\s<>\"'`]+")
 _URL_TRAIL = ".,;:!?)]}'\""
-_CODE_HOSTS = re.compile(r"^(?:www\.)?(?:github\.com|[\w.-]+\.github\.io|huggingface\.co)$", re.I)
+# github.com, *.github.io, the Hugging Face hub (huggingface.co, hf.co) and the hub mirror
+# that the sample drops link to (b-61j.pages.dev).
+_CODE_HOSTS = re.compile(
+    r"^(?:www\.)?(?:github\.com|[\w.-]+\.github\.io|huggingface\.co|hf\.co|b-61j\.pages\.dev)$",
+    re.I,
+)
 _TITLE_MAX = 400
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digestbot.errors import NotFoundError, StoreError
-from digestbot.ids import normalize_title
+from digestbot.ids import normalize_title, title_id
 from digestbot.models import Paper, SourceRef
 from digestbot.store.schema import (
     SCHEMA_VERSION,
@@ -137,6 +137,7 @@ def _row_values(paper: Paper, *, now: datetime) -> dict[str, Any]:
     return {
         "id": paper.id,
         "title_key": normalize_title(paper.title),
+        "tid": title_id(paper.title),
         "arxiv_id": paper.arxiv_id,
         "arxiv_version": paper.arxiv_version,
         "title": paper.title,
@@ -257,18 +258,25 @@ class SqlStore:
         # 1. merge duplicates inside the batch
         slots: list[Paper] = []
         slot_of: list[int] = []
-        by_key: dict[str, int] = {}
+        by_arxiv: dict[str, int] = {}
+        by_title: dict[str, int] = {}
         for paper in batch:
-            keys = _match_keys(paper)
-            hit = next((by_key[k] for k in keys if k in by_key), None)
+            key = normalize_title(paper.title)
+            hit = by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
+            if hit is None:
+                candidate = by_title.get(key)
+                if candidate is not None and not (paper.arxiv_id and slots[candidate].arxiv_id):
+                    hit = candidate
             if hit is None:
                 hit = len(slots)
                 slots.append(paper)
             else:
                 slots[hit] = merge_papers(slots[hit], paper)
                 merged_count += 1
-            for key in _match_keys(slots[hit]):
-                by_key.setdefault(key, hit)
+            merged_arxiv = slots[hit].arxiv_id
+            if merged_arxiv:
+                by_arxiv[merged_arxiv] = hit
+            by_title.setdefault(key, hit)
             slot_of.append(hit)
 
         # 2. find the stored ones, two IN queries per chunk
@@ -408,7 +416,8 @@ class SqlStore:
         return [_paper_from_row(row, tuple(sources.get(row.pk, ()))) for row in rows]
 
     def get_paper(self, ident: str) -> Paper:
-        """A paper by id, arXiv id (any version) or exact (normalised) title."""
+        """A paper by id, arXiv id (any version), its title id (``t-…``, also after it
+        gained an arXiv id) or exact (normalised) title."""
         from digestbot.ids import parse_arxiv_id
 
         parsed = parse_arxiv_id(ident)
@@ -418,6 +427,7 @@ class SqlStore:
                 sa.select(*_PAPER_COLUMNS).where(
                     sa.or_(
                         papers.c.id.in_(candidates),
+                        papers.c.tid == ident,
                         papers.c.title_key == normalize_title(ident),
                     )
                 )
@@ -482,13 +492,6 @@ def _file_from_row(row: Any) -> FileRecord:
         papers_merged=row.papers_merged,
         warnings=tuple(json.loads(row.warnings)),
     )
-
-
-def _match_keys(paper: Paper) -> list[str]:
-    keys = [f"t:{normalize_title(paper.title)}"]
-    if paper.arxiv_id:
-        keys.insert(0, f"a:{paper.arxiv_id}")
-    return keys
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
