@@ -81,9 +81,9 @@ _ARXIV_HOSTS = re.compile(
 _URL = re.compile(r"^[a-z][a-z0-9+.\-]*://(?P<host>[^/?#:]+)(?::\d+)?(?P<rest>[/?#].*)?$", re.I)
 
 
-@lru_cache(maxsize=16384)  # a batch asks for each title's key several times
+@lru_cache(maxsize=16384)
 def normalize_title(title: str) -> str:
-    """Casefold, strip accents' compatibility forms, fold punctuation and spaces."""
+    """Casefold, NFKC-normalise, fold punctuation and white space (cached: hot in ingest)."""
     text = unicodedata.normalize("NFKC", title).casefold()
     return " ".join(_NON_WORD.sub(" ", text).split())
 

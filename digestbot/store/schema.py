@@ -29,6 +29,7 @@ papers = sa.Table(
     sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("id", sa.String(64), nullable=False, unique=True),
     sa.Column("title_key", sa.Text, nullable=False, index=True),
+    sa.Column("tid", sa.String(16), nullable=False, index=True),  # title id, kept as an alias
     sa.Column("arxiv_id", sa.String(64), unique=True),
     sa.Column("arxiv_version", sa.Integer),
     sa.Column("title", sa.Text, nullable=False),

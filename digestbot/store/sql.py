@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digestbot.errors import NotFoundError, StoreError
-from digestbot.ids import normalize_title
+from digestbot.ids import normalize_title, title_id
 from digestbot.models import Paper, SourceRef
 from digestbot.store.schema import (
     SCHEMA_VERSION,
@@ -46,6 +46,36 @@ def utc(value: datetime | None) -> datetime | None:
 def naive_utc(value: datetime) -> datetime:
     """Aware (any zone) -> naive UTC for storage. Naive values are taken as UTC."""
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def bulk_insert(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """``executemany`` straight to the driver: SQLAlchemy's per-row overhead is most of
+    the cost of a large insert. Values pass through each column type's bind processor,
+    and the SQL is built with the dialect's quoting and paramstyle, so it stays portable."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+    if any(processors):
+        rows = [
+            tuple(
+                v if proc is None or v is None else proc(v)
+                for proc, v in zip(processors, row, strict=True)
+            )
+            for row in rows
+        ]
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if mark is None:  # pragma: no cover - numeric/named drivers: let SQLAlchemy do it
+        conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    quote = dialect.identifier_preparer.quote
+    # identifiers come from our own Table objects, values travel as parameters
+    names = ", ".join(quote(c) for c in columns)
+    marks = ", ".join([mark] * len(columns))
+    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -113,32 +143,33 @@ def merge_papers(old: Paper, new: Paper) -> Paper:
     )
 
 
-_JSON = json.JSONEncoder(ensure_ascii=False).encode
 _JSON_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
-def _row_values(
-    paper: Paper, *, now: datetime, stored_now: datetime | None = None
-) -> dict[str, Any]:
-    """The row of a paper upserted at ``now``: last seen now, first seen when first seen."""
-    at = stored_now or naive_utc(now)
+def _json_list(values: tuple[str, ...]) -> str:
+    return json.dumps(list(values), ensure_ascii=False) if values else "[]"
+
+
+def _row_values(paper: Paper, *, now: datetime) -> dict[str, Any]:
+    """Column values for a paper; ``now`` is naive UTC (see ``naive_utc``)."""
     return {
         "id": paper.id,
         "title_key": normalize_title(paper.title),
+        "tid": title_id(paper.title),
         "arxiv_id": paper.arxiv_id,
         "arxiv_version": paper.arxiv_version,
         "title": paper.title,
         "abstract": paper.abstract,
         "authors_count": paper.authors_count,
         "organization": paper.organization,
-        "authors": _JSON(list(paper.authors)),
-        "urls": _JSON(list(paper.urls)),
+        "authors": _json_list(paper.authors),
+        "urls": _json_list(paper.urls),
         "published": paper.published,
         "upvotes": paper.upvotes,
         "extra": _JSON_SORTED(dict(paper.extra)) if paper.extra else "{}",
-        "first_seen": naive_utc(paper.first_seen) if paper.first_seen else at,
-        "last_seen": at,
-        "updated_at": at,
+        "first_seen": naive_utc(paper.first_seen) if paper.first_seen else now,
+        "last_seen": now,
+        "updated_at": now,
     }
 
 
@@ -244,22 +275,29 @@ class SqlStore:
         paper with another arXiv id is a different paper, whatever its title).
         """
         merged_count = 0
-        stored_now = naive_utc(now)
+        now = naive_utc(now)
         # 1. merge duplicates inside the batch
         slots: list[Paper] = []
         slot_of: list[int] = []
-        by_key: dict[str, int] = {}
-        for paper in batch:  # first_seen None is "now" and last_seen is now (_row_values)
-            keys = _match_keys(paper)
-            hit = next((by_key[k] for k in keys if k in by_key), None)
+        by_arxiv: dict[str, int] = {}
+        by_title: dict[str, int] = {}
+        for paper in batch:
+            key = normalize_title(paper.title)
+            hit = by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
+            if hit is None:
+                candidate = by_title.get(key)
+                if candidate is not None and not (paper.arxiv_id and slots[candidate].arxiv_id):
+                    hit = candidate
             if hit is None:
                 hit = len(slots)
                 slots.append(paper)
             else:
                 slots[hit] = merge_papers(slots[hit], paper)
                 merged_count += 1
-            for key in _match_keys(slots[hit]):
-                by_key.setdefault(key, hit)
+            merged_arxiv = slots[hit].arxiv_id
+            if merged_arxiv:
+                by_arxiv[merged_arxiv] = hit
+            by_title.setdefault(key, hit)
             slot_of.append(hit)
 
         # 2. find the stored ones, two IN queries per chunk
@@ -292,7 +330,7 @@ class SqlStore:
                 ):
                     match = candidate
             if match is None:
-                inserts.append(_row_values(paper, now=now, stored_now=stored_now))
+                inserts.append(_row_values(paper, now=now))
                 insert_slots.append(index)
                 continue
             merged_count += 1
@@ -302,24 +340,18 @@ class SqlStore:
             pk_of_slot[index] = match.pk
 
         if inserts:
-            # one executemany, then the new pks by id: RETURNING with ordered parameters
-            # runs row by row on SQLite
-            conn.execute(papers.insert(), inserts)
-            new_pks: dict[str, int] = {}
-            for part in _chunks([values["id"] for values in inserts]):
-                new_pks.update(
-                    (found.id, found.pk)
-                    for found in conn.execute(
-                        sa.select(papers.c.id, papers.c.pk).where(papers.c.id.in_(part))
-                    )
-                )
-            for index, values in zip(insert_slots, inserts, strict=True):
-                pk_of_slot[index] = new_pks[values["id"]]
+            columns = list(inserts[0])
+            bulk_insert(conn, papers, columns, [tuple(row.values()) for row in inserts])
+            pk_by_id: dict[str, int] = {}
+            new_ids = [row["id"] for row in inserts]
+            for part in _chunks(new_ids):
+                query = sa.select(papers.c.id, papers.c.pk).where(papers.c.id.in_(part))
+                pk_by_id.update((row[0], row[1]) for row in conn.execute(query))
+            for index, ident in zip(insert_slots, new_ids, strict=True):
+                pk_of_slot[index] = pk_by_id[ident]
         changed = [(pk, p) for pk, p in updates.items() if p != stored[pk]]
         if changed:
-            rows = [
-                {**_row_values(p, now=now, stored_now=stored_now), "b_pk": pk} for pk, p in changed
-            ]
+            rows = [{**_row_values(p, now=now), "b_pk": pk} for pk, p in changed]
             stmt = (
                 papers.update()
                 .where(papers.c.pk == sa.bindparam("b_pk"))
@@ -329,9 +361,7 @@ class SqlStore:
         unchanged = [{"b_pk": pk} for pk, p in updates.items() if p == stored[pk]]
         if unchanged:  # seen again, nothing new: only last_seen moves
             conn.execute(
-                papers.update()
-                .where(papers.c.pk == sa.bindparam("b_pk"))
-                .values(last_seen=stored_now),
+                papers.update().where(papers.c.pk == sa.bindparam("b_pk")).values(last_seen=now),
                 unchanged,
             )
         pk_by_batch = {i: pk_of_slot[slot] for i, slot in enumerate(slot_of)}
@@ -358,19 +388,12 @@ class SqlStore:
                         paper_sources.c.entry.in_(part),
                     )
                 )
-        conn.execute(
-            paper_sources.insert(),
-            [
-                {
-                    "paper_pk": pk,
-                    "kind": ref.kind,
-                    "name": ref.name,
-                    "entry": ref.entry,
-                    "line": ref.line,
-                    "seen_at": naive_utc(now),
-                }
-                for pk, ref in refs
-            ],
+        seen_at = naive_utc(now)
+        bulk_insert(
+            conn,
+            paper_sources,
+            ("paper_pk", "kind", "name", "entry", "line", "seen_at"),
+            [(pk, ref.kind, ref.name, ref.entry, ref.line, seen_at) for pk, ref in refs],
         )
 
     def count_papers(self) -> int:
@@ -422,7 +445,8 @@ class SqlStore:
         return [_paper_from_row(row, tuple(sources.get(row.pk, ()))) for row in rows]
 
     def get_paper(self, ident: str) -> Paper:
-        """A paper by id, arXiv id (any version) or exact (normalised) title."""
+        """A paper by id, arXiv id (any version), its title id (``t-…``, also after it
+        gained an arXiv id) or exact (normalised) title."""
         from digestbot.ids import parse_arxiv_id
 
         parsed = parse_arxiv_id(ident)
@@ -432,6 +456,7 @@ class SqlStore:
                 sa.select(*_PAPER_COLUMNS).where(
                     sa.or_(
                         papers.c.id.in_(candidates),
+                        papers.c.tid == ident,
                         papers.c.title_key == normalize_title(ident),
                     )
                 )
@@ -496,13 +521,6 @@ def _file_from_row(row: Any) -> FileRecord:
         papers_merged=row.papers_merged,
         warnings=tuple(json.loads(row.warnings)),
     )
-
-
-def _match_keys(paper: Paper) -> list[str]:
-    keys = [f"t:{normalize_title(paper.title)}"]
-    if paper.arxiv_id:
-        keys.insert(0, f"a:{paper.arxiv_id}")
-    return keys
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
