@@ -37,6 +37,12 @@ TAROT_AUTHORS = "Lan Feng, Fan Nie, Yuejiang Liu, Alexandre Alahi"
 
 
 @pytest.fixture
+def store(any_store: SqlStore) -> SqlStore:
+    """Every test here runs on SQLite, and on PostgreSQL where a server is given."""
+    return any_store
+
+
+@pytest.fixture
 def server() -> Iterator[FeedServer]:
     yield from serving()
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from digestbot.models import Paper
 from digestbot.store import SqlStore, merge_papers
 from digestbot.store.schema import papers
 from tests.conftest import NOW
+
+
+@pytest.fixture
+def store(any_store: SqlStore) -> SqlStore:
+    """Every test here runs on SQLite, and on PostgreSQL where a server is given."""
+    return any_store
 
 
 def upsert(store: SqlStore, *batch: Paper, hours: int = 0) -> tuple[int, int]:
