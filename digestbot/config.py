@@ -185,6 +185,13 @@ class FeedSettings(_Model):
         parse_duration(value)
         return value
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.lower().startswith(("http://", "https://")):
+            raise ValueError("a feed url starts with http:// or https://")
+        return value
+
     @field_validator("announce_types")
     @classmethod
     def _known_announce_types(cls, value: list[str]) -> list[str]:

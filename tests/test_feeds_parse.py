@@ -197,3 +197,24 @@ def test_any_bytes_give_papers_or_a_clear_error(body: bytes) -> None:
         assert exc.message.startswith("fuzz: ")
     else:
         assert all(item.paper.title for item in parsed.items)
+
+
+def test_a_stray_latin1_byte_is_replaced_without_garbling_the_rest() -> None:
+    data = (FEEDS / "arxiv_api_2026-04-12_search-testing_10-entries.xml").read_bytes()
+    bad = data.replace(b"Multiple Testing Techniques", b"Multiple Testing caf\xe9", 1)
+    parsed = parse_feed(bad, name="enc")
+    assert len(parsed.items) == 10
+    assert parsed.items[0].paper.title.endswith("Multiple Testing caf\ufffd")
+    assert any("Aurora Ramírez" in i.paper.authors for i in parsed.items)  # not "RamÃ­rez"
+    assert parsed.warnings == [
+        f"enc: invalid UTF-8 from byte {bad.index(b'caf') + 3}: bad bytes replaced with U+FFFD"
+    ]
+
+
+def test_a_wrong_content_type_is_a_warning_and_every_item_is_kept() -> None:
+    data = (FEEDS / RSS_FIRST50).read_bytes()
+    parsed = parse_feed(data, name="ct", content_type="text/html; charset=utf-8")
+    assert len(parsed.items) == 50
+    assert parsed.warnings == [
+        "ct: malformed feed (NonXMLContentType: text/html; charset=utf-8 is not an XML media type)"
+    ]

@@ -7,6 +7,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digestbot.errors import SourceError
 from digestbot.sources.hf import is_json_feed, parse_hf_daily_papers, parse_json_feed
@@ -81,3 +83,24 @@ def test_json_feed_of_the_community_hf_feed() -> None:
     assert first.abstract.startswith("LLM agents learn by interacting")
     assert first.published == date(2026, 8, 21)
     assert not is_json_feed(OLDER.read_bytes())
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"paper": json_values}), max_size=3) | json_values)
+def test_any_json_gives_papers_and_warnings_or_a_clear_error(doc: object) -> None:
+    try:
+        parsed = parse_hf_daily_papers(json.dumps(doc).encode(), name="fuzz")
+    except SourceError as exc:
+        assert exc.message.startswith("fuzz")
+    else:
+        assert len(parsed.items) + len(parsed.warnings) == parsed.entries
+        assert all(item.paper.title for item in parsed.items)

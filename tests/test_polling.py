@@ -275,3 +275,9 @@ def test_a_misspelt_announce_type_is_a_config_error_naming_the_key() -> None:
         settings_for({"name": "a", "url": "http://127.0.0.1/", "announce_types": ["replaced"]})
     assert caught.value.key == "feeds.0.announce_types"
     assert "unknown announce type 'replaced'" in caught.value.message
+
+
+def test_a_feed_url_must_be_http() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_for({"name": "a", "url": "file:///etc/passwd"})
+    assert caught.value.key == "feeds.0.url"

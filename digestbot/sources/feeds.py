@@ -221,17 +221,33 @@ def _truncated_at_end(exc: BaseException, data: bytes) -> bool:
     return line >= last
 
 
-def parse_feed(data: bytes, *, name: str, content_type: str | None = None) -> FeedParse:
-    """An RSS/Atom document -> papers and warnings; ``SourceError`` for error and non-feeds."""
-    headers = {"content-type": content_type} if content_type else {}
-    doc = feedparser.parse(
+def _feedparse(data: bytes, headers: dict[str, str]) -> Any:
+    return feedparser.parse(
         io.BytesIO(data),  # never a str/bytes: feedparser would read those as a path or URL
         response_headers=headers,
         sanitize_html=False,  # text is cleaned here and escaped when rendered
         resolve_relative_uris=False,
     )
+
+
+def parse_feed(data: bytes, *, name: str, content_type: str | None = None) -> FeedParse:
+    """An RSS/Atom document -> papers and warnings; ``SourceError`` for error and non-feeds."""
+    headers = {"content-type": content_type} if content_type else {}
+    doc = _feedparse(data, headers)
     warnings: list[str] = []
     exc = doc.get("bozo_exception") if doc.get("bozo") else None
+    if isinstance(exc, feedparser.CharacterEncodingOverride):
+        # feedparser re-reads the whole document as windows-1252 for one bad UTF-8 byte,
+        # garbling every other non-ASCII letter; replacing the bad bytes is safer
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            repaired = _feedparse(data.decode("utf-8", "replace").encode("utf-8"), headers)
+            if not repaired.get("bozo"):
+                doc, exc = repaired, None
+                warnings.append(
+                    f"{name}: invalid UTF-8 from byte {err.start}: bad bytes replaced with U+FFFD"
+                )
     if not doc.get("version") and not doc.entries:
         reason = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
         raise SourceError(f"not an RSS or Atom feed{reason}", source=name)

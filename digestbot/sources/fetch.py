@@ -207,6 +207,8 @@ def fetch_feed(
             error = f"timed out after {timeout:g} s"
         except httpx.TooManyRedirects:
             raise FetchError("too many redirects", source=source) from None
+        except httpx.UnsupportedProtocol as exc:
+            raise FetchError(f"unsupported URL: {exc}", source=source) from None
         except httpx.TransportError as exc:
             status, body = None, b""
             error = f"cannot connect: {exc or type(exc).__name__}"
