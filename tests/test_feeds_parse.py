@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from digestbot.errors import SourceError
 from digestbot.sources.feeds import FeedParse, parse_feed
+from tests.feed_server import RssItem, arxiv_rss
 
 FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
 RSS_FIRST50 = "arxiv_rss_2024-11-28_all-archives_first50.xml"
@@ -218,3 +219,12 @@ def test_a_wrong_content_type_is_a_warning_and_every_item_is_kept() -> None:
     assert parsed.warnings == [
         "ct: malformed feed (NonXMLContentType: text/html; charset=utf-8 is not an XML media type)"
     ]
+
+
+def test_maths_in_a_plain_text_abstract_is_not_taken_for_html() -> None:
+    data = arxiv_rss(
+        [RssItem("2411.00001", 1, "Bounds when p<q", abstract="For p<q and q>1, <i>n</i> & m.")]
+    )
+    paper = parse_feed(data, name="m").items[0].paper
+    assert paper.title == "Bounds when p<q"
+    assert paper.abstract == "For p<q and q>1, n & m."

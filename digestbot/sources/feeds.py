@@ -34,7 +34,14 @@ from digestbot.errors import FeedError, SourceError
 from digestbot.ids import find_arxiv_id, parse_arxiv_id
 from digestbot.models import Paper, SourceRef
 
-_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+# HTML tags by name, so that maths in plain-text abstracts ("p<q and q>1") survives:
+# one-letter tags only bare or with real attributes (<a href="...">).
+_TAG = re.compile(
+    r"</?(?:(?:abbr|big|blockquote|br|center|cite|code|dd|div|dl|dt|em|font|h[1-6]|hr|img"
+    r"|li|mark|ol|pre|small|span|strike|strong|sub|sup|table|tbody|td|th|thead|tr|tt|ul)"
+    r"\b[^<>]*|[abipqsu](?:\s+[a-z-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))*\s*/?)>",
+    re.IGNORECASE,
+)
 _ANNOUNCE = re.compile(
     r"^\s*arXiv:(?P<id>\S+)\s+Announce Type:\s*(?P<type>[\w-]+)\s*"
     r"(?:Abstract:\s*)?(?P<abstract>.*)$",
