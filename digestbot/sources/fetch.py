@@ -176,8 +176,15 @@ def fetch_feed(
                 "GET", url, headers=headers, timeout=httpx.Timeout(timeout), follow_redirects=True
             ) as response:
                 status = response.status_code
-                if status == 304:
-                    return FetchResult(304, b"", etag, last_modified, None, attempt)
+                if status == 304:  # validators may be refreshed by the 304 itself
+                    return FetchResult(
+                        status=304,
+                        body=b"",
+                        etag=response.headers.get("ETag") or etag,
+                        last_modified=response.headers.get("Last-Modified") or last_modified,
+                        content_type=None,
+                        attempts=attempt,
+                    )
                 body = _read(response, max_bytes=max_bytes, source=source)
                 if 200 <= status < 300:
                     return FetchResult(
