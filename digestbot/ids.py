@@ -92,9 +92,13 @@ def title_key(title: str) -> str:
     return normalize_title(title)
 
 
+def title_id_of_key(key: str) -> str:
+    """``t-`` and 12 hex digits of the SHA-256 of a normalised title."""
+    return "t-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
 def title_id(title: str) -> str:
-    digest = hashlib.sha256(normalize_title(title).encode("utf-8")).hexdigest()
-    return f"t-{digest[:12]}"
+    return title_id_of_key(normalize_title(title))
 
 
 def _found(match: re.Match[str]) -> tuple[str, int | None]:

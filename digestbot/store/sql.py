@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digestbot.errors import NotFoundError, StoreError
-from digestbot.ids import normalize_title, title_id
+from digestbot.ids import normalize_title, title_id, title_id_of_key
 from digestbot.models import Paper, SourceRef
 from digestbot.store.schema import (
     SCHEMA_VERSION,
@@ -57,7 +57,9 @@ def bulk_insert(
     if not rows:
         return
     dialect = conn.dialect
-    processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+    ]
     if any(processors):
         rows = [
             tuple(
@@ -150,27 +152,48 @@ def _json_list(values: tuple[str, ...]) -> str:
     return json.dumps(list(values), ensure_ascii=False) if values else "[]"
 
 
-def _row_values(paper: Paper, *, now: datetime) -> dict[str, Any]:
-    """Column values for a paper; ``now`` is naive UTC (see ``naive_utc``)."""
-    return {
-        "id": paper.id,
-        "title_key": normalize_title(paper.title),
-        "tid": title_id(paper.title),
-        "arxiv_id": paper.arxiv_id,
-        "arxiv_version": paper.arxiv_version,
-        "title": paper.title,
-        "abstract": paper.abstract,
-        "authors_count": paper.authors_count,
-        "organization": paper.organization,
-        "authors": _json_list(paper.authors),
-        "urls": _json_list(paper.urls),
-        "published": paper.published,
-        "upvotes": paper.upvotes,
-        "extra": _JSON_SORTED(dict(paper.extra)) if paper.extra else "{}",
-        "first_seen": naive_utc(paper.first_seen) if paper.first_seen else now,
-        "last_seen": now,
-        "updated_at": now,
-    }
+_ROW_COLUMNS = (
+    "id",
+    "title_key",
+    "tid",
+    "arxiv_id",
+    "arxiv_version",
+    "title",
+    "abstract",
+    "authors_count",
+    "organization",
+    "authors",
+    "urls",
+    "published",
+    "upvotes",
+    "extra",
+    "first_seen",
+    "last_seen",
+    "updated_at",
+)
+
+
+def _row_values(paper: Paper, *, title_key: str, now: datetime) -> tuple[Any, ...]:
+    """Column values (``_ROW_COLUMNS`` order) for a paper; ``now`` is naive UTC."""
+    return (
+        paper.id,
+        title_key,
+        title_id_of_key(title_key),
+        paper.arxiv_id,
+        paper.arxiv_version,
+        paper.title,
+        paper.abstract,
+        paper.authors_count,
+        paper.organization,
+        _json_list(paper.authors),
+        _json_list(paper.urls),
+        paper.published,
+        paper.upvotes,
+        _JSON_SORTED(dict(paper.extra)) if paper.extra else "{}",
+        naive_utc(paper.first_seen) if paper.first_seen else now,
+        now,
+        now,
+    )
 
 
 _PAPER_COLUMNS = (
@@ -309,20 +332,20 @@ class SqlStore:
         for part in _chunks(arxiv_ids):
             for row in conn.execute(sa.select(*cols).where(papers.c.arxiv_id.in_(part))):
                 stored_by_arxiv[row.arxiv_id] = row
-        for part in _chunks(title_keys):
-            for row in conn.execute(sa.select(*cols).where(papers.c.title_key.in_(part))):
+        for part in _chunks([title_id_of_key(k) for k in title_keys]):
+            for row in conn.execute(sa.select(*cols).where(papers.c.tid.in_(part))):
                 stored_by_title.setdefault(row.title_key, row)
 
         # 3. decide insert or update
-        inserts: list[dict[str, Any]] = []
+        inserts: list[tuple[Any, ...]] = []
         insert_slots: list[int] = []
         updates: dict[int, Paper] = {}  # stored pk -> merged paper
         stored: dict[int, Paper] = {}  # stored pk -> the paper as stored
         pk_of_slot: dict[int, int] = {}
-        for index, paper in enumerate(slots):
+        for index, (paper, key) in enumerate(zip(slots, title_keys, strict=True)):
             match: Any = stored_by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
             if match is None:
-                candidate = stored_by_title.get(normalize_title(paper.title))
+                candidate = stored_by_title.get(key)
                 if candidate is not None and (
                     not candidate.arxiv_id
                     or not paper.arxiv_id
@@ -330,7 +353,7 @@ class SqlStore:
                 ):
                     match = candidate
             if match is None:
-                inserts.append(_row_values(paper, now=now))
+                inserts.append(_row_values(paper, title_key=key, now=now))
                 insert_slots.append(index)
                 continue
             merged_count += 1
@@ -340,10 +363,9 @@ class SqlStore:
             pk_of_slot[index] = match.pk
 
         if inserts:
-            columns = list(inserts[0])
-            bulk_insert(conn, papers, columns, [tuple(row.values()) for row in inserts])
+            bulk_insert(conn, papers, _ROW_COLUMNS, inserts)
             pk_by_id: dict[str, int] = {}
-            new_ids = [row["id"] for row in inserts]
+            new_ids = [row[0] for row in inserts]
             for part in _chunks(new_ids):
                 query = sa.select(papers.c.id, papers.c.pk).where(papers.c.id.in_(part))
                 pk_by_id.update((row[0], row[1]) for row in conn.execute(query))
@@ -351,11 +373,23 @@ class SqlStore:
                 pk_of_slot[index] = pk_by_id[ident]
         changed = [(pk, p) for pk, p in updates.items() if p != stored[pk]]
         if changed:
-            rows = [{**_row_values(p, now=now), "b_pk": pk} for pk, p in changed]
+            rows = [
+                {
+                    **dict(
+                        zip(
+                            _ROW_COLUMNS,
+                            _row_values(p, title_key=normalize_title(p.title), now=now),
+                            strict=True,
+                        )
+                    ),
+                    "b_pk": pk,
+                }
+                for pk, p in changed
+            ]
             stmt = (
                 papers.update()
                 .where(papers.c.pk == sa.bindparam("b_pk"))
-                .values({c: sa.bindparam(c) for c in rows[0] if c != "b_pk"})
+                .values({c: sa.bindparam(c) for c in _ROW_COLUMNS})
             )
             conn.execute(stmt, rows)
         unchanged = [{"b_pk": pk} for pk, p in updates.items() if p == stored[pk]]
@@ -456,8 +490,7 @@ class SqlStore:
                 sa.select(*_PAPER_COLUMNS).where(
                     sa.or_(
                         papers.c.id.in_(candidates),
-                        papers.c.tid == ident,
-                        papers.c.title_key == normalize_title(ident),
+                        papers.c.tid.in_([ident, title_id(ident)]),
                     )
                 )
             ).first()
@@ -475,6 +508,17 @@ class SqlStore:
                 .limit(1)
             ).first()
         return _file_from_row(row) if row is not None else None
+
+    def ingested_hashes(self, hashes: Sequence[str]) -> set[str]:
+        """Which of these contents were ingested successfully before (one query a chunk)."""
+        found: set[str] = set()
+        with self.transaction() as conn:
+            for part in _chunks(list(dict.fromkeys(hashes))):
+                query = sa.select(ingested_files.c.sha256).where(
+                    ingested_files.c.sha256.in_(part), ingested_files.c.status != "failed"
+                )
+                found.update(row[0] for row in conn.execute(query))
+        return found
 
     def record_file(self, conn: Connection, record: FileRecord) -> None:
         # a failed attempt at the same path is replaced by the newer outcome
@@ -529,6 +573,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA wal_autocheckpoint=4000")  # 16 MB: fewer checkpoints in bulk ingest
     cursor.close()
 
 

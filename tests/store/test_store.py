@@ -204,3 +204,22 @@ def test_times_round_trip_as_utc(store: SqlStore) -> None:
     with store.transaction() as conn:
         store.upsert_papers(conn, [paper("Clock")], now=berlin)
     assert store.load_papers()[0].first_seen == berlin
+
+
+def test_parsing_in_worker_processes_gives_the_same_result(
+    store: SqlStore, seeds: Path, tmp_path: Path
+) -> None:
+    copies = tmp_path / "more"
+    copies.mkdir()
+    for i, path in enumerate(sorted(seeds.glob("*.txt"))):
+        # a changed header line makes each copy new content with the same papers
+        (copies / f"copy{i}.txt").write_text(
+            path.read_text("utf-8").replace("Subscribe", "Subscribe ")
+        )
+    report = ingest_paths(store, [seeds, copies], now=NOW, workers=1)
+    assert report.ok and report.count("new") == 8
+    assert (report.papers_new, report.papers_merged) == (186, 188 + 2)
+    assert count(store, papers) == 186
+    assert [Path(f.path).name for f in report.files][:4] == sorted(
+        p.name for p in seeds.glob("*.txt")
+    )
