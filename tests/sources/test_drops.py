@@ -17,6 +17,7 @@ from digestbot.sources.drops import decode_drop, find_code_urls, parse_drop, rea
 from tests.conftest import SEEDS
 
 MODIFIED = datetime(2026, 11, 23, 12, 0)
+HF = "https://hugging" + "face.co"  # the Hugging Face hub
 HEADER = (
     "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nDaily Papers\n\n"
     "byAK and the research community\n\nJan 8\n\n"
@@ -173,13 +174,14 @@ def test_not_a_daily_papers_dump_is_a_clear_error(text: str) -> None:
 def test_code_urls_found_and_cleaned() -> None:
     text = (
         "See https://github.com/org/repo. and (https://org.github.io/page), "
-        "https://b-61j.pages.dev/datasets/x/y; not https://example.com/z or "
+        f"{HF}/datasets/x/y; not https://example.com/z or https://hf.co/m/n, "
         "https://github.com.evil.example/x."
     )
     assert find_code_urls(text) == (
         "https://github.com/org/repo",
         "https://org.github.io/page",
-        "https://b-61j.pages.dev/datasets/x/y",
+        f"{HF}/datasets/x/y",
+        "https://hf.co/m/n",
     )
 
 
