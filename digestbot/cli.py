@@ -143,6 +143,10 @@ from digestbot.commands import papers as _papers_commands  # noqa: E402
 
 register(_papers_commands)
 
+from digestbot.commands import serve as _serve_commands  # noqa: E402
+
+register(_serve_commands)
+
 
 def run() -> None:  # pragma: no cover - console script entry point
     main()
