@@ -30,6 +30,7 @@ MAX_TERM_CHARS = 64
 TITLE_WEIGHT = 4.0  # bm25 column weight of the title against the abstract
 
 _WORDISH = re.compile(r"\w", re.UNICODE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _SQLITE_DDL = (
     "CREATE VIRTUAL TABLE papers_fts USING fts5(title, abstract, content='papers', "
@@ -62,7 +63,8 @@ class SearchPage:
 
 def parse_search_terms(text: str) -> tuple[str, ...]:
     """The chunks of user text worth searching for, at most ``MAX_TERMS``."""
-    chunks = [c[:MAX_TERM_CHARS] for c in text.split() if _WORDISH.search(c)]
+    cleaned = _CONTROL.sub(" ", text)
+    chunks = [c[:MAX_TERM_CHARS] for c in cleaned.split() if _WORDISH.search(c)]
     return tuple(chunks[:MAX_TERMS])
 
 
