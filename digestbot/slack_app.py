@@ -40,7 +40,7 @@ from digestbot.store.feedback import record_feedback
 
 log = logging.getLogger(__name__)
 
-WORKERS = 16
+WORKERS = 4  # lazy work (searches, ranking) uses the cores; acks must still get CPU
 
 
 def _utc_now() -> datetime:

@@ -43,6 +43,13 @@ def test_search_ranks_title_hits_first_and_follows_updates(store: SqlStore) -> N
     assert _titles(store, "images") == []
 
 
+def test_broad_queries_rank_only_the_newest_candidates(store: SqlStore) -> None:
+    _add(store, Paper(title="Kernel kernel kernel methods", abstract="kernel"))
+    _add(store, *(Paper(title=f"Note {i}", abstract="a kernel aside") for i in range(6)))
+    assert _titles(store, "kernel", limit=1) == ["Kernel kernel kernel methods"]
+    assert _titles(store, "kernel", limit=1, candidates=6) == ["Note 5"]
+
+
 def test_paging_reports_whether_more_remain(store: SqlStore) -> None:
     _add(store, *(Paper(title=f"Quantization trick {i}", abstract="") for i in range(7)))
     first = search_papers(store, "quantization", limit=5)

@@ -10,6 +10,10 @@ User text never reaches the FTS query language: each whitespace-separated chunk
 becomes one FTS5 *string* (a quoted phrase, ``"`` doubled), so ``AND``, ``(``,
 ``*``, ``NEAR`` and quotes are searched as text. Chunks with no letter or digit
 are dropped; a query with nothing left finds nothing.
+
+Ranking is bm25 (title weighted above abstract) over at most ``CANDIDATES``
+matches, the most recently stored ones: a query matching more papers than that
+(a word in half the archive) is answered from the newest of them, in bounded time.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from digestbot.store.sql import _PAPER_COLUMNS, SqlStore, _paper_from_row
 MAX_TERMS = 16  # bounds the cost of one query
 MAX_TERM_CHARS = 64
 TITLE_WEIGHT = 4.0  # bm25 column weight of the title against the abstract
+CANDIDATES = 5_000  # a query ranks at most this many matches: the most recently stored
 
 _WORDISH = re.compile(r"\w", re.UNICODE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -91,7 +96,9 @@ def _create_search_index(target: Any, connection: Connection, **_kw: Any) -> Non
 sa.event.listen(metadata, "after_create", _create_search_index)
 
 
-def search_papers(store: SqlStore, text: str, *, limit: int = 5, offset: int = 0) -> SearchPage:
+def search_papers(
+    store: SqlStore, text: str, *, limit: int = 5, offset: int = 0, candidates: int = CANDIDATES
+) -> SearchPage:
     """The best ``limit`` papers for ``text`` after ``offset``, most relevant first."""
     terms = parse_search_terms(text)
     if not terms or limit < 1:
@@ -100,13 +107,21 @@ def search_papers(store: SqlStore, text: str, *, limit: int = 5, offset: int = 0
     cols = _PAPER_COLUMNS
     query: Any
     if dialect == "sqlite":
-        fts = sa.table("papers_fts", sa.column("rowid"))
-        rank = sa.func.bm25(sa.literal_column("papers_fts"), TITLE_WEIGHT, 1.0)
+        # bm25 over the newest CANDIDATES matches only: a word in half the papers would
+        # otherwise score half the table (FTS5 walks rowids in order without scoring them)
+        top = (
+            sa.text(
+                "SELECT rowid AS hit, bm25(papers_fts, :title_weight, 1.0) AS score "
+                "FROM papers_fts WHERE papers_fts MATCH :match ORDER BY rowid DESC LIMIT :cap"
+            )
+            .bindparams(title_weight=TITLE_WEIGHT, match=build_fts_query(terms), cap=candidates)
+            .columns(hit=sa.Integer, score=sa.Float)
+            .subquery("top")
+        )
         query = (
             sa.select(*cols)
-            .select_from(fts.join(papers, papers.c.pk == fts.c.rowid))
-            .where(sa.literal_column("papers_fts").op("MATCH")(build_fts_query(terms)))
-            .order_by(rank, papers.c.pk.desc())
+            .join_from(papers, top, papers.c.pk == top.c.hit)
+            .order_by(top.c.score, top.c.hit.desc())
         )
     elif dialect == "postgresql":
         document = sa.func.to_tsvector(
