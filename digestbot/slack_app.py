@@ -1,8 +1,10 @@
 """The Bolt app: ``/papers`` and the buttons on digests and answers.
 
-Every listener acknowledges at once (the ack runs in the request thread,
-``process_before_response=True``); the work runs afterwards in a thread pool
-(Bolt lazy listeners) and answers through ``response_url`` or the Web API.
+Every listener acknowledges at once, in the request thread
+(``process_before_response=True``), then hands the work to a small thread pool
+that answers through ``response_url`` or the Web API. (The pool is ours rather
+than Bolt's lazy listeners: those deep-copy every request, which costs more CPU
+than the acknowledgement itself when many commands arrive together.)
 HTTP requests are verified by ``SlackRequestGuard`` before anything runs.
 """
 
@@ -40,7 +42,7 @@ from digestbot.store.feedback import record_feedback
 
 log = logging.getLogger(__name__)
 
-WORKERS = 4  # lazy work (searches, ranking) uses the cores; acks must still get CPU
+WORKERS = 4  # the work (searches, ranking) uses the cores; acks must still get CPU
 
 
 def _utc_now() -> datetime:
@@ -75,20 +77,29 @@ def build_slack_app(
         before_authorize=guard,
         token_verification_enabled=False,  # no auth.test at start-up; on first request
         process_before_response=True,
-        listener_executor=ThreadPoolExecutor(WORKERS, thread_name_prefix="slack-lazy"),
     )
     handlers = _Handlers(settings, store, client=client, now=now)
-    app.command("/papers")(ack=handlers.ack_command, lazy=[handlers.run_command])
-    for action_id in (ACTION_UP, ACTION_DOWN):
-        app.action(action_id)(ack=_ack, lazy=[handlers.vote])
-    app.action(ACTION_SHARE)(ack=_ack, lazy=[handlers.share])
-    app.action(ACTION_MORE)(ack=_ack, lazy=[handlers.more])
+    pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="digestbot-slack")
+
+    def on_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        if handlers.ack_command(ack, command):
+            pool.submit(handlers.run_command, command, respond)
+
+    def on_click(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        work = {
+            ACTION_UP: handlers.vote,
+            ACTION_DOWN: handlers.vote,
+            ACTION_SHARE: handlers.share,
+            ACTION_MORE: handlers.more,
+        }[action["action_id"]]
+        pool.submit(work, body, action, respond)
+
+    app.command("/papers")(on_command)
+    for action_id in (ACTION_UP, ACTION_DOWN, ACTION_SHARE, ACTION_MORE):
+        app.action(action_id)(on_click)
     app.error(_log_error)
     return app
-
-
-def _ack(ack: Ack) -> None:
-    ack()
 
 
 def _log_error(error: Exception, body: dict[str, Any]) -> None:
@@ -96,12 +107,12 @@ def _log_error(error: Exception, body: dict[str, Any]) -> None:
 
 
 def _safely(respond: Respond, work: Callable[[], None]) -> None:
-    """Run a lazy listener's work; a failure becomes a polite ephemeral line, never silence."""
+    """Run work after the ack; a failure becomes a polite ephemeral line, never silence."""
     try:
         work()
     except DigestError as exc:
         _respond_quietly(respond, text_answer(f"Sorry: {escape_mrkdwn(exc)}"))
-    except SlackClientError as exc:
+    except (SlackClientError, OSError) as exc:  # OSError: response_url unreachable
         log.warning("Slack call failed: %s", type(exc).__name__)
         _respond_quietly(respond, text_answer("Sorry: Slack refused my answer; try again."))
     except Exception:
@@ -148,17 +159,17 @@ class _Handlers:
         return zone
 
     # -- /papers -------------------------------------------------------------------------------
-    def ack_command(self, ack: Ack, command: dict[str, Any]) -> None:
+    def ack_command(self, ack: Ack, command: dict[str, Any]) -> bool:
+        """Acknowledge; ``True`` if there is work left to do (usage is answered in the ack)."""
         sub, _rest = split_command(command.get("text") or "")
         if is_answered_at_once(sub):
             ack(**usage_answer(sub), response_type="ephemeral")
-        else:
-            ack()
+            return False
+        ack()
+        return True
 
     def run_command(self, command: dict[str, Any], respond: Respond) -> None:
         sub, rest = split_command(command.get("text") or "")
-        if is_answered_at_once(sub):
-            return
 
         def work() -> None:
             answer = self.papers.answer(
@@ -259,7 +270,9 @@ class _Handlers:
             return
         respond(text=f"Shared to <#{escape_mrkdwn(channel)}>.", replace_original=False)
 
-    def more(self, action: dict[str, Any], respond: Respond) -> None:
+    def more(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        del body
+
         def work() -> None:
             button = parse_more_button(str(action.get("value") or ""))
             if button is None:

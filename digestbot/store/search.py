@@ -111,10 +111,18 @@ def search_papers(
         # otherwise score half the table (FTS5 walks rowids in order without scoring them)
         top = (
             sa.text(
-                "SELECT rowid AS hit, bm25(papers_fts, :title_weight, 1.0) AS score "
-                "FROM papers_fts WHERE papers_fts MATCH :match ORDER BY rowid DESC LIMIT :cap"
+                "SELECT hit, score FROM (SELECT rowid AS hit, "
+                "bm25(papers_fts, :title_weight, 1.0) AS score FROM papers_fts "
+                "WHERE papers_fts MATCH :match ORDER BY rowid DESC LIMIT :cap) "
+                "ORDER BY score, hit DESC LIMIT :page OFFSET :skip"
             )
-            .bindparams(title_weight=TITLE_WEIGHT, match=build_fts_query(terms), cap=candidates)
+            .bindparams(
+                title_weight=TITLE_WEIGHT,
+                match=build_fts_query(terms),
+                cap=candidates,
+                page=limit + 1,
+                skip=max(offset, 0),
+            )
             .columns(hit=sa.Integer, score=sa.Float)
             .subquery("top")
         )
@@ -143,7 +151,8 @@ def search_papers(
                     papers.c.abstract.icontains(term, autoescape=True),
                 )
             )
-    query = query.limit(limit + 1).offset(max(offset, 0))
+    if dialect != "sqlite":  # (SQLite pages inside the ranked subquery)
+        query = query.limit(limit + 1).offset(max(offset, 0))
     with store.transaction() as conn:
         rows = conn.execute(query).all()
     found = [_paper_from_row(row) for row in rows[:limit]]
