@@ -147,3 +147,37 @@ def test_an_existing_database_without_the_index_gets_it_filled(tmp_path: Path) -
         assert count == 2
     finally:
         reopened.close()
+
+
+@pytest.mark.postgres
+def test_postgres_full_text_search_uses_plainto_tsquery() -> None:
+    import uuid
+
+    from tests.conftest import POSTGRES_URL
+
+    assert POSTGRES_URL
+    store = SqlStore.open(POSTGRES_URL)
+    tag = f"zq{uuid.uuid4().hex[:10]}"
+    try:
+        _add(
+            store,
+            Paper(title=f"{tag} sparse attention kernels", abstract="Long context."),
+            Paper(title=f"{tag} vision", abstract="Mentions sparse attention."),
+            Paper(title=f"{tag} unrelated", abstract="Images."),
+        )
+        assert _titles(store, f"{tag} attentions") == [
+            f"{tag} sparse attention kernels",
+            f"{tag} vision",
+        ]
+        for hostile in ('"unbalanced AND (', "*", "a & | ! b", "'; DROP TABLE papers; --"):
+            assert search_papers(store, hostile).papers == []  # words and syntax, no error
+        assert _titles(store, f"{tag} | ! vision:*") == [f"{tag} vision"]
+        with store.transaction() as conn:
+            indexes = conn.exec_driver_sql(
+                "SELECT indexname FROM pg_indexes WHERE indexname = 'ix_papers_fulltext'"
+            ).all()
+        assert len(indexes) == 1
+    finally:
+        with store.transaction() as conn:
+            conn.execute(sa.text("DELETE FROM papers WHERE title LIKE :t"), {"t": f"{tag}%"})
+        store.close()
