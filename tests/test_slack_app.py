@@ -246,6 +246,7 @@ def test_follow_unfollow_me_and_time_from_users_info(running: Running) -> None:
     me = _answer(running)["blocks"][0]["text"]["text"]
     assert "`linear attention`, `Mamba`, `&lt;script&gt;`" in me
     running.command("unfollow mamba, <script>")
+    assert "You follow: `linear attention`\n" in _answer(running, 2)["blocks"][0]["text"]["text"]
     assert load_personal_profile(running.store, "U1").terms == ("linear attention",)
     running.command("time 7:05")
     _answer(running, 3)

@@ -33,7 +33,7 @@ def test_search_ranks_title_hits_first_and_follows_updates(store: SqlStore) -> N
         Paper(title="Unrelated vision paper", abstract="Images."),
     )
     assert _titles(store, "sparse attention") == [
-        "Sparse attention for long context",
+        "Sparse attention for long context",  # every word in the title comes first
         "A study of kernels",
     ]
     assert _titles(store, "SPARSE Attentions") == _titles(store, "sparse attention")  # stemming
@@ -43,11 +43,16 @@ def test_search_ranks_title_hits_first_and_follows_updates(store: SqlStore) -> N
     assert _titles(store, "images") == []
 
 
-def test_broad_queries_rank_only_the_newest_candidates(store: SqlStore) -> None:
-    _add(store, Paper(title="Kernel kernel kernel methods", abstract="kernel"))
-    _add(store, *(Paper(title=f"Note {i}", abstract="a kernel aside") for i in range(6)))
-    assert _titles(store, "kernel", limit=1) == ["Kernel kernel kernel methods"]
-    assert _titles(store, "kernel", limit=1, candidates=6) == ["Note 5"]
+def test_title_hits_first_then_newest_first_across_pages(store: SqlStore) -> None:
+    _add(store, Paper(title="Old quantization survey", abstract=""))
+    _add(store, *(Paper(title=f"Note {i}", abstract="about quantization") for i in range(6)))
+    _add(store, Paper(title="New quantization method", abstract=""))
+    order = ["New quantization method", "Old quantization survey"] + [
+        f"Note {i}" for i in reversed(range(6))
+    ]
+    assert _titles(store, "quantization", limit=8) == order
+    pages = [_titles(store, "quantization", limit=3, offset=o) for o in (0, 3, 6)]
+    assert pages == [order[0:3], order[3:6], order[6:8]]
 
 
 def test_paging_reports_whether_more_remain(store: SqlStore) -> None:
