@@ -113,7 +113,7 @@ def _safely(respond: Respond, work: Callable[[], None]) -> None:
     except DigestError as exc:
         _respond_quietly(respond, text_answer(f"Sorry: {escape_mrkdwn(exc)}"))
     except (SlackClientError, OSError) as exc:  # OSError: response_url unreachable
-        log.warning("Slack call failed: %s", type(exc).__name__)
+        log.warning("Slack (Web API or response_url) failed: %s", type(exc).__name__)
         _respond_quietly(respond, text_answer("Sorry: Slack refused my answer; try again."))
     except Exception:
         log.exception("/papers failed")

@@ -16,7 +16,7 @@ from digestbot.errors import NotFoundError
 from digestbot.pipeline import rank_profile
 from digestbot.ranking import pick, rank
 from digestbot.render import escape_mrkdwn
-from digestbot.slack_answers import more_button_value, render_answer, text_answer
+from digestbot.slack_answers import PERSONAL, more_button_value, render_answer, text_answer
 from digestbot.store import SqlStore
 from digestbot.store.search import search_papers
 from digestbot.store.slack import (
@@ -119,29 +119,36 @@ class PapersCommand:
     def _search(self, rest: str, **_: str) -> dict[str, Any]:
         return self.search_page(rest)
 
-    def _today(self, rest: str, *, channel_id: str, **_: str) -> dict[str, Any]:
+    def _today(self, rest: str, *, user_id: str, channel_id: str) -> dict[str, Any]:
         name = rest.split()[0] if rest.split() else ""
         if not name:
             subscribed = load_channel_profiles(self.store, channel_id)
-            if not subscribed:
+            if subscribed:
+                name = subscribed[0]
+            elif (mine := load_personal_profile(self.store, user_id).as_profile()) is not None:
+                return self._top(mine, label="you", button_profile=PERSONAL)
+            else:
                 return text_answer(
                     "This channel is not subscribed to a profile: try `/papers today <profile>` "
-                    "(see `/papers profiles`)."
+                    "(see `/papers profiles`), or follow terms: `/papers follow <terms>`."
                 )
-            name = subscribed[0]
         try:
             profile = self.settings.profile(name)
         except NotFoundError:
             return self._unknown_profile(name)
+        return self._top(profile, label=f"*{escape_mrkdwn(profile.name)}*")
+
+    def _top(
+        self, profile: Profile, *, label: str, button_profile: str | None = None
+    ) -> dict[str, Any]:
         chosen = pick(rank_profile(self.store, profile, now=self.now()), profile)[:PAGE]
-        label = escape_mrkdwn(profile.name)
         if not chosen:
-            return text_answer(f"No papers match *{label}* right now.")
+            return text_answer(f"No papers match {label} right now.")
         return render_answer(
             text=f"Top papers for {profile.name}",
-            header=f"Top papers for *{label}*:",
+            header=f"Top papers for {label}:",
             papers=chosen,
-            profile=profile.name,
+            profile=button_profile or profile.name,
             templates_dir=self.settings.templates_dir,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -257,6 +258,12 @@ def test_follow_unfollow_me_and_time_from_users_info(running: Running) -> None:
     assert "HH:MM" in _answer(running, 4)["blocks"][0]["text"]["text"]
     running.command("me")
     assert "*07:05* (Europe/Berlin)" in _answer(running, 5)["blocks"][0]["text"]["text"]
+    # in a channel without a subscription, "today" is the person's own profile
+    running.command("today", channel="D1")
+    today = _answer(running, 6)
+    assert today["blocks"][0]["text"]["text"] == "Top papers for you:"
+    assert json.loads(today["blocks"][2]["elements"][0]["value"])["profile"] == "@me"
+    assert "attention" in today["blocks"][1]["text"]["text"].lower()
 
 
 def _digest_message(paper_id: str, profile: str) -> dict[str, Any]:
@@ -394,3 +401,19 @@ def test_healthz_and_unknown_paths(running: Running) -> None:
         urllib.request.urlopen(f"{base}/slack/events", timeout=5)
     assert wrong.value.code == 405
     wrong.value.close()
+
+
+def test_an_unreachable_response_url_is_logged_and_the_app_keeps_serving(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = running.command_body("search attention").replace(
+        urlencode({"x": running.slack.base})[2:].encode(), b"http%3A%2F%2F127.0.0.1%3A9"
+    )
+    assert b"127.0.0.1%3A9%2Frespond" in body
+    assert running.post(body)[0] == 200
+    running.command("search vision")
+    assert "vision" in _answer(running)["blocks"][0]["text"]["text"]
+    deadline = time.monotonic() + 10
+    while not any("cannot answer through response_url" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+        time.sleep(0.02)
