@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import copy
 import json
+import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -142,3 +145,43 @@ def mark_vote(
         )
         break
     return updated
+
+
+class AnswerMemory:
+    """The blocks of recent ephemeral answers, so a vote can redraw the answer it came from.
+
+    Slack does not send an ephemeral message's blocks back with a click; each
+    answer's actions blocks get a ``.<answer id>`` suffix and the blocks are kept
+    here (in this process, the newest ``size`` answers).
+    """
+
+    def __init__(self, size: int = 5_000) -> None:
+        self._size = size
+        self._answers: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The payload with its actions blocks tagged with a new answer id, remembered."""
+        answer_id = secrets.token_hex(6)
+        blocks = copy.deepcopy(payload.get("blocks") or [])
+        for block in blocks:
+            if block.get("type") == "actions" and str(block.get("block_id", "")).startswith(
+                "digestbot_actions_"
+            ):
+                block["block_id"] = f"{block['block_id']}.{answer_id}"
+        self.store(answer_id, blocks)
+        return {**payload, "blocks": blocks}
+
+    def store(self, answer_id: str, blocks: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._answers[answer_id] = blocks
+            self._answers.move_to_end(answer_id)
+            while len(self._answers) > self._size:
+                self._answers.popitem(last=False)
+
+    def recall(self, block_id: str) -> tuple[str, list[dict[str, Any]]] | None:
+        """(answer id, blocks) of the answer holding ``block_id``, if still remembered."""
+        _, dot, answer_id = block_id.rpartition(".")
+        with self._lock:
+            blocks = self._answers.get(answer_id) if dot else None
+        return (answer_id, copy.deepcopy(blocks)) if blocks is not None else None

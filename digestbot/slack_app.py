@@ -29,6 +29,7 @@ from digestbot.slack_answers import (
     ACTION_MORE,
     ACTION_SHARE,
     ACTION_UP,
+    AnswerMemory,
     mark_vote,
     parse_more_button,
     parse_paper_button,
@@ -140,6 +141,7 @@ class _Handlers:
         self.store = store
         self.client = client
         self.now = now
+        self.answers = AnswerMemory()
         self.papers = PapersCommand(settings, store, now=now, lookup_timezone=self.lookup_timezone)
 
     def lookup_timezone(self, user_id: str) -> str | None:
@@ -175,6 +177,7 @@ class _Handlers:
             answer = self.papers.answer(
                 sub, rest, user_id=command["user_id"], channel_id=command["channel_id"]
             )
+            answer = self.answers.remember(answer)
             respond(**answer, response_type="ephemeral", replace_original=False)
 
         _safely(respond, work)
@@ -220,10 +223,18 @@ class _Handlers:
         message = body.get("message") or {}
         blocks = message.get("blocks")
         container = body.get("container") or {}
+        block_id = str(action.get("block_id"))
         if not isinstance(blocks, list):  # ephemeral messages come without their blocks
-            respond(text=note, response_type="ephemeral", replace_original=False)
+            remembered = self.answers.recall(block_id)
+            if remembered is None:  # an answer from before a restart: confirm on a new line
+                respond(text=note, response_type="ephemeral", replace_original=False)
+                return
+            answer_id, old = remembered
+            redrawn = mark_vote(old, block_id=block_id, value=value, note=note)
+            self.answers.store(answer_id, redrawn)
+            respond(text=note, blocks=redrawn, replace_original=True)
             return
-        updated = mark_vote(blocks, block_id=str(action.get("block_id")), value=value, note=note)
+        updated = mark_vote(blocks, block_id=block_id, value=value, note=note)
         text = message.get("text") or "digestbot"
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
         if container.get("is_ephemeral") or not channel or not message.get("ts"):
@@ -278,7 +289,7 @@ class _Handlers:
             if button is None:
                 _respond_quietly(respond, text_answer("Sorry: that button is not one of mine."))
                 return
-            answer = self.papers.search_page(button.q, offset=button.offset)
+            answer = self.answers.remember(self.papers.search_page(button.q, offset=button.offset))
             respond(**answer, response_type="ephemeral", replace_original=True)
 
         _safely(respond, work)

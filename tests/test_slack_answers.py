@@ -6,6 +6,7 @@ import json
 
 from digestbot.models import Paper, ScoredPaper
 from digestbot.slack_answers import (
+    AnswerMemory,
     mark_vote,
     parse_more_button,
     parse_paper_button,
@@ -86,3 +87,20 @@ def test_mark_vote_styles_the_choice_and_replaces_the_note() -> None:
     assert again[1]["elements"][1]["style"] == "danger"
     assert "style" not in blocks[1]["elements"][0]  # the input is not changed
     assert mark_vote(blocks, block_id="unknown", value=1, note="x") == blocks
+
+
+def test_answer_memory_tags_actions_blocks_and_forgets_the_oldest() -> None:
+    memory = AnswerMemory(size=2)
+    first = memory.remember(render_answer(text="t", papers=[EVIL]))
+    tagged = first["blocks"][1]["block_id"]
+    assert tagged.startswith("digestbot_actions_1.") and first["blocks"][0]["block_id"] == (
+        "digestbot_paper_1"
+    )
+    recalled = memory.recall(tagged)
+    assert recalled is not None and recalled[1] == first["blocks"]
+    recalled[1].clear()  # a copy: the memory is not changed through it
+    assert memory.recall(tagged) is not None and memory.recall(tagged)[1]  # type: ignore[index]
+    memory.remember(render_answer(text="t", papers=[EVIL]))
+    memory.remember(render_answer(text="t", papers=[EVIL]))
+    assert memory.recall(tagged) is None
+    assert memory.recall("digestbot_actions_1") is None

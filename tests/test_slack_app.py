@@ -4,6 +4,7 @@ as Slack signs them, and a local stand-in of the Slack Web API and of response_u
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -323,6 +324,28 @@ def test_vote_on_a_channel_digest_records_profile_feedback_and_updates_it(
     assert second["blocks"][1]["elements"][1]["style"] == "danger"
     votes = load_feedback(running.store, subject_kind="profile", subject="scaling-laws")
     assert [v.value for v in votes] == [-1]
+
+
+def test_vote_on_an_ephemeral_answer_redraws_that_answer(running: Running) -> None:
+    running.command("search attention")
+    blocks = _answer(running)["blocks"]
+    actions = [b for b in blocks if b["type"] == "actions" and b["block_id"] != "digestbot_more"]
+    second = actions[1]
+    assert re.fullmatch(r"digestbot_actions_2\.[0-9a-f]{12}", second["block_id"])
+    value = second["elements"][0]["value"]
+    # Slack sends no "message" for a click on an ephemeral message
+    running.click("digestbot_vote_up", value, ephemeral=True, block_id=second["block_id"])
+    redrawn = _answer(running, 2)
+    assert redrawn["replace_original"] is True
+    ids = [b["block_id"] for b in redrawn["blocks"]]
+    at = ids.index(second["block_id"])
+    assert ids[at + 1] == second["block_id"] + "_vote"
+    assert len(ids) == len(blocks) + 1
+    assert redrawn["blocks"][at]["elements"][0]["style"] == "primary"
+    assert "for your own profile (<@U1>)" in redrawn["blocks"][at + 1]["elements"][0]["text"]
+    paper = json.loads(value)["paper"]
+    votes = load_feedback(running.store, subject_kind="user", subject="U1")
+    assert [(v.paper_id, v.value) for v in votes] == [(paper, 1)]
 
 
 def test_vote_from_an_ephemeral_answer_goes_to_the_person_and_share_posts(
