@@ -146,6 +146,9 @@ register(_papers_commands)
 from digestbot.commands import feeds as _feeds_commands  # noqa: E402
 
 register(_feeds_commands)
+from digestbot.commands import serve as _serve_commands  # noqa: E402
+
+register(_serve_commands)
 
 
 def run() -> None:  # pragma: no cover - console script entry point

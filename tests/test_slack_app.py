@@ -1,0 +1,442 @@
+"""/papers and the buttons, end to end: the real HTTP server on 127.0.0.1, requests signed
+as Slack signs them, and a local stand-in of the Slack Web API and of response_url."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from slack_sdk import WebClient
+
+from digestbot.config import load_defaults_data, parse_settings
+from digestbot.ingest import ingest_paths, list_drop_files
+from digestbot.server import build_http_server, build_router
+from digestbot.slack_app import build_slack_app
+from digestbot.store import SqlStore
+from digestbot.store.feedback import load_feedback
+from digestbot.store.slack import load_channel_subscriptions, load_personal_profile
+from tests.conftest import NOW
+from tests.slack_stub import SlackStandIn, running_slack_stand_in, sign
+
+SECRET = "test-signing-secret-0123456789"
+TS = int(NOW.timestamp())
+
+
+@dataclass
+class Running:
+    url: str
+    slack: SlackStandIn
+    store: SqlStore
+    counter: int = 0
+
+    def post(
+        self, body: bytes, *, headers: dict[str, str] | None = None, ts: int = TS
+    ) -> tuple[int, str]:
+        sent = {"Content-Type": "application/x-www-form-urlencoded"}
+        sent.update(sign(SECRET, body, ts) if headers is None else headers)
+        request = urllib.request.Request(self.url, data=body, headers=sent, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.read().decode()
+
+    def command_body(self, text: str, *, user: str = "U1", channel: str = "C1") -> bytes:
+        self.counter += 1
+        return urlencode(
+            {
+                "token": "legacy-unused",
+                "team_id": "T1",
+                "team_domain": "lab",
+                "channel_id": channel,
+                "channel_name": "papers",
+                "user_id": user,
+                "user_name": "ada",
+                "command": "/papers",
+                "text": text,
+                "api_app_id": "A1",
+                "is_enterprise_install": "false",
+                "response_url": self.slack.response_url(f"cmd{self.counter}"),
+                "trigger_id": f"trigger.{self.counter}",
+            }
+        ).encode()
+
+    def command(self, text: str, **kwargs: str) -> tuple[int, str]:
+        return self.post(self.command_body(text, **kwargs))
+
+    def click(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = "U1",
+        message: dict[str, Any] | None = None,
+        block_id: str = "digestbot_actions_1",
+        ephemeral: bool = False,
+    ) -> tuple[int, str]:
+        self.counter += 1
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user, "username": "ada", "team_id": "T1"},
+            "api_app_id": "A1",
+            "token": "legacy-unused",
+            "container": {
+                "type": "message",
+                "message_ts": "1700000000.000100",
+                "channel_id": "C1",
+                "is_ephemeral": ephemeral,
+            },
+            "trigger_id": f"trigger.{self.counter}",
+            "team": {"id": "T1", "domain": "lab"},
+            "channel": {"id": "C1", "name": "papers"},
+            "response_url": self.slack.response_url(f"act{self.counter}"),
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "value": value,
+                    "action_ts": "1700000001.000000",
+                    "text": {"type": "plain_text", "text": "x"},
+                }
+            ],
+        }
+        if message is not None:
+            payload["message"] = message
+        return self.post(urlencode({"payload": json.dumps(payload)}).encode())
+
+
+@pytest.fixture
+def running(tmp_path: Path, seeds: Path) -> Iterator[Running]:
+    data = load_defaults_data()
+    data["database_url"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    data["slack"] = {"bot_token": "xoxb-test", "signing_secret": SECRET}
+    settings = parse_settings(data, env={})
+    store = SqlStore.open(settings.database_url)
+    ingest_paths(store, (), files=list_drop_files((seeds,)), now=NOW)
+    with running_slack_stand_in() as slack:
+        client = WebClient(token="xoxb-test", base_url=slack.api_url)
+        app = build_slack_app(settings, store, client=client, now=lambda: NOW)
+        server = build_http_server(build_router(slack_app=app), host="127.0.0.1", port=0)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            yield Running(f"http://127.0.0.1:{server.server_port}/slack/events", slack, store)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+            store.close()
+
+
+def _answer(running: Running, count: int = 1) -> dict[str, Any]:
+    return running.slack.wait_for("respond", count=count)[count - 1].body
+
+
+def _all_text(message: dict[str, Any]) -> str:
+    return json.dumps(message.get("blocks", []), ensure_ascii=False)
+
+
+def test_help_and_unknown_are_answered_in_the_ack(running: Running) -> None:
+    status, body = running.command("")
+    assert status == 200
+    assert "/papers search" in body and json.loads(body)["response_type"] == "ephemeral"
+    status, body = running.command("frobnicate <!channel>")
+    assert status == 200
+    assert "I don't know `frobnicate`" in body and "/papers search" in body
+    assert "<!channel>" not in body
+
+
+def test_search_answers_five_with_more_then_the_next_page(running: Running) -> None:
+    status, body = running.command("search attention")
+    assert (status, body) == (200, "")
+    answer = _answer(running)
+    assert answer["response_type"] == "ephemeral"
+    blocks = answer["blocks"]
+    sections = [b for b in blocks if b["block_id"].startswith("digestbot_paper_")]
+    assert len(sections) == 5
+    actions = [b for b in blocks if b["block_id"].startswith("digestbot_actions_")]
+    ids = [json.loads(a["elements"][0]["value"])["paper"] for a in actions]
+    found = running.store.load_papers(ids=ids)
+    assert len(found) == 5
+    assert all("attention" in (p.title + p.abstract).lower() for p in found)
+    ids = [e["action_id"] for e in actions[0]["elements"]]
+    assert ids == ["digestbot_vote_up", "digestbot_vote_down", "digestbot_share"]
+    assert json.loads(actions[0]["elements"][0]["value"])["profile"] == "@me"
+    more = next(b for b in blocks if b["block_id"] == "digestbot_more")["elements"][0]
+    assert json.loads(more["value"]) == {"q": "attention", "offset": 5}
+
+    assert running.click("digestbot_more", more["value"], block_id="digestbot_more")[0] == 200
+    page2 = _answer(running, 2)
+    assert page2["replace_original"] is True
+    assert "(6–10)" in page2["blocks"][0]["text"]["text"]
+    first_titles = {s["text"]["text"] for s in sections}
+    assert not first_titles & {
+        b["text"]["text"] for b in page2["blocks"] if b["block_id"].startswith("digestbot_paper_")
+    }
+
+
+@pytest.mark.parametrize(
+    "text", ['"unbalanced AND (', "*", "NEAR(a b", "'; DROP TABLE papers; --", "<!zzqqx> &&"]
+)
+def test_search_with_hostile_text_is_literal_and_polite(running: Running, text: str) -> None:
+    assert running.command(f"search {text}")[0] == 200
+    answer = _answer(running)
+    shown = answer["blocks"][0]["text"]["text"]
+    assert "Sorry" not in shown
+    assert "No papers match" in shown or "Give me some words" in shown
+    assert "<!zzqqx>" not in shown
+    assert running.store.count_papers() == 186
+
+
+def test_search_terms_echoed_back_are_escaped(running: Running) -> None:
+    running.command("search <!channel> vision")
+    header = _answer(running)["blocks"][0]["text"]["text"]
+    assert header.startswith("Papers matching _&lt;!channel&gt; vision_")
+
+
+def test_subscribe_today_profiles_unsubscribe(running: Running) -> None:
+    running.command("today")
+    assert "not subscribed" in _answer(running, 1)["blocks"][0]["text"]["text"]
+    running.command("subscribe nosuch")
+    assert "don't know the profile `nosuch`" in _answer(running, 2)["blocks"][0]["text"]["text"]
+    running.command("subscribe scaling-laws")
+    assert "will get the *scaling-laws*" in _answer(running, 3)["blocks"][0]["text"]["text"]
+    assert load_channel_subscriptions(running.store, "scaling-laws") == ["C1"]
+
+    running.command("today")
+    today = _answer(running, 4)
+    assert today["blocks"][0]["text"]["text"] == "Top papers for *scaling-laws*:"
+    value = json.loads(today["blocks"][2]["elements"][0]["value"])
+    assert value["profile"] == "scaling-laws"
+    assert "scal" in today["blocks"][1]["text"]["text"].lower()
+
+    running.command("profiles")
+    listing = _answer(running, 5)["blocks"][0]["text"]["text"]
+    assert "`scaling-laws` ✅ _this channel_" in listing
+    assert "`model-compression` —" in listing
+
+    running.command("unsubscribe")
+    assert "from 1 profile(s)" in _answer(running, 6)["blocks"][0]["text"]["text"]
+    assert load_channel_subscriptions(running.store, "scaling-laws") == []
+
+
+def test_like_answers_similar_papers_without_the_seed(running: Running) -> None:
+    seed = running.store.load_papers(search="Barlow Twins")[0]
+    running.command(f"like {seed.id}")
+    answer = _answer(running)
+    papers = [b for b in answer["blocks"] if b["block_id"].startswith("digestbot_paper_")]
+    assert 1 <= len(papers) <= 5
+    assert seed.id not in _all_text({"blocks": papers})
+    running.command("like 9999.99999")
+    assert "don't know the paper" in _answer(running, 2)["blocks"][0]["text"]["text"]
+
+
+def test_follow_unfollow_me_and_time_from_users_info(running: Running) -> None:
+    running.command("follow linear attention, Mamba, <script>")
+    me = _answer(running)["blocks"][0]["text"]["text"]
+    assert "`linear attention`, `Mamba`, `&lt;script&gt;`" in me
+    running.command("unfollow mamba, <script>")
+    assert "You follow: `linear attention`\n" in _answer(running, 2)["blocks"][0]["text"]["text"]
+    assert load_personal_profile(running.store, "U1").terms == ("linear attention",)
+    running.command("time 7:05")
+    _answer(running, 3)
+    assert running.slack.wait_for("users.info")[0].body["user"] == "U1"
+    mine = load_personal_profile(running.store, "U1")
+    assert (mine.delivery_time, mine.timezone) == ("07:05", "Europe/Berlin")
+    running.command("time 25:00")
+    assert "HH:MM" in _answer(running, 4)["blocks"][0]["text"]["text"]
+    running.command("me")
+    assert "*07:05* (Europe/Berlin)" in _answer(running, 5)["blocks"][0]["text"]["text"]
+    # in a channel without a subscription, "today" is the person's own profile
+    running.command("today", channel="D1")
+    today = _answer(running, 6)
+    assert today["blocks"][0]["text"]["text"] == "Top papers for you:"
+    assert json.loads(today["blocks"][2]["elements"][0]["value"])["profile"] == "@me"
+    assert "attention" in today["blocks"][1]["text"]["text"].lower()
+
+
+def _digest_message(paper_id: str, profile: str) -> dict[str, Any]:
+    """A digest message as the delivery side posts it (the shared button contract)."""
+    value = json.dumps({"paper": paper_id, "profile": profile})
+    return {
+        "type": "message",
+        "ts": "1700000000.000100",
+        "text": "digest",
+        "blocks": [
+            {"type": "section", "block_id": "p1", "text": {"type": "mrkdwn", "text": "A paper"}},
+            {
+                "type": "actions",
+                "block_id": "a1",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "digestbot_vote_up",
+                        "value": value,
+                        "text": {"type": "plain_text", "text": "👍"},
+                    },
+                    {
+                        "type": "button",
+                        "action_id": "digestbot_vote_down",
+                        "value": value,
+                        "text": {"type": "plain_text", "text": "👎"},
+                    },
+                ],
+            },
+        ],
+    }
+
+
+def test_vote_on_a_channel_digest_records_profile_feedback_and_updates_it(
+    running: Running,
+) -> None:
+    paper = running.store.load_papers(limit=1)[0]
+    message = _digest_message(paper.id, "scaling-laws")
+    value = message["blocks"][1]["elements"][0]["value"]
+    assert running.click("digestbot_vote_up", value, message=message, block_id="a1")[0] == 200
+    update = running.slack.wait_for("chat.update")[0].body
+    assert (update["channel"], update["ts"]) == ("C1", "1700000000.000100")
+    buttons = update["blocks"][1]["elements"]
+    assert buttons[0]["style"] == "primary" and "style" not in buttons[1]
+    assert (
+        "👍 more like this for *scaling-laws* (<@U1>)" in update["blocks"][2]["elements"][0]["text"]
+    )
+    votes = load_feedback(running.store, subject_kind="profile", subject="scaling-laws")
+    assert [(v.paper_id, v.value, v.source) for v in votes] == [(paper.id, 1, "slack")]
+
+    # changing one's mind replaces the vote and the note
+    running.click(
+        "digestbot_vote_down", value, message=update | {"ts": message["ts"]}, block_id="a1"
+    )
+    second = running.slack.wait_for("chat.update", count=2)[1].body
+    assert [b["block_id"] for b in second["blocks"]] == ["p1", "a1", "a1_vote"]
+    assert second["blocks"][1]["elements"][1]["style"] == "danger"
+    votes = load_feedback(running.store, subject_kind="profile", subject="scaling-laws")
+    assert [v.value for v in votes] == [-1]
+
+
+def test_vote_on_an_ephemeral_answer_redraws_that_answer(running: Running) -> None:
+    running.command("search attention")
+    blocks = _answer(running)["blocks"]
+    actions = [b for b in blocks if b["type"] == "actions" and b["block_id"] != "digestbot_more"]
+    second = actions[1]
+    assert re.fullmatch(r"digestbot_actions_2\.[0-9a-f]{12}", second["block_id"])
+    value = second["elements"][0]["value"]
+    # Slack sends no "message" for a click on an ephemeral message
+    running.click("digestbot_vote_up", value, ephemeral=True, block_id=second["block_id"])
+    redrawn = _answer(running, 2)
+    assert redrawn["replace_original"] is True
+    ids = [b["block_id"] for b in redrawn["blocks"]]
+    at = ids.index(second["block_id"])
+    assert ids[at + 1] == second["block_id"] + "_vote"
+    assert len(ids) == len(blocks) + 1
+    assert redrawn["blocks"][at]["elements"][0]["style"] == "primary"
+    assert "for your own profile (<@U1>)" in redrawn["blocks"][at + 1]["elements"][0]["text"]
+    paper = json.loads(value)["paper"]
+    votes = load_feedback(running.store, subject_kind="user", subject="U1")
+    assert [(v.paper_id, v.value) for v in votes] == [(paper, 1)]
+
+
+def test_vote_from_an_ephemeral_answer_goes_to_the_person_and_share_posts(
+    running: Running,
+) -> None:
+    paper = running.store.load_papers(limit=1)[0]
+    value = json.dumps({"paper": paper.id, "profile": "@me"})
+    running.click("digestbot_vote_down", value, user="U2", ephemeral=True)
+    note = _answer(running)
+    assert note["replace_original"] is False and "👎 less like this" in note["text"]
+    votes = load_feedback(running.store, subject_kind="user", subject="U2")
+    assert [(v.paper_id, v.value) for v in votes] == [(paper.id, -1)]
+
+    running.click("digestbot_share", value, ephemeral=True)
+    posted = running.slack.wait_for("chat.postMessage")[0].body
+    assert posted["channel"] == "C1"
+    assert posted["blocks"][0]["text"]["text"] == "<@U1> shared:"
+    assert "digestbot_share" not in _all_text(posted)
+    assert "Shared to <#C1>" in _answer(running, 2)["text"]
+
+
+def test_share_where_the_bot_is_not_a_member_says_so(running: Running) -> None:
+    running.slack.fail["chat.postMessage"] = "not_in_channel"
+    paper = running.store.load_papers(limit=1)[0]
+    running.click("digestbot_share", json.dumps({"paper": paper.id, "profile": ""}))
+    text = _answer(running)["blocks"][0]["text"]["text"]
+    assert "not_in_channel" in text and "/invite" in text
+
+
+def test_forged_button_values_are_refused_politely(running: Running) -> None:
+    running.click("digestbot_vote_up", "not json")
+    assert "not one of mine" in _answer(running)["blocks"][0]["text"]["text"]
+    running.click("digestbot_vote_up", json.dumps({"paper": "nope", "profile": "x"}))
+    assert "unknown paper 'nope'" in _answer(running, 2)["blocks"][0]["text"]["text"]
+
+
+def test_unsigned_forged_stale_and_replayed_requests_get_401_and_run_nothing(
+    running: Running,
+) -> None:
+    body = running.command_body("subscribe scaling-laws")
+    assert running.post(body, headers={})[0] == 401
+    forged = sign("not-the-secret", body, TS)
+    assert running.post(body, headers=forged)[0] == 401
+    tampered = sign(SECRET, body, TS)
+    assert (
+        running.post(body.replace(b"scaling-laws", b"model-compression"), headers=tampered)[0]
+        == 401
+    )
+    assert running.post(body, ts=TS - 301)[0] == 401
+    assert running.post(body, ts=TS + 301)[0] == 401
+    assert (
+        running.post(body, headers={**sign(SECRET, body, TS), "X-Slack-Request-Timestamp": "12ab"})[
+            0
+        ]
+        == 401
+    )
+    assert running.slack.calls == []  # nothing ran: no answer, no Slack call
+    # the genuine one runs once; the same signed request again is a replay
+    genuine = sign(SECRET, body, TS - 100)
+    assert running.post(body, headers=genuine)[0] == 200
+    _answer(running)
+    assert running.post(body, headers=genuine)[0] == 401
+    assert len(running.slack.wait_for("respond")) == 1
+    assert load_channel_subscriptions(running.store, "scaling-laws") == ["C1"]
+
+
+def test_healthz_and_unknown_paths(running: Running) -> None:
+    base = running.url.rsplit("/slack/events", 1)[0]
+    with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+        assert (response.status, response.read()) == (200, b"ok\n")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{base}/nope", timeout=5)
+    assert missing.value.code == 404
+    missing.value.close()
+    with pytest.raises(urllib.error.HTTPError) as wrong:
+        urllib.request.urlopen(f"{base}/slack/events", timeout=5)
+    assert wrong.value.code == 405
+    wrong.value.close()
+
+
+def test_an_unreachable_response_url_is_logged_and_the_app_keeps_serving(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = running.command_body("search attention").replace(
+        urlencode({"x": running.slack.base})[2:].encode(), b"http%3A%2F%2F127.0.0.1%3A9"
+    )
+    assert b"127.0.0.1%3A9%2Frespond" in body
+    assert running.post(body)[0] == 200
+    running.command("search vision")
+    assert "vision" in _answer(running)["blocks"][0]["text"]["text"]
+    deadline = time.monotonic() + 10
+    while not any("cannot answer through response_url" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+        time.sleep(0.02)
