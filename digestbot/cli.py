@@ -143,6 +143,10 @@ from digestbot.commands import papers as _papers_commands  # noqa: E402
 
 register(_papers_commands)
 
+from digestbot.commands import delivery as _delivery_commands  # noqa: E402
+
+register(_delivery_commands)
+
 
 def run() -> None:  # pragma: no cover - console script entry point
     main()

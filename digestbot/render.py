@@ -43,6 +43,33 @@ def escape_markdown(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", value)
 
 
+def safe_url(url: Any) -> str:
+    """An ``http(s)`` URL without white space or control characters, else ``''``.
+
+    Keeps ``javascript:`` and friends out of ``href`` attributes and Slack links.
+    """
+    text = str(url or "").strip()
+    if not text.lower().startswith(("https://", "http://")):
+        return ""
+    if any(ch.isspace() or ord(ch) < 32 or ch in '"<>' for ch in text):
+        return ""
+    return text
+
+
+def slack_link(url: Any, label: Any) -> str:
+    """A mrkdwn link ``<url|label>``, both parts escaped; only the label if the URL is unsafe."""
+    target = safe_url(url)
+    text = escape_mrkdwn(" ".join(str(label).split()))
+    if not target:
+        return text
+    return f"<{escape_mrkdwn(target.replace('|', '%7C'))}|{text}>"
+
+
+def one_line(text: Any) -> str:
+    """Fold every run of white space (CR/LF included) to one space."""
+    return " ".join(str(text).split())
+
+
 def _autoescape(name: str | None) -> bool:
     return name is not None and name.endswith((".html.j2", ".html", ".htm"))
 
@@ -61,6 +88,9 @@ def build_environment(templates_dir: Path | None = None) -> jinja2.Environment:
     )
     env.filters["md"] = escape_markdown
     env.filters["mrkdwn"] = escape_mrkdwn
+    env.filters["safe_url"] = safe_url
+    env.filters["one_line"] = one_line
+    env.globals["slack_link"] = slack_link
     env.filters["isodate"] = lambda d: d.isoformat() if isinstance(d, date | datetime) else ""
     return env
 

@@ -6,6 +6,7 @@ shared ``schema.metadata``; importing this package registers them all, so
 """
 
 from digestbot.store import feedback as feedback
+from digestbot.store import ledger as ledger
 from digestbot.store.sql import FileRecord, SqlStore, UpsertCounts, merge_papers
 
 __all__ = ["FileRecord", "SqlStore", "UpsertCounts", "merge_papers"]
