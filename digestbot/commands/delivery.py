@@ -54,10 +54,11 @@ def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: boo
             click.echo(_line(outcome), err=stream_err)
         if not report.outcomes:
             click.echo("no destinations configured", err=True)
-        elif not dry_run and all(
-            o.status in ("already-sent", "nothing-new") for o in report.outcomes
-        ):
-            click.echo("nothing to send: every due digest was already sent today")
+        elif not dry_run and report.count("sent") == 0 and report.ok:
+            if report.count("already-sent"):
+                click.echo("nothing to send: today's digests were already sent")
+            else:
+                click.echo("nothing to send: no new papers for any destination")
     if not report.ok:
         sys.exit(1)
 
