@@ -228,7 +228,9 @@ class _ProfileRun:
             out.append((item, chosen))
         return out
 
-    def _digest(self, papers: Sequence[tuple[str, float, str]]) -> Digest:
+    def _digest(
+        self, papers: Sequence[tuple[str, float, str]], *, generated_at: datetime | None = None
+    ) -> Digest:
         ids = [paper_id for paper_id, _, _ in papers]
         found = {p.id: p for p in self.store.load_papers(ids=ids)} if ids else {}
         items = tuple(
@@ -239,13 +241,14 @@ class _ProfileRun:
         return Digest(
             profile=self.profile.name,
             digest_date=self.day,
-            generated_at=self.now,
+            generated_at=generated_at or self.now,
             papers=items,
             description=self.profile.description,
         )
 
     def _record_digest(self, record: DeliveryRecord) -> Digest:
-        return self._digest([(p.paper_id, p.score, p.why) for p in record.papers])
+        papers = [(p.paper_id, p.score, p.why) for p in record.papers]
+        return self._digest(papers, generated_at=record.created_at)
 
     # -- dry run ----------------------------------------------------------------------------
     def preview(self) -> list[DeliveryOutcome]:

@@ -30,8 +30,12 @@ def add_papers(store: SqlStore, papers: Sequence[Paper], *, now: datetime) -> No
 
 
 def settings_for(
-    *, deliver: list[dict[str, Any]], top_k: int = 10, extra: dict[str, Any] | None = None,
-    on_empty: str = "skip", timezone: str = "UTC",
+    *,
+    deliver: list[dict[str, Any]],
+    top_k: int = 10,
+    extra: dict[str, Any] | None = None,
+    on_empty: str = "skip",
+    timezone: str = "UTC",
 ) -> Settings:
     data: dict[str, Any] = {
         "profiles": [

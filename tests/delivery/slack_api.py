@@ -87,7 +87,9 @@ class SlackApi:
                     return
                 method = path.rsplit("/", 1)[1]
                 auth = self.headers.get("Authorization", "")
-                token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else params.get("token")
+                token = (
+                    auth[len("Bearer ") :] if auth.startswith("Bearer ") else params.get("token")
+                )
                 status, payload, headers = api.call(method, params, token=token)
                 self._send(status, json.dumps(payload), headers, content_type="application/json")
 
@@ -139,15 +141,19 @@ class SlackApi:
         if token != self.token:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         if method == "auth.test":
-            return 200, {
-                "ok": True,
-                "url": "https://example.slack.com/",
-                "team": "Example",
-                "user": "digestbot",
-                "team_id": "T0TEAM",
-                "user_id": "U0BOT",
-                "bot_id": "B0BOT",
-            }, {}
+            return (
+                200,
+                {
+                    "ok": True,
+                    "url": "https://example.slack.com/",
+                    "team": "Example",
+                    "user": "digestbot",
+                    "team_id": "T0TEAM",
+                    "user_id": "U0BOT",
+                    "bot_id": "B0BOT",
+                },
+                {},
+            )
         channel = str(params.get("channel", ""))
         channel_id = self.channel_ids.get(channel, channel)
         if channel in self.channel_errors or channel_id in self.channel_errors:

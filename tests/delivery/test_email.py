@@ -97,7 +97,9 @@ def test_bad_password_fails_everyone_at_once_without_leaking_it(smtp_server: Smt
 
 def test_server_down_fails_every_recipient_as_transient(ca) -> None:
     down = SmtpServer(ca, port=free_port())  # never started: nothing listens there
-    results = send(email_deliverer(down), [mail("alice@example.org", 1), mail("bob@example.org", 2)])
+    results = send(
+        email_deliverer(down), [mail("alice@example.org", 1), mail("bob@example.org", 2)]
+    )
     assert [r.ok for r in results] == [False, False]
     assert not results[0].permanent and "cannot reach the SMTP server" in results[0].error
 

@@ -50,7 +50,9 @@ def test_slack_message_has_header_context_papers_votes_and_footer() -> None:
         "type": "header",
         "text": {"type": "plain_text", "text": message.text, "emoji": True},
     }
-    assert blocks[1]["elements"][0]["text"] == "Profile *efficient-attention* · 2026-11-23 · 3 papers"
+    assert (
+        blocks[1]["elements"][0]["text"] == "Profile *efficient-attention* · 2026-11-23 · 3 papers"
+    )
     section = next(b for b in blocks if b.get("block_id") == "paper:2611.00002")
     text = section["text"]["text"]
     assert text.splitlines()[0] == (

@@ -219,9 +219,7 @@ def test_dry_run_renders_every_destination_and_records_nothing(
     assert not (tmp_path / "out").exists()
 
 
-def test_digest_date_is_the_date_in_the_profile_time_zone(
-    store: SqlStore, tmp_path: Path
-) -> None:
+def test_digest_date_is_the_date_in_the_profile_time_zone(store: SqlStore, tmp_path: Path) -> None:
     settings = settings_for(deliver=[{"file": {"path": str(tmp_path)}}], timezone="Asia/Tokyo")
     add_papers(store, [make_paper(1)], now=NOW)
     send_due(settings, store, now=NOW.replace(hour=20))  # 05:00 next day in Tokyo
@@ -248,7 +246,9 @@ def test_a_split_digest_posts_a_thread_and_counts_every_paper(
 ) -> None:
     settings = settings_for(deliver=[SLACK], top_k=30)
     add_papers(store, [make_paper(i) for i in range(1, 31)], now=NOW)
-    report = send_due(settings, store, now=NOW, deliverers=Deliverers(slack=slack_deliverer(slack_api)))
+    report = send_due(
+        settings, store, now=NOW, deliverers=Deliverers(slack=slack_deliverer(slack_api))
+    )
     assert report.ok and report.outcomes[0].papers == 30
     posted = slack_api.posted()
     assert len(posted) == 2 and posted[1]["thread_ts"] == posted[0]["ts"]

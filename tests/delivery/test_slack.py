@@ -51,7 +51,7 @@ def test_posts_parent_then_thread_replies_with_metadata_one_per_second(
         "#papers", parts, digest_id="d1", progress={}, maybe_posted=False, on_part=record
     )
     posted = slack_api.posted("C0PAPERS")
-    assert [m["ts"] for m in posted][0] == ts
+    assert posted[0]["ts"] == ts
     assert "thread_ts" not in posted[0] and posted[1]["thread_ts"] == ts
     assert [m["metadata"] for m in posted] == [
         {"event_type": EVENT_TYPE, "event_payload": {"digest_id": "d1", "part": 0, "parts": 2}},
@@ -81,7 +81,12 @@ def test_permanent_errors_fail_at_once_with_the_reason(slack_api: SlackApi, erro
     deliverer = slack_deliverer(slack_api)
     with pytest.raises(DeliveryError) as info:
         deliverer.post_digest(
-            "C0GONE", messages(1), digest_id="d3", progress={}, maybe_posted=False, on_part=Recorder()
+            "C0GONE",
+            messages(1),
+            digest_id="d3",
+            progress={},
+            maybe_posted=False,
+            on_part=Recorder(),
         )
     assert info.value.reason == error and info.value.permanent
     assert error in str(info.value) and "slack:C0GONE" in str(info.value)
@@ -95,7 +100,12 @@ def test_wrong_token_is_invalid_auth_and_the_token_is_not_in_the_error(slack_api
     deliverer = SlackDeliverer(client, min_interval=0, backoff=0)
     with pytest.raises(DeliveryError) as info:
         deliverer.post_digest(
-            "C0PAPERS", messages(1), digest_id="d", progress={}, maybe_posted=False, on_part=Recorder()
+            "C0PAPERS",
+            messages(1),
+            digest_id="d",
+            progress={},
+            maybe_posted=False,
+            on_part=Recorder(),
         )
     assert info.value.reason == "invalid_auth"
     assert "xoxb-wrong-secret" not in str(info.value)
@@ -108,10 +118,17 @@ def test_transient_errors_are_retried_with_a_bound(slack_api: SlackApi) -> None:
         "C0PAPERS", messages(1), digest_id="d4", progress={}, maybe_posted=False, on_part=Recorder()
     )
     assert len(slack_api.posted("C0PAPERS")) == 1
-    slack_api.fail_next("chat.postMessage", Failure(status=503, error="service_unavailable"), times=3)
+    slack_api.fail_next(
+        "chat.postMessage", Failure(status=503, error="service_unavailable"), times=3
+    )
     with pytest.raises(DeliveryError, match="after 3 attempts") as info:
         deliverer.post_digest(
-            "C0PAPERS", messages(1), digest_id="d5", progress={}, maybe_posted=False, on_part=Recorder()
+            "C0PAPERS",
+            messages(1),
+            digest_id="d5",
+            progress={},
+            maybe_posted=False,
+            on_part=Recorder(),
         )
     assert not info.value.permanent
     assert len(slack_api.posted("C0PAPERS")) == 1
