@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,8 @@ def build_smtp_factory(
         else:
             conn = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
         try:
+            if conn.sock is not None:  # small commands back to back: no Nagle delays
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.ehlo()
             if settings.security == "starttls":
                 conn.starttls(context=context)
@@ -111,9 +114,11 @@ class EmailDeliverer:
         self.backoff = backoff
         self.sleep = sleep
         self._conn: smtplib.SMTP | None = None
+        self._bodies: dict[EmailContent, bytes] = {}
 
     # -- messages ---------------------------------------------------------------------------
-    def build_message(self, mail: OutgoingEmail, *, now: datetime) -> EmailMessage:
+    def build_headers(self, mail: OutgoingEmail, *, now: datetime) -> EmailMessage:
+        """The recipient's own headers (no body). Every value is folded to one line."""
         domain = sender_domain(self.sender)
         profile = one_line(mail.profile)
         msg = EmailMessage(policy=SMTP_POLICY)
@@ -134,9 +139,27 @@ class EmailDeliverer:
             raise DeliveryError(
                 f"cannot build the message: {exc}", destination=f"email:{mail.to}"
             ) from exc
+        return msg
+
+    def build_message(self, mail: OutgoingEmail, *, now: datetime) -> EmailMessage:
+        """The whole message: the headers, then multipart/alternative (text, HTML)."""
+        msg = self.build_headers(mail, now=now)
         msg.set_content(mail.content.text)
         msg.add_alternative(mail.content.html, subtype="html")
         return msg
+
+    def message_bytes(self, mail: OutgoingEmail, *, now: datetime) -> bytes:
+        """``build_message`` as wire bytes, with the MIME body encoded once per content:
+        a digest to 1,000 readers encodes its parts once, not 1,000 times."""
+        body = self._bodies.get(mail.content)
+        if body is None:
+            part = EmailMessage(policy=SMTP_POLICY)
+            part.set_content(mail.content.text)
+            part.add_alternative(mail.content.html, subtype="html")
+            body = part.as_bytes()  # MIME-Version, Content-Type (boundary), blank line, parts
+            self._bodies = {mail.content: body}  # keep one: mails come grouped by content
+        head = self.build_headers(mail, now=now).as_bytes()
+        return head.rstrip(b"\r\n") + b"\r\n" + body
 
     # -- sending ----------------------------------------------------------------------------
     def send_all(
@@ -154,7 +177,7 @@ class EmailDeliverer:
                     on_result(mail, self._failed(mail, broken.error, broken.permanent))
                     continue
                 try:
-                    message = self.build_message(mail, now=now)
+                    message = self.message_bytes(mail, now=now)
                 except DeliveryError as exc:
                     on_result(mail, self._failed(mail, exc.reason, True))
                     continue
@@ -191,13 +214,13 @@ class EmailDeliverer:
                 raise
         return self._conn
 
-    def _send_one(self, mail: OutgoingEmail, message: EmailMessage) -> EmailResult:
+    def _send_one(self, mail: OutgoingEmail, message: bytes) -> EmailResult:
         envelope_from = parseaddr(self.sender)[1]
         last = ""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 conn = self._open()
-                conn.send_message(message, from_addr=envelope_from, to_addrs=[mail.to])
+                conn.sendmail(envelope_from, [parseaddr(mail.to)[1] or mail.to], message)
                 return EmailResult(to=mail.to, ok=True, message_id=mail.message_id)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()), (0, b""))

@@ -169,3 +169,16 @@ def test_digest_command_renders_every_format_without_sending(cli, seeds: Path) -
     md = cli("digest", "--profile", "efficient-attention", "--format", "markdown")
     assert md.stdout.startswith("# 10 new papers")
     assert not (Path.cwd() / "out").exists()
+
+
+def test_a_button_value_over_slacks_limit_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "slack").mkdir()
+    (tmp_path / "slack" / "_paper.json.j2").write_text(
+        "{% macro paper_blocks(item, profile) -%}\n"
+        '{"type": "actions", "block_id": "vote:x", "elements": [{"type": "button", '
+        '"action_id": "digestbot_vote_up", "text": {"type": "plain_text", "text": "👍"}, '
+        '"value": {{ ("v" * 2001) | tojson }}}]}\n'
+        "{%- endmacro %}\n"
+    )
+    with pytest.raises(RenderError, match="value attribute cannot exceed 2000 characters"):
+        render_slack_messages(digest_of([make_paper(1)]), templates_dir=tmp_path)
