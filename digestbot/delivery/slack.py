@@ -22,7 +22,10 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
 from slack_sdk.webhook import WebhookClient
 
 from digestbot.delivery.formats import SlackMessage
@@ -58,7 +61,10 @@ OnPart = Callable[[int, dict[str, Any]], None]
 
 
 def ensure_rate_limit_handler(handlers: list[Any], *, retries: int) -> None:
-    """Make a slack_sdk client honour 429 Retry-After (added once)."""
+    """Make a slack_sdk client honour 429 Retry-After (added once), and drop its
+    connection-error handler: re-sending a post blindly after a reset can post it twice;
+    the deliverer retries those itself, after looking for the post in the channel."""
+    handlers[:] = [h for h in handlers if not isinstance(h, ConnectionErrorRetryHandler)]
     if not any(isinstance(h, RateLimitErrorRetryHandler) for h in handlers):
         handlers.append(RateLimitErrorRetryHandler(max_retry_count=retries))
 

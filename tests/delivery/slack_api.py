@@ -8,6 +8,7 @@ message ``metadata`` returned only with ``include_all_metadata``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -34,6 +35,7 @@ class SlackApi:
     calls: list[str] = field(default_factory=list)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     history_error: str = ""
+    post_delays: list[float] = field(default_factory=list)  # answer the next posts this late
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -103,7 +105,9 @@ class SlackApi:
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(data)
+                # the client may have given up waiting (the time-out test)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -199,6 +203,8 @@ class SlackApi:
             message["metadata"] = metadata
         with self.lock:
             self.messages.append(message)
+            delay = self.post_delays.pop(0) if self.post_delays else 0.0
+        time.sleep(delay)  # accepted, but the answer comes after the client gave up
         public = {k: v for k, v in message.items() if k not in ("channel", "received")}
         return 200, {"ok": True, "channel": channel_id, "ts": ts, "message": public}, {}
 

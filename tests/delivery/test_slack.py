@@ -175,3 +175,25 @@ def test_webhook_posts_parts_in_order_and_fails_permanently_on_no_service(
     with pytest.raises(DeliveryError) as info:
         hook.post_digest(messages(1), digest_id="d9", progress={}, on_part=Recorder())
     assert info.value.reason == "no_service" and info.value.permanent
+
+
+def test_a_time_out_after_slack_accepted_the_post_is_not_posted_twice(
+    slack_api: SlackApi,
+) -> None:
+    from digestbot.delivery.slack import SlackDeliverer
+
+    slack_api.post_delays.append(1.5)
+    client = WebClient(token=slack_api.token, base_url=slack_api.url, timeout=1)
+    deliverer = SlackDeliverer(client, min_interval=0, backoff=0)
+    ts = deliverer.post_digest(
+        "C0PAPERS",
+        messages(1),
+        digest_id="d10",
+        progress={},
+        maybe_posted=False,
+        on_part=Recorder(),
+    )
+    [posted] = slack_api.posted()
+    assert ts == posted["ts"]
+    assert slack_api.calls.count("chat.postMessage") == 1
+    assert "conversations.history" in slack_api.calls
