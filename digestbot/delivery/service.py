@@ -17,17 +17,12 @@ For each profile and each of its destinations (``targets``), on the digest date
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from digestbot.config import Profile, Settings
 from digestbot.delivery.email import OutgoingEmail, sender_domain
@@ -40,6 +35,14 @@ from digestbot.delivery.formats import (
     render_format,
     render_slack_messages,
 )
+from digestbot.delivery.outcomes import (
+    DeliveryOutcome,
+    OutcomeStatus,
+    SendReport,
+    digest_date_for,
+    digest_id_for,
+    pause_point,
+)
 from digestbot.delivery.targets import Deliverers, Target, build_deliverers, expand_targets
 from digestbot.errors import DeliveryError, DigestError
 from digestbot.models import Digest, ScoredPaper
@@ -49,67 +52,9 @@ from digestbot.store.ledger import DeliveryRecord, NewDelivery
 
 log = logging.getLogger(__name__)
 
-OutcomeStatus = Literal["sent", "already-sent", "nothing-new", "failed", "dry-run"]
+__all__ = ["Deliverers", "DeliveryOutcome", "SendReport", "build_deliverers", "send_due"]
+
 LEASE = timedelta(minutes=15)
-PAUSE_ENV = "DIGESTBOT_TEST_PAUSE"  # "<point>:<dir>": the crash tests stop the sender there
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryOutcome:
-    profile: str
-    destination: str
-    status: OutcomeStatus
-    papers: int = 0
-    error: str = ""
-    digest_id: str = ""
-    detail: str = ""
-    preview: str = ""
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "profile": self.profile,
-            "destination": self.destination,
-            "status": self.status,
-            "papers": self.papers,
-            "error": self.error or None,
-            "digest_id": self.digest_id or None,
-            "detail": self.detail or None,
-        }
-
-
-@dataclass
-class SendReport:
-    outcomes: list[DeliveryOutcome] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(o.status != "failed" for o in self.outcomes)
-
-    def count(self, status: OutcomeStatus) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
-
-
-def digest_date_for(profile: Profile, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(profile.schedule.timezone)).date()
-
-
-def digest_id_for(profile: str, destination: str, digest_date: date) -> str:
-    key = f"{profile}\x00{destination}\x00{digest_date.isoformat()}"
-    return "d" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:23]
-
-
-def pause_point(point: str) -> None:
-    """Test hook: with ``DIGESTBOT_TEST_PAUSE=<point>:<dir>``, announce and wait for release."""
-    spec = os.environ.get(PAUSE_ENV)
-    if not spec:
-        return
-    wanted, _, directory = spec.partition(":")
-    if wanted != point:
-        return
-    folder = Path(directory)
-    (folder / f"{point}.reached").touch()
-    while not (folder / "release").exists():
-        time.sleep(0.01)
 
 
 def send_due(
@@ -263,6 +208,7 @@ class _ProfileRun:
             ids = [(s.paper.id, s.score, s.why) for s in chosen]
             pending.append((target, self._digest(ids), item.digest_id))
         templates = self.settings.templates_dir
+        rendered: dict[tuple[str, Format, tuple[str, ...]], str] = {}
         for target, digest, digest_id in pending:
             fmt: Format = "markdown"
             if target.file is not None:
@@ -271,9 +217,14 @@ class _ProfileRun:
                 fmt = "slack"
             elif target.kind == "email":
                 fmt = "email-text"
-            text = render_format(digest, fmt, templates_dir=templates)
-            if target.kind == "email":
-                text = f"Subject: {render_email(digest, templates_dir=templates).subject}\n\n{text}"
+            key = (target.kind, fmt, tuple(item.paper.id for item in digest.papers))
+            if key not in rendered:  # a thousand readers of one digest: rendered once
+                text = render_format(digest, fmt, templates_dir=templates)
+                if target.kind == "email":
+                    subject = render_email(digest, templates_dir=templates).subject
+                    text = f"Subject: {subject}\n\n{text}"
+                rendered[key] = text
+            text = rendered[key]
             out.append(
                 self._outcome(
                     target, "dry-run", papers=digest.count, digest_id=digest_id, preview=text
@@ -286,10 +237,10 @@ class _ProfileRun:
         done, retry, fresh, stale = self._plan()
         out = list(done)
         blocked = self._resolve_stale(stale)
+        for target in fresh:
+            if target.key in blocked:  # an older digest is still being sent by another run
+                out.append(self._outcome(target, "already-sent", detail="another run is sending"))
         fresh = [t for t in fresh if t.key not in blocked]
-        for key in blocked:
-            target = next(t for t in self.targets if t.key == key)
-            out.append(self._outcome(target, "already-sent", detail="another run is sending"))
         recorded, lost = ledger.record_deliveries(
             self.store, [item for item, _ in self._new_digests(fresh)], now=self.now
         )

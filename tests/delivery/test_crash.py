@@ -220,3 +220,25 @@ def test_file_crash_rewrites_the_same_file(world: Any, tmp_path: Path) -> None:
     assert written.read_text() == before
     [row] = load_history(store)
     assert row.status == "sent" and row.attempts == 2
+
+
+def test_a_crashed_digest_found_the_next_day_rolls_its_unposted_papers_over(
+    world: Any, slack_api: SlackApi
+) -> None:
+    make, store = world
+    sender = make("slack")
+    sender.kill_at("after-send", now=START)  # day 1: parent posted (16 papers), reply not
+    assert len(slack_api.posted()) == 1
+    add_papers(store, [make_paper(21)], now=NOW)
+    [outcome] = sender.send(now="2026-11-24T08:00:00+00:00")
+    assert (outcome["status"], outcome["papers"]) == ("sent", 5)  # 4 left over + 1 new
+    ids = [
+        b["block_id"]
+        for m in slack_api.posted()
+        for b in m["blocks"]
+        if b.get("block_id", "").startswith("paper:")
+    ]
+    assert len(ids) == len(set(ids)) == 21  # every paper once, none lost
+    statuses = {r.digest_date.isoformat(): r.status for r in load_history(store)}
+    assert statuses == {"2026-11-23": "superseded", "2026-11-24": "sent"}
+    assert count_sent(store, destination="slack:C0PAPERS") == 21
