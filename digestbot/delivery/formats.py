@@ -119,6 +119,35 @@ def _validate(block: dict[str, Any]) -> None:
         raise RenderError(f"block {where}: {exc}", template=SLACK_TEMPLATE) from exc
 
 
+def _shape(block: dict[str, Any]) -> str:
+    """A block's JSON without its id and button values: blocks of one shape validate alike."""
+    if block.get("type") != "actions":
+        return json.dumps(block, sort_keys=True)
+    elements = [
+        {k: v for k, v in e.items() if k != "value"} if isinstance(e, dict) else e
+        for e in block.get("elements") or []
+    ]
+    return json.dumps({**block, "block_id": None, "elements": elements}, sort_keys=True)
+
+
+def _check_values(block: dict[str, Any]) -> None:
+    """The parts ``_shape`` leaves out, against slack_sdk's own limits."""
+    block_id = str(block.get("block_id") or "")
+    limit = ActionsBlock.block_id_max_length
+    if len(block_id) > limit:
+        raise RenderError(
+            f"block_id {block_id[:40]}… cannot exceed {limit} characters", template=SLACK_TEMPLATE
+        )
+    for element in block.get("elements") or [] if block.get("type") == "actions" else []:
+        value = element.get("value") if isinstance(element, dict) else None
+        if isinstance(value, str) and len(value) > ButtonElement.value_max_length:
+            raise RenderError(
+                f"block {block_id}: value attribute cannot exceed "
+                f"{ButtonElement.value_max_length} characters",
+                template=SLACK_TEMPLATE,
+            )
+
+
 def split_blocks(blocks: list[dict[str, Any]]) -> list[tuple[list[dict[str, Any]], list[str]]]:
     """Pack blocks into messages of at most 50, keeping each paper's blocks together.
 
@@ -191,10 +220,11 @@ def render_slack_messages(
     expanded = [piece for block in blocks for piece in _split_section(block)]
     checked: set[str] = set()
     for block in expanded:
-        key = json.dumps(block, sort_keys=True)
-        if key not in checked:  # the same divider twenty times is checked once
+        key = _shape(block)
+        if key not in checked:  # twenty dividers, or vote buttons that differ only in value
             _validate(block)
             checked.add(key)
+        _check_values(block)
     packed = split_blocks(expanded)
     total = len(packed)
     return [
