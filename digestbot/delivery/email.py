@@ -114,32 +114,46 @@ class EmailDeliverer:
         self.backoff = backoff
         self.sleep = sleep
         self._conn: smtplib.SMTP | None = None
-        self._bodies: dict[EmailContent, bytes] = {}
+        self._shared: dict[tuple[EmailContent, str, datetime, bool], tuple[bytes, bytes]] = {}
+        self._eight_bit = False
 
     # -- messages ---------------------------------------------------------------------------
-    def build_headers(self, mail: OutgoingEmail, *, now: datetime) -> EmailMessage:
-        """The recipient's own headers (no body). Every value is folded to one line."""
-        domain = sender_domain(self.sender)
-        profile = one_line(mail.profile)
+    def _headers(self, pairs: Sequence[tuple[str, str]], *, mail: OutgoingEmail) -> EmailMessage:
         msg = EmailMessage(policy=SMTP_POLICY)
         try:
-            msg["Subject"] = one_line(mail.content.subject)
-            msg["From"] = self.sender
-            msg["To"] = one_line(mail.to)
-            if self.reply_to:
-                msg["Reply-To"] = self.reply_to
-            msg["Date"] = format_datetime(now)
-            msg["Message-ID"] = one_line(mail.message_id)
-            msg["List-Id"] = f"{profile} <{profile}.digestbot.{domain}>"
-            unsubscribe = parseaddr(self.reply_to or self.sender)[1]
-            msg["List-Unsubscribe"] = (
-                f"<mailto:{unsubscribe}?subject={quote('unsubscribe ' + profile)}>"
-            )
+            for name, value in pairs:
+                msg[name] = one_line(value)  # a CR/LF in any value cannot start a header
         except ValueError as exc:
             raise DeliveryError(
                 f"cannot build the message: {exc}", destination=f"email:{mail.to}"
             ) from exc
         return msg
+
+    def _common_pairs(self, mail: OutgoingEmail, *, now: datetime) -> list[tuple[str, str]]:
+        """The headers every recipient of this digest shares."""
+        domain = sender_domain(self.sender)
+        profile = one_line(mail.profile)
+        unsubscribe = parseaddr(self.reply_to or self.sender)[1]
+        pairs = [("Subject", mail.content.subject), ("From", self.sender)]
+        if self.reply_to:
+            pairs.append(("Reply-To", self.reply_to))
+        pairs += [
+            ("Date", format_datetime(now)),
+            ("List-Id", f"{profile} <{profile}.digestbot.{domain}>"),
+            (
+                "List-Unsubscribe",
+                f"<mailto:{unsubscribe}?subject={quote('unsubscribe ' + profile)}>",
+            ),
+        ]
+        return pairs
+
+    def _own_pairs(self, mail: OutgoingEmail) -> list[tuple[str, str]]:
+        return [("To", mail.to), ("Message-ID", mail.message_id)]
+
+    def build_headers(self, mail: OutgoingEmail, *, now: datetime) -> EmailMessage:
+        """Every header of the recipient's message (no body), each folded to one line."""
+        pairs = self._common_pairs(mail, now=now) + self._own_pairs(mail)
+        return self._headers(pairs, mail=mail)
 
     def build_message(self, mail: OutgoingEmail, *, now: datetime) -> EmailMessage:
         """The whole message: the headers, then multipart/alternative (text, HTML)."""
@@ -148,18 +162,26 @@ class EmailDeliverer:
         msg.add_alternative(mail.content.html, subtype="html")
         return msg
 
-    def message_bytes(self, mail: OutgoingEmail, *, now: datetime) -> bytes:
-        """``build_message`` as wire bytes, with the MIME body encoded once per content:
-        a digest to 1,000 readers encodes its parts once, not 1,000 times."""
-        body = self._bodies.get(mail.content)
-        if body is None:
+    def message_bytes(
+        self, mail: OutgoingEmail, *, now: datetime, eight_bit: bool = False
+    ) -> bytes:
+        """``build_message`` as wire bytes. What recipients share (the MIME body, the
+        common headers) is encoded once per digest: 1,000 readers cost one encoding.
+        With ``eight_bit`` (the server speaks 8BITMIME) parts whose lines fit go unencoded."""
+        key = (mail.content, mail.profile, now, eight_bit)
+        cached = self._shared.get(key)
+        if cached is None:
             part = EmailMessage(policy=SMTP_POLICY)
-            part.set_content(mail.content.text)
-            part.add_alternative(mail.content.html, subtype="html")
-            body = part.as_bytes()  # MIME-Version, Content-Type (boundary), blank line, parts
-            self._bodies = {mail.content: body}  # keep one: mails come grouped by content
-        head = self.build_headers(mail, now=now).as_bytes()
-        return head.rstrip(b"\r\n") + b"\r\n" + body
+            part.set_content(mail.content.text, cte=_cte(mail.content.text, eight_bit))
+            html = mail.content.html
+            part.add_alternative(html, subtype="html", cte=_cte(html, eight_bit))
+            common = self._headers(self._common_pairs(mail, now=now), mail=mail).as_bytes()
+            # body: MIME-Version, Content-Type (boundary), blank line, the parts
+            cached = (common.rstrip(b"\r\n") + b"\r\n", part.as_bytes())
+            self._shared = {key: cached}  # keep one: mails come grouped by digest
+        common, body = cached
+        own = self._headers(self._own_pairs(mail), mail=mail).as_bytes()
+        return common + own.rstrip(b"\r\n") + b"\r\n" + body
 
     # -- sending ----------------------------------------------------------------------------
     def send_all(
@@ -177,12 +199,9 @@ class EmailDeliverer:
                     on_result(mail, self._failed(mail, broken.error, broken.permanent))
                     continue
                 try:
-                    message = self.message_bytes(mail, now=now)
-                except DeliveryError as exc:
-                    on_result(mail, self._failed(mail, exc.reason, True))
-                    continue
-                try:
-                    result = self._send_one(mail, message)
+                    result = self._send_one(mail, now=now)
+                except DeliveryError as exc:  # a header that cannot be built
+                    result = self._failed(mail, exc.reason, True)
                 except _ConnectionFailed as exc:
                     broken = exc
                     result = self._failed(mail, exc.error, exc.permanent)
@@ -207,6 +226,7 @@ class EmailDeliverer:
         if self._conn is None:
             try:
                 self._conn = self.connect()
+                self._eight_bit = bool(self._conn.has_extn("8bitmime"))
             except smtplib.SMTPResponseException as exc:
                 error = f"{self.label}: {exc.smtp_code} {_text(exc.smtp_error)}"
                 if exc.smtp_code >= 500:
@@ -214,13 +234,16 @@ class EmailDeliverer:
                 raise
         return self._conn
 
-    def _send_one(self, mail: OutgoingEmail, message: bytes) -> EmailResult:
+    def _send_one(self, mail: OutgoingEmail, *, now: datetime) -> EmailResult:
         envelope_from = parseaddr(self.sender)[1]
         last = ""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 conn = self._open()
-                conn.sendmail(envelope_from, [parseaddr(mail.to)[1] or mail.to], message)
+                message = self.message_bytes(mail, now=now, eight_bit=self._eight_bit)
+                options = ["BODY=8BITMIME"] if self._eight_bit else []
+                recipient = parseaddr(mail.to)[1] or mail.to
+                conn.sendmail(envelope_from, [recipient], message, mail_options=options)
                 return EmailResult(to=mail.to, ok=True, message_id=mail.message_id)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()), (0, b""))
@@ -252,6 +275,13 @@ class EmailDeliverer:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _cte(text: str, eight_bit: bool) -> str | None:
+    """``8bit`` when allowed and every line fits SMTP's 998 octets, else the default."""
+    if eight_bit and all(len(line.encode("utf-8")) <= 998 for line in text.splitlines()):
+        return "8bit"
+    return None
 
 
 def _text(value: bytes | str) -> str:

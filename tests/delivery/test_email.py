@@ -154,3 +154,18 @@ def test_crlf_in_a_subject_cannot_inject_a_header(smtp_server: SmtpServer) -> No
     msg = received.message
     assert msg["Bcc"] is None and msg["X-Evil"] is None
     assert msg["Subject"] == "Hello Bcc: victim@example.net X-Evil: 1"
+
+
+def test_8bitmime_parts_go_unencoded_unless_a_line_is_too_long(smtp_server: SmtpServer) -> None:
+    long_line = EmailContent(subject="s", html="<p>" + "é" * 600 + "</p>", text="ok ·\n")
+    results = send(
+        email_deliverer(smtp_server),
+        [mail("alice@example.org", 1), mail("bob@example.org", 2, content=long_line)],
+    )
+    assert all(r.ok for r in results)
+    short, long_ = (r.message for r in smtp_server.handler.received)
+    assert [p["Content-Transfer-Encoding"] for p in short.iter_parts()] == ["8bit", "8bit"]
+    text, html = long_.iter_parts()
+    assert text["Content-Transfer-Encoding"] == "8bit"
+    assert html["Content-Transfer-Encoding"] != "8bit"  # 1,200 octets: over SMTP's 998
+    assert html.get_content().strip() == long_line.html
