@@ -119,6 +119,17 @@ class SlackDeliverer:
         self.sleep = sleep
         self.pacer = _Pacer(min_interval, sleep, clock)
 
+    def check(self) -> str:
+        """``auth.test``: the bot's name and team, or a DeliveryError saying why not."""
+        try:
+            response = self.client.auth_test()
+        except (SlackClientError, OSError) as exc:
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+            raise DeliveryError(
+                f"cannot authenticate: {reason}", destination="slack", reason=str(reason)
+            ) from exc
+        return f"{response.get('user')} on {response.get('team')}"
+
     def post_digest(
         self,
         channel: str,

@@ -279,3 +279,24 @@ def test_a_slack_channel_without_a_bot_token_fails_clearly(store: SqlStore) -> N
     report = send_due(settings, store, now=NOW, deliverers=build_deliverers(settings))
     [outcome] = report.outcomes
     assert outcome.status == "failed" and "slack.bot_token is not set" in outcome.error
+
+
+def test_a_crlf_title_in_a_custom_subject_cannot_inject_a_header(
+    store: SqlStore, smtp_server: SmtpServer, deliverers: Deliverers, tmp_path: Path
+) -> None:
+    templates = tmp_path / "templates"
+    (templates / "email").mkdir(parents=True)
+    (templates / "email" / "subject.txt.j2").write_text("Top: {{ digest.papers[0].paper.title }}\n")
+    settings = settings_for(
+        deliver=[{"email": {"to": ["alice@example.org"]}}],
+        extra={"templates_dir": str(templates)},
+    )
+    evil = make_paper(1, title="Linear attention\r\nBcc: victim@example.net\r\nX-Evil: yes")
+    add_papers(store, [evil], now=NOW)
+    assert send_due(settings, store, now=NOW, deliverers=deliverers).ok
+    [received] = smtp_server.handler.received
+    assert received.rcpt_tos == ["alice@example.org"]
+    assert received.message["Bcc"] is None and received.message["X-Evil"] is None
+    assert (
+        received.message["Subject"] == "Top: Linear attention Bcc: victim@example.net X-Evil: yes"
+    )

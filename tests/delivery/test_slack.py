@@ -197,3 +197,12 @@ def test_a_time_out_after_slack_accepted_the_post_is_not_posted_twice(
     assert ts == posted["ts"]
     assert slack_api.calls.count("chat.postMessage") == 1
     assert "conversations.history" in slack_api.calls
+
+
+def test_check_reports_the_bot_or_why_not(slack_api: SlackApi) -> None:
+    from digestbot.delivery.slack import SlackDeliverer
+
+    assert slack_deliverer(slack_api).check() == "digestbot on Example"
+    wrong = SlackDeliverer(WebClient(token="xoxb-nope", base_url=slack_api.url))
+    with pytest.raises(DeliveryError, match="invalid_auth"):
+        wrong.check()
