@@ -149,6 +149,9 @@ register(_feeds_commands)
 from digestbot.commands import serve as _serve_commands  # noqa: E402
 
 register(_serve_commands)
+from digestbot.commands import delivery as _delivery_commands  # noqa: E402
+
+register(_delivery_commands)
 
 
 def run() -> None:  # pragma: no cover - console script entry point

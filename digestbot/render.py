@@ -20,6 +20,7 @@ from digestbot.errors import RenderError
 from digestbot.models import Digest
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_SAFE_URL = re.compile(r"(?i)https?://[^\s\x00-\x1f\x7f\"<>]+\Z")
 
 
 def shipped_templates_dir() -> Path:
@@ -43,6 +44,29 @@ def escape_markdown(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", value)
 
 
+def safe_url(url: Any) -> str:
+    """An ``http(s)`` URL without white space or control characters, else ``''``.
+
+    Keeps ``javascript:`` and friends out of ``href`` attributes and Slack links.
+    """
+    text = str(url or "").strip()
+    return text if _SAFE_URL.match(text) else ""
+
+
+def slack_link(url: Any, label: Any) -> str:
+    """A mrkdwn link ``<url|label>``, both parts escaped; only the label if the URL is unsafe."""
+    target = safe_url(url)
+    text = escape_mrkdwn(" ".join(str(label).split()))
+    if not target:
+        return text
+    return f"<{escape_mrkdwn(target.replace('|', '%7C'))}|{text}>"
+
+
+def one_line(text: Any) -> str:
+    """Fold every run of white space (CR/LF included) to one space."""
+    return " ".join(str(text).split())
+
+
 def _autoescape(name: str | None) -> bool:
     return name is not None and name.endswith((".html.j2", ".html", ".htm"))
 
@@ -61,6 +85,9 @@ def build_environment(templates_dir: Path | None = None) -> jinja2.Environment:
     )
     env.filters["md"] = escape_markdown
     env.filters["mrkdwn"] = escape_mrkdwn
+    env.filters["safe_url"] = safe_url
+    env.filters["one_line"] = one_line
+    env.globals["slack_link"] = slack_link
     env.filters["isodate"] = lambda d: d.isoformat() if isinstance(d, date | datetime) else ""
     return env
 

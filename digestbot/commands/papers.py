@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
+from digestbot.delivery.formats import FORMATS, Format, render_format
 from digestbot.ingest import FileOutcome, IngestReport, ingest_paths, list_drop_files
 from digestbot.models import paper_as_dict, scored_as_dict
 from digestbot.pipeline import build_digest, rank_profile, write_markdown_digest
-from digestbot.render import render_markdown
 
 
 def run_ingest(app: AppContext, paths: tuple[Path, ...], *, show_progress: bool) -> IngestReport:
@@ -87,17 +87,14 @@ def rank(app: AppContext, profile_name: str, limit: int | None, as_json: bool) -
 
 @click.command()
 @click.option("--profile", "profile_name", required=True)
-@click.option(
-    "--format", "fmt", type=click.Choice(["markdown"]), default="markdown", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True)
 @pass_app
 @handle_errors
-def digest(app: AppContext, profile_name: str, fmt: str) -> None:
+def digest(app: AppContext, profile_name: str, fmt: Format) -> None:
     """Render a profile's digest to stdout (sends nothing)."""
-    del fmt
     profile = app.settings.profile(profile_name)
     built = build_digest(app.store, profile, now=app.now())
-    click.echo(render_markdown(built, templates_dir=app.settings.templates_dir), nl=False)
+    click.echo(render_format(built, fmt, templates_dir=app.settings.templates_dir), nl=False)
 
 
 @click.command()

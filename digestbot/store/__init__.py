@@ -7,6 +7,7 @@ shared ``schema.metadata``; importing this package registers them all, so
 
 from digestbot.store import feedback as feedback
 from digestbot.store import feeds as feeds
+from digestbot.store import ledger as ledger
 from digestbot.store import search as search
 from digestbot.store import slack as slack
 from digestbot.store.sql import FileRecord, SqlStore, UpsertCounts, merge_papers

@@ -1,0 +1,111 @@
+"""Commands that deliver: ``send`` (due digests, through the ledger) and ``history``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from digestbot.cli import AppContext, handle_errors, pass_app, print_json
+from digestbot.delivery.service import DeliveryOutcome, send_due
+from digestbot.store.ledger import DeliveryRecord, load_history
+
+
+def _line(outcome: DeliveryOutcome) -> str:
+    where = f"{outcome.profile} → {outcome.destination}"
+    if outcome.status == "sent":
+        return f"sent          {where}: {outcome.papers} papers"
+    if outcome.status == "already-sent":
+        why = f" ({outcome.detail})" if outcome.detail else " today"
+        return f"already sent  {where}{why}"
+    if outcome.status == "nothing-new":
+        return f"nothing new   {where}"
+    if outcome.status == "dry-run":
+        return f"dry run       {where}: {outcome.papers} papers"
+    return f"FAILED        {where}: {outcome.error}"
+
+
+@click.command()
+@click.option("--profile", "profiles", multiple=True, help="Only this profile (repeatable).")
+@click.option(
+    "--dry-run", is_flag=True, help="Print what each destination would get; send nothing."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable outcomes.")
+@pass_app
+@handle_errors
+def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Build and deliver the digests that are due. Exit 1 if any delivery failed."""
+    report = send_due(
+        app.settings, app.store, now=app.now(), profiles=profiles or None, dry_run=dry_run
+    )
+    if as_json:
+        print_json(
+            [
+                {**o.as_dict(), **({"preview": o.preview} if dry_run else {})}
+                for o in report.outcomes
+            ]
+        )
+    else:
+        for outcome in report.outcomes:
+            if outcome.status == "dry-run":
+                click.echo(f"===== {outcome.profile} → {outcome.destination} =====")
+                click.echo(outcome.preview.rstrip("\n"))
+            stream_err = outcome.status == "failed"
+            click.echo(_line(outcome), err=stream_err)
+        if not report.outcomes:
+            click.echo("no destinations configured", err=True)
+        elif not dry_run and report.count("sent") == 0 and report.ok:
+            if report.count("already-sent"):
+                click.echo("nothing to send: today's digests were already sent")
+            else:
+                click.echo("nothing to send: no new papers for any destination")
+    if not report.ok:
+        sys.exit(1)
+
+
+def _record_dict(record: DeliveryRecord) -> dict[str, object]:
+    return {
+        "digest_id": record.digest_id,
+        "profile": record.profile,
+        "destination": record.destination,
+        "digest_date": record.digest_date.isoformat(),
+        "status": record.status,
+        "papers": [p.paper_id for p in record.papers],
+        "attempts": record.attempts,
+        "error": record.error,
+        "external_id": record.external_id,
+        "created_at": record.created_at.isoformat(),
+        "sent_at": record.sent_at.isoformat() if record.sent_at else None,
+    }
+
+
+@click.command()
+@click.option("--profile", "profile_name", help="Only this profile.")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handle_errors
+def history(app: AppContext, profile_name: str | None, limit: int, as_json: bool) -> None:
+    """What was sent where and when, newest first, with status and error."""
+    if profile_name is not None:
+        app.settings.profile(profile_name)  # an unknown name is an error, not an empty list
+    records = load_history(app.store, profile=profile_name, limit=limit)
+    if as_json:
+        print_json([_record_dict(r) for r in records])
+        return
+    for record in records:
+        when = record.sent_at.strftime("%Y-%m-%d %H:%M") if record.sent_at else " " * 16
+        line = (
+            f"{record.digest_date.isoformat()}  {record.status:<10} {when}  "
+            f"{record.profile} → {record.destination}  {len(record.papers)} papers"
+        )
+        if record.attempts > 1:
+            line += f", {record.attempts} attempts"
+        if record.error and record.status != "sent":
+            line += f"  error: {record.error}"
+        click.echo(line)
+    if not records:
+        click.echo("nothing sent yet", err=True)
+
+
+COMMANDS = [send, history]

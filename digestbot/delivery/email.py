@@ -1,0 +1,288 @@
+"""Email: one message per recipient over one reused SMTP connection.
+
+The connection factory is injected (``build_smtp_factory`` makes one from the
+settings: STARTTLS, SSL or none, then AUTH). Each message is multipart/alternative
+(text + inlined HTML) with Message-ID, Date, List-Id and List-Unsubscribe. A 4xx
+reply or a dropped connection is retried with backoff (bounded); a 5xx fails that
+recipient only. Header values are folded to one line, so a CR/LF in any text
+cannot add a header.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, parseaddr
+from urllib.parse import quote
+
+from digestbot.config import SmtpSettings
+from digestbot.delivery.formats import EmailContent
+from digestbot.errors import DeliveryError
+from digestbot.render import one_line
+
+log = logging.getLogger(__name__)
+
+SmtpFactory = Callable[[], smtplib.SMTP]
+
+
+def build_smtp_factory(
+    settings: SmtpSettings, *, ssl_context: ssl.SSLContext | None = None
+) -> SmtpFactory:
+    """A function that opens an authenticated connection as the settings say."""
+
+    def connect() -> smtplib.SMTP:
+        context = ssl_context or ssl.create_default_context()
+        conn: smtplib.SMTP
+        if settings.security == "ssl":
+            conn = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=settings.timeout, context=context
+            )
+        else:
+            conn = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+        try:
+            if conn.sock is not None:  # small commands back to back: no Nagle delays
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.ehlo()
+            if settings.security == "starttls":
+                conn.starttls(context=context)
+                conn.ehlo()
+            if settings.username:
+                password = settings.password.get_secret_value() if settings.password else ""
+                conn.login(settings.username, password)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    return connect
+
+
+def sender_domain(sender: str) -> str:
+    address = parseaddr(sender)[1]
+    return address.rpartition("@")[2] or "localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    to: str
+    content: EmailContent
+    message_id: str  # "<...@domain>", stable across retries of the same digest
+    profile: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmailResult:
+    to: str
+    ok: bool
+    message_id: str
+    error: str = ""
+    permanent: bool = False
+
+
+class _ConnectionFailed(Exception):
+    def __init__(self, error: str, *, permanent: bool) -> None:
+        super().__init__(error)
+        self.error = error
+        self.permanent = permanent
+
+
+class EmailDeliverer:
+    def __init__(
+        self,
+        connect: SmtpFactory,
+        *,
+        sender: str,
+        reply_to: str | None = None,
+        label: str = "smtp",
+        max_attempts: int = 3,
+        backoff: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.connect = connect
+        self.sender = one_line(sender)
+        self.reply_to = one_line(reply_to) if reply_to else None
+        self.label = label
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.sleep = sleep
+        self._conn: smtplib.SMTP | None = None
+        self._shared: dict[tuple[EmailContent, str, datetime, bool], tuple[bytes, bytes]] = {}
+        self._eight_bit = False
+
+    # -- messages ---------------------------------------------------------------------------
+    def _headers(self, pairs: Sequence[tuple[str, str]], *, mail: OutgoingEmail) -> EmailMessage:
+        msg = EmailMessage(policy=SMTP_POLICY)
+        try:
+            for name, value in pairs:
+                msg[name] = one_line(value)  # a CR/LF in any value cannot start a header
+        except ValueError as exc:
+            raise DeliveryError(
+                f"cannot build the message: {exc}", destination=f"email:{mail.to}"
+            ) from exc
+        return msg
+
+    def _common_pairs(self, mail: OutgoingEmail, *, now: datetime) -> list[tuple[str, str]]:
+        """The headers every recipient of this digest shares."""
+        domain = sender_domain(self.sender)
+        profile = one_line(mail.profile)
+        unsubscribe = parseaddr(self.reply_to or self.sender)[1]
+        pairs = [("Subject", mail.content.subject), ("From", self.sender)]
+        if self.reply_to:
+            pairs.append(("Reply-To", self.reply_to))
+        pairs += [
+            ("Date", format_datetime(now)),
+            ("List-Id", f"{profile} <{profile}.digestbot.{domain}>"),
+            (
+                "List-Unsubscribe",
+                f"<mailto:{unsubscribe}?subject={quote('unsubscribe ' + profile)}>",
+            ),
+        ]
+        return pairs
+
+    def _own_pairs(self, mail: OutgoingEmail) -> list[tuple[str, str]]:
+        return [("To", mail.to), ("Message-ID", mail.message_id)]
+
+    def build_headers(self, mail: OutgoingEmail, *, now: datetime) -> EmailMessage:
+        """Every header of the recipient's message (no body), each folded to one line."""
+        pairs = self._common_pairs(mail, now=now) + self._own_pairs(mail)
+        return self._headers(pairs, mail=mail)
+
+    def build_message(self, mail: OutgoingEmail, *, now: datetime) -> EmailMessage:
+        """The whole message: the headers, then multipart/alternative (text, HTML)."""
+        msg = self.build_headers(mail, now=now)
+        msg.set_content(mail.content.text)
+        msg.add_alternative(mail.content.html, subtype="html")
+        return msg
+
+    def message_bytes(
+        self, mail: OutgoingEmail, *, now: datetime, eight_bit: bool = False
+    ) -> bytes:
+        """``build_message`` as wire bytes. What recipients share (the MIME body, the
+        common headers) is encoded once per digest: 1,000 readers cost one encoding.
+        With ``eight_bit`` (the server speaks 8BITMIME) parts whose lines fit go unencoded."""
+        key = (mail.content, mail.profile, now, eight_bit)
+        cached = self._shared.get(key)
+        if cached is None:
+            part = EmailMessage(policy=SMTP_POLICY)
+            part.set_content(mail.content.text, cte=_cte(mail.content.text, eight_bit))
+            html = mail.content.html
+            part.add_alternative(html, subtype="html", cte=_cte(html, eight_bit))
+            common = self._headers(self._common_pairs(mail, now=now), mail=mail).as_bytes()
+            # body: MIME-Version, Content-Type (boundary), blank line, the parts
+            cached = (common.rstrip(b"\r\n") + b"\r\n", part.as_bytes())
+            self._shared = {key: cached}  # keep one: mails come grouped by digest
+        common, body = cached
+        own = self._headers(self._own_pairs(mail), mail=mail).as_bytes()
+        return common + own.rstrip(b"\r\n") + b"\r\n" + body
+
+    # -- sending ----------------------------------------------------------------------------
+    def send_all(
+        self,
+        mails: Sequence[OutgoingEmail],
+        *,
+        now: datetime,
+        on_result: Callable[[OutgoingEmail, EmailResult], None],
+    ) -> None:
+        """Send each mail; ``on_result`` is called after each, success or not."""
+        broken: _ConnectionFailed | None = None
+        try:
+            for mail in mails:
+                if broken is not None:
+                    on_result(mail, self._failed(mail, broken.error, broken.permanent))
+                    continue
+                try:
+                    result = self._send_one(mail, now=now)
+                except DeliveryError as exc:  # a header that cannot be built
+                    result = self._failed(mail, exc.reason, True)
+                except _ConnectionFailed as exc:
+                    broken = exc
+                    result = self._failed(mail, exc.error, exc.permanent)
+                on_result(mail, result)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.quit()
+            except (smtplib.SMTPException, OSError):
+                self._conn.close()
+            self._conn = None
+
+    def _failed(self, mail: OutgoingEmail, error: str, permanent: bool) -> EmailResult:
+        return EmailResult(
+            to=mail.to, ok=False, message_id=mail.message_id, error=error, permanent=permanent
+        )
+
+    def _open(self) -> smtplib.SMTP:
+        if self._conn is None:
+            try:
+                self._conn = self.connect()
+                self._eight_bit = bool(self._conn.has_extn("8bitmime"))
+            except smtplib.SMTPResponseException as exc:
+                error = f"{self.label}: {exc.smtp_code} {_text(exc.smtp_error)}"
+                if exc.smtp_code >= 500:
+                    raise _ConnectionFailed(error, permanent=True) from exc
+                raise
+        return self._conn
+
+    def _send_one(self, mail: OutgoingEmail, *, now: datetime) -> EmailResult:
+        envelope_from = parseaddr(self.sender)[1]
+        last = ""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                conn = self._open()
+                message = self.message_bytes(mail, now=now, eight_bit=self._eight_bit)
+                options = ["BODY=8BITMIME"] if self._eight_bit else []
+                recipient = parseaddr(mail.to)[1] or mail.to
+                conn.sendmail(envelope_from, [recipient], message, mail_options=options)
+                return EmailResult(to=mail.to, ok=True, message_id=mail.message_id)
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, text = next(iter(exc.recipients.values()), (0, b""))
+                last = f"{code} {_text(text)}"
+                if code >= 500:
+                    return self._failed(mail, last, True)
+            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                last = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+                if exc.smtp_code >= 500:
+                    return self._failed(mail, last, True)
+            except smtplib.SMTPResponseException as exc:  # from connect: a 4xx greeting/auth
+                last = f"{exc.smtp_code} {_text(exc.smtp_error)}"
+                self._drop()
+            except (smtplib.SMTPException, OSError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                self._drop()
+            log.warning(
+                "%s: sending to %s, attempt %s failed (%s)", self.label, mail.to, attempt, last
+            )
+            if attempt < self.max_attempts:
+                self.sleep(self.backoff * 2 ** (attempt - 1))
+        if self._conn is None:
+            raise _ConnectionFailed(
+                f"{self.label}: cannot reach the SMTP server ({last})", permanent=False
+            )
+        return self._failed(mail, f"gave up after {self.max_attempts} attempts: {last}", False)
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _cte(text: str, eight_bit: bool) -> str | None:
+    """``8bit`` when allowed and every line fits SMTP's 998 octets, else the default."""
+    if eight_bit and all(len(line.encode("utf-8")) <= 998 for line in text.splitlines()):
+        return "8bit"
+    return None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,448 @@
+"""Send the digests that are due, with the ledger as memory. The daemon and ``send`` call this.
+
+For each profile and each of its destinations (``targets``), on the digest date
+(the date of ``now`` in the profile's schedule time zone):
+
+1. today's row is ``sent``/``empty``: nothing to do (a second run sends nothing);
+   ``pending``/``failed``: retry it, same digest id, same papers;
+2. older unsent rows are resolved: Slack parts a crashed run posted are found by
+   their metadata and counted; the rest is ``superseded``, its unsent papers
+   roll into today's digest (a catch-up, not a gap);
+3. otherwise a new digest is built from the papers newer than the last
+   successful digest's watermark and never sent to that destination, and
+   RECORDED (unique per profile, destination, date) before anything is sent;
+4. rows are claimed (a lease), sent, and marked ``sent`` only after the
+   destination accepted them (``failed`` with the error otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from digestbot.config import Profile, Settings
+from digestbot.delivery.email import OutgoingEmail, sender_domain
+from digestbot.delivery.formats import (
+    EmailContent,
+    Format,
+    SlackMessage,
+    file_suffix,
+    render_email,
+    render_format,
+    render_slack_messages,
+)
+from digestbot.delivery.outcomes import (
+    DeliveryOutcome,
+    OutcomeStatus,
+    SendReport,
+    digest_date_for,
+    digest_id_for,
+    pause_point,
+)
+from digestbot.delivery.targets import Deliverers, Target, build_deliverers, expand_targets
+from digestbot.errors import DeliveryError, DigestError
+from digestbot.models import Digest, ScoredPaper
+from digestbot.ranking import pick, rank
+from digestbot.store import SqlStore, ledger
+from digestbot.store.ledger import DeliveryRecord, NewDelivery
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Deliverers", "DeliveryOutcome", "SendReport", "build_deliverers", "send_due"]
+
+LEASE = timedelta(minutes=15)
+
+
+def send_due(
+    settings: Settings,
+    store: SqlStore,
+    *,
+    now: datetime,
+    profiles: Sequence[str] | None = None,
+    deliverers: Deliverers | None = None,
+    dry_run: bool = False,
+) -> SendReport:
+    """Build, record and deliver every due digest; see the module docstring."""
+    chosen = [settings.profile(n) for n in profiles] if profiles else list(settings.profiles)
+    if deliverers is None:
+        deliverers = Deliverers() if dry_run else build_deliverers(settings)
+    report = SendReport()
+    for profile in chosen:
+        run = _ProfileRun(settings, store, profile, now=now, deliverers=deliverers)
+        report.outcomes.extend(run.preview() if dry_run else run.send())
+    return report
+
+
+class _ProfileRun:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SqlStore,
+        profile: Profile,
+        *,
+        now: datetime,
+        deliverers: Deliverers,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.profile = profile
+        self.now = now
+        self.deliverers = deliverers
+        self.day = digest_date_for(profile, now)
+        self.targets = expand_targets(profile)
+        self._ranked: list[ScoredPaper] | None = None
+        self._slack: dict[tuple[str, ...], list[SlackMessage]] = {}
+        self._email: dict[tuple[str, ...], EmailContent] = {}
+
+    # -- planning ---------------------------------------------------------------------------
+    def _outcome(self, target: Target, status: OutcomeStatus, **kw: Any) -> DeliveryOutcome:
+        return DeliveryOutcome(
+            profile=self.profile.name, destination=target.key, status=status, **kw
+        )
+
+    def _plan(
+        self,
+    ) -> tuple[
+        list[DeliveryOutcome],
+        list[tuple[Target, DeliveryRecord]],
+        list[Target],
+        list[DeliveryRecord],
+    ]:
+        """Done outcomes, today's rows to retry, targets needing a new digest, stale rows."""
+        slots = ledger.load_slots(
+            self.store,
+            profile=self.profile.name,
+            destinations=[t.key for t in self.targets],
+            digest_date=self.day,
+        )
+        done: list[DeliveryOutcome] = []
+        retry: list[tuple[Target, DeliveryRecord]] = []
+        fresh: list[Target] = []
+        stale: list[DeliveryRecord] = []
+        for target in self.targets:
+            rows = slots[target.key]
+            today = next((r for r in rows if r.digest_date == self.day), None)
+            older = [r for r in rows if r.digest_date != self.day and r.status in ledger.OPEN]
+            stale.extend(older)
+            if today is None:
+                fresh.append(target)
+            elif today.status in ledger.OPEN:
+                retry.append((target, today))
+            else:
+                status: OutcomeStatus = "already-sent" if today.status == "sent" else "nothing-new"
+                done.append(
+                    self._outcome(
+                        target, status, papers=today.paper_count, digest_id=today.digest_id
+                    )
+                )
+        return done, retry, fresh, stale
+
+    def _ranking(self) -> list[ScoredPaper]:
+        if self._ranked is None:
+            self._ranked = rank(self.store.load_papers(), self.profile, now=self.now)
+        return self._ranked
+
+    def _new_digests(self, fresh: Sequence[Target]) -> list[tuple[NewDelivery, list[ScoredPaper]]]:
+        """Per target: the best papers never sent there among those new since its last digest."""
+        if not fresh:
+            return []
+        marks = ledger.load_watermarks(
+            self.store, profile=self.profile.name, destinations=[t.key for t in fresh]
+        )
+        pk_of, sent, top = ledger.load_unsent(self.store, watermarks=marks)
+        ranked = [s for s in self._ranking() if s.paper.id in pk_of]
+        out: list[tuple[NewDelivery, list[ScoredPaper]]] = []
+        for target in fresh:
+            mark, got = marks[target.key], sent[target.key]
+            pool = [s for s in ranked if pk_of[s.paper.id] > mark and pk_of[s.paper.id] not in got]
+            chosen = pick(pool, self.profile)
+            empty = not chosen and self.profile.on_empty == "skip"
+            item = NewDelivery(
+                digest_id=digest_id_for(self.profile.name, target.key, self.day),
+                profile=self.profile.name,
+                destination=target.key,
+                digest_date=self.day,
+                status="empty" if empty else "pending",
+                watermark=top,
+                papers=tuple((pk_of[s.paper.id], s.score, s.why) for s in chosen),
+            )
+            out.append((item, chosen))
+        return out
+
+    def _digest(
+        self, papers: Sequence[tuple[str, float, str]], *, generated_at: datetime | None = None
+    ) -> Digest:
+        ids = [paper_id for paper_id, _, _ in papers]
+        found = {p.id: p for p in self.store.load_papers(ids=ids)} if ids else {}
+        items = tuple(
+            ScoredPaper(paper=found[pid], score=score, why=why)
+            for pid, score, why in papers
+            if pid in found
+        )
+        return Digest(
+            profile=self.profile.name,
+            digest_date=self.day,
+            generated_at=generated_at or self.now,
+            papers=items,
+            description=self.profile.description,
+        )
+
+    def _record_digest(self, record: DeliveryRecord) -> Digest:
+        papers = [(p.paper_id, p.score, p.why) for p in record.papers]
+        return self._digest(papers, generated_at=record.created_at)
+
+    # -- dry run ----------------------------------------------------------------------------
+    def preview(self) -> list[DeliveryOutcome]:
+        done, retry, fresh, _stale = self._plan()
+        out = list(done)
+        pending = [(t, self._record_digest(r), r.digest_id) for t, r in retry]
+        for item, chosen in self._new_digests(fresh):
+            target = next(t for t in self.targets if t.key == item.destination)
+            if item.status == "empty":
+                out.append(self._outcome(target, "nothing-new"))
+                continue
+            ids = [(s.paper.id, s.score, s.why) for s in chosen]
+            pending.append((target, self._digest(ids), item.digest_id))
+        templates = self.settings.templates_dir
+        rendered: dict[tuple[str, Format, tuple[str, ...]], str] = {}
+        for target, digest, digest_id in pending:
+            fmt: Format = "markdown"
+            if target.file is not None:
+                fmt = target.file.format
+            elif target.kind in ("slack", "webhook"):
+                fmt = "slack"
+            elif target.kind == "email":
+                fmt = "email-text"
+            key = (target.kind, fmt, tuple(item.paper.id for item in digest.papers))
+            if key not in rendered:  # a thousand readers of one digest: rendered once
+                text = render_format(digest, fmt, templates_dir=templates)
+                if target.kind == "email":
+                    subject = render_email(digest, templates_dir=templates).subject
+                    text = f"Subject: {subject}\n\n{text}"
+                rendered[key] = text
+            text = rendered[key]
+            out.append(
+                self._outcome(
+                    target, "dry-run", papers=digest.count, digest_id=digest_id, preview=text
+                )
+            )
+        return out
+
+    # -- sending ----------------------------------------------------------------------------
+    def send(self) -> list[DeliveryOutcome]:
+        done, retry, fresh, stale = self._plan()
+        out = list(done)
+        blocked = self._resolve_stale(stale)
+        for target in fresh:
+            if target.key in blocked:  # an older digest is still being sent by another run
+                out.append(self._outcome(target, "already-sent", detail="another run is sending"))
+        fresh = [t for t in fresh if t.key not in blocked]
+        recorded, lost = ledger.record_deliveries(
+            self.store, [item for item, _ in self._new_digests(fresh)], now=self.now
+        )
+        by_key = {t.key: t for t in self.targets}
+        for item in lost:
+            out.append(
+                self._outcome(
+                    by_key[item.destination],
+                    "already-sent",
+                    digest_id=item.digest_id,
+                    detail="another run recorded this digest first",
+                )
+            )
+        todo = list(retry)
+        for record in recorded:
+            if record.status == "empty":
+                out.append(self._outcome(by_key[record.destination], "nothing-new"))
+            else:
+                todo.append((by_key[record.destination], record))
+        token = uuid.uuid4().hex
+        claimed = ledger.claim_deliveries(
+            self.store, [r.pk for _, r in todo], token=token, now=self.now, lease=LEASE
+        )
+        emails: list[tuple[Target, DeliveryRecord]] = []
+        for target, record in todo:
+            if record.pk not in claimed:
+                out.append(
+                    self._outcome(
+                        target,
+                        "already-sent",
+                        papers=record.paper_count,
+                        digest_id=record.digest_id,
+                        detail="another run is sending this digest",
+                    )
+                )
+            elif target.kind == "email":
+                emails.append((target, record))
+            else:
+                out.append(self._send_one(target, record))
+        out.extend(self._send_emails(emails))
+        return out
+
+    def _resolve_stale(self, stale: Sequence[DeliveryRecord]) -> set[str]:
+        """Settle older unsent rows; returns destinations another run holds a lease on."""
+        blocked: set[str] = set()
+        settle: list[DeliveryRecord] = []
+        for record in stale:
+            if record.is_leased(self.now):
+                blocked.add(record.destination)
+            elif not (record.status == "pending" and self._recover_slack(record)):
+                settle.append(record)
+        ledger.mark_superseded(self.store, settle, now=self.now)
+        return blocked
+
+    def _recover_slack(self, record: DeliveryRecord) -> bool:
+        """A run that died while posting: count the parts Slack has; True if all are there."""
+        target = next((t for t in self.targets if t.key == record.destination), None)
+        slack = self.deliverers.slack
+        if target is None or target.kind != "slack" or slack is None or record.attempts == 0:
+            return False
+        messages = render_slack_messages(
+            self._record_digest(record), templates_dir=self.settings.templates_dir
+        )
+        parts: dict[str, str] = dict(record.progress.get("parts") or {})
+        found = slack.find_posted(
+            record.progress.get("channel") or target.channel,
+            record.digest_id,
+            thread_ts=parts.get("0"),
+            total=len(messages),
+        )
+        for index, ts in sorted(found.items()):
+            if index < len(messages) and str(index) not in parts:
+                parts[str(index)] = ts
+                ledger.record_part_sent(
+                    self.store,
+                    record,
+                    progress={**record.progress, "parts": parts},
+                    paper_ids=messages[index].paper_ids,
+                    now=self.now,
+                )
+        if len(parts) < len(messages):
+            return False
+        ledger.mark_sent(self.store, record, external_id=parts["0"], now=self.now)
+        return True
+
+    def _send_one(self, target: Target, record: DeliveryRecord) -> DeliveryOutcome:
+        try:
+            digest = self._record_digest(record)
+            external = self._deliver(target, record, digest)
+        except DigestError as exc:
+            ledger.mark_failed(self.store, record, error=str(exc), now=self.now)
+            return self._outcome(
+                target,
+                "failed",
+                papers=record.paper_count,
+                error=str(exc),
+                digest_id=record.digest_id,
+            )
+        pause_point("after-send")
+        ledger.mark_sent(self.store, record, external_id=external, now=self.now)
+        pause_point("after-record")
+        return self._outcome(target, "sent", papers=record.paper_count, digest_id=record.digest_id)
+
+    def _deliver(self, target: Target, record: DeliveryRecord, digest: Digest) -> str:
+        templates = self.settings.templates_dir
+        if target.kind == "file":
+            assert target.file is not None
+            fmt = target.file.format
+            name = f"{digest.profile}-{digest.digest_date.isoformat()}{file_suffix(fmt)}"
+            text = render_format(digest, fmt, templates_dir=templates)
+            return str(self.deliverers.files.write(Path(target.file.path), name, text))
+        messages = render_slack_messages(digest, templates_dir=templates)
+        progress: dict[str, Any] = {**record.progress, "total": len(messages)}
+
+        def on_part(index: int, state: dict[str, Any]) -> None:
+            pause_point("after-send")
+            progress.update(state)
+            ledger.record_part_sent(
+                self.store,
+                record,
+                progress=progress,
+                paper_ids=messages[index].paper_ids,
+                now=self.now,
+            )
+            pause_point("after-part-record")
+
+        if target.kind == "webhook":
+            webhook = self.deliverers.webhooks.get(target.key)
+            if webhook is None:
+                raise DeliveryError("no webhook client configured", destination=target.key)
+            return webhook.post_digest(
+                messages, digest_id=record.digest_id, progress=progress, on_part=on_part
+            )
+        if self.deliverers.slack is None:
+            raise DeliveryError(
+                "slack.bot_token is not set (needed to post to a channel)", destination=target.key
+            )
+        return self.deliverers.slack.post_digest(
+            target.channel,
+            messages,
+            digest_id=record.digest_id,
+            progress=progress,
+            maybe_posted=record.attempts > 0,
+            on_part=on_part,
+        )
+
+    def _send_emails(self, items: Sequence[tuple[Target, DeliveryRecord]]) -> list[DeliveryOutcome]:
+        if not items:
+            return []
+        email = self.deliverers.email
+        out: list[DeliveryOutcome] = []
+        mails: list[OutgoingEmail] = []
+        owner: dict[str, tuple[Target, DeliveryRecord]] = {}
+        domain = sender_domain(self.settings.email.sender)
+        for target, record in items:
+            try:
+                if email is None:
+                    raise DeliveryError("no SMTP deliverer configured", destination=target.key)
+                content = self._email_content(record)
+            except DigestError as exc:
+                ledger.mark_failed(self.store, record, error=str(exc), now=self.now)
+                out.append(self._failed(target, record, str(exc)))
+                continue
+            mail = OutgoingEmail(
+                to=target.recipient,
+                content=content,
+                message_id=f"<{record.digest_id}@{domain}>",
+                profile=self.profile.name,
+            )
+            mails.append(mail)
+            owner[mail.message_id] = (target, record)
+        if not mails or email is None:
+            return out
+
+        def on_result(mail: OutgoingEmail, result: Any) -> None:
+            target, record = owner[mail.message_id]
+            if result.ok:
+                pause_point("after-send")
+                ledger.mark_sent(self.store, record, external_id=result.message_id, now=self.now)
+                pause_point("after-record")
+                out.append(
+                    self._outcome(
+                        target, "sent", papers=record.paper_count, digest_id=record.digest_id
+                    )
+                )
+            else:
+                error = f"{target.key}: {result.error}"
+                ledger.mark_failed(self.store, record, error=error, now=self.now)
+                out.append(self._failed(target, record, error))
+
+        email.send_all(mails, now=self.now, on_result=on_result)
+        return out
+
+    def _failed(self, target: Target, record: DeliveryRecord, error: str) -> DeliveryOutcome:
+        return self._outcome(
+            target, "failed", papers=record.paper_count, error=error, digest_id=record.digest_id
+        )
+
+    def _email_content(self, record: DeliveryRecord) -> EmailContent:
+        key = tuple(p.paper_id for p in record.papers)
+        if key not in self._email:
+            self._email[key] = render_email(
+                self._record_digest(record), templates_dir=self.settings.templates_dir
+            )
+        return self._email[key]

@@ -1,0 +1,357 @@
+"""Slack: post a digest with ``chat.postMessage`` (bot token) or an incoming webhook.
+
+The client is injected (``slack_sdk.WebClient`` / ``WebhookClient``). A 429 waits
+for ``Retry-After`` (slack_sdk's ``RateLimitErrorRetryHandler``); posts to one
+channel are spaced at least ``min_interval`` (Slack allows about one a second);
+permanent errors (``channel_not_found``, ``not_in_channel``, ``invalid_auth``,
+``account_inactive``…) fail at once with that reason; transient ones (5xx, time-outs,
+``ratelimited`` after the handler gave up) are retried a bounded number of times.
+
+Every message carries the digest id in its ``metadata``. Before a retry that may
+follow a post Slack already accepted (an earlier attempt died, or a time-out), the
+channel's recent history (and the digest's thread) is searched for that id, so
+the post is not made twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from slack_sdk.webhook import WebhookClient
+
+from digestbot.delivery.formats import SlackMessage
+from digestbot.errors import DeliveryError
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "digestbot_digest"
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_authed",
+        "is_archived",
+        "missing_scope",
+        "restricted_action",
+        "no_service",
+        "action_prohibited",
+        "channel_is_archived",
+        "invalid_token",
+    }
+)
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+HISTORY_LIMIT = 200
+
+OnPart = Callable[[int, dict[str, Any]], None]
+
+
+def ensure_rate_limit_handler(handlers: list[Any], *, retries: int) -> None:
+    """Make a slack_sdk client honour 429 Retry-After (added once), and drop its
+    connection-error handler: re-sending a post blindly after a reset can post it twice;
+    the deliverer retries those itself, after looking for the post in the channel."""
+    handlers[:] = [h for h in handlers if not isinstance(h, ConnectionErrorRetryHandler)]
+    if not any(isinstance(h, RateLimitErrorRetryHandler) for h in handlers):
+        handlers.append(RateLimitErrorRetryHandler(max_retry_count=retries))
+
+
+class _Pacer:
+    """At most one post per ``min_interval`` seconds per channel."""
+
+    def __init__(
+        self, min_interval: float, sleep: Callable[[float], None], clock: Callable[[], float]
+    ) -> None:
+        self.min_interval = min_interval
+        self.sleep = sleep
+        self.clock = clock
+        self.last: dict[str, float] = {}
+
+    def wait(self, channel: str) -> None:
+        last = self.last.get(channel)
+        if last is not None:
+            delay = self.min_interval - (self.clock() - last)
+            if delay > 0:
+                self.sleep(delay)
+
+    def done(self, channel: str) -> None:
+        self.last[channel] = self.clock()
+
+
+def _metadata(digest_id: str, index: int, total: int) -> dict[str, Any]:
+    return {
+        "event_type": EVENT_TYPE,
+        "event_payload": {"digest_id": digest_id, "part": index, "parts": total},
+    }
+
+
+class SlackDeliverer:
+    """Posts digests to channels through a bot-token ``WebClient``."""
+
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        min_interval: float = 1.0,
+        max_attempts: int = 3,
+        backoff: float = 2.0,
+        rate_limit_retries: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        ensure_rate_limit_handler(client.retry_handlers, retries=rate_limit_retries)
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.sleep = sleep
+        self.pacer = _Pacer(min_interval, sleep, clock)
+
+    def check(self) -> str:
+        """``auth.test``: the bot's name and team, or a DeliveryError saying why not."""
+        try:
+            response = self.client.auth_test()
+        except (SlackClientError, OSError) as exc:
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+            raise DeliveryError(
+                f"cannot authenticate: {reason}", destination="slack", reason=str(reason)
+            ) from exc
+        return f"{response.get('user')} on {response.get('team')}"
+
+    def post_digest(
+        self,
+        channel: str,
+        messages: Sequence[SlackMessage],
+        *,
+        digest_id: str,
+        progress: dict[str, Any],
+        maybe_posted: bool,
+        on_part: OnPart,
+    ) -> str:
+        """Post every part not yet posted; the first is the parent, the rest thread replies.
+
+        ``progress`` (``channel``, ``thread_ts``, ``parts``: index -> ts) is what earlier
+        attempts recorded; ``on_part`` is called after each accepted post. Returns the
+        parent message's ts.
+        """
+        label = f"slack:{channel}"
+        parts: dict[str, str] = dict(progress.get("parts") or {})
+        state: dict[str, Any] = {**progress, "parts": parts}
+        if maybe_posted:
+            found = self.find_posted(
+                state.get("channel") or channel,
+                digest_id,
+                thread_ts=parts.get("0"),
+                total=len(messages),
+            )
+            for index, ts in sorted(found.items()):
+                if str(index) not in parts and index < len(messages):
+                    log.info("%s: part %s of %s was already posted", label, index, digest_id)
+                    parts[str(index)] = ts
+                    state["thread_ts"] = parts.get("0")
+                    on_part(index, state)
+        for index, message in enumerate(messages):
+            if str(index) in parts:
+                continue
+            ts, channel_id = self._post(
+                channel,
+                message,
+                metadata=_metadata(digest_id, index, len(messages)),
+                thread_ts=parts.get("0"),
+                label=label,
+            )
+            parts[str(index)] = ts
+            state["channel"] = channel_id
+            state["thread_ts"] = parts["0"]
+            on_part(index, state)
+        return parts["0"]
+
+    def _post(
+        self,
+        channel: str,
+        message: SlackMessage,
+        *,
+        metadata: dict[str, Any],
+        thread_ts: str | None,
+        label: str,
+    ) -> tuple[str, str]:
+        payload = metadata["event_payload"]
+        last = ""
+        for attempt in range(1, self.max_attempts + 1):
+            self.pacer.wait(channel)
+            ambiguous = False
+            try:
+                response = self.client.chat_postMessage(
+                    channel=channel,
+                    text=message.text,
+                    blocks=list(message.blocks),
+                    thread_ts=thread_ts,
+                    metadata=metadata,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+                return str(response["ts"]), str(response.get("channel") or channel)
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+                if error in PERMANENT_ERRORS or not (
+                    error in TRANSIENT_ERRORS or exc.response.status_code >= 500
+                ):
+                    raise DeliveryError(
+                        f"Slack refused the message: {error}",
+                        destination=label,
+                        reason=error,
+                        permanent=error in PERMANENT_ERRORS,
+                    ) from exc
+                last = error
+            except (SlackClientError, OSError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                ambiguous = True
+            finally:
+                self.pacer.done(channel)
+            log.warning("%s: attempt %s failed (%s)", label, attempt, last)
+            if attempt < self.max_attempts:
+                self.sleep(self.backoff * 2 ** (attempt - 1))
+            if ambiguous:
+                found = self.find_posted(
+                    channel, payload["digest_id"], thread_ts=thread_ts, total=payload["parts"]
+                )
+                if payload["part"] in found:
+                    return found[payload["part"]], channel
+        raise DeliveryError(
+            f"Slack did not accept the message after {self.max_attempts} attempts: {last}",
+            destination=label,
+            reason=last,
+        )
+
+    def find_posted(
+        self, channel: str, digest_id: str, *, thread_ts: str | None, total: int
+    ) -> dict[int, str]:
+        """Parts of this digest already in the channel (index -> ts), from its metadata."""
+        found: dict[int, str] = {}
+        try:
+            history = self.client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=HISTORY_LIMIT
+            )
+            found.update(_matching(history.get("messages") or [], digest_id))
+            parent = thread_ts or found.get(0)
+            if parent is not None and total > 1:
+                replies = self.client.conversations_replies(
+                    channel=channel, ts=parent, include_all_metadata=True, limit=HISTORY_LIMIT
+                )
+                found.update(_matching(replies.get("messages") or [], digest_id))
+        except (SlackClientError, OSError) as exc:
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
+            log.warning(
+                "slack:%s: cannot read the history to check for digest %s (%s); "
+                "posting again may duplicate it",
+                channel,
+                digest_id,
+                reason,
+            )
+        return found
+
+
+def _matching(messages: Sequence[Any], digest_id: str) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for message in messages:
+        meta = message.get("metadata") if isinstance(message, dict) else None
+        if not isinstance(meta, dict) or meta.get("event_type") != EVENT_TYPE:
+            continue
+        payload = meta.get("event_payload") or {}
+        if payload.get("digest_id") == digest_id and isinstance(payload.get("part"), int):
+            found[payload["part"]] = str(message.get("ts"))
+    return found
+
+
+class WebhookDeliverer:
+    """Posts digests to one incoming webhook (no threads: parts are consecutive messages).
+
+    A webhook cannot be read back, so a crash between Slack's answer and the ledger
+    may post a part twice on the retry (at-least-once).
+    """
+
+    def __init__(
+        self,
+        client: WebhookClient,
+        *,
+        label: str,
+        min_interval: float = 1.0,
+        max_attempts: int = 3,
+        backoff: float = 2.0,
+        rate_limit_retries: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.label = label
+        ensure_rate_limit_handler(client.retry_handlers, retries=rate_limit_retries)
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.sleep = sleep
+        self.pacer = _Pacer(min_interval, sleep, clock)
+
+    def post_digest(
+        self,
+        messages: Sequence[SlackMessage],
+        *,
+        digest_id: str,
+        progress: dict[str, Any],
+        on_part: OnPart,
+    ) -> str:
+        parts: dict[str, str] = dict(progress.get("parts") or {})
+        state: dict[str, Any] = {**progress, "parts": parts}
+        for index, message in enumerate(messages):
+            if str(index) in parts:
+                continue
+            self._post(message, _metadata(digest_id, index, len(messages)))
+            parts[str(index)] = "webhook"
+            on_part(index, state)
+        return digest_id
+
+    def _post(self, message: SlackMessage, metadata: dict[str, Any]) -> None:
+        last = ""
+        for attempt in range(1, self.max_attempts + 1):
+            self.pacer.wait("webhook")
+            try:
+                response = self.client.send(
+                    text=message.text,
+                    blocks=list(message.blocks),
+                    metadata=metadata,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            except (SlackClientError, OSError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    return
+                last = (response.body or "").strip()[:200] or f"HTTP {response.status_code}"
+                if response.status_code < 500 and response.status_code != 429:
+                    raise DeliveryError(
+                        f"Slack refused the message: {last}",
+                        destination=self.label,
+                        reason=last,
+                        permanent=True,
+                    )
+            finally:
+                self.pacer.done("webhook")
+            log.warning("%s: attempt %s failed (%s)", self.label, attempt, last)
+            if attempt < self.max_attempts:
+                self.sleep(self.backoff * 2 ** (attempt - 1))
+        raise DeliveryError(
+            f"Slack did not accept the message after {self.max_attempts} attempts: {last}",
+            destination=self.label,
+            reason=last,
+        )

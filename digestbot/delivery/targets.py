@@ -1,0 +1,97 @@
+"""Where a profile's digests go (ledger destination keys) and the deliverers that take them.
+
+A profile's ``deliver`` entries expand to targets with stable keys: ``slack:C0123``,
+``slack-webhook:<hash of the URL>`` (the URL is a secret), ``email:<address>`` (one
+target per recipient) and ``file:<dir>:<format>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Literal
+
+from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from digestbot.config import FileTarget, Profile, Settings
+from digestbot.delivery.email import EmailDeliverer, build_smtp_factory
+from digestbot.delivery.files import FileDeliverer
+from digestbot.delivery.slack import SlackDeliverer, WebhookDeliverer
+
+TargetKind = Literal["slack", "webhook", "email", "file"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    key: str
+    kind: TargetKind
+    channel: str = ""
+    recipient: str = ""
+    file: FileTarget | None = None
+
+
+def webhook_key(url: str) -> str:
+    return "slack-webhook:" + hashlib.sha256(url.encode("utf-8")).hexdigest()[:12]
+
+
+def expand_targets(profile: Profile) -> list[Target]:
+    """The profile's destinations, one per Slack place, recipient and folder; no repeats."""
+    targets: dict[str, Target] = {}
+    for dest in profile.deliver:
+        if dest.slack is not None and dest.slack.channel is not None:
+            key = f"slack:{dest.slack.channel}"
+            targets.setdefault(key, Target(key=key, kind="slack", channel=dest.slack.channel))
+        elif dest.slack is not None and dest.slack.webhook_url is not None:
+            key = webhook_key(dest.slack.webhook_url.get_secret_value())
+            targets.setdefault(key, Target(key=key, kind="webhook"))
+        elif dest.email is not None:
+            for recipient in dest.email.to:
+                address = parseaddr(recipient)[1] or recipient
+                key = f"email:{address.strip().lower()}"
+                targets.setdefault(key, Target(key=key, kind="email", recipient=recipient))
+        elif dest.file is not None:
+            key = f"file:{Path(dest.file.path).resolve()}:{dest.file.format}"
+            targets.setdefault(key, Target(key=key, kind="file", file=dest.file))
+    return list(targets.values())
+
+
+@dataclass
+class Deliverers:
+    """The services that deliver; built from the settings, or given by a test."""
+
+    slack: SlackDeliverer | None = None
+    webhooks: dict[str, WebhookDeliverer] = field(default_factory=dict)  # by target key
+    email: EmailDeliverer | None = None
+    files: FileDeliverer = field(default_factory=FileDeliverer)
+
+
+def build_deliverers(settings: Settings) -> Deliverers:
+    """Real clients for every destination the settings name (nothing connects yet)."""
+    slack = None
+    if settings.slack.bot_token is not None:
+        client = WebClient(
+            token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.base_url
+        )
+        slack = SlackDeliverer(client)
+    webhooks: dict[str, WebhookDeliverer] = {}
+    has_email = False
+    for profile in settings.profiles:
+        for dest in profile.deliver:
+            has_email = has_email or dest.email is not None
+            if dest.slack is not None and dest.slack.webhook_url is not None:
+                url = dest.slack.webhook_url.get_secret_value()
+                key = webhook_key(url)
+                webhooks[key] = WebhookDeliverer(WebhookClient(url), label=key)
+    email = None
+    if has_email:
+        smtp = settings.email.smtp
+        email = EmailDeliverer(
+            build_smtp_factory(smtp),
+            sender=settings.email.sender,
+            reply_to=settings.email.reply_to,
+            label=f"smtp {smtp.host}:{smtp.port}",
+        )
+    return Deliverers(slack=slack, webhooks=webhooks, email=email)

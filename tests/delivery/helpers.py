@@ -1,0 +1,55 @@
+"""Papers and settings for the delivery tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from digestbot.config import Settings, parse_settings
+from digestbot.models import Paper
+from digestbot.store import SqlStore
+
+
+def make_paper(index: int, *, title: str | None = None, **extra: Any) -> Paper:
+    values: dict[str, Any] = {
+        "title": title or f"Linear attention study number {index}",
+        "abstract": f"We study linear attention and long context, case {index}.",
+        "arxiv_id": f"2611.{index:05d}",
+        "authors": ("Ada Lovelace", "Alan Turing"),
+        "organization": "Example Lab",
+        "upvotes": index,
+        "urls": (f"https://github.com/example/repo{index}",),
+    }
+    return Paper(**{**values, **extra})
+
+
+def add_papers(store: SqlStore, papers: Sequence[Paper], *, now: datetime) -> None:
+    with store.transaction() as conn:
+        store.upsert_papers(conn, list(papers), now=now)
+
+
+def settings_for(
+    *,
+    deliver: list[dict[str, Any]],
+    top_k: int = 10,
+    extra: dict[str, Any] | None = None,
+    on_empty: str = "skip",
+    timezone: str = "UTC",
+) -> Settings:
+    data: dict[str, Any] = {
+        "profiles": [
+            {
+                "name": "attn",
+                "description": "Efficient attention",
+                "keywords": ["linear attention"],
+                "top_k": top_k,
+                "deliver": deliver,
+                "on_empty": on_empty,
+                "schedule": {"cron": "0 8 * * *", "timezone": timezone},
+            }
+        ],
+        "email": {"sender": "Paper Digest <digest@example.org>"},
+        **(extra or {}),
+    }
+    return parse_settings(data, env={})

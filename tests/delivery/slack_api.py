@@ -1,0 +1,252 @@
+"""A stand-in of the Slack Web API on 127.0.0.1, for ``WebClient(base_url=...)``.
+
+Implements ``auth.test``, ``chat.postMessage``, ``conversations.history``,
+``conversations.replies`` and incoming webhooks (``/hooks/<name>``) with Slack's
+JSON shapes: ``ok: false`` errors with HTTP 200, 429 with ``Retry-After``, and
+message ``metadata`` returned only with ``include_all_metadata``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+@dataclass
+class Failure:
+    status: int = 200
+    error: str = ""
+    retry_after: int | None = None
+    body: str | None = None
+
+
+@dataclass
+class SlackApi:
+    token: str = "xoxb-test-token"
+    channel_ids: dict[str, str] = field(default_factory=lambda: {"#papers": "C0PAPERS"})
+    channel_errors: dict[str, str] = field(default_factory=dict)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    failures: dict[str, list[Failure]] = field(default_factory=dict)
+    history_error: str = ""
+    post_delays: list[float] = field(default_factory=list)  # answer the next posts this late
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self._seq = 0
+        self.server: ThreadingHTTPServer | None = None
+
+    # -- control ----------------------------------------------------------------------------
+    def fail_next(self, method: str, failure: Failure, *, times: int = 1) -> None:
+        with self.lock:
+            self.failures.setdefault(method, []).extend([failure] * times)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+
+    def webhook_url(self, name: str) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{name}"
+
+    def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [m for m in self.messages if channel is None or m["channel"] == channel]
+
+    def start(self) -> SlackApi:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._handle({k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8")
+                if (self.headers.get("Content-Type") or "").startswith("application/json"):
+                    params = json.loads(raw or "{}")
+                else:
+                    params = {k: v[0] for k, v in parse_qs(raw).items()}
+                query = parse_qs(urlparse(self.path).query)
+                params.update({k: v[0] for k, v in query.items()})
+                self._handle(params)
+
+            def _handle(self, params: dict[str, Any]) -> None:
+                path = urlparse(self.path).path
+                if path.startswith("/hooks/"):
+                    status, body, headers = api.webhook(path.rsplit("/", 1)[1], params)
+                    self._send(status, body, headers, content_type="text/plain")
+                    return
+                method = path.rsplit("/", 1)[1]
+                auth = self.headers.get("Authorization", "")
+                token = (
+                    auth[len("Bearer ") :] if auth.startswith("Bearer ") else params.get("token")
+                )
+                status, payload, headers = api.call(method, params, token=token)
+                self._send(status, json.dumps(payload), headers, content_type="application/json")
+
+            def _send(
+                self, status: int, body: str, headers: dict[str, str], *, content_type: str
+            ) -> None:
+                data = body.encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                # the client may have given up waiting (the time-out test)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    # -- behaviour --------------------------------------------------------------------------
+    def _failure(self, method: str) -> Failure | None:
+        with self.lock:
+            self.calls.append(method)
+            queue = self.failures.get(method)
+            return queue.pop(0) if queue else None
+
+    def _next_ts(self) -> str:
+        with self.lock:
+            self._seq += 1
+            return f"{int(time.time())}.{self._seq:06d}"
+
+    def call(
+        self, method: str, params: dict[str, Any], *, token: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        failure = self._failure(method)
+        if failure is not None:
+            headers = {}
+            if failure.retry_after is not None:
+                headers["Retry-After"] = str(failure.retry_after)
+            return failure.status, {"ok": False, "error": failure.error or "ratelimited"}, headers
+        if token != self.token:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        if method == "auth.test":
+            return (
+                200,
+                {
+                    "ok": True,
+                    "url": "https://example.slack.com/",
+                    "team": "Example",
+                    "user": "digestbot",
+                    "team_id": "T0TEAM",
+                    "user_id": "U0BOT",
+                    "bot_id": "B0BOT",
+                },
+                {},
+            )
+        channel = str(params.get("channel", ""))
+        channel_id = self.channel_ids.get(channel, channel)
+        if channel in self.channel_errors or channel_id in self.channel_errors:
+            error = self.channel_errors.get(channel) or self.channel_errors[channel_id]
+            return 200, {"ok": False, "error": error}, {}
+        if not channel_id.startswith(("C", "G")):
+            return 200, {"ok": False, "error": "channel_not_found"}, {}
+        if method == "chat.postMessage":
+            return self._post(channel_id, params)
+        if method in ("conversations.history", "conversations.replies"):
+            if self.history_error:
+                return 200, {"ok": False, "error": self.history_error}, {}
+            return self._read(method, channel_id, params)
+        return 200, {"ok": False, "error": "unknown_method"}, {}
+
+    def _post(
+        self, channel_id: str, params: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        text, blocks = params.get("text"), params.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if not text and not blocks:
+            return 200, {"ok": False, "error": "no_text"}, {}
+        if blocks is not None and len(blocks) > 50:
+            return 200, {"ok": False, "error": "invalid_blocks"}, {}
+        metadata = params.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        ts = self._next_ts()
+        message = {
+            "type": "message",
+            "user": "U0BOT",
+            "bot_id": "B0BOT",
+            "text": text or "",
+            "blocks": blocks or [],
+            "ts": ts,
+            "channel": channel_id,
+            "received": time.monotonic(),
+        }
+        if params.get("thread_ts"):
+            message["thread_ts"] = str(params["thread_ts"])
+        if metadata:
+            message["metadata"] = metadata
+        with self.lock:
+            self.messages.append(message)
+            delay = self.post_delays.pop(0) if self.post_delays else 0.0
+        time.sleep(delay)  # accepted, but the answer comes after the client gave up
+        public = {k: v for k, v in message.items() if k not in ("channel", "received")}
+        return 200, {"ok": True, "channel": channel_id, "ts": ts, "message": public}, {}
+
+    def _read(
+        self, method: str, channel_id: str, params: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with_meta = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        limit = int(params.get("limit") or 100)
+        with self.lock:
+            in_channel = [m for m in self.messages if m["channel"] == channel_id]
+        if method == "conversations.history":
+            chosen = [m for m in reversed(in_channel) if m.get("thread_ts") in (None, m["ts"])]
+        else:
+            parent = str(params.get("ts", ""))
+            chosen = [m for m in in_channel if m["ts"] == parent or m.get("thread_ts") == parent]
+            if not chosen:
+                return 200, {"ok": False, "error": "thread_not_found"}, {}
+        out = []
+        for m in chosen[:limit]:
+            item = {k: v for k, v in m.items() if k not in ("channel", "received")}
+            if not with_meta:
+                item.pop("metadata", None)
+            out.append(item)
+        body: dict[str, Any] = {"ok": True, "messages": out, "has_more": False}
+        body["response_metadata"] = {"next_cursor": ""}
+        return 200, body, {}
+
+    def webhook(self, name: str, params: dict[str, Any]) -> tuple[int, str, dict[str, str]]:
+        failure = self._failure("webhook")
+        if failure is not None:
+            headers = {}
+            if failure.retry_after is not None:
+                headers["Retry-After"] = str(failure.retry_after)
+            return failure.status, failure.body or failure.error, headers
+        with self.lock:
+            self.messages.append(
+                {
+                    "channel": f"webhook:{name}",
+                    "text": params.get("text", ""),
+                    "blocks": params.get("blocks") or [],
+                    "metadata": params.get("metadata"),
+                    "received": time.monotonic(),
+                }
+            )
+        return 200, "ok", {}

@@ -1,0 +1,129 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 with STARTTLS and AUTH, for the email tests."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from email.policy import default as default_policy
+from typing import Any
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+USER, PASSWORD = "digest", "s3cret-pass"
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    session: int  # one number per connection
+    tls: bool
+    authenticated: bool
+
+    @property
+    def message(self) -> Message:
+        return message_from_bytes(self.data, policy=default_policy)
+
+
+@dataclass
+class Handler:
+    received: list[Received] = field(default_factory=list)
+    reject_rcpt: dict[str, str] = field(default_factory=dict)  # address -> "550 ..."
+    data_replies: list[str] = field(default_factory=list)  # next DATA replies, e.g. "451 ..."
+    sessions: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        reply = self.reject_rcpt.get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            if self.data_replies:
+                return self.data_replies.pop(0)
+            number = self.sessions.setdefault(id(session), len(self.sessions) + 1)
+            self.received.append(
+                Received(
+                    mail_from=envelope.mail_from,
+                    rcpt_tos=list(envelope.rcpt_tos),
+                    data=envelope.original_content or envelope.content,
+                    session=number,
+                    tls=session.ssl is not None,
+                    authenticated=bool(session.authenticated),
+                )
+            )
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if address in r.rcpt_tos]
+
+
+def _authenticate(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == USER.encode()
+        and auth_data.password == PASSWORD.encode()
+    )
+    return AuthResult(success=ok, handled=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SmtpServer:
+    """aiosmtpd requiring STARTTLS and AUTH; ``client_context`` trusts its certificate."""
+
+    def __init__(self, ca: trustme.CA, *, port: int | None = None) -> None:
+        self.ca = ca
+        self.port = port or free_port()
+        self.handler = Handler()
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
+        self.server_context = server_context
+        self.controller: Controller | None = None
+
+    def _controller(self) -> Controller:
+        return Controller(
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=self.server_context,
+            require_starttls=True,
+            authenticator=_authenticate,
+            auth_required=True,
+        )
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
+
+    def start(self) -> SmtpServer:
+        self.controller = self._controller()
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None

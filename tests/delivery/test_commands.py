@@ -1,0 +1,60 @@
+"""``digestbot send`` and ``digestbot history`` through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import as_json, write_config
+
+CONFIG = """\
+database_url: sqlite:///data/db.sqlite3
+drops: {{path: {seeds}}}
+profiles:
+  - name: efficient-attention
+    keywords: [linear attention, mamba, state space model]
+    deliver:
+      - file: {{path: out}}
+{extra}
+"""
+
+BROKEN = """\
+  - name: broken
+    keywords: [attention]
+    deliver:
+      - slack: {channel: C0123}
+"""
+
+
+def test_send_twice_then_history(cli, tmp_path: Path, seeds: Path) -> None:
+    config = str(write_config(tmp_path, CONFIG.format(seeds=seeds, extra="")))
+    assert cli("--config", config, "ingest").exit_code == 0
+    dry = cli("--config", config, "send", "--dry-run")
+    assert dry.exit_code == 0 and "# 4 new papers for efficient-attention" in dry.stdout
+    assert as_json(cli("--config", config, "history", "--json")) == []
+    first = cli("--config", config, "--now", "2026-11-23T08:00:00Z", "send")
+    assert first.exit_code == 0, first.stderr
+    assert "sent          efficient-attention → file:" in first.stdout
+    assert (tmp_path / "out" / "efficient-attention-2026-11-23.md").is_file()
+    second = cli("--config", config, "--now", "2026-11-23T12:00:00Z", "send")
+    assert second.exit_code == 0
+    assert "nothing to send: today's digests were already sent" in second.stdout
+    [row] = as_json(cli("--config", config, "history", "--json"))
+    assert row["status"] == "sent" and row["digest_date"] == "2026-11-23"
+    assert len(row["papers"]) == 4 and row["attempts"] == 1 and row["error"] is None
+    text = cli("--config", config, "history", "--profile", "efficient-attention")
+    assert "sent" in text.stdout and "4 papers" in text.stdout
+
+
+def test_a_failed_delivery_exits_1_and_shows_in_history(cli, tmp_path: Path, seeds: Path) -> None:
+    config = str(write_config(tmp_path, CONFIG.format(seeds=seeds, extra=BROKEN)))
+    assert cli("--config", config, "ingest").exit_code == 0
+    result = cli("--config", config, "--now", "2026-11-23T08:00:00Z", "send")
+    assert result.exit_code == 1
+    assert "FAILED        broken → slack:C0123: slack:C0123: slack.bot_token is not set" in (
+        result.stderr
+    )
+    assert "sent          efficient-attention" in result.stdout  # the others still went out
+    rows = as_json(cli("--config", config, "history", "--json", "--profile", "broken"))
+    assert [(r["status"], "bot_token" in r["error"]) for r in rows] == [("failed", True)]
+    unknown = cli("--config", config, "history", "--profile", "nope")
+    assert unknown.exit_code == 2 and "unknown profile 'nope'" in unknown.stderr
