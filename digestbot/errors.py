@@ -8,6 +8,7 @@
     ├── SourceError             a drop file or feed that cannot be read (source, line)
     │   └── ParseError          a drop that is not a Hugging Face daily-papers dump
     ├── StoreError              the database failed or holds something unexpected
+    │   └── LockHeldError       another scheduler holds this database (names the holder)
     ├── RenderError             a template failed to render
     └── DeliveryError           a destination refused or could not be reached
 
@@ -61,6 +62,15 @@ class ParseError(SourceError):
 
 class StoreError(DigestError):
     pass
+
+
+class LockHeldError(StoreError):
+    """A second ``digestbot run`` on a database another scheduler holds."""
+
+    def __init__(self, message: str, *, name: str, holder: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.holder = holder
 
 
 class RenderError(DigestError):

@@ -1,0 +1,421 @@
+"""The daemon: APScheduler 3.x wiring for digests, the drops folder and feeds.
+
+``Daemon`` owns no policy of its own about what was sent: the delivery service's
+ledger decides (``send`` is idempotent per profile, destination and digest
+date), so a restart, a misfire or a catch-up never sends twice. The daemon only
+decides *when* to ask: at each profile's cron time, once on start for a fire
+time missed within ``misfire_grace``, and again after a failure while still
+within the grace.
+
+Every service is injected (``send``, ``poll``, ``ingest``, the notifier, the
+clock), so tests drive it with a fixed clock and fakes, and the command line
+wires the real ones.
+
+Jobs are wrapped once (``_run_job``): a job that raises is logged with its
+profile or source and never stops the others. Deliveries run one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from digestbot.alerts import Alerter
+from digestbot.config import Profile, Settings, parse_duration
+from digestbot.errors import DigestError
+from digestbot.ingest import IngestReport, ingest_paths
+from digestbot.store import SqlStore
+from digestbot.store.daemon import acquire_lock, record_job_result, refresh_lock, release_lock
+from digestbot.timing import build_trigger, last_fire_time
+from digestbot.watcher import DropWatcher, IngestFn
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "scheduler"
+HEARTBEAT_SECONDS = 30.0  # the lock is stale after three missed heartbeats
+
+
+class SendOutcomeLike(Protocol):
+    @property
+    def profile(self) -> str: ...
+    @property
+    def destination(self) -> str: ...
+    @property
+    def status(self) -> str: ...  # sent | already-sent | nothing-new | failed | dry-run
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def digest_id(self) -> Any: ...
+    @property
+    def papers(self) -> Any: ...
+
+
+class SendReportLike(Protocol):
+    @property
+    def outcomes(self) -> Sequence[SendOutcomeLike]: ...
+    @property
+    def ok(self) -> bool: ...
+
+
+class FeedOutcomeLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class PollReportLike(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def feeds(self) -> Sequence[FeedOutcomeLike]: ...
+
+
+SendFn = Callable[..., SendReportLike]  # send_due(settings, store, *, now, profiles=[name])
+PollFn = Callable[..., PollReportLike]  # poll_feeds(settings, store, *, now, only=name)
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _count(papers: Any) -> Any:
+    return len(papers) if isinstance(papers, list | tuple) else papers
+
+
+class Daemon:
+    """Drops, feeds and digests on a schedule; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SqlStore,
+        *,
+        send: SendFn | None,
+        poll: PollFn | None = None,
+        ingest: IngestFn = ingest_paths,
+        alerter: Alerter,
+        clock: Clock = system_clock,
+        wall: Callable[[], float] = time.time,
+        holder: str | None = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        retry_seconds: float = 600.0,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.send = send
+        self.poll = poll
+        self.ingest = ingest
+        self.alerter = alerter
+        self.clock = clock
+        self.holder = holder or make_holder_id()
+        self.heartbeat_seconds = heartbeat_seconds
+        self.retry_seconds = retry_seconds
+        self.grace = timedelta(seconds=parse_duration(settings.misfire_grace))
+        self.watcher = DropWatcher(
+            settings.drops.path, settle_seconds=settings.drops.settle_seconds, wall=wall
+        )
+        self.stopping = threading.Event()
+        self.scheduler: BackgroundScheduler | None = None
+        self._send_lock = threading.Lock()
+        self._active = 0
+        self._idle = threading.Condition()
+        self._failures: dict[str, int] = {}
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def _run_job(self, name: str, func: Callable[..., bool], *args: Any, **context: Any) -> bool:
+        """The one place a job's unexpected error is caught: logged, and the others go on."""
+        if self.stopping.is_set():
+            return True
+        with self._idle:
+            self._active += 1
+        try:
+            return func(*args)
+        except Exception:
+            log.exception("job %s failed", name, extra={"event": "job.crashed", **context})
+            return False
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def send_profile(self, name: str, fire: datetime | None = None) -> bool:
+        """Send a profile's due digest (the most recent fire time within the grace)."""
+        profile = self.settings.profile(name)
+        now = self.clock()
+        if fire is None:
+            fire = last_fire_time(profile.schedule, now=now, grace=self.grace)
+        if fire is None or now - fire > self.grace:
+            log.info("profile %s: no digest due", name, extra={"profile": name})
+            return True
+        if self.send is None:
+            log.error(
+                "profile %s: delivery is not available in this installation; nothing sent",
+                name,
+                extra={"event": "delivery.unavailable", "profile": name},
+            )
+            return False
+        with self._send_lock:
+            report = self.send(self.settings, self.store, now=fire, profiles=[name])
+        for outcome in report.outcomes:
+            self._after_delivery(profile, outcome, fire=fire, now=now)
+        if not report.ok:
+            self._schedule_retry(name, fire)
+        return report.ok
+
+    def _after_delivery(
+        self, profile: Profile, outcome: SendOutcomeLike, *, fire: datetime, now: datetime
+    ) -> None:
+        digest = str(outcome.digest_id) if outcome.digest_id is not None else None
+        extra = {
+            "event": f"delivery.{outcome.status}",
+            "profile": outcome.profile,
+            "destination": outcome.destination,
+            "digest_id": digest,
+        }
+        if outcome.status == "failed":
+            log.error(
+                "delivery failed profile=%s destination=%s digest=%s: %s",
+                outcome.profile,
+                outcome.destination,
+                digest,
+                outcome.error,
+                extra=extra,
+            )
+            self.alerter.delivery_failed(
+                profile=outcome.profile,
+                destination=outcome.destination,
+                digest_id=digest,
+                error=outcome.error,
+                now=now,
+            )
+            return
+        log.info(
+            "delivery %s profile=%s destination=%s digest=%s papers=%s",
+            outcome.status,
+            outcome.profile,
+            outcome.destination,
+            digest,
+            _count(outcome.papers),
+            extra=extra,
+        )
+        if outcome.status == "nothing-new" and profile.on_empty == "notify":
+            local_date = fire.astimezone(build_trigger(profile.schedule).timezone).date()
+            self.alerter.digest_empty(
+                profile=outcome.profile,
+                destination=outcome.destination,
+                digest_date=local_date.isoformat(),
+                now=now,
+            )
+
+    def _schedule_retry(self, name: str, fire: datetime) -> None:
+        retry_at = self.clock() + timedelta(seconds=self.retry_seconds)
+        if self.scheduler is None or retry_at - fire > self.grace or self.stopping.is_set():
+            return
+        log.info("profile %s: retrying at %s", name, retry_at, extra={"profile": name})
+        self.scheduler.add_job(
+            self._run_job,
+            "date",
+            run_date=retry_at,
+            args=[f"retry:{name}", self.send_profile, name, fire],
+            kwargs={"profile": name},
+        )
+
+    def watch_drops(self, single_look: bool = False) -> bool:
+        """Ingest the drop files that are complete and new."""
+        try:
+            report: IngestReport = self.watcher.ingest_ready(
+                self.store, now=self.clock(), ingest=self.ingest, single_look=single_look
+            )
+        except DigestError as exc:
+            self._source_result("drops", ok=False, error=str(exc))
+            log.error("drops: %s", exc, extra={"event": "source.failed", "source": "drops"})
+            return False
+        self._source_result("drops", ok=True)
+        return report.ok
+
+    def poll_feed(self, name: str) -> bool:
+        """Poll one feed; its own health (ETag, last error) is the feeds service's business."""
+        source = f"feed:{name}"
+        if self.poll is None:
+            log.error("feeds are not available in this installation", extra={"source": source})
+            return False
+        try:
+            report = self.poll(self.settings, self.store, now=self.clock(), only=name)
+            ok = report.ok
+            errors = [f.error for f in report.feeds if f.error]
+            error = None if ok else "; ".join(errors) or "the poll failed"
+        except DigestError as exc:
+            ok, error = False, str(exc)
+        if not ok:
+            log.error("%s: %s", source, error, extra={"event": "source.failed", "source": source})
+        self._source_result(source, ok=ok, error=error)
+        return ok
+
+    def _source_result(self, source: str, *, ok: bool, error: str | None = None) -> None:
+        if ok and self._failures.get(source) == 0:
+            return  # nothing changed: no write on an idle poll
+        now = self.clock()
+        failures = record_job_result(self.store, source, ok=ok, now=now, error=error)
+        self._failures[source] = failures
+        self.alerter.source_result(source, failures=failures, error=error, now=now)
+
+    # -- one pass, for cron ---------------------------------------------------------------------
+    def run_once(self) -> bool:
+        """Ingest what is new, poll every feed, send every due digest. ``True`` if all went well."""
+        results = [self._run_job("drops", self.watch_drops, True, source="drops")]
+        for feed in self.settings.feeds:
+            results.append(
+                self._run_job(f"feed:{feed.name}", self.poll_feed, feed.name, source=feed.name)
+            )
+        for profile in self.settings.profiles:
+            results.append(
+                self._run_job(
+                    f"send:{profile.name}", self.send_profile, profile.name, profile=profile.name
+                )
+            )
+        return all(results)
+
+    # -- the long-running process -------------------------------------------------------------
+    @contextmanager
+    def holding_lock(self) -> Iterator[None]:
+        """Hold the database's scheduler lock, beating its heart on a thread, then let it go."""
+        stale = timedelta(seconds=3 * self.heartbeat_seconds)
+        acquire_lock(self.store, LOCK_NAME, holder=self.holder, now=self.clock(), stale_after=stale)
+        log.info("took the scheduler lock as %s", self.holder, extra={"event": "lock.taken"})
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat_seconds):
+                try:
+                    still_ours = refresh_lock(
+                        self.store, LOCK_NAME, holder=self.holder, now=self.clock()
+                    )
+                except DigestError as exc:
+                    log.warning("heartbeat failed: %s", exc, extra={"event": "lock.heartbeat"})
+                    continue
+                if not still_ours:
+                    log.error(
+                        "lost the scheduler lock (taken over as stale): stopping",
+                        extra={"event": "lock.lost"},
+                    )
+                    self.stopping.set()
+                    return
+
+        thread = threading.Thread(target=beat, name="digestbot-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)
+            release_lock(self.store, LOCK_NAME, holder=self.holder)
+            log.info("released the scheduler lock", extra={"event": "lock.released"})
+
+    def build_scheduler(self) -> BackgroundScheduler:
+        """Every job: one cron per profile, the drops watcher, one interval per feed."""
+        scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": max(1, int(self.grace.total_seconds())),
+            },
+        )
+        now = self.clock()
+        for profile in self.settings.profiles:
+            scheduler.add_job(
+                self._run_job,
+                build_trigger(profile.schedule),
+                args=[f"send:{profile.name}", self.send_profile, profile.name],
+                kwargs={"profile": profile.name},
+                id=f"send:{profile.name}",
+            )
+            missed = last_fire_time(profile.schedule, now=now, grace=self.grace)
+            if missed is not None:
+                log.info(
+                    "profile %s: catching up the digest due at %s",
+                    profile.name,
+                    missed.isoformat(),
+                    extra={"event": "schedule.catch-up", "profile": profile.name},
+                )
+                scheduler.add_job(
+                    self._run_job,
+                    args=[f"catch-up:{profile.name}", self.send_profile, profile.name, missed],
+                    kwargs={"profile": profile.name},
+                    id=f"catch-up:{profile.name}",
+                )
+        scheduler.add_job(
+            self._run_job,
+            IntervalTrigger(seconds=self.settings.drops.poll_seconds, timezone=UTC),
+            args=["drops", self.watch_drops],
+            kwargs={"source": "drops"},
+            id="drops",
+            next_run_time=datetime.now(UTC),
+        )
+        for feed in self.settings.feeds:
+            scheduler.add_job(
+                self._run_job,
+                IntervalTrigger(seconds=parse_duration(feed.every), timezone=UTC),
+                args=[f"feed:{feed.name}", self.poll_feed, feed.name],
+                kwargs={"source": f"feed:{feed.name}"},
+                id=f"feed:{feed.name}",
+                next_run_time=datetime.now(UTC),
+            )
+        return scheduler
+
+    def serve(self, *, drain_seconds: float = 8.0) -> bool:
+        """Run until ``stopping`` is set; then finish the current work. ``False`` if some job
+        was still running after ``drain_seconds`` (its delivery stays pending in the ledger)."""
+        with self.holding_lock():
+            self.scheduler = self.build_scheduler()
+            self.scheduler.start()
+            log.info(
+                "running: %d profile(s), %d feed(s), drops every %ss from %s",
+                len(self.settings.profiles),
+                len(self.settings.feeds),
+                self.settings.drops.poll_seconds,
+                self.settings.drops.path,
+                extra={"event": "daemon.started"},
+            )
+            while not self.stopping.wait(1.0):
+                pass
+            log.info("stopping: no new work; finishing the current job", extra={"event": "stop"})
+            self.scheduler.shutdown(wait=False)
+            return self.wait_idle(drain_seconds)
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._active:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning(
+                        "%d job(s) still running after %ss: leaving them pending",
+                        self._active,
+                        timeout,
+                        extra={"event": "stop.timeout"},
+                    )
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def request_stop(self, *_args: object) -> None:
+        """Signal handler: stop taking new work."""
+        self.stopping.set()
