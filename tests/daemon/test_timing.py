@@ -59,8 +59,13 @@ def utc(*args: int) -> datetime:
             [utc(2026, 4, 3, 19), utc(2026, 4, 4, 20), utc(2026, 4, 5, 20)],
         ),
         # the default: daily 08:00 UTC
-        ("0 8 * * *", "UTC", utc(2026, 11, 23), utc(2026, 11, 24, 23),
-         [utc(2026, 11, 23, 8), utc(2026, 11, 24, 8)]),  # fmt: skip
+        (
+            "0 8 * * *",
+            "UTC",
+            utc(2026, 11, 23),
+            utc(2026, 11, 24, 23),
+            [utc(2026, 11, 23, 8), utc(2026, 11, 24, 8)],
+        ),
     ],
 )
 def test_fire_times_are_the_right_utc_instants(
@@ -102,7 +107,7 @@ def test_numeric_weekdays_follow_crontab_not_apscheduler() -> None:
 
 @pytest.mark.parametrize("field", ["8", "mon-xyz", "*/0", "fri-mon"])
 def test_bad_day_of_week_names_the_field(field: str) -> None:
-    with pytest.raises(ConfigError, match="schedule.cron"):
+    with pytest.raises(ConfigError, match=r"schedule\.cron"):
         parse_days_of_week(field)
 
 
