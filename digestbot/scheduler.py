@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -419,3 +420,21 @@ class Daemon:
     def request_stop(self, *_args: object) -> None:
         """Signal handler: stop taking new work."""
         self.stopping.set()
+
+
+def serve_until_signalled(
+    daemon: Daemon, *, drain_seconds: float = 7.0, on_exit: Sequence[Callable[[], None]] = ()
+) -> None:
+    """Serve until SIGTERM/SIGINT; then finish the current job and return, all within 10 s.
+
+    A job still running after ``drain_seconds`` is abandoned (its digest stays
+    ``pending`` in the ledger for the next start) and the process exits at once.
+    """
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    if daemon.serve(drain_seconds=drain_seconds):
+        return
+    for cleanup in reversed(on_exit):
+        cleanup()
+    logging.shutdown()
+    os._exit(0)  # worker threads would otherwise hold the interpreter open

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
-import signal
 import sys
 from typing import Any
 
@@ -14,7 +12,7 @@ import click
 from digestbot.alerts import Alerter, LogNotifier, Notifier
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json
 from digestbot.config import Settings
-from digestbot.scheduler import Daemon, PollFn, SendFn
+from digestbot.scheduler import Daemon, PollFn, SendFn, serve_until_signalled
 from digestbot.status import build_status
 
 log = logging.getLogger(__name__)
@@ -74,13 +72,7 @@ def run_command(app: AppContext, once: bool) -> None:
         with daemon.holding_lock():
             ok = daemon.run_once()
         sys.exit(0 if ok else 1)
-    signal.signal(signal.SIGTERM, daemon.request_stop)
-    signal.signal(signal.SIGINT, daemon.request_stop)
-    finished = daemon.serve()
-    if not finished:
-        # a job is stuck past the drain time: its digest stays pending in the ledger
-        logging.shutdown()
-        os._exit(0)
+    serve_until_signalled(daemon, on_exit=app.cleanups)
 
 
 @click.command()
