@@ -138,6 +138,7 @@ class Daemon:
         self._active = 0
         self._idle = threading.Condition()
         self._failures: dict[str, int] = {}
+        self._retries: dict[str, tuple[datetime, datetime]] = {}  # profile -> (fire, retry at)
 
     # -- jobs ---------------------------------------------------------------------------------
     def _run_job(self, name: str, func: Callable[..., bool], *args: Any, **context: Any) -> bool:
@@ -226,23 +227,52 @@ class Daemon:
             )
 
     def _schedule_retry(self, name: str, fire: datetime) -> None:
+        """Try a failed digest again later, while its fire time is within the grace."""
         retry_at = self.clock() + timedelta(seconds=self.retry_seconds)
-        if self.scheduler is None or retry_at - fire > self.grace or self.stopping.is_set():
+        if retry_at - fire > self.grace:
             return
-        log.info("profile %s: retrying at %s", name, retry_at, extra={"profile": name})
-        self.scheduler.add_job(
-            self._run_job,
-            "date",
-            run_date=retry_at,
-            args=[f"retry:{name}", self.send_profile, name, fire],
-            kwargs={"profile": name},
-        )
+        log.info("profile %s: retrying at %s", name, retry_at.isoformat(), extra={"profile": name})
+        with self._idle:
+            self._retries[name] = (fire, retry_at)
 
-    def watch_drops(self, single_look: bool = False) -> bool:
+    def run_retries(self) -> bool:
+        """The retry job: send the failed digests whose retry time has come."""
+        now = self.clock()
+        with self._idle:
+            due = [(n, f) for n, (f, at) in self._retries.items() if at <= now]
+            for name, _ in due:
+                del self._retries[name]
+        results = [
+            self._run_job(f"retry:{name}", self.send_profile, name, fire, profile=name)
+            for name, fire in due
+        ]
+        return all(results)
+
+    def missed_sends(self, now: datetime) -> list[tuple[str, datetime]]:
+        """Profiles whose most recent fire time is within the grace: asked again on start."""
+        missed = []
+        for profile in self.settings.profiles:
+            fire = last_fire_time(profile.schedule, now=now, grace=self.grace)
+            if fire is not None:
+                missed.append((profile.name, fire))
+        return missed
+
+    def catch_up(self, missed: Sequence[tuple[str, datetime]]) -> None:
+        """Send what was due while the process was down (the ledger drops what was sent)."""
+        for name, fire in missed:
+            log.info(
+                "profile %s: catching up the digest due at %s",
+                name,
+                fire.isoformat(),
+                extra={"event": "schedule.catch-up", "profile": name},
+            )
+            self._run_job(f"catch-up:{name}", self.send_profile, name, fire, profile=name)
+
+    def watch_drops(self) -> bool:
         """Ingest the drop files that are complete and new."""
         try:
             report: IngestReport = self.watcher.ingest_ready(
-                self.store, now=self.clock(), ingest=self.ingest, single_look=single_look
+                self.store, now=self.clock(), ingest=self.ingest
             )
         except DigestError as exc:
             self._source_result("drops", ok=False, error=str(exc))
@@ -280,7 +310,7 @@ class Daemon:
     # -- one pass, for cron ---------------------------------------------------------------------
     def run_once(self) -> bool:
         """Ingest what is new, poll every feed, send every due digest. ``True`` if all went well."""
-        results = [self._run_job("drops", self.watch_drops, True, source="drops")]
+        results = [self._run_job("drops", self.watch_drops, source="drops")]
         for feed in self.settings.feeds:
             results.append(
                 self._run_job(f"feed:{feed.name}", self.poll_feed, feed.name, source=feed.name)
@@ -339,7 +369,6 @@ class Daemon:
                 "misfire_grace_time": max(1, int(self.grace.total_seconds())),
             },
         )
-        now = self.clock()
         for profile in self.settings.profiles:
             scheduler.add_job(
                 self._run_job,
@@ -348,20 +377,13 @@ class Daemon:
                 kwargs={"profile": profile.name},
                 id=f"send:{profile.name}",
             )
-            missed = last_fire_time(profile.schedule, now=now, grace=self.grace)
-            if missed is not None:
-                log.info(
-                    "profile %s: catching up the digest due at %s",
-                    profile.name,
-                    missed.isoformat(),
-                    extra={"event": "schedule.catch-up", "profile": profile.name},
-                )
-                scheduler.add_job(
-                    self._run_job,
-                    args=[f"catch-up:{profile.name}", self.send_profile, profile.name, missed],
-                    kwargs={"profile": profile.name},
-                    id=f"catch-up:{profile.name}",
-                )
+        if self.settings.profiles:
+            scheduler.add_job(
+                self._run_job,
+                IntervalTrigger(seconds=min(60.0, self.retry_seconds), timezone=UTC),
+                args=["retries", self.run_retries],
+                id="retries",
+            )
         scheduler.add_job(
             self._run_job,
             IntervalTrigger(seconds=self.settings.drops.poll_seconds, timezone=UTC),
@@ -385,8 +407,14 @@ class Daemon:
         """Run until ``stopping`` is set; then finish the current work. ``False`` if some job
         was still running after ``drain_seconds`` (its delivery stays pending in the ledger)."""
         with self.holding_lock():
+            missed = self.missed_sends(self.clock())
             self.scheduler = self.build_scheduler()
             self.scheduler.start()
+            # one-off catch-ups run on a thread of their own, not as one-off APScheduler jobs:
+            # APScheduler 3 can raise JobLookupError when shut down while removing a run-once job
+            threading.Thread(
+                target=self.catch_up, args=(missed,), name="digestbot-catch-up", daemon=True
+            ).start()
             log.info(
                 "running: %d profile(s), %d feed(s), drops every %ss from %s",
                 len(self.settings.profiles),

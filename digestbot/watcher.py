@@ -2,9 +2,11 @@
 
 A file is read only when it is complete: names that say "still being written"
 (``*.part``, ``*.tmp``, dot-files…, see ``digestbot.ingest.is_ignored``) are
-skipped, and any other file must show the same size and modification time on
-two scans in a row, with a modification time at least ``settle_seconds`` old.
-A writer that appends to the file moves its mtime, so it is never read half-way.
+skipped, and any other file must have a modification time at least
+``settle_seconds`` old and the same size and mtime as on the previous scan (if
+it was seen then). A writer that appends moves the mtime, so a file is never
+read half-way; a file moved in whole (``mv`` keeps its old mtime) is read on the
+first scan that sees it, one copied in after ``settle_seconds``.
 
 The watcher remembers the (size, mtime) of every file it has handed to ingest,
 so an idle folder costs one ``stat`` per file per scan, and no reads; the
@@ -67,11 +69,8 @@ class DropWatcher:
         self._previous: dict[Path, Signature] = {}
         self._handled: dict[Path, Signature] = {}
 
-    def scan(self, *, single_look: bool = False) -> Scan:
-        """One look at the folder: which files are ready to ingest, which are still settling.
-
-        ``single_look`` (for ``run --once``) trusts the mtime alone: there is no earlier scan.
-        """
+    def scan(self) -> Scan:
+        """One look at the folder: which files are ready to ingest, which are still settling."""
         if not self.folder.is_dir():
             raise SourceError("the drops folder does not exist", source=str(self.folder))
         current = list_candidates(self.folder)
@@ -82,8 +81,8 @@ class DropWatcher:
             if self._handled.get(path) == signature:
                 continue
             age = now - signature[1] / 1e9
-            seen_before = single_look or self._previous.get(path) == signature
-            if seen_before and age >= self.settle_seconds:
+            before = self._previous.get(path)
+            if age >= self.settle_seconds and before in (None, signature):
                 ready.append(path)
             else:
                 waiting.append(path)
@@ -104,11 +103,10 @@ class DropWatcher:
         *,
         now: datetime,
         ingest: IngestFn = ingest_paths,
-        single_look: bool = False,
     ) -> IngestReport:
         """Scan, then ingest what is ready; a file that fails is recorded by ingest, not retried
         until it changes."""
-        scan = self.scan(single_look=single_look)
+        scan = self.scan()
         if scan.waiting:
             log.debug("waiting for %d file(s) to settle", len(scan.waiting))
         if not scan.ready:

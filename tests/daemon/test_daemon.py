@@ -108,10 +108,11 @@ def test_no_catch_up_past_the_grace(tmp_path: Path, store: SqlStore) -> None:
     settings = make_settings(tmp_path)
     too_late = BERLIN_FIRE + timedelta(hours=6, minutes=1)
     daemon = make_daemon(settings, store, LedgerSend(), now=too_late)
+    assert daemon.missed_sends(too_late) == []
+    in_time = BERLIN_FIRE + timedelta(hours=5, minutes=59)
+    assert daemon.missed_sends(in_time) == [("attn", BERLIN_FIRE)]
     jobs = {job.id for job in daemon.build_scheduler().get_jobs()}
-    assert jobs == {"send:attn", "send:late", "drops"}
-    in_time = make_daemon(settings, store, LedgerSend(), now=BERLIN_FIRE + timedelta(hours=5))
-    assert "catch-up:attn" in {job.id for job in in_time.build_scheduler().get_jobs()}
+    assert jobs == {"send:attn", "send:late", "drops", "retries"}
 
 
 def test_the_cron_job_fires_at_the_profile_time(tmp_path: Path, store: SqlStore) -> None:
@@ -222,3 +223,31 @@ def test_a_dropped_file_is_ingested_by_the_running_daemon(tmp_path: Path, store:
         thread.join(10)
         watcher.join(5)
     assert store.count_papers() == 11
+
+
+def test_a_failed_digest_is_retried_later_while_within_the_grace(
+    tmp_path: Path, store: SqlStore
+) -> None:
+    settings = make_settings(tmp_path)
+    clock = [MONDAY_0930]
+    send = LedgerSend(fail=["attn"])
+    alerter = Alerter(store, Recorder())
+    daemon = Daemon(
+        settings, store, send=send, alerter=alerter, clock=lambda: clock[0], retry_seconds=600
+    )
+    assert daemon.send_profile("attn") is False
+    assert daemon.run_retries() is True  # not yet time
+    assert len(send.calls) == 1
+    send.fail.clear()  # the outage is over
+    clock[0] += timedelta(seconds=600)
+    assert daemon.run_retries() is True
+    assert send.calls == [("attn", BERLIN_FIRE), ("attn", BERLIN_FIRE)]
+    assert send.delivered == [("attn", "2026-11-23")]
+
+    # past the grace, a failure is left for the next scheduled digest (a catch-up there)
+    send.fail.add("attn")
+    clock[0] = BERLIN_FIRE + timedelta(hours=5, minutes=55)
+    daemon.send_profile("attn", BERLIN_FIRE)
+    clock[0] += timedelta(seconds=600)
+    daemon.run_retries()
+    assert len(send.calls) == 3

@@ -66,11 +66,12 @@ def test_each_file_once_and_a_changed_file_again(tmp_path: Path, store: SqlStore
     watcher = DropWatcher(drops, settle_seconds=1.0, wall=wall)
     first = drops / "a.txt"
     write(first, (SEEDS / "000_ca14cdb193ee54f8.txt").read_bytes(), mtime=T0)
-    assert watcher.ingest_ready(store, now=NOW).files == []  # first sight
+    # 10 s old on first sight (moved in whole): read at once
     assert [f.status for f in watcher.ingest_ready(store, now=NOW).files] == ["new"]
     assert watcher.ingest_ready(store, now=NOW).files == []  # handled: not even read again
-    write(first, (SEEDS / "001_fed84696205d7fbf.txt").read_bytes(), mtime=T0 + 5)
-    watcher.ingest_ready(store, now=NOW)
+    write(first, (SEEDS / "001_fed84696205d7fbf.txt").read_bytes(), mtime=T0 + 9.5)
+    assert watcher.ingest_ready(store, now=NOW).files == []  # rewritten 0.5 s ago
+    wall.now = T0 + 11
     assert [f.status for f in watcher.ingest_ready(store, now=NOW).files] == ["new"]
     assert len(store.recent_files()) == 2
 
@@ -88,15 +89,13 @@ def test_files_still_being_written_by_name_are_skipped(
     assert store.recent_files() == []
 
 
-def test_single_look_trusts_an_old_mtime_and_waits_for_a_fresh_one(
-    tmp_path: Path, store: SqlStore
-) -> None:
+def test_an_old_file_is_read_at_once_and_a_fresh_one_waits(tmp_path: Path, store: SqlStore) -> None:
     drops = tmp_path / "drops"
     drops.mkdir()
     write(drops / "old.txt", (SEEDS / "000_ca14cdb193ee54f8.txt").read_bytes(), mtime=T0)
     write(drops / "fresh.txt", (SEEDS / "001_fed84696205d7fbf.txt").read_bytes(), mtime=T0 + 9.5)
     watcher = DropWatcher(drops, settle_seconds=2.0, wall=Wall(T0 + 10))
-    report = watcher.ingest_ready(store, now=NOW, single_look=True)
+    report = watcher.ingest_ready(store, now=NOW)
     assert [Path(f.path).name for f in report.files] == ["old.txt"]
 
 
