@@ -45,3 +45,13 @@ def test_run_once_exits_1_when_a_source_failed_and_logs_json(tmp_path: Path) -> 
     failed = [e for e in events if e.get("event") == "source.failed"]
     assert failed and failed[0]["source"] == "drops" and failed[0]["level"] == "error"
     assert "missing: the drops folder does not exist" in failed[0]["message"]
+
+
+def test_the_example_config_holds_the_daemon_keys() -> None:
+    from digestbot.config import load_settings
+    from tests.conftest import REPO
+
+    settings = load_settings(REPO / "config.example.yaml", env={})
+    assert settings.alerts.source_failures == 3
+    assert settings.misfire_grace == "6h"
+    assert settings.profiles[0].schedule.timezone == "Europe/Berlin"
