@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from digestbot.alerts import Alerter, LogNotifier, Notifier
+from digestbot.alert_channels import build_notifier
+from digestbot.alerts import Alerter
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json
-from digestbot.config import Settings
 from digestbot.scheduler import Daemon, PollFn, SendFn, serve_until_signalled
 from digestbot.status import build_status
 
@@ -36,12 +36,6 @@ def load_poll() -> PollFn | None:
         return None
     poll: PollFn = polling.poll_feeds
     return poll
-
-
-def build_notifier(settings: Settings) -> Notifier:
-    """Where alerts go. The log always; Slack/email through the delivery adapters once wired."""
-    del settings
-    return LogNotifier()
 
 
 def build_daemon(app: AppContext, **overrides: Any) -> Daemon:
