@@ -96,6 +96,17 @@ def make_holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def send_time(profile: Profile, *, fire: datetime, now: datetime) -> datetime:
+    """The ``now`` to give the delivery service for a digest that fired at ``fire``.
+
+    The service's digest date is the date of ``now`` in the profile's zone, so a
+    catch-up that crosses midnight there must speak of the fire time; otherwise
+    the real time (the ledger's timestamps and leases stay true).
+    """
+    zone = build_trigger(profile.schedule).timezone
+    return now if now.astimezone(zone).date() == fire.astimezone(zone).date() else fire
+
+
 def _count(papers: Any) -> Any:
     return len(papers) if isinstance(papers, list | tuple) else papers
 
@@ -174,7 +185,8 @@ class Daemon:
             )
             return False
         with self._send_lock:
-            report = self.send(self.settings, self.store, now=fire, profiles=[name])
+            at = send_time(profile, fire=fire, now=now)
+            report = self.send(self.settings, self.store, now=at, profiles=[name])
         for outcome in report.outcomes:
             self._after_delivery(profile, outcome, fire=fire, now=now)
         if not report.ok:
@@ -184,7 +196,7 @@ class Daemon:
     def _after_delivery(
         self, profile: Profile, outcome: SendOutcomeLike, *, fire: datetime, now: datetime
     ) -> None:
-        digest = str(outcome.digest_id) if outcome.digest_id is not None else None
+        digest = str(outcome.digest_id) if outcome.digest_id else None
         extra = {
             "event": f"delivery.{outcome.status}",
             "profile": outcome.profile,

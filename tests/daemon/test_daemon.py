@@ -81,8 +81,27 @@ def test_run_once_sends_only_the_due_digest_for_its_fire_time(
     daemon = make_daemon(make_settings(tmp_path), store, send)
     assert daemon.run_once() is True
     # 'late' fired at 20:00 UTC yesterday: 13.5 h ago, past the 6 h grace
-    assert send.calls == [("attn", BERLIN_FIRE)]
-    assert ledger_rows(store) == [("attn", "2026-11-23", "sent", BERLIN_FIRE.isoformat())]
+    assert send.calls == [("attn", MONDAY_0930)]  # the real time: same date in Berlin
+    assert ledger_rows(store) == [("attn", "2026-11-23", "sent", MONDAY_0930.isoformat())]
+
+
+def test_a_catch_up_after_local_midnight_is_for_the_day_it_was_due(
+    tmp_path: Path, store: SqlStore
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        profiles=[
+            {"name": "night", "keywords": ["a"],
+             "schedule": {"cron": "30 23 * * *", "timezone": "America/New_York"}},
+        ],
+    )  # fmt: skip
+    # due 23:30 in New York on the 22nd (04:30 UTC on the 23rd); back up at 01:00 local
+    now = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    send = LedgerSend()
+    assert make_daemon(settings, store, send, now=now).run_once() is True
+    fire = datetime(2026, 11, 23, 4, 30, tzinfo=UTC)
+    assert send.calls == [("night", fire)]
+    assert send.delivered == [("night", "2026-11-22")]
 
 
 def test_restart_after_a_missed_send_sends_once_and_again_sends_nothing(
@@ -92,15 +111,15 @@ def test_restart_after_a_missed_send_sends_once_and_again_sends_nothing(
     first = LedgerSend()
     serve_until(make_daemon(settings, store, first), first.called)
     assert first.delivered == [("attn", "2026-11-23")]
-    assert first.calls == [("attn", BERLIN_FIRE)]
+    assert first.calls == [("attn", MONDAY_0930)]
 
     # a restart a few minutes later: the catch-up asks again, the ledger says it is done
     second = LedgerSend()
     later = MONDAY_0930 + timedelta(minutes=5)
     serve_until(make_daemon(settings, store, second, now=later), second.called)
-    assert second.calls == [("attn", BERLIN_FIRE)]
+    assert second.calls == [("attn", later)]
     assert second.delivered == []
-    assert ledger_rows(store) == [("attn", "2026-11-23", "sent", BERLIN_FIRE.isoformat())]
+    assert ledger_rows(store) == [("attn", "2026-11-23", "sent", MONDAY_0930.isoformat())]
     assert load_lock(store, "scheduler") is None  # released on the way out
 
 
@@ -241,7 +260,7 @@ def test_a_failed_digest_is_retried_later_while_within_the_grace(
     send.fail.clear()  # the outage is over
     clock[0] += timedelta(seconds=600)
     assert daemon.run_retries() is True
-    assert send.calls == [("attn", BERLIN_FIRE), ("attn", BERLIN_FIRE)]
+    assert send.calls == [("attn", MONDAY_0930), ("attn", clock[0])]
     assert send.delivered == [("attn", "2026-11-23")]
 
     # past the grace, a failure is left for the next scheduled digest (a catch-up there)
