@@ -341,6 +341,24 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return data
 
 
+_BARE_ENV_REF = re.compile(r"(?<=[\s:\[,])(\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}\"']*)?\})")
+
+
+def _load_yaml(text: str, *, path: str) -> Any:
+    """YAML, forgiving one common slip: ``{url: ${VAR}}`` (a bare reference inside a flow
+    mapping is not valid YAML), which is read as if the reference were quoted."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        try:
+            return yaml.safe_load(_BARE_ENV_REF.sub(r'"\1"', text))
+        except yaml.YAMLError:
+            pass
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"not valid YAML{where}", path=path) from None
+
+
 def load_defaults_data() -> dict[str, Any]:
     text = resources.files("digestbot").joinpath("defaults.yaml").read_text("utf-8")
     data = yaml.safe_load(text)
@@ -389,10 +407,5 @@ def load_settings(
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", path=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML{where}", path=str(path)) from None
+    data = _load_yaml(text, path=str(path))
     return parse_settings(data, path=str(path), base=path.resolve().parent, env=env)

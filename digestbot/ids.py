@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -24,8 +25,9 @@ ARXIV_ID_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=16384)
 def normalize_title(title: str) -> str:
-    """Casefold, strip accents' compatibility forms, fold punctuation and spaces."""
+    """Casefold, NFKC-normalise, fold punctuation and white space (cached: hot in ingest)."""
     text = unicodedata.normalize("NFKC", title).casefold()
     return " ".join(_NON_WORD.sub(" ", text).split())
 
@@ -34,9 +36,13 @@ def title_key(title: str) -> str:
     return normalize_title(title)
 
 
+def title_id_of_key(key: str) -> str:
+    """``t-`` and 12 hex digits of the SHA-256 of a normalised title."""
+    return "t-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
 def title_id(title: str) -> str:
-    digest = hashlib.sha256(normalize_title(title).encode("utf-8")).hexdigest()
-    return f"t-{digest[:12]}"
+    return title_id_of_key(normalize_title(title))
 
 
 def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:

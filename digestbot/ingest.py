@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from digestbot.errors import ParseError, SourceError
-from digestbot.sources.drops import decode_drop, parse_drop
+from digestbot.sources.drops import DropParse, decode_drop, parse_drop
 from digestbot.store import FileRecord, SqlStore
 
 log = logging.getLogger(__name__)
@@ -99,20 +104,45 @@ def list_drop_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def ingest_file(store: SqlStore, path: Path, *, now: datetime) -> FileOutcome:
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """A drop file read, hashed and (unless known) parsed, ready to be written."""
+
+    path: str
+    size: int
+    sha256: str
+    parsed: DropParse | None = None
+    error: str | None = None
+
+
+def load_drop(path: Path) -> _Loaded:
+    """Read, hash and parse one file (pure but for the read; runs in a worker process)."""
     name = str(path)
     try:
         data = path.read_bytes()
         modified = datetime.fromtimestamp(path.stat().st_mtime)
     except OSError as exc:
-        return _failed(store, name, 0, "", f"cannot read: {exc.strerror or exc}", now=now)
+        return _Loaded(name, 0, "", error=f"{name}: cannot read: {exc.strerror or exc}")
     sha256 = hashlib.sha256(data).hexdigest()
-    if store.file_ingested(sha256) is not None:
-        return FileOutcome(path=name, status="skipped")
     try:
         parsed = parse_drop(decode_drop(data, name=name), name=name, modified=modified)
     except ParseError as exc:
-        return _failed(store, name, len(data), sha256, exc.message, now=now)
+        return _Loaded(name, len(data), sha256, error=exc.message)
+    return _Loaded(name, len(data), sha256, parsed=parsed)
+
+
+def _hash_file(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def store_drop(store: SqlStore, loaded: _Loaded, *, now: datetime) -> FileOutcome:
+    """Write one loaded file in one transaction (or record its failure)."""
+    if loaded.parsed is None:
+        return _failed(store, loaded, now=now)
+    parsed = loaded.parsed
     for warning in parsed.warnings:
         log.warning("%s", warning)
     with store.transaction() as conn:
@@ -122,13 +152,12 @@ def ingest_file(store: SqlStore, path: Path, *, now: datetime) -> FileOutcome:
             [(pks[i], p.source) for i, p in enumerate(parsed.papers) if p.source is not None],
             now=now,
         )
-        status = "new" if parsed.papers else "empty"
         store.record_file(
             conn,
             FileRecord(
-                path=name,
-                size=len(data),
-                sha256=sha256,
+                path=loaded.path,
+                size=loaded.size,
+                sha256=loaded.sha256,
                 ingested_at=now,
                 status="ok" if parsed.papers else "empty",
                 error=None,
@@ -139,8 +168,8 @@ def ingest_file(store: SqlStore, path: Path, *, now: datetime) -> FileOutcome:
             ),
         )
     return FileOutcome(
-        path=name,
-        status=status,
+        path=loaded.path,
+        status="new" if parsed.papers else "empty",
         entries=parsed.entries,
         papers_new=counts.new,
         papers_merged=counts.merged,
@@ -148,26 +177,63 @@ def ingest_file(store: SqlStore, path: Path, *, now: datetime) -> FileOutcome:
     )
 
 
-def _failed(
-    store: SqlStore, name: str, size: int, sha256: str, error: str, *, now: datetime
-) -> FileOutcome:
-    log.error("%s", error)
+def ingest_file(store: SqlStore, path: Path, *, now: datetime) -> FileOutcome:
+    sha256 = _hash_file(path)
+    if sha256 is not None and store.file_ingested(sha256) is not None:
+        return FileOutcome(path=str(path), status="skipped")
+    return store_drop(store, load_drop(path), now=now)
+
+
+def _failed(store: SqlStore, loaded: _Loaded, *, now: datetime) -> FileOutcome:
+    log.error("%s", loaded.error)
     with store.transaction() as conn:
         store.record_file(
             conn,
             FileRecord(
-                path=name,
-                size=size,
-                sha256=sha256,
+                path=loaded.path,
+                size=loaded.size,
+                sha256=loaded.sha256,
                 ingested_at=now,
                 status="failed",
-                error=error,
+                error=loaded.error,
                 entries=0,
                 papers_new=0,
                 papers_merged=0,
             ),
         )
-    return FileOutcome(path=name, status="failed", error=error)
+    return FileOutcome(path=loaded.path, status="failed", error=loaded.error)
+
+
+PARALLEL_MIN_FILES = 4
+
+
+def _loaded_in_order(paths: list[Path], *, workers: int) -> Iterator[_Loaded]:
+    """Parse in worker processes, a few files ahead of the writer, results in order.
+
+    Falls back to parsing here if worker processes cannot be started or die.
+    """
+    if workers < 1 or len(paths) < PARALLEL_MIN_FILES:
+        yield from map(load_drop, paths)
+        return
+    ahead = workers * 2 + 1  # bounded: memory stays at a few files' papers
+    done = 0
+    try:
+        context = multiprocessing.get_context("spawn")  # no fork: the daemon has threads
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            pending: deque[Future[_Loaded]] = deque(
+                pool.submit(load_drop, path) for path in paths[:ahead]
+            )
+            queued = len(pending)
+            while pending:
+                loaded = pending.popleft().result()
+                if queued < len(paths):
+                    pending.append(pool.submit(load_drop, paths[queued]))
+                    queued += 1
+                done += 1
+                yield loaded
+    except (BrokenProcessPool, OSError) as exc:
+        log.warning("parsing in worker processes failed (%s); parsing here instead", exc)
+        yield from map(load_drop, paths[done:])
 
 
 def ingest_paths(
@@ -177,11 +243,37 @@ def ingest_paths(
     now: datetime,
     on_file: Callable[[FileOutcome], None] | None = None,
     files: list[Path] | None = None,
+    workers: int | None = None,
 ) -> IngestReport:
-    """Ingest every drop file under ``paths`` (or the given ``files``)."""
+    """Ingest every drop file under ``paths`` (or the given ``files``).
+
+    Files already ingested (by content) are skipped after one query; the others are
+    parsed in ``workers`` other processes (default: one per spare core, none for a
+    handful of files) while this process writes them, one transaction per file, in order.
+    """
     report = IngestReport()
-    for path in files if files is not None else list_drop_files(paths):
-        outcome = ingest_file(store, path, now=now)
+    candidates = files if files is not None else list_drop_files(paths)
+    hashes = {path: _hash_file(path) for path in candidates}
+    known = store.ingested_hashes([h for h in hashes.values() if h])
+    todo: list[Path] = []
+    for path in candidates:
+        if hashes[path] in known:
+            outcome = FileOutcome(path=str(path), status="skipped")
+            report.files.append(outcome)
+            if on_file is not None:
+                on_file(outcome)
+        else:
+            todo.append(path)
+    if workers is None:  # worker processes that parse while this one writes; 0: parse here
+        workers = min((os.cpu_count() or 1) - 1, 3) if len(todo) >= PARALLEL_MIN_FILES else 0
+    seen: set[str] = set()
+    for loaded in _loaded_in_order(todo, workers=workers):
+        if loaded.sha256 and (loaded.sha256 in seen):
+            outcome = FileOutcome(path=loaded.path, status="skipped")  # a copy in this batch
+        else:
+            outcome = store_drop(store, loaded, now=now)
+            if loaded.parsed is not None:
+                seen.add(loaded.sha256)
         report.files.append(outcome)
         if on_file is not None:
             on_file(outcome)

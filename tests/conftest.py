@@ -77,3 +77,22 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 def as_json(result: Result) -> Any:
     assert result.exit_code == 0, result.output + result.stderr
     return json.loads(result.stdout)
+
+
+def open_postgres_store() -> SqlStore:
+    """A fresh schema on the PostgreSQL server CI started (every table dropped first)."""
+    assert POSTGRES_URL
+    from digestbot.store.schema import metadata
+
+    opened = SqlStore.open(POSTGRES_URL, create=False)
+    metadata.drop_all(opened.engine)
+    opened.create_schema()
+    return opened
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, db_url: str) -> Iterator[SqlStore]:
+    """The store on SQLite, and on PostgreSQL where a server is given."""
+    opened = open_postgres_store() if request.param == "postgres" else SqlStore.open(db_url)
+    yield opened
+    opened.close()

@@ -44,7 +44,12 @@ _AUTHORS = re.compile(r"^•\s*(?P<count>\d+)\s+authors?$")
 _DOT = "·"
 _URL = re.compile(r"https?://[^\s<>\"'`]+")
 _URL_TRAIL = ".,;:!?)]}'\""
-_CODE_HOSTS = re.compile(r"^(?:www\.)?(?:github\.com|[\w.-]+\.github\.io|huggingface\.co)$", re.I)
+# github.com, *.github.io, the Hugging Face hub (huggingface.co, hf.co) and the hub mirror
+# that the sample drops link to (b-61j.pages.dev).
+_CODE_HOSTS = re.compile(
+    r"^(?:www\.)?(?:github\.com|[\w.-]+\.github\.io|huggingface\.co|hf\.co|b-61j\.pages\.dev)$",
+    re.I,
+)
 _TITLE_MAX = 400
 
 
@@ -56,12 +61,6 @@ class DropParse:
     warnings: list[str] = field(default_factory=list)
     page_date: date | None = None
     entries: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    number: int
-    text: str
 
 
 def find_code_urls(text: str) -> tuple[str, ...]:
@@ -109,94 +108,106 @@ def _organization(line: str) -> str:
     return line
 
 
-def _is_meta_start(lines: list[_Line], i: int) -> bool:
-    """A meta block starts at i: ``• N authors`` or an org line, then ``·``."""
-    if i >= len(lines):
+def _is_meta_start(texts: list[str], i: int) -> bool:
+    """A meta block starts at i: ``·``, ``• N authors``, or an org line followed by ``·``."""
+    if i >= len(texts):
         return False
-    if lines[i].text == _DOT:
+    line = texts[i]
+    if line == _DOT or (line[0] == "•" and _AUTHORS.match(line)):
         return True
-    if _AUTHORS.match(lines[i].text):
-        return True
-    return i + 1 < len(lines) and lines[i + 1].text == _DOT
+    return i + 1 < len(texts) and texts[i + 1] == _DOT
 
 
 def _looks_complete(text: str) -> bool:
     return bool(text) and (text[-1] in ".!?)]\"'”’" or bool(_URL.search(text.split()[-1])))
 
 
+def _split_lines(text: str) -> tuple[list[str], list[int]]:
+    """Non-blank lines, stripped, with their 1-based line numbers."""
+    texts: list[str] = []
+    numbers: list[int] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line:
+            texts.append(line)
+            numbers.append(number)
+    return texts, numbers
+
+
+def _page_date(
+    texts: list[str], numbers: list[int], *, name: str, modified: datetime
+) -> tuple[int, bool, date | None]:
+    """Skip the header; return (position after it, whether it was there, the page date)."""
+    pos = 0
+    has_header = False
+    while pos < len(texts) and texts[pos].casefold() in HEADER_LINES:
+        has_header = has_header or texts[pos].casefold() == HEADER_MARKER
+        pos += 1
+    if pos >= len(texts):
+        return pos, has_header, None
+    head = _parse_date_line(texts[pos])
+    if head is None or not (has_header or pos == 0):
+        return pos, has_header, None
+    month, day, year, _ = head
+    page_date: date | None
+    if year is not None:
+        try:
+            page_date = date(year, month, day)
+        except ValueError:
+            page_date = None
+    else:
+        page_date = resolve_yearless(month, day, not_after=modified.date())
+    if page_date is None:
+        raise ParseError(f"bad page date {texts[pos]!r}", source=name, line=numbers[pos])
+    return pos + 1, has_header, page_date
+
+
 def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
     """Parse a drop's text. ``modified`` (the file's mtime) dates the yearless page date."""
     if "\x00" in text:
         raise ParseError("binary data (NUL bytes), not a daily-papers text dump", source=name)
-    text = text.removeprefix("\ufeff")
-    lines = [
-        _Line(number, raw.strip()) for number, raw in enumerate(text.splitlines(), 1) if raw.strip()
-    ]
-    if not lines:
+    texts, numbers = _split_lines(text.removeprefix("\ufeff"))
+    if not texts:
         return DropParse(papers=[], warnings=[f"{name}: empty file, nothing to ingest"])
-
-    # Header: everything up to and including the page date.
-    pos = 0
-    has_header = False
-    while pos < len(lines) and lines[pos].text.casefold() in HEADER_LINES:
-        has_header = has_header or lines[pos].text.casefold() == HEADER_MARKER
-        pos += 1
-    page_date: date | None = None
-    if pos < len(lines):
-        head = _parse_date_line(lines[pos].text)
-        if head is not None and (has_header or pos == 0):
-            month, day, year, _ = head
-            if year is not None:
-                try:
-                    page_date = date(year, month, day)
-                except ValueError:
-                    page_date = None
-            else:
-                page_date = resolve_yearless(month, day, not_after=modified.date())
-            if page_date is None:
-                raise ParseError(
-                    f"bad page date {lines[pos].text!r}", source=name, line=lines[pos].number
-                )
-            pos += 1
-    body = lines[pos:]
-    if not has_header and not any(line.text == _DOT for line in body):
+    pos, has_header, page_date = _page_date(texts, numbers, name=name, modified=modified)
+    if not has_header and _DOT not in texts[pos:]:
         raise ParseError(
             "not a Hugging Face daily-papers dump (no 'Daily Papers' header, no paper meta blocks)",
             source=name,
-            line=lines[0].number,
+            line=numbers[0],
         )
     reference = page_date or modified.date()
-
     papers: list[Paper] = []
     warnings: list[str] = []
     entries = 0
-    i = 0
-    while i < len(body):
-        title = body[i]
+    n = len(texts)
+    i = pos
+    while i < n:
+        title = texts[i]
+        title_line = numbers[i]
         entries += 1
-        if len(title.text) > _TITLE_MAX or title.text == _DOT:
+        if len(title) > _TITLE_MAX or title == _DOT:
             raise ParseError(
                 "expected a paper title, found a paragraph or a stray meta line",
                 source=name,
-                line=title.number,
+                line=title_line,
             )
         j = i + 1
         abstract_parts: list[str] = []
         # The abstract: one paragraph, or (rarely) several before the meta block / next title.
-        while j < len(body) and not _is_meta_start(body, j):
-            if abstract_parts and len(body[j].text) <= _TITLE_MAX:
+        while j < n and not _is_meta_start(texts, j):
+            if abstract_parts and len(texts[j]) <= _TITLE_MAX:
                 break  # a short line after the abstract: the next paper's title
-            abstract_parts.append(body[j].text)
+            abstract_parts.append(texts[j])
             j += 1
-        abstract = "\n\n".join(abstract_parts)
+        abstract = abstract_parts[0] if len(abstract_parts) == 1 else "\n\n".join(abstract_parts)
         authors_count: int | None = None
         organization: str | None = None
         published: date | None = None
         upvotes = 0
         complete = bool(abstract_parts)
-        is_last: bool
-        if j < len(body) and _is_meta_start(body, j):
-            who = body[j].text
+        if _is_meta_start(texts, j):
+            who = texts[j]
             if who != _DOT:
                 match = _AUTHORS.match(who)
                 if match:
@@ -204,9 +215,9 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
                 else:
                     organization = _organization(who)
                 j += 1
-            if j < len(body) and body[j].text == _DOT:
+            if j < n and texts[j] == _DOT:
                 j += 1
-                parsed = _parse_date_line(body[j].text) if j < len(body) else None
+                parsed = _parse_date_line(texts[j]) if j < n else None
                 if parsed is not None:
                     month, day, year, votes = parsed
                     if year is None:
@@ -215,41 +226,34 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
                         try:
                             published = date(year, month, day)
                         except ValueError:
-                            warnings.append(
-                                f"{name}:{body[j].number}: impossible date {body[j].text!r}"
-                            )
+                            warnings.append(f"{name}:{numbers[j]}: impossible date {texts[j]!r}")
                     upvotes = votes or 0
                     j += 1
-                elif j < len(body):
-                    complete = j + 1 < len(body)
-                    warnings.append(f"{name}:{body[j].number}: unreadable date {body[j].text!r}")
+                elif j < n:
+                    complete = j + 1 < n
+                    warnings.append(f"{name}:{numbers[j]}: unreadable date {texts[j]!r}")
                     j += 1
                 else:
                     complete = False
             else:
                 complete = False
-            is_last = j >= len(body)
-        else:
-            is_last = j >= len(body)
-            if is_last and complete and not _looks_complete(abstract):
-                complete = False
-        if not complete and is_last:
-            warnings.append(
-                f"{name}:{title.number}: last entry {title.text[:60]!r} is truncated; skipped"
-            )
+        elif j >= n and complete and not _looks_complete(abstract):
+            complete = False
+        if not complete and j >= n:
+            warnings.append(f"{name}:{title_line}: last entry {title[:60]!r} is truncated; skipped")
             break
         if not abstract_parts:
-            warnings.append(f"{name}:{title.number}: entry {title.text[:60]!r} has no abstract")
+            warnings.append(f"{name}:{title_line}: entry {title[:60]!r} has no abstract")
         papers.append(
             Paper(
-                title=title.text,
+                title=title,
                 abstract=abstract,
                 authors_count=authors_count,
                 organization=organization,
                 published=published,
                 upvotes=upvotes,
-                urls=find_code_urls(abstract),
-                source=SourceRef(kind="drop", name=name, entry=str(entries - 1), line=title.number),
+                urls=find_code_urls(abstract) if "http" in abstract else (),
+                source=SourceRef(kind="drop", name=name, entry=str(entries - 1), line=title_line),
             )
         )
         i = j

@@ -28,7 +28,10 @@ papers = sa.Table(
     metadata,
     sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("id", sa.String(64), nullable=False, unique=True),
-    sa.Column("title_key", sa.Text, nullable=False, index=True),
+    sa.Column("title_key", sa.Text, nullable=False),  # normalised title
+    # the title id (hash of title_key): looked up to merge by title, and kept as an alias
+    # after the paper gains an arXiv id (an index on a short hash is cheaper than on text)
+    sa.Column("tid", sa.String(16), nullable=False, index=True),
     sa.Column("arxiv_id", sa.String(64), unique=True),
     sa.Column("arxiv_version", sa.Integer),
     sa.Column("title", sa.Text, nullable=False),
@@ -42,7 +45,7 @@ papers = sa.Table(
     sa.Column("extra", sa.Text, nullable=False, server_default="{}"),  # JSON object
     sa.Column("first_seen", sa.DateTime, nullable=False),
     sa.Column("last_seen", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 
 paper_sources = sa.Table(

@@ -51,7 +51,14 @@ def test_the_example_config_holds_the_daemon_keys() -> None:
     from digestbot.config import load_settings
     from tests.conftest import REPO
 
-    settings = load_settings(REPO / "config.example.yaml", env={})
+    env = {
+        "SLACK_BOT_TOKEN": "x",
+        "SLACK_SIGNING_SECRET": "x",
+        "SMTP_PASSWORD": "x",
+        "SLACK_WEBHOOK": "https://hooks.slack.invalid/x",
+        "DIGESTBOT_UNSUBSCRIBE_SECRET": "x",
+    }
+    settings = load_settings(REPO / "config.example.yaml", env=env)
     assert settings.alerts.source_failures == 3
     assert settings.misfire_grace == "6h"
     assert settings.profiles[0].schedule.timezone == "Europe/Berlin"

@@ -1,0 +1,226 @@
+"""The drop parser on the samples and on the messy inputs a drops folder sees."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digestbot.errors import ParseError
+from digestbot.ids import normalize_title
+from digestbot.sources.drops import decode_drop, find_code_urls, parse_drop, read_drop
+from tests.conftest import SEEDS
+
+MODIFIED = datetime(2026, 11, 23, 12, 0)
+HEADER = (
+    "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nDaily Papers\n\n"
+    "byAK and the research community\n\nJan 8\n\n"
+)
+ENTRY_A = (
+    "Alpha Attention: A Title\n\nWe study alpha attention. Code: https://github.com/a/alpha.\n\n"
+    "  • 6 authors\n·\nJun 17, 2022\n"
+)
+ENTRY_B = "Beta Models\n\nBeta models are studied here.\n\n  • 2 authors\n·\nSep 3, 2024 4\n"
+ENTRY_C = "Gamma Without Meta\n\nA paper whose meta block is missing.\n"
+ENTRY_ORG = "Delta by an Org\n\nOrganisations publish too.\n\nkyutai Kyutai\n·\nOct 23 1\n"
+
+
+def parse(text: str, modified: datetime = MODIFIED):
+    return parse_drop(text, name="drop.txt", modified=modified)
+
+
+def sample_papers():
+    return [p for path in sorted(SEEDS.glob("*.txt")) for p in read_drop(path).papers]
+
+
+def test_samples_hold_188_entries_and_186_distinct_papers() -> None:
+    papers = sample_papers()
+    assert len(papers) == 188
+    assert len({normalize_title(p.title) for p in papers}) == 186
+
+
+def test_samples_have_exactly_three_papers_without_meta_block() -> None:
+    no_meta = [p for p in sample_papers() if p.published is None]
+    assert sorted(p.title for p in no_meta) == [
+        "RewardDance: Reward Scaling in Visual Generation",
+        "Robust Layerwise Scaling Rules by Proper Weight Decay Tuning",
+        "Video-LMM Post-Training: A Deep Dive into Video Reasoning with Large Multimodal Models",
+    ]
+    assert all(p.authors_count is None and p.upvotes == 0 and p.abstract for p in no_meta)
+
+
+def test_sample_organisation_line_and_trailing_upvotes() -> None:
+    (arc,) = [p for p in sample_papers() if p.title.startswith("ARC-Encoder")]
+    assert arc.organization == "Kyutai"
+    assert arc.authors_count is None
+    assert arc.upvotes == 1
+    assert arc.urls == (
+        "https://github.com/kyutai-labs/ARC-Encoder",
+        "https://b-61j.pages.dev/collections/kyutai/arc-encoders-68ee18787301407d60a57047",
+    )
+
+
+def test_meta_block_fields() -> None:
+    result = parse(HEADER + ENTRY_A + "\n" + ENTRY_B + "\n" + ENTRY_C + "\n" + ENTRY_ORG)
+    a, b, c, d = result.papers
+    assert (a.title, a.authors_count, a.published, a.upvotes) == (
+        "Alpha Attention: A Title",
+        6,
+        date(2022, 6, 17),
+        0,
+    )
+    assert a.urls == ("https://github.com/a/alpha",)
+    assert (b.authors_count, b.published, b.upvotes) == (2, date(2024, 9, 3), 4)
+    assert (c.title, c.published, c.authors_count) == ("Gamma Without Meta", None, None)
+    assert c.abstract == "A paper whose meta block is missing."
+    assert (d.organization, d.upvotes) == ("Kyutai", 1)
+    assert [p.source.entry for p in result.papers if p.source] == ["0", "1", "2", "3"]
+    assert a.source is not None and a.source.line == 13
+
+
+def test_page_date_is_the_latest_such_date_not_after_the_file_time() -> None:
+    assert parse(HEADER + ENTRY_A, datetime(2026, 3, 1)).page_date == date(2026, 1, 8)
+    assert parse(HEADER + ENTRY_A, datetime(2026, 1, 7)).page_date == date(2025, 1, 8)
+
+
+def test_yearless_paper_date_takes_the_page_year() -> None:
+    # page "Jan 8" seen in March 2026: "Oct 23" cannot be after the page, so it is 2025
+    result = parse(HEADER + ENTRY_ORG, datetime(2026, 3, 1))
+    assert result.papers[0].published == date(2025, 10, 23)
+    page_nov = HEADER.replace("Jan 8", "Nov 27")
+    result = parse(page_nov + ENTRY_ORG, datetime(2026, 12, 1))
+    assert result.papers[0].published == date(2026, 10, 23)
+
+
+def test_sample_yearless_dates_use_the_file_time(tmp_path: Path) -> None:
+    copy = tmp_path / "002.txt"
+    copy.write_bytes((SEEDS / "002_e8a5d91da582b4b6.txt").read_bytes())
+    os.utime(copy, (datetime(2025, 12, 1).timestamp(), datetime(2025, 12, 1).timestamp()))
+    result = read_drop(copy)
+    assert result.page_date == date(2025, 11, 27)
+    (arc,) = [p for p in result.papers if p.title.startswith("ARC-Encoder")]
+    assert arc.published == date(2025, 10, 23)
+
+
+def test_bom_crlf_trailing_spaces_and_blank_runs_parse_the_same() -> None:
+    clean = parse(HEADER + ENTRY_A + "\n" + ENTRY_B)
+    messy_text = "\ufeff" + (HEADER + ENTRY_A + "\n\n\n\n" + ENTRY_B).replace("\n", "   \r\n")
+    messy = parse_drop(
+        decode_drop(messy_text.encode("utf-8"), name="m"), name="m", modified=MODIFIED
+    )
+    strip = [(p.title, p.abstract, p.authors_count, p.published, p.upvotes) for p in clean.papers]
+    assert [
+        (p.title, p.abstract, p.authors_count, p.published, p.upvotes) for p in messy.papers
+    ] == strip
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "Epsilon Title Only\n",
+        "Epsilon Title\n\nThe abstract stops mid sen",
+        "Epsilon Title\n\nA complete abstract.\n\n  • 3 authors\n",
+        "Epsilon Title\n\nA complete abstract.\n\n  • 3 authors\n·\n",
+        "Epsilon Title\n\nA complete abstract.\n\n  • 3 authors\n·\nJun 1, 20",
+    ],
+)
+def test_truncated_last_entry_is_reported_and_complete_ones_kept(tail: str) -> None:
+    result = parse(HEADER + ENTRY_A + "\n" + ENTRY_B + "\n" + tail)
+    assert [p.title for p in result.papers] == ["Alpha Attention: A Title", "Beta Models"]
+    assert any("truncated" in w and ":" in w for w in result.warnings)
+
+
+def test_complete_last_entry_without_meta_is_kept() -> None:
+    result = parse(HEADER + ENTRY_A + "\n" + ENTRY_C)
+    assert [p.title for p in result.papers][-1] == "Gamma Without Meta"
+    assert result.warnings == []
+
+
+def test_empty_file_warns_and_yields_nothing() -> None:
+    for text in ("", "\n\n  \r\n", "\ufeff"):
+        result = parse(text)
+        assert result.papers == []
+        assert "empty" in result.warnings[0]
+
+
+def test_not_utf8_is_a_clear_error_naming_the_file() -> None:
+    with pytest.raises(ParseError) as err:
+        decode_drop(b"Title\n\nabc \xff\xfe def\n", name="seeds/bad.txt")
+    assert err.value.source == "seeds/bad.txt"
+    assert "not UTF-8" in str(err.value) and "seeds/bad.txt:3" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# My notes\n\nSome markdown file that happens to be in the folder.\n",
+        "just one line",
+        "\x00\x01binary",
+        '{"json": true}',
+    ],
+)
+def test_not_a_daily_papers_dump_is_a_clear_error(text: str) -> None:
+    with pytest.raises(ParseError) as err:
+        parse(text)
+    assert str(err.value).startswith("drop.txt")
+
+
+def test_code_urls_found_and_cleaned() -> None:
+    text = (
+        "See https://github.com/org/repo. and (https://org.github.io/page), "
+        "https://b-61j.pages.dev/datasets/x/y; not https://example.com/z or "
+        "https://github.com.evil.example/x."
+    )
+    assert find_code_urls(text) == (
+        "https://github.com/org/repo",
+        "https://org.github.io/page",
+        "https://b-61j.pages.dev/datasets/x/y",
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=60),
+            st.sampled_from(
+                [
+                    "·",
+                    "  • 3 authors",
+                    "Jan 8",
+                    "Sep 3, 2024 4",
+                    "Daily Papers",
+                    "",
+                    "kyutai Kyutai",
+                ]
+            ),
+            st.text(min_size=401, max_size=450),
+        ),
+        max_size=25,
+    )
+)
+def test_any_text_gives_papers_or_a_parse_error(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    try:
+        result = parse(text)
+    except ParseError as exc:
+        assert exc.source == "drop.txt"
+        return
+    for paper in result.papers:
+        assert paper.title and paper.id
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_bytes_decode_or_raise_parse_error(data: bytes) -> None:
+    try:
+        text = decode_drop(data, name="b.txt")
+    except ParseError:
+        return
+    with contextlib.suppress(ParseError):
+        parse_drop(text, name="b.txt", modified=MODIFIED)

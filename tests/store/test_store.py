@@ -1,0 +1,225 @@
+"""The paper store on a real SQLite file: dedup, merge, one transaction per file."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from digestbot.errors import NotFoundError, StoreError
+from digestbot.ingest import ingest_paths
+from digestbot.models import Paper, SourceRef
+from digestbot.store import SqlStore
+from digestbot.store.schema import ingested_files, paper_sources, papers
+from tests.conftest import NOW, SEEDS
+from tests.sources.test_drops import sample_papers
+
+
+@pytest.fixture
+def store(any_store: SqlStore) -> SqlStore:
+    return any_store
+
+
+def count(store: SqlStore, table: sa.Table) -> int:
+    with store.transaction() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_samples_ingest_to_186_papers_with_188_sources(store: SqlStore, seeds: Path) -> None:
+    report = ingest_paths(store, [seeds], now=NOW)
+    assert report.ok
+    assert (report.count("new"), report.papers_new, report.papers_merged) == (4, 186, 2)
+    assert count(store, papers) == 186
+    assert count(store, paper_sources) == 188
+
+
+def test_reingest_is_a_noop(store: SqlStore, seeds: Path) -> None:
+    ingest_paths(store, [seeds], now=NOW)
+    again = ingest_paths(store, [seeds], now=NOW + timedelta(hours=1))
+    assert again.count("skipped") == 4 and again.papers_new == 0 and again.papers_merged == 0
+    assert count(store, papers) == 186
+    assert count(store, ingested_files) == 4
+
+
+def test_renamed_copy_is_skipped_by_content(store: SqlStore, seeds: Path, tmp_path: Path) -> None:
+    ingest_paths(store, [seeds], now=NOW)
+    renamed = tmp_path / "elsewhere" / "renamed.txt"
+    renamed.parent.mkdir()
+    shutil.copy(seeds / "001_fed84696205d7fbf.txt", renamed)
+    report = ingest_paths(store, [renamed], now=NOW)
+    assert [f.status for f in report.files] == ["skipped"]
+    assert count(store, papers) == 186
+
+
+def test_crlf_bom_copy_adds_no_paper(store: SqlStore, seeds: Path, tmp_path: Path) -> None:
+    ingest_paths(store, [seeds], now=NOW)
+    text = (seeds / "003_e69bb1ed9e59af63.txt").read_text("utf-8")
+    variant = tmp_path / "crlf.txt"
+    variant.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "  \r\n").encode("utf-8"))
+    report = ingest_paths(store, [variant], now=NOW)
+    assert [f.status for f in report.files] == ["new"]
+    assert report.papers_new == 0 and report.papers_merged == 75
+    assert count(store, papers) == 186
+
+
+def test_bad_files_fail_alone_and_others_go_in(store: SqlStore, tmp_path: Path) -> None:
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    shutil.copy(SEEDS / "000_ca14cdb193ee54f8.txt", folder / "a.txt")
+    (folder / "b.txt").write_bytes(b"\xff\xfe\x00 not text")
+    (folder / "c.txt").write_text("# meeting notes\n\nnothing to see\n")
+    (folder / "d.txt").write_text("")
+    (folder / "e.txt.part").write_text("half written")
+    (folder / ".hidden").write_text("dot file")
+    report = ingest_paths(store, [folder], now=NOW)
+    by_name = {Path(f.path).name: f for f in report.files}
+    assert set(by_name) == {"a.txt", "b.txt", "c.txt", "d.txt"}
+    assert by_name["a.txt"].status == "new" and by_name["a.txt"].papers_new == 11
+    assert by_name["b.txt"].status == "failed" and "b.txt" in (by_name["b.txt"].error or "")
+    assert by_name["c.txt"].status == "failed" and "not a Hugging Face" in (
+        by_name["c.txt"].error or ""
+    )
+    assert by_name["d.txt"].status == "empty"
+    assert not report.ok
+    recorded = {Path(r.path).name: r.status for r in store.recent_files()}
+    assert recorded == {"a.txt": "ok", "b.txt": "failed", "c.txt": "failed", "d.txt": "empty"}
+
+
+def test_failed_file_is_retried_once_fixed(store: SqlStore, tmp_path: Path) -> None:
+    drop = tmp_path / "x.txt"
+    drop.write_bytes(b"\xff broken")
+    assert ingest_paths(store, [drop], now=NOW).count("failed") == 1
+    shutil.copy(SEEDS / "000_ca14cdb193ee54f8.txt", drop)
+    report = ingest_paths(store, [drop], now=NOW)
+    assert report.count("new") == 1 and report.papers_new == 11
+    assert [r.status for r in store.recent_files()] == ["ok"]
+
+
+def paper(title: str, **kw: object) -> Paper:
+    return Paper(title=title, abstract=str(kw.pop("abstract", "An abstract.")), **kw)  # type: ignore[arg-type]
+
+
+def test_merge_keeps_highest_upvotes_earliest_first_seen_and_fills_fields(store: SqlStore) -> None:
+    first = paper("Same Paper", upvotes=3, published=None)
+    with store.transaction() as conn:
+        store.upsert_papers(conn, [first], now=NOW)
+    later = paper(
+        "same   paper!",
+        upvotes=9,
+        authors_count=4,
+        organization="Org",
+        published=date(2024, 1, 2),
+        urls=("https://github.com/x/y",),
+    )
+    with store.transaction() as conn:
+        counts, _ = store.upsert_papers(conn, [later], now=NOW + timedelta(days=2))
+    assert (counts.new, counts.merged) == (0, 1)
+    (stored,) = store.load_papers()
+    assert stored.title == "Same Paper"
+    assert (stored.upvotes, stored.authors_count, stored.organization) == (9, 4, "Org")
+    assert stored.published == date(2024, 1, 2)
+    assert stored.urls == ("https://github.com/x/y",)
+    assert stored.first_seen == NOW
+    assert stored.last_seen == NOW + timedelta(days=2)
+    lower = paper("Same Paper", upvotes=1)
+    with store.transaction() as conn:
+        store.upsert_papers(conn, [lower], now=NOW + timedelta(days=3))
+    assert store.load_papers()[0].upvotes == 9
+
+
+def test_title_keyed_paper_gains_arxiv_id(store: SqlStore) -> None:
+    with store.transaction() as conn:
+        store.upsert_papers(conn, [paper("Mamba Things")], now=NOW)
+    (before,) = store.load_papers()
+    assert before.id.startswith("t-")
+    with store.transaction() as conn:
+        store.upsert_papers(
+            conn, [paper("Mamba things", arxiv_id="2401.01234", arxiv_version=2)], now=NOW
+        )
+    (after,) = store.load_papers()
+    assert (after.id, after.arxiv_id, after.arxiv_version) == ("2401.01234", "2401.01234", 2)
+    assert store.get_paper("2401.01234v2").id == "2401.01234"
+    assert store.get_paper(before.id).id == "2401.01234"  # old links keep working
+
+
+def test_same_title_different_arxiv_ids_stay_two_papers(store: SqlStore) -> None:
+    with store.transaction() as conn:
+        store.upsert_papers(
+            conn,
+            [paper("Attention", arxiv_id="1706.03762"), paper("Attention", arxiv_id="2501.00001")],
+            now=NOW,
+        )
+    assert {p.id for p in store.load_papers()} == {"1706.03762", "2501.00001"}
+
+
+def test_a_failure_mid_file_leaves_nothing_written(store: SqlStore) -> None:
+    batch = [paper(f"Paper {i}") for i in range(50)]
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        store.upsert_papers(conn, batch, now=NOW)
+        store.record_sources(conn, [(1, SourceRef(kind="drop", name="f", entry="0"))], now=NOW)
+        raise RuntimeError("crash before the file is recorded")
+    assert count(store, papers) == 0
+    assert count(store, paper_sources) == 0
+
+
+def test_search_is_literal_and_case_insensitive(store: SqlStore, seeds: Path) -> None:
+    ingest_paths(store, [seeds], now=NOW)
+    titles = {p.title for p in store.load_papers(search="MAMBA diffusion")}
+    assert titles == {
+        "LaMamba-Diff: Linear-Time High-Fidelity Diffusion Models Based on Local Attention and Mamba",
+        "LinFusion: 1 GPU, 1 Minute, 16K Image",
+    }
+    assert store.load_papers(search="100%") == []  # % is not a wildcard
+    with_underscore = {p.title for p in sample_papers() if "_" in p.title or "_" in p.abstract}
+    assert 0 < len(with_underscore) < 186
+    assert {p.title for p in store.load_papers(search="_")} == with_underscore
+    assert store.load_papers(search="'; DROP TABLE papers; --") == []
+    assert count(store, papers) == 186
+
+
+def test_unknown_paper_is_not_found(store: SqlStore) -> None:
+    with pytest.raises(NotFoundError):
+        store.get_paper("2401.99999")
+
+
+def test_bad_database_url_is_a_store_error() -> None:
+    with pytest.raises(StoreError):
+        SqlStore.open("nosuchdb://x")
+
+
+def test_newer_schema_is_refused(store: SqlStore) -> None:
+    from digestbot.store.schema import schema_info
+
+    with store.transaction() as conn:
+        conn.execute(schema_info.update().values(value="999"))
+    with pytest.raises(StoreError, match="newer"):
+        store.create_schema()
+
+
+def test_times_round_trip_as_utc(store: SqlStore) -> None:
+    berlin = datetime(2026, 3, 29, 3, 30, tzinfo=UTC) + timedelta()
+    with store.transaction() as conn:
+        store.upsert_papers(conn, [paper("Clock")], now=berlin)
+    assert store.load_papers()[0].first_seen == berlin
+
+
+def test_parsing_in_worker_processes_gives_the_same_result(
+    store: SqlStore, seeds: Path, tmp_path: Path
+) -> None:
+    copies = tmp_path / "more"
+    copies.mkdir()
+    for i, path in enumerate(sorted(seeds.glob("*.txt"))):
+        # a changed header line makes each copy new content with the same papers
+        (copies / f"copy{i}.txt").write_text(
+            path.read_text("utf-8").replace("Subscribe", "Subscribe ")
+        )
+    report = ingest_paths(store, [seeds, copies], now=NOW, workers=1)
+    assert report.ok and report.count("new") == 8
+    assert (report.papers_new, report.papers_merged) == (186, 188 + 2)
+    assert count(store, papers) == 186
+    assert [Path(f.path).name for f in report.files][:4] == sorted(
+        p.name for p in seeds.glob("*.txt")
+    )

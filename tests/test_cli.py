@@ -1,0 +1,164 @@
+"""The command line end to end: exit codes, --json shapes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import SEEDS, as_json, write_config
+
+CONFIG = """
+database_url: sqlite:///data/db.sqlite3
+drops: {path: drops}
+profiles:
+  - name: efficient-attention
+    description: Linear and sub-quadratic attention, state-space models, long-context efficiency.
+    keywords: [linear attention, mamba, state space model]
+    exclude: [diffusion]
+    top_k: 3
+  - name: compression
+    keywords: [quantization, distillation, pruning]
+"""
+
+
+def setup_drops(tmp_path: Path) -> Path:
+    shutil.copytree(SEEDS, tmp_path / "drops")
+    return write_config(tmp_path, CONFIG)
+
+
+def test_ingest_json_summary_and_exit_code_with_a_bad_file(tmp_path: Path, cli) -> None:
+    setup_drops(tmp_path)
+    (tmp_path / "drops" / "zz_bad.txt").write_bytes(b"\xff\xfe garbage")
+    result = cli("ingest", "--json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["files"] == {"new": 4, "skipped": 0, "failed": 1}
+    assert summary["papers"] == {"new": 186, "merged": 2}
+    (bad,) = [d for d in summary["details"] if d["status"] == "failed"]
+    assert bad["path"].endswith("zz_bad.txt") and "not UTF-8" in bad["error"]
+    assert "zz_bad.txt" in result.stderr
+
+
+def test_ingest_named_paths_and_text_summary(tmp_path: Path, cli) -> None:
+    setup_drops(tmp_path)
+    result = cli("ingest", "drops/000_ca14cdb193ee54f8.txt")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == ("files: 1 new, 0 skipped, 0 failed; papers: 11 new, 0 merged")
+
+
+def test_papers_json_has_the_contract_keys(tmp_path: Path, cli) -> None:
+    setup_drops(tmp_path)
+    cli("ingest")
+    rows = as_json(cli("papers", "--json"))
+    assert len(rows) == 186
+    required = {
+        "id",
+        "title",
+        "abstract",
+        "published",
+        "upvotes",
+        "authors_count",
+        "organization",
+        "urls",
+        "sources",
+    }
+    assert all(required <= set(row) for row in rows)
+    (arc,) = [r for r in rows if r["title"].startswith("ARC-Encoder")]
+    assert arc["organization"] == "Kyutai" and arc["upvotes"] == 1
+    assert arc["sources"][0]["kind"] == "drop" and arc["sources"][0]["name"].endswith(".txt")
+    twice = [r for r in rows if len(r["sources"]) == 2]
+    assert len(twice) == 2  # the two papers that recur across drops
+    limited = as_json(cli("papers", "--json", "--limit", "5", "--search", "attention"))
+    assert len(limited) == 5 and all(
+        "attention" in (r["title"] + r["abstract"]).lower() for r in limited
+    )
+
+
+def test_rank_json_lists_every_paper_best_first(tmp_path: Path, cli) -> None:
+    setup_drops(tmp_path)
+    cli("ingest")
+    ranked = as_json(cli("rank", "--profile", "efficient-attention", "--json"))
+    assert len(ranked) == 186
+    assert all({"id", "title", "score", "why"} <= set(r) for r in ranked)
+    scores = [r["score"] for r in ranked]
+    assert scores == sorted(scores, reverse=True)
+    top_titles = [r["title"] for r in ranked[:5]]
+    assert "NaLaFormer: Norm-Aware Linear Attention for Transformer Models" in top_titles
+    assert all("diffusion" not in t.lower() for t in top_titles)  # excluded
+    assert "linear attention" in ranked[0]["why"] or "mamba" in ranked[0]["why"]
+    assert len(as_json(cli("rank", "--profile", "compression", "--json", "--limit", "7"))) == 7
+
+
+def test_digest_renders_markdown_with_top_k_and_why(tmp_path: Path, cli) -> None:
+    setup_drops(tmp_path)
+    cli("ingest")
+    result = cli("digest", "--profile", "efficient-attention")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert out.startswith("# 3 new papers for efficient-attention")
+    assert out.count("\n## ") == 3
+    assert "**Why:** matches" in out
+
+
+def test_unknown_profile_is_one_line_and_exit_2(tmp_path: Path, cli) -> None:
+    setup_drops(tmp_path)
+    result = cli("rank", "--profile", "nope")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: unknown profile 'nope' (known: efficient-attention, compression)"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path, cli) -> None:
+    result = cli("--config", "missing.yaml", "papers")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: missing.yaml: config file not found"
+
+
+def test_misspelt_key_names_the_key_and_file(tmp_path: Path, cli) -> None:
+    path = write_config(tmp_path, "profiles:\n  - name: a\n    keywrds: [x]\n", name="c.yaml")
+    result = cli("--config", str(path), "papers")
+    assert result.exit_code == 2
+    assert f"{path}: profiles.0.keywrds: unknown key" in result.stderr
+
+
+def test_missing_drops_folder_is_a_clear_error(tmp_path: Path, cli) -> None:
+    write_config(tmp_path, CONFIG)
+    result = cli("ingest")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {tmp_path.resolve() / 'drops'}: no such file or folder"
+
+
+def test_config_from_environment_variable(tmp_path: Path, cli) -> None:
+    path = setup_drops(tmp_path)
+    moved = tmp_path / "elsewhere.yaml"
+    path.rename(moved)
+    result = cli("ingest", "--json", env={"DIGESTBOT_CONFIG": str(moved)})
+    assert json.loads(result.stdout)["papers"]["new"] == 186
+
+
+def test_markdown_escapes_untrusted_titles(tmp_path: Path, cli) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    (drops / "evil.txt").write_text(
+        "Daily Papers\n\nJan 8\n\n"
+        "<!channel> *x* <https://evil.example|click> & <script>alert(1)</script> [a](http://e.example) linear attention\n\n"
+        "An abstract about linear attention with <b>html</b>.\n\n  • 2 authors\n·\nJan 2, 2025\n"
+    )
+    write_config(tmp_path, CONFIG)
+    cli("ingest")
+    out = cli("digest", "--profile", "efficient-attention").stdout
+    assert "<script>" not in out and "<!channel>" not in out and "<b>" not in out
+    assert "&lt;script&gt;" in out and "&lt;!channel&gt;" in out and "&amp;" in out
+    assert "\\[a\\](http://e.example)" in out
+
+
+def test_python_dash_m_and_console_script_agree(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "digestbot", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("digestbot, version ")

@@ -1,0 +1,191 @@
+"""Configuration: validation names the file and key path; ${ENV} interpolation; defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digestbot.config import load_settings, parse_duration
+from digestbot.errors import ConfigError, NotFoundError
+from tests.conftest import write_config
+
+MINIMAL = """
+database_url: sqlite:///db/x.sqlite3
+drops: {path: mydrops}
+profiles:
+  - name: efficient-attention
+    description: Linear attention.
+    keywords: [linear attention, mamba]
+"""
+
+
+def test_embedded_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, env={})
+    assert settings.source == "<defaults>"
+    assert settings.database_url == "sqlite:///data/digestbot.sqlite3"
+    assert settings.drops.path == Path("seeds")
+    assert len(settings.profiles) >= 3
+    assert all(p.description and p.keywords for p in settings.profiles)
+
+
+def test_config_yaml_in_the_working_directory_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, MINIMAL)
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, env={})
+    assert [p.name for p in settings.profiles] == ["efficient-attention"]
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path, MINIMAL)
+    settings = load_settings(path, env={})
+    assert settings.database_url == f"sqlite:///{tmp_path.resolve()}/db/x.sqlite3"
+    assert settings.drops.path == tmp_path.resolve() / "mydrops"
+
+
+def test_keywords_as_list_or_weighted_mapping(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        "profiles:\n  - name: a\n    keywords: {mamba: 2, linear attention: 0.5}\n"
+        "  - name: b\n    keywords: [mamba]\n",
+    )
+    settings = load_settings(path, env={})
+    assert settings.profile("a").keywords == {"mamba": 2.0, "linear attention": 0.5}
+    assert settings.profile("b").keywords == {"mamba": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("profiles:\n  - name: a\n    keywrods: [x]\n", "profiles.0.keywrods", "unknown key"),
+        ("databse_url: sqlite://\n", "databse_url", "unknown key"),
+        ("drops: {path: s, poll_seconds: -1}\n", "drops.poll_seconds", "greater than 0"),
+        ("profiles:\n  - name: Bad Name\n    keywords: [x]\n", "profiles.0.name", "a-z"),
+        ("profiles:\n  - name: a\n", "profiles.0", "at least one of"),
+        ("profiles:\n  - name: a\n    keywords: [x]\n    top_k: zero\n", "profiles.0.top_k", ""),
+        (
+            "profiles:\n  - {name: a, keywords: [x]}\n  - {name: a, keywords: [y]}\n",
+            "profiles",
+            "defined twice",
+        ),
+        (
+            "profiles:\n  - name: a\n    keywords: [x]\n    schedule: {timezone: Mars/Olympus}\n",
+            "profiles.0.schedule.timezone",
+            "unknown timezone",
+        ),
+        (
+            "profiles:\n  - name: a\n    keywords: [x]\n    deliver: [{slack: {}, file: {}}]\n",
+            "profiles.0.deliver.0",
+            "exactly one",
+        ),
+        ("feeds:\n  - {name: f, url: 'http://x', every: often}\n", "feeds.0.every", "duration"),
+    ],
+)
+def test_bad_values_name_the_file_and_key(tmp_path: Path, text: str, key: str, words: str) -> None:
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    message = str(err.value)
+    assert message.startswith(f"{path}: {key}")
+    assert words in message
+
+
+def test_env_interpolation_and_defaults(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        "slack: {bot_token: '${SLACK_BOT_TOKEN}', base_url: '${SLACK_URL:-http://127.0.0.1:9/api/}'}\n"
+        "profiles: [{name: a, description: '${TOPIC} papers'}]\n",
+    )
+    settings = load_settings(path, env={"SLACK_BOT_TOKEN": "xoxb-secret-value", "TOPIC": "mamba"})
+    assert settings.slack.bot_token is not None
+    assert settings.slack.bot_token.get_secret_value() == "xoxb-secret-value"
+    assert "xoxb-secret-value" not in repr(settings) and "xoxb-secret-value" not in str(
+        settings.model_dump()
+    )
+    assert settings.slack.base_url == "http://127.0.0.1:9/api/"
+    assert settings.profile("a").description == "mamba papers"
+
+
+def test_missing_env_var_names_the_variable_and_key(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "email: {smtp: {password: '${SMTP_PASSWORD}'}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert str(err.value) == (
+        f"{path}: email.smtp.password: environment variable SMTP_PASSWORD is not set"
+    )
+
+
+def test_secret_values_never_reach_error_messages(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "email: {smtp: {password: '${PW}', port: 99999}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={"PW": "hunter2-very-secret"})
+    assert "email.smtp.port" in str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+def test_env_overrides_mirror_settings_paths(tmp_path: Path) -> None:
+    path = write_config(tmp_path, MINIMAL)
+    settings = load_settings(
+        path,
+        env={
+            "DIGESTBOT_SLACK__BOT_TOKEN": "xoxb-1",
+            "DIGESTBOT_EMAIL__SMTP__PORT": "2525",
+            "DIGESTBOT_UNSUBSCRIBE_SECRET": "not a settings path, ignored",
+        },
+    )
+    assert settings.slack.bot_token is not None
+    assert settings.slack.bot_token.get_secret_value() == "xoxb-1"
+    assert settings.email.smtp.port == 2525
+
+
+def test_missing_or_broken_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.yaml", env={})
+    broken = write_config(tmp_path, "profiles: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_settings(broken, env={})
+    scalar = write_config(tmp_path, "just a string\n", name="s.yaml")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_settings(scalar, env={})
+
+
+def test_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, MINIMAL), env={})
+    with pytest.raises(NotFoundError, match="known: efficient-attention"):
+        settings.profile("nope")
+
+
+def test_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parent.parent / "config.example.yaml"
+    env = {
+        "SLACK_BOT_TOKEN": "x",
+        "SLACK_SIGNING_SECRET": "x",
+        "SLACK_APP_TOKEN": "x",
+        "SLACK_WEBHOOK": "https://hooks.slack.invalid/x",
+        "SMTP_PASSWORD": "x",
+        "DIGESTBOT_UNSUBSCRIBE_SECRET": "x",
+    }
+    settings = load_settings(example, env=env)
+    assert settings.profiles
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600), ("2d", 172800)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_bare_env_reference_in_a_flow_mapping_is_read_as_a_string(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        "profiles:\n  - name: a\n    keywords: [x]\n    deliver:\n"
+        "      - slack: {webhook_url: ${SLACK_WEBHOOK}}\n",
+    )
+    settings = load_settings(path, env={"SLACK_WEBHOOK": "https://hooks.example/T/B/x"})
+    target = settings.profile("a").deliver[0].slack
+    assert target is not None and target.webhook_url is not None
+    assert target.webhook_url.get_secret_value() == "https://hooks.example/T/B/x"
