@@ -118,7 +118,7 @@ class Alerter:
     ) -> bool:
         message = (
             f"no new papers for profile {profile} on {digest_date}: "
-            f"the scheduled digest to {destination} was skipped"
+            f"the scheduled digest to {destination} had nothing to send"
         )
         alert = Alert("digest-empty", message, profile=profile, destination=destination)
         return self._give(alert, key=f"{profile}|{destination}|{digest_date}", now=now)

@@ -229,7 +229,12 @@ class Daemon:
             _count(outcome.papers),
             extra=extra,
         )
-        if outcome.status == "nothing-new" and profile.on_empty == "notify":
+        # no papers: skipped ("nothing-new"), or an empty note posted (the service's
+        # reading of on_empty: notify); either way the alert channel is told when asked
+        is_empty = outcome.status == "nothing-new" or (
+            outcome.status == "sent" and _count(outcome.papers) == 0
+        )
+        if is_empty and profile.on_empty == "notify":
             local_date = fire.astimezone(build_trigger(profile.schedule).timezone).date()
             self.alerter.digest_empty(
                 profile=outcome.profile,

@@ -67,11 +67,13 @@ class LedgerSend:
         fail: Sequence[str] = (),
         empty: Sequence[str] = (),
         crash: Sequence[str] = (),
+        empty_note: Sequence[str] = (),
     ) -> None:
         self.delay = delay
         self.fail = set(fail)
         self.empty = set(empty)
         self.crash = set(crash)
+        self.empty_note = set(empty_note)  # nothing new, and a "nothing new" note is sent
         self.calls: list[tuple[str, datetime]] = []
         self.delivered: list[tuple[str, str]] = []  # (profile, digest date) really sent
         self.called = threading.Event()
@@ -124,7 +126,7 @@ class LedgerSend:
                     name,
                     "file:out",
                     outcome_status,
-                    papers=0 if status != "sent" else 3,
+                    papers=0 if status != "sent" or name in self.empty_note else 3,
                     error="smtp down" if status == "failed" else "",
                     digest_id=digest_id,
                 )

@@ -176,9 +176,12 @@ def test_a_failed_delivery_alerts_once_and_is_retried(tmp_path: Path, store: Sql
     assert "smtp down" in notes.alerts[0].message
 
 
-@pytest.mark.parametrize(("on_empty", "alerts"), [("notify", 1), ("skip", 0)])
+@pytest.mark.parametrize(
+    ("on_empty", "how", "alerts"),
+    [("notify", "skipped", 1), ("notify", "note-sent", 1), ("skip", "skipped", 0)],
+)
 def test_an_empty_scheduled_digest_alerts_when_asked(
-    tmp_path: Path, store: SqlStore, on_empty: str, alerts: int
+    tmp_path: Path, store: SqlStore, on_empty: str, how: str, alerts: int
 ) -> None:
     settings = make_settings(
         tmp_path,
@@ -187,7 +190,8 @@ def test_an_empty_scheduled_digest_alerts_when_asked(
     notes = Recorder()
     now = datetime(2026, 11, 23, 8, 5, tzinfo=UTC)
     for _ in range(2):
-        make_daemon(settings, store, LedgerSend(empty=["attn"]), now=now, notifier=notes).run_once()
+        send = LedgerSend(empty=["attn"]) if how == "skipped" else LedgerSend(empty_note=["attn"])
+        make_daemon(settings, store, send, now=now, notifier=notes).run_once()
     assert [a.kind for a in notes.alerts] == ["digest-empty"] * alerts
     if alerts:
         assert "no new papers for profile attn on 2026-11-23" in notes.alerts[0].message
