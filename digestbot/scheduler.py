@@ -24,10 +24,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -36,56 +36,14 @@ from digestbot.alerts import Alerter
 from digestbot.config import Profile, Settings, parse_duration
 from digestbot.errors import DigestError
 from digestbot.ingest import IngestReport, ingest_paths
+from digestbot.lock import HEARTBEAT_SECONDS, holding_scheduler_lock
+from digestbot.services import Clock, PollFn, SendFn, SendOutcomeLike
 from digestbot.store import SqlStore
-from digestbot.store.daemon import acquire_lock, record_job_result, refresh_lock, release_lock
+from digestbot.store.daemon import record_job_result
 from digestbot.timing import build_trigger, last_fire_time
 from digestbot.watcher import DropWatcher, IngestFn
 
 log = logging.getLogger(__name__)
-
-LOCK_NAME = "scheduler"
-HEARTBEAT_SECONDS = 30.0  # the lock is stale after three missed heartbeats
-
-
-class SendOutcomeLike(Protocol):
-    @property
-    def profile(self) -> str: ...
-    @property
-    def destination(self) -> str: ...
-    @property
-    def status(self) -> str: ...  # sent | already-sent | nothing-new | failed | dry-run
-    @property
-    def error(self) -> str | None: ...
-    @property
-    def digest_id(self) -> Any: ...
-    @property
-    def papers(self) -> Any: ...
-
-
-class SendReportLike(Protocol):
-    @property
-    def outcomes(self) -> Sequence[SendOutcomeLike]: ...
-    @property
-    def ok(self) -> bool: ...
-
-
-class FeedOutcomeLike(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def error(self) -> str | None: ...
-
-
-class PollReportLike(Protocol):
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def feeds(self) -> Sequence[FeedOutcomeLike]: ...
-
-
-SendFn = Callable[..., SendReportLike]  # send_due(settings, store, *, now, profiles=[name])
-PollFn = Callable[..., PollReportLike]  # poll_feeds(settings, store, *, now, only=name)
-Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:
@@ -341,40 +299,15 @@ class Daemon:
         return all(results)
 
     # -- the long-running process -------------------------------------------------------------
-    @contextmanager
-    def holding_lock(self) -> Iterator[None]:
-        """Hold the database's scheduler lock, beating its heart on a thread, then let it go."""
-        stale = timedelta(seconds=3 * self.heartbeat_seconds)
-        acquire_lock(self.store, LOCK_NAME, holder=self.holder, now=self.clock(), stale_after=stale)
-        log.info("took the scheduler lock as %s", self.holder, extra={"event": "lock.taken"})
-        done = threading.Event()
-
-        def beat() -> None:
-            while not done.wait(self.heartbeat_seconds):
-                try:
-                    still_ours = refresh_lock(
-                        self.store, LOCK_NAME, holder=self.holder, now=self.clock()
-                    )
-                except DigestError as exc:
-                    log.warning("heartbeat failed: %s", exc, extra={"event": "lock.heartbeat"})
-                    continue
-                if not still_ours:
-                    log.error(
-                        "lost the scheduler lock (taken over as stale): stopping",
-                        extra={"event": "lock.lost"},
-                    )
-                    self.stopping.set()
-                    return
-
-        thread = threading.Thread(target=beat, name="digestbot-heartbeat", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join(timeout=5)
-            release_lock(self.store, LOCK_NAME, holder=self.holder)
-            log.info("released the scheduler lock", extra={"event": "lock.released"})
+    def holding_lock(self) -> AbstractContextManager[None]:
+        """Hold the database's scheduler lock while the block runs (see ``digestbot.lock``)."""
+        return holding_scheduler_lock(
+            self.store,
+            holder=self.holder,
+            clock=self.clock,
+            heartbeat_seconds=self.heartbeat_seconds,
+            on_lost=self.stopping.set,
+        )
 
     def build_scheduler(self) -> BackgroundScheduler:
         """Every job: one cron per profile, the drops watcher, one interval per feed."""

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from digestbot.config import Settings, parse_duration
-from digestbot.scheduler import HEARTBEAT_SECONDS, LOCK_NAME
+from digestbot.lock import HEARTBEAT_SECONDS, LOCK_NAME
 from digestbot.store import SqlStore
 from digestbot.store.daemon import load_job_health, load_lock
 from digestbot.store.sql import utc

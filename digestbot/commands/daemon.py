@@ -12,7 +12,8 @@ import click
 from digestbot.alert_channels import build_notifier
 from digestbot.alerts import Alerter
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json
-from digestbot.scheduler import Daemon, PollFn, SendFn, serve_until_signalled
+from digestbot.scheduler import Daemon, serve_until_signalled
+from digestbot.services import PollFn, SendFn
 from digestbot.status import build_status
 
 log = logging.getLogger(__name__)
