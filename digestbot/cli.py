@@ -17,6 +17,7 @@ import click
 from digestbot import __version__
 from digestbot.config import Settings, load_settings
 from digestbot.errors import DigestError
+from digestbot.logs import LogFormat, configure_logging
 from digestbot.store import SqlStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -121,15 +122,25 @@ def progress_bar(total: int, *, label: str, enabled: bool) -> Iterator[Callable[
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (INFO level).")
 @click.option("--now", "now", callback=_parse_now, hidden=True, help="Pretend it is this time.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text or as one JSON object per line.",
+)
 @click.pass_context
 def main(
-    ctx: click.Context, config_path: str | None, debug: bool, verbose: bool, now: datetime | None
+    ctx: click.Context,
+    config_path: str | None,
+    debug: bool,
+    verbose: bool,
+    now: datetime | None,
+    log_format: LogFormat,
 ) -> None:
     """digestbot: reads every new paper once, decides who cares, and tells them."""
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(level, fmt=log_format)
     ctx.obj = AppContext(config_path=config_path, debug=debug, now_override=now)
 
 
@@ -152,6 +163,9 @@ register(_serve_commands)
 from digestbot.commands import delivery as _delivery_commands  # noqa: E402
 
 register(_delivery_commands)
+from digestbot.commands import daemon as _daemon_commands  # noqa: E402
+
+register(_daemon_commands)
 
 
 def run() -> None:  # pragma: no cover - console script entry point

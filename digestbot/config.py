@@ -217,6 +217,7 @@ class RankingSettings(_Model):
 class AlertSettings(_Model):
     slack_channel: str | None = None
     email: list[str] = Field(default_factory=list)
+    source_failures: int = Field(3, ge=1)  # alert after this many failures in a row
 
 
 class ServerSettings(_Model):

@@ -10,6 +10,7 @@
     │   ├── FetchError          a feed that could not be fetched (HTTP status, timeout)
     │   └── FeedError           a feed whose body is its server's error (arXiv, HF API)
     ├── StoreError              the database failed or holds something unexpected
+    │   └── LockHeldError       another scheduler holds this database (names the holder)
     ├── RenderError             a template failed to render
     └── DeliveryError           a destination refused or could not be reached
 
@@ -82,6 +83,15 @@ class FeedError(SourceError):
 
 class StoreError(DigestError):
     pass
+
+
+class LockHeldError(StoreError):
+    """A second ``digestbot run`` on a database another scheduler holds."""
+
+    def __init__(self, message: str, *, name: str, holder: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.holder = holder
 
 
 class RenderError(DigestError):

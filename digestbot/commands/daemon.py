@@ -1,0 +1,116 @@
+"""Commands of the daemon: ``run`` (long-running or ``--once``) and ``status``."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from digestbot.alert_channels import build_notifier
+from digestbot.alerts import Alerter
+from digestbot.cli import AppContext, handle_errors, pass_app, print_json
+from digestbot.scheduler import Daemon, serve_until_signalled
+from digestbot.services import PollFn, SendFn
+from digestbot.status import build_status
+
+log = logging.getLogger(__name__)
+
+
+def load_send() -> SendFn | None:
+    """The delivery service, when this installation has it."""
+    try:
+        service = importlib.import_module("digestbot.delivery.service")
+    except ImportError:
+        return None
+    send: SendFn = service.send_due
+    return send
+
+
+def load_poll() -> PollFn | None:
+    """The feeds service, when this installation has it."""
+    try:
+        polling = importlib.import_module("digestbot.polling")
+    except ImportError:
+        return None
+    poll: PollFn = polling.poll_feeds
+    return poll
+
+
+def build_daemon(app: AppContext, **overrides: Any) -> Daemon:
+    settings = app.settings
+    alerter = Alerter(
+        app.store, build_notifier(settings), source_failures=settings.alerts.source_failures
+    )
+    services: dict[str, Any] = {"send": load_send(), "poll": load_poll(), **overrides}
+    return Daemon(settings, app.store, alerter=alerter, clock=app.now, **services)
+
+
+def _event_logs(app: AppContext) -> None:
+    """A daemon's log is its events: INFO for digestbot, WARNING for APScheduler's chatter."""
+    if not app.debug:
+        logging.getLogger("digestbot").setLevel(logging.INFO)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+@click.command("run")
+@click.option("--once", is_flag=True, help="Ingest, poll feeds, send what is due, then exit.")
+@pass_app
+@handle_errors
+def run_command(app: AppContext, once: bool) -> None:
+    """Run the scheduler: digests on time, drops and feeds as they come. Stop with Ctrl-C."""
+    _event_logs(app)
+    daemon = build_daemon(app)
+    if once:
+        with daemon.holding_lock():
+            ok = daemon.run_once()
+        sys.exit(0 if ok else 1)
+    serve_until_signalled(daemon, on_exit=app.cleanups)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+@handle_errors
+def status(app: AppContext, as_json: bool) -> None:
+    """Next runs, last digests, pending and failed ones, recent files, sources, the scheduler."""
+    report = build_status(app.settings, app.store, now=app.now())
+    if as_json:
+        print_json(report)
+        return
+    lock = report["scheduler"]
+    if lock is None:
+        click.echo("scheduler: not running")
+    else:
+        stale = " (STALE: no heartbeat)" if lock["stale"] else ""
+        click.echo(f"scheduler: {lock['holder']} since {lock['acquired_at']}{stale}")
+    click.echo("profiles:")
+    for p in report["profiles"]:
+        click.echo(f"  {p['name']:<24} next {p['next_run_local']}  ({p['cron']}, {p['timezone']})")
+    click.echo("last digests:")
+    for d in report["deliveries"] or [{"profile": "-", "destination": "(none yet)"}]:
+        error = f"  error: {d['error']}" if d.get("error") else ""
+        click.echo(
+            f"  {d['profile']:<24} {d['destination']:<32} "
+            f"{d.get('digest_date') or ''} {d.get('status') or ''}{error}"
+        )
+    if report["open_digests"]:
+        click.echo("pending or failed:")
+        for d in report["open_digests"]:
+            click.echo(f"  {d['digest_id']} {d['profile']} -> {d['destination']}: {d['status']}")
+    click.echo("recent files:")
+    for f in report["files"]:
+        error = f"  error: {f['error']}" if f["error"] else ""
+        click.echo(f"  {f['ingested_at']} {f['status']:<7} {f['path']}{error}")
+    unhealthy = [s for s in report["sources"] if s["consecutive_failures"]]
+    for feed in report["feeds"]:
+        if feed.get("consecutive_failures"):
+            unhealthy.append({"name": f"feed:{feed['name']}", **feed})
+    click.echo("sources: " + ("all healthy" if not unhealthy else ""))
+    for s in unhealthy:
+        click.echo(f"  {s['name']}: {s['consecutive_failures']} failures, last: {s['last_error']}")
+
+
+COMMANDS = [run_command, status]

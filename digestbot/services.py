@@ -1,0 +1,53 @@
+"""The services the daemon is given: what it needs of delivery and feeds, and a clock.
+
+Structural types only (``Protocol``): the delivery service's ``send_due`` and the
+feeds' ``poll_feeds`` satisfy them without importing anything from here, and
+tests pass stand-ins of the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class SendOutcomeLike(Protocol):
+    @property
+    def profile(self) -> str: ...
+    @property
+    def destination(self) -> str: ...
+    @property
+    def status(self) -> str: ...  # sent | already-sent | nothing-new | failed | dry-run
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def digest_id(self) -> Any: ...
+    @property
+    def papers(self) -> Any: ...
+
+
+class SendReportLike(Protocol):
+    @property
+    def outcomes(self) -> Sequence[SendOutcomeLike]: ...
+    @property
+    def ok(self) -> bool: ...
+
+
+class FeedOutcomeLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class PollReportLike(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def feeds(self) -> Sequence[FeedOutcomeLike]: ...
+
+
+SendFn = Callable[..., SendReportLike]  # send_due(settings, store, *, now, profiles=[name])
+PollFn = Callable[..., PollReportLike]  # poll_feeds(settings, store, *, now, only=name)
+Clock = Callable[[], datetime]

@@ -1,0 +1,175 @@
+"""``digestbot status``: is it working? Computed from the config, the clock and the database.
+
+Next run times come from the same cron triggers the daemon uses (not from a
+running scheduler), so ``status`` answers whether or not the daemon is up.
+The delivery ledger (``deliveries``) and feed state (``feed_state``) tables
+belong to other features; they are read by reflection when present, so this
+module does not depend on their code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from digestbot.config import Settings, parse_duration
+from digestbot.lock import HEARTBEAT_SECONDS, LOCK_NAME
+from digestbot.store import SqlStore
+from digestbot.store.daemon import load_job_health, load_lock
+from digestbot.store.sql import utc
+from digestbot.timing import build_trigger, last_fire_time, next_fire_time
+
+LEDGER_TABLE = "deliveries"
+FEED_TABLE = "feed_state"
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return (utc(value) or value).isoformat()
+    return str(value.isoformat()) if hasattr(value, "isoformat") else str(value)
+
+
+def _reflect(store: SqlStore, name: str) -> sa.Table | None:
+    with store.transaction() as conn:
+        if not sa.inspect(conn).has_table(name):
+            return None
+        return sa.Table(name, sa.MetaData(), autoload_with=conn)
+
+
+def load_last_deliveries(store: SqlStore) -> list[dict[str, Any]]:
+    """Per (profile, destination), its most recent digest from the ledger; [] without one."""
+    table = _reflect(store, LEDGER_TABLE)
+    if table is None:
+        return []
+    rank = (
+        sa.func.row_number()
+        .over(
+            partition_by=(table.c.profile, table.c.destination),
+            order_by=(table.c.digest_date.desc(), table.c.pk.desc()),
+        )
+        .label("rank")
+    )
+    latest = sa.select(table, rank).subquery()
+    query = (
+        sa.select(latest).where(latest.c.rank == 1).order_by(latest.c.profile, latest.c.destination)
+    )
+    with store.transaction() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [_delivery(row) for row in rows]
+
+
+def load_open_digests(store: SqlStore) -> list[dict[str, Any]]:
+    """Digests not delivered yet: ``pending`` (being sent or interrupted) and ``failed``."""
+    table = _reflect(store, LEDGER_TABLE)
+    if table is None:
+        return []
+    query = (
+        sa.select(table)
+        .where(table.c.status.in_(("pending", "failed")))
+        .order_by(table.c.digest_date.desc(), table.c.profile, table.c.destination)
+    )
+    with store.transaction() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [_delivery(row) for row in rows]
+
+
+def _delivery(row: Any) -> dict[str, Any]:
+    return {
+        "profile": row["profile"],
+        "destination": row["destination"],
+        "digest_id": row["digest_id"],
+        "digest_date": _iso(row["digest_date"]),
+        "status": row["status"],
+        "papers": row.get("paper_count"),
+        "attempts": row.get("attempts"),
+        "error": row.get("error"),
+        "sent_at": _iso(row.get("sent_at")),
+        "updated_at": _iso(row.get("updated_at")),
+    }
+
+
+def load_feed_health(store: SqlStore) -> list[dict[str, Any]]:
+    """Each feed's last success and error, as the feeds service records them; [] without."""
+    table = _reflect(store, FEED_TABLE)
+    if table is None:
+        return []
+    with store.transaction() as conn:
+        rows = conn.execute(sa.select(table).order_by(table.c.name)).mappings().all()
+    return [
+        {
+            "name": row["name"],
+            "last_status": row.get("last_status"),
+            "last_success": _iso(row.get("last_success")),
+            "last_error": row.get("last_error"),
+            "last_error_at": _iso(row.get("last_error_at")),
+            "consecutive_failures": row.get("consecutive_failures"),
+            "items_seen": row.get("items_seen"),
+        }
+        for row in rows
+    ]
+
+
+def build_status(
+    settings: Settings,
+    store: SqlStore,
+    *,
+    now: datetime,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+) -> dict[str, Any]:
+    grace = timedelta(seconds=parse_duration(settings.misfire_grace))
+    profiles = []
+    for profile in settings.profiles:
+        zone = build_trigger(profile.schedule).timezone
+        upcoming = next_fire_time(profile.schedule, now=now)
+        due = last_fire_time(profile.schedule, now=now, grace=grace)
+        profiles.append(
+            {
+                "name": profile.name,
+                "cron": profile.schedule.cron,
+                "timezone": profile.schedule.timezone,
+                "next_run": _iso(upcoming),
+                "next_run_local": upcoming.astimezone(zone).isoformat() if upcoming else None,
+                "due_since": _iso(due),
+            }
+        )
+    lock = load_lock(store, LOCK_NAME)
+    return {
+        "now": now.isoformat(),
+        "profiles": profiles,
+        "deliveries": load_last_deliveries(store),
+        "open_digests": load_open_digests(store),
+        "files": [
+            {
+                "path": f.path,
+                "status": f.status,
+                "ingested_at": _iso(f.ingested_at),
+                "papers_new": f.papers_new,
+                "papers_merged": f.papers_merged,
+                "error": f.error,
+            }
+            for f in store.recent_files(limit=10)
+        ],
+        "feeds": load_feed_health(store),
+        "sources": [
+            {
+                "name": h.name,
+                "consecutive_failures": h.consecutive_failures,
+                "last_ok_at": _iso(h.last_ok_at),
+                "last_failed_at": _iso(h.last_failed_at),
+                "last_error": h.last_error,
+            }
+            for h in load_job_health(store)
+        ],
+        "scheduler": None
+        if lock is None
+        else {
+            "holder": lock.holder,
+            "acquired_at": _iso(lock.acquired_at),
+            "heartbeat_at": _iso(lock.heartbeat_at),
+            "stale": now - lock.heartbeat_at > timedelta(seconds=3 * heartbeat_seconds),
+        },
+    }

@@ -1,0 +1,105 @@
+"""When a profile's digest is due: cron triggers, next and most recent fire times.
+
+Pure functions of a ``Schedule`` and ``now``; the daemon, ``run --once`` and
+``status`` all use these, so what ``status`` shows is what the daemon does.
+
+Cron expressions follow crontab(5): in the day-of-week field ``0`` and ``7`` are
+Sunday. APScheduler 3.x counts ``0`` as Monday (a historical mismatch it keeps
+for compatibility), so numeric days are translated to names before it sees them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.triggers.cron import CronTrigger
+
+from digestbot.config import Schedule
+from digestbot.errors import ConfigError
+
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_NAME_INDEX = {name: i for i, name in enumerate(_DAY_NAMES)}
+_STEP = timedelta(seconds=1)
+
+
+def _day_number(token: str, *, field: str) -> int:
+    token = token.strip().lower()
+    if token in _NAME_INDEX:
+        return _NAME_INDEX[token]
+    if token.isdigit() and 0 <= int(token) <= 7:
+        return int(token) % 7
+    raise ConfigError(f"bad day of week {token!r} in {field!r}", key="schedule.cron")
+
+
+def parse_days_of_week(field: str) -> str:
+    """A crontab day-of-week field -> APScheduler's names (``1-5`` -> ``mon,tue,wed,thu,fri``)."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else 0
+        if step_text and not step:
+            raise ConfigError(f"bad step in day of week {field!r}", key="schedule.cron")
+        if base == "*":
+            first, last = 0, 6
+        elif "-" in base:
+            low, high = base.split("-", 1)
+            first, last = _day_number(low, field=field), _day_number(high, field=field)
+            if last == 0 and first > 0:  # ``5-7``, ``fri-sun``: up to Sunday
+                last = 7
+            if last < first:
+                raise ConfigError(f"bad range in day of week {field!r}", key="schedule.cron")
+        else:
+            first = last = _day_number(base, field=field)
+        days.update(day % 7 for day in range(first, last + 1, step or 1))
+    # APScheduler's week starts on Monday; list the names in that order for a readable trigger
+    return ",".join(_DAY_NAMES[d] for d in sorted(days, key=lambda d: (d - 1) % 7))
+
+
+def build_trigger(schedule: Schedule) -> CronTrigger:
+    """The APScheduler trigger for a profile's schedule (wall-clock time in its timezone)."""
+    minute, hour, day, month, day_of_week = schedule.cron.split()
+    try:
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=parse_days_of_week(day_of_week),
+            timezone=schedule.timezone,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"bad cron {schedule.cron!r}: {exc}", key="schedule.cron") from None
+
+
+def next_fire_time(schedule: Schedule, *, now: datetime) -> datetime | None:
+    """The first fire time strictly after ``now``, in UTC."""
+    fire = build_trigger(schedule).get_next_fire_time(None, now.astimezone(UTC) + _STEP)
+    return fire.astimezone(UTC) if fire is not None else None
+
+
+def fire_times(schedule: Schedule, *, start: datetime, end: datetime) -> list[datetime]:
+    """Every fire time in ``[start, end]``, in UTC, oldest first."""
+    trigger = build_trigger(schedule)
+    found: list[datetime] = []
+    fire = trigger.get_next_fire_time(None, start)
+    while fire is not None and fire <= end:
+        found.append(fire.astimezone(UTC))
+        fire = trigger.get_next_fire_time(None, fire.astimezone(UTC) + _STEP)
+    return found
+
+
+def last_fire_time(schedule: Schedule, *, now: datetime, grace: timedelta) -> datetime | None:
+    """The most recent fire time at or before ``now`` and no older than ``grace``, in UTC.
+
+    A digest is due when this is not ``None``; whether it was already sent is the
+    ledger's business, not the scheduler's.
+    """
+    trigger = build_trigger(schedule)
+    fire = trigger.get_next_fire_time(None, now.astimezone(UTC) - grace)
+    latest: datetime | None = None
+    while fire is not None and fire <= now:
+        latest = fire
+        fire = trigger.get_next_fire_time(None, fire.astimezone(UTC) + _STEP)
+    return latest.astimezone(UTC) if latest is not None else None
