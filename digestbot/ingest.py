@@ -277,4 +277,14 @@ def ingest_paths(
         report.files.append(outcome)
         if on_file is not None:
             on_file(outcome)
+    if report.papers_new:
+        index_new_papers(store)
     return report
+
+
+def index_new_papers(store: SqlStore) -> None:
+    """Bring the derived full-text index up to date (one statement, one transaction)."""
+    from digestbot.store.search import sync_search_index
+
+    with store.transaction() as conn:
+        sync_search_index(conn)

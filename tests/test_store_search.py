@@ -137,9 +137,10 @@ def test_an_existing_database_without_the_index_gets_it_filled(tmp_path: Path) -
     store = SqlStore.open(url)
     _add(store, Paper(title="Mamba state space models", abstract=""))
     with store.transaction() as conn:  # as an older digestbot left it
-        for name in ("papers_fts_ai", "papers_fts_ad", "papers_fts_au"):
+        for name in ("papers_fts_ad", "papers_fts_au"):
             conn.exec_driver_sql(f"DROP TRIGGER {name}")
         conn.exec_driver_sql("DROP TABLE papers_fts")
+        conn.exec_driver_sql("DELETE FROM schema_info WHERE key = 'fts_indexed_pk'")
         store.upsert_papers(
             conn, [Paper(title="Mamba two", abstract="")], now=NOW + timedelta(days=1)
         )
@@ -186,3 +187,26 @@ def test_postgres_full_text_search_uses_plainto_tsquery() -> None:
         with store.transaction() as conn:
             conn.execute(sa.text("DELETE FROM papers WHERE title LIKE :t"), {"t": f"{tag}%"})
         store.close()
+
+
+def test_index_trails_writes_and_follows_updates_of_indexed_papers(store: SqlStore) -> None:
+    from digestbot.store.search import sync_search_index
+
+    _add(store, Paper(title="Quiet paper", abstract="About walruses."))
+    with store.transaction() as conn:
+        assert sync_search_index(conn) == 1
+        assert sync_search_index(conn) == 0
+    assert _titles(store, "walruses") == ["Quiet paper"]
+    # a longer abstract arrives for the indexed paper: the old words leave the index
+    _add(store, Paper(title="Quiet paper", abstract="About narwhals, a much longer abstract."))
+    assert _titles(store, "narwhals") == ["Quiet paper"]
+    assert _titles(store, "walruses") == []
+    # a paper written after the last sync is found: search syncs first
+    _add(store, Paper(title="Loud paper", abstract="About narwhals too."))
+    assert sorted(_titles(store, "narwhals")) == ["Loud paper", "Quiet paper"]
+    with store.transaction() as conn:
+        count = conn.execute(sa.text("SELECT count(*) FROM papers_fts")).scalar_one()
+        integrity = conn.exec_driver_sql(
+            "INSERT INTO papers_fts(papers_fts, rank) VALUES ('integrity-check', 1)"
+        )
+    assert count == 2 and integrity is not None

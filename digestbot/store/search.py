@@ -1,8 +1,10 @@
 """Full-text search over papers (title, abstract).
 
-SQLite: an FTS5 external-content table ``papers_fts`` over ``papers``, kept in
-sync by triggers, created (and filled from the existing papers) the first time
-the schema is created on a database that lacks it. PostgreSQL: a GIN index on
+SQLite: an FTS5 external-content table ``papers_fts`` over ``papers``, created (and
+filled from the existing papers) the first time the schema is created on a
+database that lacks it. New papers are indexed in bulk after an ingest and before
+any search (``sync_search_index``): FTS5 indexing costs several times the insert
+of the paper itself, so it is kept out of the per-file write path. PostgreSQL: a GIN index on
 ``to_tsvector('english', title || ' ' || abstract)`` queried with
 ``plainto_tsquery``. Any other database: every word as a substring (slow, correct).
 
@@ -37,21 +39,28 @@ MAX_TERM_CHARS = 64
 _WORDISH = re.compile(r"\w", re.UNICODE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+# The FTS5 index trails the papers table: ingest writes papers at full speed and
+# ``sync_search_index`` indexes the rows past a watermark (``schema_info`` key
+# ``fts_indexed_pk``) in one statement, after an ingest and before every search.
+# Updates and deletes of rows already indexed are mirrored by triggers.
+_WATERMARK = "fts_indexed_pk"
+_INDEXED = f"(SELECT CAST(value AS INTEGER) FROM schema_info WHERE key = '{_WATERMARK}')"  # noqa: S608
 _SQLITE_DDL = (
     "CREATE VIRTUAL TABLE papers_fts USING fts5(title, abstract, content='papers', "
     "content_rowid='pk', tokenize='porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER IF NOT EXISTS papers_fts_ai AFTER INSERT ON papers BEGIN "
-    "INSERT INTO papers_fts(rowid, title, abstract) VALUES (new.pk, new.title, new.abstract); "
-    "END",
-    "CREATE TRIGGER IF NOT EXISTS papers_fts_ad AFTER DELETE ON papers BEGIN "
+    f"CREATE TRIGGER IF NOT EXISTS papers_fts_ad AFTER DELETE ON papers "  # noqa: S608
+    f"WHEN old.pk <= {_INDEXED} BEGIN "
     "INSERT INTO papers_fts(papers_fts, rowid, title, abstract) "
     "VALUES ('delete', old.pk, old.title, old.abstract); END",
-    "CREATE TRIGGER IF NOT EXISTS papers_fts_au AFTER UPDATE OF title, abstract ON papers BEGIN "
+    f"CREATE TRIGGER IF NOT EXISTS papers_fts_au AFTER UPDATE OF title, abstract ON papers "  # noqa: S608
+    f"WHEN old.pk <= {_INDEXED} BEGIN "
     "INSERT INTO papers_fts(papers_fts, rowid, title, abstract) "
     "VALUES ('delete', old.pk, old.title, old.abstract); "
     "INSERT INTO papers_fts(rowid, title, abstract) VALUES (new.pk, new.title, new.abstract); "
     "END",
     "INSERT INTO papers_fts(papers_fts) VALUES ('rebuild')",
+    f"INSERT INTO schema_info(key, value) SELECT '{_WATERMARK}', CAST(COALESCE(MAX(pk), 0) "  # noqa: S608
+    "AS TEXT) FROM papers",
 )
 _PG_INDEX = (
     "CREATE INDEX IF NOT EXISTS ix_papers_fulltext ON papers "
@@ -96,6 +105,34 @@ def _create_search_index(target: Any, connection: Connection, **_kw: Any) -> Non
 sa.event.listen(metadata, "after_create", _create_search_index)
 
 
+def sync_search_index(conn: Connection) -> int:
+    """Index the papers stored since the last sync (SQLite); returns how many.
+
+    The first statement takes the write lock, so two processes never index the
+    same rows twice. Other databases index on write: nothing to do.
+    """
+    if conn.dialect.name != "sqlite":
+        return 0
+    conn.exec_driver_sql("UPDATE schema_info SET value = value WHERE key = ?", (_WATERMARK,))
+    indexed = conn.exec_driver_sql(
+        "SELECT CAST(value AS INTEGER) FROM schema_info WHERE key = ?", (_WATERMARK,)
+    ).scalar()
+    if indexed is None:  # no search index in this database
+        return 0
+    newest = conn.exec_driver_sql("SELECT COALESCE(MAX(pk), 0) FROM papers").scalar_one()
+    if newest <= indexed:
+        return 0
+    conn.exec_driver_sql(
+        "INSERT INTO papers_fts(rowid, title, abstract) "
+        "SELECT pk, title, abstract FROM papers WHERE pk > ? AND pk <= ?",
+        (indexed, newest),
+    )
+    conn.exec_driver_sql(
+        "UPDATE schema_info SET value = ? WHERE key = ?", (str(newest), _WATERMARK)
+    )
+    return int(newest - indexed)
+
+
 def _sqlite_hits(conn: Connection, terms: tuple[str, ...], *, want: int) -> list[int]:
     """The first ``want`` paper pks in answer order: title hits, then the rest, newest first.
 
@@ -135,6 +172,7 @@ def search_papers(store: SqlStore, text: str, *, limit: int = 5, offset: int = 0
     dialect = store.engine.dialect.name
     with store.transaction() as conn:
         if dialect == "sqlite":
+            sync_search_index(conn)
             pks = _sqlite_hits(conn, terms, want=want)[offset:]
             rows = conn.execute(sa.select(*_PAPER_COLUMNS).where(papers.c.pk.in_(pks))).all()
             by_pk = {row.pk: row for row in rows}

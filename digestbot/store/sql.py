@@ -58,16 +58,25 @@ def bulk_insert(
         return
     dialect = conn.dialect
     processors = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+        (index, proc)
+        for index, name in enumerate(columns)
+        if (proc := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
     ]
-    if any(processors):
-        rows = [
-            tuple(
-                v if proc is None or v is None else proc(v)
-                for proc, v in zip(processors, row, strict=True)
-            )
-            for row in rows
-        ]
+    if processors:
+        # Values repeat a lot (every row's ``now``, common dates): convert each once.
+        memo: list[dict[Any, Any]] = [{} for _ in processors]
+        converted: list[Sequence[Any]] = []
+        for row in rows:
+            values = list(row)
+            for (index, proc), seen in zip(processors, memo, strict=True):
+                value = values[index]
+                if value is not None:
+                    done = seen.get(value)
+                    if done is None:
+                        done = seen[value] = proc(value)
+                    values[index] = done
+            converted.append(tuple(values))
+        rows = converted
     mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if mark is None:  # pragma: no cover - numeric/named drivers: let SQLAlchemy do it
         conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
