@@ -92,9 +92,17 @@ def main() -> None:
         }
         (work / "config.yaml").write_text(yaml.safe_dump(config), "utf-8")
         subprocess.run(
-            [str(Path(sys.executable).parent / "digestbot"), "--config", str(work / "config.yaml"),
-             "--now", NOW, "ingest", "--json"],
-            check=True, capture_output=True,
+            [
+                str(Path(sys.executable).parent / "digestbot"),
+                "--config",
+                str(work / "config.yaml"),
+                "--now",
+                NOW,
+                "ingest",
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
         )
         scores: dict[str, list[tuple[float, float]]] = {m: [] for m in MODES}
         for spec in specs:

@@ -74,7 +74,7 @@ def papers(app: AppContext, search: str | None, limit: int | None, as_json: bool
 def rank(app: AppContext, profile_name: str, limit: int | None, as_json: bool) -> None:
     """Rank every stored paper for a profile, best first."""
     profile = app.settings.profile(profile_name)
-    ranked = rank_profile(app.store, profile, now=app.now())
+    ranked = rank_profile(app.store, profile, now=app.now(), settings=app.settings.ranking)
     if limit is not None:
         ranked = ranked[:limit]
     if as_json:
@@ -96,7 +96,7 @@ def digest(app: AppContext, profile_name: str, fmt: str) -> None:
     """Render a profile's digest to stdout (sends nothing)."""
     del fmt
     profile = app.settings.profile(profile_name)
-    built = build_digest(app.store, profile, now=app.now())
+    built = build_digest(app.store, profile, now=app.now(), settings=app.settings.ranking)
     click.echo(render_markdown(built, templates_dir=app.settings.templates_dir), nl=False)
 
 
@@ -114,7 +114,7 @@ def demo(app: AppContext, out_dir: Path | None) -> None:
     )
     target = out_dir or app.settings.output_dir
     for profile in app.settings.profiles:
-        built = build_digest(app.store, profile, now=app.now())
+        built = build_digest(app.store, profile, now=app.now(), settings=app.settings.ranking)
         path = write_markdown_digest(
             built, out_dir=target, templates_dir=app.settings.templates_dir
         )

@@ -1,0 +1,117 @@
+"""Scores -> ranked ``ScoredPaper`` values with a short deterministic ``why``.
+
+Order: score descending, then upvotes descending, then paper id (stable on ties).
+``why`` names the matched profile terms strongest first; when liked papers drove
+the score more than the profile's words, it names the most similar liked paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from digestbot.models import Paper, ScoredPaper
+from digestbot.ranking.scorer import ProfileScores
+
+WHY_TERMS = 4
+PART_ORDER = (
+    "profile",
+    "like",
+    "semantic",
+    "expansion",
+    "dislike",
+    "upvotes",
+    "recency",
+)
+
+
+def order_rows(
+    scores: ProfileScores, rows: np.ndarray, *, upvotes: np.ndarray, ids: list[str]
+) -> list[int]:
+    """Positions into ``rows`` best first: score, then upvotes, then id."""
+    rounded = np.round(scores.total[rows], 6)
+    id_rank = np.argsort(np.argsort(np.asarray(ids, dtype=object), kind="stable"), kind="stable")
+    return [int(i) for i in np.lexsort((id_rank, -upvotes, -rounded))]
+
+
+def breakdown(scores: ProfileScores, row: int) -> dict[str, float]:
+    out = {
+        name: round(float(scores.parts[name][row]), 6)
+        for name in PART_ORDER
+        if name in scores.parts
+    }
+    for feature, value in zip(scores.features, scores.feature_values[row].tolist(), strict=True):
+        if value > 0:
+            key = f"{feature.kind}:{feature.label}"
+            out[key] = round(out.get(key, 0.0) + value, 6)
+    return out
+
+
+def matched_labels(scores: ProfileScores, row: int) -> tuple[str, ...]:
+    values = scores.feature_values[row]
+    order = sorted(
+        (j for j in range(len(values)) if values[j] > 0),
+        key=lambda j: (-round(float(values[j]), 9), scores.features[j].label),
+    )
+    return tuple(dict.fromkeys(scores.features[j].label for j in order))
+
+
+def why(
+    scores: ProfileScores, row: int, *, matched: tuple[str, ...], liked_title: Callable[[int], str]
+) -> str:
+    if scores.excluded[row]:
+        return "excluded by profile"
+    if scores.disliked[row]:
+        return "marked 👎"
+    if scores.total[row] <= 0:
+        return "no profile terms matched"
+    parts: list[str] = []
+    like = float(scores.parts.get("like", np.zeros(1))[row]) if "like" in scores.parts else 0.0
+    profile = float(scores.parts["profile"][row]) if "profile" in scores.parts else 0.0
+    like_first = like > profile and scores.nearest_liked is not None
+    if like_first and scores.nearest_liked is not None:
+        parts.append(f"like “{liked_title(int(scores.nearest_liked[row]))}”")
+    if matched:
+        parts.append("matches " + ", ".join(matched[:WHY_TERMS]))
+    if like > 0 and not like_first and scores.nearest_liked is not None:
+        parts.append(f"like “{liked_title(int(scores.nearest_liked[row]))}”")
+    if not parts:
+        parts.append("shares terms with the best matches")
+    return "; ".join(parts)
+
+
+def assemble(
+    scores: ProfileScores,
+    rows: Sequence[int],
+    papers: Sequence[Paper],
+    *,
+    liked_title: Callable[[int], str],
+) -> list[ScoredPaper]:
+    """One ``ScoredPaper`` per (row, paper), best first."""
+    row_array = np.asarray(rows, dtype=np.int64)
+    order = order_rows(
+        scores,
+        row_array,
+        upvotes=np.asarray([p.upvotes for p in papers], dtype=np.int64),
+        ids=[p.id for p in papers],
+    )
+    out: list[ScoredPaper] = []
+    for pos in order:
+        row = int(row_array[pos])
+        total = float(scores.total[row])
+        if total > 0:
+            matched = matched_labels(scores, row)
+            detail = breakdown(scores, row)
+        else:
+            matched, detail = (), {}
+        out.append(
+            ScoredPaper(
+                paper=papers[pos],
+                score=round(total, 6),
+                why=why(scores, row, matched=matched, liked_title=liked_title),
+                matched=matched,
+                breakdown=detail,
+            )
+        )
+    return out

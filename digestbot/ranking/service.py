@@ -1,0 +1,119 @@
+"""Rank the whole store for a profile on the persisted index.
+
+Scores come from the index; the store is asked only for what the answer shows:
+ids and titles of every paper, full rows for the best ``FULL_ROWS``, texts of
+the liked and top papers, and the profile's 👍/👎 votes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from digestbot.config import Profile, RankingSettings
+from digestbot.models import ScoredPaper
+from digestbot.ranking.explain import assemble, order_rows
+from digestbot.ranking.lexical import Floats, LexicalIndex
+from digestbot.ranking.persist import sync_index
+from digestbot.ranking.scorer import ProfileScores, score_profile
+from digestbot.store import SqlStore
+from digestbot.store.feedback import load_feedback
+from digestbot.store.ranking import (
+    load_index_documents_by_pk,
+    load_listing,
+    load_papers_by_pk,
+    load_pks,
+    load_texts,
+    pks_of_ids,
+    resolve_paper_pks,
+)
+
+FULL_ROWS = 500  # papers returned with every field; the rest carry id, title, upvotes, date
+
+
+def open_index(store: SqlStore, directory: Path | None) -> LexicalIndex:
+    """The persisted index brought up to date, or an in-memory one when there is no folder."""
+    if directory is not None:
+        return sync_index(store, directory)
+    return LexicalIndex.build(load_index_documents_by_pk(store, load_pks(store)))
+
+
+def profile_votes(store: SqlStore, profile: Profile) -> tuple[list[int], list[int]]:
+    """(👍 pks, 👎 pks) recorded for the profile."""
+    votes = load_feedback(store, subject_kind="profile", subject=profile.name)
+    pks = pks_of_ids(store, [v.paper_id for v in votes])
+    ups = [pks[v.paper_id] for v in votes if v.value > 0 and v.paper_id in pks]
+    downs = [pks[v.paper_id] for v in votes if v.value < 0 and v.paper_id in pks]
+    return ups, downs
+
+
+def score_store(
+    store: SqlStore,
+    index: LexicalIndex,
+    profile: Profile,
+    *,
+    now: datetime,
+    settings: RankingSettings,
+    semantic: Floats | None = None,
+) -> tuple[ProfileScores, dict[int, int], list[int]]:
+    """Scores per index row, the pk -> row map, and the liked rows (like: then 👍)."""
+    row_of = index.row_of_pk()
+    liked_pks = list(dict.fromkeys(resolve_paper_pks(store, profile.like).values()))
+    ups, downs = profile_votes(store, profile)
+    liked_pks += [pk for pk in ups if pk not in liked_pks]
+    liked_rows = [row_of[pk] for pk in liked_pks if pk in row_of and pk not in downs]
+    disliked_rows = [row_of[pk] for pk in downs if pk in row_of]
+
+    def texts(rows: Sequence[int]) -> list[tuple[str, str]]:
+        pks = [int(index.pks[r]) for r in rows]
+        found = load_texts(store, pks)
+        return [found.get(pk, ("", "")) for pk in pks]
+
+    scores = score_profile(
+        index,
+        profile,
+        texts=texts,
+        liked_rows=liked_rows,
+        disliked_rows=disliked_rows,
+        settings=settings,
+        now=now,
+        semantic=semantic,
+    )
+    return scores, row_of, liked_rows
+
+
+def rank_store(
+    store: SqlStore,
+    profile: Profile,
+    *,
+    now: datetime,
+    settings: RankingSettings,
+    index_dir: Path | None,
+) -> list[ScoredPaper]:
+    index = open_index(store, index_dir)
+    scores, row_of, liked_rows = score_store(store, index, profile, now=now, settings=settings)
+    listing = load_listing(store)
+    pks = [pk for pk in listing if pk in row_of]
+    rows = [row_of[pk] for pk in pks]
+    papers = [listing[pk] for pk in pks]
+    order = order_rows(
+        scores,
+        np.asarray(rows, dtype=np.int64),
+        upvotes=np.asarray([p.upvotes for p in papers], dtype=np.int64),
+        ids=[p.id for p in papers],
+    )
+    best = [pks[pos] for pos in order[:FULL_ROWS]]
+    full = load_papers_by_pk(store, best)
+    position = {pk: i for i, pk in enumerate(pks)}
+    for pk, paper in full.items():
+        papers[position[pk]] = paper
+    liked_titles = load_texts(store, [int(index.pks[r]) for r in liked_rows])
+    return assemble(
+        scores,
+        rows,
+        papers,
+        liked_title=lambda k: liked_titles.get(int(index.pks[liked_rows[k]]), ("", ""))[0],
+    )

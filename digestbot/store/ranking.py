@@ -1,0 +1,154 @@
+"""The ranker's reads: papers to index since a watermark, texts and listings by pk.
+
+The lexical index (``digestbot.ranking.persist``) is derived from these; the
+database stays the source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from digestbot.ids import normalize_title
+from digestbot.models import Paper
+from digestbot.ranking.lexical import Document
+from digestbot.store.schema import papers
+from digestbot.store.sql import _PAPER_COLUMNS, SqlStore, _chunks, _paper_from_row, naive_utc, utc
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBatch:
+    documents: list[Document]
+    watermark: datetime | None  # the newest updated_at seen (naive UTC as stored)
+    at_watermark: list[int]  # pks whose updated_at equals the watermark
+
+
+def load_index_batch(
+    store: SqlStore, *, since: datetime | None, seen_at_since: Iterable[int] = ()
+) -> IndexBatch:
+    """Papers changed at or after ``since`` (all when None), minus those already indexed."""
+    query = sa.select(
+        papers.c.pk,
+        papers.c.title,
+        papers.c.abstract,
+        papers.c.upvotes,
+        papers.c.published,
+        papers.c.updated_at,
+    ).order_by(papers.c.updated_at, papers.c.pk)
+    if since is not None:
+        query = query.where(papers.c.updated_at >= naive_utc(since))
+    skip = set(seen_at_since)
+    with store.transaction() as conn:
+        rows = [r for r in conn.execute(query) if r.pk not in skip]
+    if not rows:
+        return IndexBatch([], since, sorted(skip))
+    newest = rows[-1].updated_at
+    at_newest = [r.pk for r in rows if r.updated_at == newest]
+    if since is not None and newest == naive_utc(since):
+        at_newest += list(skip)
+    docs = [
+        Document(
+            pk=r.pk, title=r.title, abstract=r.abstract, upvotes=r.upvotes, published=r.published
+        )
+        for r in rows
+    ]
+    return IndexBatch(docs, utc(newest), sorted(set(at_newest)))
+
+
+def load_texts(store: SqlStore, pks: Sequence[int]) -> dict[int, tuple[str, str]]:
+    out: dict[int, tuple[str, str]] = {}
+    with store.transaction() as conn:
+        for part in _chunks(list(pks)):
+            for row in conn.execute(
+                sa.select(papers.c.pk, papers.c.title, papers.c.abstract).where(
+                    papers.c.pk.in_(part)
+                )
+            ):
+                out[row.pk] = (row.title, row.abstract)
+    return out
+
+
+def load_listing(store: SqlStore) -> dict[int, Paper]:
+    """Every paper with id, title, upvotes and date only (no abstract): cheap for 100k rows."""
+    query = sa.select(
+        papers.c.pk, papers.c.id, papers.c.title, papers.c.upvotes, papers.c.published
+    )
+    with store.transaction() as conn:
+        return {
+            r.pk: Paper(
+                id=r.id, title=r.title, abstract="", upvotes=r.upvotes, published=r.published
+            )
+            for r in conn.execute(query)
+        }
+
+
+def load_papers_by_pk(store: SqlStore, pks: Sequence[int]) -> dict[int, Paper]:
+    out: dict[int, Paper] = {}
+    with store.transaction() as conn:
+        for part in _chunks(list(pks)):
+            for row in conn.execute(sa.select(*_PAPER_COLUMNS).where(papers.c.pk.in_(part))):
+                out[row.pk] = _paper_from_row(row)
+    return out
+
+
+def resolve_paper_pks(store: SqlStore, names: Sequence[str]) -> dict[str, int]:
+    """``like`` entries (paper id or exact title) -> pk, for those that are stored."""
+    if not names:
+        return {}
+    keys = {name: normalize_title(name) for name in names}
+    found: dict[str, int] = {}
+    with store.transaction() as conn:
+        rows: list[Any] = []
+        for part in _chunks(list(names)):
+            rows += conn.execute(
+                sa.select(papers.c.pk, papers.c.id, papers.c.title_key).where(
+                    sa.or_(papers.c.id.in_(part), papers.c.title_key.in_([keys[n] for n in part]))
+                )
+            ).all()
+    by_id = {r.id: r.pk for r in rows}
+    by_title: dict[str, int] = {}
+    for r in sorted(rows, key=lambda r: r.pk):
+        by_title.setdefault(r.title_key, r.pk)
+    for name in names:
+        pk = by_id.get(name.strip(), by_title.get(keys[name]))
+        if pk is not None:
+            found[name] = pk
+    return found
+
+
+def pks_of_ids(store: SqlStore, ids: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    with store.transaction() as conn:
+        for part in _chunks(list(ids)):
+            for row in conn.execute(
+                sa.select(papers.c.pk, papers.c.id).where(papers.c.id.in_(part))
+            ):
+                out[row.id] = row.pk
+    return out
+
+
+def load_pks(store: SqlStore) -> list[int]:
+    with store.transaction() as conn:
+        return [int(pk) for (pk,) in conn.execute(sa.select(papers.c.pk))]
+
+
+def load_index_documents_by_pk(store: SqlStore, pks: Sequence[int]) -> list[Document]:
+    out: list[Document] = []
+    cols = (papers.c.pk, papers.c.title, papers.c.abstract, papers.c.upvotes, papers.c.published)
+    with store.transaction() as conn:
+        for part in _chunks(list(pks)):
+            out += [
+                Document(
+                    pk=r.pk,
+                    title=r.title,
+                    abstract=r.abstract,
+                    upvotes=r.upvotes,
+                    published=r.published,
+                )
+                for r in conn.execute(sa.select(*cols).where(papers.c.pk.in_(part)))
+            ]
+    return out
