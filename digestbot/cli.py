@@ -143,6 +143,10 @@ from digestbot.commands import papers as _papers_commands  # noqa: E402
 
 register(_papers_commands)
 
+from digestbot.commands import ranking as _ranking_commands  # noqa: E402
+
+register(_ranking_commands)
+
 
 def run() -> None:  # pragma: no cover - console script entry point
     main()

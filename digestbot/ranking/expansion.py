@@ -15,6 +15,7 @@ import numpy as np
 from digestbot.ranking.lexical import Floats, LexicalIndex, weighted_terms
 
 MIN_DF = 2  # a term seen in one paper only cannot pull others toward it
+MAX_DF_SHARE = 0.5  # nor can one that half the papers hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,8 @@ def paper_vector(index: LexicalIndex, title: str, abstract: str) -> dict[int, fl
     tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
     df = index.document_frequency(cols)
     idf = index.idfs(cols)
-    weight = (1.0 + np.log(tf)) * idf * (df >= MIN_DF)
+    useful = (df >= MIN_DF) & (df <= MAX_DF_SHARE * max(index.n_live, 1))
+    weight = (1.0 + np.log(tf)) * idf * useful
     norm = float(np.linalg.norm(weight)) or 1.0
     return dict(zip(cols.tolist(), (weight / norm).tolist(), strict=True))
 

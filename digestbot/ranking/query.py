@@ -18,6 +18,7 @@ from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.text import (
     column,
     expansions,
+    labelled_terms,
     phrase_terms,
     phrase_unigrams,
     terms,
@@ -80,6 +81,7 @@ def description_features(profile: Profile, index: LexicalIndex) -> list[Feature]
     tokens = words(profile.description)
     if not tokens[0]:
         return []
+    surface = labelled_terms(profile.description)
     taken = {t for kw in profile.keywords for t in phrase_terms(kw) + phrase_unigrams(kw)}
     limit = DESCRIPTION_MAX_DF * max(index.n_live, 1)
     out: list[Feature] = []
@@ -91,7 +93,7 @@ def description_features(profile: Profile, index: LexicalIndex) -> list[Feature]
             continue
         out.append(
             Feature(
-                label=term,
+                label=surface.get(term, term),
                 kind="description",
                 weight=DESCRIPTION_WEIGHT,
                 alternatives=((term,),),

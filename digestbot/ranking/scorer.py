@@ -33,7 +33,7 @@ LIKE_TERMS = 60  # strongest terms kept from a liked paper
 EXPANSION_DOCS = 8  # top hits used for pseudo-relevance feedback
 EXPANSION_TERMS = 40
 EXPANSION_WEIGHT = 0.6
-DISLIKE_WEIGHT = 0.5
+DISLIKE_WEIGHT = 0.2
 SEMANTIC_WEIGHT = 1.0
 
 
@@ -122,7 +122,7 @@ def score_profile(
 
     if len(disliked_rows):
         vector = centroid(index, texts(list(disliked_rows)), top_terms=LIKE_TERMS)
-        pushed, _ = _scaled(vector.score(index), skip=dead | disliked)
+        pushed = np.minimum(_scaled(vector.score(index), skip=dead | disliked)[0], 1.0)
         parts["dislike"] = -DISLIKE_WEIGHT * pushed * (base > 0)
         base = np.maximum(base + parts["dislike"], 0.0)
 

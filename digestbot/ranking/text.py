@@ -93,6 +93,19 @@ def _phrase_words(text: str) -> list[str]:
     return out
 
 
+def labelled_terms(text: str) -> dict[str, str]:
+    """Unigram and bigram terms of a text -> the words as written (for explanations)."""
+    pairs: list[tuple[str, str]] = []
+    for match in _WORD.finditer(fold(text)):
+        for part in re.split(r"[-'/]", match.group(0)):
+            if part and part not in STOP_WORDS and (len(part) > 1 or part.isdigit()):
+                pairs.append((stem(part), part))
+    out = {term: word for term, word in pairs}
+    for (a, wa), (b, wb) in pairwise(pairs):
+        out.setdefault(f"{a} {b}", f"{wa} {wb}")
+    return out
+
+
 def terms(analysed: tuple[list[str], list[str]]) -> list[str]:
     """Unigrams, adjacent bigrams and joined hyphenated words."""
     tokens, joined = analysed
@@ -118,6 +131,8 @@ def expansions(phrase: str) -> list[str]:
     """The phrase and its acronym counterpart(s): ``SSM`` <-> ``state space model``."""
     key = " ".join(_phrase_words(phrase))
     out = [phrase]
+    if re.search(r"[a-z0-9][-/][a-z0-9]", fold(phrase)):
+        out.append(re.sub(r"(?<=[a-z0-9])[-/](?=[a-z0-9])", "", fold(phrase)))
     for short, long in ACRONYMS.items():
         long_key = " ".join(_phrase_words(long))
         if key in (short, stem(short)) or key == stem(short + "s"):
