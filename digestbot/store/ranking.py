@@ -42,13 +42,14 @@ def load_index_batch(
     if since is not None:
         query = query.where(papers.c.updated_at >= naive_utc(since))
     skip = set(seen_at_since)
+    floor = naive_utc(since) if since is not None else None
     with store.transaction() as conn:
-        rows = [r for r in conn.execute(query) if r.pk not in skip]
+        rows = [r for r in conn.execute(query) if not (r.pk in skip and r.updated_at == floor)]
     if not rows:
         return IndexBatch([], since, sorted(skip))
     newest = rows[-1].updated_at
     at_newest = [r.pk for r in rows if r.updated_at == newest]
-    if since is not None and newest == naive_utc(since):
+    if newest == floor:
         at_newest += list(skip)
     docs = [
         Document(

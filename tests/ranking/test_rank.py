@@ -39,9 +39,7 @@ def test_plural_hyphen_and_case_variants_match() -> None:
         paper("A Subquadratic mixer", FILLER),
         paper("Unrelated title about proteins", FILLER),
     ]
-    profile = Profile(
-        name="p", keywords=["state space model", "self-supervised", "sub-quadratic"]
-    )
+    profile = Profile(name="p", keywords=["state space model", "self-supervised", "sub-quadratic"])
     ranked = rank(papers, profile, now=NOW)
     top = {s.paper.title: s for s in ranked[:3]}
     assert "Unrelated title about proteins" not in top
@@ -108,7 +106,10 @@ def test_top_k_and_min_score() -> None:
     cut = (ranked[0].score + ranked[1].score) / 2
     strict = Profile(name="p", keywords=["pruning"], min_score=cut)
     assert [s.paper.id for s in pick(ranked, strict)] == [ranked[0].paper.id]
-    assert all(s.paper.title != "Nothing here" for s in pick(ranked, Profile(name="p", keywords=["pruning"])))
+    assert all(
+        s.paper.title != "Nothing here"
+        for s in pick(ranked, Profile(name="p", keywords=["pruning"]))
+    )
 
 
 def test_like_only_profile_pulls_similar_papers_up() -> None:
@@ -119,8 +120,15 @@ def test_like_only_profile_pulls_similar_papers_up() -> None:
         paper("Diffusion for images", "denoising diffusion generates images"),
         paper("Graph neural networks", "message passing on graphs"),
     ]
-    profile = Profile(name="p", like=["Linear attention is all you need", "gated linear attention transformers"])
-    ranked = [s for s in rank(papers, profile, now=NOW) if s.paper.title not in ("Linear attention is all you need", "Gated linear attention transformers")]
+    profile = Profile(
+        name="p", like=["Linear attention is all you need", "gated linear attention transformers"]
+    )
+    ranked = [
+        s
+        for s in rank(papers, profile, now=NOW)
+        if s.paper.title
+        not in ("Linear attention is all you need", "Gated linear attention transformers")
+    ]
     assert ranked[0].paper.title == "Retentive networks"
     assert ranked[0].why.startswith("like “")
 
