@@ -1,4 +1,4 @@
-"""Commands around relevance: ``feedback`` (👍/👎 for a profile) and ``explain`` (a score's parts)."""
+"""Relevance commands: ``feedback`` (👍/👎 for a profile) and ``explain`` (a score's parts)."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def test_description_filler_words_do_not_dominate() -> None:
     papers.append(paper("Barlow twins revisited", "Redundancy reduction objective. " + FILLER))
     profile = Profile(
         name="p",
-        description="I am interested in learning with deep models, especially redundancy reduction.",
+        description="Interested in learning with deep models, especially redundancy reduction.",
     )
     ranked = rank(papers, profile, now=NOW)
     assert ranked[0].paper.title == "Barlow twins revisited"
