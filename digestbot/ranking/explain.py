@@ -57,6 +57,20 @@ def matched_labels(scores: ProfileScores, row: int) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scores.features[j].label for j in order))
 
 
+def top_labels(scores: ProfileScores, rows: np.ndarray) -> list[tuple[str, ...]]:
+    """``matched`` for many rows at once: strongest first, ties in feature order."""
+    if not scores.features or not len(rows):
+        return [() for _ in range(len(rows))]
+    values = np.round(scores.feature_values[rows], 9)
+    order = np.argsort(-values, axis=1, kind="stable")[:, : WHY_TERMS + 2]
+    strength = np.take_along_axis(values, order, axis=1)
+    labels = [f.label for f in scores.features]
+    return [
+        tuple(dict.fromkeys(labels[j] for j, v in zip(o, w, strict=True) if v > 0))
+        for o, w in zip(order.tolist(), strength.tolist(), strict=True)
+    ]
+
+
 def why(
     scores: ProfileScores, row: int, *, matched: tuple[str, ...], liked_title: Callable[[int], str]
 ) -> str:
@@ -87,8 +101,13 @@ def assemble(
     papers: Sequence[Paper],
     *,
     liked_title: Callable[[int], str],
+    detailed: int | None = None,
 ) -> list[ScoredPaper]:
-    """One ``ScoredPaper`` per (row, paper), best first."""
+    """One ``ScoredPaper`` per (row, paper), best first.
+
+    The best ``detailed`` papers (all when None) carry the full breakdown and every
+    matched term; the rest their four strongest terms and an empty breakdown.
+    """
     row_array = np.asarray(rows, dtype=np.int64)
     order = order_rows(
         scores,
@@ -96,19 +115,27 @@ def assemble(
         upvotes=np.asarray([p.upvotes for p in papers], dtype=np.int64),
         ids=[p.id for p in papers],
     )
+    limit = len(order) if detailed is None else detailed
+    ordered_rows = row_array[np.asarray(order, dtype=np.int64)] if order else row_array
+    quick = top_labels(scores, ordered_rows[limit:])
+    totals = np.round(scores.total[ordered_rows], 6).tolist()
     out: list[ScoredPaper] = []
-    for pos in order:
+    for rank_pos, pos in enumerate(order):
         row = int(row_array[pos])
-        total = float(scores.total[row])
-        if total > 0:
+        total = totals[rank_pos]
+        if total <= 0:
+            matched: tuple[str, ...] = ()
+            detail: dict[str, float] = {}
+        elif rank_pos < limit:
             matched = matched_labels(scores, row)
             detail = breakdown(scores, row)
         else:
-            matched, detail = (), {}
+            matched = quick[rank_pos - limit][:WHY_TERMS]
+            detail = {}
         out.append(
             ScoredPaper(
                 paper=papers[pos],
-                score=round(total, 6),
+                score=total,
                 why=why(scores, row, matched=matched, liked_title=liked_title),
                 matched=matched,
                 breakdown=detail,

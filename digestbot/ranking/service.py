@@ -116,4 +116,5 @@ def rank_store(
         rows,
         papers,
         liked_title=lambda k: liked_titles.get(int(index.pks[liked_rows[k]]), ("", ""))[0],
+        detailed=FULL_ROWS,
     )

@@ -79,12 +79,11 @@ def load_listing(store: SqlStore) -> dict[int, Paper]:
         papers.c.pk, papers.c.id, papers.c.title, papers.c.upvotes, papers.c.published
     )
     with store.transaction() as conn:
-        return {
-            r.pk: Paper(
-                id=r.id, title=r.title, abstract="", upvotes=r.upvotes, published=r.published
-            )
-            for r in conn.execute(query)
-        }
+        rows = conn.execute(query).tuples().all()
+    return {
+        pk: Paper(id=pid, title=title, abstract="", upvotes=upvotes, published=published)
+        for pk, pid, title, upvotes, published in rows
+    }
 
 
 def load_papers_by_pk(store: SqlStore, pks: Sequence[int]) -> dict[int, Paper]:
