@@ -79,7 +79,7 @@ def load_listing(store: SqlStore) -> dict[int, Paper]:
         papers.c.pk, papers.c.id, papers.c.title, papers.c.upvotes, papers.c.published
     )
     with store.transaction() as conn:
-        rows = conn.execute(query).tuples().all()
+        rows = conn.execute(query).all()
     return {
         pk: Paper(id=pid, title=title, abstract="", upvotes=upvotes, published=published)
         for pk, pid, title, upvotes, published in rows
