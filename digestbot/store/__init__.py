@@ -5,6 +5,7 @@ shared ``schema.metadata``; importing this package registers them all, so
 ``SqlStore.create_schema`` creates every table.
 """
 
+from digestbot.store import embeddings as embeddings
 from digestbot.store import feedback as feedback
 from digestbot.store.sql import FileRecord, SqlStore, UpsertCounts, merge_papers
 
