@@ -43,12 +43,11 @@ def weighted_terms(title: str, abstract: str) -> tuple[dict[int, float], float]:
     title_words = words(title)
     abstract_words = words(abstract)
     counts: dict[int, float] = {}
-    for term in terms(title_words):
-        col = column(term)
-        counts[col] = counts.get(col, 0.0) + TITLE_WEIGHT
-    for term in terms(abstract_words):
-        col = column(term)
-        counts[col] = counts.get(col, 0.0) + 1.0
+    get = counts.get
+    for weight, analysed in ((TITLE_WEIGHT, title_words), (1.0, abstract_words)):
+        for term in terms(analysed):
+            col = column(term)
+            counts[col] = get(col, 0.0) + weight
     return counts, TITLE_WEIGHT * len(title_words[0]) + len(abstract_words[0])
 
 

@@ -69,17 +69,35 @@ def stem(word: str) -> str:
     return str(_STEMMER.stemWord(word))
 
 
+_TOKEN_CACHE: dict[str, tuple[tuple[str, ...], str | None]] = {}
+_TOKEN_CACHE_MAX = 500_000
+
+
+def _analyse_token(raw: str) -> tuple[tuple[str, ...], str | None]:
+    """A raw token -> its stemmed content parts and, when hyphenated, its joined stem."""
+    hit = _TOKEN_CACHE.get(raw)
+    if hit is not None:
+        return hit
+    parts = [p for p in re.split(r"[-'/]", raw) if p]
+    kept = tuple(
+        stem(part) for part in parts if part not in STOP_WORDS and (len(part) > 1 or part.isdigit())
+    )
+    result = (kept, stem("".join(parts)) if len(parts) > 1 else None)
+    if len(_TOKEN_CACHE) >= _TOKEN_CACHE_MAX:
+        _TOKEN_CACHE.clear()
+    _TOKEN_CACHE[raw] = result
+    return result
+
+
 def words(text: str) -> tuple[list[str], list[str]]:
     """Content words, stemmed, in order; and the joined forms of hyphenated words."""
     out: list[str] = []
     joined: list[str] = []
-    for match in _WORD.finditer(fold(text)):
-        parts = [p for p in re.split(r"[-'/]", match.group(0)) if p]
-        for part in parts:
-            if part not in STOP_WORDS and (len(part) > 1 or part.isdigit()):
-                out.append(stem(part))
-        if len(parts) > 1:
-            joined.append(stem("".join(parts)))
+    for raw in _WORD.findall(fold(text)):
+        kept, whole = _analyse_token(raw)
+        out.extend(kept)
+        if whole is not None:
+            joined.append(whole)
     return out, joined
 
 
@@ -142,8 +160,18 @@ def expansions(phrase: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+_COLUMN_CACHE: dict[str, int] = {}
+
+
 def column(term: str) -> int:
-    return zlib.crc32(term.encode()) & (N_COLUMNS - 1)
+    """The hashed column of a term (CRC-32: stable across processes and platforms)."""
+    hit = _COLUMN_CACHE.get(term)
+    if hit is None:
+        hit = zlib.crc32(term.encode()) & (N_COLUMNS - 1)
+        if len(_COLUMN_CACHE) >= _TOKEN_CACHE_MAX:
+            _COLUMN_CACHE.clear()
+        _COLUMN_CACHE[term] = hit
+    return hit
 
 
 def columns(items: Iterable[str]) -> list[int]:
