@@ -57,18 +57,16 @@ def matched_labels(scores: ProfileScores, row: int) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scores.features[j].label for j in order))
 
 
-def top_labels(scores: ProfileScores, rows: np.ndarray) -> list[tuple[str, ...]]:
-    """``matched`` for many rows at once: strongest first, ties in feature order."""
+def strongest_labels(scores: ProfileScores, rows: np.ndarray) -> list[tuple[str, ...]]:
+    """``matched`` for many rows at once, cheaply: the single strongest term (or none)."""
     if not scores.features or not len(rows):
         return [() for _ in range(len(rows))]
-    values = np.round(scores.feature_values[rows], 9)
-    order = np.argsort(-values, axis=1, kind="stable")[:, : WHY_TERMS + 2]
-    strength = np.take_along_axis(values, order, axis=1)
-    labels = [f.label for f in scores.features]
-    return [
-        tuple(dict.fromkeys(labels[j] for j, v in zip(o, w, strict=True) if v > 0))
-        for o, w in zip(order.tolist(), strength.tolist(), strict=True)
-    ]
+    values = scores.feature_values[rows]
+    best = np.argmax(values, axis=1)
+    has = values[np.arange(len(rows)), best] > 0
+    labels = [(f.label,) for f in scores.features]
+    empty: tuple[str, ...] = ()
+    return [labels[j] if ok else empty for j, ok in zip(best.tolist(), has.tolist(), strict=True)]
 
 
 def why(
@@ -106,7 +104,8 @@ def assemble(
     """One ``ScoredPaper`` per (row, paper), best first.
 
     The best ``detailed`` papers (all when None) carry the full breakdown and every
-    matched term; the rest their four strongest terms and an empty breakdown.
+    matched term; the rest (deep in a large store) their strongest term only and an
+    empty breakdown (``digestbot explain`` gives any paper's full breakdown).
     """
     row_array = np.asarray(rows, dtype=np.int64)
     order = order_rows(
@@ -117,7 +116,7 @@ def assemble(
     )
     limit = len(order) if detailed is None else detailed
     ordered_rows = row_array[np.asarray(order, dtype=np.int64)] if order else row_array
-    quick = top_labels(scores, ordered_rows[limit:])
+    quick = strongest_labels(scores, ordered_rows[limit:])
     totals = np.round(scores.total[ordered_rows], 6).tolist()
     out: list[ScoredPaper] = []
     for rank_pos, pos in enumerate(order):
@@ -130,7 +129,7 @@ def assemble(
             matched = matched_labels(scores, row)
             detail = breakdown(scores, row)
         else:
-            matched = quick[rank_pos - limit][:WHY_TERMS]
+            matched = quick[rank_pos - limit]
             detail = {}
         out.append(
             ScoredPaper(

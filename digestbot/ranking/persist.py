@@ -32,7 +32,12 @@ from digestbot.errors import StoreError
 from digestbot.ranking.lexical import LexicalIndex, Segment, merge_segments
 from digestbot.ranking.text import N_COLUMNS, TOKENIZER_VERSION
 from digestbot.store import SqlStore
-from digestbot.store.ranking import load_index_batch, load_index_documents_by_pk, load_pks
+from digestbot.store.ranking import (
+    count_papers,
+    load_index_batch,
+    load_index_documents_by_pk,
+    load_pks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +123,12 @@ def _sync(store: SqlStore, directory: Path) -> LexicalIndex:
     batch = load_index_batch(store, since=since, seen_at_since=manifest["at_watermark"])
     docs = list(batch.documents)
     index = LexicalIndex(segments)
-    stored = load_pks(store)
-    known = set(index.pks[index.live].tolist()) | {d.pk for d in docs}
-    missing = sorted(set(stored) - known)
-    if missing:  # written by a transaction older than the watermark: catch up
+    batch_pks = {d.pk for d in docs}
+    fresh = len(batch_pks - set(index.pks[index.live].tolist())) if docs else 0
+    if index.n_live + fresh != count_papers(store):
+        # a paper written by a transaction older than the watermark: catch up
+        known = set(index.pks[index.live].tolist()) | batch_pks
+        missing = sorted(set(load_pks(store)) - known)
         docs += load_index_documents_by_pk(store, missing)
     if not docs:
         return index

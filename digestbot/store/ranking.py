@@ -131,6 +131,10 @@ def pks_of_ids(store: SqlStore, ids: Sequence[str]) -> dict[str, int]:
     return out
 
 
+def count_papers(store: SqlStore) -> int:
+    return store.count_papers()
+
+
 def load_pks(store: SqlStore) -> list[int]:
     with store.transaction() as conn:
         return [int(pk) for (pk,) in conn.execute(sa.select(papers.c.pk))]

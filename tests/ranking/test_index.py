@@ -121,3 +121,12 @@ def test_configured_index_dir_is_used(store: SqlStore, tmp_path: Path) -> None:
     rank_profile(store, Profile(name="p", keywords=["graph"]), now=NOW, settings=settings)
     assert (tmp_path / "elsewhere" / "manifest.json").is_file()
     assert sync_index(store, tmp_path / "elsewhere").n_live == 30
+
+
+def test_a_paper_written_behind_the_watermark_is_caught_up(store: SqlStore) -> None:
+    add(store, *base_papers(5), when=NOW + timedelta(hours=1))
+    profile = Profile(name="p", keywords=["hyena"])
+    assert len(rank_profile(store, profile, now=NOW)) == 5
+    add(store, Paper(title="Hyena hierarchy", abstract="Long convolutions."), when=NOW)
+    ranked = rank_profile(store, profile, now=NOW)
+    assert len(ranked) == 6 and ranked[0].paper.title == "Hyena hierarchy"
