@@ -1,8 +1,10 @@
 """The persisted lexical index: segments of ``.npy`` files next to the database.
 
-``sync_index`` brings it up to date with the store and returns it: papers whose
-``updated_at`` is at or after the watermark go into one new segment (a changed
-paper's new row supersedes its old one); nothing is rebuilt. When there are
+``sync_index`` brings it up to date with the store and returns it: papers added
+since (pk above the highest indexed) or changed since (``updated_at`` after the
+newest indexed) go into one new segment (a changed paper's new row supersedes
+its old one); nothing is rebuilt. If the index then holds fewer papers than the
+store (a transaction that committed late), the missing ones are caught up. When there are
 more than ``MAX_SEGMENTS`` segments, the newest ones are merged into one, so a
 merge costs about the size of what it merges. Arrays are memory-mapped: a rank
 reads only the postings of the profile's terms.
@@ -114,13 +116,13 @@ def _sync(store: SqlStore, directory: Path) -> LexicalIndex:
         "n_columns": N_COLUMNS,
         "segments": [],
         "watermark": None,
-        "at_watermark": [],
+        "max_pk": 0,
         "next": 0,
     }
     names: list[str] = list(manifest["segments"])
     segments = [load_segment(directory / name) for name in names]
     since = datetime.fromisoformat(manifest["watermark"]) if manifest["watermark"] else None
-    batch = load_index_batch(store, since=since, seen_at_since=manifest["at_watermark"])
+    batch = load_index_batch(store, since=since, max_pk=int(manifest["max_pk"]))
     docs = list(batch.documents)
     index = LexicalIndex(segments)
     batch_pks = {d.pk for d in docs}
@@ -149,7 +151,7 @@ def _sync(store: SqlStore, directory: Path) -> LexicalIndex:
         dropped = []
     manifest["segments"] = names
     manifest["watermark"] = batch.watermark.isoformat() if batch.watermark else None
-    manifest["at_watermark"] = batch.at_watermark
+    manifest["max_pk"] = batch.max_pk
     _write_manifest(directory, manifest)
     for name in dropped:
         shutil.rmtree(directory / name, ignore_errors=True)

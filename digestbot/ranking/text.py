@@ -22,7 +22,7 @@ import Stemmer
 from digestbot.ranking.stopwords import STOP_WORDS
 
 N_COLUMNS = 1 << 22  # hashed term space
-TOKENIZER_VERSION = 2  # bump when the analysis changes: persisted indexes are rebuilt
+TOKENIZER_VERSION = 3  # bump when the analysis changes: persisted indexes are rebuilt
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*")
 _STEMMER = Stemmer.Stemmer("english")

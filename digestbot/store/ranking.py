@@ -6,7 +6,7 @@ database stays the source of truth.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,14 +23,12 @@ from digestbot.store.sql import _PAPER_COLUMNS, SqlStore, _chunks, _paper_from_r
 @dataclass(frozen=True, slots=True)
 class IndexBatch:
     documents: list[Document]
-    watermark: datetime | None  # the newest updated_at seen (naive UTC as stored)
-    at_watermark: list[int]  # pks whose updated_at equals the watermark
+    watermark: datetime | None  # the newest updated_at indexed
+    max_pk: int  # the highest pk indexed
 
 
-def load_index_batch(
-    store: SqlStore, *, since: datetime | None, seen_at_since: Iterable[int] = ()
-) -> IndexBatch:
-    """Papers changed at or after ``since`` (all when None), minus those already indexed."""
+def load_index_batch(store: SqlStore, *, since: datetime | None, max_pk: int) -> IndexBatch:
+    """Papers added (pk above ``max_pk``) or changed (``updated_at`` after ``since``)."""
     query = sa.select(
         papers.c.pk,
         papers.c.title,
@@ -38,26 +36,24 @@ def load_index_batch(
         papers.c.upvotes,
         papers.c.published,
         papers.c.updated_at,
-    ).order_by(papers.c.updated_at, papers.c.pk)
+    ).order_by(papers.c.pk)
     if since is not None:
-        query = query.where(papers.c.updated_at >= naive_utc(since))
-    skip = set(seen_at_since)
-    floor = naive_utc(since) if since is not None else None
+        query = query.where(sa.or_(papers.c.updated_at > naive_utc(since), papers.c.pk > max_pk))
     with store.transaction() as conn:
-        rows = [r for r in conn.execute(query) if not (r.pk in skip and r.updated_at == floor)]
+        rows = conn.execute(query).all()
     if not rows:
-        return IndexBatch([], since, sorted(skip))
-    newest = rows[-1].updated_at
-    at_newest = [r.pk for r in rows if r.updated_at == newest]
-    if newest == floor:
-        at_newest += list(skip)
+        return IndexBatch([], since, max_pk)
+    newest = max(r.updated_at for r in rows)
     docs = [
         Document(
             pk=r.pk, title=r.title, abstract=r.abstract, upvotes=r.upvotes, published=r.published
         )
         for r in rows
     ]
-    return IndexBatch(docs, utc(newest), sorted(set(at_newest)))
+    mark = utc(newest)
+    if since is not None and mark is not None and mark < since:
+        mark = since
+    return IndexBatch(docs, mark, max(max_pk, max(r.pk for r in rows)))
 
 
 def load_texts(store: SqlStore, pks: Sequence[int]) -> dict[int, tuple[str, str]]:
