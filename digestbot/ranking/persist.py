@@ -62,6 +62,8 @@ def save_segment(segment: Segment, path: Path) -> None:
     tmp.mkdir(parents=True)
     for name in _ARRAYS:
         np.save(tmp / f"{name}.npy", getattr(segment, name), allow_pickle=False)
+    if path.exists():
+        shutil.rmtree(path)
     tmp.replace(path)
 
 
@@ -111,7 +113,11 @@ def sync_index(store: SqlStore, directory: Path) -> LexicalIndex:
 
 
 def _sync(store: SqlStore, directory: Path) -> LexicalIndex:
-    manifest = _read_manifest(directory) or {
+    manifest = _read_manifest(directory)
+    if manifest is None:  # none yet, unreadable or outdated: start again
+        for stale in directory.glob("seg-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    manifest = manifest or {
         "version": TOKENIZER_VERSION,
         "n_columns": N_COLUMNS,
         "segments": [],

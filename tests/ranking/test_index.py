@@ -130,3 +130,16 @@ def test_a_paper_written_behind_the_watermark_is_caught_up(store: SqlStore) -> N
     add(store, Paper(title="Hyena hierarchy", abstract="Long convolutions."), when=NOW)
     ranked = rank_profile(store, profile, now=NOW)
     assert len(ranked) == 6 and ranked[0].paper.title == "Hyena hierarchy"
+
+
+def test_an_outdated_index_is_rebuilt_in_place(store: SqlStore) -> None:
+    add(store, *base_papers(5))
+    profile = Profile(name="p", keywords=["graph"])
+    first = [s.paper.id for s in rank_profile(store, profile, now=NOW)]
+    directory = default_index_dir(store)
+    assert directory is not None
+    data = manifest(store)
+    data["version"] = -1
+    (directory / "manifest.json").write_text(json.dumps(data))
+    assert [s.paper.id for s in rank_profile(store, profile, now=NOW)] == first
+    assert manifest(store)["version"] != -1
