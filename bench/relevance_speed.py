@@ -25,6 +25,7 @@ import yaml
 from digestbot.config import Profile, RankingSettings
 from digestbot.ingest import ingest_paths, list_drop_files
 from digestbot.models import Paper
+from digestbot.ranking.lexical import LexicalIndex
 from digestbot.ranking.persist import default_index_dir, sync_index
 from digestbot.ranking.service import score_store
 from digestbot.store import SqlStore
@@ -108,14 +109,16 @@ def main() -> None:
 
     settings = RankingSettings()
     chosen = profiles()
-    began = time.perf_counter()
-    for profile in chosen:
-        score_store(store, index, profile, now=NOW, settings=settings)
-    took = time.perf_counter() - began
-    print(
-        f"lexical scoring, {len(chosen)} profiles x {index.n_live} papers: {took:.2f} s "
-        f"({1000 * took / len(chosen):.0f} ms per profile)"
-    )
+    for label, shared in (("cold term cache per profile", False), ("one index kept", True)):
+        began = time.perf_counter()
+        for profile in chosen:
+            target = index if shared else LexicalIndex(index.segments)
+            score_store(store, target, profile, now=NOW, settings=settings)
+        took = time.perf_counter() - began
+        print(
+            f"lexical scoring, {len(chosen)} profiles x {index.n_live} papers ({label}): "
+            f"{took:.2f} s ({1000 * took / len(chosen):.0f} ms per profile)"
+        )
 
     stamp = NOW + timedelta(days=1, seconds=time.time() % 100_000)
     upsert = fill(store, samples, 1000, start=10_000_000 + int(time.time()), when=stamp)

@@ -118,7 +118,7 @@ class Segment:
         )
 
     def postings(self, col: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
-        i = int(np.searchsorted(self.cols, col))
+        i = int(np.searchsorted(self.cols, np.int32(col)))  # same dtype: no array copy
         if i >= len(self.cols) or self.cols[i] != col:
             return _NO_ROWS, _NO_TF
         return self.rows[self.ptr[i] : self.ptr[i + 1]], self.tf[self.ptr[i] : self.ptr[i + 1]]
@@ -197,14 +197,18 @@ class LexicalIndex:
         avg = float(live_len.mean()) if len(live_len) else 1.0
         self.norm: Floats = K1 * (1.0 - B + B * self.doc_len / (avg or 1.0))
         self._cache: dict[int, tuple[Ints, Floats, float]] = {}
+        self._row_of: dict[int, int] | None = None
 
     @classmethod
     def build(cls, docs: Sequence[Document]) -> LexicalIndex:
         return cls([Segment.build(docs)])
 
     def row_of_pk(self) -> dict[int, int]:
-        rows = np.flatnonzero(self.live)
-        return dict(zip(self.pks[rows].tolist(), rows.tolist(), strict=True))
+        """pk -> live row (computed once per index)."""
+        if self._row_of is None:
+            rows = np.flatnonzero(self.live)
+            self._row_of = dict(zip(self.pks[rows].tolist(), rows.tolist(), strict=True))
+        return self._row_of
 
     def idf(self, df: float) -> float:
         n = max(self.n_live, 1)
@@ -250,7 +254,7 @@ class LexicalIndex:
         for seg in self.segments:
             if not len(seg.cols):
                 continue
-            pos = np.searchsorted(seg.cols, cols)
+            pos = np.searchsorted(seg.cols, cols.astype(np.int32))
             pos_c = np.minimum(pos, len(seg.cols) - 1)
             found = seg.cols[pos_c] == cols
             df[found] += (seg.ptr[pos_c + 1] - seg.ptr[pos_c])[found]

@@ -68,7 +68,11 @@ def save_segment(segment: Segment, path: Path) -> None:
 
 
 def load_segment(path: Path) -> Segment:
-    arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+    # the term directory is searched for every query term: keep it in memory
+    arrays = {
+        name: np.load(path / f"{name}.npy", mmap_mode=None if name == "cols" else "r")
+        for name in _ARRAYS
+    }
     return Segment(**arrays)
 
 

@@ -44,12 +44,18 @@ class ProfileScores:
     total: Floats
     parts: dict[str, Floats]
     features: list[Feature]
-    feature_values: Floats  # rows x features, already scaled into the total
+    raw: Floats  # features x rows: each feature's weighted BM25 evidence
+    share: Floats  # per row: how raw evidence scales into the total
     excluded: np.ndarray
     disliked: np.ndarray
     liked_rows: list[int] = field(default_factory=list)
     nearest_liked: np.ndarray | None = None  # row -> position in liked_rows
     expansion_terms: int = 0
+
+    def features_at(self, rows: np.ndarray | Sequence[int]) -> Floats:
+        """rows x features: each feature's part of the total."""
+        picked = np.asarray(rows, dtype=np.int64)
+        return np.asarray(self.raw[:, picked].T * self.share[picked, None], dtype=np.float64)
 
 
 def _scaled(values: Floats, *, skip: np.ndarray | None = None) -> tuple[Floats, float]:
@@ -81,10 +87,10 @@ def score_profile(
     out_of_play = dead | excluded | disliked
 
     features = keyword_features(profile) + description_features(profile, index)
-    raw = np.zeros((n, len(features)))
+    raw = np.zeros((len(features), n))
     for j, feature in enumerate(features):
-        raw[:, j] = feature.weight * feature.value(index)
-    text, text_top = _scaled(raw.sum(axis=1) if features else np.zeros(n), skip=dead)
+        raw[j] = feature.weight * feature.value(index)
+    text, text_top = _scaled(raw.sum(axis=0) if features else np.zeros(n), skip=dead)
 
     sources: list[tuple[str, float, Floats]] = []
     if text_top > 0:
@@ -135,14 +141,14 @@ def score_profile(
 
     if "profile" in parts:
         share = parts["profile"] / np.maximum(text * text_top, 1e-12)
-        feature_values = raw * share[:, None]
     else:
-        feature_values = np.zeros_like(raw)
+        share = np.zeros(n)
     return ProfileScores(
         total=base,
         parts=parts,
         features=features,
-        feature_values=feature_values,
+        raw=raw,
+        share=share,
         excluded=excluded,
         disliked=disliked,
         liked_rows=list(liked_rows),

@@ -118,21 +118,21 @@ def rank_store(
 ) -> list[ScoredPaper]:
     index = open_index(store, index_dir)
     scores, row_of, liked_rows = score_store(store, index, profile, now=now, settings=settings)
-    listing = load_listing(store)
-    pks = [pk for pk in listing if pk in row_of]
+    listing = [(pk, paper) for pk, paper in load_listing(store) if pk in row_of]
+    pks = [pk for pk, _ in listing]
     rows = [row_of[pk] for pk in pks]
-    papers = [listing[pk] for pk in pks]
+    papers = [paper for _, paper in listing]
     order = order_rows(
         scores,
         np.asarray(rows, dtype=np.int64),
         upvotes=np.asarray([p.upvotes for p in papers], dtype=np.int64),
         ids=[p.id for p in papers],
+        ids_sorted=True,
     )
     best = [pks[pos] for pos in order[:FULL_ROWS]]
     full = load_papers_by_pk(store, best)
-    position = {pk: i for i, pk in enumerate(pks)}
-    for pk, paper in full.items():
-        papers[position[pk]] = paper
+    for pos in order[:FULL_ROWS]:
+        papers[pos] = full.get(pks[pos], papers[pos])
     liked_titles = load_texts(store, [int(index.pks[r]) for r in liked_rows])
     return assemble(
         scores,
@@ -140,4 +140,5 @@ def rank_store(
         papers,
         liked_title=lambda k: liked_titles.get(int(index.pks[liked_rows[k]]), ("", ""))[0],
         detailed=FULL_ROWS,
+        order=order,
     )
