@@ -29,7 +29,8 @@ from digestbot.ranking.query import Feature, description_features, excluded_rows
 
 TextsOf = Callable[[Sequence[int]], list[tuple[str, str]]]  # index rows -> (title, abstract)
 
-LIKE_TERMS = 60  # strongest terms kept from a liked paper
+LIKE_TERMS = 120  # strongest terms kept from a liked paper
+LIKE_MEAN = 1.0  # liked papers combine by their mean (Rocchio centroid); 0 = by max
 EXPANSION_DOCS = 8  # top hits used for pseudo-relevance feedback
 EXPANSION_TERMS = 40
 EXPANSION_WEIGHT = 0.6
@@ -166,7 +167,7 @@ def _like_scores(
         vector: TermVector = centroid(index, [text], top_terms=LIKE_TERMS)
         per_paper.append(np.minimum(_scaled(vector.score(index), skip=skip)[0], 1.0))
     stack = np.vstack(per_paper)
-    like = 0.5 * stack.mean(axis=0) + 0.5 * stack.max(axis=0)
+    like = LIKE_MEAN * stack.mean(axis=0) + (1.0 - LIKE_MEAN) * stack.max(axis=0)
     return np.minimum(_scaled(like, skip=skip)[0], 1.0), stack.argmax(axis=0)
 
 
