@@ -88,7 +88,7 @@ def description_features(profile: Profile, index: LexicalIndex) -> list[Feature]
     for term in dict.fromkeys(terms(tokens)):
         if term in taken:
             continue
-        df = len(index.bm25(column(term))[0])
+        df = float(index.document_frequency(np.asarray([column(term)], dtype=np.int64))[0])
         if df == 0 or df > limit:
             continue
         out.append(

@@ -60,6 +60,9 @@ ACRONYMS: dict[str, str] = {
 }
 
 
+_ACRONYM_KEYS: list[tuple[str, str, str]] = []
+
+
 def fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
@@ -149,10 +152,13 @@ def expansions(phrase: str) -> list[str]:
     """The phrase and its acronym counterpart(s): ``SSM`` <-> ``state space model``."""
     key = " ".join(_phrase_words(phrase))
     out = [phrase]
+    if not _ACRONYM_KEYS:
+        _ACRONYM_KEYS.extend(
+            (short, long, " ".join(_phrase_words(long))) for short, long in ACRONYMS.items()
+        )
     if re.search(r"[a-z0-9][-/][a-z0-9]", fold(phrase)):
         out.append(re.sub(r"(?<=[a-z0-9])[-/](?=[a-z0-9])", "", fold(phrase)))
-    for short, long in ACRONYMS.items():
-        long_key = " ".join(_phrase_words(long))
+    for short, long, long_key in _ACRONYM_KEYS:
         if key in (short, stem(short)) or key == stem(short + "s"):
             out.append(long)
         elif key == long_key:
