@@ -24,11 +24,7 @@ class TermVector:
     weights: Floats
 
     def score(self, index: LexicalIndex) -> Floats:
-        out = np.zeros(index.n_rows)
-        for col, weight in zip(self.cols.tolist(), self.weights.tolist(), strict=True):
-            rows, bm25, _ = index.bm25(int(col))
-            out[rows] += weight * bm25
-        return out
+        return index.weighted_sum(self.cols.tolist(), self.weights.tolist())
 
 
 def paper_vector(index: LexicalIndex, title: str, abstract: str) -> dict[int, float]:

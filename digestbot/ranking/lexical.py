@@ -242,6 +242,21 @@ class LexicalIndex:
         self._cache[col] = result
         return result
 
+    def weighted_sum(self, cols: Sequence[int], weights: Sequence[float]) -> Floats:
+        """Per row: sum of weight x BM25 over the term columns (one pass, one array)."""
+        row_parts: list[Ints] = []
+        val_parts: list[Floats] = []
+        for col, weight in zip(cols, weights, strict=True):
+            rows, bm25, _ = self.bm25(col)
+            if len(rows):
+                row_parts.append(rows)
+                val_parts.append(bm25 * weight if weight != 1.0 else bm25)
+        if not row_parts:
+            return np.zeros(self.n_rows)
+        return np.bincount(
+            np.concatenate(row_parts), weights=np.concatenate(val_parts), minlength=self.n_rows
+        ).astype(np.float64)
+
     def dense(self, col: int) -> Floats:
         rows, weight, _ = self.bm25(col)
         out = np.zeros(self.n_rows)

@@ -41,21 +41,20 @@ class Feature:
     scattered: tuple[str, ...] = ()
 
     def value(self, index: LexicalIndex) -> Floats:
-        best = np.zeros(index.n_rows)
+        best: Floats | None = None
         for alternative in self.alternatives:
             if not alternative:
                 continue
-            total = np.zeros(index.n_rows)
-            for term in alternative:
-                rows, weight, _ = index.bm25(column(term))
-                total[rows] += weight
-            np.maximum(best, total / len(alternative), out=best)
+            share = 1.0 / len(alternative)
+            total = index.weighted_sum([column(t) for t in alternative], [share] * len(alternative))
+            best = total if best is None else np.maximum(best, total, out=best)
+        if best is None:
+            best = np.zeros(index.n_rows)
         if self.scattered:
-            scattered = np.zeros(index.n_rows)
-            for term in self.scattered:
-                rows, weight, _ = index.bm25(column(term))
-                scattered[rows] += weight
-            best += SCATTER_WEIGHT * scattered / len(self.scattered)
+            share = SCATTER_WEIGHT / len(self.scattered)
+            best += index.weighted_sum(
+                [column(t) for t in self.scattered], [share] * len(self.scattered)
+            )
         return best
 
 

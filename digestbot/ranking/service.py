@@ -32,7 +32,7 @@ from digestbot.store.ranking import (
     resolve_paper_pks,
 )
 
-FULL_ROWS = 500  # papers returned with every field; the rest carry id, title, upvotes, date
+FULL_ROWS = 1000  # papers returned with every field (>= the largest top_k); the rest: id, title, upvotes
 
 
 def open_index(store: SqlStore, directory: Path | None) -> LexicalIndex:
