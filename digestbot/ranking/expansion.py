@@ -34,7 +34,8 @@ def paper_vector(index: LexicalIndex, title: str, abstract: str) -> dict[int, fl
     cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
     tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
     df = index.document_frequency(cols)
-    idf = index.idfs(cols)
+    n = max(index.n_live, 1)
+    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
     useful = (df >= MIN_DF) & (df <= MAX_DF_SHARE * max(index.n_live, 1))
     weight = (1.0 + np.log(tf)) * idf * useful
     norm = float(np.linalg.norm(weight)) or 1.0

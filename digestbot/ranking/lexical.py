@@ -198,6 +198,7 @@ class LexicalIndex:
         self.norm: Floats = K1 * (1.0 - B + B * self.doc_len / (avg or 1.0))
         self._cache: dict[int, tuple[Ints, Floats, float]] = {}
         self._row_of: dict[int, int] | None = None
+        self.memo: dict[object, Any] = {}  # per-index derived values (e.g. priors)
 
     @classmethod
     def build(cls, docs: Sequence[Document]) -> LexicalIndex:

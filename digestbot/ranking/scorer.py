@@ -111,8 +111,7 @@ def score_profile(
 
     expansion_terms = 0
     candidates = np.where(out_of_play, 0.0, base)
-    top = np.lexsort((index.pks, -candidates))[:EXPANSION_DOCS]
-    top = top[candidates[top] > 0]
+    top = _top_rows(candidates, index.pks, EXPANSION_DOCS)
     if len(top) >= 2:
         vector = centroid(
             index,
@@ -135,7 +134,10 @@ def score_profile(
 
     base = np.where(out_of_play, 0.0, base)
     matched = base > 0
-    priors = _priors(index, settings=settings, now=now)
+    key = (settings.upvote_weight, settings.recency_weight, settings.recency_half_life_days)
+    cached = index.memo.get(("priors", key, now.date()))
+    priors = cached if cached is not None else _priors(index, settings=settings, now=now)
+    index.memo[("priors", key, now.date())] = priors
     for name, values in priors.items():
         parts[name] = np.where(matched, values, 0.0)
         base = base + parts[name]
@@ -156,6 +158,19 @@ def score_profile(
         nearest_liked=nearest,
         expansion_terms=expansion_terms,
     )
+
+
+def _top_rows(values: Floats, pks: np.ndarray, k: int) -> np.ndarray:
+    """The k rows with the highest positive values, best first (ties: lower pk first)."""
+    if k <= 0 or not len(values):
+        return np.zeros(0, dtype=np.int64)
+    if len(values) > k:
+        cut = np.partition(values, len(values) - k)[len(values) - k]
+        pool = np.flatnonzero(values >= cut)
+    else:
+        pool = np.arange(len(values))
+    pool = pool[values[pool] > 0]
+    return pool[np.lexsort((pks[pool], -values[pool]))][:k]
 
 
 def _like_scores(

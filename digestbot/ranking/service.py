@@ -32,7 +32,9 @@ from digestbot.store.ranking import (
     resolve_paper_pks,
 )
 
-FULL_ROWS = 1000  # papers returned with every field (>= the largest top_k); the rest: id, title, upvotes
+FULL_ROWS = (
+    1000  # papers returned with every field (>= the largest top_k); the rest: id, title, upvotes
+)
 
 
 def open_index(store: SqlStore, directory: Path | None) -> LexicalIndex:
