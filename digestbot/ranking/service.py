@@ -7,6 +7,7 @@ the liked and top papers, and the profile's 👍/👎 votes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -32,9 +33,10 @@ from digestbot.store.ranking import (
     resolve_paper_pks,
 )
 
-FULL_ROWS = (
-    1000  # papers returned with every field (>= the largest top_k); the rest: id, title, upvotes
-)
+log = logging.getLogger(__name__)
+
+# papers returned with every field (>= the largest top_k); the rest: id, title, upvotes
+FULL_ROWS = 1000
 
 
 def open_index(store: SqlStore, directory: Path | None) -> LexicalIndex:
@@ -64,7 +66,11 @@ def score_store(
 ) -> tuple[ProfileScores, dict[int, int], list[int]]:
     """Scores per index row, the pk -> row map, and the liked rows (like: then 👍)."""
     row_of = index.row_of_pk()
-    liked_pks = list(dict.fromkeys(resolve_paper_pks(store, profile.like).values()))
+    found = resolve_paper_pks(store, profile.like)
+    for name in profile.like:
+        if name not in found:
+            log.warning("profile %s: liked paper %r is not in the store", profile.name, name)
+    liked_pks = list(dict.fromkeys(found.values()))
     ups, downs = profile_votes(store, profile)
     liked_pks += [pk for pk in ups if pk not in liked_pks]
     liked_rows = [row_of[pk] for pk in liked_pks if pk in row_of and pk not in downs]

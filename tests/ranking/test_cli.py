@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SEEDS, as_json, write_config
 
 CONFIG = """
@@ -95,3 +97,23 @@ def test_feedback_on_an_unknown_paper_or_profile_is_a_clear_error(tmp_path: Path
     assert bad.exit_code == 2 and "unknown paper 'no-such-paper'" in bad.stderr
     bad = cli("--config", config, "explain", "--profile", "nope", "x")
     assert bad.exit_code == 2 and "unknown profile 'nope'" in bad.stderr
+
+
+def test_a_liked_title_that_is_not_stored_is_reported_and_ignored(
+    tmp_path: Path, cli, caplog: pytest.LogCaptureFixture
+) -> None:
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    config = str(
+        write_config(
+            tmp_path,
+            CONFIG
+            + """  - name: typo
+    like: ["The Devil in Linear Transformer", "A Paper That Does Not Exist"]
+""",
+        )
+    )
+    assert cli("--config", config, "ingest", "--json").exit_code == 0
+    result = cli("--config", config, "rank", "--profile", "typo", "--json")
+    ranked = as_json(result)
+    assert "'A Paper That Does Not Exist' is not in the store" in caplog.text
+    assert len(ranked) == 186 and ranked[1]["why"].startswith("like “The Devil")
