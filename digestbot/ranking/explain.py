@@ -15,6 +15,7 @@ from digestbot.models import Paper, ScoredPaper
 from digestbot.ranking.scorer import ProfileScores
 
 WHY_TERMS = 4
+MATCH_FLOOR = 0.05  # a term adding under 5% of the strongest term's part is not "matched"
 PART_ORDER = (
     "profile",
     "like",
@@ -60,9 +61,11 @@ def breakdown(scores: ProfileScores, row: int) -> dict[str, float]:
 
 
 def matched_labels(scores: ProfileScores, row: int) -> tuple[str, ...]:
+    """Matched profile terms, strongest first; traces under ``MATCH_FLOOR`` of the best left out."""
     values = scores.features_at([row])[0]
+    floor = MATCH_FLOOR * float(values.max()) if len(values) else 0.0
     order = sorted(
-        (j for j in range(len(values)) if values[j] > 0),
+        (j for j in range(len(values)) if values[j] > 0 and values[j] >= floor),
         key=lambda j: (-round(float(values[j]), 9), scores.features[j].label),
     )
     return tuple(dict.fromkeys(scores.features[j].label for j in order))
