@@ -258,12 +258,6 @@ class LexicalIndex:
             np.concatenate(row_parts), weights=np.concatenate(val_parts), minlength=self.n_rows
         ).astype(np.float64)
 
-    def dense(self, col: int) -> Floats:
-        rows, weight, _ = self.bm25(col)
-        out = np.zeros(self.n_rows)
-        out[rows] = weight
-        return out
-
     def document_frequency(self, cols: npt.NDArray[np.int64]) -> Floats:
         """How many rows hold each column (superseded rows included: a close estimate)."""
         df = np.zeros(len(cols))
@@ -275,8 +269,3 @@ class LexicalIndex:
             found = seg.cols[pos_c] == cols
             df[found] += (seg.ptr[pos_c + 1] - seg.ptr[pos_c])[found]
         return df
-
-    def idfs(self, cols: npt.NDArray[np.int64]) -> Floats:
-        n = max(self.n_live, 1)
-        df = self.document_frequency(cols)
-        return np.asarray(np.log(1.0 + (n - df + 0.5) / (df + 0.5)), dtype=np.float64)
