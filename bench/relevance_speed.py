@@ -147,6 +147,10 @@ def main() -> None:
         f"`digestbot rank --profile p --json` on {index.n_live} papers, wall: "
         + ", ".join(f"{w:.2f} s" for w in walls)
     )
+    for args in (["rank", "--profile", "p", "--limit", "10"], ["digest", "--profile", "p"]):
+        began = time.perf_counter()
+        subprocess.run([exe, "--config", str(config), *args], check=True, stdout=subprocess.DEVNULL)
+        print(f"`digestbot {' '.join(args)}` wall: {time.perf_counter() - began:.2f} s")
     store.close()
 
 

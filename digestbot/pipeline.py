@@ -23,21 +23,23 @@ def rank_profile(
     *,
     now: datetime,
     settings: RankingSettings | None = None,
+    limit: int | None = None,
 ) -> list[ScoredPaper]:
-    """Every stored paper ranked for the profile, on the persisted lexical index.
+    """Every stored paper (or the best ``limit``) ranked for the profile, on the persisted index.
 
     The index lives in ``ranking.index_dir`` (default: ``<database file>.index``)
     and is brought up to date first; the profile's 👍/👎 feedback is applied.
     """
     settings = settings or RankingSettings()
     index_dir = settings.index_dir or default_index_dir(store)
-    return rank_store(store, profile, now=now, settings=settings, index_dir=index_dir)
+    return rank_store(store, profile, now=now, settings=settings, index_dir=index_dir, limit=limit)
 
 
 def build_digest(
     store: SqlStore, profile: Profile, *, now: datetime, settings: RankingSettings | None = None
 ) -> Digest:
-    chosen = pick(rank_profile(store, profile, now=now, settings=settings), profile)
+    ranked = rank_profile(store, profile, now=now, settings=settings, limit=profile.top_k)
+    chosen = pick(ranked, profile)
     return Digest(
         profile=profile.name,
         digest_date=now.date(),

@@ -74,9 +74,9 @@ def papers(app: AppContext, search: str | None, limit: int | None, as_json: bool
 def rank(app: AppContext, profile_name: str, limit: int | None, as_json: bool) -> None:
     """Rank every stored paper for a profile, best first."""
     profile = app.settings.profile(profile_name)
-    ranked = rank_profile(app.store, profile, now=app.now(), settings=app.settings.ranking)
-    if limit is not None:
-        ranked = ranked[:limit]
+    ranked = rank_profile(
+        app.store, profile, now=app.now(), settings=app.settings.ranking, limit=limit
+    )
     if as_json:
         print_json([scored_as_dict(item) for item in ranked])
         return

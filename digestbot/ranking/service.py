@@ -8,7 +8,7 @@ the liked and top papers, and the profile's 👍/👎 votes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -123,9 +123,20 @@ def rank_store(
     now: datetime,
     settings: RankingSettings,
     index_dir: Path | None,
+    limit: int | None = None,
 ) -> list[ScoredPaper]:
+    """Every paper best first, or only the best ``limit`` (then only those are read)."""
     index = open_index(store, index_dir)
     scores, row_of, liked_rows = score_store(store, index, profile, now=now, settings=settings)
+    liked_titles = load_texts(store, [int(index.pks[r]) for r in liked_rows])
+
+    def liked_title(k: int) -> str:
+        return liked_titles.get(int(index.pks[liked_rows[k]]), ("", ""))[0]
+
+    if limit is not None:
+        top = _best(store, index, scores, limit=limit, liked_title=liked_title)
+        if top is not None:
+            return top
     listing = [(pk, paper) for pk, paper in load_listing(store) if pk in row_of]
     pks = [pk for pk, _ in listing]
     rows = [row_of[pk] for pk in pks]
@@ -141,12 +152,31 @@ def rank_store(
     full = load_papers_by_pk(store, best)
     for pos in order[:FULL_ROWS]:
         papers[pos] = full.get(pks[pos], papers[pos])
-    liked_titles = load_texts(store, [int(index.pks[r]) for r in liked_rows])
-    return assemble(
-        scores,
-        rows,
-        papers,
-        liked_title=lambda k: liked_titles.get(int(index.pks[liked_rows[k]]), ("", ""))[0],
-        detailed=FULL_ROWS,
-        order=order,
+    ranked = assemble(
+        scores, rows, papers, liked_title=liked_title, detailed=FULL_ROWS, order=order
     )
+    return ranked if limit is None else ranked[:limit]
+
+
+def _best(
+    store: SqlStore,
+    index: LexicalIndex,
+    scores: ProfileScores,
+    *,
+    limit: int,
+    liked_title: Callable[[int], str],
+) -> list[ScoredPaper] | None:
+    """The best ``limit`` papers read by pk; None when ties make the cut too wide."""
+    live = np.flatnonzero(index.live)
+    if not len(live):
+        return []
+    totals = np.round(scores.total[live], 6)
+    k = min(limit, len(live))
+    cut = np.partition(totals, len(totals) - k)[len(totals) - k]
+    candidates = live[totals >= cut]  # every paper that could tie into the best ``limit``
+    if len(candidates) > 4 * limit + 1000:
+        return None
+    papers = load_papers_by_pk(store, [int(index.pks[r]) for r in candidates])
+    rows = [int(r) for r in candidates if int(index.pks[r]) in papers]
+    chosen = [papers[int(index.pks[r])] for r in rows]
+    return assemble(scores, rows, chosen, liked_title=liked_title)[:limit]

@@ -143,3 +143,18 @@ def test_an_outdated_index_is_rebuilt_in_place(store: SqlStore) -> None:
     (directory / "manifest.json").write_text(json.dumps(data))
     assert [s.paper.id for s in rank_profile(store, profile, now=NOW)] == first
     assert manifest(store)["version"] != -1
+
+
+def test_the_best_n_are_the_prefix_of_the_full_ranking(store: SqlStore) -> None:
+    papers = base_papers(40) + [
+        Paper(title=f"Graph mamba {i}", abstract="state space models on graphs", upvotes=i % 3)
+        for i in range(6)
+    ]
+    add(store, *papers)
+    profile = Profile(name="p", keywords=["mamba", "state space model"])
+    full = rank_profile(store, profile, now=NOW)
+    for limit in (1, 3, 6, 10, 46):
+        best = rank_profile(store, profile, now=NOW, limit=limit)
+        assert [(s.paper.id, s.score, s.why) for s in best] == [
+            (s.paper.id, s.score, s.why) for s in full[:limit]
+        ]
