@@ -212,6 +212,10 @@ class RankingSettings(_Model):
     upvote_weight: float = Field(0.02, ge=0)
     recency_weight: float = Field(0.0, ge=0)
     recency_half_life_days: float = Field(30.0, gt=0)
+    index_dir: Path | None = None  # default: <SQLite file>.index; needed for other databases
+    embedding_max_tokens: int = Field(256, ge=16, le=512)
+    embedding_batch_size: int = Field(64, ge=1, le=1024)
+    embedding_inline_limit: int = Field(500, ge=0)  # more missing: rank lexically, embed later
 
 
 class AlertSettings(_Model):
@@ -354,6 +358,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for key in ("templates_dir", "output_dir"):
         if isinstance(data.get(key), str):
             data[key] = str(base / data[key])
+    ranking = data.get("ranking")
+    if isinstance(ranking, dict) and isinstance(ranking.get("index_dir"), str):
+        ranking["index_dir"] = str(base / ranking["index_dir"])
     for profile in data.get("profiles") or []:
         for dest in (profile.get("deliver") or []) if isinstance(profile, dict) else []:
             target = dest.get("file") if isinstance(dest, dict) else None

@@ -8,19 +8,38 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from digestbot.config import Profile
+from digestbot.config import Profile, RankingSettings
 from digestbot.models import Digest, ScoredPaper
-from digestbot.ranking import pick, rank
+from digestbot.ranking import pick
+from digestbot.ranking.persist import default_index_dir
+from digestbot.ranking.service import rank_store
 from digestbot.render import render_markdown
 from digestbot.store import SqlStore
 
 
-def rank_profile(store: SqlStore, profile: Profile, *, now: datetime) -> list[ScoredPaper]:
-    return rank(store.load_papers(), profile, now=now)
+def rank_profile(
+    store: SqlStore,
+    profile: Profile,
+    *,
+    now: datetime,
+    settings: RankingSettings | None = None,
+    limit: int | None = None,
+) -> list[ScoredPaper]:
+    """Every stored paper (or the best ``limit``) ranked for the profile, on the persisted index.
+
+    The index lives in ``ranking.index_dir`` (default: ``<database file>.index``)
+    and is brought up to date first; the profile's 👍/👎 feedback is applied.
+    """
+    settings = settings or RankingSettings()
+    index_dir = settings.index_dir or default_index_dir(store)
+    return rank_store(store, profile, now=now, settings=settings, index_dir=index_dir, limit=limit)
 
 
-def build_digest(store: SqlStore, profile: Profile, *, now: datetime) -> Digest:
-    chosen = pick(rank_profile(store, profile, now=now), profile)
+def build_digest(
+    store: SqlStore, profile: Profile, *, now: datetime, settings: RankingSettings | None = None
+) -> Digest:
+    ranked = rank_profile(store, profile, now=now, settings=settings, limit=profile.top_k)
+    chosen = pick(ranked, profile)
     return Digest(
         profile=profile.name,
         digest_date=now.date(),

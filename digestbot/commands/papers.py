@@ -74,9 +74,9 @@ def papers(app: AppContext, search: str | None, limit: int | None, as_json: bool
 def rank(app: AppContext, profile_name: str, limit: int | None, as_json: bool) -> None:
     """Rank every stored paper for a profile, best first."""
     profile = app.settings.profile(profile_name)
-    ranked = rank_profile(app.store, profile, now=app.now())
-    if limit is not None:
-        ranked = ranked[:limit]
+    ranked = rank_profile(
+        app.store, profile, now=app.now(), settings=app.settings.ranking, limit=limit
+    )
     if as_json:
         print_json([scored_as_dict(item) for item in ranked])
         return
@@ -93,7 +93,7 @@ def rank(app: AppContext, profile_name: str, limit: int | None, as_json: bool) -
 def digest(app: AppContext, profile_name: str, fmt: Format) -> None:
     """Render a profile's digest to stdout (sends nothing)."""
     profile = app.settings.profile(profile_name)
-    built = build_digest(app.store, profile, now=app.now())
+    built = build_digest(app.store, profile, now=app.now(), settings=app.settings.ranking)
     click.echo(render_format(built, fmt, templates_dir=app.settings.templates_dir), nl=False)
 
 
@@ -111,7 +111,7 @@ def demo(app: AppContext, out_dir: Path | None) -> None:
     )
     target = out_dir or app.settings.output_dir
     for profile in app.settings.profiles:
-        built = build_digest(app.store, profile, now=app.now())
+        built = build_digest(app.store, profile, now=app.now(), settings=app.settings.ranking)
         path = write_markdown_digest(
             built, out_dir=target, templates_dir=app.settings.templates_dir
         )

@@ -1,7 +1,9 @@
 """Relevance: score papers against a profile and say why.
 
-``rank(papers, profile, *, now)`` is the interface every caller uses; the
-scorer behind it may change.
+``rank(papers, profile, *, now)`` is the interface every caller uses; it builds
+an in-memory index of the papers it is given. ``digestbot.pipeline.rank_profile``
+scores the persisted, incrementally-updated index of the whole store instead
+(``digestbot.ranking.persist``); both go through ``score_profile``.
 """
 
 from __future__ import annotations
@@ -9,87 +11,108 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import numpy as np
-
-from digestbot.config import Profile
+from digestbot.config import Profile, RankingSettings
+from digestbot.ids import normalize_title
 from digestbot.models import Paper, ScoredPaper
-from digestbot.ranking.lexical import LexicalIndex, phrase_terms
-from digestbot.ranking.text import content_tokens
-
-DESCRIPTION_WEIGHT = 0.4
-
-
-def _query(profile: Profile) -> list[tuple[str, str, float]]:
-    """(label, index term, weight) for every keyword phrase term and description word."""
-    parts: list[tuple[str, str, float]] = []
-    for keyword, weight in profile.keywords.items():
-        terms = phrase_terms(keyword)
-        for term in terms:
-            parts.append((keyword, term, weight / len(terms)))
-    keyword_terms = {t for _, t, _ in parts}
-    for word in dict.fromkeys(content_tokens(profile.description)):
-        if word not in keyword_terms:
-            parts.append((word, word, DESCRIPTION_WEIGHT))
-    return parts
+from digestbot.ranking.explain import assemble
+from digestbot.ranking.lexical import Document, Floats, LexicalIndex
+from digestbot.ranking.scorer import score_profile
 
 
-def _excluded(index: LexicalIndex, profile: Profile) -> np.ndarray:
-    n = index.tf.shape[0]
-    mask = np.zeros(n, dtype=bool)
-    for term in profile.exclude:
-        terms = phrase_terms(term)
-        if not terms:
-            continue
-        hits = index.term_scores(terms) > 0
-        mask |= hits.all(axis=1)
-    return mask
+def resolve_likes(likes: Sequence[str], *, ids: Sequence[str], titles: Sequence[str]) -> list[int]:
+    """Positions of the papers a ``like`` list names, by id or exact (normalised) title."""
+    by_id = {pid: i for i, pid in enumerate(ids)}
+    by_title: dict[str, int] = {}
+    for i, title in enumerate(titles):
+        by_title.setdefault(normalize_title(title), i)
+    out: list[int] = []
+    for item in likes:
+        hit = by_id.get(item.strip())
+        if hit is None:
+            hit = by_title.get(normalize_title(item))
+        if hit is not None and hit not in out:
+            out.append(hit)
+    return out
 
 
-def rank(papers: Sequence[Paper], profile: Profile, *, now: datetime) -> list[ScoredPaper]:
-    """Every paper, best first, each with a score and a short ``why``.
+def rank(
+    papers: Sequence[Paper],
+    profile: Profile,
+    *,
+    now: datetime,
+    settings: RankingSettings | None = None,
+    feedback: Sequence[tuple[str, int]] = (),
+    semantic: Floats | None = None,
+) -> list[ScoredPaper]:
+    """Every paper, best first, each with a score, a short ``why`` and a breakdown.
 
-    Papers that match an ``exclude`` term come last with score 0.
+    ``feedback`` is (paper id, +1 | -1) votes: 👍 pulls toward, 👎 pushes away.
+    Excluded and 👎 papers come last with score 0.
     """
-    del now  # recency priors come with the relevance work
     if not papers:
         return []
-    index = LexicalIndex.build(papers)
-    query = _query(profile)
-    per_term = index.term_scores([term for _, term, _ in query])
-    weights = np.array([w for _, _, w in query]) if query else np.zeros(0)
-    contributions = per_term * weights[None, :] if query else per_term
-    scores = contributions.sum(axis=1) if query else np.zeros(len(papers))
-    excluded = _excluded(index, profile)
-    scores = np.where(excluded, 0.0, scores)
-    labels = [label for label, _, _ in query]
-
-    results: list[ScoredPaper] = []
-    for row, paper in enumerate(papers):
-        by_label: dict[str, float] = {}
-        if query:
-            nonzero = np.flatnonzero(contributions[row])
-            for j in nonzero:
-                by_label[labels[j]] = by_label.get(labels[j], 0.0) + float(contributions[row, j])
-        matched = tuple(sorted(by_label, key=lambda k: (-by_label[k], k)))
-        if excluded[row]:
-            why = "excluded by profile"
-        elif matched:
-            why = "matches " + ", ".join(matched[:5])
-        else:
-            why = "no profile terms matched"
-        results.append(
-            ScoredPaper(
-                paper=paper,
-                score=round(float(scores[row]), 6),
-                why=why,
-                matched=matched,
-                breakdown={"lexical": round(float(scores[row]), 6)},
+    index = LexicalIndex.build(
+        [
+            Document(
+                pk=i, title=p.title, abstract=p.abstract, upvotes=p.upvotes, published=p.published
             )
+            for i, p in enumerate(papers)
+        ]
+    )
+    ids = [p.id for p in papers]
+    liked = resolve_likes(profile.like, ids=ids, titles=[p.title for p in papers])
+    position = {pid: i for i, pid in enumerate(ids)}
+    for paper_id, value in feedback:
+        row = position.get(paper_id)
+        if value > 0 and row is not None and row not in liked:
+            liked.append(row)
+    disliked = [position[pid] for pid, v in feedback if v < 0 and pid in position]
+    liked = [row for row in liked if row not in disliked]
+    scores = score_profile(
+        index,
+        profile,
+        texts=lambda rows: [(papers[r].title, papers[r].abstract) for r in rows],
+        liked_rows=liked,
+        disliked_rows=disliked,
+        settings=settings or RankingSettings(),
+        now=now,
+        semantic=semantic,
+    )
+    return assemble(
+        scores,
+        list(range(len(papers))),
+        papers,
+        liked_title=lambda k: papers[liked[k]].title,
+    )
+
+
+DIRECT_EVIDENCE = ("profile", "like", "semantic")
+
+
+def pick(
+    ranked: Sequence[ScoredPaper], profile: Profile, *, relative_floor: float = 0.2
+) -> list[ScoredPaper]:
+    """The digest's papers, at most ``top_k`` of them, best first.
+
+    A paper is picked when it matched the profile itself (its terms, liked papers or
+    meaning: a paper reached only through query expansion is not), scores at least
+    ``min_score``, and at least ``relative_floor`` times the best paper's score, so a
+    day with one strong match does not pad the digest with weak ones.
+    """
+    if not ranked:
+        return []
+    best = ranked[0].score
+    floor = max(profile.min_score, relative_floor * best)
+    chosen = [
+        item
+        for item in ranked
+        if item.score > 0
+        and item.score >= floor
+        and (
+            not item.breakdown or any(item.breakdown.get(part, 0.0) > 0 for part in DIRECT_EVIDENCE)
         )
-    results.sort(key=lambda s: (-s.score, -s.paper.upvotes, s.paper.id))
-    return results
+    ]
+    return chosen[: profile.top_k]
 
 
-def pick(ranked: Sequence[ScoredPaper], profile: Profile) -> list[ScoredPaper]:
-    """The digest's papers: positive score, at least ``min_score``, at most ``top_k``."""
-    return [s for s in ranked if s.score > 0 and s.score >= profile.min_score][: profile.top_k]
+__all__ = ["pick", "rank", "resolve_likes"]

@@ -1,87 +1,271 @@
-"""BM25 over title and abstract, as sparse matrices (no per-paper loops in scoring).
+"""BM25F over title and abstract, as column-major postings (no per-paper loops in scoring).
 
-Documents are indexed as unigrams and adjacent bigrams, so a two-word keyword is
-matched as a phrase and a longer one by all of its bigrams.
+A ``Segment`` holds the postings of a batch of papers: for every hashed term
+column, the rows holding it and the field-weighted term frequency (title words
+count ``TITLE_WEIGHT`` times). An index is a list of segments; a newer segment
+supersedes a paper's row in an older one. Scoring a term gathers its postings
+from every segment: the cost is the number of matches, not the number of papers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from datetime import date
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
+import numpy.typing as npt
 
-from digestbot.models import Paper
-from digestbot.ranking.text import tokenize
+from digestbot.ranking.text import column, terms, words
 
-TITLE_WEIGHT = 3.0
+TITLE_WEIGHT = 2.5
 K1 = 1.2
 B = 0.75
 
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
 
-def _terms(tokens: list[str]) -> list[str]:
-    return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """What the index needs of a paper."""
+
+    pk: int
+    title: str
+    abstract: str
+    upvotes: int = 0
+    published: date | None = None
+
+
+def weighted_terms(title: str, abstract: str) -> tuple[dict[int, float], float]:
+    """Hashed term columns -> field-weighted frequency, and the weighted length."""
+    title_words = words(title)
+    abstract_words = words(abstract)
+    counts: dict[int, float] = {}
+    get = counts.get
+    for weight, analysed in ((TITLE_WEIGHT, title_words), (1.0, abstract_words)):
+        for term in terms(analysed):
+            col = column(term)
+            counts[col] = get(col, 0.0) + weight
+    return counts, TITLE_WEIGHT * len(title_words[0]) + len(abstract_words[0])
 
 
 @dataclass(frozen=True)
-class LexicalIndex:
-    vocabulary: dict[str, int]
-    tf: sp.csr_matrix  # documents x terms, field-weighted term frequencies
-    doc_len: np.ndarray
-    idf: np.ndarray
+class Segment:
+    cols: npt.NDArray[np.int32]  # sorted distinct term columns
+    ptr: Ints  # postings of cols[i] are rows[ptr[i]:ptr[i+1]]
+    rows: npt.NDArray[np.int32]
+    tf: npt.NDArray[np.float32]
+    pks: Ints  # row -> papers.pk
+    doc_len: npt.NDArray[np.float32]
+    upvotes: npt.NDArray[np.int32]
+    published: npt.NDArray[np.int32]  # date ordinal, 0 when unknown
+
+    @property
+    def size(self) -> int:
+        return len(self.pks)
 
     @classmethod
-    def build(cls, papers: Sequence[Paper]) -> LexicalIndex:
-        vocabulary: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        vals: list[float] = []
-        lengths = np.zeros(len(papers))
-        for row, paper in enumerate(papers):
-            title = tokenize(paper.title)
-            abstract = tokenize(paper.abstract)
-            lengths[row] = TITLE_WEIGHT * len(title) + len(abstract)
-            for weight, tokens in ((TITLE_WEIGHT, title), (1.0, abstract)):
-                for term in _terms(tokens):
-                    rows.append(row)
-                    cols.append(vocabulary.setdefault(term, len(vocabulary)))
-                    vals.append(weight)
-        tf = sp.csr_matrix(
-            (
-                np.asarray(vals),
-                (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)),
+    def build(cls, docs: Sequence[Document]) -> Segment:
+        row_parts: list[int] = []
+        col_parts: list[int] = []
+        val_parts: list[float] = []
+        lengths = np.zeros(len(docs), dtype=np.float32)
+        for row, doc in enumerate(docs):
+            counts, length = weighted_terms(doc.title, doc.abstract)
+            lengths[row] = length
+            row_parts.extend([row] * len(counts))
+            col_parts.extend(counts.keys())
+            val_parts.extend(counts.values())
+        return cls.from_postings(
+            rows=np.asarray(row_parts, dtype=np.int32),
+            cols=np.asarray(col_parts, dtype=np.int32),
+            tf=np.asarray(val_parts, dtype=np.float32),
+            pks=np.asarray([d.pk for d in docs], dtype=np.int64),
+            doc_len=lengths,
+            upvotes=np.asarray([d.upvotes for d in docs], dtype=np.int32),
+            published=np.asarray(
+                [d.published.toordinal() if d.published else 0 for d in docs], dtype=np.int32
             ),
-            shape=(len(papers), max(len(vocabulary), 1)),
         )
-        tf.sum_duplicates()
-        df = np.bincount(tf.indices, minlength=tf.shape[1])
-        n = max(len(papers), 1)
-        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-        return cls(vocabulary=vocabulary, tf=tf, doc_len=lengths, idf=idf)
 
-    def term_scores(self, terms: Sequence[str]) -> np.ndarray:
-        """BM25 contribution of each query term to each document: documents x terms."""
-        n_docs = self.tf.shape[0]
-        out = np.zeros((n_docs, len(terms)))
-        known = [(j, self.vocabulary[t]) for j, t in enumerate(terms) if t in self.vocabulary]
-        if not known or n_docs == 0:
-            return out
-        cols = [c for _, c in known]
-        sub = self.tf[:, cols].toarray()
-        avg = self.doc_len.mean() or 1.0
-        norm = K1 * (1 - B + B * self.doc_len / avg)
-        bm25 = sub * (K1 + 1) / (sub + norm[:, None])
-        bm25 *= self.idf[cols][None, :]
-        for k, (j, _) in enumerate(known):
-            out[:, j] = bm25[:, k]
-        return out
+    @classmethod
+    def from_postings(
+        cls,
+        *,
+        rows: npt.NDArray[np.int32],
+        cols: npt.NDArray[np.int32],
+        tf: npt.NDArray[np.float32],
+        pks: Ints,
+        doc_len: npt.NDArray[np.float32],
+        upvotes: npt.NDArray[np.int32],
+        published: npt.NDArray[np.int32],
+    ) -> Segment:
+        order = np.lexsort((rows, cols))
+        cols, rows, tf = cols[order], rows[order], tf[order]
+        distinct, starts = np.unique(cols, return_index=True)
+        ptr = np.append(starts, len(cols)).astype(np.int64)
+        return cls(
+            cols=distinct.astype(np.int32),
+            ptr=ptr,
+            rows=rows.astype(np.int32),
+            tf=tf.astype(np.float32),
+            pks=pks,
+            doc_len=doc_len,
+            upvotes=upvotes,
+            published=published,
+        )
+
+    def postings(self, col: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        i = int(np.searchsorted(self.cols, np.int32(col)))  # same dtype: no array copy
+        if i >= len(self.cols) or self.cols[i] != col:
+            return _NO_ROWS, _NO_TF
+        return self.rows[self.ptr[i] : self.ptr[i + 1]], self.tf[self.ptr[i] : self.ptr[i + 1]]
+
+    def expanded(self) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+        """(rows, cols) of every posting, for merging segments."""
+        counts = np.diff(self.ptr)
+        return self.rows, np.repeat(self.cols, counts)
 
 
-def phrase_terms(phrase: str) -> list[str]:
-    """The index terms that stand for a keyword: its unigram, or its bigrams."""
-    tokens = tokenize(phrase)
-    if len(tokens) <= 1:
-        return tokens
-    return [f"{a} {b}" for a, b in pairwise(tokens)]
+_NO_ROWS = np.zeros(0, dtype=np.int32)
+_NO_TF = np.zeros(0, dtype=np.float32)
+
+
+def merge_segments(segments: Sequence[Segment]) -> Segment:
+    """One segment with the live rows of many (a later segment's row wins)."""
+    live = live_masks(segments)
+    row_parts, col_parts, tf_parts = [], [], []
+    keep_pks, keep_len, keep_up, keep_pub = [], [], [], []
+    offset = 0
+    for seg, mask in zip(segments, live, strict=True):
+        new_row = np.full(seg.size, -1, dtype=np.int64)
+        new_row[mask] = np.arange(offset, offset + int(mask.sum()))
+        rows, cols = seg.expanded()
+        mapped = new_row[rows]
+        keep = mapped >= 0
+        row_parts.append(mapped[keep].astype(np.int32))
+        col_parts.append(cols[keep])
+        tf_parts.append(seg.tf[keep])
+        keep_pks.append(seg.pks[mask])
+        keep_len.append(seg.doc_len[mask])
+        keep_up.append(seg.upvotes[mask])
+        keep_pub.append(seg.published[mask])
+        offset += int(mask.sum())
+    return Segment.from_postings(
+        rows=np.concatenate(row_parts) if row_parts else _NO_ROWS,
+        cols=np.concatenate(col_parts) if col_parts else _NO_ROWS,
+        tf=np.concatenate(tf_parts) if tf_parts else _NO_TF,
+        pks=np.concatenate(keep_pks) if keep_pks else np.zeros(0, dtype=np.int64),
+        doc_len=np.concatenate(keep_len) if keep_len else np.zeros(0, dtype=np.float32),
+        upvotes=np.concatenate(keep_up) if keep_up else np.zeros(0, dtype=np.int32),
+        published=np.concatenate(keep_pub) if keep_pub else np.zeros(0, dtype=np.int32),
+    )
+
+
+def live_masks(segments: Sequence[Segment]) -> list[npt.NDArray[np.bool_]]:
+    """Per segment, the rows not superseded by a later segment (same pk)."""
+    masks: list[npt.NDArray[np.bool_]] = []
+    later: Ints = np.zeros(0, dtype=np.int64)
+    for seg in reversed(segments):
+        masks.append(~np.isin(seg.pks, later))
+        later = np.concatenate([later, seg.pks])
+    return masks[::-1]
+
+
+class LexicalIndex:
+    """Segments seen as one: global row numbers, live rows, BM25 per term column."""
+
+    def __init__(self, segments: Sequence[Segment]) -> None:
+        self.segments = list(segments)
+        self.offsets = np.cumsum([0] + [s.size for s in self.segments]).astype(np.int64)
+        self.n_rows = int(self.offsets[-1])
+        masks = live_masks(self.segments)
+        self.live = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
+        self.n_live = int(self.live.sum())
+
+        def cat(name: str, dtype: type) -> npt.NDArray[Any]:
+            parts = [getattr(s, name) for s in self.segments]
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+        self.pks: Ints = cat("pks", np.int64)
+        self.doc_len: Floats = cat("doc_len", np.float64)
+        self.upvotes: Ints = cat("upvotes", np.int64)
+        self.published: Ints = cat("published", np.int64)
+        live_len = self.doc_len[self.live]
+        avg = float(live_len.mean()) if len(live_len) else 1.0
+        self.norm: Floats = K1 * (1.0 - B + B * self.doc_len / (avg or 1.0))
+        self._cache: dict[int, tuple[Ints, Floats, float]] = {}
+        self._row_of: dict[int, int] | None = None
+        self.memo: dict[object, Any] = {}  # per-index derived values (e.g. priors)
+
+    @classmethod
+    def build(cls, docs: Sequence[Document]) -> LexicalIndex:
+        return cls([Segment.build(docs)])
+
+    def row_of_pk(self) -> dict[int, int]:
+        """pk -> live row (computed once per index)."""
+        if self._row_of is None:
+            rows = np.flatnonzero(self.live)
+            self._row_of = dict(zip(self.pks[rows].tolist(), rows.tolist(), strict=True))
+        return self._row_of
+
+    def idf(self, df: float) -> float:
+        n = max(self.n_live, 1)
+        return float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+
+    def bm25(self, col: int) -> tuple[Ints, Floats, float]:
+        """(live rows, BM25 weight, idf) of one term column."""
+        hit = self._cache.get(col)
+        if hit is not None:
+            return hit
+        row_parts, tf_parts = [], []
+        for seg, offset in zip(self.segments, self.offsets, strict=False):
+            rows, tf = seg.postings(col)
+            if len(rows):
+                row_parts.append(rows.astype(np.int64) + offset)
+                tf_parts.append(tf.astype(np.float64))
+        if not row_parts:
+            result: tuple[Ints, Floats, float] = (
+                np.zeros(0, dtype=np.int64),
+                np.zeros(0),
+                0.0,
+            )
+        else:
+            rows = np.concatenate(row_parts)
+            tf = np.concatenate(tf_parts)
+            keep = self.live[rows]
+            rows, tf = rows[keep], tf[keep]
+            idf = self.idf(len(rows))
+            weight = idf * tf * (K1 + 1.0) / (tf + self.norm[rows])
+            result = (rows, weight, idf)
+        self._cache[col] = result
+        return result
+
+    def weighted_sum(self, cols: Sequence[int], weights: Sequence[float]) -> Floats:
+        """Per row: sum of weight x BM25 over the term columns (one pass, one array)."""
+        row_parts: list[Ints] = []
+        val_parts: list[Floats] = []
+        for col, weight in zip(cols, weights, strict=True):
+            rows, bm25, _ = self.bm25(col)
+            if len(rows):
+                row_parts.append(rows)
+                val_parts.append(bm25 * weight if weight != 1.0 else bm25)
+        if not row_parts:
+            return np.zeros(self.n_rows)
+        return np.bincount(
+            np.concatenate(row_parts), weights=np.concatenate(val_parts), minlength=self.n_rows
+        ).astype(np.float64)
+
+    def document_frequency(self, cols: npt.NDArray[np.int64]) -> Floats:
+        """How many rows hold each column (superseded rows included: a close estimate)."""
+        df = np.zeros(len(cols))
+        for seg in self.segments:
+            if not len(seg.cols):
+                continue
+            pos = np.searchsorted(seg.cols, cols.astype(np.int32))
+            pos_c = np.minimum(pos, len(seg.cols) - 1)
+            found = seg.cols[pos_c] == cols
+            df[found] += (seg.ptr[pos_c + 1] - seg.ptr[pos_c])[found]
+        return df

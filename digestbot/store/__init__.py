@@ -6,6 +6,7 @@ shared ``schema.metadata``; importing this package registers them all, so
 """
 
 from digestbot.store import daemon as daemon
+from digestbot.store import embeddings as embeddings
 from digestbot.store import feedback as feedback
 from digestbot.store import feeds as feeds
 from digestbot.store import ledger as ledger

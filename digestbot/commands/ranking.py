@@ -1,0 +1,128 @@
+"""Relevance commands: ``feedback`` (👍/👎 for a profile) and ``explain`` (a score's parts)."""
+
+from __future__ import annotations
+
+import click
+
+from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
+from digestbot.errors import ConfigError, NotFoundError
+from digestbot.ranking.explain import breakdown, matched_labels, why
+from digestbot.ranking.persist import default_index_dir
+from digestbot.ranking.service import open_index, score_store
+from digestbot.store.feedback import record_feedback
+from digestbot.store.ranking import load_texts, pks_of_ids
+
+
+@click.command()
+@click.option("--profile", "profile_name", required=True, help="Profile name.")
+@click.argument("paper_id")
+@click.argument("vote", type=click.Choice(["up", "down"]))
+@pass_app
+@handle_errors
+def feedback(app: AppContext, profile_name: str, paper_id: str, vote: str) -> None:
+    """Record 👍 (up) or 👎 (down) on a paper for a profile; a new vote replaces the old one."""
+    profile = app.settings.profile(profile_name)
+    recorded = record_feedback(
+        app.store,
+        subject_kind="profile",
+        subject=profile.name,
+        paper_id=paper_id,
+        value=1 if vote == "up" else -1,
+        source="cli",
+        now=app.now(),
+    )
+    mark = "👍" if recorded.value > 0 else "👎"
+    click.echo(f"{mark} {recorded.paper_id} recorded for profile {profile.name}")
+
+
+@click.command()
+@click.option("--profile", "profile_name", required=True, help="Profile name.")
+@click.argument("paper_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handle_errors
+def explain(app: AppContext, profile_name: str, paper_id: str, as_json: bool) -> None:
+    """Show how a paper's score for a profile is made up."""
+    profile = app.settings.profile(profile_name)
+    settings = app.settings.ranking
+    paper = app.store.get_paper(paper_id)
+    index = open_index(app.store, settings.index_dir or default_index_dir(app.store))
+    scores, row_of, liked_rows = score_store(
+        app.store, index, profile, now=app.now(), settings=settings
+    )
+    pk = pks_of_ids(app.store, [paper.id]).get(paper.id)
+    if pk is None or pk not in row_of:
+        raise NotFoundError("paper", paper_id)
+    row = row_of[pk]
+    liked = load_texts(app.store, [int(index.pks[r]) for r in liked_rows])
+
+    def liked_title(k: int) -> str:
+        return liked.get(int(index.pks[liked_rows[k]]), ("", ""))[0]
+
+    matched = matched_labels(scores, row)
+    total = float(scores.total[row])
+    live = index.live
+    position = int(((scores.total > total) & live).sum()) + 1
+    nearest = (
+        liked_title(int(scores.nearest_liked[row]))
+        if scores.nearest_liked is not None and liked_rows
+        else None
+    )
+    result = {
+        "id": paper.id,
+        "title": paper.title,
+        "profile": profile.name,
+        "score": round(total, 6),
+        "rank": position,
+        "of": int(live.sum()),
+        "why": why(scores, row, matched=matched, liked_title=liked_title),
+        "matched": list(matched),
+        "excluded": bool(scores.excluded[row]),
+        "disliked": bool(scores.disliked[row]),
+        "nearest_liked": nearest,
+        "breakdown": breakdown(scores, row),
+    }
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"{paper.id}  {paper.title}")
+    click.echo(
+        f"profile {profile.name}: score {result['score']:.4f}, rank {position} of {result['of']}"
+    )
+    click.echo(f"why: {result['why']}")
+    if nearest:
+        click.echo(f"most similar liked paper: {nearest}")
+    for key, value in result["breakdown"].items():  # type: ignore[attr-defined]
+        click.echo(f"  {key:<40} {value:+.4f}")
+
+
+@click.command()
+@click.option("--limit", type=click.IntRange(min=1), help="Embed at most this many papers.")
+@pass_app
+@handle_errors
+def embed(app: AppContext, limit: int | None) -> None:
+    """Compute the embeddings that are missing (needs ``digestbot[semantic]`` and a model)."""
+    from digestbot.ranking.semantic import embed_missing, get_embedder
+    from digestbot.store.embeddings import count_missing_embeddings
+
+    embedder = get_embedder(app.settings.ranking)
+    if embedder is None:
+        raise ConfigError(
+            "set ranking.embedding_model and install digestbot[semantic] to embed papers",
+            path=app.settings.source,
+            key="ranking.embedding_model",
+        )
+    total = count_missing_embeddings(app.store, model=embedder.name)
+    if limit is not None:
+        total = min(total, limit)
+    with progress_bar(total, label="embedding", enabled=True) as advance:
+
+        def on_batch(count: int) -> None:
+            for _ in range(count):
+                advance()
+
+        done = embed_missing(app.store, embedder, now=app.now(), limit=limit, on_batch=on_batch)
+    click.echo(f"embedded {done} papers with {embedder.name}")
+
+
+COMMANDS = [feedback, explain, embed]

@@ -1,0 +1,200 @@
+"""Score every indexed paper for one profile: profile words, liked papers, feedback, priors.
+
+Each evidence source is scaled to [0, 1] by its best paper (CombSUM of
+max-normalised scores) and mixed with fixed weights:
+
+1. the profile's words (keyword phrases, description words) by BM25F;
+2. liked papers (``like:`` and 👍): each becomes a TF-IDF term vector scored by
+   BM25, half its mean and half its max over the liked papers;
+3. pseudo-relevance feedback: the strongest terms of the top hits of 1+2 are
+   searched for too (Rocchio with beta = ``EXPANSION_WEIGHT``), which finds
+   papers that use other words for the same topic;
+4. 👎 papers push their look-alikes down (Rocchio's gamma); a 👎 or excluded
+   paper scores 0;
+5. upvotes and recency add small configurable priors to papers that matched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from digestbot.config import Profile, RankingSettings
+from digestbot.ranking.expansion import TermVector, centroid
+from digestbot.ranking.lexical import Floats, LexicalIndex
+from digestbot.ranking.query import Feature, description_features, excluded_rows, keyword_features
+
+TextsOf = Callable[[Sequence[int]], list[tuple[str, str]]]  # index rows -> (title, abstract)
+
+LIKE_TERMS = 120  # strongest terms kept from a liked paper
+LIKE_MEAN = 1.0  # liked papers combine by their mean (Rocchio centroid); 0 = by max
+EXPANSION_DOCS = 8  # top hits used for pseudo-relevance feedback
+EXPANSION_TERMS = 40
+EXPANSION_WEIGHT = 0.6
+DISLIKE_WEIGHT = 0.2
+SEMANTIC_WEIGHT = 1.0
+
+
+@dataclass
+class ProfileScores:
+    """Per index row: the total and its parts (all arrays have ``index.n_rows`` entries)."""
+
+    total: Floats
+    parts: dict[str, Floats]
+    features: list[Feature]
+    raw: Floats  # features x rows: each feature's weighted BM25 evidence
+    share: Floats  # per row: how raw evidence scales into the total
+    excluded: np.ndarray
+    disliked: np.ndarray
+    liked_rows: list[int] = field(default_factory=list)
+    nearest_liked: np.ndarray | None = None  # row -> position in liked_rows
+    expansion_terms: int = 0
+
+    def features_at(self, rows: np.ndarray | Sequence[int]) -> Floats:
+        """rows x features: each feature's part of the total."""
+        picked = np.asarray(rows, dtype=np.int64)
+        return np.asarray(self.raw[:, picked].T * self.share[picked, None], dtype=np.float64)
+
+
+def _scaled(values: Floats, *, skip: np.ndarray | None = None) -> tuple[Floats, float]:
+    pool = values if skip is None or not skip.any() else values[~skip]
+    top = float(pool.max()) if len(pool) else 0.0
+    if top <= 0:
+        return np.zeros_like(values), 0.0
+    return values / top, top
+
+
+def score_profile(
+    index: LexicalIndex,
+    profile: Profile,
+    *,
+    texts: TextsOf,
+    liked_rows: Sequence[int] = (),
+    disliked_rows: Sequence[int] = (),
+    settings: RankingSettings,
+    now: datetime,
+    semantic: Floats | None = None,
+) -> ProfileScores:
+    n = index.n_rows
+    dead = ~index.live
+    liked = np.zeros(n, dtype=bool)
+    liked[list(liked_rows)] = True
+    disliked = np.zeros(n, dtype=bool)
+    disliked[list(disliked_rows)] = True
+    excluded = excluded_rows(index, profile.exclude)
+    out_of_play = dead | excluded | disliked
+
+    features = keyword_features(profile) + description_features(profile, index)
+    raw = np.zeros((len(features), n))
+    for j, feature in enumerate(features):
+        raw[j] = feature.weight * feature.value(index)
+    text, text_top = _scaled(raw.sum(axis=0) if features else np.zeros(n), skip=dead)
+
+    sources: list[tuple[str, float, Floats]] = []
+    if text_top > 0:
+        sources.append(("profile", 1.0, text))
+    nearest: np.ndarray | None = None
+    if len(liked_rows):
+        like, nearest = _like_scores(index, list(liked_rows), texts=texts, skip=dead | liked)
+        sources.append(("like", 1.0, like))
+    if semantic is not None and semantic.any():
+        sources.append(("semantic", SEMANTIC_WEIGHT, _scaled(semantic, skip=dead)[0]))
+    total_weight = sum(w for _, w, _ in sources) or 1.0
+    base = np.zeros(n)
+    parts: dict[str, Floats] = {}
+    for name, weight, values in sources:
+        parts[name] = values * weight / total_weight
+        base += parts[name]
+
+    expansion_terms = 0
+    candidates = np.where(out_of_play, 0.0, base)
+    top = _top_rows(candidates, index.pks, EXPANSION_DOCS)
+    if len(top) >= 2:
+        vector = centroid(
+            index,
+            texts(top.tolist()),
+            weights=candidates[top].tolist(),
+            top_terms=EXPANSION_TERMS,
+        )
+        expansion_terms = len(vector.cols)
+        expanded, _ = _scaled(vector.score(index), skip=dead)
+        scale = 1.0 / (1.0 + EXPANSION_WEIGHT)
+        parts = {k: v * scale for k, v in parts.items()}
+        parts["expansion"] = expanded * EXPANSION_WEIGHT * scale
+        base = base * scale + parts["expansion"]
+
+    if len(disliked_rows):
+        vector = centroid(index, texts(list(disliked_rows)), top_terms=LIKE_TERMS)
+        pushed = np.minimum(_scaled(vector.score(index), skip=dead | disliked)[0], 1.0)
+        parts["dislike"] = -DISLIKE_WEIGHT * pushed * (base > 0)
+        base = np.maximum(base + parts["dislike"], 0.0)
+
+    base = np.where(out_of_play, 0.0, base)
+    matched = base > 0
+    key = (settings.upvote_weight, settings.recency_weight, settings.recency_half_life_days)
+    cached = index.memo.get(("priors", key, now.date()))
+    priors = cached if cached is not None else _priors(index, settings=settings, now=now)
+    index.memo[("priors", key, now.date())] = priors
+    for name, values in priors.items():
+        parts[name] = np.where(matched, values, 0.0)
+        base = base + parts[name]
+
+    if "profile" in parts:
+        share = parts["profile"] / np.maximum(text * text_top, 1e-12)
+    else:
+        share = np.zeros(n)
+    return ProfileScores(
+        total=base,
+        parts=parts,
+        features=features,
+        raw=raw,
+        share=share,
+        excluded=excluded,
+        disliked=disliked,
+        liked_rows=list(liked_rows),
+        nearest_liked=nearest,
+        expansion_terms=expansion_terms,
+    )
+
+
+def _top_rows(values: Floats, pks: np.ndarray, k: int) -> np.ndarray:
+    """The k rows with the highest positive values, best first (ties: lower pk first)."""
+    if k <= 0 or not len(values):
+        return np.zeros(0, dtype=np.int64)
+    if len(values) > k:
+        cut = np.partition(values, len(values) - k)[len(values) - k]
+        pool = np.flatnonzero(values >= cut)
+    else:
+        pool = np.arange(len(values))
+    pool = pool[values[pool] > 0]
+    return pool[np.lexsort((pks[pool], -values[pool]))][:k]
+
+
+def _like_scores(
+    index: LexicalIndex, rows: list[int], *, texts: TextsOf, skip: np.ndarray
+) -> tuple[Floats, np.ndarray]:
+    """Half the mean, half the max of the similarity to each liked paper (each max-scaled)."""
+    per_paper = []
+    for text in texts(rows):
+        vector: TermVector = centroid(index, [text], top_terms=LIKE_TERMS)
+        per_paper.append(np.minimum(_scaled(vector.score(index), skip=skip)[0], 1.0))
+    stack = np.vstack(per_paper)
+    like = LIKE_MEAN * stack.mean(axis=0) + (1.0 - LIKE_MEAN) * stack.max(axis=0)
+    return np.minimum(_scaled(like, skip=skip)[0], 1.0), stack.argmax(axis=0)
+
+
+def _priors(index: LexicalIndex, *, settings: RankingSettings, now: datetime) -> dict[str, Floats]:
+    out: dict[str, Floats] = {}
+    if settings.upvote_weight > 0 and len(index.upvotes):
+        votes = np.log1p(np.maximum(index.upvotes, 0))
+        top = float(votes.max())
+        if top > 0:
+            out["upvotes"] = settings.upvote_weight * votes / top
+    if settings.recency_weight > 0 and len(index.published):
+        age = np.maximum(now.date().toordinal() - index.published, 0)
+        fresh = np.power(0.5, age / settings.recency_half_life_days)
+        out["recency"] = settings.recency_weight * np.where(index.published > 0, fresh, 0.0)
+    return out

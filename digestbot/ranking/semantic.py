@@ -1,0 +1,192 @@
+"""Optional semantic evidence (``digestbot[semantic]``): sentence-transformers embeddings.
+
+Vectors are computed once per paper and model, stored in the database
+(``digestbot.store.embeddings``) and reused; only new or changed papers are
+embedded. A model is loaded once per process and kept. Without the extra, or
+without ``ranking.embedding_model``, ranking is lexical only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from digestbot.config import Profile, RankingSettings
+from digestbot.errors import ConfigError
+from digestbot.ranking.lexical import Floats
+from digestbot.store import SqlStore
+from digestbot.store.embeddings import (
+    count_missing_embeddings,
+    load_embeddings,
+    missing_embeddings,
+    record_embeddings,
+)
+
+log = logging.getLogger(__name__)
+
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder:
+    """A sentence-transformers model, loaded lazily (importing torch costs seconds)."""
+
+    def __init__(self, name: str, *, max_tokens: int, batch_size: int) -> None:
+        self.name = name
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise ConfigError(
+                    "needs the semantic extra: pip install 'digestbot[semantic]'",
+                    key="ranking.embedding_model",
+                ) from exc
+            try:
+                model = SentenceTransformer(self.name, device="cpu")
+            except (OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"cannot load model {self.name!r}: {exc}", key="ranking.embedding_model"
+                ) from exc
+            model.max_seq_length = self.max_tokens
+            self._model = model
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        model = self._load()
+        vectors = model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_EMBEDDERS: dict[tuple[str, int, int], Embedder] = {}
+
+
+def is_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("sentence_transformers") is not None
+
+
+def get_embedder(settings: RankingSettings) -> Embedder | None:
+    """The process-wide embedder for the configured model, or None (lexical only)."""
+    if not settings.embedding_model:
+        return None
+    if not is_available():
+        log.warning(
+            "ranking.embedding_model is set but the semantic extra is not installed: "
+            "ranking lexically"
+        )
+        return None
+    key = (settings.embedding_model, settings.embedding_max_tokens, settings.embedding_batch_size)
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = Embedder(
+            settings.embedding_model,
+            max_tokens=settings.embedding_max_tokens,
+            batch_size=settings.embedding_batch_size,
+        )
+    return _EMBEDDERS[key]
+
+
+def paper_text(title: str, abstract: str) -> str:
+    return f"{title}. {abstract}".strip()
+
+
+def embed_missing(
+    store: SqlStore,
+    embedder: Embedder,
+    *,
+    now: datetime,
+    limit: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Embed papers without a current vector (at most ``limit``); returns how many."""
+    todo = missing_embeddings(store, model=embedder.name, limit=limit)
+    step = max(embedder.batch_size * 4, 1)
+    for start in range(0, len(todo), step):
+        part = todo[start : start + step]
+        vectors = embedder.embed([paper_text(t.title, t.abstract) for t in part])
+        record_embeddings(store, part, vectors, model=embedder.name, now=now)
+        if on_batch is not None:
+            on_batch(len(part))
+    return len(todo)
+
+
+def row_vectors(
+    store: SqlStore, embedder: Embedder, *, row_of: dict[int, int], n_rows: int
+) -> Vectors | None:
+    """Stored vectors laid out by index row (zeros where a paper has none)."""
+    pks, vectors = load_embeddings(store, model=embedder.name)
+    if not len(pks):
+        return None
+    out = np.zeros((n_rows, vectors.shape[1]), dtype=np.float32)
+    rows = np.asarray([row_of.get(int(pk), -1) for pk in pks.tolist()], dtype=np.int64)
+    keep = rows >= 0
+    out[rows[keep]] = vectors[keep]
+    return out
+
+
+def ready_vectors(
+    store: SqlStore,
+    embedder: Embedder,
+    *,
+    settings: RankingSettings,
+    row_of: dict[int, int],
+    n_rows: int,
+    now: datetime,
+) -> Vectors | None:
+    """Vectors for every paper, embedding a few missing ones inline.
+
+    With more than ``ranking.embedding_inline_limit`` papers missing (a backfill),
+    returns None: rank lexically now and let ``digestbot embed`` catch up.
+    """
+    missing = count_missing_embeddings(store, model=embedder.name)
+    if missing > settings.embedding_inline_limit:
+        log.warning(
+            "%s papers have no embedding yet: ranking lexically; run `digestbot embed`", missing
+        )
+        return None
+    if missing:
+        embed_missing(store, embedder, now=now)
+    return row_vectors(store, embedder, row_of=row_of, n_rows=n_rows)
+
+
+def profile_text(profile: Profile) -> str:
+    keywords = ", ".join(profile.keywords)
+    return " ".join(part for part in (profile.description.strip(), keywords) if part)
+
+
+def semantic_scores(
+    embedder: Embedder, vectors: Vectors, profile: Profile, *, liked_rows: Sequence[int]
+) -> Floats:
+    """Cosine to the profile's text and/or to the liked papers (half max, half mean)."""
+    parts: list[Floats] = []
+    text = profile_text(profile)
+    if text:
+        query = embedder.embed([text])[0]
+        parts.append(_scaled(vectors @ query))
+    if len(liked_rows):
+        sims = vectors @ vectors[list(liked_rows)].T
+        parts.append(_scaled(0.5 * sims.max(axis=1) + 0.5 * sims.mean(axis=1)))
+    if not parts:
+        return np.zeros(len(vectors))
+    return np.asarray(sum(parts) / len(parts), dtype=np.float64)
+
+
+def _scaled(values: npt.NDArray[Any]) -> Floats:
+    clipped = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
+    top = float(clipped.max()) if len(clipped) else 0.0
+    return clipped / top if top > 0 else clipped

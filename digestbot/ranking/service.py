@@ -1,0 +1,182 @@
+"""Rank the whole store for a profile on the persisted index.
+
+Scores come from the index; the store is asked only for what the answer shows:
+ids and titles of every paper, full rows for the best ``FULL_ROWS``, texts of
+the liked and top papers, and the profile's 👍/👎 votes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from digestbot.config import Profile, RankingSettings
+from digestbot.models import ScoredPaper
+from digestbot.ranking.explain import assemble, order_rows
+from digestbot.ranking.lexical import Floats, LexicalIndex
+from digestbot.ranking.persist import sync_index
+from digestbot.ranking.scorer import ProfileScores, score_profile
+from digestbot.ranking.semantic import get_embedder, ready_vectors, semantic_scores
+from digestbot.store import SqlStore
+from digestbot.store.feedback import load_feedback
+from digestbot.store.ranking import (
+    load_index_documents_by_pk,
+    load_listing,
+    load_papers_by_pk,
+    load_pks,
+    load_texts,
+    pks_of_ids,
+    resolve_paper_pks,
+)
+
+log = logging.getLogger(__name__)
+
+# papers returned with every field (>= the largest top_k); the rest: id, title, upvotes
+FULL_ROWS = 1000
+
+
+def open_index(store: SqlStore, directory: Path | None) -> LexicalIndex:
+    """The persisted index brought up to date, or an in-memory one when there is no folder."""
+    if directory is not None:
+        return sync_index(store, directory)
+    return LexicalIndex.build(load_index_documents_by_pk(store, load_pks(store)))
+
+
+def profile_votes(store: SqlStore, profile: Profile) -> tuple[list[int], list[int]]:
+    """(👍 pks, 👎 pks) recorded for the profile."""
+    votes = load_feedback(store, subject_kind="profile", subject=profile.name)
+    pks = pks_of_ids(store, [v.paper_id for v in votes])
+    ups = [pks[v.paper_id] for v in votes if v.value > 0 and v.paper_id in pks]
+    downs = [pks[v.paper_id] for v in votes if v.value < 0 and v.paper_id in pks]
+    return ups, downs
+
+
+def score_store(
+    store: SqlStore,
+    index: LexicalIndex,
+    profile: Profile,
+    *,
+    now: datetime,
+    settings: RankingSettings,
+    semantic: Floats | None = None,
+) -> tuple[ProfileScores, dict[int, int], list[int]]:
+    """Scores per index row, the pk -> row map, and the liked rows (like: then 👍)."""
+    row_of = index.row_of_pk()
+    found = resolve_paper_pks(store, profile.like)
+    for name in profile.like:
+        if name not in found:
+            log.warning("profile %s: liked paper %r is not in the store", profile.name, name)
+    liked_pks = list(dict.fromkeys(found.values()))
+    ups, downs = profile_votes(store, profile)
+    liked_pks += [pk for pk in ups if pk not in liked_pks]
+    liked_rows = [row_of[pk] for pk in liked_pks if pk in row_of and pk not in downs]
+    disliked_rows = [row_of[pk] for pk in downs if pk in row_of]
+
+    def texts(rows: Sequence[int]) -> list[tuple[str, str]]:
+        pks = [int(index.pks[r]) for r in rows]
+        found = load_texts(store, pks)
+        return [found.get(pk, ("", "")) for pk in pks]
+
+    if semantic is None:
+        semantic = _semantic(store, index, profile, row_of, liked_rows, settings, now)
+    scores = score_profile(
+        index,
+        profile,
+        texts=texts,
+        liked_rows=liked_rows,
+        disliked_rows=disliked_rows,
+        settings=settings,
+        now=now,
+        semantic=semantic,
+    )
+    return scores, row_of, liked_rows
+
+
+def _semantic(
+    store: SqlStore,
+    index: LexicalIndex,
+    profile: Profile,
+    row_of: dict[int, int],
+    liked_rows: list[int],
+    settings: RankingSettings,
+    now: datetime,
+) -> Floats | None:
+    embedder = get_embedder(settings)
+    if embedder is None:
+        return None
+    vectors = ready_vectors(
+        store, embedder, settings=settings, row_of=row_of, n_rows=index.n_rows, now=now
+    )
+    if vectors is None:
+        return None
+    return semantic_scores(embedder, vectors, profile, liked_rows=liked_rows)
+
+
+def rank_store(
+    store: SqlStore,
+    profile: Profile,
+    *,
+    now: datetime,
+    settings: RankingSettings,
+    index_dir: Path | None,
+    limit: int | None = None,
+) -> list[ScoredPaper]:
+    """Every paper best first, or only the best ``limit`` (then only those are read)."""
+    index = open_index(store, index_dir)
+    scores, row_of, liked_rows = score_store(store, index, profile, now=now, settings=settings)
+    liked_titles = load_texts(store, [int(index.pks[r]) for r in liked_rows])
+
+    def liked_title(k: int) -> str:
+        return liked_titles.get(int(index.pks[liked_rows[k]]), ("", ""))[0]
+
+    if limit is not None:
+        top = _best(store, index, scores, limit=limit, liked_title=liked_title)
+        if top is not None:
+            return top
+    listing = [(pk, paper) for pk, paper in load_listing(store) if pk in row_of]
+    pks = [pk for pk, _ in listing]
+    rows = [row_of[pk] for pk in pks]
+    papers = [paper for _, paper in listing]
+    order = order_rows(
+        scores,
+        np.asarray(rows, dtype=np.int64),
+        upvotes=np.asarray([p.upvotes for p in papers], dtype=np.int64),
+        ids=[p.id for p in papers],
+        ids_sorted=True,
+    )
+    best = [pks[pos] for pos in order[:FULL_ROWS]]
+    full = load_papers_by_pk(store, best)
+    for pos in order[:FULL_ROWS]:
+        papers[pos] = full.get(pks[pos], papers[pos])
+    ranked = assemble(
+        scores, rows, papers, liked_title=liked_title, detailed=FULL_ROWS, order=order
+    )
+    return ranked if limit is None else ranked[:limit]
+
+
+def _best(
+    store: SqlStore,
+    index: LexicalIndex,
+    scores: ProfileScores,
+    *,
+    limit: int,
+    liked_title: Callable[[int], str],
+) -> list[ScoredPaper] | None:
+    """The best ``limit`` papers read by pk; None when ties make the cut too wide."""
+    live = np.flatnonzero(index.live)
+    if not len(live):
+        return []
+    totals = np.round(scores.total[live], 6)
+    k = min(limit, len(live))
+    cut = np.partition(totals, len(totals) - k)[len(totals) - k]
+    candidates = live[totals >= cut]  # every paper that could tie into the best ``limit``
+    if len(candidates) > 4 * limit + 1000:
+        return None
+    papers = load_papers_by_pk(store, [int(index.pks[r]) for r in candidates])
+    rows = [int(r) for r in candidates if int(index.pks[r]) in papers]
+    chosen = [papers[int(index.pks[r])] for r in rows]
+    return assemble(scores, rows, chosen, liked_title=liked_title)[:limit]

@@ -1,0 +1,154 @@
+"""The ranker's reads: papers to index since a watermark, texts and listings by pk.
+
+The lexical index (``digestbot.ranking.persist``) is derived from these; the
+database stays the source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from digestbot.ids import normalize_title
+from digestbot.models import Paper
+from digestbot.ranking.lexical import Document
+from digestbot.store.schema import papers
+from digestbot.store.sql import _PAPER_COLUMNS, SqlStore, _chunks, _paper_from_row, naive_utc, utc
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBatch:
+    documents: list[Document]
+    watermark: datetime | None  # the newest updated_at indexed
+    max_pk: int  # the highest pk indexed
+
+
+def load_index_batch(store: SqlStore, *, since: datetime | None, max_pk: int) -> IndexBatch:
+    """Papers added (pk above ``max_pk``) or changed (``updated_at`` after ``since``)."""
+    query = sa.select(
+        papers.c.pk,
+        papers.c.title,
+        papers.c.abstract,
+        papers.c.upvotes,
+        papers.c.published,
+        papers.c.updated_at,
+    ).order_by(papers.c.pk)
+    if since is not None:
+        query = query.where(sa.or_(papers.c.updated_at > naive_utc(since), papers.c.pk > max_pk))
+    with store.transaction() as conn:
+        rows = conn.execute(query).all()
+    if not rows:
+        return IndexBatch([], since, max_pk)
+    newest = max(r.updated_at for r in rows)
+    docs = [
+        Document(
+            pk=r.pk, title=r.title, abstract=r.abstract, upvotes=r.upvotes, published=r.published
+        )
+        for r in rows
+    ]
+    mark = utc(newest)
+    if since is not None and mark is not None and mark < since:
+        mark = since
+    return IndexBatch(docs, mark, max(max_pk, max(r.pk for r in rows)))
+
+
+def load_texts(store: SqlStore, pks: Sequence[int]) -> dict[int, tuple[str, str]]:
+    out: dict[int, tuple[str, str]] = {}
+    with store.transaction() as conn:
+        for part in _chunks(list(pks)):
+            for row in conn.execute(
+                sa.select(papers.c.pk, papers.c.title, papers.c.abstract).where(
+                    papers.c.pk.in_(part)
+                )
+            ):
+                out[row.pk] = (row.title, row.abstract)
+    return out
+
+
+def load_listing(store: SqlStore) -> list[tuple[int, Paper]]:
+    """Every paper, in id order, with id, title and upvotes only: cheap for 100k rows."""
+    query = sa.select(papers.c.pk, papers.c.id, papers.c.title, papers.c.upvotes).order_by(
+        papers.c.id
+    )
+    with store.transaction() as conn:
+        rows = conn.execute(query).all()
+    return [
+        (pk, Paper(id=pid, title=title, abstract="", upvotes=upvotes))
+        for pk, pid, title, upvotes in rows
+    ]
+
+
+def load_papers_by_pk(store: SqlStore, pks: Sequence[int]) -> dict[int, Paper]:
+    out: dict[int, Paper] = {}
+    with store.transaction() as conn:
+        for part in _chunks(list(pks)):
+            for row in conn.execute(sa.select(*_PAPER_COLUMNS).where(papers.c.pk.in_(part))):
+                out[row.pk] = _paper_from_row(row)
+    return out
+
+
+def resolve_paper_pks(store: SqlStore, names: Sequence[str]) -> dict[str, int]:
+    """``like`` entries (paper id or exact title) -> pk, for those that are stored."""
+    if not names:
+        return {}
+    keys = {name: normalize_title(name) for name in names}
+    found: dict[str, int] = {}
+    with store.transaction() as conn:
+        rows: list[Any] = []
+        for part in _chunks(list(names)):
+            rows += conn.execute(
+                sa.select(papers.c.pk, papers.c.id, papers.c.title_key).where(
+                    sa.or_(papers.c.id.in_(part), papers.c.title_key.in_([keys[n] for n in part]))
+                )
+            ).all()
+    by_id = {r.id: r.pk for r in rows}
+    by_title: dict[str, int] = {}
+    for r in sorted(rows, key=lambda r: r.pk):
+        by_title.setdefault(r.title_key, r.pk)
+    for name in names:
+        pk = by_id.get(name.strip(), by_title.get(keys[name]))
+        if pk is not None:
+            found[name] = pk
+    return found
+
+
+def pks_of_ids(store: SqlStore, ids: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    with store.transaction() as conn:
+        for part in _chunks(list(ids)):
+            for row in conn.execute(
+                sa.select(papers.c.pk, papers.c.id).where(papers.c.id.in_(part))
+            ):
+                out[row.id] = row.pk
+    return out
+
+
+def count_papers(store: SqlStore) -> int:
+    return store.count_papers()
+
+
+def load_pks(store: SqlStore) -> list[int]:
+    with store.transaction() as conn:
+        return [int(pk) for (pk,) in conn.execute(sa.select(papers.c.pk))]
+
+
+def load_index_documents_by_pk(store: SqlStore, pks: Sequence[int]) -> list[Document]:
+    out: list[Document] = []
+    cols = (papers.c.pk, papers.c.title, papers.c.abstract, papers.c.upvotes, papers.c.published)
+    with store.transaction() as conn:
+        for part in _chunks(list(pks)):
+            out += [
+                Document(
+                    pk=r.pk,
+                    title=r.title,
+                    abstract=r.abstract,
+                    upvotes=r.upvotes,
+                    published=r.published,
+                )
+                for r in conn.execute(sa.select(*cols).where(papers.c.pk.in_(part)))
+            ]
+    return out

