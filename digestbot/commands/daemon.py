@@ -29,6 +29,16 @@ def load_send() -> SendFn | None:
     return send
 
 
+def load_send_personal() -> SendFn | None:
+    """The personal (direct-message) digests, when this installation has them."""
+    try:
+        personal = importlib.import_module("digestbot.delivery.personal")
+    except ImportError:
+        return None
+    send: SendFn = personal.send_personal_due
+    return send
+
+
 def load_poll() -> PollFn | None:
     """The feeds service, when this installation has it."""
     try:
@@ -44,7 +54,12 @@ def build_daemon(app: AppContext, **overrides: Any) -> Daemon:
     alerter = Alerter(
         app.store, build_notifier(settings), source_failures=settings.alerts.source_failures
     )
-    services: dict[str, Any] = {"send": load_send(), "poll": load_poll(), **overrides}
+    services: dict[str, Any] = {
+        "send": load_send(),
+        "send_personal": load_send_personal(),
+        "poll": load_poll(),
+        **overrides,
+    }
     return Daemon(settings, app.store, alerter=alerter, clock=app.now, **services)
 
 
@@ -89,6 +104,10 @@ def status(app: AppContext, as_json: bool) -> None:
     click.echo("profiles:")
     for p in report["profiles"]:
         click.echo(f"  {p['name']:<24} next {p['next_run_local']}  ({p['cron']}, {p['timezone']})")
+    if report.get("personal"):
+        click.echo("personal digests (direct messages):")
+        for p in report["personal"]:
+            click.echo(f"  {p['user']:<24} next {p['next_run_local']}  ({p['timezone']})")
     click.echo("last digests:")
     for d in report["deliveries"] or [{"profile": "-", "destination": "(none yet)"}]:
         error = f"  error: {d['error']}" if d.get("error") else ""

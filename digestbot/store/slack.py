@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from digestbot.config import Profile
+from digestbot.config import Profile, Schedule
 from digestbot.store.schema import metadata
 from digestbot.store.sql import SqlStore, naive_utc
 
@@ -57,6 +57,11 @@ class PersonalProfile:
         if not self.terms:
             return None
         return Profile(name=f"user-{self.user_id.lower()}", keywords=list(self.terms))
+
+    def as_schedule(self) -> Schedule:
+        """Daily at the chosen ``HH:MM`` in the person's timezone."""
+        hour, minute = (int(part) for part in self.delivery_time.split(":"))
+        return Schedule(cron=f"{minute} {hour} * * *", timezone=self.timezone)
 
 
 # -- channel subscriptions ---------------------------------------------------------------------
