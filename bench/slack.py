@@ -42,7 +42,7 @@ from digestbot.slack_app import build_slack_app  # noqa: E402
 from digestbot.slack_commands import PapersCommand  # noqa: E402
 from digestbot.sources.drops import read_drop  # noqa: E402
 from digestbot.store import SqlStore  # noqa: E402
-from tests.slack_stub import running_slack_stand_in, sign  # noqa: E402
+from tests.slack_api import running_slack_api, sign  # noqa: E402
 
 SECRET = "bench-secret"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -215,7 +215,7 @@ def bench_database(path: Path, *, n_queries: int, concurrency: int, rounds: int)
 
 def play_slack(conn: Connection, texts: list[str], concurrency: int, rounds: int) -> None:
     """Slack's side, in a child process: send signed commands, receive the answers."""
-    with running_slack_stand_in() as slack:
+    with running_slack_api(token="xoxb-bench") as slack:
         conn.send(slack.base)
         url = conn.recv()
         e2e_ms = []

@@ -1,4 +1,6 @@
-"""Shared fixtures: a real SQLite store on tmp_path, the sample drops, a CLI runner."""
+"""Shared fixtures: a real SQLite store on tmp_path, the sample drops, a CLI runner, the
+Slack Web API stand-in (``slack_api``) and a real SMTP server with STARTTLS and AUTH
+(``smtp_server``), both on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from click.testing import CliRunner, Result
 
 from digestbot.cli import main
 from digestbot.store import SqlStore
+from tests.slack_api import SlackApi, running_slack_api
+from tests.smtp_server import SmtpServer
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -96,3 +101,21 @@ def any_store(request: pytest.FixtureRequest, db_url: str) -> Iterator[SqlStore]
     opened = open_postgres_store() if request.param == "postgres" else SqlStore.open(db_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def slack_api() -> Iterator[SlackApi]:
+    with running_slack_api() as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def smtp_server(ca: trustme.CA) -> Iterator[SmtpServer]:
+    server = SmtpServer(ca).start()
+    yield server
+    server.stop()
