@@ -34,12 +34,15 @@ class Running:
     slack: SlackApi
     store: SqlStore
     counter: int = 0
+    ts: int = TS  # requests are signed at the app's clock
 
     def post(
-        self, body: bytes, *, headers: dict[str, str] | None = None, ts: int = TS
+        self, body: bytes, *, headers: dict[str, str] | None = None, ts: int | None = None
     ) -> tuple[int, str]:
         sent = {"Content-Type": "application/x-www-form-urlencoded"}
-        sent.update(sign(SECRET, body, ts) if headers is None else headers)
+        sent.update(
+            sign(SECRET, body, self.ts if ts is None else ts) if headers is None else headers
+        )
         request = urllib.request.Request(self.url, data=body, headers=sent, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -131,7 +134,8 @@ def serving_slack_app(
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield Running(f"http://127.0.0.1:{server.server_port}/slack/events", slack, store)
+        url = f"http://127.0.0.1:{server.server_port}/slack/events"
+        yield Running(url, slack, store, ts=int(now().timestamp()))
     finally:
         server.shutdown()
         server.server_close()
