@@ -1,6 +1,6 @@
 """Shared fixtures: a real SQLite store on tmp_path, the sample drops, a CLI runner, the
 Slack Web API stand-in (``slack_api``) and a real SMTP server with STARTTLS and AUTH
-(``smtp_server``), both on 127.0.0.1."""
+(``smtp_server``), and a feed server (``server``) with an ``http`` client, all on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trustme
 from click.testing import CliRunner, Result
 
 from digestbot.cli import main
 from digestbot.store import SqlStore
+from tests.feed_server import FeedServer, serving
 from tests.slack_api import SlackApi, running_slack_api
 from tests.smtp_server import SmtpServer
 
@@ -119,3 +121,15 @@ def smtp_server(ca: trustme.CA) -> Iterator[SmtpServer]:
     server = SmtpServer(ca).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    """A feed server on 127.0.0.1 (tests.feed_server): routes, answers, the requests seen."""
+    yield from serving()
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(trust_env=False) as client:
+        yield client
