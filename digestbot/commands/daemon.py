@@ -19,33 +19,29 @@ from digestbot.status import build_status
 log = logging.getLogger(__name__)
 
 
-def load_send() -> SendFn | None:
-    """The delivery service, when this installation has it."""
+def load_service(module: str, name: str) -> Any:
+    """A service function of an optional part (delivery, feeds), when it is installed."""
     try:
-        service = importlib.import_module("digestbot.delivery.service")
+        return getattr(importlib.import_module(module), name)
     except ImportError:
         return None
-    send: SendFn = service.send_due
+
+
+def load_send() -> SendFn | None:
+    """The delivery service."""
+    send: SendFn | None = load_service("digestbot.delivery.service", "send_due")
     return send
 
 
 def load_send_personal() -> SendFn | None:
-    """The personal (direct-message) digests, when this installation has them."""
-    try:
-        personal = importlib.import_module("digestbot.delivery.personal")
-    except ImportError:
-        return None
-    send: SendFn = personal.send_personal_due
+    """The personal (direct-message) digests."""
+    send: SendFn | None = load_service("digestbot.delivery.personal", "send_personal_due")
     return send
 
 
 def load_poll() -> PollFn | None:
-    """The feeds service, when this installation has it."""
-    try:
-        polling = importlib.import_module("digestbot.polling")
-    except ImportError:
-        return None
-    poll: PollFn = polling.poll_feeds
+    """The feeds service."""
+    poll: PollFn | None = load_service("digestbot.polling", "poll_feeds")
     return poll
 
 
