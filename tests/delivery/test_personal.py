@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,11 +29,12 @@ SET_UP = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
 DUE = datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
 
 
-def settings_for(api: SlackApi) -> Settings:
+def settings_for(api: SlackApi, **extra: Any) -> Settings:
     return parse_settings(
         {
             "slack": {"bot_token": api.token, "base_url": api.url, "signing_secret": SECRET},
             "profiles": [{"name": "attn", "keywords": ["vision"]}],
+            **extra,
         },
         env={},
     )
@@ -121,10 +124,10 @@ def test_a_failed_dm_is_retried_after_ten_minutes_within_the_grace(
     assert len(slack_api.posted()) == 1
 
 
-def test_the_daemon_asks_every_minute_and_status_shows_the_next_time(
-    served: Running, store: SqlStore, slack_api: SlackApi
+def test_the_daemon_asks_every_minute_run_once_too_and_status_shows_the_next_time(
+    served: Running, store: SqlStore, slack_api: SlackApi, tmp_path: Path
 ) -> None:
-    settings = settings_for(slack_api)
+    settings = settings_for(slack_api, drops={"path": str(tmp_path)})
     clock = [DUE - timedelta(minutes=1)]
     daemon = Daemon(
         settings,
@@ -138,8 +141,10 @@ def test_the_daemon_asks_every_minute_and_status_shows_the_next_time(
     assert daemon.send_personal_digests() is True
     assert slack_api.posted() == []
     clock[0] = DUE + timedelta(seconds=30)
+    assert daemon.run_once() is True  # drops (none), attn (not due at 06:30), personal
+    assert [m["channel"] for m in slack_api.posted()] == ["D1"]  # the personal one went
     assert daemon.send_personal_digests() is True
-    assert [m["channel"] for m in slack_api.posted()] == ["D1"]
+    assert len(slack_api.posted()) == 1
 
     [person] = build_status(settings, store, now=DUE + timedelta(minutes=1))["personal"]
     assert person["user"] == "U1" and person["timezone"] == "Europe/Berlin"
