@@ -45,6 +45,7 @@ def served(store: SqlStore, slack_api: SlackApi) -> Iterator[Running]:
     add_papers(store, [make_paper(i) for i in range(1, 4)], now=SET_UP)
     with serving_slack_app(settings_for(slack_api), store, slack_api, now=lambda: SET_UP) as app:
         app.command("follow linear attention", user="U1", channel="D1")
+        answer(app, 1)  # the work runs after the ack: one command at a time, as a person types
         app.command("time 07:30", user="U1", channel="D1")
         assert "*07:30* (Europe/Berlin)" in json.dumps(answer(app, 2))
         yield app
