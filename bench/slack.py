@@ -37,6 +37,7 @@ from rich.progress import Progress  # noqa: E402
 from slack_sdk import WebClient  # noqa: E402
 
 from digestbot.config import load_defaults_data, parse_settings  # noqa: E402
+from digestbot.ids import title_id_of_key  # noqa: E402
 from digestbot.server import build_http_server, build_router  # noqa: E402
 from digestbot.slack_app import build_slack_app  # noqa: E402
 from digestbot.slack_commands import PapersCommand  # noqa: E402
@@ -77,8 +78,8 @@ def build_database(path: Path, count: int, *, seed: int = 7) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
     sql = (
-        "INSERT INTO papers (id, title_key, title, abstract, authors, urls, upvotes, extra, "
-        "first_seen, last_seen, updated_at) VALUES (?, ?, ?, ?, '[]', '[]', ?, '{}', ?, ?, ?)"
+        "INSERT INTO papers (id, title_key, tid, title, abstract, authors, urls, upvotes, extra, "
+        "first_seen, last_seen, updated_at) VALUES (?, ?, ?, ?, ?, '[]', '[]', ?, '{}', ?, ?, ?)"
     )
     batch = 20_000
     started = time.perf_counter()
@@ -95,6 +96,7 @@ def build_database(path: Path, count: int, *, seed: int = 7) -> None:
                     (
                         f"syn.{i:08d}",
                         f"syn {i}",
+                        title_id_of_key(f"syn {i}"),
                         title,
                         abstract,
                         rng.randint(0, 50),
