@@ -4,8 +4,7 @@ Button contract (shared with the digests of ``templates/slack/_paper.json.j2``):
 action ids ``digestbot_vote_up`` / ``digestbot_vote_down`` (and ``digestbot_share``
 on ephemeral answers), value the JSON string ``{"paper": id, "profile": name}``;
 an empty profile, ``"@me"`` or ``"@<user id>"`` (personal digests) means the clicking
-person's own profile. "More"
-(``digestbot_more``) carries ``{"q": text, "offset": n}``.
+person's own profile. "More" (``digestbot_more``) carries ``{"q": text, "offset": n}``.
 """
 
 from __future__ import annotations
