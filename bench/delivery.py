@@ -38,7 +38,7 @@ from digestbot.delivery.targets import Deliverers
 from digestbot.models import Digest, ScoredPaper
 from digestbot.store import SqlStore
 from tests.delivery.helpers import add_papers, make_paper
-from tests.delivery.smtp_server import PASSWORD, USER, free_port
+from tests.smtp_server import PASSWORD, USER, free_port
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 RECIPIENTS = 1000
@@ -100,7 +100,7 @@ def serve(port: int, chain: str) -> None:
     """Child process: aiosmtpd with STARTTLS and AUTH, like the tests' server."""
     from aiosmtpd.controller import Controller
 
-    from tests.delivery.smtp_server import Handler, _authenticate
+    from tests.smtp_server import Handler, _authenticate
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(chain)

@@ -37,12 +37,13 @@ from rich.progress import Progress  # noqa: E402
 from slack_sdk import WebClient  # noqa: E402
 
 from digestbot.config import load_defaults_data, parse_settings  # noqa: E402
+from digestbot.ids import title_id_of_key  # noqa: E402
 from digestbot.server import build_http_server, build_router  # noqa: E402
 from digestbot.slack_app import build_slack_app  # noqa: E402
 from digestbot.slack_commands import PapersCommand  # noqa: E402
 from digestbot.sources.drops import read_drop  # noqa: E402
 from digestbot.store import SqlStore  # noqa: E402
-from tests.slack_stub import running_slack_stand_in, sign  # noqa: E402
+from tests.slack_api import running_slack_api, sign  # noqa: E402
 
 SECRET = "bench-secret"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -77,8 +78,8 @@ def build_database(path: Path, count: int, *, seed: int = 7) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
     sql = (
-        "INSERT INTO papers (id, title_key, title, abstract, authors, urls, upvotes, extra, "
-        "first_seen, last_seen, updated_at) VALUES (?, ?, ?, ?, '[]', '[]', ?, '{}', ?, ?, ?)"
+        "INSERT INTO papers (id, title_key, tid, title, abstract, authors, urls, upvotes, extra, "
+        "first_seen, last_seen, updated_at) VALUES (?, ?, ?, ?, ?, '[]', '[]', ?, '{}', ?, ?, ?)"
     )
     batch = 20_000
     started = time.perf_counter()
@@ -95,6 +96,7 @@ def build_database(path: Path, count: int, *, seed: int = 7) -> None:
                     (
                         f"syn.{i:08d}",
                         f"syn {i}",
+                        title_id_of_key(f"syn {i}"),
                         title,
                         abstract,
                         rng.randint(0, 50),
@@ -215,7 +217,7 @@ def bench_database(path: Path, *, n_queries: int, concurrency: int, rounds: int)
 
 def play_slack(conn: Connection, texts: list[str], concurrency: int, rounds: int) -> None:
     """Slack's side, in a child process: send signed commands, receive the answers."""
-    with running_slack_stand_in() as slack:
+    with running_slack_api(token="xoxb-bench") as slack:
         conn.send(slack.base)
         url = conn.recv()
         e2e_ms = []

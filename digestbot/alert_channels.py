@@ -2,17 +2,17 @@
 
 The adapters for alerts: ``SlackApiError``/``smtplib`` errors are caught here and
 re-raised as ``DeliveryError`` (which ``FanOutNotifier`` logs without stopping the
-others). Alert text carries untrusted values (paper-free, but error messages from
-servers and file names), so it is escaped for Slack mrkdwn and sent as plain text
-by email, with the subject built from fixed words only.
+others). Email goes through delivery's ``build_smtp_factory``: one SMTP code path
+(security, AUTH, time-out). Alert text carries untrusted values (paper-free, but
+error messages from servers and file names), so it is escaped for Slack mrkdwn and
+sent as plain text by email, with the subject built from fixed words only.
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
-import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -20,13 +20,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from digestbot.alerts import Alert, FanOutNotifier, LogNotifier, Notifier
-from digestbot.config import Settings, SmtpSettings
+from digestbot.config import Settings
+from digestbot.delivery.email import SmtpFactory, build_smtp_factory
 from digestbot.errors import DeliveryError
 from digestbot.render import escape_mrkdwn
 
 log = logging.getLogger(__name__)
 
-SmtpConnect = Callable[[], smtplib.SMTP]
 _TITLES = {
     "delivery-failed": "a digest delivery failed",
     "source-failing": "a source keeps failing",
@@ -63,38 +63,10 @@ class SlackAlertNotifier:
             ) from exc
 
 
-def connect_smtp(settings: SmtpSettings) -> SmtpConnect:
-    """A function that opens an SMTP connection as ``email.smtp`` says (security, AUTH)."""
-
-    def connect() -> smtplib.SMTP:
-        conn: smtplib.SMTP
-        if settings.security == "ssl":
-            conn = smtplib.SMTP_SSL(
-                settings.host,
-                settings.port,
-                timeout=settings.timeout,
-                context=ssl.create_default_context(),
-            )
-        else:
-            conn = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-        try:
-            if settings.security == "starttls":
-                conn.starttls(context=ssl.create_default_context())
-            if settings.username:
-                secret = settings.password.get_secret_value() if settings.password else ""
-                conn.login(settings.username, secret)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    return connect
-
-
 class EmailAlertNotifier:
     """Mails each alert, as plain text, to the ``alerts.email`` addresses (one message each)."""
 
-    def __init__(self, connect: SmtpConnect, *, sender: str, to: Sequence[str]) -> None:
+    def __init__(self, connect: SmtpFactory, *, sender: str, to: Sequence[str]) -> None:
         self.connect = connect
         self.sender = sender
         self.to = list(to)
@@ -149,7 +121,7 @@ def build_notifier(settings: Settings) -> Notifier:
     if settings.alerts.email:
         notifiers.append(
             EmailAlertNotifier(
-                connect_smtp(settings.email.smtp),
+                build_smtp_factory(settings.email.smtp),
                 sender=settings.email.sender,
                 to=settings.alerts.email,
             )

@@ -97,6 +97,7 @@ def progress_bar(total: int, *, label: str, enabled: bool) -> Iterator[Callable[
     if not enabled or not sys.stderr.isatty():
         yield lambda: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     with Progress(
@@ -105,6 +106,7 @@ def progress_bar(total: int, *, label: str, enabled: bool) -> Iterator[Callable[
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         transient=True,
+        console=Console(stderr=True),  # the terminal it checked; stdout stays for results
     ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda: bar.advance(task)

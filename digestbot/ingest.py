@@ -114,6 +114,35 @@ class _Loaded:
     parsed: DropParse | None = None
     error: str | None = None
 
+    def outcome(self, status: str, *, papers_new: int = 0, papers_merged: int = 0) -> FileOutcome:
+        """What became of the file (``failed`` carries the error, others the parse)."""
+        parsed = self.parsed
+        return FileOutcome(
+            path=self.path,
+            status=status,
+            entries=parsed.entries if parsed else 0,
+            papers_new=papers_new,
+            papers_merged=papers_merged,
+            error=self.error,
+            warnings=tuple(parsed.warnings) if parsed else (),
+        )
+
+    def record(self, outcome: FileOutcome, *, now: datetime) -> FileRecord:
+        """The row that remembers the file (by hash), for the outcome."""
+        status = {"new": "ok"}.get(outcome.status, outcome.status)
+        return FileRecord(
+            path=self.path,
+            size=self.size,
+            sha256=self.sha256,
+            ingested_at=now,
+            status=status,
+            error=outcome.error,
+            entries=outcome.entries,
+            papers_new=outcome.papers_new,
+            papers_merged=outcome.papers_merged,
+            warnings=outcome.warnings,
+        )
+
 
 def load_drop(path: Path) -> _Loaded:
     """Read, hash and parse one file (pure but for the read; runs in a worker process)."""
@@ -152,29 +181,13 @@ def store_drop(store: SqlStore, loaded: _Loaded, *, now: datetime) -> FileOutcom
             [(pks[i], p.source) for i, p in enumerate(parsed.papers) if p.source is not None],
             now=now,
         )
-        store.record_file(
-            conn,
-            FileRecord(
-                path=loaded.path,
-                size=loaded.size,
-                sha256=loaded.sha256,
-                ingested_at=now,
-                status="ok" if parsed.papers else "empty",
-                error=None,
-                entries=parsed.entries,
-                papers_new=counts.new,
-                papers_merged=counts.merged,
-                warnings=tuple(parsed.warnings),
-            ),
+        outcome = loaded.outcome(
+            "new" if parsed.papers else "empty",
+            papers_new=counts.new,
+            papers_merged=counts.merged,
         )
-    return FileOutcome(
-        path=loaded.path,
-        status="new" if parsed.papers else "empty",
-        entries=parsed.entries,
-        papers_new=counts.new,
-        papers_merged=counts.merged,
-        warnings=tuple(parsed.warnings),
-    )
+        store.record_file(conn, loaded.record(outcome, now=now))
+    return outcome
 
 
 def ingest_file(store: SqlStore, path: Path, *, now: datetime) -> FileOutcome:
@@ -186,22 +199,10 @@ def ingest_file(store: SqlStore, path: Path, *, now: datetime) -> FileOutcome:
 
 def _failed(store: SqlStore, loaded: _Loaded, *, now: datetime) -> FileOutcome:
     log.error("%s", loaded.error)
+    outcome = loaded.outcome("failed")
     with store.transaction() as conn:
-        store.record_file(
-            conn,
-            FileRecord(
-                path=loaded.path,
-                size=loaded.size,
-                sha256=loaded.sha256,
-                ingested_at=now,
-                status="failed",
-                error=loaded.error,
-                entries=0,
-                papers_new=0,
-                papers_merged=0,
-            ),
-        )
-    return FileOutcome(path=loaded.path, status="failed", error=loaded.error)
+        store.record_file(conn, loaded.record(outcome, now=now))
+    return outcome
 
 
 PARALLEL_MIN_FILES = 4

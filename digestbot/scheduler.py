@@ -40,10 +40,12 @@ from digestbot.lock import HEARTBEAT_SECONDS, holding_scheduler_lock
 from digestbot.services import Clock, PollFn, SendFn, SendOutcomeLike
 from digestbot.store import SqlStore
 from digestbot.store.daemon import record_job_result
-from digestbot.timing import build_trigger, last_fire_time
+from digestbot.timing import build_trigger, last_fire_time, send_time
 from digestbot.watcher import DropWatcher, IngestFn
 
 log = logging.getLogger(__name__)
+
+PERSONAL_SECONDS = 60.0  # how often personal digests (chosen times, in minutes) are asked for
 
 
 def system_clock() -> datetime:
@@ -52,17 +54,6 @@ def system_clock() -> datetime:
 
 def make_holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def send_time(profile: Profile, *, fire: datetime, now: datetime) -> datetime:
-    """The ``now`` to give the delivery service for a digest that fired at ``fire``.
-
-    The service's digest date is the date of ``now`` in the profile's zone, so a
-    catch-up that crosses midnight there must speak of the fire time; otherwise
-    the real time (the ledger's timestamps and leases stay true).
-    """
-    zone = build_trigger(profile.schedule).timezone
-    return now if now.astimezone(zone).date() == fire.astimezone(zone).date() else fire
 
 
 def _count(papers: Any) -> Any:
@@ -78,6 +69,7 @@ class Daemon:
         store: SqlStore,
         *,
         send: SendFn | None,
+        send_personal: SendFn | None = None,
         poll: PollFn | None = None,
         ingest: IngestFn = ingest_paths,
         alerter: Alerter,
@@ -90,6 +82,7 @@ class Daemon:
         self.settings = settings
         self.store = store
         self.send = send
+        self.send_personal = send_personal
         self.poll = poll
         self.ingest = ingest
         self.alerter = alerter
@@ -143,7 +136,7 @@ class Daemon:
             )
             return False
         with self._send_lock:
-            at = send_time(profile, fire=fire, now=now)
+            at = send_time(profile.schedule, fire=fire, now=now)
             report = self.send(self.settings, self.store, now=at, profiles=[name])
         for outcome in report.outcomes:
             self._after_delivery(profile, outcome, fire=fire, now=now)
@@ -151,8 +144,23 @@ class Daemon:
             self._schedule_retry(name, fire)
         return report.ok
 
+    def send_personal_digests(self) -> bool:
+        """Send the personal digests (``/papers follow``) whose local time has come.
+
+        Asked every minute: the people and their times are read from the database on
+        each call, so ``/papers time`` takes effect without a restart.
+        """
+        if self.send_personal is None:
+            return True
+        now = self.clock()
+        with self._send_lock:
+            report = self.send_personal(self.settings, self.store, now=now)
+        for outcome in report.outcomes:
+            self._after_delivery(None, outcome, fire=now, now=now)
+        return report.ok
+
     def _after_delivery(
-        self, profile: Profile, outcome: SendOutcomeLike, *, fire: datetime, now: datetime
+        self, profile: Profile | None, outcome: SendOutcomeLike, *, fire: datetime, now: datetime
     ) -> None:
         digest = str(outcome.digest_id) if outcome.digest_id else None
         extra = {
@@ -192,7 +200,7 @@ class Daemon:
         is_empty = outcome.status == "nothing-new" or (
             outcome.status == "sent" and _count(outcome.papers) == 0
         )
-        if is_empty and profile.on_empty == "notify":
+        if is_empty and profile is not None and profile.on_empty == "notify":
             local_date = fire.astimezone(build_trigger(profile.schedule).timezone).date()
             self.alerter.digest_empty(
                 profile=outcome.profile,
@@ -296,6 +304,7 @@ class Daemon:
                     f"send:{profile.name}", self.send_profile, profile.name, profile=profile.name
                 )
             )
+        results.append(self._run_job("personal", self.send_personal_digests))
         return all(results)
 
     # -- the long-running process -------------------------------------------------------------
@@ -333,6 +342,13 @@ class Daemon:
                 IntervalTrigger(seconds=min(60.0, self.retry_seconds), timezone=UTC),
                 args=["retries", self.run_retries],
                 id="retries",
+            )
+        if self.send_personal is not None:
+            scheduler.add_job(
+                self._run_job,
+                IntervalTrigger(seconds=PERSONAL_SECONDS, timezone=UTC),
+                args=["personal", self.send_personal_digests],
+                id="personal",
             )
         scheduler.add_job(
             self._run_job,

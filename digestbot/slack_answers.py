@@ -3,8 +3,8 @@
 Button contract (shared with the digests of ``templates/slack/_paper.json.j2``):
 action ids ``digestbot_vote_up`` / ``digestbot_vote_down`` (and ``digestbot_share``
 on ephemeral answers), value the JSON string ``{"paper": id, "profile": name}``;
-an empty profile or ``"@me"`` means the clicking person's own profile. "More"
-(``digestbot_more``) carries ``{"q": text, "offset": n}``.
+an empty profile, ``"@me"`` or ``"@<user id>"`` (personal digests) means the clicking
+person's own profile. "More" (``digestbot_more``) carries ``{"q": text, "offset": n}``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class PaperButton(BaseModel):
 
     @property
     def is_personal(self) -> bool:
-        return self.profile in ("", PERSONAL)
+        # "@<user id>": a personal digest's buttons (only that person sees the DM)
+        return self.profile in ("", PERSONAL) or self.profile.startswith("@")
 
 
 class MoreButton(BaseModel):

@@ -18,6 +18,7 @@ from digestbot.config import Settings, parse_duration
 from digestbot.lock import HEARTBEAT_SECONDS, LOCK_NAME
 from digestbot.store import SqlStore
 from digestbot.store.daemon import load_job_health, load_lock
+from digestbot.store.slack import load_personal_profiles
 from digestbot.store.sql import utc
 from digestbot.timing import build_trigger, last_fire_time, next_fire_time
 
@@ -136,10 +137,27 @@ def build_status(
                 "due_since": _iso(due),
             }
         )
+    personal = []
+    for person in load_personal_profiles(store):  # /papers follow: daily by direct message
+        schedule = person.as_schedule()
+        upcoming = next_fire_time(schedule, now=now)
+        personal.append(
+            {
+                "user": person.user_id,
+                "time": person.delivery_time,
+                "timezone": person.timezone,
+                "terms": list(person.terms),
+                "next_run": _iso(upcoming),
+                "next_run_local": upcoming.astimezone(build_trigger(schedule).timezone).isoformat()
+                if upcoming
+                else None,
+            }
+        )
     lock = load_lock(store, LOCK_NAME)
     return {
         "now": now.isoformat(),
         "profiles": profiles,
+        "personal": personal,
         "deliveries": load_last_deliveries(store),
         "open_digests": load_open_digests(store),
         "files": [

@@ -103,3 +103,14 @@ def last_fire_time(schedule: Schedule, *, now: datetime, grace: timedelta) -> da
         latest = fire
         fire = trigger.get_next_fire_time(None, fire.astimezone(UTC) + _STEP)
     return latest.astimezone(UTC) if latest is not None else None
+
+
+def send_time(schedule: Schedule, *, fire: datetime, now: datetime) -> datetime:
+    """The ``now`` to give the delivery service for a digest that fired at ``fire``.
+
+    The service's digest date is the date of ``now`` in the schedule's zone, so a
+    catch-up that crosses midnight there must speak of the fire time; otherwise
+    the real time (the ledger's timestamps and leases stay true).
+    """
+    zone = build_trigger(schedule).timezone
+    return now if now.astimezone(zone).date() == fire.astimezone(zone).date() else fire

@@ -1,4 +1,6 @@
-"""Shared fixtures: a real SQLite store on tmp_path, the sample drops, a CLI runner."""
+"""Shared fixtures: a real SQLite store on tmp_path, the sample drops, a CLI runner, the
+Slack Web API stand-in (``slack_api``) and a real SMTP server with STARTTLS and AUTH
+(``smtp_server``), and a feed server (``server``) with an ``http`` client, all on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,11 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import trustme
 from click.testing import CliRunner, Result
 
 from digestbot.cli import main
 from digestbot.store import SqlStore
+from tests.feed_server import FeedServer, serving
+from tests.slack_api import SlackApi, running_slack_api
+from tests.smtp_server import SmtpServer
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -96,3 +103,33 @@ def any_store(request: pytest.FixtureRequest, db_url: str) -> Iterator[SqlStore]
     opened = open_postgres_store() if request.param == "postgres" else SqlStore.open(db_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def slack_api() -> Iterator[SlackApi]:
+    with running_slack_api() as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def smtp_server(ca: trustme.CA) -> Iterator[SmtpServer]:
+    server = SmtpServer(ca).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    """A feed server on 127.0.0.1 (tests.feed_server): routes, answers, the requests seen."""
+    yield from serving()
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(trust_env=False) as client:
+        yield client

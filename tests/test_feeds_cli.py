@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import as_json, write_config
-from tests.feed_server import FEEDS, RSS_FIRST50, Answer, FeedServer, Route, serving
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    yield from serving()
+from tests.feed_server import FEEDS, RSS_FIRST50, Answer, FeedServer, Route
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -13,20 +12,9 @@ import pytest
 from digestbot.errors import FetchError
 from digestbot.sources.fetch import HostRateLimiter, fetch_feed, parse_retry_after
 from tests.conftest import NOW
-from tests.feed_server import Answer, FeedServer, Route, serving
+from tests.feed_server import Answer, FeedServer, Route
 
 BODY = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    yield from serving()
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False) as client:
-        yield client
 
 
 class Sleeps:

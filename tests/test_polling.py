@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from tests.feed_server import (
     RssItem,
     arxiv_rss,
     hf_api,
-    serving,
 )
 
 MIXED = FEEDS / "arxiv_rss_2024-11-28_all-archives_items911-960.xml"
@@ -40,17 +38,6 @@ TAROT_AUTHORS = "Lan Feng, Fan Nie, Yuejiang Liu, Alexandre Alahi"
 def store(any_store: SqlStore) -> SqlStore:
     """Every test here runs on SQLite, and on PostgreSQL where a server is given."""
     return any_store
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    yield from serving()
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False) as client:
-        yield client
 
 
 def settings_for(*feeds: dict[str, Any]) -> Settings:

@@ -5,116 +5,24 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from slack_sdk import WebClient
 
 from digestbot.config import load_defaults_data, parse_settings
 from digestbot.ingest import ingest_paths, list_drop_files
-from digestbot.server import build_http_server, build_router
-from digestbot.slack_app import build_slack_app
 from digestbot.store import SqlStore
 from digestbot.store.feedback import load_feedback
 from digestbot.store.slack import load_channel_subscriptions, load_personal_profile
 from tests.conftest import NOW
-from tests.slack_stub import SlackStandIn, running_slack_stand_in, sign
-
-SECRET = "test-signing-secret-0123456789"
-TS = int(NOW.timestamp())
-
-
-@dataclass
-class Running:
-    url: str
-    slack: SlackStandIn
-    store: SqlStore
-    counter: int = 0
-
-    def post(
-        self, body: bytes, *, headers: dict[str, str] | None = None, ts: int = TS
-    ) -> tuple[int, str]:
-        sent = {"Content-Type": "application/x-www-form-urlencoded"}
-        sent.update(sign(SECRET, body, ts) if headers is None else headers)
-        request = urllib.request.Request(self.url, data=body, headers=sent, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return exc.code, exc.read().decode()
-
-    def command_body(self, text: str, *, user: str = "U1", channel: str = "C1") -> bytes:
-        self.counter += 1
-        return urlencode(
-            {
-                "token": "legacy-unused",
-                "team_id": "T1",
-                "team_domain": "lab",
-                "channel_id": channel,
-                "channel_name": "papers",
-                "user_id": user,
-                "user_name": "ada",
-                "command": "/papers",
-                "text": text,
-                "api_app_id": "A1",
-                "is_enterprise_install": "false",
-                "response_url": self.slack.response_url(f"cmd{self.counter}"),
-                "trigger_id": f"trigger.{self.counter}",
-            }
-        ).encode()
-
-    def command(self, text: str, **kwargs: str) -> tuple[int, str]:
-        return self.post(self.command_body(text, **kwargs))
-
-    def click(
-        self,
-        action_id: str,
-        value: str,
-        *,
-        user: str = "U1",
-        message: dict[str, Any] | None = None,
-        block_id: str = "digestbot_actions_1",
-        ephemeral: bool = False,
-    ) -> tuple[int, str]:
-        self.counter += 1
-        payload: dict[str, Any] = {
-            "type": "block_actions",
-            "user": {"id": user, "username": "ada", "team_id": "T1"},
-            "api_app_id": "A1",
-            "token": "legacy-unused",
-            "container": {
-                "type": "message",
-                "message_ts": "1700000000.000100",
-                "channel_id": "C1",
-                "is_ephemeral": ephemeral,
-            },
-            "trigger_id": f"trigger.{self.counter}",
-            "team": {"id": "T1", "domain": "lab"},
-            "channel": {"id": "C1", "name": "papers"},
-            "response_url": self.slack.response_url(f"act{self.counter}"),
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action_id,
-                    "block_id": block_id,
-                    "value": value,
-                    "action_ts": "1700000001.000000",
-                    "text": {"type": "plain_text", "text": "x"},
-                }
-            ],
-        }
-        if message is not None:
-            payload["message"] = message
-        return self.post(urlencode({"payload": json.dumps(payload)}).encode())
+from tests.slack_api import Failure, running_slack_api, sign
+from tests.slack_served import SECRET, TS, Running, answer, serving_slack_app
 
 
 @pytest.fixture
@@ -125,23 +33,14 @@ def running(tmp_path: Path, seeds: Path) -> Iterator[Running]:
     settings = parse_settings(data, env={})
     store = SqlStore.open(settings.database_url)
     ingest_paths(store, (), files=list_drop_files((seeds,)), now=NOW)
-    with running_slack_stand_in() as slack:
-        client = WebClient(token="xoxb-test", base_url=slack.api_url)
-        app = build_slack_app(settings, store, client=client, now=lambda: NOW)
-        server = build_http_server(build_router(slack_app=app), host="127.0.0.1", port=0)
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
+    with running_slack_api() as slack, serving_slack_app(settings, store, slack) as served:
         try:
-            yield Running(f"http://127.0.0.1:{server.server_port}/slack/events", slack, store)
+            yield served
         finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(5)
             store.close()
 
 
-def _answer(running: Running, count: int = 1) -> dict[str, Any]:
-    return running.slack.wait_for("respond", count=count)[count - 1].body
+_answer = answer
 
 
 def _all_text(message: dict[str, Any]) -> str:
@@ -368,7 +267,7 @@ def test_vote_from_an_ephemeral_answer_goes_to_the_person_and_share_posts(
 
 
 def test_share_where_the_bot_is_not_a_member_says_so(running: Running) -> None:
-    running.slack.fail["chat.postMessage"] = "not_in_channel"
+    running.slack.fail_next("chat.postMessage", Failure(error="not_in_channel"))
     paper = running.store.load_papers(limit=1)[0]
     running.click("digestbot_share", json.dumps({"paper": paper.id, "profile": ""}))
     text = _answer(running)["blocks"][0]["text"]["text"]
@@ -402,7 +301,7 @@ def test_unsigned_forged_stale_and_replayed_requests_get_401_and_run_nothing(
         ]
         == 401
     )
-    assert running.slack.calls == []  # nothing ran: no answer, no Slack call
+    assert running.slack.requests == []  # nothing ran: no answer, no Slack call
     # the genuine one runs once; the same signed request again is a replay
     genuine = sign(SECRET, body, TS - 100)
     assert running.post(body, headers=genuine)[0] == 200

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from digestbot.slack_guard import ReplayMemory, SlackRequestGuard, build_signature_verifier
-from tests.slack_stub import sign
+from tests.slack_api import sign
 
 # Slack's "Verifying requests from Slack" worked example, verbatim
 DOC_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -19,23 +19,29 @@ from digestbot.status import build_status
 log = logging.getLogger(__name__)
 
 
-def load_send() -> SendFn | None:
-    """The delivery service, when this installation has it."""
+def load_service(module: str, name: str) -> Any:
+    """A service function of an optional part (delivery, feeds), when it is installed."""
     try:
-        service = importlib.import_module("digestbot.delivery.service")
+        return getattr(importlib.import_module(module), name)
     except ImportError:
         return None
-    send: SendFn = service.send_due
+
+
+def load_send() -> SendFn | None:
+    """The delivery service."""
+    send: SendFn | None = load_service("digestbot.delivery.service", "send_due")
+    return send
+
+
+def load_send_personal() -> SendFn | None:
+    """The personal (direct-message) digests."""
+    send: SendFn | None = load_service("digestbot.delivery.personal", "send_personal_due")
     return send
 
 
 def load_poll() -> PollFn | None:
-    """The feeds service, when this installation has it."""
-    try:
-        polling = importlib.import_module("digestbot.polling")
-    except ImportError:
-        return None
-    poll: PollFn = polling.poll_feeds
+    """The feeds service."""
+    poll: PollFn | None = load_service("digestbot.polling", "poll_feeds")
     return poll
 
 
@@ -44,7 +50,12 @@ def build_daemon(app: AppContext, **overrides: Any) -> Daemon:
     alerter = Alerter(
         app.store, build_notifier(settings), source_failures=settings.alerts.source_failures
     )
-    services: dict[str, Any] = {"send": load_send(), "poll": load_poll(), **overrides}
+    services: dict[str, Any] = {
+        "send": load_send(),
+        "send_personal": load_send_personal(),
+        "poll": load_poll(),
+        **overrides,
+    }
     return Daemon(settings, app.store, alerter=alerter, clock=app.now, **services)
 
 
@@ -89,6 +100,10 @@ def status(app: AppContext, as_json: bool) -> None:
     click.echo("profiles:")
     for p in report["profiles"]:
         click.echo(f"  {p['name']:<24} next {p['next_run_local']}  ({p['cron']}, {p['timezone']})")
+    if report.get("personal"):
+        click.echo("personal digests (direct messages):")
+        for p in report["personal"]:
+            click.echo(f"  {p['user']:<24} next {p['next_run_local']}  ({p['timezone']})")
     click.echo("last digests:")
     for d in report["deliveries"] or [{"profile": "-", "destination": "(none yet)"}]:
         error = f"  error: {d['error']}" if d.get("error") else ""

@@ -6,8 +6,9 @@ import sys
 
 import click
 
-from digestbot.cli import AppContext, handle_errors, pass_app, print_json
+from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
 from digestbot.delivery.service import DeliveryOutcome, send_due
+from digestbot.delivery.targets import collect_targets
 from digestbot.store.ledger import DeliveryRecord, load_history
 
 
@@ -35,9 +36,19 @@ def _line(outcome: DeliveryOutcome) -> str:
 @handle_errors
 def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Build and deliver the digests that are due. Exit 1 if any delivery failed."""
-    report = send_due(
-        app.settings, app.store, now=app.now(), profiles=profiles or None, dry_run=dry_run
-    )
+    now = app.now()
+    chosen = [app.settings.profile(n) for n in profiles] if profiles else app.settings.profiles
+    total = sum(len(collect_targets(app.settings, app.store, p, now=now)) for p in chosen)
+    # a bar on a terminal while a thousand recipients are served (stderr; not with --json)
+    with progress_bar(total, label="sending", enabled=not as_json and total > 1) as advance:
+        report = send_due(
+            app.settings,
+            app.store,
+            now=now,
+            profiles=profiles or None,
+            dry_run=dry_run,
+            on_outcome=lambda _outcome: advance(),
+        )
     if as_json:
         print_json(
             [

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from digestbot.delivery.outcomes import (
     digest_id_for,
     pause_point,
 )
-from digestbot.delivery.targets import Deliverers, Target, build_deliverers, expand_targets
+from digestbot.delivery.targets import Deliverers, Target, build_deliverers, collect_targets
 from digestbot.errors import DeliveryError, DigestError
 from digestbot.models import Digest, ScoredPaper
 from digestbot.ranking import pick, rank
@@ -52,9 +52,17 @@ from digestbot.store.ledger import DeliveryRecord, NewDelivery
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Deliverers", "DeliveryOutcome", "SendReport", "build_deliverers", "send_due"]
+__all__ = [
+    "Deliverers",
+    "DeliveryOutcome",
+    "SendReport",
+    "build_deliverers",
+    "send_due",
+    "send_profile",
+]
 
 LEASE = timedelta(minutes=15)
+OnOutcome = Callable[[DeliveryOutcome], None]
 
 
 def send_due(
@@ -65,16 +73,37 @@ def send_due(
     profiles: Sequence[str] | None = None,
     deliverers: Deliverers | None = None,
     dry_run: bool = False,
+    on_outcome: OnOutcome | None = None,
 ) -> SendReport:
-    """Build, record and deliver every due digest; see the module docstring."""
+    """Build, record and deliver every due digest; see the module docstring.
+
+    ``on_outcome`` is called with each outcome as it is known (a progress display).
+    """
     chosen = [settings.profile(n) for n in profiles] if profiles else list(settings.profiles)
     if deliverers is None:
         deliverers = Deliverers() if dry_run else build_deliverers(settings)
     report = SendReport()
     for profile in chosen:
-        run = _ProfileRun(settings, store, profile, now=now, deliverers=deliverers)
+        run = _ProfileRun(
+            settings, store, profile, now=now, deliverers=deliverers, on_outcome=on_outcome
+        )
         report.outcomes.extend(run.preview() if dry_run else run.send())
     return report
+
+
+def send_profile(
+    settings: Settings,
+    store: SqlStore,
+    profile: Profile,
+    targets: Sequence[Target],
+    *,
+    now: datetime,
+    deliverers: Deliverers,
+) -> list[DeliveryOutcome]:
+    """Send one profile's due digest to the given targets (a profile not in the config:
+    personal digests), with the same ledger guarantees as ``send_due``."""
+    run = _ProfileRun(settings, store, profile, now=now, deliverers=deliverers, targets=targets)
+    return run.send()
 
 
 class _ProfileRun:
@@ -86,6 +115,8 @@ class _ProfileRun:
         *,
         now: datetime,
         deliverers: Deliverers,
+        targets: Sequence[Target] | None = None,
+        on_outcome: OnOutcome | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -93,16 +124,24 @@ class _ProfileRun:
         self.now = now
         self.deliverers = deliverers
         self.day = digest_date_for(profile, now)
-        self.targets = expand_targets(profile)
+        self.targets = (
+            list(targets)
+            if targets is not None
+            else collect_targets(settings, store, profile, now=now)
+        )
+        self.on_outcome = on_outcome
         self._ranked: list[ScoredPaper] | None = None
         self._slack: dict[tuple[str, ...], list[SlackMessage]] = {}
         self._email: dict[tuple[str, ...], EmailContent] = {}
 
     # -- planning ---------------------------------------------------------------------------
     def _outcome(self, target: Target, status: OutcomeStatus, **kw: Any) -> DeliveryOutcome:
-        return DeliveryOutcome(
+        outcome = DeliveryOutcome(
             profile=self.profile.name, destination=target.key, status=status, **kw
         )
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+        return outcome
 
     def _plan(
         self,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -98,26 +98,36 @@ def _metadata(digest_id: str, index: int, total: int) -> dict[str, Any]:
     }
 
 
-class SlackDeliverer:
+class Pacing(TypedDict, total=False):
+    """How a deliverer paces and retries (defaults: 1 s a message, 3 attempts, 2 s backoff)."""
+
+    min_interval: float
+    max_attempts: int
+    backoff: float
+    rate_limit_retries: int
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+
+
+class _PacedSender:
+    """The pacing and retry set-up shared by the bot-token and webhook deliverers."""
+
+    def __init__(self, retry_handlers: list[Any], **pacing: Unpack[Pacing]) -> None:
+        ensure_rate_limit_handler(retry_handlers, retries=pacing.get("rate_limit_retries", 3))
+        self.max_attempts = pacing.get("max_attempts", 3)
+        self.backoff = pacing.get("backoff", 2.0)
+        self.sleep = pacing.get("sleep", time.sleep)
+        self.pacer = _Pacer(
+            pacing.get("min_interval", 1.0), self.sleep, pacing.get("clock", time.monotonic)
+        )
+
+
+class SlackDeliverer(_PacedSender):
     """Posts digests to channels through a bot-token ``WebClient``."""
 
-    def __init__(
-        self,
-        client: WebClient,
-        *,
-        min_interval: float = 1.0,
-        max_attempts: int = 3,
-        backoff: float = 2.0,
-        rate_limit_retries: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, client: WebClient, **pacing: Unpack[Pacing]) -> None:
+        super().__init__(client.retry_handlers, **pacing)
         self.client = client
-        ensure_rate_limit_handler(client.retry_handlers, retries=rate_limit_retries)
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.sleep = sleep
-        self.pacer = _Pacer(min_interval, sleep, clock)
 
     def check(self) -> str:
         """``auth.test``: the bot's name and team, or a DeliveryError saying why not."""
@@ -275,32 +285,17 @@ def _matching(messages: Sequence[Any], digest_id: str) -> dict[int, str]:
     return found
 
 
-class WebhookDeliverer:
+class WebhookDeliverer(_PacedSender):
     """Posts digests to one incoming webhook (no threads: parts are consecutive messages).
 
     A webhook cannot be read back, so a crash between Slack's answer and the ledger
     may post a part twice on the retry (at-least-once).
     """
 
-    def __init__(
-        self,
-        client: WebhookClient,
-        *,
-        label: str,
-        min_interval: float = 1.0,
-        max_attempts: int = 3,
-        backoff: float = 2.0,
-        rate_limit_retries: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, client: WebhookClient, *, label: str, **pacing: Unpack[Pacing]) -> None:
+        super().__init__(client.retry_handlers, **pacing)
         self.client = client
         self.label = label
-        ensure_rate_limit_handler(client.retry_handlers, retries=rate_limit_retries)
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.sleep = sleep
-        self.pacer = _Pacer(min_interval, sleep, clock)
 
     def post_digest(
         self,

@@ -3,12 +3,18 @@
 A profile's ``deliver`` entries expand to targets with stable keys: ``slack:C0123``,
 ``slack-webhook:<hash of the URL>`` (the URL is a secret), ``email:<address>`` (one
 target per recipient) and ``file:<dir>:<format>``.
+
+``collect_targets`` is where a scheduled digest's targets are gathered: the config's
+``deliver`` list, then the channels subscribed with ``/papers subscribe`` (same
+``slack:<channel>`` key as a configured channel, so a channel in both gets one
+digest), then the newsletter's subscribers; the first target with a key wins.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
@@ -20,6 +26,8 @@ from digestbot.config import FileTarget, Profile, Settings
 from digestbot.delivery.email import EmailDeliverer, build_smtp_factory
 from digestbot.delivery.files import FileDeliverer
 from digestbot.delivery.slack import SlackDeliverer, WebhookDeliverer
+from digestbot.store import SqlStore
+from digestbot.store.slack import load_channel_subscriptions
 
 TargetKind = Literal["slack", "webhook", "email", "file"]
 
@@ -42,8 +50,8 @@ def expand_targets(profile: Profile) -> list[Target]:
     targets: dict[str, Target] = {}
     for dest in profile.deliver:
         if dest.slack is not None and dest.slack.channel is not None:
-            key = f"slack:{dest.slack.channel}"
-            targets.setdefault(key, Target(key=key, kind="slack", channel=dest.slack.channel))
+            target = slack_target(dest.slack.channel)
+            targets.setdefault(target.key, target)
         elif dest.slack is not None and dest.slack.webhook_url is not None:
             key = webhook_key(dest.slack.webhook_url.get_secret_value())
             targets.setdefault(key, Target(key=key, kind="webhook"))
@@ -56,6 +64,31 @@ def expand_targets(profile: Profile) -> list[Target]:
             key = f"file:{Path(dest.file.path).resolve()}:{dest.file.format}"
             targets.setdefault(key, Target(key=key, kind="file", file=dest.file))
     return list(targets.values())
+
+
+def slack_target(channel: str) -> Target:
+    """A Slack channel (or a user id, for a direct message) posted to with the bot token."""
+    return Target(key=f"slack:{channel}", kind="slack", channel=channel)
+
+
+def load_subscribed_targets(store: SqlStore, profile: Profile) -> list[Target]:
+    """The channels subscribed to the profile with ``/papers subscribe``, oldest first."""
+    return [slack_target(c) for c in load_channel_subscriptions(store, profile.name)]
+
+
+def collect_targets(
+    settings: Settings, store: SqlStore, profile: Profile, *, now: datetime
+) -> list[Target]:
+    """Every destination of the profile's scheduled digest, once each (by key).
+
+    ``settings`` and ``now`` are for the stored kinds that need them (the newsletter's
+    subscribers, confirmed by ``now``); a channel both configured and subscribed is one
+    target.
+    """
+    found: dict[str, Target] = {}
+    for target in [*expand_targets(profile), *load_subscribed_targets(store, profile)]:
+        found.setdefault(target.key, target)
+    return list(found.values())
 
 
 @dataclass

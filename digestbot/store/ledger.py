@@ -192,6 +192,41 @@ def load_slots(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class SlotState:
+    status: str
+    updated_at: datetime
+
+
+def load_slot_states(
+    store: SqlStore, *, profiles: Sequence[str], since: date
+) -> dict[tuple[str, str, date], SlotState]:
+    """(profile, destination, digest date) -> status, for rows dated ``since`` or later.
+
+    One query per thousand profiles: the personal-digest job asks it every minute to
+    skip, without ranking anything, everyone whose digest is already settled today.
+    """
+    out: dict[tuple[str, str, date], SlotState] = {}
+    columns = (
+        deliveries.c.profile,
+        deliveries.c.destination,
+        deliveries.c.digest_date,
+        deliveries.c.status,
+        deliveries.c.updated_at,
+    )
+    with store.transaction() as conn:
+        for part in _chunks(list(profiles)):
+            query = sa.select(*columns).where(
+                deliveries.c.profile.in_(part), deliveries.c.digest_date >= since
+            )
+            for row in conn.execute(query):
+                updated = utc(row.updated_at)
+                assert updated is not None
+                key = (row.profile, row.destination, row.digest_date)
+                out[key] = SlotState(status=row.status, updated_at=updated)
+    return out
+
+
 def load_watermarks(
     store: SqlStore, *, profile: str, destinations: Sequence[str]
 ) -> dict[str, int]:

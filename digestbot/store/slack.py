@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from digestbot.config import Profile
+from digestbot.config import Profile, Schedule
 from digestbot.store.schema import metadata
 from digestbot.store.sql import SqlStore, naive_utc
 
@@ -58,6 +58,11 @@ class PersonalProfile:
             return None
         return Profile(name=f"user-{self.user_id.lower()}", keywords=list(self.terms))
 
+    def as_schedule(self) -> Schedule:
+        """Daily at the chosen ``HH:MM`` in the person's timezone."""
+        hour, minute = (int(part) for part in self.delivery_time.split(":"))
+        return Schedule(cron=f"{minute} {hour} * * *", timezone=self.timezone)
+
 
 # -- channel subscriptions ---------------------------------------------------------------------
 def record_subscription(
@@ -93,26 +98,28 @@ def delete_subscriptions(store: SqlStore, *, channel_id: str, profile: str | Non
         return int(conn.execute(query).rowcount)
 
 
-def load_channel_profiles(store: SqlStore, channel_id: str) -> list[str]:
-    """The profiles a channel is subscribed to, oldest subscription first."""
+def _subscribed(
+    store: SqlStore, column: sa.Column[str], *, where: sa.ColumnElement[bool]
+) -> list[str]:
     query = (
-        sa.select(channel_subscriptions.c.profile)
-        .where(channel_subscriptions.c.channel_id == channel_id)
+        sa.select(column)
+        .where(where)
         .order_by(channel_subscriptions.c.created_at, channel_subscriptions.c.pk)
     )
     with store.transaction() as conn:
-        return [row.profile for row in conn.execute(query)]
+        return [str(value) for value in conn.scalars(query)]
+
+
+def load_channel_profiles(store: SqlStore, channel_id: str) -> list[str]:
+    """The profiles a channel is subscribed to, oldest subscription first."""
+    table = channel_subscriptions.c
+    return _subscribed(store, table.profile, where=table.channel_id == channel_id)
 
 
 def load_channel_subscriptions(store: SqlStore, profile: str) -> list[str]:
     """The channel ids subscribed to a profile (for the delivery side), oldest first."""
-    query = (
-        sa.select(channel_subscriptions.c.channel_id)
-        .where(channel_subscriptions.c.profile == profile)
-        .order_by(channel_subscriptions.c.created_at, channel_subscriptions.c.pk)
-    )
-    with store.transaction() as conn:
-        return [row.channel_id for row in conn.execute(query)]
+    table = channel_subscriptions.c
+    return _subscribed(store, table.channel_id, where=table.profile == profile)
 
 
 # -- personal profiles -------------------------------------------------------------------------

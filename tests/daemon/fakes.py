@@ -10,38 +10,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from digestbot.config import Settings
+from digestbot.delivery.outcomes import DeliveryOutcome as Outcome
+from digestbot.delivery.outcomes import SendReport as Report
 from digestbot.store import SqlStore
 
 LEDGER_DDL = (
     "CREATE TABLE IF NOT EXISTS fake_ledger (profile TEXT NOT NULL, digest_date TEXT NOT NULL,"
     " status TEXT NOT NULL, sent_for TEXT NOT NULL, PRIMARY KEY (profile, digest_date))"
 )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    profile: str
-    destination: str
-    status: str
-    papers: int = 0
-    error: str = ""
-    digest_id: str = ""
-
-
-@dataclass
-class Report:
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(o.status != "failed" for o in self.outcomes)
 
 
 def ledger_rows(store: SqlStore) -> list[tuple[str, str, str, str]]:

@@ -1,33 +1,25 @@
-"""Alerts to Slack (a local stand-in of the Web API) and email (a real SMTP server, aiosmtpd)."""
+"""Alerts to Slack (the Web API stand-in) and email (the real SMTP server: STARTTLS, AUTH)."""
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
+import trustme
 from slack_sdk import WebClient
 
-from digestbot.alert_channels import (
-    EmailAlertNotifier,
-    SlackAlertNotifier,
-    build_notifier,
-    connect_smtp,
-)
+from digestbot.alert_channels import EmailAlertNotifier, SlackAlertNotifier, build_notifier
 from digestbot.alerts import Alert, Alerter, FanOutNotifier
-from digestbot.config import SmtpSettings, parse_settings
+from digestbot.config import parse_settings
+from digestbot.delivery.email import build_smtp_factory
 from digestbot.errors import DeliveryError
 from digestbot.scheduler import Daemon
 from digestbot.store import SqlStore
 from tests.daemon.fakes import LedgerSend
+from tests.delivery.helpers import smtp_settings
+from tests.slack_api import SlackApi
+from tests.smtp_server import PASSWORD, USER, SmtpServer, free_port
 
 NASTY = Alert(
     "delivery-failed",
@@ -38,127 +30,64 @@ NASTY = Alert(
 )
 
 
-class SlackStandIn(BaseHTTPRequestHandler):
-    posts: list[dict[str, Any]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
-        if self.headers.get("Content-Type", "").startswith("application/json"):
-            args = json.loads(body)
-        else:
-            args = {k: v[0] for k, v in parse_qs(body).items()}
-        args["_auth"] = self.headers.get("Authorization")
-        args["_path"] = self.path
-        self.server.posts.append(args)  # type: ignore[attr-defined]
-        if args.get("channel") == "C_GONE":
-            reply: dict[str, Any] = {"ok": False, "error": "channel_not_found"}
-        else:
-            reply = {"ok": True, "channel": args.get("channel"), "ts": "1700000000.000100"}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *_args: Any) -> None:
-        pass
+def mailer(server: SmtpServer, to: list[str]) -> EmailAlertNotifier:
+    factory = build_smtp_factory(smtp_settings(server), ssl_context=server.client_context())
+    return EmailAlertNotifier(factory, sender="digestbot <bot@example.org>", to=to)
 
 
-@pytest.fixture
-def slack() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlackStandIn)
-    server.posts = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def slack_url(server: ThreadingHTTPServer) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}/"
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, inbox
-    controller.stop()
-
-
-def test_slack_alert_is_escaped_and_sent_with_the_token(slack: ThreadingHTTPServer) -> None:
-    client = WebClient(token="xoxb-test", base_url=slack_url(slack))
+def test_slack_alert_is_escaped_and_sent_with_the_token(slack_api: SlackApi) -> None:
+    client = WebClient(token=slack_api.token, base_url=slack_api.url)
     SlackAlertNotifier(client, "C1").notify(NASTY)
-    [post] = slack.posts  # type: ignore[attr-defined]
-    assert post["_path"] == "/chat.postMessage"
-    assert post["_auth"] == "Bearer xoxb-test"
+    [post] = slack_api.posted()
+    assert slack_api.calls == ["chat.postMessage"]  # the stand-in checks the bearer token
     assert post["channel"] == "C1"
     assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in post["text"]
     assert "<!channel>" not in post["text"] and "<https://" not in post["text"]
 
 
-def test_a_slack_refusal_is_a_delivery_error_naming_the_channel(
-    slack: ThreadingHTTPServer,
-) -> None:
-    client = WebClient(token="xoxb-test", base_url=slack_url(slack))
+def test_a_slack_refusal_is_a_delivery_error_naming_the_channel(slack_api: SlackApi) -> None:
+    slack_api.channel_errors["C_GONE"] = "channel_not_found"
+    client = WebClient(token=slack_api.token, base_url=slack_api.url)
     with pytest.raises(DeliveryError, match="slack:C_GONE: Slack refused the alert: channel_not"):
         SlackAlertNotifier(client, "C_GONE").notify(NASTY)
 
 
-def test_email_alert_one_message_per_recipient(smtp: tuple[int, Inbox]) -> None:
-    port, inbox = smtp
-    settings = SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=5)
-    notifier = EmailAlertNotifier(
-        connect_smtp(settings), sender="digestbot <bot@example.org>", to=["a@x.org", "b@x.org"]
-    )
-    notifier.notify(NASTY)
-    assert [rcpt for rcpt, _ in inbox.messages] == [["a@x.org"], ["b@x.org"]]
-    mail = message_from_bytes(inbox.messages[0][1])
+def test_email_alert_one_message_per_recipient(smtp_server: SmtpServer) -> None:
+    mailer(smtp_server, ["a@x.org", "b@x.org"]).notify(NASTY)
+    received = smtp_server.handler.received
+    assert [r.rcpt_tos for r in received] == [["a@x.org"], ["b@x.org"]]
+    assert all(r.tls and r.authenticated for r in received)  # delivery's SMTP code path
+    mail = received[0].message
     assert mail["Subject"] == "digestbot alert: a digest delivery failed"
     assert mail["To"] == "a@x.org"
-    body = mail.get_payload(decode=True).decode()
+    body = mail.get_content()
     assert "<!channel> & <https://evil.example|click>" in body  # plain text: shown as is
     assert "digest: d123" in body
 
 
-def test_smtp_down_is_a_delivery_error() -> None:
-    settings = SmtpSettings(host="127.0.0.1", port=free_port(), security="none", timeout=2)
-    notifier = EmailAlertNotifier(connect_smtp(settings), sender="bot@x.org", to=["a@x.org"])
+def test_smtp_down_is_a_delivery_error(ca: trustme.CA) -> None:
+    down = SmtpServer(ca, port=free_port())  # never started
     with pytest.raises(DeliveryError, match=r"email:a@x\.org: cannot mail the alert"):
-        notifier.notify(NASTY)
+        mailer(down, ["a@x.org"]).notify(NASTY)
 
 
 def test_a_failed_digest_reaches_slack_and_email_once(
-    tmp_path: Path, store: SqlStore, slack: ThreadingHTTPServer, smtp: tuple[int, Inbox]
+    tmp_path: Path,
+    store: SqlStore,
+    slack_api: SlackApi,
+    smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    port, inbox = smtp
+    # the configured path, as in production: STARTTLS + AUTH, the CA trusted the usual way
+    smtp_server.ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
     (tmp_path / "drops").mkdir()
+    smtp = {"host": "127.0.0.1", "port": smtp_server.port, "security": "starttls"}
     settings = parse_settings(
         {
             "drops": {"path": "drops"},
-            "slack": {"bot_token": "xoxb-test", "base_url": slack_url(slack)},
-            "email": {"smtp": {"host": "127.0.0.1", "port": port, "security": "none"}},
+            "slack": {"bot_token": slack_api.token, "base_url": slack_api.url},
+            "email": {"smtp": {**smtp, "username": USER, "password": PASSWORD}},
             "alerts": {"slack_channel": "C_ALERTS", "email": ["ops@x.org"]},
             "profiles": [{"name": "attn", "keywords": ["a"]}],
         },
@@ -174,21 +103,17 @@ def test_a_failed_digest_reaches_slack_and_email_once(
             settings, store, send=send, alerter=Alerter(store, notifier), clock=lambda: now
         )
         assert daemon.run_once() is False
-    [post] = slack.posts  # type: ignore[attr-defined]
+    [post] = slack_api.posted()
     assert post["channel"] == "C_ALERTS"
     assert "profile attn to file:out failed: smtp down" in post["text"]
-    assert [rcpt for rcpt, _ in inbox.messages] == [["ops@x.org"]]
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [["ops@x.org"]]
 
 
 def test_one_channel_failing_does_not_stop_the_others(
-    slack: ThreadingHTTPServer, smtp: tuple[int, Inbox]
+    slack_api: SlackApi, smtp_server: SmtpServer
 ) -> None:
-    port, inbox = smtp
-    client = WebClient(token="xoxb-test", base_url=slack_url(slack))
-    email = EmailAlertNotifier(
-        connect_smtp(SmtpSettings(host="127.0.0.1", port=port, security="none")),
-        sender="bot@x.org",
-        to=["ops@x.org"],
-    )
+    slack_api.channel_errors["C_GONE"] = "channel_not_found"
+    client = WebClient(token=slack_api.token, base_url=slack_api.url)
+    email = mailer(smtp_server, ["ops@x.org"])
     FanOutNotifier([SlackAlertNotifier(client, "C_GONE"), email]).notify(NASTY)
-    assert len(inbox.messages) == 1
+    assert len(smtp_server.handler.received) == 1

@@ -7,54 +7,23 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from digestbot.config import parse_settings
 from digestbot.status import build_status, load_last_deliveries, load_open_digests
 from digestbot.store import SqlStore
 from digestbot.store.daemon import acquire_lock, record_job_result
+from digestbot.store.ledger import deliveries
 from tests.conftest import as_json, write_config
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # a Friday
 
 
-def _ledger(store: SqlStore) -> sa.Table:
-    """The delivery ledger's ``deliveries`` table, or one of its shape where that feature is absent.
-
-    Status reads it by reflection, so the test works with either.
-    """
-    with store.engine.begin() as conn:
-        if sa.inspect(conn).has_table("deliveries"):
-            return sa.Table("deliveries", sa.MetaData(), autoload_with=conn)
-    table = sa.Table(
-        "deliveries",
-        sa.MetaData(),
-        sa.Column("pk", sa.Integer, primary_key=True),
-        sa.Column("digest_id", sa.String(40)),
-        sa.Column("profile", sa.String(255)),
-        sa.Column("destination", sa.String(512)),
-        sa.Column("digest_date", sa.Date),
-        sa.Column("status", sa.String(16)),
-        sa.Column("watermark", sa.Integer),
-        sa.Column("paper_count", sa.Integer),
-        sa.Column("attempts", sa.Integer),
-        sa.Column("error", sa.Text),
-        sa.Column("sent_at", sa.DateTime),
-        sa.Column("created_at", sa.DateTime),
-        sa.Column("updated_at", sa.DateTime),
-    )
-    with store.engine.begin() as conn:
-        table.create(conn)
-    return table
-
-
-def test_without_a_ledger_there_are_no_deliveries(store: SqlStore) -> None:
+def test_an_empty_ledger_has_no_deliveries(store: SqlStore) -> None:
     assert load_last_deliveries(store) == []
     assert load_open_digests(store) == []
 
 
 def test_the_last_digest_per_destination_and_the_open_ones(store: SqlStore) -> None:
-    table = _ledger(store)
+    table = deliveries  # the real ledger (status reads it by reflection)
     rows: list[dict[str, Any]] = [
         {"digest_id": "d1", "profile": "attn", "destination": "slack:C1",
          "digest_date": date(2026, 11, 25), "status": "sent", "error": None},

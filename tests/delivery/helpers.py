@@ -1,4 +1,4 @@
-"""Papers and settings for the delivery tests."""
+"""Papers, settings and deliverers (wired to the stand-ins) for the delivery tests."""
 
 from __future__ import annotations
 
@@ -6,9 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from digestbot.config import Settings, parse_settings
+from slack_sdk import WebClient
+
+from digestbot.config import Settings, SmtpSettings, parse_settings
+from digestbot.delivery.email import EmailDeliverer, build_smtp_factory
+from digestbot.delivery.slack import SlackDeliverer
 from digestbot.models import Paper
 from digestbot.store import SqlStore
+from tests.slack_api import SlackApi
+from tests.smtp_server import PASSWORD, USER, SmtpServer
 
 
 def make_paper(index: int, *, title: str | None = None, **extra: Any) -> Paper:
@@ -53,3 +59,28 @@ def settings_for(
         **(extra or {}),
     }
     return parse_settings(data, env={})
+
+
+def slack_deliverer(api: SlackApi, **kw: float) -> SlackDeliverer:
+    client = WebClient(token=api.token, base_url=api.url)
+    return SlackDeliverer(client, **{"min_interval": 0.0, "backoff": 0.0, **kw})  # type: ignore[arg-type]
+
+
+def smtp_settings(server: SmtpServer, **kw: object) -> SmtpSettings:
+    values = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": "starttls",
+        "username": USER,
+        "password": PASSWORD,
+        "timeout": 5,
+        **kw,
+    }
+    return SmtpSettings.model_validate(values)
+
+
+def email_deliverer(server: SmtpServer, **kw: object) -> EmailDeliverer:
+    factory = build_smtp_factory(smtp_settings(server, **kw), ssl_context=server.client_context())
+    return EmailDeliverer(
+        factory, sender="Paper Digest <digest@example.org>", backoff=0.0, label="test smtp"
+    )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import as_json, write_config
+from tests.smtp_server import PASSWORD, USER, SmtpServer
 
 CONFIG = """\
 database_url: sqlite:///data/db.sqlite3
@@ -62,3 +67,59 @@ def test_a_failed_delivery_exits_1_and_shows_in_history(cli, tmp_path: Path, see
     assert [(r["status"], "bot_token" in r["error"]) for r in rows] == [("failed", True)]
     unknown = cli("--config", config, "history", "--profile", "nope")
     assert unknown.exit_code == 2 and "unknown profile 'nope'" in unknown.stderr
+
+
+def test_send_shows_progress_on_a_terminal(
+    tmp_path: Path, seeds: Path, smtp_server: SmtpServer
+) -> None:
+    """Forty recipients through the real CLI, its stderr a pseudo-terminal: a rich bar."""
+    smtp_server.ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    recipients = ", ".join(f"r{i}@example.org" for i in range(40))
+    config = write_config(
+        tmp_path,
+        CONFIG.format(seeds=seeds, extra="")
+        + f"""\
+email:
+  smtp: {{host: 127.0.0.1, port: {smtp_server.port}, security: starttls,
+         username: {USER}, password: "${{SMTP_PASSWORD}}"}}
+  sender: "Paper Digest <digest@example.org>"
+""",
+    )
+    text = config.read_text().replace(
+        "      - file: {path: out}\n", f"      - email: {{to: [{recipients}]}}\n"
+    )
+    config.write_text(text)
+    env = {
+        **os.environ,
+        "SMTP_PASSWORD": PASSWORD,
+        "SSL_CERT_FILE": str(tmp_path / "ca.pem"),
+        "TERM": "xterm-256color",
+        "COLUMNS": "100",
+    }
+    base = [sys.executable, "-m", "digestbot", "--config", str(config)]
+    subprocess.run([*base, "ingest"], env=env, cwd=tmp_path, check=True, capture_output=True)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*base, "--now", "2026-11-23T08:00:00Z", "send"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    stdout = proc.communicate(timeout=60)[0].decode()
+    os.close(master)
+    assert proc.returncode == 0
+    assert stdout.count("sent          efficient-attention → email:") == 40
+    screen = seen.decode(errors="replace")
+    assert "sending" in screen and "40/40" in screen  # advanced per recipient, to the end
+    assert len(smtp_server.handler.received) == 40

@@ -28,8 +28,8 @@ from digestbot.store import SqlStore
 from digestbot.store.ledger import count_sent, load_history
 from tests.conftest import NOW, REPO
 from tests.delivery.helpers import add_papers, make_paper
-from tests.delivery.slack_api import SlackApi
-from tests.delivery.smtp_server import PASSWORD, USER, SmtpServer
+from tests.slack_api import SlackApi
+from tests.smtp_server import PASSWORD, USER, SmtpServer
 
 CONFIG = """\
 database_url: sqlite:///{db}

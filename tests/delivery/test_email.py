@@ -9,8 +9,8 @@ import pytest
 from digestbot.delivery.email import EmailResult, OutgoingEmail
 from digestbot.delivery.formats import EmailContent
 from tests.conftest import NOW
-from tests.delivery.conftest import email_deliverer
-from tests.delivery.smtp_server import SmtpServer, free_port
+from tests.delivery.helpers import email_deliverer
+from tests.smtp_server import SmtpServer, free_port
 
 CONTENT = EmailContent(
     subject="2 new papers for attn · Mon 23 Nov",
@@ -108,7 +108,7 @@ def test_server_down_fails_every_recipient_as_transient(ca) -> None:
 def test_ssl_and_plain_connections_are_supported(ca, security: str) -> None:
     from aiosmtpd.controller import Controller
 
-    from tests.delivery.smtp_server import Handler
+    from tests.smtp_server import Handler
 
     handler = Handler()
     port = free_port()

@@ -14,10 +14,15 @@ from digestbot.delivery.targets import Deliverers, build_deliverers
 from digestbot.store import SqlStore
 from digestbot.store.ledger import claim_deliveries, count_sent, load_history
 from tests.conftest import NOW
-from tests.delivery.conftest import email_deliverer, slack_deliverer
-from tests.delivery.helpers import add_papers, make_paper, settings_for
-from tests.delivery.slack_api import SlackApi
-from tests.delivery.smtp_server import SmtpServer, free_port
+from tests.delivery.helpers import (
+    add_papers,
+    email_deliverer,
+    make_paper,
+    settings_for,
+    slack_deliverer,
+)
+from tests.slack_api import SlackApi
+from tests.smtp_server import SmtpServer, free_port
 
 DAY = timedelta(days=1)
 SLACK = {"slack": {"channel": "#papers"}}

@@ -14,9 +14,8 @@ from digestbot.delivery.slack import EVENT_TYPE, WebhookDeliverer
 from digestbot.errors import DeliveryError
 from digestbot.models import Digest, ScoredPaper
 from tests.conftest import NOW
-from tests.delivery.conftest import slack_deliverer
-from tests.delivery.helpers import make_paper
-from tests.delivery.slack_api import Failure, SlackApi
+from tests.delivery.helpers import make_paper, slack_deliverer
+from tests.slack_api import Failure, SlackApi
 
 
 def messages(n_papers: int) -> list[SlackMessage]:

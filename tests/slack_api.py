@@ -1,17 +1,27 @@
 """A stand-in of the Slack Web API on 127.0.0.1, for ``WebClient(base_url=...)``.
 
-Implements ``auth.test``, ``chat.postMessage``, ``conversations.history``,
-``conversations.replies`` and incoming webhooks (``/hooks/<name>``) with Slack's
-JSON shapes: ``ok: false`` errors with HTTP 200, 429 with ``Retry-After``, and
-message ``metadata`` returned only with ``include_all_metadata``.
+One stand-in for every test that talks to Slack (delivery, the ``/papers`` app,
+alerts). Implements ``auth.test``, ``chat.postMessage``, ``chat.postEphemeral``,
+``chat.update``, ``users.info``, ``conversations.history``,
+``conversations.replies``, incoming webhooks (``/hooks/<name>``) and
+``response_url`` (``/respond/<name>``) with Slack's JSON shapes: ``ok: false``
+errors with HTTP 200, 429 with ``Retry-After``, and message ``metadata`` returned
+only with ``include_all_metadata``. A message posted to a user id (``U...``) goes
+to the direct-message conversation ``D...`` with that user, as in Slack.
+
+Every request is kept with its parsed body (``requests``; ``wait_for`` waits for
+them); ``calls`` lists the Web API method names in order.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,6 +34,19 @@ class Failure:
     error: str = ""
     retry_after: int | None = None
     body: str | None = None
+
+
+USERS_TZ = {"U1": "Europe/Berlin", "U2": "America/New_York"}
+
+
+@dataclass
+class Call:
+    path: str
+    body: dict[str, Any]
+
+    @property
+    def method(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
 
 
 @dataclass
@@ -39,6 +62,8 @@ class SlackApi:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.requests: list[Call] = []
         self._seq = 0
         self.server: ThreadingHTTPServer | None = None
 
@@ -48,9 +73,42 @@ class SlackApi:
             self.failures.setdefault(method, []).extend([failure] * times)
 
     @property
-    def url(self) -> str:
+    def base(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/api/"
+
+    def response_url(self, name: str = "r1") -> str:
+        return f"{self.base}/respond/{name}"
+
+    def _record(self, path: str, body: dict[str, Any]) -> None:
+        with self.cond:
+            self.requests.append(Call(path=path, body=body))
+            self.cond.notify_all()
+
+    def wait_for(self, method: str, *, count: int = 1, timeout: float = 10.0) -> list[Call]:
+        """The requests to ``method`` (an API method or ``respond``) once there are ``count``."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                found = [
+                    c
+                    for c in self.requests
+                    if c.method == method
+                    or (method == "respond" and c.path.startswith("/respond/"))
+                ]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"no {count}x {method} within {timeout}s; requests: "
+                        f"{[c.path for c in self.requests]}"
+                    )
+                self.cond.wait(left)
 
     def webhook_url(self, name: str) -> str:
         assert self.server is not None
@@ -79,10 +137,17 @@ class SlackApi:
                     params = {k: v[0] for k, v in parse_qs(raw).items()}
                 query = parse_qs(urlparse(self.path).query)
                 params.update({k: v[0] for k, v in query.items()})
+                for key in ("blocks", "metadata"):
+                    if isinstance(params.get(key), str):
+                        params[key] = json.loads(params[key])
                 self._handle(params)
 
             def _handle(self, params: dict[str, Any]) -> None:
                 path = urlparse(self.path).path
+                api._record(path, params)
+                if path.startswith("/respond/"):
+                    self._send(200, "ok", {}, content_type="text/plain")
+                    return
                 if path.startswith("/hooks/"):
                     status, body, headers = api.webhook(path.rsplit("/", 1)[1], params)
                     self._send(status, body, headers, content_type="text/plain")
@@ -144,6 +209,9 @@ class SlackApi:
             return failure.status, {"ok": False, "error": failure.error or "ratelimited"}, headers
         if token != self.token:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
+        if method == "users.info":
+            user = str(params.get("user", ""))
+            return 200, {"ok": True, "user": {"id": user, "tz": USERS_TZ.get(user)}}, {}
         if method == "auth.test":
             return (
                 200,
@@ -160,13 +228,19 @@ class SlackApi:
             )
         channel = str(params.get("channel", ""))
         channel_id = self.channel_ids.get(channel, channel)
+        if channel_id.startswith(("U", "W")) and method == "chat.postMessage":
+            channel_id = "D" + channel_id[1:]  # a user id: the app's DM with that person
         if channel in self.channel_errors or channel_id in self.channel_errors:
             error = self.channel_errors.get(channel) or self.channel_errors[channel_id]
             return 200, {"ok": False, "error": error}, {}
-        if not channel_id.startswith(("C", "G")):
+        if not channel_id.startswith(("C", "G", "D")):
             return 200, {"ok": False, "error": "channel_not_found"}, {}
         if method == "chat.postMessage":
             return self._post(channel_id, params)
+        if method == "chat.postEphemeral":
+            return 200, {"ok": True, "message_ts": self._next_ts()}, {}
+        if method == "chat.update":
+            return 200, {"ok": True, "channel": channel_id, "ts": params.get("ts")}, {}
         if method in ("conversations.history", "conversations.replies"):
             if self.history_error:
                 return 200, {"ok": False, "error": self.history_error}, {}
@@ -250,3 +324,19 @@ class SlackApi:
                 }
             )
         return 200, "ok", {}
+
+
+@contextlib.contextmanager
+def running_slack_api(**kw: Any) -> Iterator[SlackApi]:
+    api = SlackApi(**kw).start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """The headers Slack sends: v0 HMAC-SHA256 of ``v0:{timestamp}:{body}``."""
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
