@@ -17,6 +17,7 @@ import pytest
 from digestbot.config import Settings, parse_settings
 from digestbot.delivery.service import send_due
 from digestbot.delivery.targets import Deliverers
+from digestbot.pipeline import rank_profile
 from digestbot.ranking import rank
 from digestbot.store import SqlStore
 from digestbot.store.feedback import load_feedback
@@ -121,9 +122,12 @@ def test_a_vote_on_a_posted_digest_is_feedback_for_its_profile(
     votes = load_feedback(store, subject_kind="profile", subject="attn")
     assert [(v.paper_id, v.value, v.source) for v in votes] == [(paper_id, -1, "slack")]
 
-    # The ranker of this branch does not read feedback yet (the relevance branch's
-    # rank_profile will): the 👎 paper keeps its place for now. This pins today's
-    # behaviour so the change is seen when the two branches meet.
-    ranked = [s.paper.id for s in rank(store.load_papers(), settings.profile("attn"), now=DAY2)]
-    before = [s.paper.id for s in rank(store.load_papers(), settings.profile("attn"), now=DAY1)]
-    assert ranked.index(paper_id) == before.index(paper_id)
+    # The profile's next ranking learns from it: the 👎 paper drops to the bottom (score 0),
+    # where a ranking without the vote still has it among the best.
+    profile = settings.profile("attn")
+    without_vote = [s.paper.id for s in rank(store.load_papers(), profile, now=DAY2)]
+    assert without_vote.index(paper_id) < 10
+    after = rank_profile(store, profile, now=DAY2)
+    voted = next(s for s in after if s.paper.id == paper_id)
+    assert voted.score == 0
+    assert [s.paper.id for s in after].index(paper_id) > without_vote.index(paper_id)
