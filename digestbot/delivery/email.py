@@ -31,6 +31,8 @@ from digestbot.render import one_line
 log = logging.getLogger(__name__)
 
 SmtpFactory = Callable[[], smtplib.SMTP]
+# Stands in for each reader's unsubscribe token in the shared body; replaced per message.
+TOKEN_SLOT = "UNSUBSCRIBE-TOKEN-SLOT"  # noqa: S105 - a placeholder, not a secret
 
 
 def build_smtp_factory(
@@ -76,6 +78,9 @@ class OutgoingEmail:
     content: EmailContent
     message_id: str  # "<...@domain>", stable across retries of the same digest
     profile: str
+    # one-click unsubscribe (RFC 8058): the URL with TOKEN_SLOT, and this reader's token
+    unsubscribe_url: str = ""
+    unsubscribe_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,7 @@ class EmailResult:
     message_id: str
     error: str = ""
     permanent: bool = False
+    bounced: bool = False  # the server refused this recipient for good (RCPT 5xx)
 
 
 class _ConnectionFailed(Exception):
@@ -114,7 +120,7 @@ class EmailDeliverer:
         self.backoff = backoff
         self.sleep = sleep
         self._conn: smtplib.SMTP | None = None
-        self._shared: dict[tuple[EmailContent, str, datetime, bool], tuple[bytes, bytes]] = {}
+        self._shared: dict[tuple[EmailContent, str, datetime, bool, str], tuple[bytes, bytes]] = {}
         self._eight_bit = False
 
     # -- messages ---------------------------------------------------------------------------
@@ -133,22 +139,29 @@ class EmailDeliverer:
         """The headers every recipient of this digest shares."""
         domain = sender_domain(self.sender)
         profile = one_line(mail.profile)
-        unsubscribe = parseaddr(self.reply_to or self.sender)[1]
         pairs = [("Subject", mail.content.subject), ("From", self.sender)]
         if self.reply_to:
             pairs.append(("Reply-To", self.reply_to))
         pairs += [
             ("Date", format_datetime(now)),
             ("List-Id", f"{profile} <{profile}.digestbot.{domain}>"),
-            (
-                "List-Unsubscribe",
-                f"<mailto:{unsubscribe}?subject={quote('unsubscribe ' + profile)}>",
-            ),
         ]
+        if mail.unsubscribe_url:  # the URL is the reader's own: in _own_pairs
+            pairs.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+        else:
+            pairs.append(("List-Unsubscribe", self._mailto(mail)))
         return pairs
 
+    def _mailto(self, mail: OutgoingEmail) -> str:
+        unsubscribe = parseaddr(self.reply_to or self.sender)[1]
+        return f"<mailto:{unsubscribe}?subject={quote('unsubscribe ' + one_line(mail.profile))}>"
+
     def _own_pairs(self, mail: OutgoingEmail) -> list[tuple[str, str]]:
-        return [("To", mail.to), ("Message-ID", mail.message_id)]
+        pairs = [("To", mail.to), ("Message-ID", mail.message_id)]
+        if mail.unsubscribe_url:
+            url = mail.unsubscribe_url.replace(TOKEN_SLOT, mail.unsubscribe_token)
+            pairs.append(("List-Unsubscribe", f"<{url}>, {self._mailto(mail)}"))
+        return pairs
 
     def build_headers(self, mail: OutgoingEmail, *, now: datetime) -> EmailMessage:
         """Every header of the recipient's message (no body), each folded to one line."""
@@ -158,8 +171,9 @@ class EmailDeliverer:
     def build_message(self, mail: OutgoingEmail, *, now: datetime) -> EmailMessage:
         """The whole message: the headers, then multipart/alternative (text, HTML)."""
         msg = self.build_headers(mail, now=now)
-        msg.set_content(mail.content.text)
-        msg.add_alternative(mail.content.html, subtype="html")
+        content = _personal(mail)
+        msg.set_content(content.text)
+        msg.add_alternative(content.html, subtype="html")
         return msg
 
     def message_bytes(
@@ -167,19 +181,24 @@ class EmailDeliverer:
     ) -> bytes:
         """``build_message`` as wire bytes. What recipients share (the MIME body, the
         common headers) is encoded once per digest: 1,000 readers cost one encoding.
-        With ``eight_bit`` (the server speaks 8BITMIME) parts whose lines fit go unencoded."""
-        key = (mail.content, mail.profile, now, eight_bit)
+        With ``eight_bit`` (the server speaks 8BITMIME) parts whose lines fit go unencoded.
+        A reader's unsubscribe token replaces ``TOKEN_SLOT`` in the encoded body when the
+        slot survived the encoding whole; otherwise that reader's body is encoded alone."""
+        key = (mail.content, mail.profile, now, eight_bit, mail.unsubscribe_url)
         cached = self._shared.get(key)
         if cached is None:
-            part = EmailMessage(policy=SMTP_POLICY)
-            part.set_content(mail.content.text, cte=_cte(mail.content.text, eight_bit))
-            html = mail.content.html
-            part.add_alternative(html, subtype="html", cte=_cte(html, eight_bit))
             common = self._headers(self._common_pairs(mail, now=now), mail=mail).as_bytes()
             # body: MIME-Version, Content-Type (boundary), blank line, the parts
-            cached = (common.rstrip(b"\r\n") + b"\r\n", part.as_bytes())
+            cached = (common.rstrip(b"\r\n") + b"\r\n", _body(mail.content, eight_bit))
             self._shared = {key: cached}  # keep one: mails come grouped by digest
         common, body = cached
+        slots = mail.content.html.count(TOKEN_SLOT) + mail.content.text.count(TOKEN_SLOT)
+        if slots:
+            slot = TOKEN_SLOT.encode("ascii")
+            if body.count(slot) == slots and mail.unsubscribe_token.isascii():
+                body = body.replace(slot, mail.unsubscribe_token.encode("ascii"))
+            else:
+                body = _body(_personal(mail), eight_bit)
         own = self._headers(self._own_pairs(mail), mail=mail).as_bytes()
         return common + own.rstrip(b"\r\n") + b"\r\n" + body
 
@@ -249,7 +268,14 @@ class EmailDeliverer:
                 code, text = next(iter(exc.recipients.values()), (0, b""))
                 last = f"{code} {_text(text)}"
                 if code >= 500:
-                    return self._failed(mail, last, True)
+                    return EmailResult(
+                        to=mail.to,
+                        ok=False,
+                        message_id=mail.message_id,
+                        error=last,
+                        permanent=True,
+                        bounced=True,
+                    )
             except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
                 last = f"{exc.smtp_code} {_text(exc.smtp_error)}"
                 if exc.smtp_code >= 500:
@@ -275,6 +301,23 @@ class EmailDeliverer:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _personal(mail: OutgoingEmail) -> EmailContent:
+    """The content with this reader's token in place of ``TOKEN_SLOT``."""
+    token = mail.unsubscribe_token
+    return EmailContent(
+        subject=mail.content.subject,
+        html=mail.content.html.replace(TOKEN_SLOT, token),
+        text=mail.content.text.replace(TOKEN_SLOT, token),
+    )
+
+
+def _body(content: EmailContent, eight_bit: bool) -> bytes:
+    part = EmailMessage(policy=SMTP_POLICY)
+    part.set_content(content.text, cte=_cte(content.text, eight_bit))
+    part.add_alternative(content.html, subtype="html", cte=_cte(content.html, eight_bit))
+    return part.as_bytes()
 
 
 def _cte(text: str, eight_bit: bool) -> str | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
@@ -20,6 +21,9 @@ from digestbot.config import FileTarget, Profile, Settings
 from digestbot.delivery.email import EmailDeliverer, build_smtp_factory
 from digestbot.delivery.files import FileDeliverer
 from digestbot.delivery.slack import SlackDeliverer, WebhookDeliverer
+
+if TYPE_CHECKING:
+    from digestbot.store import SqlStore
 
 TargetKind = Literal["slack", "webhook", "email", "file"]
 
@@ -31,6 +35,7 @@ class Target:
     channel: str = ""
     recipient: str = ""
     file: FileTarget | None = None
+    cadence: Literal["daily", "weekly"] = "daily"  # weekly: newsletter subscribers
 
 
 def webhook_key(url: str) -> str:
@@ -58,6 +63,23 @@ def expand_targets(profile: Profile) -> list[Target]:
     return list(targets.values())
 
 
+def collect_targets(
+    settings: Settings, store: SqlStore, profile: Profile, *, now: datetime
+) -> list[Target]:
+    """Every destination of the profile: its config targets, then its newsletter
+    subscribers (``digestbot.newsletter.subscriber_targets``; weekly ones only on
+    ``email.weekly_day``). Addresses that unsubscribed
+    or bounce get nothing, config recipients included; one target per key."""
+    from digestbot.newsletter import subscriber_targets
+    from digestbot.store.subscribers import load_opted_out
+
+    targets = {t.key: t for t in expand_targets(profile)}
+    for target in subscriber_targets(store, profile, now=now, weekly_day=settings.email.weekly_day):
+        targets.setdefault(target.key, target)  # a config recipient stays daily
+    opted_out = {f"email:{a}" for a in load_opted_out(store, profile=profile.name)}
+    return [t for key, t in targets.items() if key not in opted_out]
+
+
 @dataclass
 class Deliverers:
     """The services that deliver; built from the settings, or given by a test."""
@@ -77,21 +99,17 @@ def build_deliverers(settings: Settings) -> Deliverers:
         )
         slack = SlackDeliverer(client)
     webhooks: dict[str, WebhookDeliverer] = {}
-    has_email = False
     for profile in settings.profiles:
         for dest in profile.deliver:
-            has_email = has_email or dest.email is not None
             if dest.slack is not None and dest.slack.webhook_url is not None:
                 url = dest.slack.webhook_url.get_secret_value()
                 key = webhook_key(url)
                 webhooks[key] = WebhookDeliverer(WebhookClient(url), label=key)
-    email = None
-    if has_email:
-        smtp = settings.email.smtp
-        email = EmailDeliverer(
-            build_smtp_factory(smtp),
-            sender=settings.email.sender,
-            reply_to=settings.email.reply_to,
-            label=f"smtp {smtp.host}:{smtp.port}",
-        )
+    smtp = settings.email.smtp  # always: newsletter subscribers live in the database
+    email = EmailDeliverer(  # nothing connects until a mail is sent
+        build_smtp_factory(smtp),
+        sender=settings.email.sender,
+        reply_to=settings.email.reply_to,
+        label=f"smtp {smtp.host}:{smtp.port}",
+    )
     return Deliverers(slack=slack, webhooks=webhooks, email=email)
