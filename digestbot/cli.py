@@ -166,6 +166,9 @@ register(_delivery_commands)
 from digestbot.commands import daemon as _daemon_commands  # noqa: E402
 
 register(_daemon_commands)
+from digestbot.commands import subscribers as _subscribers_commands  # noqa: E402
+
+register(_subscribers_commands)
 
 
 def run() -> None:  # pragma: no cover - console script entry point
