@@ -33,7 +33,7 @@ class Web:
         if data is not None:
             req.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
-            with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - 127.0.0.1
+            with urllib.request.urlopen(req, timeout=5) as resp:
                 return resp.status, resp.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
             body = exc.read().decode("utf-8")
