@@ -83,7 +83,7 @@ def test_screenshot_is_not_blank(content, width: int, tmp_path: Path) -> None:
     step = 4 if len(rows[0]) == w * 4 else 3
     pixels = Counter(row[x : x + 3] for row in rows[::5] for x in range(0, len(row), step * 5))
     assert len(pixels) > 20  # text, links, background: not one flat colour
-    background, most = pixels.most_common(1)[0]
+    _background, most = pixels.most_common(1)[0]
     assert most / sum(pixels.values()) < 0.97
     dark = sum(n for px, n in pixels.items() if max(px) < 110)
     assert dark > 50  # there is text on it
