@@ -430,12 +430,19 @@ class _ProfileRun:
         if not mails or email is None:
             return out
 
+        accepted: list[tuple[DeliveryRecord, str | None]] = []
+
+        def on_idle() -> None:  # no result waiting: record the accepted ones at once
+            ledger.mark_sent_many(self.store, accepted, now=self.now)
+            if accepted:
+                pause_point("after-record")
+            accepted.clear()
+
         def on_result(mail: OutgoingEmail, result: Any) -> None:
             target, record = owner[mail.message_id]
             if result.ok:
                 pause_point("after-send")
-                ledger.mark_sent(self.store, record, external_id=result.message_id, now=self.now)
-                pause_point("after-record")
+                accepted.append((record, result.message_id))
                 out.append(
                     self._outcome(
                         target, "sent", papers=record.paper_count, digest_id=record.digest_id
@@ -454,7 +461,10 @@ class _ProfileRun:
                     )
                 out.append(self._failed(target, record, error))
 
-        email.send_all(mails, now=self.now, on_result=on_result)
+        try:
+            email.send_all(mails, now=self.now, on_result=on_result, on_idle=on_idle)
+        finally:
+            on_idle()
         return out
 
     def _failed(self, target: Target, record: DeliveryRecord, error: str) -> DeliveryOutcome:

@@ -111,5 +111,6 @@ def build_deliverers(settings: Settings) -> Deliverers:
         sender=settings.email.sender,
         reply_to=settings.email.reply_to,
         label=f"smtp {smtp.host}:{smtp.port}",
+        connections=smtp.connections,
     )
     return Deliverers(slack=slack, webhooks=webhooks, email=email)
