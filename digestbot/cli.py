@@ -171,6 +171,9 @@ register(_daemon_commands)
 from digestbot.commands import ranking as _ranking_commands  # noqa: E402
 
 register(_ranking_commands)
+from digestbot.commands import subscribers as _subscribers_commands  # noqa: E402
+
+register(_subscribers_commands)
 
 
 def run() -> None:  # pragma: no cover - console script entry point

@@ -154,6 +154,7 @@ class SmtpSettings(_Model):
     username: str | None = None
     password: SecretStr | None = None
     timeout: float = Field(30.0, gt=0)
+    connections: int = Field(1, ge=1, le=16)  # parallel, each reused (newsletters: 4)
 
 
 class EmailSettings(_Model):

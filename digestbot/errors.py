@@ -12,6 +12,8 @@
     ├── StoreError              the database failed or holds something unexpected
     │   └── LockHeldError       another scheduler holds this database (names the holder)
     ├── RenderError             a template failed to render
+    ├── AddressError            an email address that is not one (names the address)
+    ├── TokenError              an unsubscribe token that is malformed or not ours
     └── DeliveryError           a destination refused or could not be reached
 
 Messages name the values that identify the failure and keep them as attributes.
@@ -98,6 +100,21 @@ class RenderError(DigestError):
     def __init__(self, message: str, *, template: str) -> None:
         super().__init__(f"template {template}: {message}")
         self.template = template
+
+
+class AddressError(DigestError):
+    def __init__(self, message: str, *, address: str) -> None:
+        super().__init__(f"{address!r}: {message}")
+        self.address = address
+
+
+class TokenError(DigestError):
+    """A forged, altered or malformed unsubscribe token (``is_malformed``: not even shaped
+    like one)."""
+
+    def __init__(self, message: str, *, is_malformed: bool = False) -> None:
+        super().__init__(message)
+        self.is_malformed = is_malformed
 
 
 class DeliveryError(DigestError):

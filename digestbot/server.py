@@ -5,6 +5,7 @@ Routes are plain WSGI apps, so a feature adds its endpoint with one
 
 - ``POST /slack/events``: Bolt's single endpoint (slash commands, interactivity)
 - ``GET /healthz``: ``ok`` while the process serves
+- ``GET|POST /unsubscribe``: the newsletter's unsubscribe page and one-click POST
 
 The server is the standard library's ``wsgiref`` with a thread per request
 (``ThreadingMixIn``), a deep listen backlog and a bound on request bodies.
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000  # Slack payloads are far smaller
 SLACK_EVENTS_PATH = "/slack/events"
+UNSUBSCRIBE_PATH = "/unsubscribe"
 
 
 def _plain(start_response: StartResponse, status: str, text: str, **headers: str) -> list[bytes]:
@@ -85,10 +87,14 @@ def healthz(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable
     return _plain(start_response, "200 OK", "ok\n")
 
 
-def build_router(*, slack_app: App | None = None) -> Router:
+def build_router(
+    *, slack_app: App | None = None, unsubscribe: WSGIApplication | None = None
+) -> Router:
     """Every HTTP endpoint digestbot serves (features add theirs here)."""
     router = Router()
     router.add("/healthz", healthz, methods=("GET", "HEAD"))
+    if unsubscribe is not None:
+        router.add(UNSUBSCRIBE_PATH, unsubscribe, methods=("GET", "POST"))
     if slack_app is not None:
         from slack_bolt.adapter.wsgi import SlackRequestHandler
 

@@ -20,6 +20,7 @@ from digestbot.store import SqlStore
 from digestbot.store.daemon import load_job_health, load_lock
 from digestbot.store.slack import load_personal_profiles
 from digestbot.store.sql import utc
+from digestbot.store.subscribers import load_subscribers
 from digestbot.timing import build_trigger, last_fire_time, next_fire_time
 
 LEDGER_TABLE = "deliveries"
@@ -172,6 +173,15 @@ def build_status(
             for f in store.recent_files(limit=10)
         ],
         "feeds": load_feed_health(store),
+        "bounced_subscribers": [
+            {
+                "profile": b.profile,
+                "email": b.address,
+                "since": _iso(b.updated_at),
+                "error": b.error,
+            }
+            for b in load_subscribers(store, statuses=("bounced",))
+        ],
         "sources": [
             {
                 "name": h.name,

@@ -126,6 +126,10 @@ def status(app: AppContext, as_json: bool) -> None:
     click.echo("sources: " + ("all healthy" if not unhealthy else ""))
     for s in unhealthy:
         click.echo(f"  {s['name']}: {s['consecutive_failures']} failures, last: {s['last_error']}")
+    if report["bounced_subscribers"]:
+        click.echo("bounced subscribers (not sent to; re-add to retry):")
+        for b in report["bounced_subscribers"]:
+            click.echo(f"  {b['profile']:<24} {b['email']}  since {b['since']}: {b['error']}")
 
 
 COMMANDS = [run_command, status]

@@ -1,9 +1,11 @@
-"""``digestbot serve``: the Slack app over HTTP (``/slack/events``, ``/healthz``) or Socket Mode."""
+"""``digestbot serve``: the Slack app over HTTP (``/slack/events``, ``/healthz``) or Socket Mode,
+and the newsletter's ``/unsubscribe`` (alone when Slack is not configured)."""
 
 from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import click
 
@@ -24,19 +26,43 @@ log = logging.getLogger(__name__)
 @pass_app
 @handle_errors
 def serve(app: AppContext, host: str | None, port: int | None, socket_mode: bool) -> None:
-    """Answer /papers and the digest buttons in Slack until interrupted."""
+    """Answer /papers and the digest buttons in Slack, and email unsubscribe links, until
+    interrupted."""
     from slack_sdk import WebClient
 
-    from digestbot.server import SLACK_EVENTS_PATH, build_http_server, build_router
+    from digestbot.server import (
+        SLACK_EVENTS_PATH,
+        UNSUBSCRIBE_PATH,
+        build_http_server,
+        build_router,
+    )
     from digestbot.slack_app import build_slack_app
+    from digestbot.unsubscribe import UnsubscribeApp
 
     settings = app.settings
-    if settings.slack.bot_token is None:
+    secret = settings.email.unsubscribe_secret
+    unsubscribe = None
+    if secret is not None and secret.get_secret_value():
+        unsubscribe = UnsubscribeApp(
+            app.store, secret=secret.get_secret_value(), templates_dir=settings.templates_dir
+        )
+    if settings.slack.bot_token is None and (unsubscribe is None or socket_mode):
         raise ConfigError(
-            "needed to answer in Slack (set SLACK_BOT_TOKEN)",
+            "needed to answer in Slack (set SLACK_BOT_TOKEN; or set "
+            "email.unsubscribe_secret to serve only /unsubscribe)",
             path=settings.source,
             key="slack.bot_token",
         )
+    if settings.slack.bot_token is None:
+        server = build_http_server(
+            build_router(unsubscribe=unsubscribe),
+            host=host or settings.server.host,
+            port=settings.server.port if port is None else port,
+        )
+        where = f"http://{host or settings.server.host}:{server.server_port}"
+        click.echo(f"listening on {where}{UNSUBSCRIBE_PATH} and {where}/healthz", err=True)
+        _serve(server)
+        return
     client = WebClient(
         token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.base_url
     )
@@ -58,12 +84,16 @@ def serve(app: AppContext, host: str | None, port: int | None, socket_mode: bool
         SocketModeHandler(bolt, token).start()  # type: ignore[no-untyped-call]
         return
     server = build_http_server(
-        build_router(slack_app=bolt),
+        build_router(slack_app=bolt, unsubscribe=unsubscribe),
         host=host or settings.server.host,
         port=settings.server.port if port is None else port,
     )
     where = f"http://{host or settings.server.host}:{server.server_port}"
     click.echo(f"listening on {where}{SLACK_EVENTS_PATH} and {where}/healthz", err=True)
+    _serve(server)
+
+
+def _serve(server: Any) -> None:
     try:
         server.serve_forever()
     except KeyboardInterrupt:

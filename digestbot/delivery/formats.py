@@ -238,17 +238,27 @@ def render_slack_messages(
 
 
 # -- email ----------------------------------------------------------------------------------
-def render_email(digest: Digest, *, templates_dir: Path | None = None) -> EmailContent:
-    """Subject (one line), HTML with inlined CSS, and plain text."""
+def render_email(
+    digest: Digest,
+    *,
+    templates_dir: Path | None = None,
+    unsubscribe_url: str = "",
+    week: str = "",
+) -> EmailContent:
+    """Subject (one line), HTML with inlined CSS, and plain text.
+
+    ``unsubscribe_url`` (the reader's one-click link, or one with the token slot) goes in
+    the footer; ``week`` (``16–22 Nov``) makes it the weekly edition."""
+    context = {"digest": digest, "unsubscribe_url": unsubscribe_url, "week": week}
     subject = one_line(
-        render_template("email/subject.txt.j2", templates_dir=templates_dir, digest=digest)
+        render_template("email/subject.txt.j2", templates_dir=templates_dir, **context)
     )
-    html = render_template("email/digest.html.j2", templates_dir=templates_dir, digest=digest)
+    html = render_template("email/digest.html.j2", templates_dir=templates_dir, **context)
     try:
         inlined = css_inline.inline(html)
     except ValueError as exc:  # css_inline.InlineError is a ValueError
         raise RenderError(f"cannot inline CSS: {exc}", template="email/digest.html.j2") from exc
-    text = render_template("email/digest.txt.j2", templates_dir=templates_dir, digest=digest)
+    text = render_template("email/digest.txt.j2", templates_dir=templates_dir, **context)
     return EmailContent(subject=subject, html=inlined, text=text)
 
 

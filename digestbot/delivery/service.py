@@ -46,9 +46,11 @@ from digestbot.delivery.outcomes import (
 from digestbot.delivery.targets import Deliverers, Target, build_deliverers, collect_targets
 from digestbot.errors import DeliveryError, DigestError
 from digestbot.models import Digest, ScoredPaper
+from digestbot.newsletter import address_of, build_unsubscribe, this_week, week_label
 from digestbot.ranking import pick, rank
 from digestbot.store import SqlStore, ledger
 from digestbot.store.ledger import DeliveryRecord, NewDelivery
+from digestbot.store.subscribers import mark_bounced
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +132,13 @@ class _ProfileRun:
             else collect_targets(settings, store, profile, now=now)
         )
         self.on_outcome = on_outcome
+        self.unsubscribe = build_unsubscribe(settings) if self._has_email() else None
         self._ranked: list[ScoredPaper] | None = None
         self._slack: dict[tuple[str, ...], list[SlackMessage]] = {}
         self._email: dict[tuple[str, ...], EmailContent] = {}
+
+    def _has_email(self) -> bool:
+        return any(t.kind == "email" for t in self.targets)
 
     # -- planning ---------------------------------------------------------------------------
     def _outcome(self, target: Target, status: OutcomeStatus, **kw: Any) -> DeliveryOutcome:
@@ -198,6 +204,8 @@ class _ProfileRun:
         for target in fresh:
             mark, got = marks[target.key], sent[target.key]
             pool = [s for s in ranked if pk_of[s.paper.id] > mark and pk_of[s.paper.id] not in got]
+            if target.cadence == "weekly":  # newsletter: the best of the past 7 days
+                pool = this_week(pool, now=self.now)
             chosen = pick(pool, self.profile)
             empty = not chosen and self.profile.on_empty == "skip"
             item = NewDelivery(
@@ -247,7 +255,7 @@ class _ProfileRun:
             ids = [(s.paper.id, s.score, s.why) for s in chosen]
             pending.append((target, self._digest(ids), item.digest_id))
         templates = self.settings.templates_dir
-        rendered: dict[tuple[str, Format, tuple[str, ...]], str] = {}
+        rendered: dict[tuple[str, ...], str] = {}
         for target, digest, digest_id in pending:
             fmt: Format = "markdown"
             if target.file is not None:
@@ -256,11 +264,12 @@ class _ProfileRun:
                 fmt = "slack"
             elif target.kind == "email":
                 fmt = "email-text"
-            key = (target.kind, fmt, tuple(item.paper.id for item in digest.papers))
+            key = (target.kind, fmt, target.cadence, *(item.paper.id for item in digest.papers))
             if key not in rendered:  # a thousand readers of one digest: rendered once
                 text = render_format(digest, fmt, templates_dir=templates)
                 if target.kind == "email":
-                    subject = render_email(digest, templates_dir=templates).subject
+                    week = week_label(self.day) if target.cadence == "weekly" else ""
+                    subject = render_email(digest, templates_dir=templates, week=week).subject
                     text = f"Subject: {subject}\n\n{text}"
                 rendered[key] = text
             text = rendered[key]
@@ -438,7 +447,7 @@ class _ProfileRun:
             try:
                 if email is None:
                     raise DeliveryError("no SMTP deliverer configured", destination=target.key)
-                content = self._email_content(record)
+                content = self._email_content(record, target)
             except DigestError as exc:
                 ledger.mark_failed(self.store, record, error=str(exc), now=self.now)
                 out.append(self._failed(target, record, str(exc)))
@@ -448,18 +457,31 @@ class _ProfileRun:
                 content=content,
                 message_id=f"<{record.digest_id}@{domain}>",
                 profile=self.profile.name,
+                unsubscribe_url=self.unsubscribe.url if self.unsubscribe else "",
+                unsubscribe_token=self.unsubscribe.token_for(
+                    profile=self.profile.name, address=address_of(target)
+                )
+                if self.unsubscribe
+                else "",
             )
             mails.append(mail)
             owner[mail.message_id] = (target, record)
         if not mails or email is None:
             return out
 
+        accepted: list[tuple[DeliveryRecord, str | None]] = []
+
+        def on_idle() -> None:  # no result waiting: record the accepted ones at once
+            ledger.mark_sent_many(self.store, accepted, now=self.now)
+            if accepted:
+                pause_point("after-record")
+            accepted.clear()
+
         def on_result(mail: OutgoingEmail, result: Any) -> None:
             target, record = owner[mail.message_id]
             if result.ok:
                 pause_point("after-send")
-                ledger.mark_sent(self.store, record, external_id=result.message_id, now=self.now)
-                pause_point("after-record")
+                accepted.append((record, result.message_id))
                 out.append(
                     self._outcome(
                         target, "sent", papers=record.paper_count, digest_id=record.digest_id
@@ -468,9 +490,20 @@ class _ProfileRun:
             else:
                 error = f"{target.key}: {result.error}"
                 ledger.mark_failed(self.store, record, error=error, now=self.now)
+                if result.bounced:  # a subscriber is not retried daily forever
+                    mark_bounced(
+                        self.store,
+                        profile=self.profile.name,
+                        address=address_of(target),
+                        error=result.error,
+                        now=self.now,
+                    )
                 out.append(self._failed(target, record, error))
 
-        email.send_all(mails, now=self.now, on_result=on_result)
+        try:
+            email.send_all(mails, now=self.now, on_result=on_result, on_idle=on_idle)
+        finally:
+            on_idle()
         return out
 
     def _failed(self, target: Target, record: DeliveryRecord, error: str) -> DeliveryOutcome:
@@ -478,10 +511,13 @@ class _ProfileRun:
             target, "failed", papers=record.paper_count, error=error, digest_id=record.digest_id
         )
 
-    def _email_content(self, record: DeliveryRecord) -> EmailContent:
-        key = tuple(p.paper_id for p in record.papers)
+    def _email_content(self, record: DeliveryRecord, target: Target) -> EmailContent:
+        key = (target.cadence, *(p.paper_id for p in record.papers))
         if key not in self._email:
             self._email[key] = render_email(
-                self._record_digest(record), templates_dir=self.settings.templates_dir
+                self._record_digest(record),
+                templates_dir=self.settings.templates_dir,
+                unsubscribe_url=self.unsubscribe.url if self.unsubscribe else "",
+                week=week_label(self.day) if target.cadence == "weekly" else "",
             )
         return self._email[key]

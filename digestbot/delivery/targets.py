@@ -39,6 +39,7 @@ class Target:
     channel: str = ""
     recipient: str = ""
     file: FileTarget | None = None
+    cadence: Literal["daily", "weekly"] = "daily"  # weekly: newsletter subscribers
 
 
 def webhook_key(url: str) -> str:
@@ -79,16 +80,24 @@ def load_subscribed_targets(store: SqlStore, profile: Profile) -> list[Target]:
 def collect_targets(
     settings: Settings, store: SqlStore, profile: Profile, *, now: datetime
 ) -> list[Target]:
-    """Every destination of the profile's scheduled digest, once each (by key).
+    """Every destination of the profile's scheduled digest, once each (by key): its config
+    targets, the channels subscribed with ``/papers subscribe``, and its newsletter
+    subscribers (``digestbot.newsletter.subscriber_targets``; weekly ones only on
+    ``email.weekly_day``). A channel both configured and subscribed is one target; a config
+    recipient who is also a subscriber stays daily. Addresses that unsubscribed or bounce
+    get nothing, config recipients included."""
+    from digestbot.newsletter import subscriber_targets
+    from digestbot.store.subscribers import load_opted_out
 
-    ``settings`` and ``now`` are for the stored kinds that need them (the newsletter's
-    subscribers, confirmed by ``now``); a channel both configured and subscribed is one
-    target.
-    """
     found: dict[str, Target] = {}
-    for target in [*expand_targets(profile), *load_subscribed_targets(store, profile)]:
+    for target in [
+        *expand_targets(profile),
+        *load_subscribed_targets(store, profile),
+        *subscriber_targets(store, profile, now=now, weekly_day=settings.email.weekly_day),
+    ]:
         found.setdefault(target.key, target)
-    return list(found.values())
+    opted_out = {f"email:{a}" for a in load_opted_out(store, profile=profile.name)}
+    return [t for key, t in found.items() if key not in opted_out]
 
 
 @dataclass
@@ -110,21 +119,18 @@ def build_deliverers(settings: Settings) -> Deliverers:
         )
         slack = SlackDeliverer(client)
     webhooks: dict[str, WebhookDeliverer] = {}
-    has_email = False
     for profile in settings.profiles:
         for dest in profile.deliver:
-            has_email = has_email or dest.email is not None
             if dest.slack is not None and dest.slack.webhook_url is not None:
                 url = dest.slack.webhook_url.get_secret_value()
                 key = webhook_key(url)
                 webhooks[key] = WebhookDeliverer(WebhookClient(url), label=key)
-    email = None
-    if has_email:
-        smtp = settings.email.smtp
-        email = EmailDeliverer(
-            build_smtp_factory(smtp),
-            sender=settings.email.sender,
-            reply_to=settings.email.reply_to,
-            label=f"smtp {smtp.host}:{smtp.port}",
-        )
+    smtp = settings.email.smtp  # always: newsletter subscribers live in the database
+    email = EmailDeliverer(  # nothing connects until a mail is sent
+        build_smtp_factory(smtp),
+        sender=settings.email.sender,
+        reply_to=settings.email.reply_to,
+        label=f"smtp {smtp.host}:{smtp.port}",
+        connections=smtp.connections,
+    )
     return Deliverers(slack=slack, webhooks=webhooks, email=email)

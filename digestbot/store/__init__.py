@@ -12,6 +12,7 @@ from digestbot.store import feeds as feeds
 from digestbot.store import ledger as ledger
 from digestbot.store import search as search
 from digestbot.store import slack as slack
+from digestbot.store import subscribers as subscribers
 from digestbot.store.sql import FileRecord, SqlStore, UpsertCounts, merge_papers
 
 __all__ = ["FileRecord", "SqlStore", "UpsertCounts", "merge_papers"]

@@ -492,3 +492,48 @@ def count_sent(store: SqlStore, *, destination: str) -> int:
                 .where(sent_papers.c.destination == destination)
             ).scalar_one()
         )
+
+
+def mark_sent_many(
+    store: SqlStore, items: Sequence[tuple[DeliveryRecord, str | None]], *, now: datetime
+) -> None:
+    """``mark_sent`` for a run of accepted messages (record, external id), one transaction:
+    a newsletter's thousands of readers are not a transaction each."""
+    if not items:
+        return
+    stamp = naive_utc(now)
+    with store.transaction() as conn:
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.pk == sa.bindparam("b_pk"))
+            .values(
+                status="sent",
+                external_id=sa.bindparam("b_external"),
+                error=None,
+                claimed_by=None,
+                lease_until=None,
+                updated_at=stamp,
+                sent_at=stamp,
+            ),
+            [{"b_pk": record.pk, "b_external": external} for record, external in items],
+        )
+        for part in _chunks([record.pk for record, _ in items]):
+            already = sa.exists().where(
+                sent_papers.c.destination == deliveries.c.destination,
+                sent_papers.c.paper_pk == delivery_papers.c.paper_pk,
+            )
+            source = (
+                sa.select(
+                    deliveries.c.destination,
+                    delivery_papers.c.paper_pk,
+                    delivery_papers.c.delivery_pk,
+                    sa.literal(stamp, sa.DateTime),
+                )
+                .join(deliveries, deliveries.c.pk == delivery_papers.c.delivery_pk)
+                .where(delivery_papers.c.delivery_pk.in_(part), ~already)
+            )
+            conn.execute(
+                sent_papers.insert().from_select(
+                    ["destination", "paper_pk", "delivery_pk", "sent_at"], source
+                )
+            )
