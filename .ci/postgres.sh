@@ -13,9 +13,13 @@ fi
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 data=${PGTEST_DIR:-/tmp/digestbot-pg}
 port=${PGTEST_PORT:-55432}
+run() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
+# a server left from an earlier run on this machine is stopped before its data goes
+if [ -f "$data/postmaster.pid" ]; then
+  run "$bin/pg_ctl -D $data -m immediate stop" >/dev/null 2>&1 || true
+fi
 rm -rf "$data"
 mkdir -p "$data"
-run() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres "$data"
 run "$bin/initdb -D $data -U postgres -A trust >/dev/null"
 run "$bin/pg_ctl -D $data -o '-p $port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off' -l $data/log -w start >/dev/null"
