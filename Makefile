@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev
 
-.PHONY: demo test lint format check bench clean
+.PHONY: install demo test lint format check bench clean
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,12 @@ format: install
 
 check: lint test
 
-bench: install
-	$(PY) bench/run_all.py
+bench: install  # the quick figures; bench/slack.py (1M papers) and bench/newsletter.py take longer
+	$(PY) bench/ingest.py
+	$(PY) bench/relevance_eval.py
+	$(PY) bench/feeds.py
+	$(PY) bench/delivery.py
+	$(PY) bench/daemon.py --seconds 10
 
 clean:
 	rm -rf $(VENV) data out .pytest_cache .mypy_cache .ruff_cache

@@ -56,7 +56,12 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 def print_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False))
+    """JSON on stdout: indented for a person at a terminal, compact otherwise (the C
+    encoder: ``indent`` would fall back to the pure-Python one, seconds on 100k papers)."""
+    if sys.stdout.isatty():
+        click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+    else:
+        click.echo(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:

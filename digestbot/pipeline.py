@@ -35,6 +35,16 @@ def rank_profile(
     return rank_store(store, profile, now=now, settings=settings, index_dir=index_dir, limit=limit)
 
 
+def index_papers(store: SqlStore, settings: RankingSettings) -> None:
+    """Bring the persisted ranking index up to date (after an ingest), so that the next
+    rank pays nothing for today's papers. Without an index folder there is nothing to keep."""
+    from digestbot.ranking.persist import sync_index
+
+    index_dir = settings.index_dir or default_index_dir(store)
+    if index_dir is not None:
+        sync_index(store, index_dir)
+
+
 def build_digest(
     store: SqlStore, profile: Profile, *, now: datetime, settings: RankingSettings | None = None
 ) -> Digest:

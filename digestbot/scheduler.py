@@ -37,6 +37,7 @@ from digestbot.config import Profile, Settings, parse_duration
 from digestbot.errors import DigestError
 from digestbot.ingest import IngestReport, ingest_paths
 from digestbot.lock import HEARTBEAT_SECONDS, holding_scheduler_lock
+from digestbot.pipeline import index_papers
 from digestbot.services import Clock, PollFn, SendFn, SendOutcomeLike
 from digestbot.store import SqlStore
 from digestbot.store.daemon import record_job_result
@@ -257,6 +258,8 @@ class Daemon:
             report: IngestReport = self.watcher.ingest_ready(
                 self.store, now=self.clock(), ingest=self.ingest
             )
+            if report.papers_new or report.papers_merged:
+                index_papers(self.store, self.settings.ranking)  # the next digest pays nothing
         except DigestError as exc:
             self._source_result("drops", ok=False, error=str(exc))
             log.error("drops: %s", exc, extra={"event": "source.failed", "source": "drops"})

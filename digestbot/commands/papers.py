@@ -11,7 +11,7 @@ from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progr
 from digestbot.delivery.formats import FORMATS, Format, render_format
 from digestbot.ingest import FileOutcome, IngestReport, ingest_paths, list_drop_files
 from digestbot.models import paper_as_dict, scored_as_dict
-from digestbot.pipeline import build_digest, rank_profile, write_markdown_digest
+from digestbot.pipeline import build_digest, index_papers, rank_profile, write_markdown_digest
 
 
 def run_ingest(app: AppContext, paths: tuple[Path, ...], *, show_progress: bool) -> IngestReport:
@@ -23,7 +23,10 @@ def run_ingest(app: AppContext, paths: tuple[Path, ...], *, show_progress: bool)
             if outcome.status == "failed":
                 click.echo(f"failed: {outcome.error}", err=True)
 
-        return ingest_paths(app.store, (), files=files, now=app.now(), on_file=on_file)
+        report = ingest_paths(app.store, (), files=files, now=app.now(), on_file=on_file)
+    if report.papers_new or report.papers_merged:
+        index_papers(app.store, app.settings.ranking)  # so that the next rank pays nothing
+    return report
 
 
 @click.command()
