@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -117,7 +118,46 @@ def progress_bar(total: int, *, label: str, enabled: bool) -> Iterator[Callable[
         yield lambda: bar.advance(task)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Which module defines each command. Commands are imported when used, so that
+# `digestbot rank` does not pay for importing Slack, feeds and the scheduler.
+COMMAND_MODULES = {
+    "ingest": "papers",
+    "papers": "papers",
+    "rank": "papers",
+    "digest": "papers",
+    "demo": "papers",
+    "feedback": "ranking",
+    "explain": "ranking",
+    "embed": "ranking",
+    "fetch": "feeds",
+    "feeds": "feeds",
+    "send": "delivery",
+    "history": "delivery",
+    "subscribers": "subscribers",
+    "serve": "serve",
+    "run": "daemon",
+    "status": "daemon",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands live in ``digestbot.commands.<module>.COMMANDS``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMAND_MODULES.get(cmd_name)
+        if module_name is None:
+            return super().get_command(ctx, cmd_name)
+        module = importlib.import_module(f"digestbot.commands.{module_name}")
+        for command in module.COMMANDS:
+            if command.name == cmd_name:
+                return cast(click.Command, command)
+        raise RuntimeError(f"digestbot.commands.{module_name} does not define {cmd_name!r}")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="digestbot")
 @click.option(
     "--config",
@@ -149,36 +189,6 @@ def main(
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     configure_logging(level, fmt=log_format)
     ctx.obj = AppContext(config_path=config_path, debug=debug, now_override=now)
-
-
-def register(module: Any) -> None:
-    """Add the commands a module defines (its ``COMMANDS`` list) to the group."""
-    for command in module.COMMANDS:
-        main.add_command(command)
-
-
-from digestbot.commands import papers as _papers_commands  # noqa: E402
-
-register(_papers_commands)
-
-from digestbot.commands import feeds as _feeds_commands  # noqa: E402
-
-register(_feeds_commands)
-from digestbot.commands import serve as _serve_commands  # noqa: E402
-
-register(_serve_commands)
-from digestbot.commands import delivery as _delivery_commands  # noqa: E402
-
-register(_delivery_commands)
-from digestbot.commands import daemon as _daemon_commands  # noqa: E402
-
-register(_daemon_commands)
-from digestbot.commands import ranking as _ranking_commands  # noqa: E402
-
-register(_ranking_commands)
-from digestbot.commands import subscribers as _subscribers_commands  # noqa: E402
-
-register(_subscribers_commands)
 
 
 def run() -> None:  # pragma: no cover - console script entry point

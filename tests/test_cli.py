@@ -162,3 +162,35 @@ def test_python_dash_m_and_console_script_agree(tmp_path: Path) -> None:
         [sys.executable, "-m", "digestbot", "--version"], capture_output=True, text=True, check=True
     ).stdout
     assert out.startswith("digestbot, version ")
+
+
+def test_every_command_module_is_mapped_for_lazy_loading() -> None:
+    import importlib
+    import pkgutil
+
+    import digestbot.commands
+    from digestbot.cli import COMMAND_MODULES
+
+    defined = {}
+    for info in pkgutil.iter_modules(digestbot.commands.__path__):
+        module = importlib.import_module(f"digestbot.commands.{info.name}")
+        for command in getattr(module, "COMMANDS", []):
+            defined[command.name] = info.name
+    assert defined == COMMAND_MODULES
+
+
+def test_rank_does_not_import_slack_feeds_or_the_scheduler(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from digestbot.cli import main\n"
+        "try:\n"
+        "    main(['rank', '--profile', 'efficient-attention', '--limit', '1'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('slack_bolt', 'feedparser', 'apscheduler', 'httpx') if m in sys.modules]\n"
+        "print(','.join(heavy) or 'none')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "none"
