@@ -88,10 +88,6 @@ def normalize_title(title: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 
-def title_key(title: str) -> str:
-    return normalize_title(title)
-
-
 def title_id_of_key(key: str) -> str:
     """``t-`` and 12 hex digits of the SHA-256 of a normalised title."""
     return "t-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from digestbot.ids import canonical_id, title_key
+from digestbot.ids import canonical_id, normalize_title
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class Paper:
 
     @property
     def title_key(self) -> str:
-        return title_key(self.title)
+        return normalize_title(self.title)
 
     @property
     def link(self) -> str:

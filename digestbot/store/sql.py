@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digestbot.errors import NotFoundError, StoreError
-from digestbot.ids import normalize_title, title_id, title_id_of_key
+from digestbot.ids import normalize_title, parse_arxiv_id, title_id, title_id_of_key
 from digestbot.models import Paper, SourceRef
 from digestbot.store.schema import (
     SCHEMA_VERSION,
@@ -310,6 +310,7 @@ class SqlStore:
         now = naive_utc(now)
         # 1. merge duplicates inside the batch
         slots: list[Paper] = []
+        title_keys: list[str] = []  # the normalised title of each slot's first paper
         slot_of: list[int] = []
         by_arxiv: dict[str, int] = {}
         by_title: dict[str, int] = {}
@@ -323,6 +324,7 @@ class SqlStore:
             if hit is None:
                 hit = len(slots)
                 slots.append(paper)
+                title_keys.append(key)
             else:
                 slots[hit] = merge_papers(slots[hit], paper)
                 merged_count += 1
@@ -334,7 +336,6 @@ class SqlStore:
 
         # 2. find the stored ones, two IN queries per chunk
         arxiv_ids = [p.arxiv_id for p in slots if p.arxiv_id]
-        title_keys = [normalize_title(p.title) for p in slots]
         stored_by_arxiv: dict[str, Any] = {}
         stored_by_title: dict[str, Any] = {}
         cols = (*_PAPER_COLUMNS, papers.c.title_key)
@@ -490,8 +491,6 @@ class SqlStore:
     def get_paper(self, ident: str) -> Paper:
         """A paper by id, arXiv id (any version), its title id (``t-…``, also after it
         gained an arXiv id) or exact (normalised) title."""
-        from digestbot.ids import parse_arxiv_id
-
         parsed = parse_arxiv_id(ident)
         candidates = [ident] + ([parsed[0]] if parsed else [])
         with self.transaction() as conn:
