@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 from tests.conftest import write_config
+from tests.serve_process import serve_process
 
 CONFIG = """
 database_url: sqlite:///db.sqlite3
@@ -65,26 +63,7 @@ def test_serve_listens_and_answers_healthz(tmp_path: Path) -> None:
         "SLACK_SIGNING_SECRET": "s3cret",
         "SLACK_APP_TOKEN": "",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digestbot", "--config", path, "serve", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    try:
-        assert process.stderr is not None
-        seen = []
-        match = None
-        while match is None and len(seen) < 20:  # Bolt may log a warning first
-            seen.append(process.stderr.readline())
-            match = re.search(r"http://127\.0\.0\.1:(\d+)/slack/events", seen[-1])
-        assert match, seen
-        url = f"http://127.0.0.1:{match.group(1)}/healthz"
-        with urllib.request.urlopen(url, timeout=10) as response:
+    with serve_process(path, env=env, cwd=tmp_path, route="/slack/events") as base:
+        response = urllib.request.urlopen(f"{base}/healthz", timeout=10)
+        with response:
             assert (response.status, response.read()) == (200, b"ok\n")
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,6 +11,7 @@ from digestbot.newsletter import make_token
 from digestbot.store import SqlStore
 from digestbot.store.subscribers import load_subscribers
 from tests.conftest import write_config
+from tests.serve_process import serve_process
 
 CONFIG = """
 database_url: sqlite:///db.sqlite3
@@ -30,19 +28,7 @@ def test_serve_runs_with_only_the_unsubscribe_routes(tmp_path: Path, cli) -> Non
     secret = "serve-secret"
     env = {**os.environ, "DIGESTBOT_UNSUBSCRIBE_SECRET": secret}
     env.pop("SLACK_BOT_TOKEN", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digestbot", "--config", path, "serve", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/unsubscribe", line)
-        assert match, line
-        base = f"http://127.0.0.1:{match.group(1)}"
+    with serve_process(path, env=env, cwd=tmp_path, route="/unsubscribe") as base:
         token = make_token(secret, profile="attn", address="alice@example.org")
         request = urllib.request.Request(
             f"{base}/unsubscribe?t={token}", data=b"List-Unsubscribe=One-Click", method="POST"
@@ -55,11 +41,6 @@ def test_serve_runs_with_only_the_unsubscribe_routes(tmp_path: Path, cli) -> Non
         except urllib.error.HTTPError as exc:
             assert exc.code == 404
             exc.close()
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stderr is not None:
-            process.stderr.close()
     store = SqlStore.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
         assert [(s.address, s.status) for s in load_subscribers(store)] == [

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import Result
 
 from digestbot.errors import AddressError
 from digestbot.store import SqlStore
@@ -23,6 +25,12 @@ profiles:
   - name: attn
     keywords: [attention]
 """
+
+
+def subs(cli: Any, path: str, *args: str) -> Result:
+    """``digestbot --config PATH subscribers ARGS…``"""
+    result: Result = cli("--config", path, "subscribers", *args)
+    return result
 
 
 def test_addresses_are_normalised_and_bad_ones_named() -> None:
@@ -49,55 +57,28 @@ def test_unsubscribe_and_bounce_change_status_once(any_store: SqlStore) -> None:
 
 def test_cli_add_list_remove(tmp_path: Path, cli) -> None:
     path = str(write_config(tmp_path, CONFIG))
-    result = cli(
-        "--config",
-        path,
-        "subscribers",
-        "add",
-        "--profile",
-        "attn",
-        "Bob@Example.org",
-        "c@example.org",
-    )
+    result = subs(cli, path, "add", "--profile", "attn", "Bob@Example.org", "c@example.org")
     assert result.exit_code == 0, result.stderr
     assert "2 added" in result.stdout
-    result = cli(
-        "--config", path, "subscribers", "add", "--profile", "attn", "--weekly", "bob@example.org"
-    )
+    result = subs(cli, path, "add", "--profile", "attn", "--weekly", "bob@example.org")
     assert "0 added, 1 updated (weekly)" in result.stdout
-    listed = as_json(cli("--config", path, "subscribers", "list", "--profile", "attn", "--json"))
+    listed = as_json(subs(cli, path, "list", "--profile", "attn", "--json"))
     assert [(s["email"], s["cadence"], s["status"]) for s in listed] == [
         ("bob@example.org", "weekly", "active"),
         ("c@example.org", "daily", "active"),
     ]
-    assert (
-        cli(
-            "--config", path, "subscribers", "remove", "--profile", "attn", "c@example.org"
-        ).exit_code
-        == 0
-    )
-    listed = as_json(cli("--config", path, "subscribers", "list", "--profile", "attn", "--json"))
+    assert subs(cli, path, "remove", "--profile", "attn", "c@example.org").exit_code == 0
+    listed = as_json(subs(cli, path, "list", "--profile", "attn", "--json"))
     assert [s["email"] for s in listed] == ["bob@example.org"]
 
 
 def test_cli_rejects_a_bad_address_and_writes_nothing(tmp_path: Path, cli) -> None:
     path = str(write_config(tmp_path, CONFIG))
-    result = cli(
-        "--config",
-        path,
-        "subscribers",
-        "add",
-        "--profile",
-        "attn",
-        "ok@example.org",
-        "not-an-address",
-    )
+    result = subs(cli, path, "add", "--profile", "attn", "ok@example.org", "not-an-address")
     assert result.exit_code == 2
     assert "'not-an-address'" in result.stderr
-    assert (
-        as_json(cli("--config", path, "subscribers", "list", "--profile", "attn", "--json")) == []
-    )
-    result = cli("--config", path, "subscribers", "add", "--profile", "nope", "ok@example.org")
+    assert as_json(subs(cli, path, "list", "--profile", "attn", "--json")) == []
+    result = subs(cli, path, "add", "--profile", "nope", "ok@example.org")
     assert result.exit_code == 2 and "nope" in result.stderr
 
 
@@ -108,10 +89,10 @@ def test_csv_import_export_round_trip_and_errors_name_the_line(tmp_path: Path, c
         "email,cadence,status\nA@example.org,weekly,active\nb@example.org,,\nc@example.org,daily,unsubscribed\n",
         encoding="utf-8",
     )
-    result = cli("--config", path, "subscribers", "import", "--profile", "attn", str(good))
+    result = subs(cli, path, "import", "--profile", "attn", str(good))
     assert result.exit_code == 0, result.stderr
     assert "3 added" in result.stdout
-    result = cli("--config", path, "subscribers", "export", "--profile", "attn")
+    result = subs(cli, path, "export", "--profile", "attn")
     assert result.stdout == (
         "email,cadence,status\n"
         "a@example.org,weekly,active\n"
@@ -119,17 +100,15 @@ def test_csv_import_export_round_trip_and_errors_name_the_line(tmp_path: Path, c
         "c@example.org,daily,unsubscribed\n"
     )
     out = tmp_path / "out.csv"
-    assert (
-        cli("--config", path, "subscribers", "export", "--profile", "attn", str(out)).exit_code == 0
-    )
+    assert subs(cli, path, "export", "--profile", "attn", str(out)).exit_code == 0
     assert out.read_text(encoding="utf-8") == result.stdout
     bad = tmp_path / "bad.csv"
     bad.write_text("email,cadence\nd@example.org,daily\ne@,daily\n", encoding="utf-8")
-    result = cli("--config", path, "subscribers", "import", "--profile", "attn", str(bad))
+    result = subs(cli, path, "import", "--profile", "attn", str(bad))
     assert result.exit_code == 2
     assert f"{bad}:3" in result.stderr and "'e@'" in result.stderr
     bad.write_text("email,cadence\nd@example.org,monthly\n", encoding="utf-8")
-    result = cli("--config", path, "subscribers", "import", "--profile", "attn", str(bad))
+    result = subs(cli, path, "import", "--profile", "attn", str(bad))
     assert f"{bad}:2" in result.stderr and "monthly" in result.stderr
-    listed = as_json(cli("--config", path, "subscribers", "list", "--profile", "attn", "--json"))
+    listed = as_json(subs(cli, path, "list", "--profile", "attn", "--json"))
     assert "d@example.org" not in [s["email"] for s in listed]  # nothing of a bad file
