@@ -38,6 +38,8 @@ from digestbot.errors import DigestError
 from digestbot.ingest import IngestReport, ingest_paths
 from digestbot.lock import HEARTBEAT_SECONDS, holding_scheduler_lock
 from digestbot.pipeline import index_papers
+from digestbot.ranking.background import SOURCE as EMBEDDINGS
+from digestbot.ranking.background import EmbeddingWorker
 from digestbot.services import Clock, PollFn, SendFn, SendOutcomeLike
 from digestbot.store import SqlStore
 from digestbot.store.daemon import record_job_result
@@ -47,6 +49,7 @@ from digestbot.watcher import DropWatcher, IngestFn
 log = logging.getLogger(__name__)
 
 PERSONAL_SECONDS = 60.0  # how often personal digests (chosen times, in minutes) are asked for
+ONCE_EMBED_LIMIT = 2000  # papers ``run --once`` embeds after its sends (about 2 min on 2 cores)
 
 
 def system_clock() -> datetime:
@@ -79,6 +82,7 @@ class Daemon:
         holder: str | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         retry_seconds: float = 600.0,
+        embeddings: bool = True,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -102,6 +106,17 @@ class Daemon:
         self._idle = threading.Condition()
         self._failures: dict[str, int] = {}
         self._retries: dict[str, tuple[datetime, datetime]] = {}  # profile -> (fire, retry at)
+        # missing embeddings are computed on a thread of their own (no model: nothing to do)
+        self.embed_worker: EmbeddingWorker | None = None
+        if embeddings:
+            worker = EmbeddingWorker(
+                store,
+                settings.ranking,
+                holder=self.holder,
+                clock=clock,
+                on_result=lambda ok, error: self._source_result(EMBEDDINGS, ok=ok, error=error),
+            )
+            self.embed_worker = worker if worker.is_enabled else None
 
     # -- jobs ---------------------------------------------------------------------------------
     def _run_job(self, name: str, func: Callable[..., bool], *args: Any, **context: Any) -> bool:
@@ -260,6 +275,8 @@ class Daemon:
             )
             if report.papers_new or report.papers_merged:
                 index_papers(self.store, self.settings.ranking)  # the next digest pays nothing
+                if self.embed_worker is not None:
+                    self.embed_worker.wake()  # embedded in the background, newest first
         except DigestError as exc:
             self._source_result("drops", ok=False, error=str(exc))
             log.error("drops: %s", exc, extra={"event": "source.failed", "source": "drops"})
@@ -282,6 +299,8 @@ class Daemon:
             ok, error = False, str(exc)
         if not ok:
             log.error("%s: %s", source, error, extra={"event": "source.failed", "source": source})
+        elif self.embed_worker is not None:
+            self.embed_worker.wake()
         self._source_result(source, ok=ok, error=error)
         return ok
 
@@ -308,7 +327,20 @@ class Daemon:
                 )
             )
         results.append(self._run_job("personal", self.send_personal_digests))
+        if self.embed_worker is not None:  # after the sends, so no digest waits for it
+            results.append(self._run_job(EMBEDDINGS, self.embed_once, source=EMBEDDINGS))
         return all(results)
+
+    def embed_once(self) -> bool:
+        """``run --once``: embed up to ``ONCE_EMBED_LIMIT`` missing papers, newest first."""
+        assert self.embed_worker is not None
+        try:
+            self.embed_worker.run_pass(limit=ONCE_EMBED_LIMIT)
+        except DigestError as exc:
+            log.error("embeddings: %s", exc, extra={"event": "source.failed", "source": EMBEDDINGS})
+            self._source_result(EMBEDDINGS, ok=False, error=str(exc))
+            return False
+        return True
 
     # -- the long-running process -------------------------------------------------------------
     def holding_lock(self) -> AbstractContextManager[None]:
@@ -384,6 +416,8 @@ class Daemon:
             threading.Thread(
                 target=self.catch_up, args=(missed,), name="digestbot-catch-up", daemon=True
             ).start()
+            if self.embed_worker is not None:
+                self.embed_worker.start()
             log.info(
                 "running: %d profile(s), %d feed(s), drops every %ss from %s",
                 len(self.settings.profiles),
@@ -396,6 +430,8 @@ class Daemon:
                 pass
             log.info("stopping: no new work; finishing the current job", extra={"event": "stop"})
             self.scheduler.shutdown(wait=False)
+            if self.embed_worker is not None:
+                self.embed_worker.stop(timeout=min(3.0, drain_seconds))  # ends after its batch
             return self.wait_idle(drain_seconds)
 
     def wait_idle(self, timeout: float) -> bool:

@@ -115,6 +115,56 @@ def load_feed_health(store: SqlStore) -> list[dict[str, Any]]:
     ]
 
 
+def load_embedding_status(
+    settings: Settings, store: SqlStore, *, now: datetime, heartbeat_seconds: float
+) -> dict[str, Any] | None:
+    """The configured model's vectors: how many stored, how many missing, and what the
+    daemon's background worker is doing. None without a model (lexical ranking only).
+    Reads the database only: torch is never imported here."""
+    from digestbot.ranking.semantic import resolve_model
+    from digestbot.store.embeddings import (
+        count_embeddings,
+        count_missing_embeddings,
+        load_worker_state,
+    )
+
+    worker = load_worker_state(store)
+    model = resolve_model(settings.ranking.embedding_model) or (worker.model if worker else None)
+    if model is None:
+        return None
+    missing = count_missing_embeddings(store, model=model)
+    report: dict[str, Any] = {
+        "model": model,
+        "papers_embedded": count_embeddings(store, model=model),
+        "papers_missing": missing,
+        "backlog": settings.ranking.embed_backlog,
+        "worker": None,
+    }
+    if worker is not None and worker.model == model:
+        stale = now - worker.updated_at > timedelta(seconds=3 * heartbeat_seconds)
+        running = worker.state not in ("stopped",) and not stale
+        rate = worker.papers_per_second
+        since = {
+            "recent": now - timedelta(days=settings.ranking.embed_since_days),
+            "none": worker.started_at,
+        }.get(settings.ranking.embed_backlog)
+        todo = (
+            missing if since is None else count_missing_embeddings(store, model=model, since=since)
+        )
+        report["worker"] = {
+            "holder": worker.holder,
+            "state": worker.state if running or worker.state == "stopped" else "gone",
+            "embedded": worker.embedded,
+            "papers_per_second": rate,
+            "started_at": _iso(worker.started_at),
+            "updated_at": _iso(worker.updated_at),
+            "error": worker.error,
+            "to_embed": todo,  # missing papers within ranking.embed_backlog
+            "eta_seconds": round(todo / rate) if running and rate and todo else None,
+        }
+    return report
+
+
 def build_status(
     settings: Settings,
     store: SqlStore,
@@ -192,6 +242,9 @@ def build_status(
             }
             for h in load_job_health(store)
         ],
+        "embeddings": load_embedding_status(
+            settings, store, now=now, heartbeat_seconds=heartbeat_seconds
+        ),
         "scheduler": None
         if lock is None
         else {

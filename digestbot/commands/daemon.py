@@ -126,6 +126,18 @@ def status(app: AppContext, as_json: bool) -> None:
     click.echo("sources: " + ("all healthy" if not unhealthy else ""))
     for s in unhealthy:
         click.echo(f"  {s['name']}: {s['consecutive_failures']} failures, last: {s['last_error']}")
+    embeddings = report.get("embeddings")
+    if embeddings:
+        worker = embeddings["worker"] or {}
+        line = (
+            f"embeddings: {embeddings['papers_embedded']} papers embedded, "
+            f"{embeddings['papers_missing']} missing ({embeddings['model']})"
+        )
+        if worker:
+            line += f"; worker {worker['state']}, {worker['embedded']} embedded since start"
+            if worker.get("eta_seconds"):
+                line += f", about {worker['eta_seconds'] / 60:.0f} min to go"
+        click.echo(line)
     if report["bounced_subscribers"]:
         click.echo("bounced subscribers (not sent to; re-add to retry):")
         for b in report["bounced_subscribers"]:

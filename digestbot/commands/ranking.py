@@ -98,10 +98,17 @@ def explain(app: AppContext, profile_name: str, paper_id: str, as_json: bool) ->
 
 @click.command()
 @click.option("--limit", type=click.IntRange(min=1), help="Embed at most this many papers.")
+@click.option(
+    "--since-days",
+    type=click.IntRange(min=1),
+    help="Only papers first seen in the last N days (older ones stay lexical-only).",
+)
 @pass_app
 @handle_errors
-def embed(app: AppContext, limit: int | None) -> None:
-    """Compute the embeddings that are missing (needs ``digestbot[semantic]`` and a model)."""
+def embed(app: AppContext, limit: int | None, since_days: int | None) -> None:
+    """Compute the embeddings that are missing, newest first (needs ``digestbot[semantic]``)."""
+    from datetime import timedelta
+
     from digestbot.ranking.semantic import embed_missing, get_embedder
     from digestbot.store.embeddings import count_missing_embeddings
 
@@ -112,7 +119,9 @@ def embed(app: AppContext, limit: int | None) -> None:
             path=app.settings.source,
             key="ranking.embedding_model",
         )
-    total = count_missing_embeddings(app.store, model=embedder.name)
+    now = app.now()
+    since = now - timedelta(days=since_days) if since_days is not None else None
+    total = count_missing_embeddings(app.store, model=embedder.name, since=since)
     if limit is not None:
         total = min(total, limit)
     with progress_bar(total, label="embedding", enabled=True) as advance:
@@ -121,7 +130,9 @@ def embed(app: AppContext, limit: int | None) -> None:
             for _ in range(count):
                 advance()
 
-        done = embed_missing(app.store, embedder, now=app.now(), limit=limit, on_batch=on_batch)
+        done = embed_missing(
+            app.store, embedder, now=now, limit=limit, since=since, on_batch=on_batch
+        )
     click.echo(f"embedded {done} papers with {embedder.name}")
 
 

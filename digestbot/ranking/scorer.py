@@ -26,6 +26,7 @@ from digestbot.config import Profile, RankingSettings
 from digestbot.ranking.expansion import TermVector, centroid
 from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.query import Feature, description_features, excluded_rows, keyword_features
+from digestbot.ranking.semantic import fuse_available, scaled_partial
 
 TextsOf = Callable[[Sequence[int]], list[tuple[str, str]]]  # index rows -> (title, abstract)
 
@@ -100,14 +101,13 @@ def score_profile(
     if len(liked_rows):
         like, nearest = _like_scores(index, list(liked_rows), texts=texts, skip=dead | liked)
         sources.append(("like", 1.0, like))
-    if semantic is not None and semantic.any():
-        sources.append(("semantic", SEMANTIC_WEIGHT, _scaled(semantic, skip=dead)[0]))
-    total_weight = sum(w for _, w, _ in sources) or 1.0
+    if semantic is not None and np.nan_to_num(semantic).any():
+        # NaN: no vector yet; such a paper is scored on its other evidence (fuse_available)
+        sources.append(("semantic", SEMANTIC_WEIGHT, scaled_partial(semantic, skip=dead)))
+    parts: dict[str, Floats] = fuse_available(sources)
     base = np.zeros(n)
-    parts: dict[str, Floats] = {}
-    for name, weight, values in sources:
-        parts[name] = values * weight / total_weight
-        base += parts[name]
+    for values in parts.values():
+        base += values
 
     expansion_terms = 0
     candidates = np.where(out_of_play, 0.0, base)

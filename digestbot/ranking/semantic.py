@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -41,8 +42,13 @@ class Embedder:
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self._model: Any = None
+        # one model per process, shared by the background worker and the rankers: a fast
+        # tokenizer must not be used by two threads at once ("Already borrowed")
+        self._lock = threading.Lock()
+        self._queries: dict[str, Vectors] = {}
 
     def _load(self) -> Any:
+        """The model (loaded on first use, under the lock)."""
         if self._model is None:
             try:
                 from sentence_transformers import SentenceTransformer
@@ -51,6 +57,12 @@ class Embedder:
                     "needs the semantic extra: pip install 'digestbot[semantic]'",
                     key="ranking.embedding_model",
                 ) from exc
+            try:
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # no bars on a daemon's or a command's stderr
+            except ImportError:  # pragma: no cover - sentence-transformers depends on it
+                pass
             try:
                 model = SentenceTransformer(self.name, device="cpu")
             except (OSError, ValueError) as exc:
@@ -61,17 +73,33 @@ class Embedder:
             self._model = model
         return self._model
 
+    @property
+    def is_loaded(self) -> bool:
+        return self._model is not None
+
     def embed(self, texts: Sequence[str]) -> Vectors:
-        model = self._load()
-        vectors = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        )
+        with self._lock:
+            model = self._load()
+            vectors = model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
         return np.asarray(vectors, dtype=np.float32)
 
+    def embed_query(self, text: str) -> Vectors:
+        """A profile's text, embedded once per process (a daemon's digests then never wait
+        for the model while the background worker holds it)."""
+        if text not in self._queries:
+            if len(self._queries) >= QUERY_CACHE:
+                self._queries.clear()
+            self._queries[text] = self.embed([text])[0]
+        return self._queries[text]
+
+
+QUERY_CACHE = 1024  # profile texts whose vectors a process keeps
 
 _EMBEDDERS: dict[tuple[str, int, int], Embedder] = {}
 
@@ -142,10 +170,12 @@ def embed_missing(
     *,
     now: datetime,
     limit: int | None = None,
+    since: datetime | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Embed papers without a current vector (at most ``limit``); returns how many."""
-    todo = missing_embeddings(store, model=embedder.name, limit=limit)
+    """Embed papers without a current vector, newest first (at most ``limit``; only those
+    first seen at or after ``since`` when given); returns how many."""
+    todo = missing_embeddings(store, model=embedder.name, limit=limit, since=since)
     step = max(embedder.batch_size * 4, 1)
     for start in range(0, len(todo), step):
         part = todo[start : start + step]
@@ -158,16 +188,29 @@ def embed_missing(
 
 def row_vectors(
     store: SqlStore, embedder: Embedder, *, row_of: dict[int, int], n_rows: int
-) -> Vectors | None:
-    """Stored vectors laid out by index row (zeros where a paper has none)."""
+) -> tuple[Vectors, npt.NDArray[np.bool_]] | None:
+    """Stored vectors laid out by index row (zeros where a paper has none), and which rows
+    have one; None when no paper has a vector."""
     pks, vectors = load_embeddings(store, model=embedder.name)
     if not len(pks):
         return None
     out = np.zeros((n_rows, vectors.shape[1]), dtype=np.float32)
+    has = np.zeros(n_rows, dtype=bool)
     rows = np.asarray([row_of.get(int(pk), -1) for pk in pks.tolist()], dtype=np.int64)
     keep = rows >= 0
     out[rows[keep]] = vectors[keep]
-    return out
+    has[rows[keep]] = True
+    return out, has
+
+
+def is_worker_running(store: SqlStore, *, now: datetime) -> bool:
+    """Whether a daemon (``digestbot run``) holds the scheduler lock with a fresh heartbeat:
+    its background worker embeds new papers, so a rank need not."""
+    from digestbot.lock import HEARTBEAT_SECONDS, LOCK_NAME
+    from digestbot.store.daemon import load_lock
+
+    lock = load_lock(store, LOCK_NAME)
+    return lock is not None and now - lock.heartbeat_at <= timedelta(seconds=3 * HEARTBEAT_SECONDS)
 
 
 def ready_vectors(
@@ -178,20 +221,27 @@ def ready_vectors(
     row_of: dict[int, int],
     n_rows: int,
     now: datetime,
-) -> Vectors | None:
-    """Vectors for every paper, embedding a few missing ones inline.
+) -> tuple[Vectors, npt.NDArray[np.bool_]] | None:
+    """The stored vectors by row and which rows have one (see ``row_vectors``).
 
-    With more than ``ranking.embedding_inline_limit`` papers missing (a backfill),
-    returns None: rank lexically now and let ``digestbot embed`` catch up.
+    Missing ones are embedded inline first only when there are at most
+    ``ranking.embedding_inline_limit`` of them and no daemon is running (its
+    background worker embeds them, and a digest must not wait for the model);
+    otherwise the papers without a vector are ranked on their other evidence
+    (``fuse_available``).
     """
     missing = count_missing_embeddings(store, model=embedder.name)
-    if missing > settings.embedding_inline_limit:
-        log.warning(
-            "%s papers have no embedding yet: ranking lexically; run `digestbot embed`", missing
-        )
-        return None
     if missing:
-        embed_missing(store, embedder, now=now)
+        if missing > settings.embedding_inline_limit:
+            log.info(
+                "%s papers have no embedding yet: they are ranked lexically until "
+                "`digestbot run` or `digestbot embed` embeds them",
+                missing,
+            )
+        elif is_worker_running(store, now=now):
+            log.info("%s papers have no embedding yet: the daemon is embedding them", missing)
+        else:
+            embed_missing(store, embedder, now=now)
     return row_vectors(store, embedder, row_of=row_of, n_rows=n_rows)
 
 
@@ -201,23 +251,67 @@ def profile_text(profile: Profile) -> str:
 
 
 def semantic_scores(
-    embedder: Embedder, vectors: Vectors, profile: Profile, *, liked_rows: Sequence[int]
+    embedder: Embedder,
+    vectors: Vectors,
+    profile: Profile,
+    *,
+    liked_rows: Sequence[int],
+    has: npt.NDArray[np.bool_] | None = None,
 ) -> Floats:
-    """Cosine to the profile's text and/or to the liked papers (half max, half mean)."""
+    """Cosine to the profile's text and/or to the liked papers (half max, half mean), scaled
+    to [0, 1] by the best paper. Rows without a vector (``has`` false) are NaN: no evidence,
+    which ``fuse_available`` leaves out of their score rather than counting as 0."""
+    if has is None:
+        has = np.ones(len(vectors), dtype=bool)
     parts: list[Floats] = []
     text = profile_text(profile)
     if text:
-        query = embedder.embed([text])[0]
-        parts.append(_scaled(vectors @ query))
-    if len(liked_rows):
-        sims = vectors @ vectors[list(liked_rows)].T
-        parts.append(_scaled(0.5 * sims.max(axis=1) + 0.5 * sims.mean(axis=1)))
+        query = embedder.embed_query(text)
+        parts.append(_scaled(vectors @ query, has))
+    liked = [row for row in liked_rows if has[row]]
+    if liked:
+        sims = vectors @ vectors[liked].T
+        parts.append(_scaled(0.5 * sims.max(axis=1) + 0.5 * sims.mean(axis=1), has))
     if not parts:
         return np.zeros(len(vectors))
-    return np.asarray(sum(parts) / len(parts), dtype=np.float64)
+    out = np.asarray(sum(parts) / len(parts), dtype=np.float64)
+    return np.where(has, out, np.nan)
 
 
-def _scaled(values: npt.NDArray[Any]) -> Floats:
-    clipped = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
+def _scaled(values: npt.NDArray[Any], has: npt.NDArray[np.bool_]) -> Floats:
+    clipped = np.where(has, np.maximum(np.asarray(values, dtype=np.float64), 0.0), 0.0)
     top = float(clipped.max()) if len(clipped) else 0.0
     return clipped / top if top > 0 else clipped
+
+
+def scaled_partial(values: Floats, *, skip: npt.NDArray[np.bool_]) -> Floats:
+    """Semantic evidence scaled to [0, 1] by its best paper outside ``skip``; NaN (no vector)
+    stays NaN."""
+    present = np.nan_to_num(values, nan=0.0)
+    pool = present[~skip] if skip.any() else present
+    top = float(pool.max()) if len(pool) else 0.0
+    if top <= 0:
+        return np.where(np.isnan(values), np.nan, 0.0)
+    return values / top
+
+
+def fuse_available(sources: Sequence[tuple[str, float, Floats]]) -> dict[str, Floats]:
+    """CombSUM over the evidence each paper has: each part is ``weight * value`` divided by
+    the sum of the weights of the sources *that paper* has a value for (NaN = none, as a
+    paper's semantic score before its vector is computed).
+
+    With every value present this is the plain weighted mean (the divisor is the sum of all
+    weights); a paper lacking a vector is scored by the mean of its other evidence, as if
+    its semantic score were that mean, so it is neither punished for lacking one nor
+    favoured over the papers that have one.
+    """
+    if not sources:
+        return {}
+    n = len(sources[0][2])
+    weights = np.zeros(n)
+    for _, weight, values in sources:
+        weights += weight * ~np.isnan(values)
+    weights = np.where(weights > 0, weights, 1.0)
+    return {
+        name: np.nan_to_num(values, nan=0.0) * weight / weights for name, weight, values in sources
+    }

@@ -110,12 +110,13 @@ def _semantic(
     if embedder is None:
         return None
     try:
-        vectors = ready_vectors(
+        ready = ready_vectors(
             store, embedder, settings=settings, row_of=row_of, n_rows=index.n_rows, now=now
         )
-        if vectors is None:
+        if ready is None:
             return None
-        return semantic_scores(embedder, vectors, profile, liked_rows=liked_rows)
+        vectors, has = ready
+        return semantic_scores(embedder, vectors, profile, liked_rows=liked_rows, has=has)
     except ConfigError as exc:
         if settings.embedding_model != AUTO:
             raise

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
 from digestbot.store.schema import metadata, papers
-from digestbot.store.sql import SqlStore, _chunks, naive_utc
+from digestbot.store.sql import SqlStore, _chunks, naive_utc, utc
 
 paper_embeddings = sa.Table(
     "paper_embeddings",
@@ -39,8 +40,7 @@ class ToEmbed:
     updated_at: datetime
 
 
-def missing_embeddings(store: SqlStore, *, model: str, limit: int | None = None) -> list[ToEmbed]:
-    """Papers with no vector for ``model``, or a vector older than the paper."""
+def _missing_query(model: str, since: datetime | None) -> sa.Select[tuple[Any, ...]]:
     joined = papers.outerjoin(
         paper_embeddings,
         sa.and_(paper_embeddings.c.paper_pk == papers.c.pk, paper_embeddings.c.model == model),
@@ -54,28 +54,36 @@ def missing_embeddings(store: SqlStore, *, model: str, limit: int | None = None)
                 paper_embeddings.c.paper_updated_at != papers.c.updated_at,
             )
         )
-        .order_by(papers.c.pk)
     )
+    if since is not None:
+        query = query.where(papers.c.first_seen >= naive_utc(since))
+    return query
+
+
+def missing_embeddings(
+    store: SqlStore, *, model: str, limit: int | None = None, since: datetime | None = None
+) -> list[ToEmbed]:
+    """Papers with no vector for ``model``, or a vector older than the paper; newest first
+    (by first seen), only those first seen at or after ``since`` when given."""
+    query = _missing_query(model, since).order_by(papers.c.first_seen.desc(), papers.c.pk.desc())
     if limit is not None:
         query = query.limit(limit)
     with store.transaction() as conn:
         return [ToEmbed(r.pk, r.title, r.abstract, r.updated_at) for r in conn.execute(query)]
 
 
-def count_missing_embeddings(store: SqlStore, *, model: str) -> int:
-    joined = papers.outerjoin(
-        paper_embeddings,
-        sa.and_(paper_embeddings.c.paper_pk == papers.c.pk, paper_embeddings.c.model == model),
-    )
+def count_missing_embeddings(store: SqlStore, *, model: str, since: datetime | None = None) -> int:
+    query = sa.select(sa.func.count()).select_from(_missing_query(model, since).subquery())
+    with store.transaction() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def count_embeddings(store: SqlStore, *, model: str) -> int:
+    """How many papers have a vector for ``model`` (current or stale)."""
     query = (
         sa.select(sa.func.count())
-        .select_from(joined)
-        .where(
-            sa.or_(
-                paper_embeddings.c.pk.is_(None),
-                paper_embeddings.c.paper_updated_at != papers.c.updated_at,
-            )
-        )
+        .select_from(paper_embeddings)
+        .where(paper_embeddings.c.model == model)
     )
     with store.transaction() as conn:
         return int(conn.execute(query).scalar_one())
@@ -130,3 +138,75 @@ def load_embeddings(
     blob = b"".join(r[1] for r in rows)
     vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), -1)
     return pks, vectors
+
+
+embedding_worker = sa.Table(
+    "embedding_worker",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),  # one row: "worker"
+    sa.Column("holder", sa.String(255), nullable=False),  # the daemon's host:pid:id
+    sa.Column("model", sa.String(255), nullable=False),
+    # loading | embedding | idle | failed | stopped
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("backlog", sa.String(16), nullable=False),  # all | recent | none
+    sa.Column("embedded", sa.Integer, nullable=False, server_default="0"),  # since started_at
+    sa.Column("papers_per_second", sa.Float),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("error", sa.Text),
+)
+
+WORKER_ROW = "worker"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    """What the daemon's background embedding worker is doing (``digestbot status``)."""
+
+    holder: str
+    model: str
+    state: str
+    backlog: str
+    embedded: int
+    papers_per_second: float | None
+    started_at: datetime
+    updated_at: datetime
+    error: str | None = None
+
+
+def record_worker_state(store: SqlStore, state: WorkerState) -> None:
+    """Replace the worker's row (one small transaction)."""
+    values = {
+        "name": WORKER_ROW,
+        "holder": state.holder,
+        "model": state.model,
+        "state": state.state,
+        "backlog": state.backlog,
+        "embedded": state.embedded,
+        "papers_per_second": state.papers_per_second,
+        "started_at": naive_utc(state.started_at),
+        "updated_at": naive_utc(state.updated_at),
+        "error": state.error,
+    }
+    with store.transaction() as conn:
+        conn.execute(embedding_worker.delete().where(embedding_worker.c.name == WORKER_ROW))
+        conn.execute(embedding_worker.insert().values(**values))
+
+
+def load_worker_state(store: SqlStore) -> WorkerState | None:
+    query = sa.select(embedding_worker).where(embedding_worker.c.name == WORKER_ROW)
+    with store.transaction() as conn:
+        row = conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    return WorkerState(
+        holder=row["holder"],
+        model=row["model"],
+        state=row["state"],
+        backlog=row["backlog"],
+        embedded=int(row["embedded"]),
+        papers_per_second=row["papers_per_second"],
+        started_at=utc(row["started_at"]) or row["started_at"],
+        updated_at=utc(row["updated_at"]) or row["updated_at"],
+        error=row["error"],
+    )

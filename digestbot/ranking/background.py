@@ -1,0 +1,229 @@
+"""The daemon's background embedding worker: missing vectors computed off the main path.
+
+``digestbot run`` starts one ``EmbeddingWorker`` thread. It loads the model once
+(the process keeps it: digests in the same process reuse it), then embeds the
+papers without a vector, newest first, ``BATCH`` papers per transaction, so an
+ingest or a digest never waits for more than one small write. The thread runs at
+a lower CPU priority (nice +10, Linux: per thread, and the torch threads it starts
+inherit it), so ingests and digests get the cores first. Ranking meanwhile uses
+the vectors already stored and scores the other papers on their lexical evidence
+(``semantic.fuse_available``).
+
+What it embeds (``ranking.embed_backlog``): ``all`` papers missing a vector;
+``recent``: those first seen in the last ``embed_since_days``; ``none``: only
+papers first seen after the worker started (new ingests, never the old backlog).
+
+It stops between two batches when asked (SIGTERM: at most one batch, about a
+second), records its progress in the ``embedding_worker`` row (``digestbot
+status``), and reports a failure (the model does not load, the database is
+unavailable) as the source ``embeddings``, retried after ``retry_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from digestbot.config import RankingSettings
+from digestbot.errors import DigestError
+from digestbot.ranking.semantic import Embedder, get_embedder, paper_text
+from digestbot.store import SqlStore
+from digestbot.store.embeddings import (
+    WorkerState,
+    missing_embeddings,
+    record_embeddings,
+    record_worker_state,
+)
+
+log = logging.getLogger(__name__)
+
+SOURCE = "embeddings"  # its name among the sources in ``digestbot status``
+BATCH = 16  # papers per transaction (about a second of work on 2 cores)
+CHUNK = 256  # papers read per query
+NICE = 10
+
+ResultFn = Callable[[bool, str | None], None]  # (ok, error): the source health entry
+
+
+def lower_priority(increment: int = NICE) -> bool:
+    """Lower the calling thread's CPU priority (Linux: nice is per thread). False if not."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+class EmbeddingWorker:
+    """A thread that embeds missing papers until stopped; see the module docstring."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        settings: RankingSettings,
+        *,
+        holder: str,
+        clock: Callable[[], datetime],
+        embedder: Embedder | None = None,
+        on_result: ResultFn | None = None,
+        idle_seconds: float = 30.0,
+        retry_seconds: float = 600.0,
+        batch: int = BATCH,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.holder = holder
+        self.clock = clock
+        self.embedder = embedder if embedder is not None else get_embedder(settings)
+        self.on_result = on_result
+        self.idle_seconds = idle_seconds
+        self.retry_seconds = retry_seconds
+        self.batch = batch
+        self.started_at = clock()
+        self.embedded = 0
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rate: float | None = None
+        self._healthy: bool | None = None
+
+    @property
+    def is_enabled(self) -> bool:
+        """False without a model (lexical ranking): then there is nothing to run."""
+        return self.embedder is not None
+
+    def since(self, now: datetime) -> datetime | None:
+        """The oldest first-seen time the worker embeds (None: every paper)."""
+        backlog = self.settings.embed_backlog
+        if backlog == "recent":
+            return now - timedelta(days=self.settings.embed_since_days)
+        if backlog == "none":
+            return self.started_at
+        return None
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if not self.is_enabled or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self.run, name="digestbot-embed", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New papers were stored: look for work now instead of after the idle wait."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop after the current batch; True if the thread ended within ``timeout``."""
+        self.stopping.set()
+        self._wake.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the work -----------------------------------------------------------------------------
+    def run(self) -> None:
+        lower_priority()
+        while not self.stopping.is_set():
+            try:
+                done = self.run_pass()
+            except DigestError as exc:
+                self._report(ok=False, error=str(exc), state="failed")
+                log.error("embeddings: %s", exc, extra={"event": "source.failed", "source": SOURCE})
+                self._sleep(self.retry_seconds)
+                continue
+            except Exception as exc:  # the top of a job: log it, keep the daemon alive
+                log.exception("embedding worker failed", extra={"event": "job.crashed"})
+                self._report(ok=False, error=f"{type(exc).__name__}: {exc}", state="failed")
+                self._sleep(self.retry_seconds)
+                continue
+            if not done and not self.stopping.is_set():
+                self._sleep(self.idle_seconds)
+        self._write_state("stopped")
+
+    def run_pass(self, *, limit: int | None = None) -> int:
+        """Embed what is missing in scope (at most ``limit``) until none is left or stopping;
+        returns how many."""
+        assert self.embedder is not None
+        embedder = self.embedder
+        total = 0
+        while not self.stopping.is_set() and (limit is None or total < limit):
+            now = self.clock()
+            chunk = CHUNK if limit is None else min(CHUNK, limit - total)
+            todo = missing_embeddings(
+                self.store, model=embedder.name, limit=chunk, since=self.since(now)
+            )
+            if not todo:
+                break
+            if not embedder.is_loaded:
+                self._load_model(embedder)
+            for start in range(0, len(todo), self.batch):
+                if self.stopping.is_set():
+                    break
+                part = todo[start : start + self.batch]
+                began = time.monotonic()
+                vectors = embedder.embed([paper_text(t.title, t.abstract) for t in part])
+                record_embeddings(self.store, part, vectors, model=embedder.name, now=self.clock())
+                took = max(time.monotonic() - began, 1e-6)
+                rate = len(part) / took
+                self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
+                self.embedded += len(part)
+                total += len(part)
+                self._write_state("embedding")
+        if total:
+            log.info(
+                "embedded %d papers (%.1f papers/s)",
+                total,
+                self._rate or 0.0,
+                extra={"event": "embeddings.done"},
+            )
+        self._report(ok=True, state="idle")
+        return total
+
+    def _load_model(self, embedder: Embedder) -> None:
+        """Load the model once, here on the worker's thread and not in a digest."""
+        self._write_state("loading")
+        began = time.monotonic()
+        embedder.embed(["warm-up"])
+        log.info(
+            "embedding model %s loaded in %.1f s",
+            embedder.name,
+            time.monotonic() - began,
+            extra={"event": "embeddings.model-loaded"},
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _report(self, *, ok: bool, state: str, error: str | None = None) -> None:
+        self._write_state(state, error=error)
+        if self.on_result is not None and (not ok or self._healthy is not True):
+            self.on_result(ok, error)  # a change, or a failure (counted): not every idle pass
+        self._healthy = ok
+
+    def _write_state(self, state: str, *, error: str | None = None) -> None:
+        if self.embedder is None:
+            return
+        try:
+            record_worker_state(
+                self.store,
+                WorkerState(
+                    holder=self.holder,
+                    model=self.embedder.name,
+                    state=state,
+                    backlog=self.settings.embed_backlog,
+                    embedded=self.embedded,
+                    papers_per_second=round(self._rate, 2) if self._rate else None,
+                    started_at=self.started_at,
+                    updated_at=self.clock(),
+                    error=error,
+                ),
+            )
+        except DigestError as exc:
+            log.warning("embeddings: cannot record progress: %s", exc)
