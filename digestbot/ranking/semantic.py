@@ -60,7 +60,8 @@ class Embedder:
             try:
                 from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()  # no bars on a daemon's or a command's stderr
+                # no progress bars on a daemon's or a command's stderr
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             except ImportError:  # pragma: no cover - sentence-transformers depends on it
                 pass
             try:
