@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -23,7 +25,7 @@ from digestbot.store.embeddings import (
     paper_embeddings,
 )
 from digestbot.store.schema import papers
-from tests.conftest import NOW
+from tests.conftest import NOW, as_json, write_config
 
 pytestmark = pytest.mark.semantic
 
@@ -205,3 +207,27 @@ def test_a_model_that_does_not_load_is_reported_as_a_failed_source(store: SqlSto
     state = load_worker_state(store)
     assert state is not None and state.state == "stopped"
     assert errors and errors[0] and "/nonexistent/model/folder" in errors[0]
+
+
+def test_embed_since_days_embeds_only_recent_papers_and_status_counts_them(
+    cli: Any, tmp_path: Path, settings: RankingSettings
+) -> None:
+    config = write_config(
+        tmp_path,
+        "database_url: sqlite:///data/x.sqlite3\n"
+        f"ranking: {{embedding_model: '{settings.embedding_model}'}}\nprofiles: []\n",
+    )
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'data' / 'x.sqlite3'}")
+    now = datetime.now(UTC)
+    with store.transaction() as conn:
+        store.upsert_papers(conn, many(3, "last year"), now=now - timedelta(days=300))
+        store.upsert_papers(conn, many(2, "this week"), now=now - timedelta(days=2))
+    store.close()
+    result = cli("--config", str(config), "embed", "--since-days", "7")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip().endswith("embedded 2 papers with " + str(settings.embedding_model))
+    report = as_json(cli("--config", str(config), "status", "--json"))["embeddings"]
+    assert (report["papers_embedded"], report["papers_missing"]) == (2, 3)
+    assert report["worker"] is None  # no daemon has run
+    text = cli("--config", str(config), "status").stdout
+    assert "embeddings: 2 papers embedded, 3 missing" in text
