@@ -167,7 +167,7 @@ class EmbeddingWorker:
                     break
                 part = todo[start : start + self.batch]
                 began = time.monotonic()
-                vectors = embedder.embed([paper_text(t.title, t.abstract) for t in part])
+                vectors = embedder.embed_background([paper_text(t.title, t.abstract) for t in part])
                 record_embeddings(self.store, part, vectors, model=embedder.name, now=self.clock())
                 took = max(time.monotonic() - began, 1e-6)
                 rate = len(part) / took

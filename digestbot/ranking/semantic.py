@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 
+BACKGROUND_STEP = 4  # texts per model call in the background worker (a fraction of a second)
+QUERY_CACHE = 1024  # profile texts whose vectors a process keeps
+
 
 class Embedder:
     """A sentence-transformers model, loaded lazily (importing torch costs seconds)."""
@@ -45,6 +48,8 @@ class Embedder:
         # one model per process, shared by the background worker and the rankers: a fast
         # tokenizer must not be used by two threads at once ("Already borrowed")
         self._lock = threading.Lock()
+        self._gate = threading.Condition()  # foreground callers go before the worker
+        self._foreground = 0
         self._queries: dict[str, Vectors] = {}
 
     def _load(self) -> Any:
@@ -79,15 +84,42 @@ class Embedder:
         return self._model is not None
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        with self._lock:
-            model = self._load()
-            vectors = model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-            )
+        """Vectors of ``texts`` (normalised), in one call to the model."""
+        with self._gate:
+            self._foreground += 1
+        try:
+            with self._lock:
+                return self._encode(texts)
+        finally:
+            with self._gate:
+                self._foreground -= 1
+                self._gate.notify_all()
+
+    def embed_background(self, texts: Sequence[str], *, step: int = BACKGROUND_STEP) -> Vectors:
+        """Like ``embed``, for the background worker: ``step`` texts per call to the model,
+        each call only when no other thread is waiting for it, so a digest that needs the
+        model waits for at most one short call."""
+        parts: list[Vectors] = []
+        for start in range(0, len(texts), step):
+            with self._gate:
+                while self._foreground:
+                    self._gate.wait()
+                self._lock.acquire()
+            try:
+                parts.append(self._encode(texts[start : start + step]))
+            finally:
+                self._lock.release()
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+    def _encode(self, texts: Sequence[str]) -> Vectors:
+        model = self._load()
+        vectors = model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> Vectors:
@@ -99,8 +131,6 @@ class Embedder:
             self._queries[text] = self.embed([text])[0]
         return self._queries[text]
 
-
-QUERY_CACHE = 1024  # profile texts whose vectors a process keeps
 
 _EMBEDDERS: dict[tuple[str, int, int], Embedder] = {}
 
