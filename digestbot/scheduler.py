@@ -430,9 +430,11 @@ class Daemon:
                 pass
             log.info("stopping: no new work; finishing the current job", extra={"event": "stop"})
             self.scheduler.shutdown(wait=False)
-            if self.embed_worker is not None:
-                self.embed_worker.stop(timeout=min(3.0, drain_seconds))  # ends after its batch
-            return self.wait_idle(drain_seconds)
+            # the worker ends after its batch; one still loading the model is left behind
+            stopped = self.embed_worker is None or self.embed_worker.stop(
+                timeout=min(3.0, drain_seconds)
+            )
+            return self.wait_idle(drain_seconds) and stopped
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

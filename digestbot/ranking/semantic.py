@@ -263,14 +263,14 @@ def ready_vectors(
     """
     missing = count_missing_embeddings(store, model=embedder.name)
     if missing:
-        if missing > settings.embedding_inline_limit:
-            log.info(
+        if is_worker_running(store, now=now):
+            log.info("%s papers have no embedding yet: the daemon is embedding them", missing)
+        elif missing > settings.embedding_inline_limit:
+            log.warning(
                 "%s papers have no embedding yet: they are ranked lexically until "
                 "`digestbot run` or `digestbot embed` embeds them",
                 missing,
             )
-        elif is_worker_running(store, now=now):
-            log.info("%s papers have no embedding yet: the daemon is embedding them", missing)
         else:
             embed_missing(store, embedder, now=now)
     return row_vectors(store, embedder, row_of=row_of, n_rows=n_rows)
