@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from digestbot.config import RankingSettings
@@ -74,6 +74,7 @@ class EmbeddingWorker:
         idle_seconds: float = 30.0,
         retry_seconds: float = 600.0,
         batch: int = BATCH,
+        queries: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.settings = settings
@@ -84,6 +85,7 @@ class EmbeddingWorker:
         self.idle_seconds = idle_seconds
         self.retry_seconds = retry_seconds
         self.batch = batch
+        self.queries = list(queries)  # profile texts embedded right after the model loads
         self.started_at = clock()
         self.embedded = 0
         self.stopping = threading.Event()
@@ -186,10 +188,13 @@ class EmbeddingWorker:
         return total
 
     def _load_model(self, embedder: Embedder) -> None:
-        """Load the model once, here on the worker's thread and not in a digest."""
+        """Load the model once, here on the worker's thread and not in a digest, and embed the
+        profiles' texts."""
         self._write_state("loading")
         began = time.monotonic()
         embedder.embed(["warm-up"])
+        for text in self.queries:  # the configured profiles' digests then never wait for it
+            embedder.embed_query(text)
         log.info(
             "embedding model %s loaded in %.1f s",
             embedder.name,
