@@ -231,3 +231,24 @@ def test_embed_since_days_embeds_only_recent_papers_and_status_counts_them(
     assert report["worker"] is None  # no daemon has run
     text = cli("--config", str(config), "status").stdout
     assert "embeddings: 2 papers embedded, 3 missing" in text
+
+
+def test_the_worker_embeds_the_profiles_texts_as_soon_as_the_model_loads(
+    store: SqlStore, settings: RankingSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(store, many(1, "anything"))
+    embedder = get_embedder(settings.model_copy(update={"embedding_batch_size": 63}))
+    assert embedder is not None and not embedder.is_loaded  # a model of its own for this test
+    worker = EmbeddingWorker(
+        store, settings, holder="t", clock=lambda: NOW, embedder=embedder, queries=["cars"]
+    )
+    assert worker.run_pass() == 1
+    calls: list[list[str]] = []
+    encode = embedder._encode
+    monkeypatch.setattr(
+        embedder, "_encode", lambda texts: calls.append(list(texts)) or encode(texts)
+    )
+    embedder.embed_query("cars")  # a digest of that profile: no call to the model
+    assert calls == []
+    embedder.embed_query("trucks")
+    assert calls == [["trucks"]]
