@@ -433,10 +433,9 @@ class Daemon:
             log.info("stopping: no new work; finishing the current job", extra={"event": "stop"})
             self.scheduler.shutdown(wait=False)
             # the worker ends after its batch; one still loading the model is left behind
-            stopped = self.embed_worker is None or self.embed_worker.stop(
-                timeout=min(3.0, drain_seconds)
-            )
-            return self.wait_idle(drain_seconds) and stopped
+            deadline = time.monotonic() + drain_seconds
+            stopped = self.embed_worker is None or self.embed_worker.stop(timeout=drain_seconds)
+            return self.wait_idle(max(deadline - time.monotonic(), 0.0)) and stopped
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

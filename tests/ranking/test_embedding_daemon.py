@@ -144,6 +144,6 @@ def test_sigterm_while_embedding_a_backlog_stops_within_seconds(
         code = daemon.wait(15)
         elapsed = time.monotonic() - began
     assert code == 0, log.read_text()
-    assert elapsed < 5, f"took {elapsed:.1f} s"
+    assert elapsed < 10, f"took {elapsed:.1f} s"  # one batch of 16 at most (nice +10)
     assert _state(store) == "stopped"
     assert count_missing_embeddings(store, model=model) > 0  # it did stop mid-backlog
