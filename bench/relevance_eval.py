@@ -132,7 +132,9 @@ def evaluate(
 def mean_pair(pairs: list[tuple[float, float]]) -> str:
     if not pairs:
         return "-"
-    return f"{sum(p[0] for p in pairs) / len(pairs):.3f} / {sum(p[1] for p in pairs) / len(pairs):.3f}"
+    ndcg = sum(p[0] for p in pairs) / len(pairs)
+    ap = sum(p[1] for p in pairs) / len(pairs)
+    return f"{ndcg:.3f} / {ap:.3f}"
 
 
 def main() -> None:
