@@ -207,22 +207,26 @@ def semantic_scores(
 
     A cosine counts only above the median paper's (MiniLM puts unrelated papers
     at 0.1-0.3, not 0) and is scaled by the best paper that is not itself liked.
-    Liked papers combine by the mean of their calibrated cosines.
+    The description and the keyword list are embedded apart and their calibrated
+    cosines averaged (one long query blurs the two); liked papers combine by the
+    mean of their calibrated cosines (a Rocchio centroid).
     """
     have = np.flatnonzero(np.any(vectors != 0, axis=1))
     skip = np.zeros(len(vectors), dtype=bool)
     skip[list(liked_rows)] = True
     parts: list[tuple[float, Floats]] = []
     text = profile_text(profile)
-    if text:
+    if profile.description.strip() and profile.keywords:
+        queries = embedder.embed([profile.description.strip(), ", ".join(profile.keywords)])
+        both = np.mean([_calibrated(vectors @ q, have=have, skip=skip) for q in queries], axis=0)
+        parts.append((1.0, _calibrated(both, have=have, skip=skip, baseline=False)))
+    elif text:
         query = embedder.embed([text])[0]
         parts.append((1.0, _calibrated(vectors @ query, have=have, skip=skip)))
     if len(liked_rows):
-        sims = vectors @ vectors[list(liked_rows)].T
-        each = np.stack(
-            [_calibrated(sims[:, j], have=have, skip=skip) for j in range(sims.shape[1])], axis=1
-        )
-        parts.append((1.0, _calibrated(each.mean(axis=1), have=have, skip=skip, baseline=False)))
+        each = [_calibrated(vectors @ v, have=have, skip=skip) for v in vectors[list(liked_rows)]]
+        mean = np.mean(each, axis=0)
+        parts.append((1.0, _calibrated(mean, have=have, skip=skip, baseline=False)))
     if not parts:
         return np.zeros(len(vectors))
     total = sum(w for w, _ in parts)
@@ -233,7 +237,11 @@ BASELINE_QUANTILE = 0.5  # the cosine of the median paper counts as no similarit
 
 
 def _calibrated(
-    values: npt.NDArray[Any], *, have: np.ndarray, skip: np.ndarray, baseline: bool = True
+    values: npt.NDArray[Any],
+    *,
+    have: np.ndarray,
+    skip: np.ndarray,
+    baseline: bool = True,
 ) -> Floats:
     """(value - median) / (best - median), clipped to [0, 1]; the best excludes ``skip``."""
     out = np.asarray(values, dtype=np.float64)
