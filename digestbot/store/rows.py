@@ -69,7 +69,8 @@ def _insert_new(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[int]:
     bulk_insert(conn, papers, ROW_COLUMNS, rows, bound=True)
     # Later keys than any stored before; rows of other writers are told apart by id.
     pk_by_id = dict(
-        conn.execute(sa.select(papers.c.id, papers.c.pk).where(papers.c.pk > before)).tuples()
+        (row[0], row[1])
+        for row in conn.execute(sa.select(papers.c.id, papers.c.pk).where(papers.c.pk > before))
     )
     return [pk_by_id[row[0]] for row in rows]
 
