@@ -302,14 +302,14 @@ def ingest_paths(
 SEARCH_CHUNK = 20_000  # papers indexed per transaction: bounds the FTS5 memory of one commit
 
 
-def index_new_papers(store: SqlStore) -> int:
-    """Bring the derived full-text index up to date, a chunk of papers per transaction."""
+def index_new_papers(store: SqlStore, *, chunk: int = SEARCH_CHUNK) -> int:
+    """Bring the derived full-text index up to date, ``chunk`` papers per transaction."""
     from digestbot.store.search import sync_search_index
 
     total = 0
     while True:
         with store.transaction() as conn:
-            done = sync_search_index(conn, limit=SEARCH_CHUNK)
+            done = sync_search_index(conn, limit=chunk)
         total += done
-        if done < SEARCH_CHUNK:
+        if done < chunk:
             return total
