@@ -564,6 +564,16 @@ class SqlStore:
             ).first()
         return _file_from_row(row) if row is not None else None
 
+    def ingested_sizes(self) -> set[int]:
+        """The sizes of the contents ingested successfully (a file of another size is new)."""
+        with self.transaction() as conn:
+            query = (
+                sa.select(ingested_files.c.size)
+                .where(ingested_files.c.status != "failed")
+                .distinct()
+            )
+            return {row[0] for row in conn.execute(query)}
+
     def ingested_hashes(self, hashes: Sequence[str]) -> set[str]:
         """Which of these contents were ingested successfully before (one query a chunk)."""
         found: set[str] = set()
