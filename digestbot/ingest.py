@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -172,7 +172,7 @@ def load_drop(path: Path, job: _Job) -> _Loaded:
     except ParseError as exc:
         return _Loaded(name, len(data), sha256, error=exc.message)
     rows = prepare_drop(
-        parsed, name=name, text=text, modified=modified, now=job.now, drivername=job.drivername
+        parsed, name=name, sha256=sha256, modified=modified, now=job.now, drivername=job.drivername
     )
     return _Loaded(
         name,
@@ -197,19 +197,22 @@ def store_drop(
     """Write one loaded file in one transaction (or record its failure)."""
     for warning in loaded.warnings:
         log.warning("%s", warning)
-    if loaded.rows is None:
-        log.error("%s", loaded.error)
-        outcome = loaded.outcome("failed")
-        with writer.transaction() as conn:
-            store.record_file(conn, loaded.record(outcome, now=now))
-        return outcome
+    if loaded.rows is not None:
+        try:
+            with writer.transaction() as conn:
+                counts = upsert_rows(store, conn, loaded.rows, now=now)
+                outcome = loaded.outcome(
+                    "empty" if loaded.rows.is_empty else "new",
+                    papers_new=counts.new,
+                    papers_merged=counts.merged,
+                )
+                store.record_file(conn, loaded.record(outcome, now=now))
+            return outcome
+        except ParseError as exc:  # changed under us: nothing of it written, retried later
+            loaded = replace(loaded, rows=None, error=exc.message)
+    log.error("%s", loaded.error)
+    outcome = loaded.outcome("failed")
     with writer.transaction() as conn:
-        counts = upsert_rows(store, conn, loaded.rows, now=now)
-        outcome = loaded.outcome(
-            "empty" if loaded.rows.is_empty else "new",
-            papers_new=counts.new,
-            papers_merged=counts.merged,
-        )
         store.record_file(conn, loaded.record(outcome, now=now))
     return outcome
 

@@ -6,22 +6,25 @@ would) and turns each distinct paper into a ``papers`` row and each entry into a
 times as the driver takes them). The writer (``digestbot.store.rows.upsert_rows``)
 then only looks up which of them are stored already and inserts the rest.
 
-Pure: the drop's text travels with the rows so that the writer can rebuild the
-``Paper`` values of the few papers that turn out to be stored already (they take
-the merge path) without reading the file again.
+Pure. The drop's text does not travel with the rows (half the bytes between the
+processes): for the few papers that turn out to be stored already (they take the
+merge path), ``load_slot_papers`` reads the file again and checks its SHA-256.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from digestbot.errors import ParseError
 from digestbot.models import Paper
-from digestbot.sources.drops import DropParse, parse_drop
+from digestbot.sources.drops import DropParse, decode_drop, parse_drop
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import ROW_COLUMNS, bind_rows, merge_batch, naive_utc, row_values
 
@@ -34,7 +37,7 @@ class PaperRows:
     """One drop's papers and sources as rows; index ``i`` of the paper lists is slot ``i``."""
 
     name: str
-    text: str  # the decoded drop and its mtime: ``slot_papers`` rebuilds the Paper values
+    sha256: str  # the content the rows came from, and its mtime (dates yearless dates)
     modified: datetime
     rows: list[tuple[Any, ...]]  # ``ROW_COLUMNS`` order (no pk), bound for the driver
     title_ids: list[str]  # per slot: ``tid``, looked up to find a stored paper by title
@@ -47,10 +50,24 @@ class PaperRows:
     def is_empty(self) -> bool:
         return not self.source_slots and not self.rows
 
-    def slot_papers(self) -> list[Paper]:
-        """The distinct papers as ``Paper`` values (parses the text again: for the rare
-        papers already stored, which go through ``SqlStore.upsert_papers``)."""
-        parsed = parse_drop(self.text, name=self.name, modified=self.modified)
+    def load_slot_papers(self) -> list[Paper]:
+        """The distinct papers as ``Paper`` values, from the file read again (for the rare
+        papers already stored, which go through ``SqlStore.upsert_papers``).
+
+        Raises ``ParseError`` if the file is gone or changed since the rows were built.
+        """
+        try:
+            data = Path(self.name).read_bytes()
+        except OSError as exc:
+            raise ParseError(
+                f"cannot read it again: {exc.strerror or exc}", source=self.name
+            ) from None
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ParseError(
+                "changed while being ingested; it is read again next time", source=self.name
+            )
+        text = decode_drop(data, name=self.name)
+        parsed = parse_drop(text, name=self.name, modified=self.modified)
         return merge_batch(parsed.papers).slots
 
 
@@ -70,7 +87,7 @@ def prepare_drop(
     parsed: DropParse,
     *,
     name: str,
-    text: str,
+    sha256: str,
     modified: datetime,
     now: datetime,
     drivername: str,
@@ -93,7 +110,7 @@ def prepare_drop(
             source_rows.append((ref.kind, ref.name, ref.entry, ref.line, now))
     return PaperRows(
         name=name,
-        text=text,
+        sha256=sha256,
         modified=modified,
         rows=bind_rows(dialect, papers, ROW_COLUMNS, raw),
         title_ids=[row[_TID] for row in raw],

@@ -127,7 +127,7 @@ def upsert_rows(
     stored = _stored_slots(conn, prepared)
     if stored:
         slots = sorted(stored)
-        known = prepared.slot_papers()
+        known = prepared.load_slot_papers()
         counts, pks = store.upsert_papers(conn, [known[i] for i in slots], now=now)
         for index, slot in enumerate(slots):
             pk_of_slot[slot] = pks[index]

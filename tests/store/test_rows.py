@@ -4,6 +4,7 @@ SQLite files."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -12,10 +13,19 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from digestbot.ingest import index_new_papers, ingest_paths, list_drop_files
+from digestbot.errors import ParseError
+from digestbot.ingest import (
+    _Job,
+    index_new_papers,
+    ingest_paths,
+    list_drop_files,
+    load_drop,
+    store_drop,
+)
 from digestbot.sources.drops import parse_drop, read_drop
 from digestbot.sources.rows import prepare_drop
 from digestbot.store import FileRecord, SqlStore
+from digestbot.store.bulk import bulk_writer
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.search import search_papers
 from tests.conftest import NOW, SEEDS
@@ -175,20 +185,47 @@ def test_search_finds_every_paper_after_a_chunked_index_sync(tmp_path: Path, see
         assert paper.id in found, paper.title
 
 
-def test_prepared_rows_merge_duplicates_and_bind_dates_for_the_driver() -> None:
+def test_prepared_rows_merge_duplicates_and_bind_dates_for_the_driver(tmp_path: Path) -> None:
     header = "Daily Papers\n\nJan 8\n\n"
     entry = "Same Paper\n\nAn abstract.\n\n  • 2 authors\n·\nSep 3, 2024 4\n"
     other = "Other\n\nText.\n\n  • 1 author\n·\nJan 2\n"
     text = header + entry + "\n" + entry.replace(" 4\n", " 9\n") + "\n" + other
+    drop = tmp_path / "d.txt"
+    drop.write_text(text, "utf-8")
     modified = NOW.replace(tzinfo=None)
-    parsed = parse_drop(text, name="d.txt", modified=modified)
+    parsed = parse_drop(text, name=str(drop), modified=modified)
+    sha256 = hashlib.sha256(drop.read_bytes()).hexdigest()
     rows = prepare_drop(
-        parsed, name="d.txt", text=text, modified=modified, now=NOW, drivername="sqlite"
+        parsed, name=str(drop), sha256=sha256, modified=modified, now=NOW, drivername="sqlite"
     )
     assert (len(rows.rows), rows.source_slots, rows.merged) == (2, [0, 0, 1], 1)
     by_column = dict(zip(("id", "title_key", "tid", "arxiv_id"), rows.rows[0], strict=False))
     assert by_column["title_key"] == "same paper" and by_column["tid"] == by_column["id"]
     assert rows.rows[0][12] == 9  # upvotes: the highest of the two entries
     assert rows.rows[0][11] == "2024-09-03"  # a DATE as SQLite's driver takes it
-    assert rows.sources[0] == ("drop", "d.txt", "0", 5, "2026-11-23 09:00:00.000000")
-    assert [p.title for p in rows.slot_papers()] == ["Same Paper", "Other"]
+    assert rows.sources[0] == ("drop", str(drop), "0", 5, "2026-11-23 09:00:00.000000")
+    assert [p.title for p in rows.load_slot_papers()] == ["Same Paper", "Other"]
+    drop.write_text(text + "\n", "utf-8")
+    with pytest.raises(ParseError, match="changed while being ingested"):
+        rows.load_slot_papers()
+
+
+def test_a_file_changed_before_its_known_papers_merge_fails_alone_and_is_retried(
+    tmp_path: Path, seeds: Path
+) -> None:
+    """The rows came from one content; the merge path would read another: the file fails
+    (nothing of it written), the others go in, and the next ingest takes the new content."""
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    ingest_paths(store, [seeds / "000_ca14cdb193ee54f8.txt"], now=NOW)
+    copy = tmp_path / "copy.txt"
+    text = (seeds / "000_ca14cdb193ee54f8.txt").read_text("utf-8")
+    copy.write_text(text.replace("Subscribe", "Subscribe "), "utf-8")
+    job = _Job(now=NOW, drivername="sqlite")
+    loaded = load_drop(copy, job)
+    copy.write_text(text.replace("Subscribe", "Subscribe  "), "utf-8")  # changed since
+    with bulk_writer(store) as writer:
+        outcome = store_drop(store, writer, loaded, now=NOW)
+    assert outcome.status == "failed" and "changed while being ingested" in (outcome.error or "")
+    assert store.count_papers() == 11
+    report = ingest_paths(store, [copy], now=NOW)
+    assert (report.count("new"), report.papers_new, report.papers_merged) == (1, 0, 11)
