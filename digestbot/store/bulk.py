@@ -31,10 +31,14 @@ _BULK = (
     f"PRAGMA journal_size_limit={JOURNAL_LIMIT}",
     "PRAGMA synchronous=NORMAL",
 )
-_USUAL = (
-    "PRAGMA wal_autocheckpoint=4000",  # as ``_sqlite_pragmas`` sets on connect
+_USUAL = (  # as ``_sqlite_pragmas`` sets on connect, and SQLite's default cache
+    "PRAGMA wal_autocheckpoint=4000",
     "PRAGMA cache_size=-2000",
+    "PRAGMA busy_timeout=10000",
 )
+# The last checkpoint waits for readers still on the WAL, but not long: if one holds on,
+# the WAL is checkpointed by the next commits instead.
+_LAST_CHECKPOINT = ("PRAGMA busy_timeout=1000", "PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class BulkWriter:
@@ -90,8 +94,7 @@ def bulk_writer(store: SqlStore) -> Iterator[BulkWriter]:
         try:
             if is_sqlite:
                 conn.rollback()
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                for pragma in _USUAL:
+                for pragma in (*_LAST_CHECKPOINT, *_USUAL):
                     conn.exec_driver_sql(pragma)
                 conn.commit()
         finally:

@@ -161,6 +161,7 @@ def test_bulk_settings_are_put_back_and_the_wal_is_truncated(tmp_path: Path, see
         pragma = conn.exec_driver_sql
         assert pragma("PRAGMA wal_autocheckpoint").scalar() == 4000
         assert pragma("PRAGMA cache_size").scalar() == -2000
+        assert pragma("PRAGMA busy_timeout").scalar() == 10000
         assert pragma("PRAGMA journal_mode").scalar() == "wal"
     wal = Path(f"{db}-wal")
     assert not wal.exists() or wal.stat().st_size == 0  # all checkpointed at the end
