@@ -65,10 +65,11 @@ def bind_rows(
         return [tuple(row) for row in rows]
     # Values repeat a lot (every row's ``now``, common dates): convert each once.
     memo: list[dict[Any, Any]] = [{} for _ in processors]
+    steps = [(index, proc, seen) for (index, proc), seen in zip(processors, memo, strict=True)]
     converted: list[tuple[Any, ...]] = []
     for row in rows:
         values = list(row)
-        for (index, proc), seen in zip(processors, memo, strict=True):
+        for index, proc, seen in steps:
             value = values[index]
             if value is not None:
                 done = seen.get(value)
