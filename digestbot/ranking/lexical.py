@@ -9,6 +9,7 @@ from every segment: the cost is the number of matches, not the number of papers.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from digestbot.ranking.labels import pack, unpack
 from digestbot.ranking.text import column, terms, words
 
 TITLE_WEIGHT = 2.5
@@ -36,6 +38,7 @@ class Document:
     abstract: str
     upvotes: int = 0
     published: date | None = None
+    id: str = ""  # the paper id, kept in the segment for listings
 
 
 def weighted_terms(title: str, abstract: str) -> tuple[dict[int, float], float]:
@@ -61,6 +64,8 @@ class Segment:
     doc_len: npt.NDArray[np.float32]
     upvotes: npt.NDArray[np.int32]
     published: npt.NDArray[np.int32]  # date ordinal, 0 when unknown
+    labels: npt.NDArray[np.uint8]  # ids and titles, packed (``digestbot.ranking.labels``)
+    label_ptr: Ints  # row i: id = strings[2i], title = strings[2i + 1]
 
     @property
     def size(self) -> int:
@@ -68,26 +73,31 @@ class Segment:
 
     @classmethod
     def build(cls, docs: Sequence[Document]) -> Segment:
-        row_parts: list[int] = []
-        col_parts: list[int] = []
-        val_parts: list[float] = []
+        # compact typed buffers, not lists of Python numbers: a 10,000-paper batch
+        # holds ~1.5 million postings
+        col_parts = array("i")
+        val_parts = array("f")
+        per_row = np.zeros(len(docs), dtype=np.int64)
         lengths = np.zeros(len(docs), dtype=np.float32)
         for row, doc in enumerate(docs):
             counts, length = weighted_terms(doc.title, doc.abstract)
             lengths[row] = length
-            row_parts.extend([row] * len(counts))
+            per_row[row] = len(counts)
             col_parts.extend(counts.keys())
             val_parts.extend(counts.values())
+        labels, label_ptr = pack([s for d in docs for s in (d.id, d.title)])
         return cls.from_postings(
-            rows=np.asarray(row_parts, dtype=np.int32),
-            cols=np.asarray(col_parts, dtype=np.int32),
-            tf=np.asarray(val_parts, dtype=np.float32),
+            rows=np.repeat(np.arange(len(docs), dtype=np.int32), per_row),
+            cols=np.frombuffer(col_parts, dtype=np.int32),
+            tf=np.frombuffer(val_parts, dtype=np.float32),
             pks=np.asarray([d.pk for d in docs], dtype=np.int64),
             doc_len=lengths,
             upvotes=np.asarray([d.upvotes for d in docs], dtype=np.int32),
             published=np.asarray(
                 [d.published.toordinal() if d.published else 0 for d in docs], dtype=np.int32
             ),
+            labels=labels,
+            label_ptr=label_ptr,
         )
 
     @classmethod
@@ -101,6 +111,8 @@ class Segment:
         doc_len: npt.NDArray[np.float32],
         upvotes: npt.NDArray[np.int32],
         published: npt.NDArray[np.int32],
+        labels: npt.NDArray[np.uint8],
+        label_ptr: Ints,
     ) -> Segment:
         order = np.lexsort((rows, cols))
         cols, rows, tf = cols[order], rows[order], tf[order]
@@ -115,7 +127,13 @@ class Segment:
             doc_len=doc_len,
             upvotes=upvotes,
             published=published,
+            labels=labels,
+            label_ptr=label_ptr,
         )
+
+    def strings(self) -> list[str]:
+        """Ids and titles, interleaved (see ``label_ptr``)."""
+        return unpack(self.labels, self.label_ptr)
 
     def postings(self, col: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
         i = int(np.searchsorted(self.cols, np.int32(col)))  # same dtype: no array copy
@@ -133,11 +151,19 @@ _NO_ROWS = np.zeros(0, dtype=np.int32)
 _NO_TF = np.zeros(0, dtype=np.float32)
 
 
-def merge_segments(segments: Sequence[Segment]) -> Segment:
-    """One segment with the live rows of many (a later segment's row wins)."""
-    live = live_masks(segments)
+def merge_segments(
+    segments: Sequence[Segment], live: Sequence[npt.NDArray[np.bool_]] | None = None
+) -> Segment:
+    """One segment with the live rows of many (a later segment's row wins).
+
+    ``live``: which rows of each segment to keep (default: those no later one of
+    ``segments`` supersedes); pass the masks of the whole index to merge segments
+    that are not adjacent.
+    """
+    live = live_masks(segments) if live is None else live
     row_parts, col_parts, tf_parts = [], [], []
     keep_pks, keep_len, keep_up, keep_pub = [], [], [], []
+    keep_strings: list[str] = []
     offset = 0
     for seg, mask in zip(segments, live, strict=True):
         new_row = np.full(seg.size, -1, dtype=np.int64)
@@ -152,7 +178,10 @@ def merge_segments(segments: Sequence[Segment]) -> Segment:
         keep_len.append(seg.doc_len[mask])
         keep_up.append(seg.upvotes[mask])
         keep_pub.append(seg.published[mask])
+        both = np.repeat(mask, 2).tolist()  # a row's id and title
+        keep_strings += [s for s, k in zip(seg.strings(), both, strict=True) if k]
         offset += int(mask.sum())
+    labels, label_ptr = pack(keep_strings)
     return Segment.from_postings(
         rows=np.concatenate(row_parts) if row_parts else _NO_ROWS,
         cols=np.concatenate(col_parts) if col_parts else _NO_ROWS,
@@ -161,6 +190,8 @@ def merge_segments(segments: Sequence[Segment]) -> Segment:
         doc_len=np.concatenate(keep_len) if keep_len else np.zeros(0, dtype=np.float32),
         upvotes=np.concatenate(keep_up) if keep_up else np.zeros(0, dtype=np.int32),
         published=np.concatenate(keep_pub) if keep_pub else np.zeros(0, dtype=np.int32),
+        labels=labels,
+        label_ptr=label_ptr,
     )
 
 
@@ -203,6 +234,15 @@ class LexicalIndex:
     @classmethod
     def build(cls, docs: Sequence[Document]) -> LexicalIndex:
         return cls([Segment.build(docs)])
+
+    def labels(self) -> tuple[list[str], list[str]]:
+        """(ids, titles) of every row, dead ones included (decoded once per index)."""
+        hit = self.memo.get("labels")
+        if hit is None:
+            strings = [s for seg in self.segments for s in seg.strings()]
+            hit = (strings[0::2], strings[1::2])
+            self.memo["labels"] = hit
+        return hit
 
     def row_of_pk(self) -> dict[int, int]:
         """pk -> live row (computed once per index)."""
