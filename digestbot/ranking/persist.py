@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -59,6 +60,33 @@ def default_index_dir(store: SqlStore) -> Path | None:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database + ".index")
     return None
+
+
+def database_signature(store: SqlStore, *, settle_ns: int = 2_000_000_000) -> list[int] | None:
+    """Size and modification time of a SQLite database's files, or None (not a file,
+    or written in the last ``settle_ns``: a coarse clock could hide a second write).
+
+    Every committed write changes the database or its write-ahead log, so an equal
+    signature means an unchanged store: ``sync_index`` then runs no query at all.
+    """
+    url = store.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    out: list[int] = []
+    newest = 0
+    for path in (url.database, url.database + "-wal"):
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            stat = None
+        if stat is None or stat.st_size == 0:  # an empty log (opening creates one) holds nothing
+            out += [0, 0]
+            continue
+        out += [stat.st_size, stat.st_mtime_ns]
+        newest = max(newest, stat.st_mtime_ns)
+    if time.time_ns() - newest < settle_ns:
+        return None
+    return out
 
 
 def save_segment(segment: Segment, path: Path) -> None:
@@ -147,9 +175,12 @@ def _sync(store: SqlStore, directory: Path, *, segment_rows: int) -> LexicalInde
         manifest = _fresh_manifest()
     names: list[str] = list(manifest["segments"])
     segments = [load_segment(directory / name) for name in names]
+    index = LexicalIndex(segments)
+    signature = database_signature(store)  # taken before reading: a later write changes it
+    if signature is not None and manifest.get("signature") == signature:
+        return index  # the database files are as they were when the index was last synced
     since = datetime.fromisoformat(manifest["watermark"]) if manifest["watermark"] else None
     max_pk = int(manifest["max_pk"])
-    index = LexicalIndex(segments)
     known: set[int] | None = None  # live pks, computed only when something changed
     watermark, new_max, added, fresh, after = since, max_pk, 0, 0, 0
 
@@ -186,7 +217,11 @@ def _sync(store: SqlStore, directory: Path, *, segment_rows: int) -> LexicalInde
         for start in range(0, len(missing), segment_rows):
             write(load_index_documents_by_pk(store, missing[start : start + segment_rows]))
     if not added:
+        if manifest.get("signature") != signature and manifest["segments"]:
+            manifest["signature"] = signature
+            _write_manifest(directory, manifest)
         return index
+    manifest["signature"] = signature
     names, segments, dropped = _compact(directory, manifest, names, segments, segment_rows)
     manifest["segments"] = names
     manifest["watermark"] = watermark.isoformat() if watermark else None

@@ -17,7 +17,7 @@ import numpy as np
 from digestbot.config import Profile, RankingSettings
 from digestbot.errors import ConfigError
 from digestbot.models import ScoredPaper
-from digestbot.ranking.explain import assemble, order_rows
+from digestbot.ranking.explain import Listing, assemble, listing, order_rows
 from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.persist import sync_index
 from digestbot.ranking.scorer import ProfileScores, score_profile
@@ -132,8 +132,12 @@ def rank_store(
     settings: RankingSettings,
     index_dir: Path | None,
     limit: int | None = None,
+    detailed: int = FULL_ROWS,
 ) -> list[ScoredPaper]:
-    """Every paper best first, or only the best ``limit`` (then only those are read)."""
+    """Every paper best first, or only the best ``limit`` (then only those are read).
+
+    The reference for ``rank_listing``, which lists every paper much faster.
+    """
     index = open_index(store, index_dir)
     scores, row_of, liked_rows = score_store(store, index, profile, now=now, settings=settings)
     liked_titles = load_texts(store, [int(index.pks[r]) for r in liked_rows])
@@ -156,14 +160,51 @@ def rank_store(
         ids=[p.id for p in papers],
         ids_sorted=True,
     )
-    best = [pks[pos] for pos in order[:FULL_ROWS]]
+    best = [pks[pos] for pos in order[:detailed]]
     full = load_papers_by_pk(store, best)
-    for pos in order[:FULL_ROWS]:
+    for pos in order[:detailed]:
         papers[pos] = full.get(pks[pos], papers[pos])
-    ranked = assemble(
-        scores, rows, papers, liked_title=liked_title, detailed=FULL_ROWS, order=order
-    )
+    ranked = assemble(scores, rows, papers, liked_title=liked_title, detailed=detailed, order=order)
     return ranked if limit is None else ranked[:limit]
+
+
+def rank_listing(
+    store: SqlStore,
+    profile: Profile,
+    *,
+    now: datetime,
+    settings: RankingSettings,
+    index_dir: Path | None,
+    detailed: int = FULL_ROWS,
+) -> Listing:
+    """Every paper best first as columns (``digestbot rank`` without ``--limit``).
+
+    Ids, titles and upvotes come from the index, so the database is asked only for
+    the profile's likes and votes and the texts of a few top papers.
+    """
+    index = open_index(store, index_dir)
+    scores, _, liked_rows = score_store(store, index, profile, now=now, settings=settings)
+    ids, titles = index.labels()
+    live = np.flatnonzero(index.live)
+    order = order_live(scores, live, upvotes=index.upvotes[live], ids=[ids[r] for r in live])
+    return listing(
+        scores,
+        live[order],
+        ids=ids,
+        titles=titles,
+        liked_title=lambda k: titles[liked_rows[k]],
+        detailed=detailed,
+    )
+
+
+def order_live(
+    scores: ProfileScores, rows: np.ndarray, *, upvotes: np.ndarray, ids: list[str]
+) -> np.ndarray:
+    """Positions into ``rows`` best first: score (rounded as shown), upvotes, then id."""
+    rounded = np.round(scores.total[rows], 6)
+    id_rank = np.empty(len(ids), dtype=np.int64)
+    id_rank[np.argsort(np.asarray(ids, dtype=str), kind="stable")] = np.arange(len(ids))
+    return np.lexsort((id_rank, -np.asarray(upvotes, dtype=np.int64), -rounded))
 
 
 def _best(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 
 from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper
 from digestbot.ranking import rank
+from digestbot.ranking.labels import pack, unpack
 from digestbot.ranking.persist import default_index_dir, sync_index
 from digestbot.ranking.service import rank_store
 from digestbot.store import SqlStore
@@ -95,3 +97,36 @@ def test_small_segments_are_merged_and_a_changed_title_wins(store: SqlStore) -> 
     row = index.row_of_pk()
     changed = [pk for pk, r in row.items() if titles[r] == "Paper 3 on graphs"]
     assert len(changed) == 1 and int(index.upvotes[row[changed[0]]]) == 9
+
+
+def test_packed_strings_come_back_as_they_went_in() -> None:
+    for strings in ([], [""], ["a", "", "é\x00x", "zz"], ["ab", "cd"], ["x\x00"], ["“q”", "🙂"]):
+        assert unpack(*pack(strings)) == strings
+
+
+def _age_database_files(store: SqlStore, seconds: int) -> None:
+    database = store.engine.url.database
+    assert database is not None
+    for path in (Path(database), Path(database + "-wal")):
+        if path.exists():
+            stat = path.stat()
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - seconds * 1_000_000_000))
+
+
+def test_an_unchanged_database_file_is_trusted_and_a_write_is_seen(store: SqlStore) -> None:
+    add(store, *papers(5))
+    directory = index_dir(store)
+    assert sync_index(store, directory).n_live == 5
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest.get("signature") is None  # just written: not trusted yet
+    _age_database_files(store, 10)
+    sync_index(store, directory)
+    signed = json.loads((directory / "manifest.json").read_text())
+    assert signed["signature"] is not None and signed["segments"] == manifest["segments"]
+    assert sync_index(store, directory).n_live == 5
+    assert json.loads((directory / "manifest.json").read_text()) == signed
+    add(store, *papers(1, start=50), when=NOW + timedelta(minutes=1))
+    _age_database_files(store, 10)
+    index = sync_index(store, directory)
+    assert index.n_live == 6
+    assert "Paper 50 on graphs" in index.labels()[1]
