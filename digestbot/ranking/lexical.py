@@ -13,6 +13,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -197,12 +198,20 @@ def merge_segments(
 
 def live_masks(segments: Sequence[Segment]) -> list[npt.NDArray[np.bool_]]:
     """Per segment, the rows not superseded by a later segment (same pk)."""
+    if _disjoint(segments):  # the usual case: nothing superseded, nothing to search
+        return [np.ones(seg.size, dtype=bool) for seg in segments]
     masks: list[npt.NDArray[np.bool_]] = []
     later: Ints = np.zeros(0, dtype=np.int64)
     for seg in reversed(segments):
         masks.append(~np.isin(seg.pks, later))
         later = np.concatenate([later, seg.pks])
     return masks[::-1]
+
+
+def _disjoint(segments: Sequence[Segment]) -> bool:
+    """Whether no two segments' pk ranges overlap (then no pk is in two segments)."""
+    ranges = sorted((int(seg.pks.min()), int(seg.pks.max())) for seg in segments if seg.size)
+    return all(prev[1] < nxt[0] for prev, nxt in pairwise(ranges))
 
 
 class LexicalIndex:
@@ -228,6 +237,7 @@ class LexicalIndex:
         avg = float(live_len.mean()) if len(live_len) else 1.0
         self.norm: Floats = K1 * (1.0 - B + B * self.doc_len / (avg or 1.0))
         self._cache: dict[int, tuple[Ints, Floats, float]] = {}
+        self._df_cache: dict[int, float] = {}
         self._row_of: dict[int, int] | None = None
         self.memo: dict[object, Any] = {}  # per-index derived values (e.g. priors)
 
@@ -244,6 +254,22 @@ class LexicalIndex:
             self.memo["labels"] = hit
         return hit
 
+    def rows_of(self, pks: Sequence[int]) -> Ints:
+        """The live row of each pk, -1 for one not indexed (no dict of every pk)."""
+        if not len(pks):
+            return np.zeros(0, dtype=np.int64)
+        hit = self.memo.get("pk_order")
+        if hit is None:
+            rows = np.flatnonzero(self.live)
+            order = np.argsort(self.pks[rows], kind="stable")
+            hit = self.memo["pk_order"] = (self.pks[rows][order], rows[order])
+        sorted_pks, sorted_rows = hit
+        wanted = np.asarray(pks, dtype=np.int64)
+        if not len(sorted_pks):
+            return np.full(len(wanted), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(sorted_pks, wanted), len(sorted_pks) - 1)
+        return np.where(sorted_pks[pos] == wanted, sorted_rows[pos], -1).astype(np.int64)
+
     def row_of_pk(self) -> dict[int, int]:
         """pk -> live row (computed once per index)."""
         if self._row_of is None:
@@ -258,37 +284,79 @@ class LexicalIndex:
     def bm25(self, col: int) -> tuple[Ints, Floats, float]:
         """(live rows, BM25 weight, idf) of one term column."""
         hit = self._cache.get(col)
-        if hit is not None:
-            return hit
-        row_parts, tf_parts = [], []
+        if hit is None:
+            self.prefetch([col])
+            hit = self._cache[col]
+        return hit
+
+    def prefetch(self, cols: Sequence[int]) -> None:
+        """Compute and cache ``bm25`` of many term columns at once: per segment, one
+        search for all of them and one gather of their postings."""
+        missing = sorted({int(c) for c in cols if c not in self._cache})
+        if not missing:
+            return
+        want = np.asarray(missing, dtype=np.int32)
+        row_parts: list[Ints] = []
+        tf_parts: list[Floats] = []
+        block_term: list[Ints] = []  # a block: one term's postings in one segment
+        block_len: list[Ints] = []
         for seg, offset in zip(self.segments, self.offsets, strict=False):
-            rows, tf = seg.postings(col)
-            if len(rows):
-                row_parts.append(rows.astype(np.int64) + offset)
-                tf_parts.append(tf.astype(np.float64))
-        if not row_parts:
-            result: tuple[Ints, Floats, float] = (
-                np.zeros(0, dtype=np.int64),
-                np.zeros(0),
-                0.0,
-            )
-        else:
-            rows = np.concatenate(row_parts)
-            tf = np.concatenate(tf_parts)
+            if not len(seg.cols):
+                continue
+            pos = np.minimum(np.searchsorted(seg.cols, want), len(seg.cols) - 1)
+            found = np.flatnonzero(seg.cols[pos] == want)
+            if not len(found):
+                continue
+            starts = seg.ptr[pos[found]]
+            lengths = seg.ptr[pos[found] + 1] - starts
+            # the postings of every found term, back to back: ranges start..start+length
+            at = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+            at += np.arange(len(at))
+            row_parts.append(seg.rows[at].astype(np.int64) + offset)
+            tf_parts.append(seg.tf[at].astype(np.float64))
+            block_term.append(found)
+            block_len.append(lengths)
+        if row_parts:
+            # blocks come segment by segment; move them to term by term (segment order
+            # kept within a term) with one scatter, not a sort of every posting
+            terms_of = np.concatenate(block_term)
+            lengths = np.concatenate(block_len)
+            src_start = np.cumsum(lengths) - lengths
+            by_term = np.argsort(terms_of, kind="stable")
+            dst_start = np.empty_like(src_start)
+            dst_start[by_term] = np.cumsum(lengths[by_term]) - lengths[by_term]
+            dest = np.repeat(dst_start - src_start, lengths)
+            dest += np.arange(len(dest))
+            rows = np.empty(len(dest), dtype=np.int64)
+            tf = np.empty(len(dest))
+            term = np.empty(len(dest), dtype=np.int64)
+            rows[dest] = np.concatenate(row_parts)
+            tf[dest] = np.concatenate(tf_parts)
+            term[dest] = np.repeat(terms_of, lengths)
             keep = self.live[rows]
-            rows, tf = rows[keep], tf[keep]
-            idf = self.idf(len(rows))
-            weight = idf * tf * (K1 + 1.0) / (tf + self.norm[rows])
-            result = (rows, weight, idf)
-        self._cache[col] = result
-        return result
+            if not keep.all():
+                rows, tf, term = rows[keep], tf[keep], term[keep]
+            bounds = np.searchsorted(term, np.arange(len(missing) + 1))
+        else:
+            rows, tf = np.zeros(0, dtype=np.int64), np.zeros(0)
+            bounds = np.zeros(len(missing) + 1, dtype=np.int64)
+        for j, col in enumerate(missing):
+            a, b = int(bounds[j]), int(bounds[j + 1])
+            if a == b:
+                self._cache[col] = (np.zeros(0, dtype=np.int64), np.zeros(0), 0.0)
+                continue
+            idf = self.idf(b - a)
+            t = tf[a:b]
+            r = rows[a:b]
+            self._cache[col] = (r, idf * t * (K1 + 1.0) / (t + self.norm[r]), idf)
 
     def weighted_sum(self, cols: Sequence[int], weights: Sequence[float]) -> Floats:
         """Per row: sum of weight x BM25 over the term columns (one pass, one array)."""
         row_parts: list[Ints] = []
         val_parts: list[Floats] = []
+        self.prefetch(cols)
         for col, weight in zip(cols, weights, strict=True):
-            rows, bm25, _ = self.bm25(col)
+            rows, bm25, _ = self._cache[col]
             if len(rows):
                 row_parts.append(rows)
                 val_parts.append(bm25 * weight if weight != 1.0 else bm25)
@@ -300,12 +368,18 @@ class LexicalIndex:
 
     def document_frequency(self, cols: npt.NDArray[np.int64]) -> Floats:
         """How many rows hold each column (superseded rows included: a close estimate)."""
-        df = np.zeros(len(cols))
-        for seg in self.segments:
-            if not len(seg.cols):
-                continue
-            pos = np.searchsorted(seg.cols, cols.astype(np.int32))
-            pos_c = np.minimum(pos, len(seg.cols) - 1)
-            found = seg.cols[pos_c] == cols
-            df[found] += (seg.ptr[pos_c + 1] - seg.ptr[pos_c])[found]
-        return df
+        known = self._df_cache
+        wanted_list = np.asarray(cols, dtype=np.int64).tolist()
+        missing = sorted({c for c in wanted_list if c not in known})
+        if missing:
+            ask = np.asarray(missing, dtype=np.int64)
+            df = np.zeros(len(ask))
+            for seg in self.segments:
+                if not len(seg.cols):
+                    continue
+                pos = np.searchsorted(seg.cols, ask.astype(np.int32))
+                pos_c = np.minimum(pos, len(seg.cols) - 1)
+                found = seg.cols[pos_c] == ask
+                df[found] += (seg.ptr[pos_c + 1] - seg.ptr[pos_c])[found]
+            known.update(zip(missing, df.tolist(), strict=True))
+        return np.asarray([known[c] for c in wanted_list], dtype=np.float64)

@@ -102,8 +102,12 @@ def save_segment(segment: Segment, path: Path) -> None:
 
 def load_segment(path: Path) -> Segment:
     # the term directory is searched for every query term: keep it in memory
+    # the rest stay on disk, mapped; seen as plain arrays (a ``np.memmap`` slice costs
+    # Python-level bookkeeping, thousands of times per rank)
     arrays = {
-        name: np.load(path / f"{name}.npy", mmap_mode=None if name == "cols" else "r")
+        name: np.load(path / f"{name}.npy", mmap_mode=None if name == "cols" else "r").view(
+            np.ndarray
+        )
         for name in _ARRAYS
     }
     return Segment(**arrays)

@@ -26,6 +26,7 @@ from digestbot.config import Profile, RankingSettings
 from digestbot.ranking.expansion import TermVector, centroid
 from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.query import Feature, description_features, excluded_rows, keyword_features
+from digestbot.ranking.text import column, columns, terms, words
 
 TextsOf = Callable[[Sequence[int]], list[tuple[str, str]]]  # index rows -> (title, abstract)
 
@@ -87,7 +88,10 @@ def score_profile(
     excluded = excluded_rows(index, profile.exclude)
     out_of_play = dead | excluded | disliked
 
+    # the description's document frequencies in one pass (each word is then a look-up)
+    index.document_frequency(np.asarray(columns(terms(words(profile.description)))))
     features = keyword_features(profile) + description_features(profile, index)
+    index.prefetch(_columns_of(features))  # every term's postings in one pass
     raw = np.zeros((len(features), n))
     for j, feature in enumerate(features):
         raw[j] = feature.weight * feature.value(index)
@@ -158,6 +162,15 @@ def score_profile(
         nearest_liked=nearest,
         expansion_terms=expansion_terms,
     )
+
+
+def _columns_of(features: Sequence[Feature]) -> list[int]:
+    return [
+        column(term)
+        for feature in features
+        for terms in (*feature.alternatives, feature.scattered)
+        for term in terms
+    ]
 
 
 def _top_rows(values: Floats, pks: np.ndarray, k: int) -> np.ndarray:
