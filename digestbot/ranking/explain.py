@@ -248,20 +248,23 @@ class Listing:
         """Compact JSON, byte for byte ``json.dumps(self.as_dicts(), ensure_ascii=False,
         separators=(",", ":"))``, written a column at a time."""
         enc = encode_basestring
-        whys = {text: enc(text) for text in set(self.whys)}
-        matched = {m: "[" + ",".join(map(enc, m)) + "]" for m in set(self.matched)}
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+        def rest(text: str, labels: tuple[str, ...], detail: dict[str, float]) -> str:
+            listed = ",".join(map(enc, labels))
+            shown = dumps(detail) if detail else "{}"
+            return f',"why":{enc(text)},"matched":[{listed}],"breakdown":{shown}}}'
+
+        keys = list(zip(self.whys, self.matched, strict=True))
+        shared = {key: rest(*key, {}) for key in set(keys)}  # a few hundred distinct ones
+        tails = [
+            rest(*key, detail) if detail else shared[key]
+            for key, detail in zip(keys, self.breakdowns, strict=True)
+        ]
         parts = [
-            f'{{"id":{enc(pid)},"title":{enc(title)},"score":{score!r},"why":{whys[text]},'
-            f'"matched":{matched[labels]},"breakdown":{dumps(detail) if detail else "{}"}}}'
-            for pid, title, score, text, labels, detail in zip(
-                self.ids,
-                self.titles,
-                self.scores,
-                self.whys,
-                self.matched,
-                self.breakdowns,
-                strict=True,
+            f'{{"id":{pid},"title":{title},"score":{score!r}{tail}'
+            for pid, title, score, tail in zip(
+                map(enc, self.ids), map(enc, self.titles), self.scores, tails, strict=True
             )
         ]
         return "[" + ",".join(parts) + "]"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -12,7 +14,7 @@ from digestbot.cli import main
 from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper, scored_as_dict
 from digestbot.ranking.persist import default_index_dir
-from digestbot.ranking.service import rank_listing, rank_store
+from digestbot.ranking.service import order_best_first, rank_listing, rank_store
 from digestbot.store import SqlStore
 from digestbot.store.feedback import record_feedback
 from tests.conftest import NOW, write_config
@@ -142,3 +144,17 @@ def test_rank_json_prints_the_listing(filled: SqlStore, db_url: str, tmp_path: P
     listed = json.loads(result.output)
     assert len(listed) == 48 and listed[0]["score"] > 0
     assert set(listed[0]) >= {"id", "title", "score", "why"}
+
+
+@pytest.mark.parametrize("tie_share", [0.0, 0.05, 0.5, 1.0])
+def test_best_first_breaks_ties_by_upvotes_then_id(tie_share: float) -> None:
+    rng = random.Random(7)
+    n = 400
+    totals = [round(rng.random(), 6) for _ in range(n)]
+    for i in range(int(n * tie_share)):
+        totals[i] = 0.25 if i % 2 else 0.0
+    upvotes = [rng.choice([0, 1]) if i % 3 else 5 for i in range(n)]
+    ids = [f"p-{rng.getrandbits(32):08x}" for _ in range(n)]
+    order = order_best_first(np.asarray(totals), upvotes=np.asarray(upvotes), ids=ids)
+    expected = sorted(range(n), key=lambda i: (-totals[i], -upvotes[i], ids[i]))
+    assert order.tolist() == expected
