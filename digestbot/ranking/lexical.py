@@ -43,7 +43,24 @@ class Document:
 
 
 def weighted_terms(title: str, abstract: str) -> tuple[dict[int, float], float]:
-    """Hashed term columns -> field-weighted frequency, and the weighted length."""
+    """Hashed term columns -> field-weighted frequency, and the weighted length.
+
+    Remembered for the last few hundred papers (top hits and liked papers are analysed
+    more than once per rank); do not change the returned dict.
+    """
+    key = (title, abstract)
+    hit = _RECENT.get(key)
+    if hit is None:
+        if len(_RECENT) >= 512:
+            _RECENT.clear()
+        hit = _RECENT[key] = _weighted_terms(title, abstract)
+    return hit
+
+
+_RECENT: dict[tuple[str, str], tuple[dict[int, float], float]] = {}
+
+
+def _weighted_terms(title: str, abstract: str) -> tuple[dict[int, float], float]:
     title_words = words(title)
     abstract_words = words(abstract)
     counts: dict[int, float] = {}
@@ -81,7 +98,7 @@ class Segment:
         per_row = np.zeros(len(docs), dtype=np.int64)
         lengths = np.zeros(len(docs), dtype=np.float32)
         for row, doc in enumerate(docs):
-            counts, length = weighted_terms(doc.title, doc.abstract)
+            counts, length = _weighted_terms(doc.title, doc.abstract)
             lengths[row] = length
             per_row[row] = len(counts)
             col_parts.extend(counts.keys())

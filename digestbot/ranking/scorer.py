@@ -24,7 +24,7 @@ import numpy as np
 
 from digestbot.config import Profile, RankingSettings
 from digestbot.ranking.expansion import TermVector, centroid
-from digestbot.ranking.lexical import Floats, LexicalIndex
+from digestbot.ranking.lexical import Floats, LexicalIndex, weighted_terms
 from digestbot.ranking.query import Feature, description_features, excluded_rows, keyword_features
 from digestbot.ranking.text import column, columns, terms, words
 
@@ -119,7 +119,7 @@ def score_profile(
     if len(top) >= 2:
         vector = centroid(
             index,
-            texts(top.tolist()),
+            _warmed(index, texts(top.tolist())),
             weights=candidates[top].tolist(),
             top_terms=EXPANSION_TERMS,
         )
@@ -131,7 +131,7 @@ def score_profile(
         base = base * scale + parts["expansion"]
 
     if len(disliked_rows):
-        vector = centroid(index, texts(list(disliked_rows)), top_terms=LIKE_TERMS)
+        vector = centroid(index, _warmed(index, texts(list(disliked_rows))), top_terms=LIKE_TERMS)
         pushed = np.minimum(_scaled(vector.score(index), skip=dead | disliked)[0], 1.0)
         parts["dislike"] = -DISLIKE_WEIGHT * pushed * (base > 0)
         base = np.maximum(base + parts["dislike"], 0.0)
@@ -164,6 +164,16 @@ def score_profile(
     )
 
 
+def _warmed(index: LexicalIndex, texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The texts, after looking up the document frequencies of all their terms in one
+    pass (each paper's vector then finds them cached)."""
+    cols: set[int] = set()
+    for title, abstract in texts:
+        cols.update(weighted_terms(title, abstract)[0])
+    index.document_frequency(np.asarray(sorted(cols), dtype=np.int64))
+    return texts
+
+
 def _columns_of(features: Sequence[Feature]) -> list[int]:
     return [
         column(term)
@@ -191,7 +201,7 @@ def _like_scores(
 ) -> tuple[Floats, np.ndarray]:
     """Half the mean, half the max of the similarity to each liked paper (each max-scaled)."""
     per_paper = []
-    for text in texts(rows):
+    for text in _warmed(index, texts(rows)):
         vector: TermVector = centroid(index, [text], top_terms=LIKE_TERMS)
         per_paper.append(np.minimum(_scaled(vector.score(index), skip=skip)[0], 1.0))
     stack = np.vstack(per_paper)
