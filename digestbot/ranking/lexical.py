@@ -116,6 +116,7 @@ class Segment:
             ),
             labels=labels,
             label_ptr=label_ptr,
+            rows_sorted=True,
         )
 
     @classmethod
@@ -131,10 +132,13 @@ class Segment:
         published: npt.NDArray[np.int32],
         labels: npt.NDArray[np.uint8],
         label_ptr: Ints,
+        rows_sorted: bool = False,
     ) -> Segment:
-        order = np.lexsort((rows, cols))
+        # by column, then row; rows already ascending: one stable (radix) sort suffices
+        order = np.argsort(cols, kind="stable") if rows_sorted else np.lexsort((rows, cols))
         cols, rows, tf = cols[order], rows[order], tf[order]
-        distinct, starts = np.unique(cols, return_index=True)
+        starts = np.flatnonzero(np.diff(cols, prepend=cols[:1] - 1)) if len(cols) else order[:0]
+        distinct = cols[starts]
         ptr = np.append(starts, len(cols)).astype(np.int64)
         return cls(
             cols=distinct.astype(np.int32),

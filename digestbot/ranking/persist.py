@@ -22,14 +22,10 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -52,8 +48,6 @@ from digestbot.store.ranking import (
 log = logging.getLogger(__name__)
 
 SEGMENT_ROWS = 10_000  # papers per segment built at once: bounds the memory of a bulk build
-BUILD_WORKERS = 2  # processes building segments in a bulk build
-PARALLEL_FROM = 30_000  # missing papers from which a build uses them
 MAX_SMALL = 6  # small segments (daily ingests) kept before the smallest are merged
 LAYOUT = 2  # the segment files' layout (2: ids and titles kept); another is rebuilt
 MANIFEST = "manifest.json"
@@ -155,74 +149,14 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def sync_index(
-    store: SqlStore,
-    directory: Path,
-    *,
-    segment_rows: int = SEGMENT_ROWS,
-    workers: int | None = None,
+    store: SqlStore, directory: Path, *, segment_rows: int = SEGMENT_ROWS
 ) -> LexicalIndex:
-    """Bring the index in ``directory`` up to date with the store and return it.
-
-    ``workers``: processes building segments; default: ``BUILD_WORKERS`` (at most the
-    CPU count) when at least ``PARALLEL_FROM`` papers are missing, else this process.
-    """
+    """Bring the index in ``directory`` up to date with the store and return it."""
     try:
         with _locked(directory):
-            return _sync(store, directory, segment_rows=segment_rows, workers=workers)
-    except (OSError, BrokenProcessPool) as exc:
+            return _sync(store, directory, segment_rows=segment_rows)
+    except OSError as exc:
         raise StoreError(f"lexical index {directory}: {exc}") from exc
-
-
-def build_segment(docs: list[Document], path: Path) -> int:
-    """Build one segment and save it (in a worker process during a bulk build)."""
-    save_segment(Segment.build(docs), path)
-    return len(docs)
-
-
-class _SegmentWriter:
-    """Builds and saves new segments, named in order, here or in worker processes.
-
-    At most ``workers`` batches are in flight, so memory stays bounded either way.
-    """
-
-    def __init__(self, directory: Path, manifest: dict[str, Any], workers: int) -> None:
-        self.directory = directory
-        self.manifest = manifest
-        self.workers = workers
-        self.pool: ProcessPoolExecutor | None = None
-        self.pending: deque[Future[int]] = deque()
-        self.names: list[str] = []
-        self.added = 0
-
-    def add(self, docs: list[Document]) -> None:
-        name = f"seg-{self.manifest['next']:06d}"
-        self.manifest["next"] += 1
-        self.names.append(name)
-        self.added += len(docs)
-        if self.workers <= 1:
-            build_segment(docs, self.directory / name)
-            return
-        if self.pool is None:
-            self.pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
-            )
-        while len(self.pending) >= self.workers:
-            self.pending.popleft().result()
-        self.pending.append(self.pool.submit(build_segment, docs, self.directory / name))
-
-    def finish(self) -> list[str]:
-        """Wait for every segment; their names, in order."""
-        try:
-            while self.pending:
-                self.pending.popleft().result()
-        finally:
-            self.close()
-        return self.names
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
 
 
 def _fresh_manifest() -> dict[str, Any]:
@@ -237,9 +171,7 @@ def _fresh_manifest() -> dict[str, Any]:
     }
 
 
-def _sync(
-    store: SqlStore, directory: Path, *, segment_rows: int, workers: int | None
-) -> LexicalIndex:
+def _sync(store: SqlStore, directory: Path, *, segment_rows: int) -> LexicalIndex:
     manifest = _read_manifest(directory)
     if manifest is None:  # none yet, unreadable or outdated: start again
         for stale in directory.glob("seg-*"):
@@ -255,40 +187,40 @@ def _sync(
     max_pk = int(manifest["max_pk"])
     known: set[int] | None = None  # live pks, computed only when something changed
     watermark, new_max, fresh, after = since, max_pk, 0, 0
-    if workers is None:
-        missing_now = count_papers(store) - index.n_live
-        workers = BUILD_WORKERS if missing_now >= PARALLEL_FROM else 1
-    writer = _SegmentWriter(directory, manifest, min(workers, os.cpu_count() or 1))
-    try:
-        while True:  # one segment per ``segment_rows`` papers: memory stays bounded
-            batch = load_index_batch(
-                store, since=since, max_pk=max_pk, after=after, limit=segment_rows
-            )
-            if not batch.documents:
-                break
-            if known is None:
-                known = set(index.pks[index.live].tolist())
-            pks = [d.pk for d in batch.documents]
-            fresh += len(set(pks) - known)
-            known.update(pks)
-            writer.add(batch.documents)
-            after = pks[-1]
-            new_max = max(new_max, batch.max_pk)
-            if batch.watermark is not None and (watermark is None or batch.watermark > watermark):
-                watermark = batch.watermark
-            if len(batch.documents) < segment_rows:
-                break
-        if index.n_live + fresh != count_papers(store):
-            # a paper written by a transaction older than the watermark: catch up
-            if known is None:
-                known = set(index.pks[index.live].tolist())
-            missing = sorted(set(load_pks(store)) - known)
-            for start in range(0, len(missing), segment_rows):
-                writer.add(load_index_documents_by_pk(store, missing[start : start + segment_rows]))
-        new_names = writer.finish()
-    finally:
-        writer.close()
-    added = writer.added
+    new_names: list[str] = []
+    added = 0
+
+    def write(docs: list[Document]) -> None:  # one batch: memory stays bounded
+        nonlocal added
+        name = f"seg-{manifest['next']:06d}"
+        manifest["next"] += 1
+        save_segment(Segment.build(docs), directory / name)
+        new_names.append(name)
+        added += len(docs)
+
+    while True:  # one segment per ``segment_rows`` papers: memory stays bounded
+        batch = load_index_batch(store, since=since, max_pk=max_pk, after=after, limit=segment_rows)
+        if not batch.documents:
+            break
+        if known is None:
+            known = set(index.pks[index.live].tolist())
+        pks = [d.pk for d in batch.documents]
+        fresh += len(set(pks) - known)
+        known.update(pks)
+        write(batch.documents)
+        after = pks[-1]
+        new_max = max(new_max, batch.max_pk)
+        if batch.watermark is not None and (watermark is None or batch.watermark > watermark):
+            watermark = batch.watermark
+        if len(batch.documents) < segment_rows:
+            break
+    if index.n_live + fresh != count_papers(store):
+        # a paper written by a transaction older than the watermark: catch up
+        if known is None:
+            known = set(index.pks[index.live].tolist())
+        missing = sorted(set(load_pks(store)) - known)
+        for start in range(0, len(missing), segment_rows):
+            write(load_index_documents_by_pk(store, missing[start : start + segment_rows]))
     names += new_names
     segments += [load_segment(directory / name) for name in new_names]
     if not added:

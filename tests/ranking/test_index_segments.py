@@ -7,8 +7,6 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
-
 from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper
 from digestbot.ranking import rank
@@ -132,16 +130,3 @@ def test_an_unchanged_database_file_is_trusted_and_a_write_is_seen(store: SqlSto
     index = sync_index(store, directory)
     assert index.n_live == 6
     assert "Paper 50 on graphs" in index.labels()[1]
-
-
-def test_a_bulk_build_in_worker_processes_equals_one_built_here(
-    store: SqlStore, tmp_path: Path
-) -> None:
-    add(store, *papers(57))
-    here = sync_index(store, tmp_path / "here", segment_rows=10, workers=1)
-    there = sync_index(store, tmp_path / "there", segment_rows=10, workers=2)
-    assert [s.size for s in there.segments] == [10, 10, 10, 10, 10, 7]
-    for mine, theirs in zip(here.segments, there.segments, strict=True):
-        for name in ("cols", "ptr", "rows", "tf", "pks", "labels", "label_ptr"):
-            assert np.array_equal(getattr(mine, name), getattr(theirs, name)), name
-    assert there.labels() == here.labels()
