@@ -158,3 +158,11 @@ def test_best_first_breaks_ties_by_upvotes_then_id(tie_share: float) -> None:
     order = order_best_first(np.asarray(totals), upvotes=np.asarray(upvotes), ids=ids)
     expected = sorted(range(n), key=lambda i: (-totals[i], -upvotes[i], ids[i]))
     assert order.tolist() == expected
+
+
+def test_without_an_index_folder_the_listing_still_equals_the_reference(filled: SqlStore) -> None:
+    profile = PROFILES[1]
+    fast = rank_listing(filled, profile, now=NOW, settings=RankingSettings(), index_dir=None)
+    ranked = rank_store(filled, profile, now=NOW, settings=RankingSettings(), index_dir=None)
+    assert fast.as_dicts() == [scored_as_dict(s) for s in ranked]
+    assert fast.ids[0] == ranked[0].paper.id and fast.scores[0] > 0
