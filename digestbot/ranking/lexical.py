@@ -385,7 +385,7 @@ class LexicalIndex:
             return np.zeros(self.n_rows)
         return np.bincount(
             np.concatenate(row_parts), weights=np.concatenate(val_parts), minlength=self.n_rows
-        ).astype(np.float64)
+        ).astype(np.float64, copy=False)  # float64 already: no copy
 
     def document_frequency(self, cols: npt.NDArray[np.int64]) -> Floats:
         """How many rows hold each column (superseded rows included: a close estimate)."""
