@@ -69,8 +69,9 @@ def print_json_text(text: str) -> None:
     """JSON already encoded compactly: as is, or indented for a person at a terminal."""
     if sys.stdout.isatty():
         print_json(json.loads(text))
-    else:
-        click.echo(text)
+    else:  # one write: ``click.echo`` costs ~4x as much on 25 MB of JSON
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
