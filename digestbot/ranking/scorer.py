@@ -37,6 +37,7 @@ EXPANSION_TERMS = 40
 EXPANSION_WEIGHT = 0.6
 DISLIKE_WEIGHT = 0.2
 SEMANTIC_WEIGHT = 1.0
+LIKE_SPREAD = 0.5  # liked papers: mean less this x spread, so a paper near all of them wins
 
 
 @dataclass
@@ -178,7 +179,7 @@ def _columns_of(features: Sequence[Feature]) -> list[int]:
     return [
         column(term)
         for feature in features
-        for terms in (*feature.alternatives, feature.scattered)
+        for terms in (*feature.alternatives, *feature.unless)
         for term in terms
     ]
 
@@ -199,13 +200,14 @@ def _top_rows(values: Floats, pks: np.ndarray, k: int) -> np.ndarray:
 def _like_scores(
     index: LexicalIndex, rows: list[int], *, texts: TextsOf, skip: np.ndarray
 ) -> tuple[Floats, np.ndarray]:
-    """Half the mean, half the max of the similarity to each liked paper (each max-scaled)."""
+    """Mean similarity to the liked papers (each max-scaled) less ``LIKE_SPREAD`` x spread."""
     per_paper = []
     for text in _warmed(index, texts(rows)):
         vector: TermVector = centroid(index, [text], top_terms=LIKE_TERMS)
         per_paper.append(np.minimum(_scaled(vector.score(index), skip=skip)[0], 1.0))
     stack = np.vstack(per_paper)
     like = LIKE_MEAN * stack.mean(axis=0) + (1.0 - LIKE_MEAN) * stack.max(axis=0)
+    like = np.maximum(like - LIKE_SPREAD * stack.std(axis=0), 0.0)
     return np.minimum(_scaled(like, skip=skip)[0], 1.0), stack.argmax(axis=0)
 
 

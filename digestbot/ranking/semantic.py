@@ -203,21 +203,54 @@ def profile_text(profile: Profile) -> str:
 def semantic_scores(
     embedder: Embedder, vectors: Vectors, profile: Profile, *, liked_rows: Sequence[int]
 ) -> Floats:
-    """Cosine to the profile's text and/or to the liked papers (half max, half mean)."""
-    parts: list[Floats] = []
+    """Cosine to the profile's text and/or to the liked papers, each calibrated.
+
+    A cosine counts only above the median paper's (MiniLM puts unrelated papers
+    at 0.1-0.3, not 0) and is scaled by the best paper that is not itself liked.
+    The description and the keyword list are embedded apart and their calibrated
+    cosines averaged (one long query blurs the two); liked papers combine by the
+    mean of their calibrated cosines (a Rocchio centroid).
+    """
+    have = np.flatnonzero(np.any(vectors != 0, axis=1))
+    skip = np.zeros(len(vectors), dtype=bool)
+    skip[list(liked_rows)] = True
+    parts: list[tuple[float, Floats]] = []
     text = profile_text(profile)
-    if text:
+    if profile.description.strip() and profile.keywords:
+        queries = embedder.embed([profile.description.strip(), ", ".join(profile.keywords)])
+        both = np.mean([_calibrated(vectors @ q, have=have, skip=skip) for q in queries], axis=0)
+        parts.append((1.0, _calibrated(both, have=have, skip=skip, baseline=False)))
+    elif text:
         query = embedder.embed([text])[0]
-        parts.append(_scaled(vectors @ query))
+        parts.append((1.0, _calibrated(vectors @ query, have=have, skip=skip)))
     if len(liked_rows):
-        sims = vectors @ vectors[list(liked_rows)].T
-        parts.append(_scaled(0.5 * sims.max(axis=1) + 0.5 * sims.mean(axis=1)))
+        each = [_calibrated(vectors @ v, have=have, skip=skip) for v in vectors[list(liked_rows)]]
+        mean = np.mean(each, axis=0)
+        parts.append((1.0, _calibrated(mean, have=have, skip=skip, baseline=False)))
     if not parts:
         return np.zeros(len(vectors))
-    return np.asarray(sum(parts) / len(parts), dtype=np.float64)
+    total = sum(w for w, _ in parts)
+    return np.asarray(sum(w * v for w, v in parts) / total, dtype=np.float64)
 
 
-def _scaled(values: npt.NDArray[Any]) -> Floats:
-    clipped = np.maximum(np.asarray(values, dtype=np.float64), 0.0)
-    top = float(clipped.max()) if len(clipped) else 0.0
-    return clipped / top if top > 0 else clipped
+BASELINE_QUANTILE = 0.5  # the cosine of the median paper counts as no similarity
+
+
+def _calibrated(
+    values: npt.NDArray[Any],
+    *,
+    have: np.ndarray,
+    skip: np.ndarray,
+    baseline: bool = True,
+) -> Floats:
+    """(value - median) / (best - median), clipped to [0, 1]; the best excludes ``skip``."""
+    out = np.asarray(values, dtype=np.float64)
+    pool = out[have] if len(have) else out
+    zero = float(np.quantile(pool, BASELINE_QUANTILE)) if baseline and len(pool) else 0.0
+    ranked = out.copy()
+    ranked[skip] = -np.inf
+    pool_top = ranked[have] if len(have) else ranked
+    top = float(pool_top.max()) if len(pool_top) else 0.0
+    if not np.isfinite(top) or top <= zero:
+        return np.zeros(len(out))
+    return np.clip((out - zero) / (top - zero), 0.0, 1.0)
