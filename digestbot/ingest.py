@@ -15,13 +15,16 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from digestbot.errors import ParseError, SourceError
-from digestbot.sources.drops import DropParse, decode_drop, parse_drop
+from digestbot.sources.drops import decode_drop, parse_drop
+from digestbot.sources.rows import PaperRows, prepare_drop
 from digestbot.store import FileRecord, SqlStore
+from digestbot.store.bulk import BulkWriter, bulk_writer
+from digestbot.store.rows import upsert_rows
 
 log = logging.getLogger(__name__)
 
@@ -106,25 +109,26 @@ def list_drop_files(paths: Iterable[Path]) -> list[Path]:
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
-    """A drop file read, hashed and (unless known) parsed, ready to be written."""
+    """A drop file read, hashed, parsed and turned into rows, ready to be written."""
 
     path: str
     size: int
     sha256: str
-    parsed: DropParse | None = None
+    rows: PaperRows | None = None
+    entries: int = 0
+    warnings: tuple[str, ...] = ()
     error: str | None = None
 
     def outcome(self, status: str, *, papers_new: int = 0, papers_merged: int = 0) -> FileOutcome:
         """What became of the file (``failed`` carries the error, others the parse)."""
-        parsed = self.parsed
         return FileOutcome(
             path=self.path,
             status=status,
-            entries=parsed.entries if parsed else 0,
+            entries=self.entries,
             papers_new=papers_new,
             papers_merged=papers_merged,
             error=self.error,
-            warnings=tuple(parsed.warnings) if parsed else (),
+            warnings=self.warnings,
         )
 
     def record(self, outcome: FileOutcome, *, now: datetime) -> FileRecord:
@@ -144,8 +148,17 @@ class _Loaded:
         )
 
 
-def load_drop(path: Path) -> _Loaded:
-    """Read, hash and parse one file (pure but for the read; runs in a worker process)."""
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What a worker needs besides the path: the ingest's time and the database driver."""
+
+    now: datetime
+    drivername: str
+
+
+def load_drop(path: Path, job: _Job) -> _Loaded:
+    """Read, hash, parse one file and build its rows (pure but for the read; runs in a
+    worker process)."""
     name = str(path)
     try:
         data = path.read_bytes()
@@ -154,10 +167,21 @@ def load_drop(path: Path) -> _Loaded:
         return _Loaded(name, 0, "", error=f"{name}: cannot read: {exc.strerror or exc}")
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        parsed = parse_drop(decode_drop(data, name=name), name=name, modified=modified)
+        text = decode_drop(data, name=name)
+        parsed = parse_drop(text, name=name, modified=modified)
     except ParseError as exc:
         return _Loaded(name, len(data), sha256, error=exc.message)
-    return _Loaded(name, len(data), sha256, parsed=parsed)
+    rows = prepare_drop(
+        parsed, name=name, sha256=sha256, modified=modified, now=job.now, drivername=job.drivername
+    )
+    return _Loaded(
+        name,
+        len(data),
+        sha256,
+        rows=rows,
+        entries=parsed.entries,
+        warnings=tuple(parsed.warnings),
+    )
 
 
 def _hash_file(path: Path) -> str | None:
@@ -167,74 +191,79 @@ def _hash_file(path: Path) -> str | None:
         return None
 
 
-def store_drop(store: SqlStore, loaded: _Loaded, *, now: datetime) -> FileOutcome:
+def store_drop(
+    store: SqlStore, writer: BulkWriter, loaded: _Loaded, *, now: datetime
+) -> FileOutcome:
     """Write one loaded file in one transaction (or record its failure)."""
-    if loaded.parsed is None:
-        return _failed(store, loaded, now=now)
-    parsed = loaded.parsed
-    for warning in parsed.warnings:
+    for warning in loaded.warnings:
         log.warning("%s", warning)
-    with store.transaction() as conn:
-        counts, pks = store.upsert_papers(conn, parsed.papers, now=now)
-        store.record_sources(
-            conn,
-            [(pks[i], p.source) for i, p in enumerate(parsed.papers) if p.source is not None],
-            now=now,
-        )
-        outcome = loaded.outcome(
-            "new" if parsed.papers else "empty",
-            papers_new=counts.new,
-            papers_merged=counts.merged,
-        )
-        store.record_file(conn, loaded.record(outcome, now=now))
-    return outcome
-
-
-def ingest_file(store: SqlStore, path: Path, *, now: datetime) -> FileOutcome:
-    sha256 = _hash_file(path)
-    if sha256 is not None and store.file_ingested(sha256) is not None:
-        return FileOutcome(path=str(path), status="skipped")
-    return store_drop(store, load_drop(path), now=now)
-
-
-def _failed(store: SqlStore, loaded: _Loaded, *, now: datetime) -> FileOutcome:
+    if loaded.rows is not None:
+        try:
+            with writer.transaction() as conn:
+                counts = upsert_rows(store, conn, loaded.rows, now=now)
+                outcome = loaded.outcome(
+                    "empty" if loaded.rows.is_empty else "new",
+                    papers_new=counts.new,
+                    papers_merged=counts.merged,
+                )
+                store.record_file(conn, loaded.record(outcome, now=now))
+            return outcome
+        except ParseError as exc:  # changed under us: nothing of it written, retried later
+            loaded = replace(loaded, rows=None, error=exc.message)
     log.error("%s", loaded.error)
     outcome = loaded.outcome("failed")
-    with store.transaction() as conn:
+    with writer.transaction() as conn:
         store.record_file(conn, loaded.record(outcome, now=now))
     return outcome
 
 
 PARALLEL_MIN_FILES = 4
+HEAD_FILES = 8  # at most this many parsed here while the workers start (imports: ~0.5 s)
 
 
-def _loaded_in_order(paths: list[Path], *, workers: int) -> Iterator[_Loaded]:
+def _loaded_in_order(paths: list[Path], job: _Job, *, workers: int) -> Iterator[_Loaded]:
     """Parse in worker processes, a few files ahead of the writer, results in order.
 
-    Falls back to parsing here if worker processes cannot be started or die.
+    While the workers start, this process parses the first files itself. Falls back
+    to parsing here if worker processes cannot be started or die.
     """
     if workers < 1 or len(paths) < PARALLEL_MIN_FILES:
-        yield from map(load_drop, paths)
+        yield from (load_drop(path, job) for path in paths)
         return
     ahead = workers * 2 + 1  # bounded: memory stays at a few files' papers
     done = 0
     try:
         context = multiprocessing.get_context("spawn")  # no fork: the daemon has threads
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            head = min(HEAD_FILES, len(paths) - 1)
             pending: deque[Future[_Loaded]] = deque(
-                pool.submit(load_drop, path) for path in paths[:ahead]
+                pool.submit(load_drop, path, job) for path in paths[head : head + ahead]
             )
-            queued = len(pending)
+            queued = head + len(pending)
+            while done < head and not pending[0].done():
+                yield load_drop(paths[done], job)
+                done += 1
+            # the workers are up: the rest of the head goes to them, in front
+            pending.extendleft(
+                reversed([pool.submit(load_drop, path, job) for path in paths[done:head]])
+            )
             while pending:
                 loaded = pending.popleft().result()
                 if queued < len(paths):
-                    pending.append(pool.submit(load_drop, paths[queued]))
+                    pending.append(pool.submit(load_drop, paths[queued], job))
                     queued += 1
                 done += 1
                 yield loaded
     except (BrokenProcessPool, OSError) as exc:
         log.warning("parsing in worker processes failed (%s); parsing here instead", exc)
-        yield from map(load_drop, paths[done:])
+        yield from (load_drop(path, job) for path in paths[done:])
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def ingest_paths(
@@ -245,20 +274,25 @@ def ingest_paths(
     on_file: Callable[[FileOutcome], None] | None = None,
     files: list[Path] | None = None,
     workers: int | None = None,
+    index_search: bool = True,
 ) -> IngestReport:
     """Ingest every drop file under ``paths`` (or the given ``files``).
 
-    Files already ingested (by content) are skipped after one query; the others are
-    parsed in ``workers`` other processes (default: one per spare core, none for a
-    handful of files) while this process writes them, one transaction per file, in order.
+    Files already ingested (by content) are skipped after two queries; the others are
+    parsed and turned into rows in ``workers`` other processes (default: one per spare
+    core, none for a handful of files) while this process writes them on one bulk
+    connection, one transaction per file, in order. Then (unless ``index_search`` is
+    False: the caller will) the full-text index catches up, in chunks.
     """
     report = IngestReport()
     candidates = files if files is not None else list_drop_files(paths)
-    hashes = {path: _hash_file(path) for path in candidates}
+    # Only a file the size of one ingested before can be a known content: hash those.
+    sizes = store.ingested_sizes()
+    hashes = {path: _hash_file(path) for path in candidates if _size(path) in sizes}
     known = store.ingested_hashes([h for h in hashes.values() if h])
     todo: list[Path] = []
     for path in candidates:
-        if hashes[path] in known:
+        if hashes.get(path) in known:
             outcome = FileOutcome(path=str(path), status="skipped")
             report.files.append(outcome)
             if on_file is not None:
@@ -267,25 +301,37 @@ def ingest_paths(
             todo.append(path)
     if workers is None:  # worker processes that parse while this one writes; 0: parse here
         workers = min((os.cpu_count() or 1) - 1, 3) if len(todo) >= PARALLEL_MIN_FILES else 0
+    job = _Job(now=now, drivername=store.engine.url.drivername)
     seen: set[str] = set()
-    for loaded in _loaded_in_order(todo, workers=workers):
-        if loaded.sha256 and (loaded.sha256 in seen):
-            outcome = FileOutcome(path=loaded.path, status="skipped")  # a copy in this batch
-        else:
-            outcome = store_drop(store, loaded, now=now)
-            if loaded.parsed is not None:
-                seen.add(loaded.sha256)
-        report.files.append(outcome)
-        if on_file is not None:
-            on_file(outcome)
-    if report.papers_new:
+    if todo:
+        with bulk_writer(store) as writer:
+            for loaded in _loaded_in_order(todo, job, workers=workers):
+                if loaded.sha256 and (loaded.sha256 in seen):
+                    # a copy of a file earlier in this batch
+                    outcome = FileOutcome(path=loaded.path, status="skipped")
+                else:
+                    outcome = store_drop(store, writer, loaded, now=now)
+                    if loaded.rows is not None:
+                        seen.add(loaded.sha256)
+                report.files.append(outcome)
+                if on_file is not None:
+                    on_file(outcome)
+    if report.papers_new and index_search:
         index_new_papers(store)
     return report
 
 
-def index_new_papers(store: SqlStore) -> None:
-    """Bring the derived full-text index up to date (one statement, one transaction)."""
+SEARCH_CHUNK = 20_000  # papers indexed per transaction: bounds the FTS5 memory of one commit
+
+
+def index_new_papers(store: SqlStore, *, chunk: int = SEARCH_CHUNK) -> int:
+    """Bring the derived full-text index up to date, ``chunk`` papers per transaction."""
     from digestbot.store.search import sync_search_index
 
-    with store.transaction() as conn:
-        sync_search_index(conn)
+    total = 0
+    while True:
+        with store.transaction() as conn:
+            done = sync_search_index(conn, limit=chunk)
+        total += done
+        if done < chunk:
+            return total

@@ -40,7 +40,7 @@ from digestbot.lock import HEARTBEAT_SECONDS, holding_scheduler_lock
 from digestbot.pipeline import index_papers
 from digestbot.ranking.background import SOURCE as EMBEDDINGS
 from digestbot.ranking.background import EmbeddingWorker
-from digestbot.ranking.semantic import profile_text
+from digestbot.ranking.semantic import query_texts
 from digestbot.services import Clock, PollFn, SendFn, SendOutcomeLike
 from digestbot.store import SqlStore
 from digestbot.store.daemon import record_job_result
@@ -116,7 +116,7 @@ class Daemon:
                 holder=self.holder,
                 clock=clock,
                 on_result=lambda ok, error: self._source_result(EMBEDDINGS, ok=ok, error=error),
-                queries=[text for text in map(profile_text, settings.profiles) if text],
+                queries=[text for profile in settings.profiles for text in query_texts(profile)],
             )
             self.embed_worker = worker if worker.is_enabled else None
 

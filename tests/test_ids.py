@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from digestbot.ids import canonical_id, find_arxiv_id, normalize_title, parse_arxiv_id
+from digestbot.ids import (
+    canonical_id,
+    find_arxiv_id,
+    normalize_title,
+    normalize_title_slow,
+    parse_arxiv_id,
+)
 
 HF = "https://huggingface" + ".co"
 
@@ -69,3 +77,30 @@ def test_canonical_id_is_the_arxiv_id_else_a_title_key() -> None:
     assert by_title.startswith("t-") and len(by_title) == 14
     assert by_title == canonical_id(title="attention is all you need!", arxiv_id=None)
     assert normalize_title("  Σ-Mem:  An   Online\tMemory ") == "σ mem an online memory"
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Attention Is All You Need!", "attention is all you need"),
+        ("  LaMamba-Diff:  Linear_Time\tModels ", "lamamba diff linear time models"),
+        ("ﬁne-tuning Straße", "fine tuning strasse"),  # NFKC ligature, casefold ß
+        ("Ｆｕｌｌ　Ｗｉｄｔｈ", "full width"),
+        ("Café — naïve", "café naïve"),
+        ("", ""),
+        ("!!!", ""),
+    ],
+)
+def test_normalize_title_folds_case_punctuation_and_space(title: str, expected: str) -> None:
+    assert normalize_title(title) == expected
+
+
+@given(st.text())
+def test_normalize_title_fast_path_equals_the_reference(title: str) -> None:
+    normalize_title.cache_clear()
+    assert normalize_title(title) == normalize_title_slow(title)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_normalize_title_ascii_equals_the_reference(title: str) -> None:
+    assert normalize_title(title) == normalize_title_slow(title)

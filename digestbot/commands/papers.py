@@ -1,4 +1,4 @@
-"""Commands over the paper store: ingest, papers, rank, digest, demo."""
+"""Commands over the paper store: ingest, papers, digest, demo."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import click
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
 from digestbot.delivery.formats import FORMATS, Format, render_format
 from digestbot.ingest import FileOutcome, IngestReport, ingest_paths, list_drop_files
-from digestbot.models import paper_as_dict, scored_as_dict
-from digestbot.pipeline import build_digest, index_papers, rank_profile, write_markdown_digest
+from digestbot.models import paper_as_dict
+from digestbot.pipeline import build_digest, index_papers, write_markdown_digest
 
 
 def run_ingest(app: AppContext, paths: tuple[Path, ...], *, show_progress: bool) -> IngestReport:
@@ -69,26 +69,6 @@ def papers(app: AppContext, search: str | None, limit: int | None, as_json: bool
 
 
 @click.command()
-@click.option("--profile", "profile_name", required=True, help="Profile name.")
-@click.option("--limit", type=click.IntRange(min=1), help="Only the best N.")
-@click.option("--json", "as_json", is_flag=True)
-@pass_app
-@handle_errors
-def rank(app: AppContext, profile_name: str, limit: int | None, as_json: bool) -> None:
-    """Rank every stored paper for a profile, best first."""
-    profile = app.settings.profile(profile_name)
-    ranked = rank_profile(
-        app.store, profile, now=app.now(), settings=app.settings.ranking, limit=limit
-    )
-    if as_json:
-        print_json([scored_as_dict(item) for item in ranked])
-        return
-    for item in ranked:
-        click.echo(f"{item.score:8.3f}  {item.paper.id:<16} {item.paper.title}")
-        click.echo(f"          {item.why}")
-
-
-@click.command()
 @click.option("--profile", "profile_name", required=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True)
 @pass_app
@@ -123,4 +103,4 @@ def demo(app: AppContext, out_dir: Path | None) -> None:
         sys.exit(1)
 
 
-COMMANDS = [ingest, papers, rank, digest, demo]
+COMMANDS = [ingest, papers, digest, demo]  # rank: digestbot.commands.ranking

@@ -1,16 +1,63 @@
-"""Relevance commands: ``feedback`` (👍/👎 for a profile) and ``explain`` (a score's parts)."""
+"""Relevance commands: ``rank``, ``feedback`` (👍/👎 for a profile), ``explain`` (a score's parts).
+
+``rank`` imports no more than ranking needs (no templates, Slack or delivery), so its
+start-up stays small on a 100,000-paper store.
+"""
 
 from __future__ import annotations
 
 import click
 
-from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
+from digestbot.cli import (
+    AppContext,
+    handle_errors,
+    pass_app,
+    print_json,
+    print_json_text,
+    progress_bar,
+)
 from digestbot.errors import ConfigError, NotFoundError
+from digestbot.models import scored_as_dict
 from digestbot.ranking.explain import breakdown, matched_labels, why
 from digestbot.ranking.persist import default_index_dir
-from digestbot.ranking.service import open_index, score_store
+from digestbot.ranking.service import open_index, rank_listing, rank_store, score_store
 from digestbot.store.feedback import record_feedback
 from digestbot.store.ranking import load_texts, pks_of_ids
+
+
+@click.command()
+@click.option("--profile", "profile_name", required=True, help="Profile name.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the best N.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handle_errors
+def rank(app: AppContext, profile_name: str, limit: int | None, as_json: bool) -> None:
+    """Rank every stored paper for a profile, best first."""
+    profile = app.settings.profile(profile_name)
+    settings = app.settings.ranking
+    index_dir = settings.index_dir or default_index_dir(app.store)
+    if limit is None:  # every paper: as columns, without one object per paper
+        listed = rank_listing(
+            app.store, profile, now=app.now(), settings=settings, index_dir=index_dir
+        )
+        if as_json:
+            print_json_text(listed.as_json())
+            return
+        for pid, title, score, text in zip(
+            listed.ids, listed.titles, listed.scores, listed.whys, strict=True
+        ):
+            click.echo(f"{score:8.3f}  {pid:<16} {title}")
+            click.echo(f"          {text}")
+        return
+    ranked = rank_store(
+        app.store, profile, now=app.now(), settings=settings, index_dir=index_dir, limit=limit
+    )
+    if as_json:
+        print_json([scored_as_dict(item) for item in ranked])
+        return
+    for item in ranked:
+        click.echo(f"{item.score:8.3f}  {item.paper.id:<16} {item.paper.title}")
+        click.echo(f"          {item.why}")
 
 
 @click.command()
@@ -136,4 +183,4 @@ def embed(app: AppContext, limit: int | None, since_days: int | None) -> None:
     click.echo(f"embedded {done} papers with {embedder.name}")
 
 
-COMMANDS = [feedback, explain, embed]
+COMMANDS = [rank, feedback, explain, embed]

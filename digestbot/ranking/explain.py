@@ -7,11 +7,15 @@ the score more than the profile's words, it names the most similar liked paper.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from json.encoder import encode_basestring
 
 import numpy as np
 
 from digestbot.models import Paper, ScoredPaper
+from digestbot.ranking.lexical import Floats
 from digestbot.ranking.scorer import ProfileScores
 
 WHY_TERMS = 4
@@ -47,22 +51,28 @@ def order_rows(
     return [int(i) for i in np.lexsort((id_rank, -upvotes, -rounded))]
 
 
-def breakdown(scores: ProfileScores, row: int) -> dict[str, float]:
+def breakdown(scores: ProfileScores, row: int, values: Floats | None = None) -> dict[str, float]:
+    """``values``: the row's ``features_at`` when already computed."""
     out = {
         name: round(float(scores.parts[name][row]), 6)
         for name in PART_ORDER
         if name in scores.parts
     }
-    for feature, value in zip(scores.features, scores.features_at([row])[0].tolist(), strict=True):
+    if values is None:
+        values = scores.features_at([row])[0]
+    for feature, value in zip(scores.features, values.tolist(), strict=True):
         if value > 0:
             key = f"{feature.kind}:{feature.label}"
             out[key] = round(out.get(key, 0.0) + value, 6)
     return out
 
 
-def matched_labels(scores: ProfileScores, row: int) -> tuple[str, ...]:
+def matched_labels(
+    scores: ProfileScores, row: int, values: Floats | None = None
+) -> tuple[str, ...]:
     """Matched profile terms, strongest first; traces under ``MATCH_FLOOR`` of the best left out."""
-    values = scores.features_at([row])[0]
+    if values is None:
+        values = scores.features_at([row])[0]
     floor = MATCH_FLOOR * float(values.max()) if len(values) else 0.0
     order = sorted(
         (j for j in range(len(values)) if values[j] > 0 and values[j] >= floor),
@@ -195,3 +205,186 @@ def assemble(
             ScoredPaper(paper=papers[pos], score=total, why=text, matched=matched, breakdown=detail)
         )
     return out
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A whole ranking as columns, best first: what ``rank --json`` prints, built without
+    one ``Paper`` or ``ScoredPaper`` object per paper (100,000 of them cost seconds)."""
+
+    ids: list[str]
+    titles: list[str]
+    scores: list[float]
+    whys: list[str]
+    matched: list[tuple[str, ...]]
+    breakdowns: list[dict[str, float]]  # empty past the detailed head
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def as_dicts(self) -> list[dict[str, object]]:
+        """The same shape as ``models.scored_as_dict``."""
+        return [
+            {
+                "id": pid,
+                "title": title,
+                "score": score,
+                "why": text,
+                "matched": list(matched),
+                "breakdown": dict(detail),
+            }
+            for pid, title, score, text, matched, detail in zip(
+                self.ids,
+                self.titles,
+                self.scores,
+                self.whys,
+                self.matched,
+                self.breakdowns,
+                strict=True,
+            )
+        ]
+
+    def as_json(self) -> str:
+        """Compact JSON, byte for byte ``json.dumps(self.as_dicts(), ensure_ascii=False,
+        separators=(",", ":"))``, written a column at a time."""
+        enc = encode_basestring
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+        def rest(text: str, labels: tuple[str, ...], detail: dict[str, float]) -> str:
+            listed = ",".join(map(enc, labels))
+            shown = dumps(detail) if detail else "{}"
+            return f',"why":{enc(text)},"matched":[{listed}],"breakdown":{shown}}}'
+
+        keys = list(zip(self.whys, self.matched, strict=True))
+        shared = {key: rest(*key, {}) for key in set(keys)}  # a few hundred distinct ones
+        tails = [
+            rest(*key, detail) if detail else shared[key]
+            for key, detail in zip(keys, self.breakdowns, strict=True)
+        ]
+        parts = [
+            f'{{"id":{pid},"title":{title},"score":{score!r}{tail}'
+            for pid, title, score, tail in zip(
+                map(enc, self.ids), map(enc, self.titles), self.scores, tails, strict=True
+            )
+        ]
+        return "[" + ",".join(parts) + "]"
+
+
+def listing(
+    scores: ProfileScores,
+    ordered: np.ndarray,
+    *,
+    ids: Sequence[str],
+    titles: Sequence[str],
+    liked_title: Callable[[int], str],
+    detailed: int,
+) -> Listing:
+    """``assemble`` for rows already in order, as columns: the best ``detailed`` rows get
+    every matched term and the breakdown, the rest their strongest term, and their
+    ``why`` is written once per distinct (state, term, liked paper) combination."""
+    ordered = np.asarray(ordered, dtype=np.int64)
+    n = len(ordered)
+    totals = np.round(scores.total[ordered], 6)
+    head = min(detailed, n)
+    whys: list[str] = []
+    matched: list[tuple[str, ...]] = []
+    breakdowns: list[dict[str, float]] = []
+    empty: tuple[str, ...] = ()
+    values = scores.features_at(ordered[:head])
+    for k, row in enumerate(ordered[:head].tolist()):
+        total = float(totals[k])
+        labels = matched_labels(scores, row, values[k]) if total > 0 else empty
+        whys.append(
+            why_text(
+                excluded=bool(scores.excluded[row]),
+                disliked=bool(scores.disliked[row]),
+                total=total,
+                like=float(scores.parts["like"][row]) if "like" in scores.parts else 0.0,
+                profile=float(scores.parts["profile"][row]) if "profile" in scores.parts else 0.0,
+                nearest=(
+                    int(scores.nearest_liked[row]) if scores.nearest_liked is not None else None
+                ),
+                matched=labels,
+                liked_title=liked_title,
+            )
+        )
+        matched.append(labels)
+        breakdowns.append(breakdown(scores, row, values[k]) if total > 0 else {})
+    tail = ordered[head:]
+    if len(tail):
+        tail_whys, tail_matched = _quick_whys(scores, tail, totals[head:], liked_title=liked_title)
+        whys += tail_whys
+        matched += tail_matched
+        breakdowns += [{}] * len(tail)
+    return Listing(
+        ids=[ids[r] for r in ordered.tolist()],
+        titles=[titles[r] for r in ordered.tolist()],
+        scores=totals.tolist(),
+        whys=whys,
+        matched=matched,
+        breakdowns=breakdowns,
+    )
+
+
+def _quick_whys(
+    scores: ProfileScores,
+    rows: np.ndarray,
+    totals: np.ndarray,
+    *,
+    liked_title: Callable[[int], str],
+) -> tuple[list[str], list[tuple[str, ...]]]:
+    """``why_text`` and the strongest matched term for many rows, one call per distinct case."""
+    n = len(rows)
+    positive = totals > 0
+    label = np.full(n, -1, dtype=np.int64)
+    if scores.features and positive.any():
+        values = scores.features_at(rows[positive])
+        best = np.argmax(values, axis=1)
+        has = values[np.arange(len(best)), best] > 0
+        label[positive] = np.where(has, best, -1)
+    zeros = np.zeros(n)
+    like = scores.parts["like"][rows] if "like" in scores.parts else zeros
+    profile = scores.parts["profile"][rows] if "profile" in scores.parts else zeros
+    has_nearest = scores.nearest_liked is not None
+    nearest = scores.nearest_liked[rows] if scores.nearest_liked is not None else np.zeros(n, int)
+    state = np.where(
+        scores.excluded[rows], 0, np.where(scores.disliked[rows], 1, np.where(positive, 3, 2))
+    )
+    like_first = (like > profile) & has_nearest
+    like_after = (like > 0) & ~like_first & has_nearest
+    uses_nearest = like_first | like_after
+    # one integer per case: state, strongest term, liked paper named, where it is named
+    n_labels = len(scores.features) + 1
+    n_liked = len(scores.liked_rows) + 1
+    positive_state = state == 3
+    key = state.astype(np.int64)
+    key = key * n_labels + np.where(positive_state, label, -1) + 1
+    key = key * n_liked + np.where(positive_state & uses_nearest, nearest, -1) + 1
+    key = key * 3 + np.where(positive_state, like_first.astype(np.int64) + 2 * like_after, 0)
+    codes, inverse = np.unique(key, return_inverse=True)
+    cases = []
+    for code in codes.tolist():
+        code, how = divmod(code, 3)
+        code, near = divmod(code, n_liked)
+        st, lab = divmod(code, n_labels)
+        cases.append((st, lab - 1, near - 1, how))
+    labels = [(f.label,) for f in scores.features]
+    texts: list[str] = []
+    case_matched: list[tuple[str, ...]] = []
+    for st, lab, near, how in cases:
+        matched = labels[lab] if lab >= 0 else ()
+        texts.append(
+            why_text(
+                excluded=st == 0,
+                disliked=st == 1,
+                total=1.0 if st == 3 else 0.0,
+                like=1.0 if how else 0.0,
+                profile=0.0 if how == 1 else 1.0,
+                nearest=near if near >= 0 else None,
+                matched=matched,
+                liked_title=liked_title,
+            )
+        )
+        case_matched.append(matched)
+    picks = np.asarray(inverse).reshape(-1).tolist()
+    return [texts[i] for i in picks], [case_matched[i] for i in picks]

@@ -9,14 +9,17 @@ from every segment: the cost is the number of matches, not the number of papers.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from digestbot.ranking.labels import pack, unpack
 from digestbot.ranking.text import column, terms, words
 
 TITLE_WEIGHT = 2.5
@@ -36,10 +39,28 @@ class Document:
     abstract: str
     upvotes: int = 0
     published: date | None = None
+    id: str = ""  # the paper id, kept in the segment for listings
 
 
 def weighted_terms(title: str, abstract: str) -> tuple[dict[int, float], float]:
-    """Hashed term columns -> field-weighted frequency, and the weighted length."""
+    """Hashed term columns -> field-weighted frequency, and the weighted length.
+
+    Remembered for the last few hundred papers (top hits and liked papers are analysed
+    more than once per rank); do not change the returned dict.
+    """
+    key = (title, abstract)
+    hit = _RECENT.get(key)
+    if hit is None:
+        if len(_RECENT) >= 512:
+            _RECENT.clear()
+        hit = _RECENT[key] = _weighted_terms(title, abstract)
+    return hit
+
+
+_RECENT: dict[tuple[str, str], tuple[dict[int, float], float]] = {}
+
+
+def _weighted_terms(title: str, abstract: str) -> tuple[dict[int, float], float]:
     title_words = words(title)
     abstract_words = words(abstract)
     counts: dict[int, float] = {}
@@ -61,6 +82,8 @@ class Segment:
     doc_len: npt.NDArray[np.float32]
     upvotes: npt.NDArray[np.int32]
     published: npt.NDArray[np.int32]  # date ordinal, 0 when unknown
+    labels: npt.NDArray[np.uint8]  # ids and titles, packed (``digestbot.ranking.labels``)
+    label_ptr: Ints  # row i: id = strings[2i], title = strings[2i + 1]
 
     @property
     def size(self) -> int:
@@ -68,26 +91,32 @@ class Segment:
 
     @classmethod
     def build(cls, docs: Sequence[Document]) -> Segment:
-        row_parts: list[int] = []
-        col_parts: list[int] = []
-        val_parts: list[float] = []
+        # compact typed buffers, not lists of Python numbers: a 10,000-paper batch
+        # holds ~1.5 million postings
+        col_parts = array("i")
+        val_parts = array("f")
+        per_row = np.zeros(len(docs), dtype=np.int64)
         lengths = np.zeros(len(docs), dtype=np.float32)
         for row, doc in enumerate(docs):
-            counts, length = weighted_terms(doc.title, doc.abstract)
+            counts, length = _weighted_terms(doc.title, doc.abstract)
             lengths[row] = length
-            row_parts.extend([row] * len(counts))
+            per_row[row] = len(counts)
             col_parts.extend(counts.keys())
             val_parts.extend(counts.values())
+        labels, label_ptr = pack([s for d in docs for s in (d.id, d.title)])
         return cls.from_postings(
-            rows=np.asarray(row_parts, dtype=np.int32),
-            cols=np.asarray(col_parts, dtype=np.int32),
-            tf=np.asarray(val_parts, dtype=np.float32),
+            rows=np.repeat(np.arange(len(docs), dtype=np.int32), per_row),
+            cols=np.frombuffer(col_parts, dtype=np.int32),
+            tf=np.frombuffer(val_parts, dtype=np.float32),
             pks=np.asarray([d.pk for d in docs], dtype=np.int64),
             doc_len=lengths,
             upvotes=np.asarray([d.upvotes for d in docs], dtype=np.int32),
             published=np.asarray(
                 [d.published.toordinal() if d.published else 0 for d in docs], dtype=np.int32
             ),
+            labels=labels,
+            label_ptr=label_ptr,
+            rows_sorted=True,
         )
 
     @classmethod
@@ -101,10 +130,15 @@ class Segment:
         doc_len: npt.NDArray[np.float32],
         upvotes: npt.NDArray[np.int32],
         published: npt.NDArray[np.int32],
+        labels: npt.NDArray[np.uint8],
+        label_ptr: Ints,
+        rows_sorted: bool = False,
     ) -> Segment:
-        order = np.lexsort((rows, cols))
+        # by column, then row; rows already ascending: one stable (radix) sort suffices
+        order = np.argsort(cols, kind="stable") if rows_sorted else np.lexsort((rows, cols))
         cols, rows, tf = cols[order], rows[order], tf[order]
-        distinct, starts = np.unique(cols, return_index=True)
+        starts = np.flatnonzero(np.diff(cols, prepend=cols[:1] - 1)) if len(cols) else order[:0]
+        distinct = cols[starts]
         ptr = np.append(starts, len(cols)).astype(np.int64)
         return cls(
             cols=distinct.astype(np.int32),
@@ -115,7 +149,13 @@ class Segment:
             doc_len=doc_len,
             upvotes=upvotes,
             published=published,
+            labels=labels,
+            label_ptr=label_ptr,
         )
+
+    def strings(self) -> list[str]:
+        """Ids and titles, interleaved (see ``label_ptr``)."""
+        return unpack(self.labels, self.label_ptr)
 
     def postings(self, col: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
         i = int(np.searchsorted(self.cols, np.int32(col)))  # same dtype: no array copy
@@ -133,11 +173,19 @@ _NO_ROWS = np.zeros(0, dtype=np.int32)
 _NO_TF = np.zeros(0, dtype=np.float32)
 
 
-def merge_segments(segments: Sequence[Segment]) -> Segment:
-    """One segment with the live rows of many (a later segment's row wins)."""
-    live = live_masks(segments)
+def merge_segments(
+    segments: Sequence[Segment], live: Sequence[npt.NDArray[np.bool_]] | None = None
+) -> Segment:
+    """One segment with the live rows of many (a later segment's row wins).
+
+    ``live``: which rows of each segment to keep (default: those no later one of
+    ``segments`` supersedes); pass the masks of the whole index to merge segments
+    that are not adjacent.
+    """
+    live = live_masks(segments) if live is None else live
     row_parts, col_parts, tf_parts = [], [], []
     keep_pks, keep_len, keep_up, keep_pub = [], [], [], []
+    keep_strings: list[str] = []
     offset = 0
     for seg, mask in zip(segments, live, strict=True):
         new_row = np.full(seg.size, -1, dtype=np.int64)
@@ -152,7 +200,10 @@ def merge_segments(segments: Sequence[Segment]) -> Segment:
         keep_len.append(seg.doc_len[mask])
         keep_up.append(seg.upvotes[mask])
         keep_pub.append(seg.published[mask])
+        both = np.repeat(mask, 2).tolist()  # a row's id and title
+        keep_strings += [s for s, k in zip(seg.strings(), both, strict=True) if k]
         offset += int(mask.sum())
+    labels, label_ptr = pack(keep_strings)
     return Segment.from_postings(
         rows=np.concatenate(row_parts) if row_parts else _NO_ROWS,
         cols=np.concatenate(col_parts) if col_parts else _NO_ROWS,
@@ -161,17 +212,27 @@ def merge_segments(segments: Sequence[Segment]) -> Segment:
         doc_len=np.concatenate(keep_len) if keep_len else np.zeros(0, dtype=np.float32),
         upvotes=np.concatenate(keep_up) if keep_up else np.zeros(0, dtype=np.int32),
         published=np.concatenate(keep_pub) if keep_pub else np.zeros(0, dtype=np.int32),
+        labels=labels,
+        label_ptr=label_ptr,
     )
 
 
 def live_masks(segments: Sequence[Segment]) -> list[npt.NDArray[np.bool_]]:
     """Per segment, the rows not superseded by a later segment (same pk)."""
+    if _disjoint(segments):  # the usual case: nothing superseded, nothing to search
+        return [np.ones(seg.size, dtype=bool) for seg in segments]
     masks: list[npt.NDArray[np.bool_]] = []
     later: Ints = np.zeros(0, dtype=np.int64)
     for seg in reversed(segments):
         masks.append(~np.isin(seg.pks, later))
         later = np.concatenate([later, seg.pks])
     return masks[::-1]
+
+
+def _disjoint(segments: Sequence[Segment]) -> bool:
+    """Whether no two segments' pk ranges overlap (then no pk is in two segments)."""
+    ranges = sorted((int(seg.pks.min()), int(seg.pks.max())) for seg in segments if seg.size)
+    return all(prev[1] < nxt[0] for prev, nxt in pairwise(ranges))
 
 
 class LexicalIndex:
@@ -197,12 +258,38 @@ class LexicalIndex:
         avg = float(live_len.mean()) if len(live_len) else 1.0
         self.norm: Floats = K1 * (1.0 - B + B * self.doc_len / (avg or 1.0))
         self._cache: dict[int, tuple[Ints, Floats, float]] = {}
+        self._df_cache: dict[int, float] = {}
         self._row_of: dict[int, int] | None = None
         self.memo: dict[object, Any] = {}  # per-index derived values (e.g. priors)
 
     @classmethod
     def build(cls, docs: Sequence[Document]) -> LexicalIndex:
         return cls([Segment.build(docs)])
+
+    def labels(self) -> tuple[list[str], list[str]]:
+        """(ids, titles) of every row, dead ones included (decoded once per index)."""
+        hit = self.memo.get("labels")
+        if hit is None:
+            strings = [s for seg in self.segments for s in seg.strings()]
+            hit = (strings[0::2], strings[1::2])
+            self.memo["labels"] = hit
+        return hit
+
+    def rows_of(self, pks: Sequence[int]) -> Ints:
+        """The live row of each pk, -1 for one not indexed (no dict of every pk)."""
+        if not len(pks):
+            return np.zeros(0, dtype=np.int64)
+        hit = self.memo.get("pk_order")
+        if hit is None:
+            rows = np.flatnonzero(self.live)
+            order = np.argsort(self.pks[rows], kind="stable")
+            hit = self.memo["pk_order"] = (self.pks[rows][order], rows[order])
+        sorted_pks, sorted_rows = hit
+        wanted = np.asarray(pks, dtype=np.int64)
+        if not len(sorted_pks):
+            return np.full(len(wanted), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(sorted_pks, wanted), len(sorted_pks) - 1)
+        return np.where(sorted_pks[pos] == wanted, sorted_rows[pos], -1).astype(np.int64)
 
     def row_of_pk(self) -> dict[int, int]:
         """pk -> live row (computed once per index)."""
@@ -218,37 +305,79 @@ class LexicalIndex:
     def bm25(self, col: int) -> tuple[Ints, Floats, float]:
         """(live rows, BM25 weight, idf) of one term column."""
         hit = self._cache.get(col)
-        if hit is not None:
-            return hit
-        row_parts, tf_parts = [], []
+        if hit is None:
+            self.prefetch([col])
+            hit = self._cache[col]
+        return hit
+
+    def prefetch(self, cols: Sequence[int]) -> None:
+        """Compute and cache ``bm25`` of many term columns at once: per segment, one
+        search for all of them and one gather of their postings."""
+        missing = sorted({int(c) for c in cols if c not in self._cache})
+        if not missing:
+            return
+        want = np.asarray(missing, dtype=np.int32)
+        row_parts: list[Ints] = []
+        tf_parts: list[Floats] = []
+        block_term: list[Ints] = []  # a block: one term's postings in one segment
+        block_len: list[Ints] = []
         for seg, offset in zip(self.segments, self.offsets, strict=False):
-            rows, tf = seg.postings(col)
-            if len(rows):
-                row_parts.append(rows.astype(np.int64) + offset)
-                tf_parts.append(tf.astype(np.float64))
-        if not row_parts:
-            result: tuple[Ints, Floats, float] = (
-                np.zeros(0, dtype=np.int64),
-                np.zeros(0),
-                0.0,
-            )
-        else:
-            rows = np.concatenate(row_parts)
-            tf = np.concatenate(tf_parts)
+            if not len(seg.cols):
+                continue
+            pos = np.minimum(np.searchsorted(seg.cols, want), len(seg.cols) - 1)
+            found = np.flatnonzero(seg.cols[pos] == want)
+            if not len(found):
+                continue
+            starts = seg.ptr[pos[found]]
+            lengths = seg.ptr[pos[found] + 1] - starts
+            # the postings of every found term, back to back: ranges start..start+length
+            at = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+            at += np.arange(len(at))
+            row_parts.append(seg.rows[at].astype(np.int64) + offset)
+            tf_parts.append(seg.tf[at].astype(np.float64))
+            block_term.append(found)
+            block_len.append(lengths)
+        if row_parts:
+            # blocks come segment by segment; move them to term by term (segment order
+            # kept within a term) with one scatter, not a sort of every posting
+            terms_of = np.concatenate(block_term)
+            lengths = np.concatenate(block_len)
+            src_start = np.cumsum(lengths) - lengths
+            by_term = np.argsort(terms_of, kind="stable")
+            dst_start = np.empty_like(src_start)
+            dst_start[by_term] = np.cumsum(lengths[by_term]) - lengths[by_term]
+            dest = np.repeat(dst_start - src_start, lengths)
+            dest += np.arange(len(dest))
+            rows = np.empty(len(dest), dtype=np.int64)
+            tf = np.empty(len(dest))
+            term = np.empty(len(dest), dtype=np.int64)
+            rows[dest] = np.concatenate(row_parts)
+            tf[dest] = np.concatenate(tf_parts)
+            term[dest] = np.repeat(terms_of, lengths)
             keep = self.live[rows]
-            rows, tf = rows[keep], tf[keep]
-            idf = self.idf(len(rows))
-            weight = idf * tf * (K1 + 1.0) / (tf + self.norm[rows])
-            result = (rows, weight, idf)
-        self._cache[col] = result
-        return result
+            if not keep.all():
+                rows, tf, term = rows[keep], tf[keep], term[keep]
+            bounds = np.searchsorted(term, np.arange(len(missing) + 1))
+        else:
+            rows, tf = np.zeros(0, dtype=np.int64), np.zeros(0)
+            bounds = np.zeros(len(missing) + 1, dtype=np.int64)
+        for j, col in enumerate(missing):
+            a, b = int(bounds[j]), int(bounds[j + 1])
+            if a == b:
+                self._cache[col] = (np.zeros(0, dtype=np.int64), np.zeros(0), 0.0)
+                continue
+            idf = self.idf(b - a)
+            t = tf[a:b]
+            r = rows[a:b]
+            self._cache[col] = (r, idf * t * (K1 + 1.0) / (t + self.norm[r]), idf)
 
     def weighted_sum(self, cols: Sequence[int], weights: Sequence[float]) -> Floats:
         """Per row: sum of weight x BM25 over the term columns (one pass, one array)."""
         row_parts: list[Ints] = []
         val_parts: list[Floats] = []
+        self.prefetch(cols)
         for col, weight in zip(cols, weights, strict=True):
-            rows, bm25, _ = self.bm25(col)
+            rows, bm25, _ = self._cache[col]
             if len(rows):
                 row_parts.append(rows)
                 val_parts.append(bm25 * weight if weight != 1.0 else bm25)
@@ -256,16 +385,22 @@ class LexicalIndex:
             return np.zeros(self.n_rows)
         return np.bincount(
             np.concatenate(row_parts), weights=np.concatenate(val_parts), minlength=self.n_rows
-        ).astype(np.float64)
+        ).astype(np.float64, copy=False)  # float64 already: no copy
 
     def document_frequency(self, cols: npt.NDArray[np.int64]) -> Floats:
         """How many rows hold each column (superseded rows included: a close estimate)."""
-        df = np.zeros(len(cols))
-        for seg in self.segments:
-            if not len(seg.cols):
-                continue
-            pos = np.searchsorted(seg.cols, cols.astype(np.int32))
-            pos_c = np.minimum(pos, len(seg.cols) - 1)
-            found = seg.cols[pos_c] == cols
-            df[found] += (seg.ptr[pos_c + 1] - seg.ptr[pos_c])[found]
-        return df
+        known = self._df_cache
+        wanted_list = np.asarray(cols, dtype=np.int64).tolist()
+        missing = sorted({c for c in wanted_list if c not in known})
+        if missing:
+            ask = np.asarray(missing, dtype=np.int64)
+            df = np.zeros(len(ask))
+            for seg in self.segments:
+                if not len(seg.cols):
+                    continue
+                pos = np.searchsorted(seg.cols, ask.astype(np.int32))
+                pos_c = np.minimum(pos, len(seg.cols) - 1)
+                found = seg.cols[pos_c] == ask
+                df[found] += (seg.ptr[pos_c + 1] - seg.ptr[pos_c])[found]
+            known.update(zip(missing, df.tolist(), strict=True))
+        return np.asarray([known[c] for c in wanted_list], dtype=np.float64)

@@ -2,12 +2,15 @@
 
 ``sync_index`` brings it up to date with the store and returns it: papers added
 since (pk above the highest indexed) or changed since (``updated_at`` after the
-newest indexed) go into one new segment (a changed paper's new row supersedes
-its old one); nothing is rebuilt. If the index then holds fewer papers than the
-store (a transaction that committed late), the missing ones are caught up. When there are
-more than ``MAX_SEGMENTS`` segments, the newest ones are merged into one, so a
-merge costs about the size of what it merges. Arrays are memory-mapped: a rank
-reads only the postings of the profile's terms.
+newest indexed) go into new segments of at most ``SEGMENT_ROWS`` papers each, read
+and written one at a time, so a 100,000-paper bulk ingest never holds more than
+one segment's worth in memory (a changed paper's new row supersedes its old one);
+nothing is rebuilt. If the index then holds fewer papers than the store (a
+transaction that committed late), the missing ones are caught up. Small segments
+(daily ingests) are merged once there are more than ``MAX_SMALL`` of them; large
+ones are left alone, so a merge costs about the size of what it merges. Segments
+also keep each paper's id and title, so a full listing needs no database read.
+Arrays are memory-mapped: a rank reads only the postings of the profile's terms.
 
 The index is a cache: delete its folder and the next sync rebuilds it from the
 database. A manifest written last (atomically) says which segments are valid,
@@ -21,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -31,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from digestbot.errors import StoreError
-from digestbot.ranking.lexical import LexicalIndex, Segment, merge_segments
+from digestbot.ranking.lexical import Document, LexicalIndex, Segment, live_masks, merge_segments
 from digestbot.ranking.text import N_COLUMNS, TOKENIZER_VERSION
 from digestbot.store import SqlStore
 from digestbot.store.ranking import (
@@ -43,7 +47,9 @@ from digestbot.store.ranking import (
 
 log = logging.getLogger(__name__)
 
-MAX_SEGMENTS = 8
+SEGMENT_ROWS = 10_000  # papers per segment built at once: bounds the memory of a bulk build
+MAX_SMALL = 6  # small segments (daily ingests) kept before the smallest are merged
+LAYOUT = 2  # the segment files' layout (2: ids and titles kept); another is rebuilt
 MANIFEST = "manifest.json"
 _ARRAYS = [f.name for f in fields(Segment)]
 
@@ -54,6 +60,33 @@ def default_index_dir(store: SqlStore) -> Path | None:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database + ".index")
     return None
+
+
+def database_signature(store: SqlStore, *, settle_ns: int = 2_000_000_000) -> list[int] | None:
+    """Size and modification time of a SQLite database's files, or None (not a file,
+    or written in the last ``settle_ns``: a coarse clock could hide a second write).
+
+    Every committed write changes the database or its write-ahead log, so an equal
+    signature means an unchanged store: ``sync_index`` then runs no query at all.
+    """
+    url = store.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    out: list[int] = []
+    newest = 0
+    for path in (url.database, url.database + "-wal"):
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            stat = None
+        if stat is None or stat.st_size == 0:  # an empty log (opening creates one) holds nothing
+            out += [0, 0]
+            continue
+        out += [stat.st_size, stat.st_mtime_ns]
+        newest = max(newest, stat.st_mtime_ns)
+    if time.time_ns() - newest < settle_ns:
+        return None
+    return out
 
 
 def save_segment(segment: Segment, path: Path) -> None:
@@ -69,8 +102,12 @@ def save_segment(segment: Segment, path: Path) -> None:
 
 def load_segment(path: Path) -> Segment:
     # the term directory is searched for every query term: keep it in memory
+    # the rest stay on disk, mapped; seen as plain arrays (a ``np.memmap`` slice costs
+    # Python-level bookkeeping, thousands of times per rank)
     arrays = {
-        name: np.load(path / f"{name}.npy", mmap_mode=None if name == "cols" else "r")
+        name: np.load(path / f"{name}.npy", mmap_mode=None if name == "cols" else "r").view(
+            np.ndarray
+        )
         for name in _ARRAYS
     }
     return Segment(**arrays)
@@ -84,7 +121,11 @@ def _read_manifest(directory: Path) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         log.warning("index manifest %s unreadable (%s): rebuilding", directory, exc)
         return None
-    if data.get("version") != TOKENIZER_VERSION or data.get("n_columns") != N_COLUMNS:
+    if (
+        data.get("version") != TOKENIZER_VERSION
+        or data.get("n_columns") != N_COLUMNS
+        or data.get("layout") != LAYOUT
+    ):
         log.info("index %s was built by another analyser version: rebuilding", directory)
         return None
     return dict(data)
@@ -107,69 +148,143 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def sync_index(store: SqlStore, directory: Path) -> LexicalIndex:
+def sync_index(
+    store: SqlStore, directory: Path, *, segment_rows: int = SEGMENT_ROWS
+) -> LexicalIndex:
     """Bring the index in ``directory`` up to date with the store and return it."""
     try:
         with _locked(directory):
-            return _sync(store, directory)
+            return _sync(store, directory, segment_rows=segment_rows)
     except OSError as exc:
         raise StoreError(f"lexical index {directory}: {exc}") from exc
 
 
-def _sync(store: SqlStore, directory: Path) -> LexicalIndex:
-    manifest = _read_manifest(directory)
-    if manifest is None:  # none yet, unreadable or outdated: start again
-        for stale in directory.glob("seg-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-    manifest = manifest or {
+def _fresh_manifest() -> dict[str, Any]:
+    return {
         "version": TOKENIZER_VERSION,
         "n_columns": N_COLUMNS,
+        "layout": LAYOUT,
         "segments": [],
         "watermark": None,
         "max_pk": 0,
         "next": 0,
     }
+
+
+def _sync(store: SqlStore, directory: Path, *, segment_rows: int) -> LexicalIndex:
+    manifest = _read_manifest(directory)
+    if manifest is None:  # none yet, unreadable or outdated: start again
+        for stale in directory.glob("seg-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        manifest = _fresh_manifest()
     names: list[str] = list(manifest["segments"])
     segments = [load_segment(directory / name) for name in names]
-    since = datetime.fromisoformat(manifest["watermark"]) if manifest["watermark"] else None
-    batch = load_index_batch(store, since=since, max_pk=int(manifest["max_pk"]))
-    docs = list(batch.documents)
     index = LexicalIndex(segments)
-    batch_pks = {d.pk for d in docs}
-    fresh = len(batch_pks - set(index.pks[index.live].tolist())) if docs else 0
+    signature = database_signature(store)  # taken before reading: a later write changes it
+    if signature is not None and manifest.get("signature") == signature:
+        return index  # the database files are as they were when the index was last synced
+    since = datetime.fromisoformat(manifest["watermark"]) if manifest["watermark"] else None
+    max_pk = int(manifest["max_pk"])
+    known: set[int] | None = None  # live pks, computed only when something changed
+    watermark, new_max, fresh, after = since, max_pk, 0, 0
+    new_names: list[str] = []
+    added = 0
+
+    def write(docs: list[Document]) -> None:  # one batch: memory stays bounded
+        nonlocal added
+        name = f"seg-{manifest['next']:06d}"
+        manifest["next"] += 1
+        save_segment(Segment.build(docs), directory / name)
+        new_names.append(name)
+        added += len(docs)
+
+    while True:  # one segment per ``segment_rows`` papers: memory stays bounded
+        batch = load_index_batch(store, since=since, max_pk=max_pk, after=after, limit=segment_rows)
+        if not batch.documents:
+            break
+        if known is None:
+            known = set(index.pks[index.live].tolist())
+        pks = [d.pk for d in batch.documents]
+        fresh += len(set(pks) - known)
+        known.update(pks)
+        write(batch.documents)
+        after = pks[-1]
+        new_max = max(new_max, batch.max_pk)
+        if batch.watermark is not None and (watermark is None or batch.watermark > watermark):
+            watermark = batch.watermark
+        if len(batch.documents) < segment_rows:
+            break
     if index.n_live + fresh != count_papers(store):
         # a paper written by a transaction older than the watermark: catch up
-        known = set(index.pks[index.live].tolist()) | batch_pks
+        if known is None:
+            known = set(index.pks[index.live].tolist())
         missing = sorted(set(load_pks(store)) - known)
-        docs += load_index_documents_by_pk(store, missing)
-    if not docs:
+        for start in range(0, len(missing), segment_rows):
+            write(load_index_documents_by_pk(store, missing[start : start + segment_rows]))
+    names += new_names
+    segments += [load_segment(directory / name) for name in new_names]
+    if not added:
+        if manifest.get("signature") != signature and manifest["segments"]:
+            manifest["signature"] = signature
+            _write_manifest(directory, manifest)
         return index
-    new_name = f"seg-{manifest['next']:06d}"
-    save_segment(Segment.build(docs), directory / new_name)
-    names.append(new_name)
-    manifest["next"] += 1
-    segments.append(load_segment(directory / new_name))
-    if len(segments) > MAX_SEGMENTS:
-        tail = len(segments) - MAX_SEGMENTS // 2
-        merged_name = f"seg-{manifest['next']:06d}"
-        save_segment(merge_segments(segments[tail - 1 :]), directory / merged_name)
-        manifest["next"] += 1
-        dropped = names[tail - 1 :]
-        names = [*names[: tail - 1], merged_name]
-        segments = [*segments[: tail - 1], load_segment(directory / merged_name)]
-    else:
-        dropped = []
+    manifest["signature"] = signature
+    names, segments, dropped = _compact(directory, manifest, names, segments, segment_rows)
     manifest["segments"] = names
-    manifest["watermark"] = batch.watermark.isoformat() if batch.watermark else None
-    manifest["max_pk"] = batch.max_pk
+    manifest["watermark"] = watermark.isoformat() if watermark else None
+    manifest["max_pk"] = new_max
     _write_manifest(directory, manifest)
     for name in dropped:
         shutil.rmtree(directory / name, ignore_errors=True)
     for stale in directory.glob("seg-*"):
         if stale.name not in names:
             shutil.rmtree(stale, ignore_errors=True)
-    log.info("lexical index %s: +%d papers, %d segments", directory, len(docs), len(names))
+    log.info("lexical index %s: +%d papers, %d segments", directory, added, len(names))
     return LexicalIndex(segments)
+
+
+def _compact(
+    directory: Path,
+    manifest: dict[str, Any],
+    names: list[str],
+    segments: list[Segment],
+    segment_rows: int,
+) -> tuple[list[str], list[Segment], list[str]]:
+    """Merge small segments once there are more than ``MAX_SMALL`` of them.
+
+    A segment is small when it holds under ``SEGMENT_ROWS / 2`` live papers; the
+    smallest are merged into one of at most ``SEGMENT_ROWS`` papers (only live rows
+    are kept, so the merged segment may sit anywhere in the list). Large segments
+    are never rewritten: a merge costs about the size of what it merges.
+    """
+    live = live_masks(segments)
+    sizes = [int(mask.sum()) for mask in live]
+    small = sorted(
+        (i for i, size in enumerate(sizes) if size < segment_rows // 2), key=lambda i: sizes[i]
+    )
+    if len(small) <= MAX_SMALL:
+        return names, segments, []
+    chosen: list[int] = []
+    total = 0
+    for i in small:
+        if len(chosen) >= 2 and total + sizes[i] > segment_rows:
+            break
+        chosen.append(i)
+        total += sizes[i]
+    chosen.sort()
+    merged_name = f"seg-{manifest['next']:06d}"
+    manifest["next"] += 1
+    save_segment(
+        merge_segments([segments[i] for i in chosen], [live[i] for i in chosen]),
+        directory / merged_name,
+    )
+    merged = load_segment(directory / merged_name)
+    keep = [i for i in range(len(segments)) if i not in chosen]
+    return (
+        [*(names[i] for i in keep), merged_name],
+        [*(segments[i] for i in keep), merged],
+        [names[i] for i in chosen],
+    )
 
 
 def drop_index(directory: Path) -> None:

@@ -8,8 +8,10 @@ weight: words common in the corpus (``model``, ``network``) are filler there.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -18,84 +20,143 @@ from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.text import (
     column,
     expansions,
-    labelled_terms,
+    fold,
     phrase_terms,
     phrase_unigrams,
-    terms,
     words,
 )
 
-SCATTER_WEIGHT = 0.5  # words of a multi-word keyword found apart, relative to the phrase
+SCATTER_WEIGHT = 0.5  # words of a multi-word keyword found apart, shared among them
 DESCRIPTION_WEIGHT = 0.35  # a description word, relative to a keyword
 DESCRIPTION_MAX_DF = 0.15  # description words in more than this share of papers are filler
 
 
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[^\sa-z0-9]")
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    surface: str  # as written (folded)
+    alternatives: tuple[tuple[str, ...], ...]  # index terms of each phrasing
+    single: str | None  # the stem when the unit is one plain word
+    joined_to_next: bool  # nothing but a space before the next unit
+
+
+def _units(text: str) -> list[_Unit]:
+    """Content words of a text as written: a hyphenated word is one unit (its phrase or
+    joined form); a stop word or punctuation ends adjacency."""
+    out: list[_Unit] = []
+    for match in _TOKEN.finditer(fold(text)):
+        token = match.group(0)
+        content = phrase_terms(token)
+        if not content or not token[0].isalnum():
+            if out:
+                out[-1] = _Unit(out[-1].surface, out[-1].alternatives, out[-1].single, False)
+            continue
+        alternatives = tuple(dict.fromkeys(tuple(phrase_terms(v)) for v in expansions(token)))
+        single = content[0] if len(phrase_unigrams(token)) == 1 else None
+        out.append(_Unit(token, alternatives, single, True))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Feature:
-    """One thing a profile asks for; ``value`` is its BM25 evidence per row."""
+    """One thing a profile asks for; ``value`` is its BM25 evidence per row.
+
+    A back-off feature (a word of a multi-word keyword) counts only in rows where
+    none of ``unless`` (the keyword's phrasings) is found.
+    """
 
     label: str
     kind: str  # keyword | description
     weight: float
     alternatives: tuple[tuple[str, ...], ...]  # each: the index terms of one phrasing
-    scattered: tuple[str, ...] = ()
+    unless: tuple[tuple[str, ...], ...] = ()
 
     def value(self, index: LexicalIndex) -> Floats:
-        best: Floats | None = None
-        for alternative in self.alternatives:
-            if not alternative:
-                continue
-            share = 1.0 / len(alternative)
-            total = index.weighted_sum([column(t) for t in alternative], [share] * len(alternative))
-            best = total if best is None else np.maximum(best, total, out=best)
-        if best is None:
-            best = np.zeros(index.n_rows)
-        if self.scattered:
-            share = SCATTER_WEIGHT / len(self.scattered)
-            best += index.weighted_sum(
-                [column(t) for t in self.scattered], [share] * len(self.scattered)
-            )
+        best = _best_phrasing(index, self.alternatives)
+        if self.unless:
+            best[_best_phrasing(index, self.unless) > 0] = 0.0
         return best
 
 
+def _best_phrasing(index: LexicalIndex, alternatives: tuple[tuple[str, ...], ...]) -> Floats:
+    """Per row, the best BM25 evidence over the phrasings (mean over a phrasing's terms)."""
+    best: Floats | None = None
+    for alternative in alternatives:
+        if not alternative:
+            continue
+        share = 1.0 / len(alternative)
+        total = index.weighted_sum([column(t) for t in alternative], [share] * len(alternative))
+        best = total if best is None else np.maximum(best, total, out=best)
+    return best if best is not None else np.zeros(index.n_rows)
+
+
 def keyword_features(profile: Profile) -> list[Feature]:
+    """Per keyword: its phrase (or acronym counterpart); for a multi-word keyword also
+    each of its words, at ``SCATTER_WEIGHT`` shared among them, where the phrase is absent."""
     out: list[Feature] = []
     for keyword, weight in profile.keywords.items():
         alternatives = tuple(tuple(phrase_terms(p)) for p in expansions(keyword))
-        unigrams = phrase_unigrams(keyword)
         out.append(
             Feature(
                 label=keyword,
                 kind="keyword",
                 weight=weight,
                 alternatives=alternatives,
-                scattered=tuple(unigrams) if len(unigrams) > 1 else (),
             )
         )
+        units = [(u.surface, u.alternatives) for u in _units(keyword)]
+        if len(units) < 2:
+            continue
+        share = weight * SCATTER_WEIGHT / len(units)
+        for label, unit_alternatives in units:
+            out.append(
+                Feature(
+                    label=label,
+                    kind="keyword",
+                    weight=share,
+                    alternatives=unit_alternatives,
+                    unless=alternatives,
+                )
+            )
     return out
 
 
 def description_features(profile: Profile, index: LexicalIndex) -> list[Feature]:
-    """Rarer description words and adjacent pairs not already given as keywords."""
-    tokens = words(profile.description)
-    if not tokens[0]:
+    """Rarer description words and adjacent pairs not already covered by a keyword
+    (its words, phrase or acronym counterpart)."""
+    if not words(profile.description)[0]:
         return []
-    surface = labelled_terms(profile.description)
-    taken = {t for kw in profile.keywords for t in phrase_terms(kw) + phrase_unigrams(kw)}
+    taken = {
+        t
+        for kw in profile.keywords
+        for variant in expansions(kw)
+        for t in phrase_terms(variant) + phrase_unigrams(variant)
+    }
     limit = DESCRIPTION_MAX_DF * max(index.n_live, 1)
+    candidates: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {}
+    units = _units(profile.description)
+    for unit in units:
+        candidates.setdefault(unit.alternatives[0][0], (unit.surface, unit.alternatives))
+    for a, b in pairwise(units):
+        if a.joined_to_next and a.single and b.single:
+            pair = f"{a.single} {b.single}"
+            candidates.setdefault(pair, (f"{a.surface} {b.surface}", ((pair,),)))
     out: list[Feature] = []
-    for term in dict.fromkeys(terms(tokens)):
-        if term in taken:
+    for label, alternatives in candidates.values():
+        if any(t in taken for alt in alternatives for t in alt):
             continue
-        df = float(index.document_frequency(np.asarray([column(term)], dtype=np.int64))[0])
-        if df == 0 or df > limit:
+        first = np.asarray([column(t) for t in alternatives[0]], dtype=np.int64)
+        df = index.document_frequency(first)
+        if float(df.min()) == 0 or float(df.max()) > limit:
             continue
         out.append(
             Feature(
-                label=surface.get(term, term),
+                label=label,
                 kind="description",
                 weight=DESCRIPTION_WEIGHT,
-                alternatives=((term,),),
+                alternatives=alternatives,
             )
         )
     return out

@@ -24,9 +24,10 @@ import numpy as np
 
 from digestbot.config import Profile, RankingSettings
 from digestbot.ranking.expansion import TermVector, centroid
-from digestbot.ranking.lexical import Floats, LexicalIndex
+from digestbot.ranking.lexical import Floats, LexicalIndex, weighted_terms
 from digestbot.ranking.query import Feature, description_features, excluded_rows, keyword_features
 from digestbot.ranking.semantic import fuse_available, scaled_partial
+from digestbot.ranking.text import column, columns, terms, words
 
 TextsOf = Callable[[Sequence[int]], list[tuple[str, str]]]  # index rows -> (title, abstract)
 
@@ -37,6 +38,7 @@ EXPANSION_TERMS = 40
 EXPANSION_WEIGHT = 0.6
 DISLIKE_WEIGHT = 0.2
 SEMANTIC_WEIGHT = 1.0
+LIKE_SPREAD = 0.5  # liked papers: mean less this x spread, so a paper near all of them wins
 
 
 @dataclass
@@ -88,7 +90,10 @@ def score_profile(
     excluded = excluded_rows(index, profile.exclude)
     out_of_play = dead | excluded | disliked
 
+    # the description's document frequencies in one pass (each word is then a look-up)
+    index.document_frequency(np.asarray(columns(terms(words(profile.description)))))
     features = keyword_features(profile) + description_features(profile, index)
+    index.prefetch(_columns_of(features))  # every term's postings in one pass
     raw = np.zeros((len(features), n))
     for j, feature in enumerate(features):
         raw[j] = feature.weight * feature.value(index)
@@ -115,7 +120,7 @@ def score_profile(
     if len(top) >= 2:
         vector = centroid(
             index,
-            texts(top.tolist()),
+            _warmed(index, texts(top.tolist())),
             weights=candidates[top].tolist(),
             top_terms=EXPANSION_TERMS,
         )
@@ -127,7 +132,7 @@ def score_profile(
         base = base * scale + parts["expansion"]
 
     if len(disliked_rows):
-        vector = centroid(index, texts(list(disliked_rows)), top_terms=LIKE_TERMS)
+        vector = centroid(index, _warmed(index, texts(list(disliked_rows))), top_terms=LIKE_TERMS)
         pushed = np.minimum(_scaled(vector.score(index), skip=dead | disliked)[0], 1.0)
         parts["dislike"] = -DISLIKE_WEIGHT * pushed * (base > 0)
         base = np.maximum(base + parts["dislike"], 0.0)
@@ -160,6 +165,25 @@ def score_profile(
     )
 
 
+def _warmed(index: LexicalIndex, texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The texts, after looking up the document frequencies of all their terms in one
+    pass (each paper's vector then finds them cached)."""
+    cols: set[int] = set()
+    for title, abstract in texts:
+        cols.update(weighted_terms(title, abstract)[0])
+    index.document_frequency(np.asarray(sorted(cols), dtype=np.int64))
+    return texts
+
+
+def _columns_of(features: Sequence[Feature]) -> list[int]:
+    return [
+        column(term)
+        for feature in features
+        for terms in (*feature.alternatives, *feature.unless)
+        for term in terms
+    ]
+
+
 def _top_rows(values: Floats, pks: np.ndarray, k: int) -> np.ndarray:
     """The k rows with the highest positive values, best first (ties: lower pk first)."""
     if k <= 0 or not len(values):
@@ -176,13 +200,14 @@ def _top_rows(values: Floats, pks: np.ndarray, k: int) -> np.ndarray:
 def _like_scores(
     index: LexicalIndex, rows: list[int], *, texts: TextsOf, skip: np.ndarray
 ) -> tuple[Floats, np.ndarray]:
-    """Half the mean, half the max of the similarity to each liked paper (each max-scaled)."""
+    """Mean similarity to the liked papers (each max-scaled) less ``LIKE_SPREAD`` x spread."""
     per_paper = []
-    for text in texts(rows):
+    for text in _warmed(index, texts(rows)):
         vector: TermVector = centroid(index, [text], top_terms=LIKE_TERMS)
         per_paper.append(np.minimum(_scaled(vector.score(index), skip=skip)[0], 1.0))
     stack = np.vstack(per_paper)
     like = LIKE_MEAN * stack.mean(axis=0) + (1.0 - LIKE_MEAN) * stack.max(axis=0)
+    like = np.maximum(like - LIKE_SPREAD * stack.std(axis=0), 0.0)
     return np.minimum(_scaled(like, skip=skip)[0], 1.0), stack.argmax(axis=0)
 
 

@@ -291,30 +291,71 @@ def semantic_scores(
     liked_rows: Sequence[int],
     has: npt.NDArray[np.bool_] | None = None,
 ) -> Floats:
-    """Cosine to the profile's text and/or to the liked papers (half max, half mean), scaled
-    to [0, 1] by the best paper. Rows without a vector (``has`` false) are NaN: no evidence,
-    which ``fuse_available`` leaves out of their score rather than counting as 0."""
+    """Cosine to the profile's text and/or to the liked papers, each calibrated.
+
+    A cosine counts only above the median paper's (MiniLM puts unrelated papers
+    at 0.1-0.3, not 0) and is scaled by the best paper that is not itself liked.
+    The description and the keyword list are embedded apart and their calibrated
+    cosines averaged (one long query blurs the two); liked papers combine by the
+    mean of their calibrated cosines (a Rocchio centroid).
+
+    Rows without a vector yet (``has`` false) are NaN: no evidence, which
+    ``fuse_available`` leaves out of their score rather than counting as 0.
+    """
     if has is None:
-        has = np.ones(len(vectors), dtype=bool)
-    parts: list[Floats] = []
-    text = profile_text(profile)
-    if text:
-        query = embedder.embed_query(text)
-        parts.append(_scaled(vectors @ query, has))
+        has = np.any(vectors != 0, axis=1)
+    have = np.flatnonzero(has)
+    skip = np.zeros(len(vectors), dtype=bool)
+    skip[list(liked_rows)] = True
     liked = [row for row in liked_rows if has[row]]
+    parts: list[tuple[float, Floats]] = []
+    queries = [embedder.embed_query(text) for text in query_texts(profile)]
+    if len(queries) == 2:
+        both = np.mean([_calibrated(vectors @ q, have=have, skip=skip) for q in queries], axis=0)
+        parts.append((1.0, _calibrated(both, have=have, skip=skip, baseline=False)))
+    elif queries:
+        parts.append((1.0, _calibrated(vectors @ queries[0], have=have, skip=skip)))
     if liked:
-        sims = vectors @ vectors[liked].T
-        parts.append(_scaled(0.5 * sims.max(axis=1) + 0.5 * sims.mean(axis=1), has))
+        each = [_calibrated(vectors @ v, have=have, skip=skip) for v in vectors[liked]]
+        mean = np.mean(each, axis=0)
+        parts.append((1.0, _calibrated(mean, have=have, skip=skip, baseline=False)))
     if not parts:
         return np.zeros(len(vectors))
-    out = np.asarray(sum(parts) / len(parts), dtype=np.float64)
+    total = sum(w for w, _ in parts)
+    out = np.asarray(sum(w * v for w, v in parts) / total, dtype=np.float64)
     return np.where(has, out, np.nan)
 
 
-def _scaled(values: npt.NDArray[Any], has: npt.NDArray[np.bool_]) -> Floats:
-    clipped = np.where(has, np.maximum(np.asarray(values, dtype=np.float64), 0.0), 0.0)
-    top = float(clipped.max()) if len(clipped) else 0.0
-    return clipped / top if top > 0 else clipped
+def query_texts(profile: Profile) -> list[str]:
+    """The texts embedded for a profile: its description and its keyword list apart when it
+    has both, else the one it has (none for a profile with only ``like:``)."""
+    if profile.description.strip() and profile.keywords:
+        return [profile.description.strip(), ", ".join(profile.keywords)]
+    text = profile_text(profile)
+    return [text] if text else []
+
+
+BASELINE_QUANTILE = 0.5  # the cosine of the median paper counts as no similarity
+
+
+def _calibrated(
+    values: npt.NDArray[Any],
+    *,
+    have: np.ndarray,
+    skip: np.ndarray,
+    baseline: bool = True,
+) -> Floats:
+    """(value - median) / (best - median), clipped to [0, 1]; the best excludes ``skip``."""
+    out = np.asarray(values, dtype=np.float64)
+    pool = out[have] if len(have) else out
+    zero = float(np.quantile(pool, BASELINE_QUANTILE)) if baseline and len(pool) else 0.0
+    ranked = out.copy()
+    ranked[skip] = -np.inf
+    pool_top = ranked[have] if len(have) else ranked
+    top = float(pool_top.max()) if len(pool_top) else 0.0
+    if not np.isfinite(top) or top <= zero:
+        return np.zeros(len(out))
+    return np.clip((out - zero) / (top - zero), 0.0, 1.0)
 
 
 def scaled_partial(values: Floats, *, skip: npt.NDArray[np.bool_]) -> Floats:

@@ -50,7 +50,6 @@ ACRONYMS: dict[str, str] = {
     "lora": "low-rank adaptation",
     "ptq": "post-training quantization",
     "qat": "quantization-aware training",
-    "cl": "continual learning",
     "inr": "implicit neural representation",
     "gnn": "graph neural network",
     "t2i": "text-to-image",

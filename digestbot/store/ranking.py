@@ -27,10 +27,21 @@ class IndexBatch:
     max_pk: int  # the highest pk indexed
 
 
-def load_index_batch(store: SqlStore, *, since: datetime | None, max_pk: int) -> IndexBatch:
-    """Papers added (pk above ``max_pk``) or changed (``updated_at`` after ``since``)."""
+def load_index_batch(
+    store: SqlStore,
+    *,
+    since: datetime | None,
+    max_pk: int,
+    after: int = 0,
+    limit: int | None = None,
+) -> IndexBatch:
+    """Papers added (pk above ``max_pk``) or changed (``updated_at`` after ``since``).
+
+    In pk order; ``after`` and ``limit`` page through them (keyset: pk above ``after``).
+    """
     query = sa.select(
         papers.c.pk,
+        papers.c.id,
         papers.c.title,
         papers.c.abstract,
         papers.c.upvotes,
@@ -39,6 +50,10 @@ def load_index_batch(store: SqlStore, *, since: datetime | None, max_pk: int) ->
     ).order_by(papers.c.pk)
     if since is not None:
         query = query.where(sa.or_(papers.c.updated_at > naive_utc(since), papers.c.pk > max_pk))
+    if after:
+        query = query.where(papers.c.pk > after)
+    if limit is not None:
+        query = query.limit(limit)
     with store.transaction() as conn:
         rows = conn.execute(query).all()
     if not rows:
@@ -46,7 +61,12 @@ def load_index_batch(store: SqlStore, *, since: datetime | None, max_pk: int) ->
     newest = max(r.updated_at for r in rows)
     docs = [
         Document(
-            pk=r.pk, title=r.title, abstract=r.abstract, upvotes=r.upvotes, published=r.published
+            pk=r.pk,
+            title=r.title,
+            abstract=r.abstract,
+            upvotes=r.upvotes,
+            published=r.published,
+            id=r.id,
         )
         for r in rows
     ]
@@ -138,7 +158,14 @@ def load_pks(store: SqlStore) -> list[int]:
 
 def load_index_documents_by_pk(store: SqlStore, pks: Sequence[int]) -> list[Document]:
     out: list[Document] = []
-    cols = (papers.c.pk, papers.c.title, papers.c.abstract, papers.c.upvotes, papers.c.published)
+    cols = (
+        papers.c.pk,
+        papers.c.id,
+        papers.c.title,
+        papers.c.abstract,
+        papers.c.upvotes,
+        papers.c.published,
+    )
     with store.transaction() as conn:
         for part in _chunks(list(pks)):
             out += [
@@ -148,6 +175,7 @@ def load_index_documents_by_pk(store: SqlStore, pks: Sequence[int]) -> list[Docu
                     abstract=r.abstract,
                     upvotes=r.upvotes,
                     published=r.published,
+                    id=r.id,
                 )
                 for r in conn.execute(sa.select(*cols).where(papers.c.pk.in_(part)))
             ]

@@ -105,11 +105,11 @@ def _create_search_index(target: Any, connection: Connection, **_kw: Any) -> Non
 sa.event.listen(metadata, "after_create", _create_search_index)
 
 
-def sync_search_index(conn: Connection) -> int:
-    """Index the papers stored since the last sync (SQLite); returns how many.
-
-    The first statement takes the write lock, so two processes never index the
-    same rows twice. Other databases index on write: nothing to do.
+def sync_search_index(conn: Connection, *, limit: int | None = None) -> int:
+    """Index the papers stored since the last sync (SQLite; at most ``limit`` of them,
+    by pk); returns how many. The first statement takes the write lock, so two
+    processes never index the same rows twice. Other databases index on write:
+    nothing to do.
     """
     if conn.dialect.name != "sqlite":
         return 0
@@ -120,6 +120,8 @@ def sync_search_index(conn: Connection) -> int:
     if indexed is None:  # no search index in this database
         return 0
     newest = conn.exec_driver_sql("SELECT COALESCE(MAX(pk), 0) FROM papers").scalar_one()
+    if limit is not None:
+        newest = min(newest, indexed + limit)
     if newest <= indexed:
         return 0
     conn.exec_driver_sql(

@@ -48,45 +48,71 @@ def naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def bulk_insert(
-    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> None:
-    """``executemany`` straight to the driver: SQLAlchemy's per-row overhead is most of
-    the cost of a large insert. Values pass through each column type's bind processor,
-    and the SQL is built with the dialect's quoting and paramstyle, so it stays portable."""
-    if not rows:
-        return
-    dialect = conn.dialect
+def bind_rows(
+    dialect: sa.engine.Dialect,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> list[tuple[Any, ...]]:
+    """Rows with each value passed through its column type's bind processor (dates and
+    times become what the driver takes): pure, so worker processes can do it."""
     processors = [
         (index, proc)
         for index, name in enumerate(columns)
         if (proc := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
     ]
-    if processors:
-        # Values repeat a lot (every row's ``now``, common dates): convert each once.
-        memo: list[dict[Any, Any]] = [{} for _ in processors]
-        converted: list[Sequence[Any]] = []
-        for row in rows:
-            values = list(row)
-            for (index, proc), seen in zip(processors, memo, strict=True):
-                value = values[index]
-                if value is not None:
-                    done = seen.get(value)
-                    if done is None:
-                        done = seen[value] = proc(value)
-                    values[index] = done
-            converted.append(tuple(values))
-        rows = converted
+    if not processors:
+        return [tuple(row) for row in rows]
+    # Values repeat a lot (every row's ``now``, common dates): convert each once.
+    memo: list[dict[Any, Any]] = [{} for _ in processors]
+    steps = [(index, proc, seen) for (index, proc), seen in zip(processors, memo, strict=True)]
+    converted: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = list(row)
+        for index, proc, seen in steps:
+            value = values[index]
+            if value is not None:
+                done = seen.get(value)
+                if done is None:
+                    done = seen[value] = proc(value)
+                values[index] = done
+        converted.append(tuple(values))
+    return converted
+
+
+def insert_sql(dialect: sa.engine.Dialect, table: sa.Table, columns: Sequence[str]) -> str | None:
+    """``INSERT INTO t (a, b) VALUES (?, ?)`` in the dialect's quoting and paramstyle, or
+    None for a driver whose paramstyle is not positional."""
     mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
-    if mark is None:  # pragma: no cover - numeric/named drivers: let SQLAlchemy do it
-        conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
-        return
+    if mark is None:  # pragma: no cover - numeric/named drivers
+        return None
     quote = dialect.identifier_preparer.quote
     # identifiers come from our own Table objects, values travel as parameters
     names = ", ".join(quote(c) for c in columns)
     marks = ", ".join([mark] * len(columns))
-    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
-    conn.exec_driver_sql(sql, list(rows))
+    return f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"  # noqa: S608
+
+
+def bulk_insert(
+    conn: Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    bound: bool = False,
+) -> None:
+    """``executemany`` straight to the driver: SQLAlchemy's per-row overhead is most of
+    the cost of a large insert. Values pass through each column type's bind processor
+    (unless ``bound``: ``bind_rows`` did it already), and the SQL is built with the
+    dialect's quoting and paramstyle, so it stays portable."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    sql = insert_sql(dialect, table, columns)
+    if sql is None:  # pragma: no cover - numeric/named drivers: let SQLAlchemy do it
+        conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    conn.exec_driver_sql(sql, rows if bound else bind_rows(dialect, table, columns, rows))
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -154,6 +180,47 @@ def merge_papers(old: Paper, new: Paper) -> Paper:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BatchMerge:
+    """A batch with its duplicates merged: one slot per distinct paper."""
+
+    slots: list[Paper]
+    title_keys: list[str]  # the normalised title of each slot's first paper
+    slot_of: list[int]  # batch index -> slot
+    merged: int  # papers merged into an earlier one of the batch
+
+
+def merge_batch(batch: Sequence[Paper]) -> BatchMerge:
+    """Merge the papers of one batch that are the same paper (same arXiv id, or same
+    normalised title unless both have different arXiv ids). Pure."""
+    merged = 0
+    slots: list[Paper] = []
+    title_keys: list[str] = []
+    slot_of: list[int] = []
+    by_arxiv: dict[str, int] = {}
+    by_title: dict[str, int] = {}
+    for paper in batch:
+        key = normalize_title(paper.title)
+        hit = by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
+        if hit is None:
+            candidate = by_title.get(key)
+            if candidate is not None and not (paper.arxiv_id and slots[candidate].arxiv_id):
+                hit = candidate
+        if hit is None:
+            hit = len(slots)
+            slots.append(paper)
+            title_keys.append(key)
+        else:
+            slots[hit] = merge_papers(slots[hit], paper)
+            merged += 1
+        merged_arxiv = slots[hit].arxiv_id
+        if merged_arxiv:
+            by_arxiv[merged_arxiv] = hit
+        by_title.setdefault(key, hit)
+        slot_of.append(hit)
+    return BatchMerge(slots=slots, title_keys=title_keys, slot_of=slot_of, merged=merged)
+
+
 _JSON_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
@@ -161,7 +228,7 @@ def _json_list(values: tuple[str, ...]) -> str:
     return json.dumps(list(values), ensure_ascii=False) if values else "[]"
 
 
-_ROW_COLUMNS = (
+ROW_COLUMNS = (
     "id",
     "title_key",
     "tid",
@@ -182,12 +249,15 @@ _ROW_COLUMNS = (
 )
 
 
-def _row_values(paper: Paper, *, title_key: str, now: datetime) -> tuple[Any, ...]:
-    """Column values (``_ROW_COLUMNS`` order) for a paper; ``now`` is naive UTC."""
+def row_values(
+    paper: Paper, *, title_key: str, now: datetime, tid: str | None = None
+) -> tuple[Any, ...]:
+    """Column values (``ROW_COLUMNS`` order) for a paper; ``now`` is naive UTC; ``tid``
+    the title id of ``title_key`` if the caller has it."""
     return (
         paper.id,
         title_key,
-        title_id_of_key(title_key),
+        tid or title_id_of_key(title_key),
         paper.arxiv_id,
         paper.arxiv_version,
         paper.title,
@@ -306,33 +376,11 @@ class SqlStore:
         A paper matches a stored one by arXiv id, else by normalised title (a stored
         paper with another arXiv id is a different paper, whatever its title).
         """
-        merged_count = 0
         now = naive_utc(now)
         # 1. merge duplicates inside the batch
-        slots: list[Paper] = []
-        title_keys: list[str] = []  # the normalised title of each slot's first paper
-        slot_of: list[int] = []
-        by_arxiv: dict[str, int] = {}
-        by_title: dict[str, int] = {}
-        for paper in batch:
-            key = normalize_title(paper.title)
-            hit = by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
-            if hit is None:
-                candidate = by_title.get(key)
-                if candidate is not None and not (paper.arxiv_id and slots[candidate].arxiv_id):
-                    hit = candidate
-            if hit is None:
-                hit = len(slots)
-                slots.append(paper)
-                title_keys.append(key)
-            else:
-                slots[hit] = merge_papers(slots[hit], paper)
-                merged_count += 1
-            merged_arxiv = slots[hit].arxiv_id
-            if merged_arxiv:
-                by_arxiv[merged_arxiv] = hit
-            by_title.setdefault(key, hit)
-            slot_of.append(hit)
+        batch_merge = merge_batch(batch)
+        slots, title_keys, slot_of = batch_merge.slots, batch_merge.title_keys, batch_merge.slot_of
+        merged_count = batch_merge.merged
 
         # 2. find the stored ones, two IN queries per chunk
         arxiv_ids = [p.arxiv_id for p in slots if p.arxiv_id]
@@ -363,7 +411,7 @@ class SqlStore:
                 ):
                     match = candidate
             if match is None:
-                inserts.append(_row_values(paper, title_key=key, now=now))
+                inserts.append(row_values(paper, title_key=key, now=now))
                 insert_slots.append(index)
                 continue
             merged_count += 1
@@ -373,7 +421,7 @@ class SqlStore:
             pk_of_slot[index] = match.pk
 
         if inserts:
-            bulk_insert(conn, papers, _ROW_COLUMNS, inserts)
+            bulk_insert(conn, papers, ROW_COLUMNS, inserts)
             pk_by_id: dict[str, int] = {}
             new_ids = [row[0] for row in inserts]
             for part in _chunks(new_ids):
@@ -387,8 +435,8 @@ class SqlStore:
                 {
                     **dict(
                         zip(
-                            _ROW_COLUMNS,
-                            _row_values(p, title_key=normalize_title(p.title), now=now),
+                            ROW_COLUMNS,
+                            row_values(p, title_key=normalize_title(p.title), now=now),
                             strict=True,
                         )
                     ),
@@ -399,7 +447,7 @@ class SqlStore:
             stmt = (
                 papers.update()
                 .where(papers.c.pk == sa.bindparam("b_pk"))
-                .values({c: sa.bindparam(c) for c in _ROW_COLUMNS})
+                .values({c: sa.bindparam(c) for c in ROW_COLUMNS})
             )
             conn.execute(stmt, rows)
         unchanged = [{"b_pk": pk} for pk, p in updates.items() if p == stored[pk]]
@@ -516,6 +564,16 @@ class SqlStore:
                 .limit(1)
             ).first()
         return _file_from_row(row) if row is not None else None
+
+    def ingested_sizes(self) -> set[int]:
+        """The sizes of the contents ingested successfully (a file of another size is new)."""
+        with self.transaction() as conn:
+            query = (
+                sa.select(ingested_files.c.size)
+                .where(ingested_files.c.status != "failed")
+                .distinct()
+            )
+            return {row[0] for row in conn.execute(query)}
 
     def ingested_hashes(self, hashes: Sequence[str]) -> set[str]:
         """Which of these contents were ingested successfully before (one query a chunk)."""

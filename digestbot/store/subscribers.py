@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Literal
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 
 from digestbot.errors import AddressError
 from digestbot.store.schema import metadata
@@ -67,6 +66,8 @@ class Subscriber:
 
 def normalize_address(text: str) -> str:
     """The address in its stored form, or ``AddressError`` naming it (no DNS look-up)."""
+    from email_validator import EmailNotValidError, validate_email  # only when used: ~30 ms
+
     raw = text.strip()
     if not raw:
         raise AddressError("an empty email address", address=text)

@@ -73,11 +73,11 @@ def test_a_paper_without_a_vector_is_ranked_on_its_lexical_evidence_not_punished
 ) -> None:
     text = "Linear attention for long sequences. We make attention linear in sequence length."
     title, abstract = text.split(". ", 1)
-    add(store, [Paper(title=f"{title} (A)", abstract=abstract)])
+    add(store, [Paper(title=f"{title} (A)", abstract=abstract), *many(3, "soil erosion")])
     embedder = get_embedder(settings)
     assert embedder is not None
-    embed_missing(store, embedder, now=NOW)
-    add(store, [Paper(title=f"{title} (B)", abstract=abstract), *many(3, "soil erosion")])
+    embed_missing(store, embedder, now=NOW)  # cosines are calibrated on the papers with vectors
+    add(store, [Paper(title=f"{title} (B)", abstract=abstract), *many(3, "medieval poetry")])
     lexical_only = settings.model_copy(update={"embedding_inline_limit": 0})
     ranked = rank_profile(store, Profile(name="p", keywords=["linear attention"]), now=NOW,
                           settings=lexical_only)  # fmt: skip

@@ -1,0 +1,145 @@
+"""Speed of ``digestbot rank`` and of building the ranking index, on a 100,000-paper store.
+
+    DIGESTBOT_AUTO_EMBEDDINGS=0 .venv/bin/python -m bench.rank [--papers 100000] [--runs 3]
+        [--workdir /tmp/digestbot-speed] [--build] [--ingest]
+
+Every figure is a child process's wall time and CPU time (user + sys), best of
+``--runs`` (the machine is shared: the best run is the least disturbed one).
+
+- ``rank --profile p --json`` (every paper) and ``rank --profile p --limit 10``, start-up
+  included, on the store ``bench/relevance_speed.py`` generates (made here if missing);
+- ``--build``: building the ranking index of the whole store from scratch (a fresh index
+  folder), with the child's peak RSS;
+- ``--ingest``: ``digestbot ingest`` of a synthetic drops folder of ``--papers`` papers
+  into an empty store (parse, store, then the index), with its peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.relevance_speed import NOW, fill, profiles  # noqa: E402
+from bench.synth import write_drops  # noqa: E402
+from digestbot.ingest import ingest_paths, list_drop_files  # noqa: E402
+from digestbot.ranking.persist import default_index_dir  # noqa: E402
+from digestbot.store import SqlStore  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Run:
+    wall: float
+    cpu: float
+    peak_mb: float
+
+
+def run_child(args: list[str]) -> Run:
+    """One child process: wall time, user + sys CPU and peak RSS (from ``wait4``)."""
+    env = {**os.environ, "DIGESTBOT_AUTO_EMBEDDINGS": "0"}
+    began = time.perf_counter()
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - began
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed with exit code {child.returncode}")
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def best(label: str, args: list[str], runs: int) -> Run:
+    results = [run_child(args) for _ in range(runs)]
+    top = min(results, key=lambda r: r.wall)
+    print(
+        f"{label}: best wall {top.wall:.2f} s, CPU {min(r.cpu for r in results):.2f} s "
+        f"(walls {', '.join(f'{r.wall:.2f}' for r in results)}; "
+        f"CPUs {', '.join(f'{r.cpu:.2f}' for r in results)}), peak RSS {top.peak_mb:.0f} MB"
+    )
+    return top
+
+
+def ensure_store(work: Path, papers: int) -> tuple[str, Path]:
+    """The synthetic store of ``bench/relevance_speed.py`` (same path, reused) and a config."""
+    db = work / "data" / f"speed-{papers}.sqlite3"
+    url = f"sqlite:///{db}"
+    fresh = not db.exists()
+    store = SqlStore.open(url)
+    if fresh:
+        ingest_paths(store, (), files=list_drop_files((REPO / "seeds",)), now=NOW)
+        samples = store.load_papers()
+        took = fill(store, samples, papers - len(samples), start=0, when=NOW)
+        print(f"generated {papers} papers in {took:.1f} s (one-off)")
+    store.close()
+    profile = profiles()[0]
+    config = work / "rank-bench.yaml"
+    spec = {"description": profile.description, "keywords": list(profile.keywords)}
+    config.write_text(
+        yaml.safe_dump({"database_url": url, "profiles": [{"name": "p", **spec}]}), "utf-8"
+    )
+    return url, config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--papers", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/digestbot-speed"))
+    parser.add_argument("--build", action="store_true", help="also time a fresh index build")
+    parser.add_argument("--ingest", action="store_true", help="also time a bulk ingest")
+    opts = parser.parse_args()
+    work: Path = opts.workdir
+    url, config = ensure_store(work, opts.papers)
+    exe = str(Path(sys.executable).parent / "digestbot")
+    base = [exe, "--config", str(config)]
+    run_child([*base, "rank", "--profile", "p", "--limit", "1"])  # the index brought up to date
+    best("rank --profile p --json", [*base, "rank", "--profile", "p", "--json"], opts.runs)
+    best("rank --profile p --limit 10", [*base, "rank", "--profile", "p", "--limit", "10"], 3)
+
+    if opts.build:
+        store = SqlStore.open(url)
+        index_dir = default_index_dir(store)
+        store.close()
+        assert index_dir is not None
+        target = work / "rebuilt.index"
+        code = (
+            "import sys; from pathlib import Path; from digestbot.store import SqlStore; "
+            "from digestbot.ranking.persist import sync_index; "
+            f"print(sync_index(SqlStore.open({url!r}), Path({str(target)!r})).n_live)"
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        top = run_child([sys.executable, "-c", code])
+        print(
+            f"index build from scratch ({opts.papers} papers): wall {top.wall:.1f} s, "
+            f"CPU {top.cpu:.1f} s, peak RSS {top.peak_mb:.0f} MB"
+        )
+        shutil.rmtree(target, ignore_errors=True)
+
+    if opts.ingest:
+        drops = work / f"drops-{opts.papers}"
+        if not drops.exists():
+            write_drops(drops, papers=opts.papers, per_file=1000)
+        target = work / "ingest"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        ingest_config = target / "config.yaml"
+        db_url = f"sqlite:///{target / 'digestbot.sqlite3'}"
+        ingest_config.write_text(yaml.safe_dump({"database_url": db_url}), "utf-8")
+        top = run_child([exe, "--config", str(ingest_config), "ingest", str(drops)])
+        print(
+            f"digestbot ingest of {opts.papers} papers (store + index): wall {top.wall:.1f} s, "
+            f"CPU {top.cpu:.1f} s, peak RSS {top.peak_mb:.0f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()

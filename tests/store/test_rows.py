@@ -1,0 +1,232 @@
+"""The lean ingest path (rows built by the parser, written by ``upsert_rows`` on a bulk
+connection) against the merge path (``upsert_papers`` + ``record_sources``), on real
+SQLite files."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from digestbot.errors import ParseError
+from digestbot.ingest import (
+    _Job,
+    index_new_papers,
+    ingest_paths,
+    list_drop_files,
+    load_drop,
+    store_drop,
+)
+from digestbot.sources.drops import parse_drop, read_drop
+from digestbot.sources.rows import prepare_drop
+from digestbot.store import FileRecord, SqlStore
+from digestbot.store.bulk import bulk_writer
+from digestbot.store.schema import paper_sources, papers
+from digestbot.store.search import search_papers
+from tests.conftest import NOW, SEEDS
+
+NEW_ENTRIES = (
+    "\nA Brand New Paper About Walruses\n\nWalruses are studied at length here.\n\n"
+    "  • 3 authors\n·\nJan 3, 2024 5\n"
+    "\nAnother New Paper on Narwhals\n\nNarwhals, too, are studied.\n\n"
+    "  • 2 authors\n·\nFeb 4, 2024\n"
+)
+
+
+def drops_folder(tmp_path: Path) -> Path:
+    """The samples, a CRLF+BOM copy of one (all papers known), and a sample with two new
+    papers appended (known and new papers in one file), in ingest order."""
+    folder = tmp_path / "drops"
+    shutil.copytree(SEEDS, folder)
+    text = (SEEDS / "003_e69bb1ed9e59af63.txt").read_text("utf-8")
+    (folder / "004_crlf.txt").write_bytes(
+        b"\xef\xbb\xbf" + text.replace("\n", "  \r\n").encode("utf-8")
+    )
+    mixed = (SEEDS / "000_ca14cdb193ee54f8.txt").read_text("utf-8")
+    (folder / "005_mixed.txt").write_text(mixed.rstrip("\n") + "\n" + NEW_ENTRIES, "utf-8")
+    return folder
+
+
+def ingest_by_merge_path(store: SqlStore, files: list[Path]) -> tuple[int, int]:
+    """What ingest did before the lean path: ``upsert_papers`` per file, then its sources."""
+    new = merged = 0
+    for index, path in enumerate(files):
+        parsed = read_drop(path)
+        at = NOW + timedelta(minutes=index)
+        with store.transaction() as conn:
+            counts, pks = store.upsert_papers(conn, parsed.papers, now=at)
+            store.record_sources(
+                conn, [(pks[i], p.source) for i, p in enumerate(parsed.papers) if p.source], now=at
+            )
+        new, merged = new + counts.new, merged + counts.merged
+    return new, merged
+
+
+def stored(store: SqlStore) -> tuple[list[Any], list[Any]]:
+    """Every column of every paper and source row, in primary-key order."""
+    with store.transaction() as conn:
+        paper_rows = conn.execute(sa.select(papers).order_by(papers.c.pk)).all()
+        source_rows = conn.execute(
+            sa.select(paper_sources)
+            .order_by(paper_sources.c.kind, paper_sources.c.name)
+            .order_by(paper_sources.c.entry)
+        ).all()
+    return [tuple(r) for r in paper_rows], [tuple(r)[1:] for r in source_rows]
+
+
+def test_lean_path_stores_what_the_merge_path_stores(tmp_path: Path) -> None:
+    files = list_drop_files([drops_folder(tmp_path)])
+    lean = SqlStore.open(f"sqlite:///{tmp_path / 'lean.sqlite3'}")
+    merge = SqlStore.open(f"sqlite:///{tmp_path / 'merge.sqlite3'}")
+    new = merged = 0
+    for index, path in enumerate(files):  # one call per file: the same ``now`` as above
+        report = ingest_paths(lean, [], files=[path], now=NOW + timedelta(minutes=index))
+        assert report.ok
+        new, merged = new + report.papers_new, merged + report.papers_merged
+    assert (new, merged) == ingest_by_merge_path(merge, files) == (188, 2 + 75 + 11)
+    lean_papers, lean_sources = stored(lean)
+    merge_papers, merge_sources = stored(merge)
+    assert len(lean_papers) == 188 and len(lean_sources) == 188 + 75 + 13
+    assert lean_papers == merge_papers
+    assert lean_sources == merge_sources
+
+
+def test_one_ingest_of_many_files_in_workers_stores_what_the_merge_path_stores(
+    tmp_path: Path,
+) -> None:
+    files = list_drop_files([drops_folder(tmp_path)])
+    lean = SqlStore.open(f"sqlite:///{tmp_path / 'lean.sqlite3'}")
+    report = ingest_paths(lean, [], files=files, now=NOW, workers=1)
+    assert report.ok and (report.papers_new, report.papers_merged) == (188, 88)
+    merge = SqlStore.open(f"sqlite:///{tmp_path / 'merge.sqlite3'}")
+    for path in files:
+        with merge.transaction() as conn:
+            parsed = read_drop(path)
+            _, pks = merge.upsert_papers(conn, parsed.papers, now=NOW)
+            merge.record_sources(
+                conn, [(pks[i], p.source) for i, p in enumerate(parsed.papers) if p.source], now=NOW
+            )
+    assert stored(lean) == stored(merge)
+
+
+def test_primary_keys_follow_file_and_entry_order(tmp_path: Path, seeds: Path) -> None:
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    ingest_paths(store, [seeds], now=NOW, workers=1)
+    expected: list[str] = []
+    for path in sorted(seeds.glob("*.txt")):
+        for paper in read_drop(path).papers:
+            if paper.id not in expected:
+                expected.append(paper.id)
+    with store.transaction() as conn:
+        got = conn.execute(sa.select(papers.c.pk, papers.c.id).order_by(papers.c.pk)).all()
+    assert [row.id for row in got] == expected
+    assert [row.pk for row in got] == list(range(1, 187))
+
+
+def test_a_crash_mid_file_leaves_that_file_unwritten_and_a_retry_completes(
+    tmp_path: Path, seeds: Path
+) -> None:
+    class CrashOnSecondFile(SqlStore):
+        def record_file(self, conn: sa.Connection, record: FileRecord) -> None:
+            if record.path.endswith("001_fed84696205d7fbf.txt"):
+                raise RuntimeError("power cut after the papers, before the file's record")
+            super().record_file(conn, record)
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    crashing = CrashOnSecondFile(SqlStore.open(url).engine)
+    with pytest.raises(RuntimeError, match="power cut"):
+        ingest_paths(crashing, [seeds], now=NOW)
+    first = len(read_drop(seeds / "000_ca14cdb193ee54f8.txt").papers)
+    store = SqlStore.open(url)
+    assert store.count_papers() == first  # the first file whole, nothing of the second
+    with store.transaction() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 4000
+        sources = conn.execute(sa.select(sa.func.count()).select_from(paper_sources)).scalar()
+    assert sources == first
+    report = ingest_paths(store, [seeds], now=NOW)
+    assert (report.count("skipped"), report.count("new"), report.papers_new) == (1, 3, 186 - first)
+    assert store.count_papers() == 186
+
+
+def test_bulk_settings_are_put_back_and_the_wal_is_truncated(tmp_path: Path, seeds: Path) -> None:
+    db = tmp_path / "db.sqlite3"
+    store = SqlStore.open(f"sqlite:///{db}")
+    ingest_paths(store, [seeds], now=NOW, index_search=False)
+    with store.engine.connect() as conn:
+        pragma = conn.exec_driver_sql
+        assert pragma("PRAGMA wal_autocheckpoint").scalar() == 4000
+        assert pragma("PRAGMA cache_size").scalar() == -2000
+        assert pragma("PRAGMA busy_timeout").scalar() == 10000
+        assert pragma("PRAGMA journal_mode").scalar() == "wal"
+    wal = Path(f"{db}-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # all checkpointed at the end
+
+
+def test_search_finds_every_paper_after_a_chunked_index_sync(tmp_path: Path, seeds: Path) -> None:
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    report = ingest_paths(store, [seeds], now=NOW, index_search=False)
+    assert report.papers_new == 186
+    assert index_new_papers(store, chunk=50) == 186
+    assert index_new_papers(store, chunk=50) == 0
+    for paper in store.load_papers():
+        words = " ".join(paper.title.split()[:6])
+        found: list[str] = []
+        offset = 0
+        while True:  # every page: common words match many papers
+            page = search_papers(store, words, limit=50, offset=offset)
+            found.extend(p.id for p in page.papers)
+            if not page.has_more:
+                break
+            offset += 50
+        assert paper.id in found, paper.title
+
+
+def test_prepared_rows_merge_duplicates_and_bind_dates_for_the_driver(tmp_path: Path) -> None:
+    header = "Daily Papers\n\nJan 8\n\n"
+    entry = "Same Paper\n\nAn abstract.\n\n  • 2 authors\n·\nSep 3, 2024 4\n"
+    other = "Other\n\nText.\n\n  • 1 author\n·\nJan 2\n"
+    text = header + entry + "\n" + entry.replace(" 4\n", " 9\n") + "\n" + other
+    drop = tmp_path / "d.txt"
+    drop.write_text(text, "utf-8")
+    modified = NOW.replace(tzinfo=None)
+    parsed = parse_drop(text, name=str(drop), modified=modified)
+    sha256 = hashlib.sha256(drop.read_bytes()).hexdigest()
+    rows = prepare_drop(
+        parsed, name=str(drop), sha256=sha256, modified=modified, now=NOW, drivername="sqlite"
+    )
+    assert (len(rows.rows), rows.source_slots, rows.merged) == (2, [0, 0, 1], 1)
+    by_column = dict(zip(("id", "title_key", "tid", "arxiv_id"), rows.rows[0], strict=False))
+    assert by_column["title_key"] == "same paper" and by_column["tid"] == by_column["id"]
+    assert rows.rows[0][12] == 9  # upvotes: the highest of the two entries
+    assert rows.rows[0][11] == "2024-09-03"  # a DATE as SQLite's driver takes it
+    assert rows.sources[0] == ("drop", str(drop), "0", 5, "2026-11-23 09:00:00.000000")
+    assert [p.title for p in rows.load_slot_papers()] == ["Same Paper", "Other"]
+    drop.write_text(text + "\n", "utf-8")
+    with pytest.raises(ParseError, match="changed while being ingested"):
+        rows.load_slot_papers()
+
+
+def test_a_file_changed_before_its_known_papers_merge_fails_alone_and_is_retried(
+    tmp_path: Path, seeds: Path
+) -> None:
+    """The rows came from one content; the merge path would read another: the file fails
+    (nothing of it written), the others go in, and the next ingest takes the new content."""
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    ingest_paths(store, [seeds / "000_ca14cdb193ee54f8.txt"], now=NOW)
+    copy = tmp_path / "copy.txt"
+    text = (seeds / "000_ca14cdb193ee54f8.txt").read_text("utf-8")
+    copy.write_text(text.replace("Subscribe", "Subscribe "), "utf-8")
+    job = _Job(now=NOW, drivername="sqlite")
+    loaded = load_drop(copy, job)
+    copy.write_text(text.replace("Subscribe", "Subscribe  "), "utf-8")  # changed since
+    with bulk_writer(store) as writer:
+        outcome = store_drop(store, writer, loaded, now=NOW)
+    assert outcome.status == "failed" and "changed while being ingested" in (outcome.error or "")
+    assert store.count_papers() == 11
+    report = ingest_paths(store, [copy], now=NOW)
+    assert (report.count("new"), report.papers_new, report.papers_merged) == (1, 0, 11)
