@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from digestbot.config import Profile
 from digestbot.models import Paper
 from digestbot.ranking import rank
+from digestbot.ranking.semantic import Embedder, semantic_scores
 from tests.conftest import NOW
 
 FILLER = "We report experiments on several benchmarks and discuss limitations."
@@ -95,3 +99,28 @@ def test_with_two_liked_papers_one_near_both_beats_one_near_only_one() -> None:
     profile = Profile(name="p", like=[p.title for p in liked])
     got = by_title([*liked, near_both, near_one, *other], profile)
     assert got["Clinical MRI screening"][0] > got["U-Net tumour segmentation"][0] > 0
+
+
+def test_semantic_like_scores_the_cosine_to_the_liked_papers_centroid() -> None:
+    # Liked papers point along x and y; the centroid is (1, 1, 0, 0) / sqrt 2.
+    vectors = np.asarray(
+        [
+            [1.0, 0.0, 0.0, 0.0],  # liked
+            [0.0, 1.0, 0.0, 0.0],  # liked
+            [0.6, 0.8, 0.0, 0.0],  # between both: cosine 0.99
+            [0.8, 0.0, 0.6, 0.0],  # near one only: cosine 0.57
+            [0.0, 0.0, 1.0, 0.0],  # unrelated: cosine 0
+            [0.0, 0.0, 0.0, 1.0],  # unrelated: cosine 0
+            [0.0, 0.0, 0.6, 0.8],  # unrelated: cosine 0
+            [0.0, 0.0, 0.8, 0.6],  # unrelated: cosine 0
+            [0.0, 0.0, 0.0, -1.0],  # unrelated: cosine 0
+        ],
+        dtype=np.float32,
+    )
+    embedder = Embedder("unused-for-like-only-profiles", max_tokens=16, batch_size=1)
+    profile = Profile(name="p", like=["a", "b"])
+    got = semantic_scores(embedder, vectors, profile, liked_rows=[0, 1])
+    # median cosine 0 counts as none; the best paper not itself liked scales to 1
+    assert got[2] == pytest.approx(1.0)
+    assert got[3] == pytest.approx(0.8 / 1.4, abs=1e-6)
+    assert got[4:].tolist() == [0.0] * 5
