@@ -124,3 +124,20 @@ def test_semantic_like_scores_the_cosine_to_the_liked_papers_centroid() -> None:
     assert got[2] == pytest.approx(1.0)
     assert got[3] == pytest.approx(0.8 / 1.4, abs=1e-6)
     assert got[4:].tolist() == [0.0] * 5
+
+
+def test_a_like_driven_pick_names_the_liked_paper_it_is_nearest() -> None:
+    liked = [
+        paper("Tumour segmentation in brain MRI", "brain MRI tumour segmentation with a U-Net"),
+        paper("Retinal scan diagnosis", "retinal fundus scans for clinical diagnosis screening"),
+    ]
+    near_retina = paper("Fundus screening", "screening retinal fundus scans for diagnosis")
+    near_mri = paper("U-Net for brain MRI", "tumour segmentation of brain MRI with a U-Net")
+    other = [paper(f"Filler {i}", FILLER) for i in range(6)]
+    profile = Profile(name="p", like=[p.title for p in liked])
+    why = {
+        s.paper.title: s.why
+        for s in rank([*liked, near_retina, near_mri, *other], profile, now=NOW)
+    }
+    assert why["Fundus screening"] == "like “Retinal scan diagnosis”"
+    assert why["U-Net for brain MRI"] == "like “Tumour segmentation in brain MRI”"
