@@ -85,6 +85,7 @@ def evaluate(
     embedding_model: str | None,
     use_subprocess: bool,
     per_profile: bool,
+    modes: tuple[str, ...] = MODES,
 ) -> dict[str, list[tuple[float, float]]]:
     """(nDCG@10, AP) per profile for each mode, in the order of ``specs``."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +94,7 @@ def evaluate(
         config: dict[str, Any] = {
             "database_url": "sqlite:///data/bench.sqlite3",
             "drops": {"path": "seeds"},
-            "profiles": [profile_config(s, m) for s in specs for m in MODES],
+            "profiles": [profile_config(s, m) for s in specs for m in modes],
             "ranking": {"embedding_model": embedding_model},
         }
         (work / "config.yaml").write_text(yaml.safe_dump(config), "utf-8")
@@ -110,10 +111,10 @@ def evaluate(
             check=True,
             capture_output=True,
         )
-        scores: dict[str, list[tuple[float, float]]] = {m: [] for m in MODES}
+        scores: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
         for spec in specs:
             grades = {item["id"]: int(item["grade"]) for item in spec["labels"]}
-            for mode in MODES:
+            for mode in modes:
                 ranked = run_rank(work, f"{spec['name']}--{mode}", use_subprocess=use_subprocess)
                 ids = [item["id"] for item in ranked]
                 g = dict(grades)
@@ -157,10 +158,14 @@ def main() -> None:
         help="also rank with embeddings (--embedding-model, default auto: the packaged MiniLM)",
     )
     parser.add_argument("--no-lexical", action="store_true", help="skip the lexical run")
+    parser.add_argument(
+        "--mode", choices=MODES, action="append", help="score only this mode (repeatable)"
+    )
     opts = parser.parse_args()
     paths: list[Path] = opts.devset or [DEVSET, DEVSET2]
     sets = [(path.stem, yaml.safe_load(path.read_text("utf-8"))["profiles"]) for path in paths]
     specs = [spec for _, set_specs in sets for spec in set_specs]
+    modes: tuple[str, ...] = tuple(opts.mode) if opts.mode else MODES
     runs: list[tuple[str, str | None]] = []
     if not opts.no_lexical:
         runs.append(("lexical", None))
@@ -176,8 +181,9 @@ def main() -> None:
             embedding_model=model,
             use_subprocess=opts.subprocess,
             per_profile=opts.per_profile,
+            modes=modes,
         )
-        for mode in MODES:
+        for mode in modes:
             cells: list[str] = []
             start = 0
             for _, set_specs in sets:

@@ -296,8 +296,8 @@ def semantic_scores(
     A cosine counts only above the median paper's (MiniLM puts unrelated papers
     at 0.1-0.3, not 0) and is scaled by the best paper that is not itself liked.
     The description and the keyword list are embedded apart and their calibrated
-    cosines averaged (one long query blurs the two); liked papers combine by the
-    mean of their calibrated cosines (a Rocchio centroid).
+    cosines averaged (one long query blurs the two); liked papers combine as the
+    cosine to the unit centroid of their vectors (Rocchio's centroid).
 
     Rows without a vector yet (``has`` false) are NaN: no evidence, which
     ``fuse_available`` leaves out of their score rather than counting as 0.
@@ -316,9 +316,9 @@ def semantic_scores(
     elif queries:
         parts.append((1.0, _calibrated(vectors @ queries[0], have=have, skip=skip)))
     if liked:
-        each = [_calibrated(vectors @ v, have=have, skip=skip) for v in vectors[liked]]
-        mean = np.mean(each, axis=0)
-        parts.append((1.0, _calibrated(mean, have=have, skip=skip, baseline=False)))
+        centre = liked_centroid(vectors, liked)
+        if centre is not None:
+            parts.append((1.0, _calibrated(vectors @ centre, have=have, skip=skip)))
     if not parts:
         return np.zeros(len(vectors))
     total = sum(w for w, _ in parts)
@@ -333,6 +333,13 @@ def query_texts(profile: Profile) -> list[str]:
         return [profile.description.strip(), ", ".join(profile.keywords)]
     text = profile_text(profile)
     return [text] if text else []
+
+
+def liked_centroid(vectors: Vectors, liked_rows: Sequence[int]) -> Vectors | None:
+    """The unit-length mean of the liked papers' vectors (None when none has one)."""
+    centre = vectors[list(liked_rows)].sum(axis=0)
+    norm = float(np.linalg.norm(centre))
+    return np.asarray(centre / norm, dtype=np.float32) if norm > 0 else None
 
 
 BASELINE_QUANTILE = 0.5  # the cosine of the median paper counts as no similarity

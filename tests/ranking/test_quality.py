@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from digestbot.config import Profile
 from digestbot.models import Paper
 from digestbot.ranking import rank
+from digestbot.ranking.semantic import Embedder, semantic_scores
 from tests.conftest import NOW
 
 FILLER = "We report experiments on several benchmarks and discuss limitations."
@@ -95,3 +99,45 @@ def test_with_two_liked_papers_one_near_both_beats_one_near_only_one() -> None:
     profile = Profile(name="p", like=[p.title for p in liked])
     got = by_title([*liked, near_both, near_one, *other], profile)
     assert got["Clinical MRI screening"][0] > got["U-Net tumour segmentation"][0] > 0
+
+
+def test_semantic_like_scores_the_cosine_to_the_liked_papers_centroid() -> None:
+    # Liked papers point along x and y; the centroid is (1, 1, 0, 0) / sqrt 2.
+    vectors = np.asarray(
+        [
+            [1.0, 0.0, 0.0, 0.0],  # liked
+            [0.0, 1.0, 0.0, 0.0],  # liked
+            [0.6, 0.8, 0.0, 0.0],  # between both: cosine 0.99
+            [0.8, 0.0, 0.6, 0.0],  # near one only: cosine 0.57
+            [0.0, 0.0, 1.0, 0.0],  # unrelated: cosine 0
+            [0.0, 0.0, 0.0, 1.0],  # unrelated: cosine 0
+            [0.0, 0.0, 0.6, 0.8],  # unrelated: cosine 0
+            [0.0, 0.0, 0.8, 0.6],  # unrelated: cosine 0
+            [0.0, 0.0, 0.0, -1.0],  # unrelated: cosine 0
+        ],
+        dtype=np.float32,
+    )
+    embedder = Embedder("unused-for-like-only-profiles", max_tokens=16, batch_size=1)
+    profile = Profile(name="p", like=["a", "b"])
+    got = semantic_scores(embedder, vectors, profile, liked_rows=[0, 1])
+    # median cosine 0 counts as none; the best paper not itself liked scales to 1
+    assert got[2] == pytest.approx(1.0)
+    assert got[3] == pytest.approx(0.8 / 1.4, abs=1e-6)
+    assert got[4:].tolist() == [0.0] * 5
+
+
+def test_a_like_driven_pick_names_the_liked_paper_it_is_nearest() -> None:
+    liked = [
+        paper("Tumour segmentation in brain MRI", "brain MRI tumour segmentation with a U-Net"),
+        paper("Retinal scan diagnosis", "retinal fundus scans for clinical diagnosis screening"),
+    ]
+    near_retina = paper("Fundus screening", "screening retinal fundus scans for diagnosis")
+    near_mri = paper("U-Net for brain MRI", "tumour segmentation of brain MRI with a U-Net")
+    other = [paper(f"Filler {i}", FILLER) for i in range(6)]
+    profile = Profile(name="p", like=[p.title for p in liked])
+    why = {
+        s.paper.title: s.why
+        for s in rank([*liked, near_retina, near_mri, *other], profile, now=NOW)
+    }
+    assert why["Fundus screening"] == "like “Retinal scan diagnosis”"
+    assert why["U-Net for brain MRI"] == "like “Tumour segmentation in brain MRI”"
