@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from digestbot.config import RankingSettings
 from digestbot.errors import DigestError
-from digestbot.ranking.semantic import Embedder, get_embedder, paper_text
+from digestbot.ranking.semantic import Embedder, changed_texts, get_embedder
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     WorkerState,
@@ -162,15 +162,26 @@ class EmbeddingWorker:
             )
             if not todo:
                 break
-            if not embedder.is_loaded:
+            todo, texts = changed_texts(self.store, todo, model=embedder.name)
+            if todo and not embedder.is_loaded:
                 self._load_model(embedder)
             for start in range(0, len(todo), self.batch):
                 if self.stopping.is_set():
                     break
-                part = todo[start : start + self.batch]
+                part, part_texts = (
+                    todo[start : start + self.batch],
+                    texts[start : start + self.batch],
+                )
                 began = time.monotonic()
-                vectors = embedder.embed_background([paper_text(t.title, t.abstract) for t in part])
-                record_embeddings(self.store, part, vectors, model=embedder.name, now=self.clock())
+                vectors = embedder.embed_background(part_texts)
+                record_embeddings(
+                    self.store,
+                    part,
+                    vectors,
+                    model=embedder.name,
+                    now=self.clock(),
+                    texts=part_texts,
+                )
                 took = max(time.monotonic() - began, 1e-6)
                 rate = len(part) / took
                 self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate

@@ -23,10 +23,13 @@ from digestbot.errors import ConfigError
 from digestbot.ranking.lexical import Floats
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
+    ToEmbed,
     count_missing_embeddings,
     load_embeddings,
     missing_embeddings,
     record_embeddings,
+    text_digest,
+    touch_embeddings,
 )
 
 log = logging.getLogger(__name__)
@@ -208,15 +211,38 @@ def embed_missing(
 ) -> int:
     """Embed papers without a current vector, newest first (at most ``limit``; only those
     first seen at or after ``since`` when given); returns how many."""
-    todo = missing_embeddings(store, model=embedder.name, limit=limit, since=since)
+    todo, texts = changed_texts(
+        store,
+        missing_embeddings(store, model=embedder.name, limit=limit, since=since),
+        model=embedder.name,
+    )
     step = max(embedder.batch_size * 4, 1)
     for start in range(0, len(todo), step):
-        part = todo[start : start + step]
-        vectors = embedder.embed([paper_text(t.title, t.abstract) for t in part])
-        record_embeddings(store, part, vectors, model=embedder.name, now=now)
+        part, part_texts = todo[start : start + step], texts[start : start + step]
+        vectors = embedder.embed(part_texts)
+        record_embeddings(store, part, vectors, model=embedder.name, now=now, texts=part_texts)
         if on_batch is not None:
             on_batch(len(part))
     return len(todo)
+
+
+def changed_texts(
+    store: SqlStore, todo: Sequence[ToEmbed], *, model: str
+) -> tuple[list[ToEmbed], list[str]]:
+    """The papers of ``todo`` whose text is new or changed, and their texts; the others
+    (a stale vector of the same text: upvotes or sources changed) are marked current."""
+    keep: list[ToEmbed] = []
+    texts: list[str] = []
+    same: list[ToEmbed] = []
+    for item in todo:
+        text = paper_text(item.title, item.abstract)
+        if item.text_sha256 is not None and item.text_sha256 == text_digest(text):
+            same.append(item)
+        else:
+            keep.append(item)
+            texts.append(text)
+    touch_embeddings(store, same, model=model)
+    return keep, texts
 
 
 def row_vectors(

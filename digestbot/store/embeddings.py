@@ -1,11 +1,15 @@
 """Paper embeddings: one vector per (paper, model), computed once and reused.
 
 A vector is stale when its paper changed after it was computed (``paper_updated_at``
-differs); ``missing_embeddings`` lists those and the papers never embedded.
+differs); ``missing_embeddings`` lists those and the papers never embedded. Most changes
+are upvotes or sources, not the text: each vector keeps the SHA-256 of the text it was
+computed from, so such a vector is only marked current again (``touch_embeddings``), not
+recomputed.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +32,7 @@ paper_embeddings = sa.Table(
     sa.Column("vector", sa.LargeBinary, nullable=False),  # float32, little-endian
     sa.Column("paper_updated_at", sa.DateTime, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("text_sha256", sa.String(64)),  # of the text embedded (schema version 2)
     sa.UniqueConstraint("paper_pk", "model", name="uq_paper_embeddings"),
 )
 
@@ -38,6 +43,11 @@ class ToEmbed:
     title: str
     abstract: str
     updated_at: datetime
+    text_sha256: str | None = None  # of the text behind the paper's stale vector, if any
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _missing_query(model: str, since: datetime | None) -> sa.Select[tuple[Any, ...]]:
@@ -46,7 +56,13 @@ def _missing_query(model: str, since: datetime | None) -> sa.Select[tuple[Any, .
         sa.and_(paper_embeddings.c.paper_pk == papers.c.pk, paper_embeddings.c.model == model),
     )
     query = (
-        sa.select(papers.c.pk, papers.c.title, papers.c.abstract, papers.c.updated_at)
+        sa.select(
+            papers.c.pk,
+            papers.c.title,
+            papers.c.abstract,
+            papers.c.updated_at,
+            paper_embeddings.c.text_sha256,
+        )
         .select_from(joined)
         .where(
             sa.or_(
@@ -69,7 +85,10 @@ def missing_embeddings(
     if limit is not None:
         query = query.limit(limit)
     with store.transaction() as conn:
-        return [ToEmbed(r.pk, r.title, r.abstract, r.updated_at) for r in conn.execute(query)]
+        return [
+            ToEmbed(r.pk, r.title, r.abstract, r.updated_at, r.text_sha256)
+            for r in conn.execute(query)
+        ]
 
 
 def count_missing_embeddings(store: SqlStore, *, model: str, since: datetime | None = None) -> int:
@@ -96,8 +115,9 @@ def record_embeddings(
     *,
     model: str,
     now: datetime,
+    texts: Sequence[str] | None = None,
 ) -> None:
-    """Store (replace) the vectors of ``items`` in one transaction."""
+    """Store (replace) the vectors of ``items`` (computed from ``texts``) in one transaction."""
     if not items:
         return
     with store.transaction() as conn:
@@ -117,9 +137,29 @@ def record_embeddings(
                     "vector": np.asarray(vec, dtype="<f4").tobytes(),
                     "paper_updated_at": item.updated_at,
                     "created_at": naive_utc(now),
+                    "text_sha256": None if texts is None else text_digest(texts[i]),
                 }
-                for item, vec in zip(items, vectors, strict=True)
+                for i, (item, vec) in enumerate(zip(items, vectors, strict=True))
             ],
+        )
+
+
+def touch_embeddings(store: SqlStore, items: Sequence[ToEmbed], *, model: str) -> None:
+    """Mark the vectors of ``items`` current again: their papers changed, not their text."""
+    if not items:
+        return
+    statement = (
+        paper_embeddings.update()
+        .where(
+            paper_embeddings.c.model == model,
+            paper_embeddings.c.paper_pk == sa.bindparam("b_pk"),
+        )
+        .values(paper_updated_at=sa.bindparam("b_updated"))
+    )
+    with store.transaction() as conn:
+        conn.execute(
+            statement,
+            [{"b_pk": item.pk, "b_updated": item.updated_at} for item in items],
         )
 
 

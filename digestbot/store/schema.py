@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# What turns a database of version ``v - 1`` into version ``v``: (table, column, SQL type)
+# added to a table that exists already (``metadata.create_all`` makes new tables whole).
+MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
+    2: (("paper_embeddings", "text_sha256", "VARCHAR(64)"),),
+}
 
 metadata = sa.MetaData()
 

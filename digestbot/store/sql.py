@@ -23,6 +23,7 @@ from digestbot.errors import NotFoundError, StoreError
 from digestbot.ids import normalize_title, parse_arxiv_id, title_id, title_id_of_key
 from digestbot.models import Paper, SourceRef
 from digestbot.store.schema import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     ingested_files,
     metadata,
@@ -314,6 +315,22 @@ def _paper_from_row(row: Any, sources: tuple[SourceRef, ...] = ()) -> Paper:
     )
 
 
+def _migrate(conn: Connection, current: int) -> None:
+    """Bring a database of schema version ``current`` up to ``SCHEMA_VERSION``, in the
+    caller's transaction: the columns later versions added to existing tables."""
+    have: dict[str, set[str]] = {}
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        for table, column, sql_type in MIGRATIONS.get(version, ()):
+            if table not in have:
+                have[table] = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+            if column not in have[table]:  # a table made whole by create_all has it
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+                have[table].add(column)
+    conn.execute(
+        schema_info.update().where(schema_info.c.key == "version").values(value=str(SCHEMA_VERSION))
+    )
+
+
 class SqlStore:
     """The paper store. Construct with an ``Engine``; ``SqlStore.open(url)`` for the usual case."""
 
@@ -352,6 +369,8 @@ class SqlStore:
                         f"the database has schema version {current}, newer than this "
                         f"digestbot knows ({SCHEMA_VERSION}): upgrade digestbot"
                     )
+                elif int(current) < SCHEMA_VERSION:
+                    _migrate(conn, int(current))
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"cannot open the database: {_short(exc)}") from None
 

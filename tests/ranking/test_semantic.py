@@ -64,3 +64,27 @@ def test_a_new_paper_is_embedded_incrementally(store: SqlStore, settings: Rankin
     rank_profile(store, profile, now=NOW, settings=settings)
     after = stored(store)
     assert after[: len(before)] == before and len(after) == len(before) + 1
+
+
+def test_a_paper_whose_text_is_unchanged_keeps_its_vector(
+    store: SqlStore, settings: RankingSettings
+) -> None:
+    from datetime import timedelta
+
+    from digestbot.store.embeddings import count_missing_embeddings
+
+    with store.transaction() as conn:
+        store.upsert_papers(conn, PAPERS, now=NOW)
+    profile = Profile(name="p", keywords=["cars"])
+    rank_profile(store, profile, now=NOW, settings=settings)
+    before = stored(store)
+    later = NOW + timedelta(days=1)
+    with store.transaction() as conn:  # the same paper again, in a later drop, more upvotes
+        store.upsert_papers(
+            conn, [Paper(title=PAPERS[1].title, abstract=PAPERS[1].abstract, upvotes=40)], now=later
+        )
+    model = str(settings.embedding_model)
+    assert count_missing_embeddings(store, model=model) == 1  # its vector is stale...
+    rank_profile(store, profile, now=later, settings=settings)
+    assert stored(store) == before  # ...but its text is the same: marked current, not recomputed
+    assert count_missing_embeddings(store, model=model) == 0

@@ -1,0 +1,106 @@
+"""Schema versions: a database made by an older digestbot is brought up to date on open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from digestbot.errors import StoreError
+from digestbot.models import Paper
+from digestbot.ranking.semantic import changed_texts, paper_text
+from digestbot.store import SqlStore
+from digestbot.store.embeddings import (
+    count_missing_embeddings,
+    missing_embeddings,
+    paper_embeddings,
+    record_embeddings,
+)
+from digestbot.store.schema import SCHEMA_VERSION, schema_info
+from tests.conftest import NOW
+
+
+def _version(store: SqlStore) -> str:
+    with store.transaction() as conn:
+        return str(
+            conn.execute(
+                sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+            ).scalar_one()
+        )
+
+
+def _make_version_1(path: Path) -> None:
+    """A database as digestbot 0.1 left it: no ``text_sha256`` column, version 1, a vector."""
+    store = SqlStore.open(f"sqlite:///{path}")
+    with store.transaction() as conn:
+        store.upsert_papers(conn, [Paper(title="Old paper", abstract="Kept.")], now=NOW)
+    record_embeddings(
+        store, missing_embeddings(store, model="m"), np.ones((1, 3), "f4"), model="m", now=NOW
+    )
+    with store.transaction() as conn:
+        conn.exec_driver_sql("ALTER TABLE paper_embeddings DROP COLUMN text_sha256")
+        conn.execute(schema_info.update().values(value="1"))
+    store.close()
+
+
+def test_a_version_1_database_gains_the_text_digest_column_and_keeps_its_vectors(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite3"
+    _make_version_1(path)
+    store = SqlStore.open(f"sqlite:///{path}")
+    try:
+        assert _version(store) == str(SCHEMA_VERSION) == "2"
+        columns = {c["name"] for c in sa.inspect(store.engine).get_columns("paper_embeddings")}
+        assert "text_sha256" in columns
+        assert count_missing_embeddings(store, model="m") == 0  # the old vector still counts
+        with store.transaction() as conn:
+            assert conn.execute(sa.select(paper_embeddings.c.text_sha256)).scalar() is None
+    finally:
+        store.close()
+    again = SqlStore.open(f"sqlite:///{path}")  # opening it again changes nothing
+    try:
+        assert _version(again) == "2"
+    finally:
+        again.close()
+
+
+def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.sqlite3'}"
+    store = SqlStore.open(url)
+    with store.transaction() as conn:
+        conn.execute(schema_info.update().values(value="99"))
+    store.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        SqlStore.open(url)
+
+
+def test_only_papers_whose_text_changed_are_embedded_again(store: SqlStore) -> None:
+    from datetime import timedelta
+
+    papers = [Paper(title=f"Paper {i}", abstract=f"About topic {i}.") for i in range(3)]
+    with store.transaction() as conn:
+        store.upsert_papers(conn, papers, now=NOW)
+    todo = missing_embeddings(store, model="m")
+    texts = [paper_text(t.title, t.abstract) for t in todo]
+    record_embeddings(store, todo, np.ones((3, 2), "f4"), model="m", now=NOW, texts=texts)
+    later = NOW + timedelta(days=1)
+    with store.transaction() as conn:
+        store.upsert_papers(
+            conn, [Paper(title="Paper 0", abstract="About topic 0.", upvotes=9)], now=later
+        )  # upvotes only
+        conn.execute(  # an edited abstract (as a feed's corrected entry would bring)
+            sa.text(
+                "UPDATE papers SET abstract = 'Now about walruses.', updated_at = :t "
+                "WHERE title = 'Paper 1'"
+            ),
+            {"t": later.replace(tzinfo=None)},
+        )
+    stale = missing_embeddings(store, model="m")
+    assert sorted(t.title for t in stale) == ["Paper 0", "Paper 1"]
+    todo, texts = changed_texts(store, stale, model="m")
+    assert [t.title for t in todo] == ["Paper 1"]
+    assert texts == ["Paper 1. Now about walruses."]
+    assert [t.title for t in missing_embeddings(store, model="m")] == ["Paper 1"]
