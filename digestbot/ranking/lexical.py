@@ -9,7 +9,6 @@ from every segment: the cost is the number of matches, not the number of papers.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from digestbot.ranking.labels import pack, unpack
-from digestbot.ranking.text import column, terms, words
+from digestbot.ranking.text import N_COLUMNS, batch_columns, column, terms, words
 
 TITLE_WEIGHT = 2.5
 K1 = 1.2
@@ -28,6 +27,8 @@ B = 0.75
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
+
+_CHUNK = 1000  # papers analysed at once by ``Segment.build`` (bounds its memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,23 +92,31 @@ class Segment:
 
     @classmethod
     def build(cls, docs: Sequence[Document]) -> Segment:
-        # compact typed buffers, not lists of Python numbers: a 10,000-paper batch
-        # holds ~1.5 million postings
-        col_parts = array("i")
-        val_parts = array("f")
-        per_row = np.zeros(len(docs), dtype=np.int64)
+        # a chunk of papers at a time, analysed together (``batch_columns``); its postings
+        # counted with one sort of (row, column, field) keys: no dict per paper
+        row_parts: list[npt.NDArray[np.int32]] = []
+        col_parts: list[npt.NDArray[np.int32]] = []
+        tf_parts: list[npt.NDArray[np.float32]] = []
         lengths = np.zeros(len(docs), dtype=np.float32)
-        for row, doc in enumerate(docs):
-            counts, length = _weighted_terms(doc.title, doc.abstract)
-            lengths[row] = length
-            per_row[row] = len(counts)
-            col_parts.extend(counts.keys())
-            val_parts.extend(counts.values())
+        for start in range(0, len(docs), _CHUNK):
+            chunk = docs[start : start + _CHUNK]
+            owner, cols, n_words = batch_columns([s for d in chunk for s in (d.title, d.abstract)])
+            lengths[start : start + len(chunk)] = TITLE_WEIGHT * n_words[0::2] + n_words[1::2]
+            # key: row, then column, then 1 for a title term (texts alternate title, abstract)
+            keys = np.sort(((owner >> 1) * N_COLUMNS + cols) * 2 + (1 - (owner & 1)))
+            if not len(keys):
+                continue
+            pair = keys >> 1
+            first = np.flatnonzero(np.diff(pair, prepend=-1))
+            tf = np.add.reduceat(np.where(keys & 1, TITLE_WEIGHT, 1.0), first)
+            row_parts.append((pair[first] // N_COLUMNS + start).astype(np.int32))
+            col_parts.append((pair[first] % N_COLUMNS).astype(np.int32))
+            tf_parts.append(tf.astype(np.float32))
         labels, label_ptr = pack([s for d in docs for s in (d.id, d.title)])
         return cls.from_postings(
-            rows=np.repeat(np.arange(len(docs), dtype=np.int32), per_row),
-            cols=np.frombuffer(col_parts, dtype=np.int32),
-            tf=np.frombuffer(val_parts, dtype=np.float32),
+            rows=np.concatenate(row_parts) if row_parts else _NO_ROWS,
+            cols=np.concatenate(col_parts) if col_parts else _NO_ROWS,
+            tf=np.concatenate(tf_parts) if tf_parts else _NO_TF,
             pks=np.asarray([d.pk for d in docs], dtype=np.int64),
             doc_len=lengths,
             upvotes=np.asarray([d.upvotes for d in docs], dtype=np.int32),
