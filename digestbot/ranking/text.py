@@ -214,6 +214,17 @@ class _Vocabulary:
         self.crc: list[int] = []  # crc32(stem)
         self.crc_sp: list[int] = []  # crc32(" " + stem)
         self.len_sp: list[int] = []  # len(" " + stem), bytes
+        self._arrays: dict[str, npt.NDArray[np.int64]] = {}
+
+    def array(self, name: str) -> npt.NDArray[np.int64]:
+        """One of the lists as an array, extended with what was added since the last call."""
+        items: list[int] = getattr(self, name)
+        have = self._arrays.get(name, _NO_INTS)
+        if len(have) < len(items):
+            have = self._arrays[name] = np.concatenate(
+                [have, np.asarray(items[len(have) :], dtype=np.int64)]
+            )
+        return have
 
     def stem_of(self, term: str) -> int:
         hit = self.stem_id.get(term)
@@ -239,6 +250,7 @@ class _Vocabulary:
         return hit
 
 
+_NO_INTS = np.zeros(0, dtype=np.int64)
 _VOCAB = _Vocabulary()
 _SHIFT = np.zeros((0, 4, 256), dtype=np.uint32)  # see ``_shift_tables``
 _BYTE_BITS = (np.arange(256)[:, None] >> np.arange(8)) & 1
@@ -294,30 +306,30 @@ def batch_columns(
         ids[i] = vocab.add(raws[i])
     del raws
     owner = np.cumsum(ids == 0)  # the text of each raw token (separators count)
-    kept_len = np.asarray(vocab.kept_len, dtype=np.int64)[ids]
-    kept_start = np.asarray(vocab.kept_start, dtype=np.int64)[ids]
+    kept_len = vocab.array("kept_len")[ids]
+    kept_start = vocab.array("kept_start")[ids]
     total = int(kept_len.sum())
     at = np.repeat(kept_start - np.cumsum(kept_len) + kept_len, kept_len)
     at += np.arange(total)
-    word = np.asarray(vocab.kept, dtype=np.int64)[at]  # content words (stem ids), in order
+    word = vocab.array("kept")[at]  # content words (stem ids), in order
     word_owner = np.repeat(owner, kept_len)
-    crc = np.asarray(vocab.crc, dtype=np.uint32)
+    crc = vocab.array("crc").astype(np.uint32)
     mask = np.uint32(N_COLUMNS - 1)
     # bigrams: adjacent content words of one text
     pair = np.flatnonzero(word_owner[:-1] == word_owner[1:])
     first, second = word[pair], word[pair + 1]
-    n = np.asarray(vocab.len_sp, dtype=np.int64)[second]
+    n = vocab.array("len_sp")[second]
     long = n > _MAX_SHIFT
     bigram = np.zeros(len(pair), dtype=np.uint32)
     short = ~long
     bigram[short] = (
         _advance(crc[first[short]], n[short])
-        ^ np.asarray(vocab.crc_sp, dtype=np.uint32)[second[short]]
+        ^ vocab.array("crc_sp").astype(np.uint32)[second[short]]
     )
     for i in np.flatnonzero(long).tolist():
         a, b = vocab.stems[int(first[i])], vocab.stems[int(second[i])]
         bigram[i] = zlib.crc32(f"{a} {b}".encode())
-    joined = np.asarray(vocab.joined, dtype=np.int64)[ids]
+    joined = vocab.array("joined")[ids]
     has_joined = joined >= 0
     cols = np.concatenate([crc[word], bigram, crc[joined[has_joined]]]) & mask
     owners = np.concatenate([word_owner, word_owner[pair], owner[has_joined]])

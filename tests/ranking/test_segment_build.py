@@ -69,3 +69,15 @@ def test_segments_of_many_chunks_match_one_paper_at_a_time() -> None:
             assert row in rows.tolist()
             assert tf[rows.tolist().index(row)] == part.postings(col)[1][0]
     assert whole.doc_len[1234] == parts[1].doc_len[0]
+
+
+def test_columns_stay_the_same_when_the_token_cache_is_renewed(monkeypatch) -> None:
+    from digestbot.ranking import text
+
+    texts = ["Graph neural networks for graph-level tasks", "Neural scaling of graphs"]
+    before = batch_columns(texts)
+    monkeypatch.setattr(text, "_TOKEN_CACHE_MAX", 2)  # renewed on every call from now on
+    for _ in range(2):
+        after = batch_columns(texts)
+        for a, b in zip(before, after, strict=True):
+            assert a.tolist() == b.tolist()
