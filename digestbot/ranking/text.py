@@ -302,8 +302,12 @@ def batch_columns(
     joined_text = _SEP.join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
     raws = _WORD_OR_SEP.findall(fold(joined_text))
     ids = np.fromiter(map(vocab.raw_id.get, raws, repeat(-1)), dtype=np.int64, count=len(raws))
-    for i in np.flatnonzero(ids < 0).tolist():
-        ids[i] = vocab.add(raws[i])
+    missing = np.flatnonzero(ids < 0).tolist()
+    if missing:  # each new token analysed once, however often it occurs
+        new = [raws[i] for i in missing]
+        for raw in dict.fromkeys(new):
+            vocab.add(raw)
+        ids[missing] = list(map(vocab.raw_id.__getitem__, new))
     del raws
     owner = np.cumsum(ids == 0)  # the text of each raw token (separators count)
     kept_len = vocab.array("kept_len")[ids]
