@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
+from array import array
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import pairwise, repeat
@@ -82,15 +83,19 @@ def _analyse_token(raw: str) -> tuple[tuple[str, ...], str | None]:
     hit = _TOKEN_CACHE.get(raw)
     if hit is not None:
         return hit
-    parts = [p for p in re.split(r"[-'/]", raw) if p]
-    kept = tuple(
-        stem(part) for part in parts if part not in STOP_WORDS and (len(part) > 1 or part.isdigit())
-    )
-    result = (kept, stem("".join(parts)) if len(parts) > 1 else None)
+    result = _analyse_new_token(raw)
     if len(_TOKEN_CACHE) >= _TOKEN_CACHE_MAX:
         _TOKEN_CACHE.clear()
     _TOKEN_CACHE[raw] = result
     return result
+
+
+def _analyse_new_token(raw: str) -> tuple[tuple[str, ...], str | None]:
+    parts = [p for p in re.split(r"[-'/]", raw) if p]
+    kept = tuple(
+        stem(part) for part in parts if part not in STOP_WORDS and (len(part) > 1 or part.isdigit())
+    )
+    return kept, stem("".join(parts)) if len(parts) > 1 else None
 
 
 def words(text: str) -> tuple[list[str], list[str]]:
@@ -205,25 +210,25 @@ class _Vocabulary:
 
     def __init__(self) -> None:
         self.raw_id: dict[str, int] = {_SEP: 0}
-        self.kept_start: list[int] = [0]
-        self.kept_len: list[int] = [0]
-        self.kept: list[int] = []  # stem ids of every raw token's content parts, back to back
-        self.joined: list[int] = [-1]  # stem id of the joined form of a hyphenated token
+        # compact typed buffers, not lists of Python ints (hundreds of thousands of tokens)
+        self.kept_start = array("q", [0])
+        self.kept_len = array("q", [0])
+        self.kept = array("q")  # stem ids of every raw token's content parts, back to back
+        self.joined = array("q", [-1])  # stem id of the joined form of a hyphenated token
         self.stem_id: dict[str, int] = {}
         self.stems: list[str] = []
-        self.crc: list[int] = []  # crc32(stem)
-        self.crc_sp: list[int] = []  # crc32(" " + stem)
-        self.len_sp: list[int] = []  # len(" " + stem), bytes
+        self.crc = array("q")  # crc32(stem)
+        self.crc_sp = array("q")  # crc32(" " + stem)
+        self.len_sp = array("q")  # len(" " + stem), bytes
         self._arrays: dict[str, npt.NDArray[np.int64]] = {}
 
     def array(self, name: str) -> npt.NDArray[np.int64]:
         """One of the lists as an array, extended with what was added since the last call."""
-        items: list[int] = getattr(self, name)
+        items: array[int] = getattr(self, name)
         have = self._arrays.get(name, _NO_INTS)
         if len(have) < len(items):
-            have = self._arrays[name] = np.concatenate(
-                [have, np.asarray(items[len(have) :], dtype=np.int64)]
-            )
+            tail = np.frombuffer(items[len(have) :], dtype=np.int64)
+            have = self._arrays[name] = np.concatenate([have, tail])
         return have
 
     def stem_of(self, term: str) -> int:
@@ -241,7 +246,7 @@ class _Vocabulary:
         hit = self.raw_id.get(raw)
         if hit is not None:
             return hit
-        kept, whole = _analyse_token(raw)
+        kept, whole = _analyse_new_token(raw)  # not kept in ``_TOKEN_CACHE`` too
         self.kept_start.append(len(self.kept))
         self.kept_len.append(len(kept))
         self.kept.extend(self.stem_of(t) for t in kept)
