@@ -200,7 +200,11 @@ def columns(items: Iterable[str]) -> list[int]:
 # XOR ``crc(" " + b)``: the advance is linear, so a table lookup), no string is formatted.
 
 _SEP = "\x00"  # between texts: not a word character, unchanged by ``fold``
-_WORD_OR_SEP = re.compile(_WORD.pattern + "|" + _SEP)
+# folded bytes -> only word characters and the separator kept: split on whitespace, the
+# pieces are runs of word characters, each holding one or more ``_WORD`` tokens
+_PIECES = bytes(
+    c if chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789-'/" + _SEP else 32 for c in range(256)
+)
 _CRC_POLY = 0xEDB88320  # CRC-32 (zlib), reflected
 _MAX_SHIFT = 256  # bigrams whose second word is longer are hashed as strings
 
@@ -209,12 +213,15 @@ class _Vocabulary:
     """Raw tokens and stems seen so far, as integer ids with their analysis and CRCs."""
 
     def __init__(self) -> None:
-        self.raw_id: dict[str, int] = {_SEP: 0}
-        # compact typed buffers, not lists of Python ints (hundreds of thousands of tokens)
+        # a piece (see ``_PIECES``) -> id; the separator is 0
+        self.raw_id: dict[bytes, int] = {_SEP.encode(): 0}
+        # compact typed buffers, not lists of Python ints (hundreds of thousands of pieces)
         self.kept_start = array("q", [0])
         self.kept_len = array("q", [0])
-        self.kept = array("q")  # stem ids of every raw token's content parts, back to back
-        self.joined = array("q", [-1])  # stem id of the joined form of a hyphenated token
+        self.kept = array("q")  # stem ids of every piece's content words, back to back
+        self.joined_start = array("q", [0])
+        self.joined_len = array("q", [0])
+        self.joined = array("q")  # stem ids of the joined forms of its hyphenated tokens
         self.stem_id: dict[str, int] = {}
         self.stems: list[str] = []
         self.crc = array("q")  # crc32(stem)
@@ -242,16 +249,24 @@ class _Vocabulary:
             self.len_sp.append(len(data) + 1)
         return hit
 
-    def add(self, raw: str) -> int:
-        hit = self.raw_id.get(raw)
+    def add(self, piece: bytes) -> int:
+        hit = self.raw_id.get(piece)
         if hit is not None:
             return hit
-        kept, whole = _analyse_new_token(raw)  # not kept in ``_TOKEN_CACHE`` too
+        kept: list[int] = []
+        joined: list[int] = []
+        for raw in _WORD.findall(piece.decode()):
+            words, whole = _analyse_new_token(raw)  # not kept in ``_TOKEN_CACHE`` too
+            kept += map(self.stem_of, words)
+            if whole is not None:
+                joined.append(self.stem_of(whole))
         self.kept_start.append(len(self.kept))
         self.kept_len.append(len(kept))
-        self.kept.extend(self.stem_of(t) for t in kept)
-        self.joined.append(-1 if whole is None else self.stem_of(whole))
-        hit = self.raw_id[raw] = len(self.joined) - 1
+        self.kept.extend(kept)
+        self.joined_start.append(len(self.joined))
+        self.joined_len.append(len(joined))
+        self.joined.extend(joined)
+        hit = self.raw_id[piece] = len(self.kept_len) - 1
         return hit
 
 
@@ -295,6 +310,18 @@ def _advance(crc: npt.NDArray[np.uint32], n: npt.NDArray[np.int64]) -> npt.NDArr
     return out
 
 
+def _expand(
+    vocab: _Vocabulary, name: str, ids: npt.NDArray[np.int64], owner: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The stem ids listed for each piece (``name``: kept or joined), back to back, and
+    the owner of each."""
+    length = vocab.array(name + "_len")[ids]
+    start = vocab.array(name + "_start")[ids]
+    at = np.repeat(start - np.cumsum(length) + length, length)
+    at += np.arange(len(at))
+    return vocab.array(name)[at], np.repeat(owner, length)
+
+
 def batch_columns(
     texts: Sequence[str],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -304,24 +331,20 @@ def batch_columns(
     if len(_VOCAB.raw_id) >= _TOKEN_CACHE_MAX:  # bounded memory in a long-lived process
         _VOCAB = _Vocabulary()
     vocab = _VOCAB
-    joined_text = _SEP.join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
-    raws = _WORD_OR_SEP.findall(fold(joined_text))
-    ids = np.fromiter(map(vocab.raw_id.get, raws, repeat(-1)), dtype=np.int64, count=len(raws))
+    joined_text = f" {_SEP} ".join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
+    folded = unicodedata.normalize("NFKD", joined_text).encode("ascii", "ignore").lower()
+    pieces = folded.translate(_PIECES).split()  # as ``fold`` then ``_WORD`` would split
+    ids = np.fromiter(map(vocab.raw_id.get, pieces, repeat(-1)), dtype=np.int64, count=len(pieces))
     missing = np.flatnonzero(ids < 0).tolist()
-    if missing:  # each new token analysed once, however often it occurs
-        new = [raws[i] for i in missing]
-        for raw in dict.fromkeys(new):
-            vocab.add(raw)
+    if missing:  # each new piece analysed once, however often it occurs
+        new = [pieces[i] for i in missing]
+        for piece in dict.fromkeys(new):
+            vocab.add(piece)
         ids[missing] = list(map(vocab.raw_id.__getitem__, new))
-    del raws
-    owner = np.cumsum(ids == 0)  # the text of each raw token (separators count)
-    kept_len = vocab.array("kept_len")[ids]
-    kept_start = vocab.array("kept_start")[ids]
-    total = int(kept_len.sum())
-    at = np.repeat(kept_start - np.cumsum(kept_len) + kept_len, kept_len)
-    at += np.arange(total)
-    word = vocab.array("kept")[at]  # content words (stem ids), in order
-    word_owner = np.repeat(owner, kept_len)
+    del pieces
+    owner = np.cumsum(ids == 0)  # the text of each piece (separators count)
+    word, word_owner = _expand(vocab, "kept", ids, owner)  # content words, in order
+    joined, joined_owner = _expand(vocab, "joined", ids, owner)
     crc = vocab.array("crc").astype(np.uint32)
     mask = np.uint32(N_COLUMNS - 1)
     # bigrams: adjacent content words of one text
@@ -338,9 +361,7 @@ def batch_columns(
     for i in np.flatnonzero(long).tolist():
         a, b = vocab.stems[int(first[i])], vocab.stems[int(second[i])]
         bigram[i] = zlib.crc32(f"{a} {b}".encode())
-    joined = vocab.array("joined")[ids]
-    has_joined = joined >= 0
-    cols = np.concatenate([crc[word], bigram, crc[joined[has_joined]]]) & mask
-    owners = np.concatenate([word_owner, word_owner[pair], owner[has_joined]])
+    cols = np.concatenate([crc[word], bigram, crc[joined]]) & mask
+    owners = np.concatenate([word_owner, word_owner[pair], joined_owner])
     n_words = np.bincount(word_owner, minlength=len(texts))
     return owners, cols.astype(np.int64), n_words.astype(np.int64)

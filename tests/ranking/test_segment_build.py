@@ -81,3 +81,22 @@ def test_columns_stay_the_same_when_the_token_cache_is_renewed(monkeypatch) -> N
         after = batch_columns(texts)
         for a, b in zip(before, after, strict=True):
             assert a.tolist() == b.tolist()
+
+
+def test_batch_columns_agree_with_query_analysis_on_awkward_text() -> None:
+    from collections import Counter
+
+    from digestbot.ranking.text import column, terms, words
+
+    texts = [
+        "a--b x/'y l'état d'art -lead trail- //",
+        "ﬁne-tuning naïve Bayes\u3000co\u0301de ½-precision",
+        "self-supervised state-space models, sub-quadratic; 3-d 2/3 it's",
+        "tab\tnew\nline\x0bvt\x1fus",
+    ]
+    owner, cols, n_words = batch_columns(texts)
+    for i, text in enumerate(texts):
+        analysed = words(text)
+        expected = Counter(column(t) for t in terms(analysed))
+        assert Counter(c for o, c in zip(owner, cols, strict=True) if o == i) == expected
+        assert n_words[i] == len(analysed[0])
