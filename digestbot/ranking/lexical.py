@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from digestbot.ranking.labels import pack, unpack
-from digestbot.ranking.text import N_COLUMNS, batch_columns, column, terms, words
+from digestbot.ranking.text import batch_columns, column, terms, words
 
 TITLE_WEIGHT = 2.5
 K1 = 1.2
@@ -93,7 +93,7 @@ class Segment:
     @classmethod
     def build(cls, docs: Sequence[Document]) -> Segment:
         # a chunk of papers at a time, analysed together (``batch_columns``) and its
-        # postings counted with one sort of (row, column, field) keys: no dict per paper
+        # postings counted with one sort of (column, row, field) keys: no dict per paper
         row_parts: list[npt.NDArray[np.int32]] = []
         col_parts: list[npt.NDArray[np.int32]] = []
         tf_parts: list[npt.NDArray[np.float32]] = []
@@ -103,19 +103,20 @@ class Segment:
             owner, term, n_words = batch_columns([s for d in chunk for s in (d.title, d.abstract)])
             lengths[start : start + len(chunk)] = TITLE_WEIGHT * n_words[0::2] + n_words[1::2]
             # texts alternate title, abstract: the low bit is 1 for a title term
-            pair, tf = _count(((owner >> 1) * N_COLUMNS + term) * 2 + (1 - (owner & 1)))
-            row_parts.append((pair // N_COLUMNS + start).astype(np.int32))
-            col_parts.append((pair % N_COLUMNS).astype(np.int32))
+            pair, tf = _count((term * _CHUNK + (owner >> 1)) * 2 + (1 - (owner & 1)))
+            row_parts.append((pair % _CHUNK + start).astype(np.int32))
+            col_parts.append((pair // _CHUNK).astype(np.int32))
             tf_parts.append(tf)
         rows = np.concatenate(row_parts) if row_parts else _NO_ROWS
         del row_parts
         cols = np.concatenate(col_parts) if col_parts else _NO_ROWS
         del col_parts
-        # by column; rows ascending within one (a sort of int64 keys: faster than argsort)
+        # by column, then row: each chunk is, so (column, position) keys are sorted runs,
+        # which a stable sort (timsort) merges
         order = cols.astype(np.int64)
         order <<= 32
         order |= np.arange(len(cols))
-        order.sort()
+        order.sort(kind="stable")
         order &= 0xFFFFFFFF
         labels, label_ptr = pack([s for d in docs for s in (d.id, d.title)])
         return cls.from_postings(
