@@ -9,7 +9,6 @@ from every segment: the cost is the number of matches, not the number of papers.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from digestbot.ranking.labels import pack, unpack
-from digestbot.ranking.text import column, terms, words
+from digestbot.ranking.text import batch_columns, column, terms, words
 
 TITLE_WEIGHT = 2.5
 K1 = 1.2
@@ -28,6 +27,8 @@ B = 0.75
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
+
+_CHUNK = 1000  # papers analysed at once by ``Segment.build`` (bounds its memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,23 +92,37 @@ class Segment:
 
     @classmethod
     def build(cls, docs: Sequence[Document]) -> Segment:
-        # compact typed buffers, not lists of Python numbers: a 10,000-paper batch
-        # holds ~1.5 million postings
-        col_parts = array("i")
-        val_parts = array("f")
-        per_row = np.zeros(len(docs), dtype=np.int64)
+        # a chunk of papers at a time, analysed together (``batch_columns``) and its
+        # postings counted with one sort of (column, row, field) keys: no dict per paper
+        row_parts: list[npt.NDArray[np.int32]] = []
+        col_parts: list[npt.NDArray[np.int32]] = []
+        tf_parts: list[npt.NDArray[np.float32]] = []
         lengths = np.zeros(len(docs), dtype=np.float32)
-        for row, doc in enumerate(docs):
-            counts, length = _weighted_terms(doc.title, doc.abstract)
-            lengths[row] = length
-            per_row[row] = len(counts)
-            col_parts.extend(counts.keys())
-            val_parts.extend(counts.values())
+        for start in range(0, len(docs), _CHUNK):
+            chunk = docs[start : start + _CHUNK]
+            owner, term, n_words = batch_columns([s for d in chunk for s in (d.title, d.abstract)])
+            lengths[start : start + len(chunk)] = TITLE_WEIGHT * n_words[0::2] + n_words[1::2]
+            # texts alternate title, abstract: the low bit is 1 for a title term
+            pair, tf = _count((term * _CHUNK + (owner >> 1)) * 2 + (1 - (owner & 1)))
+            row_parts.append((pair % _CHUNK + start).astype(np.int32))
+            col_parts.append((pair // _CHUNK).astype(np.int32))
+            tf_parts.append(tf)
+        rows = np.concatenate(row_parts) if row_parts else _NO_ROWS
+        del row_parts
+        cols = np.concatenate(col_parts) if col_parts else _NO_ROWS
+        del col_parts
+        # by column, then row: each chunk is, so (column, position) keys are sorted runs,
+        # which a stable sort (timsort) merges
+        order = cols.astype(np.int64)
+        order <<= 32
+        order |= np.arange(len(cols))
+        order.sort(kind="stable")
+        order &= 0xFFFFFFFF
         labels, label_ptr = pack([s for d in docs for s in (d.id, d.title)])
         return cls.from_postings(
-            rows=np.repeat(np.arange(len(docs), dtype=np.int32), per_row),
-            cols=np.frombuffer(col_parts, dtype=np.int32),
-            tf=np.frombuffer(val_parts, dtype=np.float32),
+            rows=rows[order],
+            cols=cols[order],
+            tf=np.concatenate(tf_parts)[order] if tf_parts else _NO_TF,
             pks=np.asarray([d.pk for d in docs], dtype=np.int64),
             doc_len=lengths,
             upvotes=np.asarray([d.upvotes for d in docs], dtype=np.int32),
@@ -116,7 +131,7 @@ class Segment:
             ),
             labels=labels,
             label_ptr=label_ptr,
-            rows_sorted=True,
+            by_column=True,
         )
 
     @classmethod
@@ -132,12 +147,13 @@ class Segment:
         published: npt.NDArray[np.int32],
         labels: npt.NDArray[np.uint8],
         label_ptr: Ints,
-        rows_sorted: bool = False,
+        by_column: bool = False,
     ) -> Segment:
-        # by column, then row; rows already ascending: one stable (radix) sort suffices
-        order = np.argsort(cols, kind="stable") if rows_sorted else np.lexsort((rows, cols))
-        cols, rows, tf = cols[order], rows[order], tf[order]
-        starts = np.flatnonzero(np.diff(cols, prepend=cols[:1] - 1)) if len(cols) else order[:0]
+        # by column, then row (unless already so)
+        if not by_column:
+            order = np.lexsort((rows, cols))
+            cols, rows, tf = cols[order], rows[order], tf[order]
+        starts = np.flatnonzero(np.diff(cols, prepend=cols[:1] - 1)) if len(cols) else _NO_INTS
         distinct = cols[starts]
         ptr = np.append(starts, len(cols)).astype(np.int64)
         return cls(
@@ -169,8 +185,24 @@ class Segment:
         return self.rows, np.repeat(self.cols, counts)
 
 
+def _count(keys: Ints) -> tuple[Ints, npt.NDArray[np.float32]]:
+    """Sorted distinct ``key >> 1`` and, for each, its field-weighted count (low bit 1:
+    a title occurrence). Sorts ``keys`` in place: a segment has millions of them."""
+    if not len(keys):
+        return keys, _NO_TF
+    keys.sort()
+    titles = np.cumsum(keys & 1, dtype=np.int32)  # title occurrences up to here
+    keys >>= 1
+    first = np.flatnonzero(np.diff(keys, prepend=-1))
+    last = np.append(first[1:], len(keys)) - 1
+    in_title = titles[last] - np.where(first > 0, titles[first - 1], 0)
+    elsewhere = last - first + 1 - in_title
+    return keys[first], (TITLE_WEIGHT * in_title + elsewhere).astype(np.float32)
+
+
 _NO_ROWS = np.zeros(0, dtype=np.int32)
 _NO_TF = np.zeros(0, dtype=np.float32)
+_NO_INTS = np.zeros(0, dtype=np.int64)
 
 
 def merge_segments(

@@ -13,10 +13,13 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from itertools import pairwise
+from itertools import pairwise, repeat
 
+import numpy as np
+import numpy.typing as npt
 import Stemmer
 
 from digestbot.ranking.stopwords import STOP_WORDS
@@ -80,15 +83,19 @@ def _analyse_token(raw: str) -> tuple[tuple[str, ...], str | None]:
     hit = _TOKEN_CACHE.get(raw)
     if hit is not None:
         return hit
-    parts = [p for p in re.split(r"[-'/]", raw) if p]
-    kept = tuple(
-        stem(part) for part in parts if part not in STOP_WORDS and (len(part) > 1 or part.isdigit())
-    )
-    result = (kept, stem("".join(parts)) if len(parts) > 1 else None)
+    result = _analyse_new_token(raw)
     if len(_TOKEN_CACHE) >= _TOKEN_CACHE_MAX:
         _TOKEN_CACHE.clear()
     _TOKEN_CACHE[raw] = result
     return result
+
+
+def _analyse_new_token(raw: str) -> tuple[tuple[str, ...], str | None]:
+    parts = [p for p in re.split(r"[-'/]", raw) if p]
+    kept = tuple(
+        stem(part) for part in parts if part not in STOP_WORDS and (len(part) > 1 or part.isdigit())
+    )
+    return kept, stem("".join(parts)) if len(parts) > 1 else None
 
 
 def words(text: str) -> tuple[list[str], list[str]]:
@@ -181,3 +188,180 @@ def column(term: str) -> int:
 
 def columns(items: Iterable[str]) -> list[int]:
     return [column(t) for t in items]
+
+
+# --- many texts at once (building an index segment) -------------------------------
+#
+# The same terms and columns as ``words``/``terms``/``column``, with a few Python calls
+# per text instead of several per word: the texts are folded and split by one regex
+# call, each distinct raw token is analysed once (then kept as an integer id), and
+# the terms' columns are computed with numpy. A bigram's CRC-32 comes from its two
+# words' (``crc(a + " " + b)`` is ``crc(a)`` advanced over ``len(" " + b)`` zero bytes,
+# XOR ``crc(" " + b)``: the advance is linear, so a table lookup), no string is formatted.
+
+_SEP = "\x00"  # between texts: not a word character, unchanged by ``fold``
+# folded bytes -> only word characters and the separator kept: split on whitespace, the
+# pieces are runs of word characters, each holding one or more ``_WORD`` tokens
+_PIECES = bytes(
+    c if chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789-'/" + _SEP else 32 for c in range(256)
+)
+_CRC_POLY = 0xEDB88320  # CRC-32 (zlib), reflected
+_MAX_SHIFT = 256  # bigrams whose second word is longer are hashed as strings
+
+
+class _Vocabulary:
+    """Raw tokens and stems seen so far, as integer ids with their analysis and CRCs."""
+
+    def __init__(self) -> None:
+        # a piece (see ``_PIECES``) -> id; the separator is 0
+        self.raw_id: dict[bytes, int] = {_SEP.encode(): 0}
+        # compact typed buffers, not lists of Python ints (hundreds of thousands of pieces)
+        self.kept_start = array("q", [0])
+        self.kept_len = array("q", [0])
+        self.kept = array("q")  # stem ids of every piece's content words, back to back
+        self.joined_start = array("q", [0])
+        self.joined_len = array("q", [0])
+        self.joined = array("q")  # stem ids of the joined forms of its hyphenated tokens
+        self.stem_id: dict[str, int] = {}
+        self.stems: list[str] = []
+        self.crc = array("q")  # crc32(stem)
+        self.crc_sp = array("q")  # crc32(" " + stem)
+        self.len_sp = array("q")  # len(" " + stem), bytes
+        self._arrays: dict[str, npt.NDArray[np.int64]] = {}
+
+    def array(self, name: str) -> npt.NDArray[np.int64]:
+        """One of the lists as an array, extended with what was added since the last call."""
+        items: array[int] = getattr(self, name)
+        have = self._arrays.get(name, _NO_INTS)
+        if len(have) < len(items):
+            tail = np.frombuffer(items[len(have) :], dtype=np.int64)
+            have = self._arrays[name] = np.concatenate([have, tail])
+        return have
+
+    def stem_of(self, term: str) -> int:
+        hit = self.stem_id.get(term)
+        if hit is None:
+            hit = self.stem_id[term] = len(self.stems)
+            self.stems.append(term)
+            data = term.encode()
+            self.crc.append(zlib.crc32(data))
+            self.crc_sp.append(zlib.crc32(b" " + data))
+            self.len_sp.append(len(data) + 1)
+        return hit
+
+    def add(self, piece: bytes) -> int:
+        hit = self.raw_id.get(piece)
+        if hit is not None:
+            return hit
+        kept: list[int] = []
+        joined: list[int] = []
+        for raw in _WORD.findall(piece.decode()):
+            words, whole = _analyse_new_token(raw)  # not kept in ``_TOKEN_CACHE`` too
+            kept += map(self.stem_of, words)
+            if whole is not None:
+                joined.append(self.stem_of(whole))
+        self.kept_start.append(len(self.kept))
+        self.kept_len.append(len(kept))
+        self.kept.extend(kept)
+        self.joined_start.append(len(self.joined))
+        self.joined_len.append(len(joined))
+        self.joined.extend(joined)
+        hit = self.raw_id[piece] = len(self.kept_len) - 1
+        return hit
+
+
+_NO_INTS = np.zeros(0, dtype=np.int64)
+_VOCAB = _Vocabulary()
+_SHIFT = np.zeros((0, 4, 256), dtype=np.uint32)  # see ``_shift_tables``
+_BYTE_BITS = (np.arange(256)[:, None] >> np.arange(8)) & 1
+
+
+def _shift_tables(upto: int) -> npt.NDArray[np.uint32]:
+    """Tables ``T[n, p, v]``: a CRC register advanced over n zero bytes is the XOR over
+    its bytes p of ``T[n, p, byte p]`` (the advance is linear). Grown on demand."""
+    global _SHIFT
+    if len(_SHIFT) > upto:
+        return _SHIFT
+    tables = []
+    images = [1 << bit for bit in range(32)]  # the basis, advanced over n zero bytes
+    for _ in range(upto + 1):
+        img = np.asarray(images, dtype=np.uint32)
+        tables.append(
+            [
+                np.bitwise_xor.reduce(np.where(_BYTE_BITS, img[8 * p : 8 * p + 8], 0), axis=1)
+                for p in range(4)
+            ]
+        )
+        for i, x in enumerate(images):
+            for _ in range(8):
+                x = (x >> 1) ^ (_CRC_POLY if x & 1 else 0)
+            images[i] = x
+    _SHIFT = np.asarray(tables, dtype=np.uint32)
+    return _SHIFT
+
+
+def _advance(crc: npt.NDArray[np.uint32], n: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
+    """Each CRC register advanced over ``n`` zero bytes (every ``n`` <= ``_MAX_SHIFT``)."""
+    tables = _shift_tables(int(n.max()) if len(n) else 0)
+    out: npt.NDArray[np.uint32] = tables[n, 0, crc & 0xFF]
+    out ^= tables[n, 1, (crc >> 8) & 0xFF]
+    out ^= tables[n, 2, (crc >> 16) & 0xFF]
+    out ^= tables[n, 3, crc >> 24]
+    return out
+
+
+def _expand(
+    vocab: _Vocabulary, name: str, ids: npt.NDArray[np.int64], owner: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The stem ids listed for each piece (``name``: kept or joined), back to back, and
+    the owner of each."""
+    length = vocab.array(name + "_len")[ids]
+    start = vocab.array(name + "_start")[ids]
+    at = np.repeat(start - np.cumsum(length) + length, length)
+    at += np.arange(len(at))
+    return vocab.array(name)[at], np.repeat(owner, length)
+
+
+def batch_columns(
+    texts: Sequence[str],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The term columns of many texts: (text of each term, its column, content words per
+    text). Per text, the columns are ``columns(terms(words(text)))`` (in another order)."""
+    global _VOCAB
+    if len(_VOCAB.raw_id) >= _TOKEN_CACHE_MAX:  # bounded memory in a long-lived process
+        _VOCAB = _Vocabulary()
+    vocab = _VOCAB
+    joined_text = f" {_SEP} ".join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
+    folded = unicodedata.normalize("NFKD", joined_text).encode("ascii", "ignore").lower()
+    pieces = folded.translate(_PIECES).split()  # as ``fold`` then ``_WORD`` would split
+    ids = np.fromiter(map(vocab.raw_id.get, pieces, repeat(-1)), dtype=np.int64, count=len(pieces))
+    missing = np.flatnonzero(ids < 0).tolist()
+    if missing:  # each new piece analysed once, however often it occurs
+        new = [pieces[i] for i in missing]
+        for piece in dict.fromkeys(new):
+            vocab.add(piece)
+        ids[missing] = list(map(vocab.raw_id.__getitem__, new))
+    del pieces
+    owner = np.cumsum(ids == 0)  # the text of each piece (separators count)
+    word, word_owner = _expand(vocab, "kept", ids, owner)  # content words, in order
+    joined, joined_owner = _expand(vocab, "joined", ids, owner)
+    crc = vocab.array("crc").astype(np.uint32)
+    mask = np.uint32(N_COLUMNS - 1)
+    # bigrams: adjacent content words of one text
+    pair = np.flatnonzero(word_owner[:-1] == word_owner[1:])
+    first, second = word[pair], word[pair + 1]
+    n = vocab.array("len_sp")[second]
+    long = n > _MAX_SHIFT
+    bigram = np.zeros(len(pair), dtype=np.uint32)
+    short = ~long
+    bigram[short] = (
+        _advance(crc[first[short]], n[short])
+        ^ vocab.array("crc_sp").astype(np.uint32)[second[short]]
+    )
+    for i in np.flatnonzero(long).tolist():
+        a, b = vocab.stems[int(first[i])], vocab.stems[int(second[i])]
+        bigram[i] = zlib.crc32(f"{a} {b}".encode())
+    cols = np.concatenate([crc[word], bigram, crc[joined]]) & mask
+    owners = np.concatenate([word_owner, word_owner[pair], joined_owner])
+    n_words = np.bincount(word_owner, minlength=len(texts))
+    return owners, cols.astype(np.int64), n_words.astype(np.int64)
