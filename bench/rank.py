@@ -37,6 +37,7 @@ from bench.synth import write_drops  # noqa: E402
 from digestbot.ingest import ingest_paths, list_drop_files  # noqa: E402
 from digestbot.ranking.persist import default_index_dir  # noqa: E402
 from digestbot.store import SqlStore  # noqa: E402
+from digestbot.store.search import sync_search_index  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ def main() -> None:
             write_drops(more, papers=opts.ingest_into, per_file=1000, seed=11)
         store = SqlStore.open(url)
         index_dir = default_index_dir(store)
+        with store.transaction() as conn:  # the generated store's search index catches up
+            sync_search_index(conn)  # once, so the runs time the new papers alone
         store.close()
         assert index_dir is not None
         target = work / "ingest-into"
