@@ -194,3 +194,21 @@ def test_rank_does_not_import_slack_feeds_or_the_scheduler(tmp_path: Path) -> No
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "none"
+
+
+def test_ingest_leaves_the_search_and_ranking_indexes_up_to_date(tmp_path: Path, cli) -> None:
+    import sqlite3
+
+    setup_drops(tmp_path)
+    assert cli("ingest").exit_code == 0
+    db = sqlite3.connect(tmp_path / "data" / "db.sqlite3")
+    try:
+        newest = db.execute("SELECT MAX(pk) FROM papers").fetchone()[0]
+        watermark = db.execute("SELECT value FROM schema_info WHERE key = 'fts_indexed_pk'")
+        assert int(watermark.fetchone()[0]) == newest  # full-text search caught up
+        fts_rows = db.execute("SELECT COUNT(*) FROM papers_fts").fetchone()[0]
+        assert fts_rows == 186
+    finally:
+        db.close()
+    manifest = json.loads((tmp_path / "data" / "db.sqlite3.index" / "manifest.json").read_text())
+    assert manifest["max_pk"] == newest  # the ranking index too: the next rank reads nothing new

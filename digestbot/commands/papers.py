@@ -11,7 +11,7 @@ from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progr
 from digestbot.delivery.formats import FORMATS, Format, render_format
 from digestbot.ingest import FileOutcome, IngestReport, ingest_paths, list_drop_files
 from digestbot.models import paper_as_dict
-from digestbot.pipeline import build_digest, index_papers, write_markdown_digest
+from digestbot.pipeline import build_digest, index_after_ingest, write_markdown_digest
 
 
 def run_ingest(app: AppContext, paths: tuple[Path, ...], *, show_progress: bool) -> IngestReport:
@@ -23,9 +23,11 @@ def run_ingest(app: AppContext, paths: tuple[Path, ...], *, show_progress: bool)
             if outcome.status == "failed":
                 click.echo(f"failed: {outcome.error}", err=True)
 
-        report = ingest_paths(app.store, (), files=files, now=app.now(), on_file=on_file)
-    if report.papers_new or report.papers_merged:
-        index_papers(app.store, app.settings.ranking)  # so that the next rank pays nothing
+        report = ingest_paths(
+            app.store, (), files=files, now=app.now(), on_file=on_file, index_search=False
+        )
+    if report.papers_new or report.papers_merged:  # so that the next search or rank pays nothing
+        index_after_ingest(app.store, app.settings.ranking)
     return report
 
 
