@@ -67,6 +67,9 @@ def serve(app: AppContext, host: str | None, port: int | None, socket_mode: bool
         token=settings.slack.bot_token.get_secret_value(), base_url=settings.slack.base_url
     )
     bolt = build_slack_app(settings, app.store, client=client, socket_mode=socket_mode)
+    from digestbot.ranking.semantic import preload
+
+    preload(settings.ranking, settings.profiles)  # the model loads once, while we listen
     if socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

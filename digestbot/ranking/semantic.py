@@ -196,6 +196,28 @@ def get_embedder(settings: RankingSettings) -> Embedder | None:
     return _EMBEDDERS[key]
 
 
+def preload(settings: RankingSettings, profiles: Sequence[Profile]) -> threading.Thread | None:
+    """Load the model and embed the profiles' texts on a background thread (``serve``: the
+    first ``/papers`` answer then does not wait for torch); None without a model."""
+    embedder = get_embedder(settings)
+    if embedder is None:
+        return None
+
+    def load() -> None:
+        try:
+            for profile in profiles:
+                for text in query_texts(profile):
+                    embedder.embed_query(text)
+            if not embedder.is_loaded:  # no profile text: load it anyway
+                embedder.embed(["warm-up"])
+        except Exception as exc:  # the first answer that needs it will report it
+            log.warning("embedding model %s did not load: %s", embedder.name, exc)
+
+    thread = threading.Thread(target=load, name="embedding-preload", daemon=True)
+    thread.start()
+    return thread
+
+
 def paper_text(title: str, abstract: str) -> str:
     return f"{title}. {abstract}".strip()
 

@@ -88,3 +88,22 @@ def test_a_paper_whose_text_is_unchanged_keeps_its_vector(
     rank_profile(store, profile, now=later, settings=settings)
     assert stored(store) == before  # ...but its text is the same: marked current, not recomputed
     assert count_missing_embeddings(store, model=model) == 0
+
+
+def test_preload_loads_the_model_once_with_the_profiles_texts(settings: RankingSettings) -> None:
+    from digestbot.ranking.semantic import get_embedder, preload
+
+    profiles = [Profile(name="p", description="Fuel efficiency of cars.", keywords=["engines"])]
+    thread = preload(settings, profiles)
+    assert thread is not None
+    thread.join(timeout=120)
+    embedder = get_embedder(settings)
+    assert embedder is not None and embedder.is_loaded
+    assert embedder is get_embedder(settings)  # one model per process
+    assert set(embedder._queries) >= {"Fuel efficiency of cars.", "engines"}  # embedded ahead
+
+
+def test_preload_without_a_model_does_nothing() -> None:
+    from digestbot.ranking.semantic import preload
+
+    assert preload(RankingSettings(embedding_model=""), [Profile(name="p", keywords=["x"])]) is None
