@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from json.encoder import encode_basestring
 
 import numpy as np
@@ -218,6 +219,10 @@ class Listing:
     whys: list[str]
     matched: list[tuple[str, ...]]
     breakdowns: list[dict[str, float]]  # empty past the detailed head
+    detailed: int | None = None  # how many rows the head holds (None: any row may have one)
+    # past the head: each row's case (an index into ``cases``: its why and matched terms)
+    tail_cases: list[int] | None = None
+    cases: list[tuple[str, tuple[str, ...]]] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -255,19 +260,39 @@ class Listing:
             shown = dumps(detail) if detail else "{}"
             return f',"why":{enc(text)},"matched":[{listed}],"breakdown":{shown}}}'
 
-        keys = list(zip(self.whys, self.matched, strict=True))
-        shared = {key: rest(*key, {}) for key in set(keys)}  # a few hundred distinct ones
+        n = len(self.ids)
+        if not n:
+            return "[]"
+        head = n if self.detailed is None else min(self.detailed, n)
         tails = [
-            rest(*key, detail) if detail else shared[key]
-            for key, detail in zip(keys, self.breakdowns, strict=True)
-        ]
-        parts = [
-            f'{{"id":{pid},"title":{title},"score":{score!r}{tail}'
-            for pid, title, score, tail in zip(
-                map(enc, self.ids), map(enc, self.titles), self.scores, tails, strict=True
+            rest(text, labels, detail)
+            for text, labels, detail in zip(
+                self.whys[:head], self.matched[:head], self.breakdowns[:head], strict=True
             )
         ]
-        return "[" + ",".join(parts) + "]"
+        # papers past the detailed head (most of them) have no breakdown: a tail per case
+        if self.cases is not None and self.tail_cases is not None:
+            by_case = [rest(text, labels, {}) for text, labels in self.cases]
+            tails += map(by_case.__getitem__, self.tail_cases)
+        else:
+            keys = list(zip(self.whys[head:], self.matched[head:], strict=True))
+            shared = {key: rest(*key, {}) for key in set(keys)}
+            tails += map(shared.__getitem__, keys)
+        # one C-level pass: no Python code runs per paper
+        pieces = chain.from_iterable(
+            zip(
+                repeat('{"id":'),
+                map(enc, self.ids),
+                repeat(',"title":'),
+                map(enc, self.titles),
+                repeat(',"score":'),
+                map(repr, self.scores),
+                tails,
+                repeat(","),
+            )
+        )
+        text = "".join(pieces)
+        return "[" + text[:-1] + "]"
 
 
 def listing(
@@ -311,18 +336,24 @@ def listing(
         matched.append(labels)
         breakdowns.append(breakdown(scores, row, values[k]) if total > 0 else {})
     tail = ordered[head:]
+    tail_cases: list[int] = []
+    cases: list[tuple[str, tuple[str, ...]]] = []
     if len(tail):
-        tail_whys, tail_matched = _quick_whys(scores, tail, totals[head:], liked_title=liked_title)
-        whys += tail_whys
-        matched += tail_matched
+        tail_cases, cases = _quick_whys(scores, tail, totals[head:], liked_title=liked_title)
+        whys += map([text for text, _ in cases].__getitem__, tail_cases)
+        matched += map([labels for _, labels in cases].__getitem__, tail_cases)
         breakdowns += [{}] * len(tail)
+    rows = ordered.tolist()
     return Listing(
-        ids=[ids[r] for r in ordered.tolist()],
-        titles=[titles[r] for r in ordered.tolist()],
+        ids=list(map(ids.__getitem__, rows)),
+        titles=list(map(titles.__getitem__, rows)),
         scores=totals.tolist(),
         whys=whys,
         matched=matched,
         breakdowns=breakdowns,
+        detailed=head,
+        tail_cases=tail_cases,
+        cases=cases,
     )
 
 
@@ -332,8 +363,9 @@ def _quick_whys(
     totals: np.ndarray,
     *,
     liked_title: Callable[[int], str],
-) -> tuple[list[str], list[tuple[str, ...]]]:
-    """``why_text`` and the strongest matched term for many rows, one call per distinct case."""
+) -> tuple[list[int], list[tuple[str, tuple[str, ...]]]]:
+    """``why_text`` and the strongest matched term for many rows, one call per distinct case:
+    each row's case, and the cases (why, matched terms)."""
     n = len(rows)
     positive = totals > 0
     label = np.full(n, -1, dtype=np.int64)
@@ -369,22 +401,18 @@ def _quick_whys(
         st, lab = divmod(code, n_labels)
         cases.append((st, lab - 1, near - 1, how))
     labels = [(f.label,) for f in scores.features]
-    texts: list[str] = []
-    case_matched: list[tuple[str, ...]] = []
+    out: list[tuple[str, tuple[str, ...]]] = []
     for st, lab, near, how in cases:
         matched = labels[lab] if lab >= 0 else ()
-        texts.append(
-            why_text(
-                excluded=st == 0,
-                disliked=st == 1,
-                total=1.0 if st == 3 else 0.0,
-                like=1.0 if how else 0.0,
-                profile=0.0 if how == 1 else 1.0,
-                nearest=near if near >= 0 else None,
-                matched=matched,
-                liked_title=liked_title,
-            )
+        text = why_text(
+            excluded=st == 0,
+            disliked=st == 1,
+            total=1.0 if st == 3 else 0.0,
+            like=1.0 if how else 0.0,
+            profile=0.0 if how == 1 else 1.0,
+            nearest=near if near >= 0 else None,
+            matched=matched,
+            liked_title=liked_title,
         )
-        case_matched.append(matched)
-    picks = np.asarray(inverse).reshape(-1).tolist()
-    return [texts[i] for i in picks], [case_matched[i] for i in picks]
+        out.append((text, matched))
+    return np.asarray(inverse).reshape(-1).tolist(), out

@@ -166,3 +166,16 @@ def test_without_an_index_folder_the_listing_still_equals_the_reference(filled: 
     ranked = rank_store(filled, profile, now=NOW, settings=RankingSettings(), index_dir=None)
     assert fast.as_dicts() == [scored_as_dict(s) for s in ranked]
     assert fast.ids[0] == ranked[0].paper.id and fast.scores[0] > 0
+
+
+def test_an_empty_store_lists_an_empty_json_array(store: SqlStore) -> None:
+    fast = rank_listing(
+        store,
+        PROFILES[0],
+        now=NOW,
+        settings=RankingSettings(),
+        index_dir=default_index_dir(store),
+        detailed=10,
+    )
+    assert len(fast) == 0
+    assert fast.as_json() == "[]" == reference_json(store, PROFILES[0], 10)
