@@ -205,7 +205,7 @@ class EmbeddingWorker:
         began = time.monotonic()
         embedder.embed(["warm-up"])
         for text in self.queries:  # the configured profiles' digests then never wait for it
-            embedder.embed_query(text)
+            embedder.embed_query(text, store=self.store)
         log.info(
             "embedding model %s loaded in %.1f s",
             embedder.name,

@@ -19,15 +19,17 @@ import numpy as np
 import numpy.typing as npt
 
 from digestbot.config import Profile, RankingSettings
-from digestbot.errors import ConfigError
+from digestbot.errors import ConfigError, StoreError
 from digestbot.ranking.lexical import Floats
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     ToEmbed,
     count_missing_embeddings,
     load_embeddings,
+    load_query_vector,
     missing_embeddings,
     record_embeddings,
+    record_query_vector,
     text_digest,
     touch_embeddings,
 )
@@ -56,6 +58,7 @@ class Embedder:
         self._gate = threading.Condition()  # foreground callers go before the worker
         self._foreground = 0
         self._queries: dict[str, Vectors] = {}
+        self._kept: set[tuple[str, str]] = set()  # (database, text key) known to hold the vector
 
     def _load(self) -> Any:
         """The model (loaded on first use, under the lock)."""
@@ -127,14 +130,29 @@ class Embedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    def embed_query(self, text: str) -> Vectors:
+    def embed_query(self, text: str, *, store: SqlStore | None = None) -> Vectors:
         """A profile's text, embedded once per process (a daemon's digests then never wait
-        for the model while the background worker holds it)."""
-        if text not in self._queries:
-            if len(self._queries) >= QUERY_CACHE:
-                self._queries.clear()
-            self._queries[text] = self.embed([text])[0]
-        return self._queries[text]
+        for the model while the background worker holds it) and, given the ``store``, kept
+        there: a later command finds it and need not load the model at all."""
+        key = text_digest(f"{self.max_tokens}\x00{text}")
+        vector = self._queries.get(text)
+        if vector is None and store is not None:
+            vector = load_query_vector(store, model=self.name, key=key)
+            if vector is not None:
+                self._kept.add((str(store.engine.url), key))
+        if vector is None:
+            vector = self.embed([text])[0]
+        if len(self._queries) >= QUERY_CACHE:
+            self._queries.clear()
+            self._kept.clear()
+        self._queries[text] = vector
+        if store is not None and (str(store.engine.url), key) not in self._kept:
+            try:
+                record_query_vector(store, model=self.name, key=key, vector=vector)
+                self._kept.add((str(store.engine.url), key))
+            except StoreError as exc:  # a cache: the next command embeds it again
+                log.warning("could not keep a profile's vector: %s", exc)
+        return vector
 
 
 _EMBEDDERS: dict[tuple[str, int, int], Embedder] = {}
@@ -338,8 +356,10 @@ def semantic_scores(
     *,
     liked_rows: Sequence[int],
     has: npt.NDArray[np.bool_] | None = None,
+    store: SqlStore | None = None,
 ) -> Floats:
-    """Cosine to the profile's text and/or to the liked papers, each calibrated.
+    """Cosine to the profile's text and/or to the liked papers, each calibrated (the
+    profile's vectors kept in ``store`` when given).
 
     A cosine counts only above the median paper's (MiniLM puts unrelated papers
     at 0.1-0.3, not 0) and is scaled by the best paper that is not itself liked.
@@ -357,7 +377,7 @@ def semantic_scores(
     skip[list(liked_rows)] = True
     liked = [row for row in liked_rows if has[row]]
     parts: list[tuple[float, Floats]] = []
-    queries = [embedder.embed_query(text) for text in query_texts(profile)]
+    queries = [embedder.embed_query(text, store=store) for text in query_texts(profile)]
     if len(queries) == 2:
         both = np.mean([_calibrated(vectors @ q, have=have, skip=skip) for q in queries], axis=0)
         parts.append((1.0, _calibrated(both, have=have, skip=skip, baseline=False)))

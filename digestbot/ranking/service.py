@@ -143,7 +143,9 @@ def _semantic(
         if ready is None:
             return None
         vectors, has = ready
-        return semantic_scores(embedder, vectors, profile, liked_rows=liked_rows, has=has)
+        return semantic_scores(
+            embedder, vectors, profile, liked_rows=liked_rows, has=has, store=store
+        )
     except ConfigError as exc:
         if settings.embedding_model != AUTO:
             raise

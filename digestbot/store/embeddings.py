@@ -180,6 +180,45 @@ def load_embeddings(
     return pks, vectors
 
 
+# Profile texts embedded once per model and kept, so a ``rank`` on a store whose papers all
+# have vectors needs no model at all (importing torch and loading it costs seconds).
+query_embeddings = sa.Table(
+    "query_embeddings",
+    metadata,
+    sa.Column("model", sa.String(255), primary_key=True),
+    sa.Column("text_sha256", sa.String(64), primary_key=True),  # of the text (and its settings)
+    sa.Column("vector", sa.LargeBinary, nullable=False),  # float32, little-endian
+)
+
+
+def load_query_vector(store: SqlStore, *, model: str, key: str) -> npt.NDArray[np.float32] | None:
+    """The stored vector of a query text (``key``: ``text_digest`` of it), or None."""
+    query = sa.select(query_embeddings.c.vector).where(
+        query_embeddings.c.model == model, query_embeddings.c.text_sha256 == key
+    )
+    with store.transaction() as conn:
+        blob = conn.execute(query).scalar()
+    return None if blob is None else np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def record_query_vector(
+    store: SqlStore, *, model: str, key: str, vector: npt.NDArray[np.float32]
+) -> None:
+    """Keep a query text's vector (another process may have kept it first: then theirs stays)."""
+    with store.transaction() as conn:
+        exists = conn.execute(
+            sa.select(sa.literal(1)).where(
+                query_embeddings.c.model == model, query_embeddings.c.text_sha256 == key
+            )
+        ).first()
+        if exists is None:
+            conn.execute(
+                query_embeddings.insert().values(
+                    model=model, text_sha256=key, vector=np.asarray(vector, "<f4").tobytes()
+                )
+            )
+
+
 embedding_worker = sa.Table(
     "embedding_worker",
     metadata,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -107,3 +108,28 @@ def test_preload_without_a_model_does_nothing() -> None:
     from digestbot.ranking.semantic import preload
 
     assert preload(RankingSettings(embedding_model=""), [Profile(name="p", keywords=["x"])]) is None
+
+
+def test_a_profiles_vectors_are_kept_so_a_later_command_needs_no_model(
+    store: SqlStore, settings: RankingSettings
+) -> None:
+    from digestbot.ranking.semantic import Embedder, get_embedder
+    from digestbot.store.embeddings import query_embeddings
+
+    with store.transaction() as conn:
+        store.upsert_papers(conn, PAPERS, now=NOW)
+    profile = Profile(name="p", description="Fuel use of vehicles.", keywords=["cars"])
+    first = rank_profile(store, profile, now=NOW, settings=settings)
+    with store.transaction() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(query_embeddings)).scalar() == 2
+    loaded = get_embedder(settings)
+    assert loaded is not None
+    fresh = Embedder(loaded.name, max_tokens=loaded.max_tokens, batch_size=loaded.batch_size)
+    kept = fresh.embed_query("Fuel use of vehicles.", store=store)
+    assert not fresh.is_loaded  # read from the database, not computed
+    assert np.allclose(kept, loaded.embed_query("Fuel use of vehicles."))
+    other = Embedder(loaded.name, max_tokens=64, batch_size=loaded.batch_size)
+    other.embed_query("Fuel use of vehicles.", store=store)
+    assert other.is_loaded  # other settings, another vector: computed
+    again = rank_profile(store, profile, now=NOW, settings=settings)
+    assert [s.paper.title for s in again] == [s.paper.title for s in first]
