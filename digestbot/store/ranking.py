@@ -27,6 +27,18 @@ class IndexBatch:
     max_pk: int  # the highest pk indexed
 
 
+def _document(r: Any) -> Document:
+    """A paper row (pk, id, title, abstract, upvotes, published) as the index reads it."""
+    return Document(
+        pk=r.pk,
+        title=r.title,
+        abstract=r.abstract,
+        upvotes=r.upvotes,
+        published=r.published,
+        id=r.id,
+    )
+
+
 def load_index_batch(
     store: SqlStore,
     *,
@@ -59,17 +71,7 @@ def load_index_batch(
     if not rows:
         return IndexBatch([], since, max_pk)
     newest = max(r.updated_at for r in rows)
-    docs = [
-        Document(
-            pk=r.pk,
-            title=r.title,
-            abstract=r.abstract,
-            upvotes=r.upvotes,
-            published=r.published,
-            id=r.id,
-        )
-        for r in rows
-    ]
+    docs = [_document(r) for r in rows]
     mark = utc(newest)
     if since is not None and mark is not None and mark < since:
         mark = since
@@ -168,15 +170,5 @@ def load_index_documents_by_pk(store: SqlStore, pks: Sequence[int]) -> list[Docu
     )
     with store.transaction() as conn:
         for part in _chunks(list(pks)):
-            out += [
-                Document(
-                    pk=r.pk,
-                    title=r.title,
-                    abstract=r.abstract,
-                    upvotes=r.upvotes,
-                    published=r.published,
-                    id=r.id,
-                )
-                for r in conn.execute(sa.select(*cols).where(papers.c.pk.in_(part)))
-            ]
+            out += map(_document, conn.execute(sa.select(*cols).where(papers.c.pk.in_(part))))
     return out

@@ -20,7 +20,14 @@ from sqlalchemy.engine import Connection
 
 from digestbot.sources.rows import SOURCE_COLUMNS, PaperRows
 from digestbot.store.schema import paper_sources, papers, schema_info
-from digestbot.store.sql import ROW_COLUMNS, SqlStore, UpsertCounts, _chunks, bulk_insert
+from digestbot.store.sql import (
+    ROW_COLUMNS,
+    SqlStore,
+    UpsertCounts,
+    _chunks,
+    bulk_insert,
+    forget_entries,
+)
 
 
 def _stored_slots(conn: Connection, prepared: PaperRows) -> set[int]:
@@ -91,14 +98,7 @@ def _replace_sources(
         if seen is None:
             continue
         entries = [row[2] for row in prepared.sources if (row[0], row[1]) == (kind, name)]
-        for part in _chunks(entries):
-            conn.execute(
-                paper_sources.delete().where(
-                    paper_sources.c.kind == kind,
-                    paper_sources.c.name == name,
-                    paper_sources.c.entry.in_(part),
-                )
-            )
+        forget_entries(conn, kind, name, entries)
     bulk_insert(
         conn,
         paper_sources,

@@ -331,6 +331,18 @@ def _migrate(conn: Connection, current: int) -> None:
     )
 
 
+def forget_entries(conn: Connection, kind: str, name: str, entries: Sequence[Any]) -> None:
+    """Delete the ``paper_sources`` rows of these entries of one source (they are seen again)."""
+    for part in _chunks(list(entries)):
+        conn.execute(
+            paper_sources.delete().where(
+                paper_sources.c.kind == kind,
+                paper_sources.c.name == name,
+                paper_sources.c.entry.in_(part),
+            )
+        )
+
+
 class SqlStore:
     """The paper store. Construct with an ``Engine``; ``SqlStore.open(url)`` for the usual case."""
 
@@ -491,14 +503,7 @@ class SqlStore:
         names = sorted({(ref.kind, ref.name) for _, ref in refs})
         for kind, name in names:
             entries = [ref.entry for _, ref in refs if ref.kind == kind and ref.name == name]
-            for part in _chunks(entries):
-                conn.execute(
-                    paper_sources.delete().where(
-                        paper_sources.c.kind == kind,
-                        paper_sources.c.name == name,
-                        paper_sources.c.entry.in_(part),
-                    )
-                )
+            forget_entries(conn, kind, name, entries)
         seen_at = naive_utc(now)
         bulk_insert(
             conn,

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from digestbot.cli import main
 from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper, scored_as_dict
+from digestbot.ranking.explain import Listing
 from digestbot.ranking.persist import default_index_dir
 from digestbot.ranking.service import order_best_first, rank_listing, rank_store
 from digestbot.store import SqlStore
@@ -64,6 +65,17 @@ def reference_json(store: SqlStore, profile: Profile, detailed: int) -> str:
     )
 
 
+def fast_listing(store: SqlStore, profile: Profile, detailed: int) -> Listing:
+    return rank_listing(
+        store,
+        profile,
+        now=NOW,
+        settings=RankingSettings(),
+        index_dir=default_index_dir(store),
+        detailed=detailed,
+    )
+
+
 PROFILES = [
     Profile(name="kw", keywords=["state space model", "linear attention", "sparse attention"]),
     Profile(
@@ -82,14 +94,7 @@ PROFILES = [
 def test_the_fast_listing_equals_the_reference(
     filled: SqlStore, profile: Profile, detailed: int
 ) -> None:
-    fast = rank_listing(
-        filled,
-        profile,
-        now=NOW,
-        settings=RankingSettings(),
-        index_dir=default_index_dir(filled),
-        detailed=detailed,
-    )
+    fast = fast_listing(filled, profile, detailed)
     assert len(fast) == 48
     assert fast.as_json() == reference_json(filled, profile, detailed)
     assert json.loads(fast.as_json()) == fast.as_dicts()
@@ -117,14 +122,7 @@ def test_votes_likes_and_excludes_list_the_same_both_ways(filled: SqlStore) -> N
             now=NOW,
         )
     for detailed in (0, 5, 1000):
-        fast = rank_listing(
-            filled,
-            profile,
-            now=NOW,
-            settings=RankingSettings(),
-            index_dir=default_index_dir(filled),
-            detailed=detailed,
-        )
+        fast = fast_listing(filled, profile, detailed)
         assert fast.as_json() == reference_json(filled, profile, detailed)
     whys = set(fast.whys)
     assert "excluded by profile" in whys and "marked 👎" in whys
@@ -169,13 +167,6 @@ def test_without_an_index_folder_the_listing_still_equals_the_reference(filled: 
 
 
 def test_an_empty_store_lists_an_empty_json_array(store: SqlStore) -> None:
-    fast = rank_listing(
-        store,
-        PROFILES[0],
-        now=NOW,
-        settings=RankingSettings(),
-        index_dir=default_index_dir(store),
-        detailed=10,
-    )
+    fast = fast_listing(store, PROFILES[0], 10)
     assert len(fast) == 0
     assert fast.as_json() == "[]" == reference_json(store, PROFILES[0], 10)
