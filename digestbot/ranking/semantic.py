@@ -426,11 +426,28 @@ def _keyword_part(
     of the paper's best ``KEYWORD_TOP`` calibrated per-keyword cosines (a paper strongly on
     one or two of the keywords scores well, which one embedding of the whole list blurs)."""
     whole = _calibrated(vectors @ joined, have=have, skip=skip)
-    per = np.stack([_calibrated(vectors @ query, have=have, skip=skip) for query in each])
-    best = -np.sort(-per, axis=0)[:KEYWORD_TOP].mean(axis=0)
+    per = _calibrated_columns(vectors @ np.stack(each).T, have=have, skip=skip)
+    top = min(KEYWORD_TOP, per.shape[1])
+    best = np.partition(per, per.shape[1] - top, axis=1)[:, -top:].mean(axis=1)
     best = _calibrated(best, have=have, skip=skip, baseline=False)
     mixed = (1.0 - KEYWORD_EACH_WEIGHT) * whole + KEYWORD_EACH_WEIGHT * best
     return _calibrated(mixed, have=have, skip=skip, baseline=False)
+
+
+def _calibrated_columns(
+    values: npt.NDArray[Any], *, have: np.ndarray, skip: np.ndarray
+) -> npt.NDArray[np.float64]:
+    """``_calibrated`` of each column of ``values`` (papers x queries) at once."""
+    out = np.asarray(values, dtype=np.float64)
+    pool = out[have] if len(have) else out
+    if not len(pool):
+        return np.zeros_like(out)
+    zero = np.quantile(pool, BASELINE_QUANTILE, axis=0)
+    ranked = np.where(skip[:, None], -np.inf, out)
+    top = (ranked[have] if len(have) else ranked).max(axis=0)
+    valid = np.isfinite(top) & (top > zero)
+    span = np.where(valid, top - zero, 1.0)
+    return np.where(valid, np.clip((out - zero) / span, 0.0, 1.0), 0.0)
 
 
 def liked_centroid(vectors: Vectors, liked_rows: Sequence[int]) -> Vectors | None:
