@@ -344,11 +344,6 @@ def ready_vectors(
     return row_vectors(store, embedder, row_of=row_of, n_rows=n_rows)
 
 
-def profile_text(profile: Profile) -> str:
-    keywords = ", ".join(profile.keywords)
-    return " ".join(part for part in (profile.description.strip(), keywords) if part)
-
-
 def semantic_scores(
     embedder: Embedder,
     vectors: Vectors,
@@ -363,8 +358,10 @@ def semantic_scores(
 
     A cosine counts only above the median paper's (MiniLM puts unrelated papers
     at 0.1-0.3, not 0) and is scaled by the best paper that is not itself liked.
-    The description and the keyword list are embedded apart and their calibrated
-    cosines averaged (one long query blurs the two); liked papers combine as the
+    The description and the keywords are embedded apart and their calibrated
+    cosines averaged (one long query blurs the two); the keywords' part mixes the
+    keyword list's cosine with the paper's best per-keyword cosines
+    (``_keyword_part``); liked papers combine as the
     cosine to the unit centroid of their vectors (Rocchio's centroid).
 
     Rows without a vector yet (``has`` false) are NaN: no evidence, which
@@ -377,12 +374,21 @@ def semantic_scores(
     skip[list(liked_rows)] = True
     liked = [row for row in liked_rows if has[row]]
     parts: list[tuple[float, Floats]] = []
-    queries = [embedder.embed_query(text, store=store) for text in query_texts(profile)]
-    if len(queries) == 2:
-        both = np.mean([_calibrated(vectors @ q, have=have, skip=skip) for q in queries], axis=0)
+    description = profile.description.strip()
+    keywords = list(profile.keywords)
+    text_parts: list[Floats] = []
+    if description:
+        query = embedder.embed_query(description, store=store)
+        text_parts.append(_calibrated(vectors @ query, have=have, skip=skip))
+    if keywords:
+        joined = embedder.embed_query(", ".join(keywords), store=store)
+        each = [embedder.embed_query(keyword, store=store) for keyword in keywords]
+        text_parts.append(_keyword_part(vectors, joined, each, have=have, skip=skip))
+    if len(text_parts) == 2:
+        both = np.mean(text_parts, axis=0)
         parts.append((1.0, _calibrated(both, have=have, skip=skip, baseline=False)))
-    elif queries:
-        parts.append((1.0, _calibrated(vectors @ queries[0], have=have, skip=skip)))
+    elif text_parts:
+        parts.append((1.0, text_parts[0]))
     if liked:
         centre = liked_centroid(vectors, liked)
         if centre is not None:
@@ -395,12 +401,53 @@ def semantic_scores(
 
 
 def query_texts(profile: Profile) -> list[str]:
-    """The texts embedded for a profile: its description and its keyword list apart when it
-    has both, else the one it has (none for a profile with only ``like:``)."""
-    if profile.description.strip() and profile.keywords:
-        return [profile.description.strip(), ", ".join(profile.keywords)]
-    text = profile_text(profile)
-    return [text] if text else []
+    """The texts embedded for a profile: its description, its keyword list and each keyword
+    on its own (none for a profile with only ``like:``)."""
+    texts = [profile.description.strip()] if profile.description.strip() else []
+    if profile.keywords:
+        texts.append(", ".join(profile.keywords))
+        texts.extend(k for k in dict.fromkeys(profile.keywords) if k not in texts)
+    return texts
+
+
+KEYWORD_TOP = 2  # per-keyword cosines: the mean of a paper's best two
+KEYWORD_EACH_WEIGHT = 0.5  # their share against the keyword list's cosine
+
+
+def _keyword_part(
+    vectors: Vectors,
+    joined: Vectors,
+    each: Sequence[Vectors],
+    *,
+    have: np.ndarray,
+    skip: np.ndarray,
+) -> Floats:
+    """The keywords' evidence: the keyword list's calibrated cosine, averaged with the mean
+    of the paper's best ``KEYWORD_TOP`` calibrated per-keyword cosines (a paper strongly on
+    one or two of the keywords scores well, which one embedding of the whole list blurs)."""
+    whole = _calibrated(vectors @ joined, have=have, skip=skip)
+    per = _calibrated_columns(vectors @ np.stack(each).T, have=have, skip=skip)
+    top = min(KEYWORD_TOP, per.shape[1])
+    best = np.partition(per, per.shape[1] - top, axis=1)[:, -top:].mean(axis=1)
+    best = _calibrated(best, have=have, skip=skip, baseline=False)
+    mixed = (1.0 - KEYWORD_EACH_WEIGHT) * whole + KEYWORD_EACH_WEIGHT * best
+    return _calibrated(mixed, have=have, skip=skip, baseline=False)
+
+
+def _calibrated_columns(
+    values: npt.NDArray[Any], *, have: np.ndarray, skip: np.ndarray
+) -> npt.NDArray[np.float64]:
+    """``_calibrated`` of each column of ``values`` (papers x queries) at once."""
+    out = np.asarray(values, dtype=np.float64)
+    pool = out[have] if len(have) else out
+    if not len(pool):
+        return np.zeros_like(out)
+    zero = np.quantile(pool, BASELINE_QUANTILE, axis=0)
+    ranked = np.where(skip[:, None], -np.inf, out)
+    top = (ranked[have] if len(have) else ranked).max(axis=0)
+    valid = np.isfinite(top) & (top > zero)
+    span = np.where(valid, top - zero, 1.0)
+    return np.where(valid, np.clip((out - zero) / span, 0.0, 1.0), 0.0)
 
 
 def liked_centroid(vectors: Vectors, liked_rows: Sequence[int]) -> Vectors | None:

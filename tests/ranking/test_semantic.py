@@ -133,3 +133,21 @@ def test_a_profiles_vectors_are_kept_so_a_later_command_needs_no_model(
     assert other.is_loaded  # other settings, another vector: computed
     again = rank_profile(store, profile, now=NOW, settings=settings)
     assert [s.paper.title for s in again] == [s.paper.title for s in first]
+
+
+def test_each_keyword_is_embedded_on_its_own_and_kept(
+    store: SqlStore, settings: RankingSettings
+) -> None:
+    from digestbot.ranking.semantic import query_texts
+    from digestbot.store.embeddings import query_embeddings
+
+    profile = Profile(name="p", description="Things.", keywords=["cars", "bananas"])
+    assert query_texts(profile) == ["Things.", "cars, bananas", "cars", "bananas"]
+    with store.transaction() as conn:
+        store.upsert_papers(conn, PAPERS, now=NOW)
+    ranked = rank_profile(store, profile, now=NOW, settings=settings)
+    # a paper strongly on one keyword is not blurred away by the others
+    assert ranked[-1].paper.title == "Medieval poetry"
+    assert min(s.breakdown.get("semantic", 0) for s in ranked[:2]) > 0
+    with store.transaction() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(query_embeddings)).scalar() == 4
