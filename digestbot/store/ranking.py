@@ -27,8 +27,19 @@ class IndexBatch:
     max_pk: int  # the highest pk indexed
 
 
+# what the index reads of a paper (``_document`` turns such a row into a ``Document``)
+_DOCUMENT_COLUMNS = (
+    papers.c.pk,
+    papers.c.id,
+    papers.c.title,
+    papers.c.abstract,
+    papers.c.upvotes,
+    papers.c.published,
+)
+
+
 def _document(r: Any) -> Document:
-    """A paper row (pk, id, title, abstract, upvotes, published) as the index reads it."""
+    """A row of ``_DOCUMENT_COLUMNS`` as the index reads it."""
     return Document(
         pk=r.pk,
         title=r.title,
@@ -51,15 +62,7 @@ def load_index_batch(
 
     In pk order; ``after`` and ``limit`` page through them (keyset: pk above ``after``).
     """
-    query = sa.select(
-        papers.c.pk,
-        papers.c.id,
-        papers.c.title,
-        papers.c.abstract,
-        papers.c.upvotes,
-        papers.c.published,
-        papers.c.updated_at,
-    ).order_by(papers.c.pk)
+    query = sa.select(*_DOCUMENT_COLUMNS, papers.c.updated_at).order_by(papers.c.pk)
     if since is not None:
         query = query.where(sa.or_(papers.c.updated_at > naive_utc(since), papers.c.pk > max_pk))
     if after:
@@ -160,15 +163,8 @@ def load_pks(store: SqlStore) -> list[int]:
 
 def load_index_documents_by_pk(store: SqlStore, pks: Sequence[int]) -> list[Document]:
     out: list[Document] = []
-    cols = (
-        papers.c.pk,
-        papers.c.id,
-        papers.c.title,
-        papers.c.abstract,
-        papers.c.upvotes,
-        papers.c.published,
-    )
+    query = sa.select(*_DOCUMENT_COLUMNS)
     with store.transaction() as conn:
         for part in _chunks(list(pks)):
-            out += map(_document, conn.execute(sa.select(*cols).where(papers.c.pk.in_(part))))
+            out += map(_document, conn.execute(query.where(papers.c.pk.in_(part))))
     return out

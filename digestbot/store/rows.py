@@ -27,6 +27,7 @@ from digestbot.store.sql import (
     _chunks,
     bulk_insert,
     forget_entries,
+    param_mark,
 )
 
 
@@ -45,7 +46,7 @@ def _present(conn: Connection, column: str, values: Sequence[str]) -> list[str]:
     """Which ``values`` the indexed ``papers`` column holds: ``SELECT col ... IN (...)`` as
     driver SQL (the index answers alone; SQLAlchemy's expanding IN costs more than the
     query here), in the dialect's quoting and paramstyle."""
-    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(conn.dialect.paramstyle)
+    mark = param_mark(conn.dialect)
     if mark is None:  # pragma: no cover - numeric/named drivers
         col = papers.c[column]
         query = sa.select(col)

@@ -81,10 +81,16 @@ def bind_rows(
     return converted
 
 
+def param_mark(dialect: sa.engine.Dialect) -> str | None:
+    """The driver's positional parameter mark (``?`` or ``%s``), or None for a driver
+    whose paramstyle is not positional (numeric, named)."""
+    return {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+
+
 def insert_sql(dialect: sa.engine.Dialect, table: sa.Table, columns: Sequence[str]) -> str | None:
     """``INSERT INTO t (a, b) VALUES (?, ?)`` in the dialect's quoting and paramstyle, or
     None for a driver whose paramstyle is not positional."""
-    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    mark = param_mark(dialect)
     if mark is None:  # pragma: no cover - numeric/named drivers
         return None
     quote = dialect.identifier_preparer.quote
