@@ -33,23 +33,37 @@ PART_ORDER = (
 
 
 def order_rows(
-    scores: ProfileScores,
-    rows: np.ndarray,
-    *,
-    upvotes: np.ndarray,
-    ids: list[str],
-    ids_sorted: bool = False,
+    scores: ProfileScores, rows: np.ndarray, *, upvotes: np.ndarray, ids: list[str]
 ) -> list[int]:
-    """Positions into ``rows`` best first: score, then upvotes, then id.
+    """Positions into ``rows`` best first: score, then upvotes, then id."""
+    return order_best_first(scores.total[rows], upvotes=upvotes, ids=ids).tolist()  # type: ignore[no-any-return]
 
-    ``ids_sorted`` says the papers come in id order already (no string sort needed).
+
+def order_best_first(totals: np.ndarray, *, upvotes: np.ndarray, ids: list[str]) -> np.ndarray:
+    """Positions best first: score (rounded as shown), upvotes, then id.
+
+    Ids are compared only inside runs of equal (score, upvotes); a full string sort
+    only when ties are many (a profile that matches little).
     """
-    rounded = np.round(scores.total[rows], 6)
-    if ids_sorted:
-        id_rank = np.arange(len(ids))
-    else:
-        id_rank = np.argsort(np.argsort(np.asarray(ids, dtype=str), kind="stable"), kind="stable")
-    return [int(i) for i in np.lexsort((id_rank, -upvotes, -rounded))]
+    rounded = np.round(np.asarray(totals, dtype=np.float64), 6)
+    votes = np.asarray(upvotes, dtype=np.int64)
+    order = np.lexsort((-votes, -rounded))
+    score_seq, vote_seq = rounded[order], votes[order]
+    tied = (score_seq[1:] == score_seq[:-1]) & (vote_seq[1:] == vote_seq[:-1])
+    n_tied = int(tied.sum())
+    if not n_tied:
+        return order
+    if n_tied > len(rounded) // 8:
+        id_rank = np.empty(len(ids), dtype=np.int64)
+        id_rank[np.argsort(np.asarray(ids, dtype=str), kind="stable")] = np.arange(len(ids))
+        return np.lexsort((id_rank, -votes, -rounded))
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], tied, [False])).astype(np.int8)))
+    positions = order.tolist()
+    key = ids.__getitem__
+    for start, stop in zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True):
+        # a run of ties covers positions start..stop (inclusive)
+        positions[start : stop + 1] = sorted(positions[start : stop + 1], key=key)
+    return np.asarray(positions, dtype=np.int64)
 
 
 def breakdown(scores: ProfileScores, row: int, values: Floats | None = None) -> dict[str, float]:

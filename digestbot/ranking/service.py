@@ -17,7 +17,7 @@ import numpy as np
 from digestbot.config import Profile, RankingSettings
 from digestbot.errors import ConfigError
 from digestbot.models import ScoredPaper
-from digestbot.ranking.explain import Listing, assemble, listing, order_rows
+from digestbot.ranking.explain import Listing, assemble, listing, order_best_first, order_rows
 from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.persist import sync_index
 from digestbot.ranking.scorer import ProfileScores, score_profile
@@ -188,7 +188,6 @@ def rank_store(
         np.asarray(rows, dtype=np.int64),
         upvotes=np.asarray([p.upvotes for p in papers], dtype=np.int64),
         ids=[p.id for p in papers],
-        ids_sorted=True,
     )
     best = [pks[pos] for pos in order[:detailed]]
     full = load_papers_by_pk(store, best)
@@ -217,7 +216,9 @@ def rank_listing(
     ids, titles = index.labels()
     live = np.flatnonzero(index.live)
     order = order_best_first(
-        scores.total[live], upvotes=index.upvotes[live], ids=[ids[r] for r in live.tolist()]
+        scores.total[live],
+        upvotes=index.upvotes[live],
+        ids=list(map(ids.__getitem__, live.tolist())),
     )
     return listing(
         scores,
@@ -227,33 +228,6 @@ def rank_listing(
         liked_title=lambda k: titles[liked_rows[k]],
         detailed=detailed,
     )
-
-
-def order_best_first(totals: np.ndarray, *, upvotes: np.ndarray, ids: list[str]) -> np.ndarray:
-    """Positions best first: score (rounded as shown), upvotes, then id.
-
-    Ids are compared only inside runs of equal (score, upvotes); a full string sort
-    only when ties are many (a profile that matches little).
-    """
-    rounded = np.round(np.asarray(totals, dtype=np.float64), 6)
-    votes = np.asarray(upvotes, dtype=np.int64)
-    order = np.lexsort((-votes, -rounded))
-    score_seq, vote_seq = rounded[order], votes[order]
-    tied = (score_seq[1:] == score_seq[:-1]) & (vote_seq[1:] == vote_seq[:-1])
-    n_tied = int(tied.sum())
-    if not n_tied:
-        return order
-    if n_tied > len(rounded) // 8:
-        id_rank = np.empty(len(ids), dtype=np.int64)
-        id_rank[np.argsort(np.asarray(ids, dtype=str), kind="stable")] = np.arange(len(ids))
-        return np.lexsort((id_rank, -votes, -rounded))
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], tied, [False])).astype(np.int8)))
-    positions = order.tolist()
-    key = ids.__getitem__
-    for start, stop in zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True):
-        # a run of ties covers positions start..stop (inclusive)
-        positions[start : stop + 1] = sorted(positions[start : stop + 1], key=key)
-    return np.asarray(positions, dtype=np.int64)
 
 
 def _best(

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from digestbot.cli import main
 from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper, scored_as_dict
-from digestbot.ranking.explain import Listing
+from digestbot.ranking.explain import Listing, order_best_first
 from digestbot.ranking.persist import default_index_dir
-from digestbot.ranking.service import order_best_first, rank_listing, rank_store
+from digestbot.ranking.service import rank_listing, rank_store
 from digestbot.store import SqlStore
 from digestbot.store.feedback import record_feedback
 from tests.conftest import NOW, write_config
