@@ -250,12 +250,12 @@ def embed_missing(
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """Embed papers without a current vector, newest first (at most ``limit``; only those
-    first seen at or after ``since`` when given); returns how many."""
-    todo, texts = changed_texts(
-        store,
-        missing_embeddings(store, model=embedder.name, limit=limit, since=since),
-        model=embedder.name,
-    )
+    first seen at or after ``since`` when given); returns how many went through the model
+    (``on_batch`` also counts the stale vectors of unchanged texts, marked current)."""
+    missing = missing_embeddings(store, model=embedder.name, limit=limit, since=since)
+    todo, texts = changed_texts(store, missing, model=embedder.name)
+    if on_batch is not None and len(missing) > len(todo):
+        on_batch(len(missing) - len(todo))
     step = max(embedder.batch_size * 4, 1)
     for start in range(0, len(todo), step):
         part, part_texts = todo[start : start + step], texts[start : start + step]
