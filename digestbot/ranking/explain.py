@@ -96,16 +96,21 @@ def matched_labels(
     return tuple(dict.fromkeys(scores.features[j].label for j in order))
 
 
-def strongest_labels(scores: ProfileScores, rows: np.ndarray) -> list[tuple[str, ...]]:
-    """``matched`` for many rows at once, cheaply: the single strongest term (or none)."""
+def strongest_feature(scores: ProfileScores, rows: np.ndarray) -> np.ndarray:
+    """Per row, the index of its strongest matched feature, or -1 when none matched."""
     if not scores.features or not len(rows):
-        return [() for _ in range(len(rows))]
+        return np.full(len(rows), -1, dtype=np.int64)
     values = scores.features_at(rows)
     best = np.argmax(values, axis=1)
     has = values[np.arange(len(rows)), best] > 0
-    labels = [(f.label,) for f in scores.features]
-    empty: tuple[str, ...] = ()
-    return [labels[j] if ok else empty for j, ok in zip(best.tolist(), has.tolist(), strict=True)]
+    return np.where(has, best, -1).astype(np.int64)
+
+
+def strongest_labels(scores: ProfileScores, rows: np.ndarray) -> list[tuple[str, ...]]:
+    """``matched`` for many rows at once, cheaply: the single strongest term (or none)."""
+    labels: list[tuple[str, ...]] = [(f.label,) for f in scores.features]
+    labels.append(())  # index -1: none matched
+    return [labels[j] for j in strongest_feature(scores, rows).tolist()]
 
 
 def why(
@@ -383,11 +388,8 @@ def _quick_whys(
     n = len(rows)
     positive = totals > 0
     label = np.full(n, -1, dtype=np.int64)
-    if scores.features and positive.any():
-        values = scores.features_at(rows[positive])
-        best = np.argmax(values, axis=1)
-        has = values[np.arange(len(best)), best] > 0
-        label[positive] = np.where(has, best, -1)
+    if positive.any():
+        label[positive] = strongest_feature(scores, rows[positive])
     zeros = np.zeros(n)
     like = scores.parts["like"][rows] if "like" in scores.parts else zeros
     profile = scores.parts["profile"][rows] if "profile" in scores.parts else zeros
