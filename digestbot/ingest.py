@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from digestbot.errors import ParseError, SourceError
-from digestbot.sources.drops import decode_drop, parse_drop
+from digestbot.sources.drops import parse_drop_bytes
 from digestbot.sources.rows import PaperRows, prepare_drop
 from digestbot.store import FileRecord, SqlStore
 from digestbot.store.bulk import BulkWriter, bulk_writer
@@ -167,8 +167,7 @@ def load_drop(path: Path, job: _Job) -> _Loaded:
         return _Loaded(name, 0, "", error=f"{name}: cannot read: {exc.strerror or exc}")
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        text = decode_drop(data, name=name)
-        parsed = parse_drop(text, name=name, modified=modified)
+        parsed = parse_drop_bytes(data, name=name, modified=modified)
     except ParseError as exc:
         return _Loaded(name, len(data), sha256, error=exc.message)
     rows = prepare_drop(

@@ -273,7 +273,12 @@ def decode_drop(data: bytes, *, name: str) -> str:
         ) from None
 
 
+def parse_drop_bytes(data: bytes, *, name: str, modified: datetime) -> DropParse:
+    """A drop file's bytes decoded (``decode_drop``) and parsed (``parse_drop``)."""
+    return parse_drop(decode_drop(data, name=name), name=name, modified=modified)
+
+
 def read_drop(path: Path) -> DropParse:
     data = path.read_bytes()
     modified = datetime.fromtimestamp(path.stat().st_mtime)
-    return parse_drop(decode_drop(data, name=str(path)), name=str(path), modified=modified)
+    return parse_drop_bytes(data, name=str(path), modified=modified)

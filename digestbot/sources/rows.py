@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from digestbot.errors import ParseError
 from digestbot.models import Paper
-from digestbot.sources.drops import DropParse, decode_drop, parse_drop
+from digestbot.sources.drops import DropParse, parse_drop_bytes
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import ROW_COLUMNS, bind_rows, merge_batch, naive_utc, row_values
 
@@ -66,8 +66,7 @@ class PaperRows:
             raise ParseError(
                 "changed while being ingested; it is read again next time", source=self.name
             )
-        text = decode_drop(data, name=self.name)
-        parsed = parse_drop(text, name=self.name, modified=self.modified)
+        parsed = parse_drop_bytes(data, name=self.name, modified=self.modified)
         return merge_batch(parsed.papers).slots
 
 
