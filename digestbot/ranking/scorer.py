@@ -3,7 +3,9 @@
 Each evidence source is scaled to [0, 1] by its best paper (CombSUM of
 max-normalised scores) and mixed with fixed weights:
 
-1. the profile's words (keyword phrases, description words) by BM25F;
+1. the profile's words (keyword phrases, description words) by BM25F; the words of
+   a multi-word keyword whose phrase is absent count more where they stand within
+   ``PROXIMITY_WINDOW`` words of each other (checked in the best ``PROXIMITY_ROWS``);
 2. liked papers (``like:`` and 👍): each becomes a TF-IDF term vector scored by
    BM25, half its mean and half its max over the liked papers;
 3. pseudo-relevance feedback: the strongest terms of the top hits of 1+2 are
@@ -25,7 +27,13 @@ import numpy as np
 from digestbot.config import Profile, RankingSettings
 from digestbot.ranking.expansion import TermVector, centroid
 from digestbot.ranking.lexical import Floats, LexicalIndex, weighted_terms
-from digestbot.ranking.query import Feature, description_features, excluded_rows, keyword_features
+from digestbot.ranking.query import (
+    Feature,
+    close_together,
+    description_features,
+    excluded_rows,
+    keyword_features,
+)
 from digestbot.ranking.semantic import fuse_available, scaled_partial
 from digestbot.ranking.text import column, columns, terms, words
 
@@ -39,6 +47,9 @@ EXPANSION_WEIGHT = 0.6
 DISLIKE_WEIGHT = 0.2
 SEMANTIC_WEIGHT = 1.0
 LIKE_SPREAD = 0.5  # liked papers: mean less this x spread, so a paper near all of them wins
+PROXIMITY_ROWS = 100  # best-scoring papers checked for a keyword's words close together
+PROXIMITY_WINDOW = 3  # content words
+PROXIMITY_BONUS = 0.5  # words of a keyword found close: their evidence x (1 + this)
 
 
 @dataclass
@@ -97,6 +108,7 @@ def score_profile(
     raw = np.zeros((len(features), n))
     for j, feature in enumerate(features):
         raw[j] = feature.weight * feature.value(index)
+    _proximity(index, features, raw, texts=texts, skip=dead)
     text, text_top = _scaled(raw.sum(axis=0) if features else np.zeros(n), skip=dead)
 
     sources: list[tuple[str, float, Floats]] = []
@@ -163,6 +175,38 @@ def score_profile(
         nearest_liked=nearest,
         expansion_terms=expansion_terms,
     )
+
+
+def _proximity(
+    index: LexicalIndex,
+    features: Sequence[Feature],
+    raw: Floats,
+    *,
+    texts: TextsOf,
+    skip: np.ndarray,
+) -> None:
+    """Among the best ``PROXIMITY_ROWS`` papers holding words of a multi-word keyword
+    but not its phrase, raise those words' evidence where they occur within
+    ``PROXIMITY_WINDOW`` content words of each other (in the title or the abstract)."""
+    backoff = [j for j, f in enumerate(features) if f.near]
+    if not backoff or PROXIMITY_BONUS <= 0:
+        return
+    evidence = raw[backoff].sum(axis=0)
+    total = np.where(skip | (evidence <= 0), 0.0, raw.sum(axis=0))
+    rows = _top_rows(total, index.pks, PROXIMITY_ROWS)
+    if not len(rows):
+        return
+    streams = [(words(title)[0], words(abstract)[0]) for title, abstract in texts(rows.tolist())]
+    for near in dict.fromkeys(features[j].near for j in backoff):
+        close = np.asarray(
+            [any(close_together(s, near, PROXIMITY_WINDOW) for s in pair) for pair in streams]
+        )
+        if not close.any():
+            continue
+        boosted = rows[close]
+        for j in backoff:
+            if features[j].near == near:
+                raw[j, boosted] *= 1.0 + PROXIMITY_BONUS
 
 
 def _warmed(index: LexicalIndex, texts: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ import pytest
 from digestbot.config import Profile
 from digestbot.models import Paper
 from digestbot.ranking import rank
+from digestbot.ranking.query import close_together
 from digestbot.ranking.semantic import Embedder, semantic_scores
 from tests.conftest import NOW
 
@@ -35,6 +36,41 @@ def test_words_of_a_keyword_found_apart_are_named_as_words_not_as_the_phrase() -
         got["Linear attention for long inputs"][0] > got["Attention heads under a linear probe"][0]
     )
     assert got["Protein folding"][0] == 0
+
+
+def test_words_of_a_keyword_close_together_outrank_the_same_words_far_apart() -> None:
+    # The same content words, the same length; only the distance between "linear" and
+    # "attention" differs (two words apart against five).
+    papers = [
+        paper("Linear kernel for deep image classifiers with attention", FILLER),
+        paper("Linear kernel attention for deep image classifiers", FILLER),
+        paper("Protein folding", FILLER),
+    ]
+    got = by_title(papers, Profile(name="p", keywords=["linear attention"]))
+    close = got["Linear kernel attention for deep image classifiers"]
+    apart = got["Linear kernel for deep image classifiers with attention"]
+    assert close[0] > apart[0] > 0
+    assert set(close[1]) == set(apart[1]) == {"linear", "attention"}
+
+
+def test_close_together_is_a_window_over_content_words() -> None:
+    stems = ["linear", "kernel", "attent", "deep", "imag", "classifi"]
+    assert close_together(stems, ("linear", "attent"), 3)
+    assert close_together(stems, ("attent", "linear"), 2)
+    assert not close_together(stems, ("linear", "attent"), 1)
+    assert not close_together(stems, ("linear", "classifi"), 3)
+    assert close_together(stems, ("kernel", "linear", "imag"), 3)
+    assert not close_together(stems, ("linear", "protein"), 3)
+
+
+def test_a_keyword_matches_other_forms_of_its_words() -> None:
+    papers = [
+        paper("Quantized transformers at four bits", FILLER),
+        paper("Protein folding", FILLER),
+    ]
+    got = by_title(papers, Profile(name="p", keywords=["quantization"]))
+    assert got["Quantized transformers at four bits"][0] > 0
+    assert got["Quantized transformers at four bits"][1] == ("quantization",)
 
 
 def test_the_phrase_is_not_counted_again_through_its_words() -> None:
