@@ -47,7 +47,7 @@ EXPANSION_WEIGHT = 0.6
 DISLIKE_WEIGHT = 0.2
 SEMANTIC_WEIGHT = 1.0
 LIKE_SPREAD = 0.5  # liked papers: mean less this x spread, so a paper near all of them wins
-PROXIMITY_ROWS = 100  # best-scoring papers checked for a keyword's words close together
+PROXIMITY_ROWS = 50  # best-scoring papers checked for a keyword's words close together
 PROXIMITY_WINDOW = 3  # content words
 PROXIMITY_BONUS = 0.5  # words of a keyword found close: their evidence x (1 + this)
 
@@ -185,28 +185,39 @@ def _proximity(
     texts: TextsOf,
     skip: np.ndarray,
 ) -> None:
-    """Among the best ``PROXIMITY_ROWS`` papers holding words of a multi-word keyword
-    but not its phrase, raise those words' evidence where they occur within
+    """Among the best ``PROXIMITY_ROWS`` papers holding every word of a multi-word
+    keyword but not its phrase, raise those words' evidence where they occur within
     ``PROXIMITY_WINDOW`` content words of each other (in the title or the abstract)."""
-    backoff = [j for j, f in enumerate(features) if f.near]
-    if not backoff or PROXIMITY_BONUS <= 0:
+    by_keyword: dict[tuple[str, ...], list[int]] = {}
+    for j, feature in enumerate(features):
+        if feature.near:
+            by_keyword.setdefault(feature.near, []).append(j)
+    if not by_keyword or PROXIMITY_BONUS <= 0:
         return
-    evidence = raw[backoff].sum(axis=0)
-    total = np.where(skip | (evidence <= 0), 0.0, raw.sum(axis=0))
-    rows = _top_rows(total, index.pks, PROXIMITY_ROWS)
-    if not len(rows):
+    groups = {near: np.asarray(js, dtype=np.int64) for near, js in by_keyword.items()}
+    evidence = raw[np.concatenate(list(groups.values()))].sum(axis=0)
+    rows = _top_rows(
+        np.where(skip | (evidence <= 0), 0.0, raw.sum(axis=0)), index.pks, PROXIMITY_ROWS
+    )
+    # per keyword, the rows holding all its words apart: only those texts are read
+    candidates = {
+        near: rows[(raw[np.ix_(js, rows)] > 0).all(axis=0)] for near, js in groups.items()
+    }
+    wanted = sorted({int(r) for found in candidates.values() for r in found.tolist()})
+    if not wanted:
         return
-    streams = [(words(title)[0], words(abstract)[0]) for title, abstract in texts(rows.tolist())]
-    for near in dict.fromkeys(features[j].near for j in backoff):
-        close = np.asarray(
-            [any(close_together(s, near, PROXIMITY_WINDOW) for s in pair) for pair in streams]
-        )
-        if not close.any():
-            continue
-        boosted = rows[close]
-        for j in backoff:
-            if features[j].near == near:
-                raw[j, boosted] *= 1.0 + PROXIMITY_BONUS
+    streams = {
+        row: (words(title)[0], words(abstract)[0])
+        for row, (title, abstract) in zip(wanted, texts(wanted), strict=True)
+    }
+    for near, found in candidates.items():
+        close = [
+            int(r)
+            for r in found.tolist()
+            if any(close_together(s, near, PROXIMITY_WINDOW) for s in streams[int(r)])
+        ]
+        if close:
+            raw[np.ix_(groups[near], np.asarray(close, dtype=np.int64))] *= 1.0 + PROXIMITY_BONUS
 
 
 def _warmed(index: LexicalIndex, texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
