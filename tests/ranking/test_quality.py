@@ -73,6 +73,24 @@ def test_a_keyword_matches_other_forms_of_its_words() -> None:
     assert got["Quantized transformers at four bits"][1] == ("quantization",)
 
 
+@pytest.mark.parametrize(
+    ("keyword", "title"),
+    [
+        ("OOD", "Detecting out-of-distribution inputs with energy scores"),
+        ("out-of-distribution", "OOD detection with energy scores"),
+        ("NeRF", "Neural radiance fields from sparse views"),
+        ("CNN", "Convolutional neural networks for tabular inputs"),
+        ("retrieval-augmented generation", "RAG for long documents"),
+    ],
+)
+def test_more_acronyms_match_their_expansion_both_ways(keyword: str, title: str) -> None:
+    papers = [paper(title, FILLER), paper("Protein folding", FILLER)]
+    got = by_title(papers, Profile(name="p", keywords=[keyword]))
+    assert got[title][0] > 0
+    assert got[title][1] == (keyword,)
+    assert got["Protein folding"][0] == 0
+
+
 def test_the_phrase_is_not_counted_again_through_its_words() -> None:
     # Both papers hold the phrase once; the second repeats the word "attention" apart.
     # Were the words counted where the phrase is found, the second would win.
