@@ -43,6 +43,10 @@ LIKE_TERMS = 120  # strongest terms kept from a liked paper
 LIKE_MEAN = 1.0  # liked papers combine by their mean (Rocchio centroid); 0 = by max
 EXPANSION_DOCS = 8  # top hits used for pseudo-relevance feedback
 EXPANSION_TERMS = 40
+# when the profile's words matched: a few keywords are a short query, which a broader
+# expansion serves better (liked papers already bring LIKE_TERMS terms each)
+WORDS_EXPANSION_DOCS = 10
+WORDS_EXPANSION_TERMS = 60
 EXPANSION_WEIGHT = 0.6
 DISLIKE_WEIGHT = 0.2
 SEMANTIC_WEIGHT = 1.0
@@ -128,13 +132,17 @@ def score_profile(
 
     expansion_terms = 0
     candidates = np.where(out_of_play, 0.0, base)
-    top = _top_rows(candidates, index.pks, EXPANSION_DOCS)
+    if text_top > 0:
+        n_docs, n_terms = WORDS_EXPANSION_DOCS, WORDS_EXPANSION_TERMS
+    else:
+        n_docs, n_terms = EXPANSION_DOCS, EXPANSION_TERMS
+    top = _top_rows(candidates, index.pks, n_docs)
     if len(top) >= 2:
         vector = centroid(
             index,
             _warmed(index, texts(top.tolist())),
             weights=candidates[top].tolist(),
-            top_terms=EXPANSION_TERMS,
+            top_terms=n_terms,
         )
         expansion_terms = len(vector.cols)
         expanded, _ = _scaled(vector.score(index), skip=dead)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digestbot.config import Profile
+from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper
 from digestbot.ranking import rank
+from digestbot.ranking.lexical import Document, LexicalIndex
 from digestbot.ranking.query import close_together
+from digestbot.ranking.scorer import score_profile
 from digestbot.ranking.semantic import Embedder, semantic_scores
 from tests.conftest import NOW
 
@@ -195,3 +197,33 @@ def test_a_like_driven_pick_names_the_liked_paper_it_is_nearest() -> None:
     }
     assert why["Fundus screening"] == "like “Retinal scan diagnosis”"
     assert why["U-Net for brain MRI"] == "like “Tumour segmentation in brain MRI”"
+
+
+def test_a_profile_with_words_expands_its_query_more_broadly_than_a_like_only_one() -> None:
+    # 20 papers on one topic sharing a 200-word vocabulary (each word in about 8 papers),
+    # 10 unrelated ones: the top hits offer far more than 60 useful expansion terms.
+    vocabulary = [f"term{i:03d}" for i in range(200)]
+    docs = [
+        Document(
+            pk=i,
+            title=f"Graph pruning study {i}",
+            abstract=" ".join(vocabulary[(i * 7 + k) % 200] for k in range(80)),
+        )
+        for i in range(20)
+    ]
+    docs += [Document(pk=20 + i, title=f"Protein folding {i}", abstract=FILLER) for i in range(10)]
+    index = LexicalIndex.build(docs)
+    by_row = [(d.title, d.abstract) for d in docs]
+
+    def expansion_terms(profile: Profile, liked: list[int]) -> int:
+        return score_profile(
+            index,
+            profile,
+            texts=lambda rows: [by_row[r] for r in rows],
+            liked_rows=liked,
+            settings=RankingSettings(embedding_model=None),
+            now=NOW,
+        ).expansion_terms
+
+    assert expansion_terms(Profile(name="p", keywords=["graph pruning"]), []) == 60
+    assert expansion_terms(Profile(name="p", like=["Graph pruning study 1"]), [1, 2]) == 40
