@@ -1,7 +1,8 @@
 """A profile as weighted lexical features: keyword phrases, description words, exclusions.
 
 A keyword is matched as a phrase (all its bigrams), or as its acronym
-counterpart, whichever scores better; its words found apart earn a little. A
+counterpart, whichever scores better; its words found apart earn its weight,
+shared among them, a little more where they stand close together. A
 description contributes its rarer content words and adjacent pairs at a lower
 weight: words common in the corpus (``model``, ``network``) are filler there.
 """
@@ -26,7 +27,7 @@ from digestbot.ranking.text import (
     words,
 )
 
-SCATTER_WEIGHT = 0.5  # words of a multi-word keyword found apart, shared among them
+SCATTER_WEIGHT = 1.0  # words of a multi-word keyword found apart: its weight, shared among them
 DESCRIPTION_WEIGHT = 0.35  # a description word, relative to a keyword
 DESCRIPTION_MAX_DF = 0.15  # description words in more than this share of papers are filler
 
@@ -64,7 +65,8 @@ class Feature:
     """One thing a profile asks for; ``value`` is its BM25 evidence per row.
 
     A back-off feature (a word of a multi-word keyword) counts only in rows where
-    none of ``unless`` (the keyword's phrasings) is found.
+    none of ``unless`` (the keyword's phrasings) is found; ``near`` lists the stems
+    of its keyword's words, which the scorer rewards where they stand close together.
     """
 
     label: str
@@ -72,6 +74,7 @@ class Feature:
     weight: float
     alternatives: tuple[tuple[str, ...], ...]  # each: the index terms of one phrasing
     unless: tuple[tuple[str, ...], ...] = ()
+    near: tuple[str, ...] = ()  # a back-off word's keyword, as stems: the words to find close
 
     def value(self, index: LexicalIndex) -> Floats:
         best = _best_phrasing(index, self.alternatives)
@@ -106,21 +109,42 @@ def keyword_features(profile: Profile) -> list[Feature]:
                 alternatives=alternatives,
             )
         )
-        units = [(u.surface, u.alternatives) for u in _units(keyword)]
+        units = _units(keyword)
         if len(units) < 2:
             continue
         share = weight * SCATTER_WEIGHT / len(units)
-        for label, unit_alternatives in units:
+        # plain words (not hyphenated units) are also looked for close together
+        singles = tuple(dict.fromkeys(u.single for u in units if u.single))
+        near = singles if len(singles) >= 2 and all(u.single for u in units) else ()
+        for unit in units:
             out.append(
                 Feature(
-                    label=label,
+                    label=unit.surface,
                     kind="keyword",
                     weight=share,
-                    alternatives=unit_alternatives,
+                    alternatives=unit.alternatives,
                     unless=alternatives,
+                    near=near,
                 )
             )
     return out
+
+
+def close_together(stems: Sequence[str], near: Sequence[str], window: int) -> bool:
+    """Whether every word of ``near`` occurs within ``window`` content words of one
+    occurrence of its first word (``stems``: a text's content words in order)."""
+    positions: list[list[int]] = [[] for _ in near]
+    where = {word: k for k, word in enumerate(near)}
+    for i, word in enumerate(stems):
+        k = where.get(word)
+        if k is not None:
+            positions[k].append(i)
+    if not all(positions):
+        return False
+    return any(
+        all(any(abs(j - i) <= window for j in others) for others in positions[1:])
+        for i in positions[0]
+    )
 
 
 def description_features(profile: Profile, index: LexicalIndex) -> list[Feature]:

@@ -3,7 +3,9 @@
 Each evidence source is scaled to [0, 1] by its best paper (CombSUM of
 max-normalised scores) and mixed with fixed weights:
 
-1. the profile's words (keyword phrases, description words) by BM25F;
+1. the profile's words (keyword phrases, description words) by BM25F; the words of
+   a multi-word keyword whose phrase is absent count more where they stand within
+   ``PROXIMITY_WINDOW`` words of each other (checked in the best ``PROXIMITY_ROWS``);
 2. liked papers (``like:`` and 👍): each becomes a TF-IDF term vector scored by
    BM25, half its mean and half its max over the liked papers;
 3. pseudo-relevance feedback: the strongest terms of the top hits of 1+2 are
@@ -25,7 +27,13 @@ import numpy as np
 from digestbot.config import Profile, RankingSettings
 from digestbot.ranking.expansion import TermVector, centroid
 from digestbot.ranking.lexical import Floats, LexicalIndex, weighted_terms
-from digestbot.ranking.query import Feature, description_features, excluded_rows, keyword_features
+from digestbot.ranking.query import (
+    Feature,
+    close_together,
+    description_features,
+    excluded_rows,
+    keyword_features,
+)
 from digestbot.ranking.semantic import fuse_available, scaled_partial
 from digestbot.ranking.text import column, columns, terms, words
 
@@ -35,10 +43,17 @@ LIKE_TERMS = 120  # strongest terms kept from a liked paper
 LIKE_MEAN = 1.0  # liked papers combine by their mean (Rocchio centroid); 0 = by max
 EXPANSION_DOCS = 8  # top hits used for pseudo-relevance feedback
 EXPANSION_TERMS = 40
+# when the profile's words matched: a few keywords are a short query, which a broader
+# expansion serves better (liked papers already bring LIKE_TERMS terms each)
+WORDS_EXPANSION_DOCS = 10
+WORDS_EXPANSION_TERMS = 60
 EXPANSION_WEIGHT = 0.6
 DISLIKE_WEIGHT = 0.2
 SEMANTIC_WEIGHT = 1.0
 LIKE_SPREAD = 0.5  # liked papers: mean less this x spread, so a paper near all of them wins
+PROXIMITY_ROWS = 50  # best-scoring papers checked for a keyword's words close together
+PROXIMITY_WINDOW = 3  # content words
+PROXIMITY_BONUS = 0.5  # words of a keyword found close: their evidence x (1 + this)
 
 
 @dataclass
@@ -97,6 +112,7 @@ def score_profile(
     raw = np.zeros((len(features), n))
     for j, feature in enumerate(features):
         raw[j] = feature.weight * feature.value(index)
+    _proximity(index, features, raw, texts=texts, skip=dead)
     text, text_top = _scaled(raw.sum(axis=0) if features else np.zeros(n), skip=dead)
 
     sources: list[tuple[str, float, Floats]] = []
@@ -116,13 +132,17 @@ def score_profile(
 
     expansion_terms = 0
     candidates = np.where(out_of_play, 0.0, base)
-    top = _top_rows(candidates, index.pks, EXPANSION_DOCS)
+    if text_top > 0:
+        n_docs, n_terms = WORDS_EXPANSION_DOCS, WORDS_EXPANSION_TERMS
+    else:
+        n_docs, n_terms = EXPANSION_DOCS, EXPANSION_TERMS
+    top = _top_rows(candidates, index.pks, n_docs)
     if len(top) >= 2:
         vector = centroid(
             index,
             _warmed(index, texts(top.tolist())),
             weights=candidates[top].tolist(),
-            top_terms=EXPANSION_TERMS,
+            top_terms=n_terms,
         )
         expansion_terms = len(vector.cols)
         expanded, _ = _scaled(vector.score(index), skip=dead)
@@ -163,6 +183,49 @@ def score_profile(
         nearest_liked=nearest,
         expansion_terms=expansion_terms,
     )
+
+
+def _proximity(
+    index: LexicalIndex,
+    features: Sequence[Feature],
+    raw: Floats,
+    *,
+    texts: TextsOf,
+    skip: np.ndarray,
+) -> None:
+    """Among the best ``PROXIMITY_ROWS`` papers holding every word of a multi-word
+    keyword but not its phrase, raise those words' evidence where they occur within
+    ``PROXIMITY_WINDOW`` content words of each other (in the title or the abstract)."""
+    by_keyword: dict[tuple[str, ...], list[int]] = {}
+    for j, feature in enumerate(features):
+        if feature.near:
+            by_keyword.setdefault(feature.near, []).append(j)
+    if not by_keyword or PROXIMITY_BONUS <= 0:
+        return
+    groups = {near: np.asarray(js, dtype=np.int64) for near, js in by_keyword.items()}
+    evidence = raw[np.concatenate(list(groups.values()))].sum(axis=0)
+    rows = _top_rows(
+        np.where(skip | (evidence <= 0), 0.0, raw.sum(axis=0)), index.pks, PROXIMITY_ROWS
+    )
+    # per keyword, the rows holding all its words apart: only those texts are read
+    candidates = {
+        near: rows[(raw[np.ix_(js, rows)] > 0).all(axis=0)] for near, js in groups.items()
+    }
+    wanted = sorted({int(r) for found in candidates.values() for r in found.tolist()})
+    if not wanted:
+        return
+    streams = {
+        row: (words(title)[0], words(abstract)[0])
+        for row, (title, abstract) in zip(wanted, texts(wanted), strict=True)
+    }
+    for near, found in candidates.items():
+        close = [
+            int(r)
+            for r in found.tolist()
+            if any(close_together(s, near, PROXIMITY_WINDOW) for s in streams[int(r)])
+        ]
+        if close:
+            raw[np.ix_(groups[near], np.asarray(close, dtype=np.int64))] *= 1.0 + PROXIMITY_BONUS
 
 
 def _warmed(index: LexicalIndex, texts: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -59,6 +59,21 @@ ACRONYMS: dict[str, str] = {
     "kv": "key value",
     "icl": "in-context learning",
     "xai": "explainable ai",
+    "cnn": "convolutional neural network",
+    "rnn": "recurrent neural network",
+    "gan": "generative adversarial network",
+    "vae": "variational autoencoder",
+    "mlp": "multilayer perceptron",
+    "nerf": "neural radiance field",
+    "ood": "out-of-distribution",
+    "sgd": "stochastic gradient descent",
+    "nlp": "natural language processing",
+    "rag": "retrieval-augmented generation",
+    "cot": "chain-of-thought",
+    "sft": "supervised fine-tuning",
+    "dpo": "direct preference optimization",
+    "vqa": "visual question answering",
+    "mri": "magnetic resonance imaging",
 }
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digestbot.config import Profile
+from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper
 from digestbot.ranking import rank
+from digestbot.ranking.lexical import Document, LexicalIndex
+from digestbot.ranking.query import close_together
+from digestbot.ranking.scorer import score_profile
 from digestbot.ranking.semantic import Embedder, semantic_scores
 from tests.conftest import NOW
 
@@ -34,6 +37,59 @@ def test_words_of_a_keyword_found_apart_are_named_as_words_not_as_the_phrase() -
     assert (
         got["Linear attention for long inputs"][0] > got["Attention heads under a linear probe"][0]
     )
+    assert got["Protein folding"][0] == 0
+
+
+def test_words_of_a_keyword_close_together_outrank_the_same_words_far_apart() -> None:
+    # The same content words, the same length; only the distance between "linear" and
+    # "attention" differs (two words apart against five).
+    papers = [
+        paper("Linear kernel for deep image classifiers with attention", FILLER),
+        paper("Linear kernel attention for deep image classifiers", FILLER),
+        paper("Protein folding", FILLER),
+    ]
+    got = by_title(papers, Profile(name="p", keywords=["linear attention"]))
+    close = got["Linear kernel attention for deep image classifiers"]
+    apart = got["Linear kernel for deep image classifiers with attention"]
+    assert close[0] > apart[0] > 0
+    assert set(close[1]) == set(apart[1]) == {"linear", "attention"}
+
+
+def test_close_together_is_a_window_over_content_words() -> None:
+    stems = ["linear", "kernel", "attent", "deep", "imag", "classifi"]
+    assert close_together(stems, ("linear", "attent"), 3)
+    assert close_together(stems, ("attent", "linear"), 2)
+    assert not close_together(stems, ("linear", "attent"), 1)
+    assert not close_together(stems, ("linear", "classifi"), 3)
+    assert close_together(stems, ("kernel", "linear", "imag"), 3)
+    assert not close_together(stems, ("linear", "protein"), 3)
+
+
+def test_a_keyword_matches_other_forms_of_its_words() -> None:
+    papers = [
+        paper("Quantized transformers at four bits", FILLER),
+        paper("Protein folding", FILLER),
+    ]
+    got = by_title(papers, Profile(name="p", keywords=["quantization"]))
+    assert got["Quantized transformers at four bits"][0] > 0
+    assert got["Quantized transformers at four bits"][1] == ("quantization",)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "title"),
+    [
+        ("OOD", "Detecting out-of-distribution inputs with energy scores"),
+        ("out-of-distribution", "OOD detection with energy scores"),
+        ("NeRF", "Neural radiance fields from sparse views"),
+        ("CNN", "Convolutional neural networks for tabular inputs"),
+        ("retrieval-augmented generation", "RAG for long documents"),
+    ],
+)
+def test_more_acronyms_match_their_expansion_both_ways(keyword: str, title: str) -> None:
+    papers = [paper(title, FILLER), paper("Protein folding", FILLER)]
+    got = by_title(papers, Profile(name="p", keywords=[keyword]))
+    assert got[title][0] > 0
+    assert got[title][1] == (keyword,)
     assert got["Protein folding"][0] == 0
 
 
@@ -141,3 +197,33 @@ def test_a_like_driven_pick_names_the_liked_paper_it_is_nearest() -> None:
     }
     assert why["Fundus screening"] == "like “Retinal scan diagnosis”"
     assert why["U-Net for brain MRI"] == "like “Tumour segmentation in brain MRI”"
+
+
+def test_a_profile_with_words_expands_its_query_more_broadly_than_a_like_only_one() -> None:
+    # 20 papers on one topic sharing a 200-word vocabulary (each word in about 8 papers),
+    # 10 unrelated ones: the top hits offer far more than 60 useful expansion terms.
+    vocabulary = [f"term{i:03d}" for i in range(200)]
+    docs = [
+        Document(
+            pk=i,
+            title=f"Graph pruning study {i}",
+            abstract=" ".join(vocabulary[(i * 7 + k) % 200] for k in range(80)),
+        )
+        for i in range(20)
+    ]
+    docs += [Document(pk=20 + i, title=f"Protein folding {i}", abstract=FILLER) for i in range(10)]
+    index = LexicalIndex.build(docs)
+    by_row = [(d.title, d.abstract) for d in docs]
+
+    def expansion_terms(profile: Profile, liked: list[int]) -> int:
+        return score_profile(
+            index,
+            profile,
+            texts=lambda rows: [by_row[r] for r in rows],
+            liked_rows=liked,
+            settings=RankingSettings(embedding_model=None),
+            now=NOW,
+        ).expansion_terms
+
+    assert expansion_terms(Profile(name="p", keywords=["graph pruning"]), []) == 60
+    assert expansion_terms(Profile(name="p", like=["Graph pruning study 1"]), [1, 2]) == 40
