@@ -7,7 +7,9 @@ max-normalised scores) and mixed with fixed weights:
    a multi-word keyword whose phrase is absent count more where they stand within
    ``PROXIMITY_WINDOW`` words of each other (checked in the best ``PROXIMITY_ROWS``);
 2. liked papers (``like:`` and 👍): each becomes a TF-IDF term vector scored by
-   BM25, half its mean and half its max over the liked papers;
+   BM25, combined by their mean less half their spread; a profile without words
+   of its own also searches for its liked papers' shared distinctive phrases
+   (``liked_terms``) as keywords, at ``LIKED_PHRASES_WEIGHT``;
 3. pseudo-relevance feedback: the strongest terms of the top hits of 1+2 are
    searched for too (Rocchio with beta = ``EXPANSION_WEIGHT``), which finds
    papers that use other words for the same topic;
@@ -19,7 +21,7 @@ max-normalised scores) and mixed with fixed weights:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -27,6 +29,7 @@ import numpy as np
 from digestbot.config import Profile, RankingSettings
 from digestbot.ranking.expansion import TermVector, centroid
 from digestbot.ranking.lexical import Floats, LexicalIndex, weighted_terms
+from digestbot.ranking.liked_terms import liked_phrases
 from digestbot.ranking.query import (
     Feature,
     close_together,
@@ -54,6 +57,7 @@ LIKE_SPREAD = 0.5  # liked papers: mean less this x spread, so a paper near all 
 PROXIMITY_ROWS = 50  # best-scoring papers checked for a keyword's words close together
 PROXIMITY_WINDOW = 3  # content words
 PROXIMITY_BONUS = 0.5  # words of a keyword found close: their evidence x (1 + this)
+LIKED_PHRASES_WEIGHT = 0.5  # the liked papers' phrases (profiles without words of their own)
 
 
 @dataclass
@@ -108,6 +112,11 @@ def score_profile(
     # the description's document frequencies in one pass (each word is then a look-up)
     index.document_frequency(np.asarray(columns(terms(words(profile.description)))))
     features = keyword_features(profile) + description_features(profile, index)
+    text_weight = 1.0
+    liked_texts = _warmed(index, texts(list(liked_rows))) if len(liked_rows) else []
+    if not features and liked_texts:
+        features = _liked_features(profile, index, liked_texts)
+        text_weight = LIKED_PHRASES_WEIGHT
     index.prefetch(_columns_of(features))  # every term's postings in one pass
     raw = np.zeros((len(features), n))
     for j, feature in enumerate(features):
@@ -117,10 +126,10 @@ def score_profile(
 
     sources: list[tuple[str, float, Floats]] = []
     if text_top > 0:
-        sources.append(("profile", 1.0, text))
+        sources.append(("profile", text_weight, text))
     nearest: np.ndarray | None = None
     if len(liked_rows):
-        like, nearest = _like_scores(index, list(liked_rows), texts=texts, skip=dead | liked)
+        like, nearest = _like_scores(index, liked_texts, skip=dead | liked)
         sources.append(("like", 1.0, like))
     if semantic is not None and np.nan_to_num(semantic).any():
         # NaN: no vector yet; such a paper is scored on its other evidence (fuse_available)
@@ -260,12 +269,21 @@ def _top_rows(values: Floats, pks: np.ndarray, k: int) -> np.ndarray:
     return pool[np.lexsort((pks[pool], -values[pool]))][:k]
 
 
+def _liked_features(
+    profile: Profile, index: LexicalIndex, liked_texts: list[tuple[str, str]]
+) -> list[Feature]:
+    """The liked papers' shared distinctive phrases as keyword features (kind ``liked``)."""
+    phrases = liked_phrases(index, liked_texts)
+    described = profile.model_copy(update={"keywords": dict.fromkeys(phrases, 1.0)})
+    return [replace(feature, kind="liked") for feature in keyword_features(described)]
+
+
 def _like_scores(
-    index: LexicalIndex, rows: list[int], *, texts: TextsOf, skip: np.ndarray
+    index: LexicalIndex, liked_texts: list[tuple[str, str]], *, skip: np.ndarray
 ) -> tuple[Floats, np.ndarray]:
     """Mean similarity to the liked papers (each max-scaled) less ``LIKE_SPREAD`` x spread."""
     per_paper = []
-    for text in _warmed(index, texts(rows)):
+    for text in liked_texts:
         vector: TermVector = centroid(index, [text], top_terms=LIKE_TERMS)
         per_paper.append(np.minimum(_scaled(vector.score(index), skip=skip)[0], 1.0))
     stack = np.vstack(per_paper)

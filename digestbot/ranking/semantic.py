@@ -21,6 +21,7 @@ import numpy.typing as npt
 from digestbot.config import Profile, RankingSettings
 from digestbot.errors import ConfigError, StoreError
 from digestbot.ranking.lexical import Floats
+from digestbot.ranking.liked_graph import GRAPH_CANDIDATES, candidate_rows, label_spreading
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     ToEmbed,
@@ -362,7 +363,8 @@ def semantic_scores(
     cosines averaged (one long query blurs the two); the keywords' part mixes the
     keyword list's cosine with the paper's best per-keyword cosines
     (``_keyword_part``); liked papers combine as the
-    cosine to the unit centroid of their vectors (Rocchio's centroid).
+    cosine to the unit centroid of their vectors (Rocchio's centroid), mixed with
+    label spreading from them over their neighbours (``_liked_part``).
 
     Rows without a vector yet (``has`` false) are NaN: no evidence, which
     ``fuse_available`` leaves out of their score rather than counting as 0.
@@ -390,9 +392,9 @@ def semantic_scores(
     elif text_parts:
         parts.append((1.0, text_parts[0]))
     if liked:
-        centre = liked_centroid(vectors, liked)
-        if centre is not None:
-            parts.append((1.0, _calibrated(vectors @ centre, have=have, skip=skip)))
+        liked_part = _liked_part(vectors, liked, have=have, skip=skip)
+        if liked_part is not None:
+            parts.append((1.0, liked_part))
     if not parts:
         return np.zeros(len(vectors))
     total = sum(w for w, _ in parts)
@@ -455,6 +457,27 @@ def liked_centroid(vectors: Vectors, liked_rows: Sequence[int]) -> Vectors | Non
     centre = vectors[list(liked_rows)].sum(axis=0)
     norm = float(np.linalg.norm(centre))
     return np.asarray(centre / norm, dtype=np.float32) if norm > 0 else None
+
+
+GRAPH_WEIGHT = 0.3  # label spreading's share of the liked papers' evidence
+
+
+def _liked_part(
+    vectors: Vectors, liked: Sequence[int], *, have: np.ndarray, skip: np.ndarray
+) -> Floats | None:
+    """The liked papers' evidence: the calibrated cosine to their centroid, and at
+    ``GRAPH_WEIGHT`` the evidence spread from them over the mutual nearest-neighbour
+    graph of the papers nearest that centroid (``liked_graph``), scaled by its best."""
+    centre = liked_centroid(vectors, liked)
+    if centre is None:
+        return None
+    cosine = np.asarray(vectors @ centre, dtype=np.float64)
+    near = _calibrated(cosine, have=have, skip=skip)
+    rows = np.union1d(candidate_rows(cosine, have, limit=GRAPH_CANDIDATES), liked)
+    spread = np.zeros(len(vectors))
+    spread[rows] = label_spreading(vectors[rows], np.isin(rows, liked))
+    spread = _calibrated(spread, have=have, skip=skip, baseline=False)
+    return (1.0 - GRAPH_WEIGHT) * near + GRAPH_WEIGHT * spread
 
 
 BASELINE_QUANTILE = 0.5  # the cosine of the median paper counts as no similarity

@@ -55,6 +55,22 @@ def test_like_only_profile_finds_other_linear_attention_papers(tmp_path: Path, c
     assert others[0]["why"].startswith("like “")
 
 
+def test_a_like_only_profile_names_and_explains_its_liked_papers_phrases(
+    tmp_path: Path, cli
+) -> None:
+    config = setup(tmp_path, cli)
+    ranked = as_json(cli("--config", config, "rank", "--profile", "likes", "--json"))
+    linfusion = next(item for item in ranked if item["title"].startswith("LinFusion"))
+    # both liked papers are on linear attention; LinFusion's abstract uses the phrase too
+    assert linfusion["why"].startswith("like “")
+    assert "matches linear attention" in linfusion["why"]
+    explained = as_json(
+        cli("--config", config, "explain", "--profile", "likes", linfusion["id"], "--json")
+    )
+    assert explained["breakdown"]["liked:linear attention"] > 0
+    assert not any(key.startswith("keyword:") for key in explained["breakdown"])
+
+
 def test_feedback_down_drops_the_paper_and_explain_says_so(tmp_path: Path, cli) -> None:
     config = setup(tmp_path, cli)
     before = as_json(cli("--config", config, "rank", "--profile", "attention", "--json"))

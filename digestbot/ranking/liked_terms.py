@@ -1,0 +1,95 @@
+"""Phrases that describe the liked papers: a profile without words of its own gets them.
+
+A profile with only ``like:`` (or only 👍 papers) says nothing in words. Its
+liked papers' shared, distinctive phrases stand in for keywords: the 1-3 word
+runs of content words in their titles and abstracts (never across a stop word
+or punctuation), each weighted by
+
+    idf x (SHARED_WEIGHT x geometric mean of its counts + mean of its counts)
+
+over the liked papers (a title occurrence counts ``TITLE_COUNT``), so a phrase
+found in every liked paper beats one frequent in a single paper. Phrases seen
+in no other paper, or in more than ``MAX_DF_SHARE`` of the papers, cannot
+describe a topic and are left out. The best ``LIKED_PHRASES`` are then matched
+as keywords are (``query.keyword_features``), and ``why`` can name them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from digestbot.ranking.lexical import LexicalIndex
+from digestbot.ranking.stopwords import STOP_WORDS
+from digestbot.ranking.text import column, fold, phrase_terms, phrase_unigrams
+
+LIKED_PHRASES = 6  # phrases kept
+MAX_WORDS = 3
+TITLE_COUNT = 2.0  # a phrase in a title counts as this many abstract occurrences
+SHARED_WEIGHT = 3.0  # the geometric mean's weight (phrases in every liked paper)
+MIN_DF = 2  # found in no paper but the liked one: describes no topic
+MAX_DF_SHARE = 0.1  # in more than this share of the papers: too common to describe one
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[^\sa-z0-9]")
+
+
+def _runs(text: str) -> list[list[str]]:
+    """Runs of content words as written (folded); stop words, numbers and punctuation
+    end a run."""
+    out: list[list[str]] = []
+    run: list[str] = []
+    for match in _TOKEN.finditer(fold(text)):
+        token = match.group(0)
+        if not token[0].isalnum() or token in STOP_WORDS or token.isdigit():
+            content = False
+        else:
+            content = bool(phrase_terms(token))
+        if content:
+            run.append(token)
+        elif run:
+            out.append(run)
+            run = []
+    if run:
+        out.append(run)
+    return out
+
+
+def candidate_phrases(title: str, abstract: str) -> dict[str, tuple[str, float]]:
+    """A paper's 1-``MAX_WORDS`` word phrases: their stems -> (first wording, count)."""
+    out: dict[str, tuple[str, float]] = {}
+    for text, weight in ((title, TITLE_COUNT), (abstract, 1.0)):
+        for run in _runs(text):
+            for n in range(1, MAX_WORDS + 1):
+                for start in range(len(run) - n + 1):
+                    wording = " ".join(run[start : start + n])
+                    key = " ".join(phrase_unigrams(wording))
+                    first, count = out.get(key, (wording, 0.0))
+                    out[key] = (first, count + weight)
+    return out
+
+
+def liked_phrases(
+    index: LexicalIndex, texts: Sequence[tuple[str, str]], *, k: int = LIKED_PHRASES
+) -> list[str]:
+    """The ``k`` phrases that best describe all the liked papers (title, abstract), best
+    first, as first written."""
+    per_paper = [candidate_phrases(title, abstract) for title, abstract in texts]
+    keys = sorted(set().union(*per_paper))
+    if not keys or k <= 0:
+        return []
+    wording = {key: next(c[key][0] for c in per_paper if key in c) for key in keys}
+    # one document-frequency look-up for every phrase's terms; a phrase's is its rarest term's
+    term_lists = [phrase_terms(wording[key]) for key in keys]
+    cols = np.asarray(sorted({column(t) for ts in term_lists for t in ts}), dtype=np.int64)
+    found = dict(zip(cols.tolist(), index.document_frequency(cols).tolist(), strict=True))
+    df = np.asarray([min(found[column(t)] for t in ts) for ts in term_lists], dtype=np.float64)
+    n = max(index.n_live, 1)
+    counts = np.asarray([[c.get(key, ("", 0.0))[1] for c in per_paper] for key in keys])
+    shared = np.exp(np.log(np.maximum(counts, 1e-12)).mean(axis=1)) * (counts > 0).all(axis=1)
+    idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    weight = idf * (SHARED_WEIGHT * shared + counts.mean(axis=1))
+    usable = (df >= MIN_DF) & (df <= MAX_DF_SHARE * n)
+    order = [i for i in np.lexsort((np.asarray(keys), -weight)).tolist() if usable[i]]
+    return [wording[keys[i]] for i in order[:k]]
