@@ -95,9 +95,10 @@ def _best_phrasing(index: LexicalIndex, alternatives: tuple[tuple[str, ...], ...
     return best if best is not None else np.zeros(index.n_rows)
 
 
-def keyword_features(profile: Profile) -> list[Feature]:
+def keyword_features(profile: Profile, *, scatter: float = SCATTER_WEIGHT) -> list[Feature]:
     """Per keyword: its phrase (or acronym counterpart); for a multi-word keyword also
-    each of its words, at ``SCATTER_WEIGHT`` shared among them, where the phrase is absent."""
+    each of its words, at ``scatter`` x its weight shared among them, where the phrase is
+    absent."""
     out: list[Feature] = []
     for keyword, weight in profile.keywords.items():
         alternatives = tuple(tuple(phrase_terms(p)) for p in expansions(keyword))
@@ -112,7 +113,7 @@ def keyword_features(profile: Profile) -> list[Feature]:
         units = _units(keyword)
         if len(units) < 2:
             continue
-        share = weight * SCATTER_WEIGHT / len(units)
+        share = weight * scatter / len(units)
         # plain words (not hyphenated units) are also looked for close together
         singles = tuple(dict.fromkeys(u.single for u in units if u.single))
         near = singles if len(singles) >= 2 and all(u.single for u in units) else ()

@@ -31,6 +31,7 @@ from digestbot.ranking.expansion import TermVector, centroid
 from digestbot.ranking.lexical import Floats, LexicalIndex, weighted_terms
 from digestbot.ranking.liked_terms import liked_phrases
 from digestbot.ranking.query import (
+    SCATTER_WEIGHT,
     Feature,
     close_together,
     description_features,
@@ -46,8 +47,9 @@ LIKE_TERMS = 120  # strongest terms kept from a liked paper
 LIKE_MEAN = 1.0  # liked papers combine by their mean (Rocchio centroid); 0 = by max
 EXPANSION_DOCS = 8  # top hits used for pseudo-relevance feedback
 EXPANSION_TERMS = 40
-# when the profile's words matched: a few keywords are a short query, which a broader
-# expansion serves better (liked papers already bring LIKE_TERMS terms each)
+# when the profile's own words matched: a few keywords are a short query, which a broader
+# expansion serves better (liked papers already bring LIKE_TERMS terms each, and the
+# phrases found in them for a profile without words keep the narrower expansion)
 WORDS_EXPANSION_DOCS = 10
 WORDS_EXPANSION_TERMS = 60
 EXPANSION_WEIGHT = 0.6
@@ -58,6 +60,8 @@ PROXIMITY_ROWS = 50  # best-scoring papers checked for a keyword's words close t
 PROXIMITY_WINDOW = 3  # content words
 PROXIMITY_BONUS = 0.5  # words of a keyword found close: their evidence x (1 + this)
 LIKED_PHRASES_WEIGHT = 0.5  # the liked papers' phrases (profiles without words of their own)
+LIKED_SCATTER = 0.5  # their words found apart: this x the phrase's weight, shared
+SEMANTIC_SCATTER = 0.5  # SCATTER_WEIGHT when there is semantic evidence too
 
 
 @dataclass
@@ -111,9 +115,13 @@ def score_profile(
 
     # the description's document frequencies in one pass (each word is then a look-up)
     index.document_frequency(np.asarray(columns(terms(words(profile.description)))))
-    features = keyword_features(profile) + description_features(profile, index)
+    # with embeddings, a keyword's words found apart count for less: the semantic evidence
+    # already rewards a paper on the keyword's topic that words it otherwise
+    scatter = SEMANTIC_SCATTER if semantic is not None else SCATTER_WEIGHT
+    features = keyword_features(profile, scatter=scatter) + description_features(profile, index)
     text_weight = 1.0
     liked_texts = _warmed(index, texts(list(liked_rows))) if len(liked_rows) else []
+    own_words = bool(features)
     if not features and liked_texts:
         features = _liked_features(profile, index, liked_texts)
         text_weight = LIKED_PHRASES_WEIGHT
@@ -141,7 +149,7 @@ def score_profile(
 
     expansion_terms = 0
     candidates = np.where(out_of_play, 0.0, base)
-    if text_top > 0:
+    if own_words and text_top > 0:
         n_docs, n_terms = WORDS_EXPANSION_DOCS, WORDS_EXPANSION_TERMS
     else:
         n_docs, n_terms = EXPANSION_DOCS, EXPANSION_TERMS
@@ -275,7 +283,9 @@ def _liked_features(
     """The liked papers' shared distinctive phrases as keyword features (kind ``liked``)."""
     phrases = liked_phrases(index, liked_texts)
     described = profile.model_copy(update={"keywords": dict.fromkeys(phrases, 1.0)})
-    return [replace(feature, kind="liked") for feature in keyword_features(described)]
+    features = keyword_features(described, scatter=LIKED_SCATTER)
+    # a phrase's words found apart: no bonus for standing close (measured lower)
+    return [replace(f, kind="liked", near=()) for f in features]
 
 
 def _like_scores(
