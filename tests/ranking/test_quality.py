@@ -230,3 +230,31 @@ def test_a_profile_with_words_expands_its_query_more_broadly_than_a_like_only_on
 
     assert expansion_terms(Profile(name="p", keywords=["graph pruning"]), []) == 60
     assert expansion_terms(Profile(name="p", like=["Graph pruning study 1"]), [1, 2]) == 40
+
+
+def test_with_semantic_evidence_a_keywords_words_found_apart_count_for_less() -> None:
+    docs = [
+        Document(pk=1, title="Linear attention for long inputs", abstract=FILLER),
+        Document(pk=2, title="Attention heads under a linear probe", abstract=FILLER),
+        Document(pk=3, title="Protein folding", abstract=FILLER),
+    ]
+    index = LexicalIndex.build(docs)
+    by_row = [(d.title, d.abstract) for d in docs]
+    profile = Profile(name="p", keywords=["linear attention"])
+
+    def apart_over_phrase(semantic: np.ndarray | None) -> float:
+        total = score_profile(
+            index,
+            profile,
+            texts=lambda rows: [by_row[r] for r in rows],
+            settings=RankingSettings(embedding_model=None),
+            now=NOW,
+            semantic=semantic,
+        ).total
+        assert total[0] > total[1] > 0
+        return float(total[1] / total[0])
+
+    lexical = apart_over_phrase(None)
+    # the same papers with semantic evidence that is no help to either (no vector yet)
+    with_vectors = apart_over_phrase(np.full(3, np.nan))
+    assert with_vectors < lexical
