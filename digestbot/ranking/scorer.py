@@ -56,7 +56,7 @@ EXPANSION_WEIGHT = 0.6
 DISLIKE_WEIGHT = 0.2
 SEMANTIC_WEIGHT = 1.0
 LIKE_SPREAD = 0.5  # liked papers: mean less this x spread, so a paper near all of them wins
-PROXIMITY_ROWS = 50  # best-scoring papers checked for a keyword's words close together
+PROXIMITY_ROWS = 30  # best-scoring papers checked for a keyword's words close together
 PROXIMITY_WINDOW = 3  # content words
 PROXIMITY_BONUS = 0.5  # words of a keyword found close: their evidence x (1 + this)
 LIKED_PHRASES_WEIGHT = 0.5  # the liked papers' phrases (profiles without words of their own)
@@ -129,8 +129,9 @@ def score_profile(
     raw = np.zeros((len(features), n))
     for j, feature in enumerate(features):
         raw[j] = feature.weight * feature.value(index)
-    _proximity(index, features, raw, texts=texts, skip=dead)
-    text, text_top = _scaled(raw.sum(axis=0) if features else np.zeros(n), skip=dead)
+    summed = raw.sum(axis=0) if features else np.zeros(n)
+    _proximity(index, features, raw, summed, texts=texts, skip=dead)
+    text, text_top = _scaled(summed, skip=dead)
 
     sources: list[tuple[str, float, Floats]] = []
     if text_top > 0:
@@ -206,13 +207,17 @@ def _proximity(
     index: LexicalIndex,
     features: Sequence[Feature],
     raw: Floats,
+    summed: Floats,
     *,
     texts: TextsOf,
     skip: np.ndarray,
 ) -> None:
     """Among the best ``PROXIMITY_ROWS`` papers holding every word of a multi-word
     keyword but not its phrase, raise those words' evidence where they occur within
-    ``PROXIMITY_WINDOW`` content words of each other (in the title or the abstract)."""
+    ``PROXIMITY_WINDOW`` content words of each other (in the title or the abstract).
+
+    Changes ``raw`` and its column sums ``summed`` in place; reads only the candidate
+    papers' texts and touches whole columns only to find the candidates."""
     by_keyword: dict[tuple[str, ...], list[int]] = {}
     for j, feature in enumerate(features):
         if feature.near:
@@ -220,10 +225,12 @@ def _proximity(
     if not by_keyword or PROXIMITY_BONUS <= 0:
         return
     groups = {near: np.asarray(js, dtype=np.int64) for near, js in by_keyword.items()}
-    evidence = raw[np.concatenate(list(groups.values()))].sum(axis=0)
-    rows = _top_rows(
-        np.where(skip | (evidence <= 0), 0.0, raw.sum(axis=0)), index.pks, PROXIMITY_ROWS
-    )
+    evidence = np.zeros(len(summed), dtype=bool)
+    for js in groups.values():
+        for j in js.tolist():
+            evidence |= raw[j] > 0
+    pool = np.flatnonzero(evidence & ~skip)
+    rows = pool[_top_rows(summed[pool], index.pks[pool], PROXIMITY_ROWS)]
     # per keyword, the rows holding all its words apart: only those texts are read
     candidates = {
         near: rows[(raw[np.ix_(js, rows)] > 0).all(axis=0)] for near, js in groups.items()
@@ -235,6 +242,7 @@ def _proximity(
         row: (words(title)[0], words(abstract)[0])
         for row, (title, abstract) in zip(wanted, texts(wanted), strict=True)
     }
+    raised: set[int] = set()
     for near, found in candidates.items():
         close = [
             int(r)
@@ -243,6 +251,10 @@ def _proximity(
         ]
         if close:
             raw[np.ix_(groups[near], np.asarray(close, dtype=np.int64))] *= 1.0 + PROXIMITY_BONUS
+            raised.update(close)
+    if raised:
+        cols = np.asarray(sorted(raised), dtype=np.int64)
+        summed[cols] = raw[:, cols].sum(axis=0)
 
 
 def _warmed(index: LexicalIndex, texts: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -16,7 +16,8 @@ import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from itertools import pairwise, repeat
+from itertools import chain, pairwise, repeat
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -114,14 +115,21 @@ def _analyse_new_token(raw: str) -> tuple[tuple[str, ...], str | None]:
 
 
 def words(text: str) -> tuple[list[str], list[str]]:
-    """Content words, stemmed, in order; and the joined forms of hyphenated words."""
-    out: list[str] = []
-    joined: list[str] = []
-    for raw in _WORD.findall(fold(text)):
-        kept, whole = _analyse_token(raw)
-        out.extend(kept)
-        if whole is not None:
-            joined.append(whole)
+    """Content words, stemmed, in order; and the joined forms of hyphenated words.
+
+    Each distinct token is analysed once (``_TOKEN_CACHE``); the stream is then put
+    together by C-level maps, not a Python loop per token (proximity reads abstracts)."""
+    tokens = _WORD.findall(fold(text))
+    missing = set(tokens).difference(_TOKEN_CACHE)
+    if missing:
+        if len(_TOKEN_CACHE) + len(missing) > _TOKEN_CACHE_MAX:
+            _TOKEN_CACHE.clear()
+            missing = set(tokens)
+        for raw in missing:
+            _TOKEN_CACHE[raw] = _analyse_new_token(raw)
+    analysed = list(map(_TOKEN_CACHE.__getitem__, tokens))
+    out = list(chain.from_iterable(map(itemgetter(0), analysed)))
+    joined = list(filter(None.__ne__, map(itemgetter(1), analysed)))
     return out, joined
 
 
