@@ -129,7 +129,7 @@ def words(text: str) -> tuple[list[str], list[str]]:
             _TOKEN_CACHE[raw] = _analyse_new_token(raw)
     analysed = list(map(_TOKEN_CACHE.__getitem__, tokens))
     out = list(chain.from_iterable(map(itemgetter(0), analysed)))
-    joined = list(filter(None.__ne__, map(itemgetter(1), analysed)))
+    joined = [whole for _, whole in analysed if whole is not None]
     return out, joined
 
 
