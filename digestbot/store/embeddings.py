@@ -5,6 +5,10 @@ differs); ``missing_embeddings`` lists those and the papers never embedded. Most
 are upvotes or sources, not the text: each vector keeps the SHA-256 of the text it was
 computed from, so such a vector is only marked current again (``touch_embeddings``), not
 recomputed.
+
+A paper can have a second vector per model, computed from its title alone (ranking mixes
+both for the profile's texts): it is stored under the key ``title_key(model)`` with its
+own text digest, so a paper whose title did not change keeps it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ paper_embeddings = sa.Table(
     sa.Column("text_sha256", sa.String(64)),  # of the text embedded (schema version 2)
     sa.UniqueConstraint("paper_pk", "model", name="uq_paper_embeddings"),
 )
+
+
+TITLE_SUFFIX = "#title"  # the title vectors' model key: the model's name and this
+
+
+def title_key(model: str) -> str:
+    """The ``paper_embeddings.model`` key of ``model``'s title vectors."""
+    return f"{model}{TITLE_SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)
