@@ -31,8 +31,8 @@ from digestbot.ranking.liked_graph import GRAPH_CANDIDATES, candidate_rows, labe
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     ToEmbed,
-    count_missing_embeddings,
-    load_embeddings,
+    count_missing_sets,
+    load_embedding_sets,
     load_query_vector,
     missing_embeddings,
     record_embeddings,
@@ -277,10 +277,9 @@ def count_missing(
     store: SqlStore, embedder: Embedder, kinds: Sequence[VectorKind], *, since: datetime | None
 ) -> dict[str, int]:
     """Vectors missing (or stale) per kind."""
-    return {
-        kind.name: count_missing_embeddings(store, model=kind.key(embedder.name), since=since)
-        for kind in kinds
-    }
+    keys = [kind.key(embedder.name) for kind in kinds]
+    found = count_missing_sets(store, models=keys, since=since)
+    return {kind.name: found[key] for kind, key in zip(kinds, keys, strict=True)}
 
 
 class Embedded(NamedTuple):
@@ -362,9 +361,9 @@ class RowVectors:
 
 
 def _by_row(
-    store: SqlStore, model: str, *, row_of: dict[int, int], n_rows: int
+    stored: tuple[npt.NDArray[np.int64], Vectors], *, row_of: dict[int, int], n_rows: int
 ) -> tuple[Vectors, npt.NDArray[np.bool_]] | None:
-    pks, vectors = load_embeddings(store, model=model)
+    pks, vectors = stored
     if not len(pks):
         return None
     out = np.zeros((n_rows, vectors.shape[1]), dtype=np.float32)
@@ -386,12 +385,14 @@ def row_vectors(
 ) -> RowVectors | None:
     """Stored vectors laid out by index row, with the title vectors when ``title_weight``
     is above 0 and any are stored; None when no paper has a vector."""
-    full = _by_row(store, embedder.name, row_of=row_of, n_rows=n_rows)
+    keys = [embedder.name, title_key(embedder.name)] if title_weight > 0 else [embedder.name]
+    stored = load_embedding_sets(store, models=keys)
+    full = _by_row(stored.pop(embedder.name), row_of=row_of, n_rows=n_rows)
     if full is None:
         return None
     titles = None
     if title_weight > 0:
-        found = _by_row(store, title_key(embedder.name), row_of=row_of, n_rows=n_rows)
+        found = _by_row(stored.pop(keys[1]), row_of=row_of, n_rows=n_rows)
         if found is not None and found[0].shape[1] == full[0].shape[1]:
             titles = TitleVectors(found[0], found[1], title_weight)
     return RowVectors(full[0], full[1], titles)
