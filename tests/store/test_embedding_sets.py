@@ -21,7 +21,8 @@ from digestbot.store.embeddings import (
 from tests.conftest import NOW
 
 
-def test_both_keys_are_counted_and_read_apart(store: SqlStore) -> None:
+def test_both_keys_are_counted_and_read_apart(any_store: SqlStore) -> None:
+    store = any_store
     with store.transaction() as conn:
         store.upsert_papers(
             conn, [Paper(title=f"Paper {i}", abstract=f"Topic {i}.") for i in range(3)], now=NOW
