@@ -420,32 +420,37 @@ def ready_vectors(
     """The stored vectors by row and which rows have one (see ``row_vectors``).
 
     Missing ones are embedded inline first only when there are at most
-    ``ranking.embedding_inline_limit`` of them (of each kind) and no daemon is
-    running (its background worker embeds them, and a digest must not wait for
-    the model); otherwise the papers without a vector are ranked on their other
-    evidence (``fuse_available``), those without a title vector on their title
-    and abstract vector alone.
+    ``ranking.embedding_inline_limit`` of them and no daemon is running (its
+    background worker embeds them, and a digest must not wait for the model);
+    otherwise the papers without a vector are ranked on their other evidence
+    (``fuse_available``). The same goes for the title vectors apart (a store
+    upgraded with many papers and no title vector still embeds its few new
+    papers inline): a paper without one counts its title + abstract vector alone.
     """
     kinds = vector_kinds(settings)
     missing = count_missing(store, embedder, kinds, since=None)
-    if any(missing.values()):
-        papers, titles = missing[PAPER.name], missing.get(TITLE.name, 0)
-        if is_worker_running(store, now=now):
-            log.info(
-                "%s papers and %s titles have no embedding yet: the daemon is embedding them",
-                papers,
-                titles,
-            )
-        elif max(missing.values()) > settings.embedding_inline_limit:
+    papers, titles = missing[PAPER.name], missing.get(TITLE.name, 0)
+    limit = settings.embedding_inline_limit
+    if (papers or titles) and is_worker_running(store, now=now):
+        log.info(
+            "%s papers and %s titles have no embedding yet: the daemon is embedding them",
+            papers,
+            titles,
+        )
+    elif papers > limit:
+        log.warning(
+            "%s papers have no embedding yet: they are ranked lexically until "
+            "`digestbot run` or `digestbot embed` embeds them",
+            papers,
+        )
+    elif papers or titles:
+        if titles > limit:
             log.warning(
-                "%s papers have no embedding yet (%s titles): they are ranked lexically (the "
-                "titles' on their title and abstract vector) until `digestbot run` or "
-                "`digestbot embed` embeds them",
-                papers,
+                "%s papers have no title vector yet: they are ranked on their title and "
+                "abstract vector until `digestbot run` or `digestbot embed` embeds them",
                 titles,
             )
-        else:
-            embed_missing(store, embedder, now=now, titles=TITLE in kinds)
+        embed_missing(store, embedder, now=now, titles=TITLE in kinds and titles <= limit)
     return row_vectors(
         store, embedder, row_of=row_of, n_rows=n_rows, title_weight=settings.title_weight
     )

@@ -227,3 +227,19 @@ def test_the_title_cosine_is_mixed_in_only_where_a_paper_has_a_title_vector() ->
     np.testing.assert_allclose(
         _cosines(vectors, both, titles), [[0.7, 0.3], [0.3, 0.7], [1.0, 0.0]], atol=1e-6
     )
+
+
+def test_a_store_with_many_titles_missing_still_embeds_its_few_new_papers_inline(
+    store: SqlStore, settings: RankingSettings, embedder: Embedder
+) -> None:
+    add(store, PAPERS)
+    embed_missing(store, embedder, now=NOW, titles=False)  # as an upgraded store: no titles
+    add(store, MORE[:1])
+    small = settings.model_copy(update={"embedding_inline_limit": 2})
+    rank_profile(store, PROFILE, now=NOW, settings=small)
+    assert count_missing_embeddings(store, model=embedder.name) == 0  # the new paper: inline
+    assert count_missing_embeddings(store, model=title_key(embedder.name)) == 4  # > 2: later
+    add(store, MORE[1:2])
+    rank_profile(store, PROFILE, now=NOW, settings=settings)  # limit 500: both kinds inline
+    assert count_missing_embeddings(store, model=embedder.name) == 0
+    assert count_missing_embeddings(store, model=title_key(embedder.name)) == 0
