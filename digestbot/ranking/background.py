@@ -6,11 +6,10 @@ papers without a vector, newest first, ``BATCH`` papers per transaction, so an
 ingest or a digest never waits for more than one small write. Each chunk of papers
 is followed by a chunk of title vectors (``ranking.title_weight``; in batches of
 their own, ``TITLE_BATCHES`` times as many per transaction: a title embeds about ten
-times faster). The thread runs at
-a lower CPU priority (nice +10, Linux: per thread, and the torch threads it starts
-inherit it), so ingests and digests get the cores first. Ranking meanwhile uses
-the vectors already stored and scores the other papers on their lexical evidence
-(``semantic.fuse_available``).
+times faster). The thread runs at a lower CPU priority (nice +10, Linux: per thread,
+and the torch threads it starts inherit it), so ingests and digests get the cores
+first. Ranking meanwhile uses the vectors already stored and scores the other papers
+on their lexical evidence (``semantic.fuse_available``).
 
 What it embeds (``ranking.embed_backlog``): ``all`` papers missing a vector;
 ``recent``: those first seen in the last ``embed_since_days``; ``none``: only
@@ -169,6 +168,8 @@ class EmbeddingWorker:
         active = list(vector_kinds(self.settings))
         while active and not self.stopping.is_set():
             for kind in list(active):  # a chunk of papers, then a chunk of their titles
+                if self.stopping.is_set():
+                    break
                 most = None if limit is None else limit - done[kind.name]
                 found, count = (False, 0) if most == 0 else self._chunk(embedder, kind, most)
                 done[kind.name] += count
