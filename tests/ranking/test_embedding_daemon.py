@@ -109,6 +109,7 @@ def test_the_daemon_embeds_in_the_background_without_holding_up_ingest(
         assert (done["papers_embedded"], done["papers_missing"]) == (186, 0)
         assert (done["titles_embedded"], done["titles_missing"]) == (186, 0)
         assert done["worker"]["embedded"] == 186 and done["worker"]["papers_per_second"] > 0
+        assert done["worker"]["titles_to_embed"] == 0
         assert not [s for s in status(config)["sources"] if s["consecutive_failures"]]
     finally:
         began = time.monotonic()

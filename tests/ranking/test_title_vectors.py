@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ from digestbot.store.embeddings import (
     title_key,
 )
 from digestbot.store.schema import papers
-from tests.conftest import NOW
+from tests.conftest import NOW, as_json, write_config
 
 pytestmark = pytest.mark.semantic
 
@@ -243,3 +245,25 @@ def test_a_store_with_many_titles_missing_still_embeds_its_few_new_papers_inline
     rank_profile(store, PROFILE, now=NOW, settings=settings)  # limit 500: both kinds inline
     assert count_missing_embeddings(store, model=embedder.name) == 0
     assert count_missing_embeddings(store, model=title_key(embedder.name)) == 0
+
+
+def test_embed_and_status_with_title_weight_0_know_no_title_vectors(
+    cli: Any, tmp_path: Path, settings: RankingSettings
+) -> None:
+    config = write_config(
+        tmp_path,
+        "database_url: sqlite:///data/x.sqlite3\n"
+        f"ranking: {{embedding_model: '{settings.embedding_model}', title_weight: 0}}\n"
+        "profiles: []\n",
+    )
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'data' / 'x.sqlite3'}")
+    add(store, PAPERS)
+    result = cli("--config", str(config), "embed")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip().endswith(f"embedded 3 papers with {settings.embedding_model}")
+    assert count_embeddings(store, model=title_key(str(settings.embedding_model))) == 0
+    store.close()
+    report = as_json(cli("--config", str(config), "status", "--json"))["embeddings"]
+    assert (report["papers_embedded"], report["papers_missing"]) == (3, 0)
+    assert (report["titles_embedded"], report["titles_missing"]) == (None, None)
+    assert "titles" not in cli("--config", str(config), "status").stdout
