@@ -217,6 +217,9 @@ class RankingSettings(_Model):
     embedding_max_tokens: int = Field(256, ge=16, le=512)
     embedding_batch_size: int = Field(64, ge=1, le=1024)
     embedding_inline_limit: int = Field(500, ge=0)  # more missing: rank lexically, embed later
+    # the share of a paper's title-only vector in its cosine to the profile's texts (a second
+    # vector per paper, embedded and stored like the first); 0: no title vectors at all
+    title_weight: float = Field(0.3, ge=0, le=1)
     # what the daemon's background worker embeds besides new papers: every paper (``all``),
     # those first seen in the last ``embed_since_days`` (``recent``), or nothing old (``none``)
     embed_backlog: Literal["all", "recent", "none"] = "all"

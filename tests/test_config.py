@@ -189,3 +189,15 @@ def test_bare_env_reference_in_a_flow_mapping_is_read_as_a_string(tmp_path: Path
     target = settings.profile("a").deliver[0].slack
     assert target is not None and target.webhook_url is not None
     assert target.webhook_url.get_secret_value() == "https://hooks.example/T/B/x"
+
+
+def test_ranking_title_weight_is_a_share_from_0_to_1(tmp_path: Path) -> None:
+    assert load_settings(write_config(tmp_path, MINIMAL), env={}).ranking.title_weight == 0.3
+    off = write_config(tmp_path, MINIMAL + "ranking: {title_weight: 0}\n", name="off.yaml")
+    assert load_settings(off, env={}).ranking.title_weight == 0
+    for bad in ("1.5", "-0.1"):
+        path = write_config(
+            tmp_path, MINIMAL + f"ranking: {{title_weight: {bad}}}\n", name="b.yaml"
+        )
+        with pytest.raises(ConfigError, match="title_weight"):
+            load_settings(path, env={})

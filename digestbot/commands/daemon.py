@@ -133,6 +133,11 @@ def status(app: AppContext, as_json: bool) -> None:
             f"embeddings: {embeddings['papers_embedded']} papers embedded, "
             f"{embeddings['papers_missing']} missing ({embeddings['model']})"
         )
+        if embeddings.get("titles_embedded") is not None:
+            line += (
+                f"; titles {embeddings['titles_embedded']} embedded, "
+                f"{embeddings['titles_missing']} missing"
+            )
         if worker:
             line += f"; worker {worker['state']}, {worker['embedded']} embedded since start"
             if worker.get("eta_seconds"):

@@ -156,8 +156,13 @@ def embed(app: AppContext, limit: int | None, since_days: int | None) -> None:
     """Compute the embeddings that are missing, newest first (needs ``digestbot[semantic]``)."""
     from datetime import timedelta
 
-    from digestbot.ranking.semantic import embed_missing, get_embedder
-    from digestbot.store.embeddings import count_missing_embeddings
+    from digestbot.ranking.semantic import (
+        TITLE,
+        count_missing,
+        embed_missing,
+        get_embedder,
+        vector_kinds,
+    )
 
     embedder = get_embedder(app.settings.ranking)
     if embedder is None:
@@ -168,9 +173,9 @@ def embed(app: AppContext, limit: int | None, since_days: int | None) -> None:
         )
     now = app.now()
     since = now - timedelta(days=since_days) if since_days is not None else None
-    total = count_missing_embeddings(app.store, model=embedder.name, since=since)
-    if limit is not None:
-        total = min(total, limit)
+    kinds = vector_kinds(app.settings.ranking)
+    missing = count_missing(app.store, embedder, kinds, since=since)  # papers, then titles
+    total = sum(n if limit is None else min(n, limit) for n in missing.values())
     with progress_bar(total, label="embedding", enabled=True) as advance:
 
         def on_batch(count: int) -> None:
@@ -178,9 +183,16 @@ def embed(app: AppContext, limit: int | None, since_days: int | None) -> None:
                 advance()
 
         done = embed_missing(
-            app.store, embedder, now=now, limit=limit, since=since, on_batch=on_batch
+            app.store,
+            embedder,
+            now=now,
+            limit=limit,
+            since=since,
+            on_batch=on_batch,
+            titles=TITLE in kinds,
         )
-    click.echo(f"embedded {done} papers with {embedder.name}")
+    titles = f" and {done.titles} titles" if TITLE in kinds else ""
+    click.echo(f"embedded {done.papers} papers{titles} with {embedder.name}")
 
 
 COMMANDS = [rank, feedback, explain, embed]

@@ -3,11 +3,13 @@
 ``digestbot run`` starts one ``EmbeddingWorker`` thread. It loads the model once
 (the process keeps it: digests in the same process reuse it), then embeds the
 papers without a vector, newest first, ``BATCH`` papers per transaction, so an
-ingest or a digest never waits for more than one small write. The thread runs at
-a lower CPU priority (nice +10, Linux: per thread, and the torch threads it starts
-inherit it), so ingests and digests get the cores first. Ranking meanwhile uses
-the vectors already stored and scores the other papers on their lexical evidence
-(``semantic.fuse_available``).
+ingest or a digest never waits for more than one small write. Each chunk of papers
+is followed by a chunk of title vectors (``ranking.title_weight``; in batches of
+their own, ``TITLE_BATCHES`` times as many per transaction: a title embeds about ten
+times faster). The thread runs at a lower CPU priority (nice +10, Linux: per thread,
+and the torch threads it starts inherit it), so ingests and digests get the cores
+first. Ranking meanwhile uses the vectors already stored and scores the other papers
+on their lexical evidence (``semantic.fuse_available``).
 
 What it embeds (``ranking.embed_backlog``): ``all`` papers missing a vector;
 ``recent``: those first seen in the last ``embed_since_days``; ``none``: only
@@ -30,7 +32,14 @@ from datetime import datetime, timedelta
 
 from digestbot.config import RankingSettings
 from digestbot.errors import DigestError
-from digestbot.ranking.semantic import Embedder, changed_texts, get_embedder
+from digestbot.ranking.semantic import (
+    PAPER,
+    Embedder,
+    VectorKind,
+    changed_texts,
+    get_embedder,
+    vector_kinds,
+)
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     WorkerState,
@@ -43,6 +52,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "embeddings"  # its name among the sources in ``digestbot status``
 BATCH = 16  # papers per transaction (about a second of work on 2 cores)
+TITLE_BATCHES = 4  # titles per transaction: this many batches (short texts, as quick a write)
 CHUNK = 256  # papers read per query
 NICE = 10
 
@@ -87,7 +97,8 @@ class EmbeddingWorker:
         self.batch = batch
         self.queries = list(queries)  # profile texts embedded right after the model loads
         self.started_at = clock()
-        self.embedded = 0
+        self.embedded = 0  # title + abstract vectors computed since started
+        self.titles_embedded = 0
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -149,54 +160,67 @@ class EmbeddingWorker:
         self._write_state("stopped")
 
     def run_pass(self, *, limit: int | None = None) -> int:
-        """Embed what is missing in scope (at most ``limit``) until none is left or stopping;
-        returns how many."""
+        """Embed what is missing in scope (at most ``limit`` papers, and as many titles) until
+        none is left or stopping; returns how many papers (title + abstract vectors)."""
         assert self.embedder is not None
         embedder = self.embedder
-        total = 0
-        while not self.stopping.is_set() and (limit is None or total < limit):
-            now = self.clock()
-            chunk = CHUNK if limit is None else min(CHUNK, limit - total)
-            todo = missing_embeddings(
-                self.store, model=embedder.name, limit=chunk, since=self.since(now)
-            )
-            if not todo:
-                break
-            todo, texts = changed_texts(self.store, todo, model=embedder.name)
-            if todo and not embedder.is_loaded:
-                self._load_model(embedder)
-            for start in range(0, len(todo), self.batch):
+        done = {kind.name: 0 for kind in vector_kinds(self.settings)}
+        active = list(vector_kinds(self.settings))
+        while active and not self.stopping.is_set():
+            for kind in list(active):  # a chunk of papers, then a chunk of their titles
                 if self.stopping.is_set():
                     break
-                part, part_texts = (
-                    todo[start : start + self.batch],
-                    texts[start : start + self.batch],
-                )
-                began = time.monotonic()
-                vectors = embedder.embed_background(part_texts)
-                record_embeddings(
-                    self.store,
-                    part,
-                    vectors,
-                    model=embedder.name,
-                    now=self.clock(),
-                    texts=part_texts,
-                )
-                took = max(time.monotonic() - began, 1e-6)
-                rate = len(part) / took
-                self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
-                self.embedded += len(part)
-                total += len(part)
-                self._write_state("embedding")
-        if total:
+                most = None if limit is None else limit - done[kind.name]
+                found, count = (False, 0) if most == 0 else self._chunk(embedder, kind, most)
+                done[kind.name] += count
+                if not found:
+                    active.remove(kind)
+        total = done[PAPER.name]
+        if total or sum(done.values()):
             log.info(
-                "embedded %d papers (%.1f papers/s)",
+                "embedded %d papers (%.1f papers/s) and %d titles",
                 total,
                 self._rate or 0.0,
+                sum(done.values()) - total,
                 extra={"event": "embeddings.done"},
             )
         self._report(ok=True, state="idle")
         return total
+
+    def _chunk(self, embedder: Embedder, kind: VectorKind, most: int | None) -> tuple[bool, int]:
+        """Embed the next ``CHUNK`` (at most ``most``) missing vectors of ``kind``, newest
+        first: (whether any were missing, how many went through the model)."""
+        model = kind.key(embedder.name)
+        chunk = CHUNK if most is None else min(CHUNK, most)
+        todo = missing_embeddings(
+            self.store, model=model, limit=chunk, since=self.since(self.clock())
+        )
+        if not todo:
+            return False, 0
+        todo, texts = changed_texts(self.store, todo, model=model, kind=kind)
+        if todo and not embedder.is_loaded:
+            self._load_model(embedder)
+        batch = self.batch if kind is PAPER else self.batch * TITLE_BATCHES
+        count = 0
+        for start in range(0, len(todo), batch):
+            if self.stopping.is_set():
+                break
+            part, part_texts = todo[start : start + batch], texts[start : start + batch]
+            began = time.monotonic()
+            vectors = embedder.embed_background(part_texts)
+            record_embeddings(
+                self.store, part, vectors, model=model, now=self.clock(), texts=part_texts
+            )
+            count += len(part)
+            if kind is PAPER:
+                took = max(time.monotonic() - began, 1e-6)
+                rate = len(part) / took
+                self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
+                self.embedded += len(part)
+            else:
+                self.titles_embedded += len(part)
+            self._write_state("embedding")
+        return True, count
 
     def _load_model(self, embedder: Embedder) -> None:
         """Load the model once, here on the worker's thread and not in a digest, and embed the

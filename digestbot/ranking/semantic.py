@@ -4,6 +4,11 @@ Vectors are computed once per paper and model, stored in the database
 (``digestbot.store.embeddings``) and reused; only new or changed papers are
 embedded. A model is loaded once per process and kept. Without the extra, or
 without ``ranking.embedding_model``, ranking is lexical only.
+
+Each paper has two vectors: its title and abstract (``PAPER``), and its title alone
+(``TITLE``, unless ``ranking.title_weight`` is 0), which counts for that share of the
+cosine to the profile's texts (a title states what a paper is about; an abstract also
+says how).
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -25,13 +31,14 @@ from digestbot.ranking.liked_graph import GRAPH_CANDIDATES, candidate_rows, labe
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     ToEmbed,
-    count_missing_embeddings,
-    load_embeddings,
+    count_missing_sets,
+    load_embedding_sets,
     load_query_vector,
     missing_embeddings,
     record_embeddings,
     record_query_vector,
     text_digest,
+    title_key,
     touch_embeddings,
 )
 
@@ -241,6 +248,45 @@ def paper_text(title: str, abstract: str) -> str:
     return f"{title}. {abstract}".strip()
 
 
+def title_text(title: str, abstract: str) -> str:
+    return title.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class VectorKind:
+    """A vector kept per paper: what it is computed from and its key in ``paper_embeddings``."""
+
+    name: str
+    text: Callable[[str, str], str]  # (title, abstract) -> the text embedded
+    titles: bool = False
+
+    def key(self, model: str) -> str:
+        return title_key(model) if self.titles else model
+
+
+PAPER = VectorKind("papers", paper_text)
+TITLE = VectorKind("titles", title_text, titles=True)
+
+
+def vector_kinds(settings: RankingSettings) -> tuple[VectorKind, ...]:
+    """The vectors kept per paper: the title's too unless ``ranking.title_weight`` is 0."""
+    return (PAPER, TITLE) if settings.title_weight > 0 else (PAPER,)
+
+
+def count_missing(
+    store: SqlStore, embedder: Embedder, kinds: Sequence[VectorKind], *, since: datetime | None
+) -> dict[str, int]:
+    """Vectors missing (or stale) per kind."""
+    keys = [kind.key(embedder.name) for kind in kinds]
+    found = count_missing_sets(store, models=keys, since=since)
+    return {kind.name: found[key] for kind, key in zip(kinds, keys, strict=True)}
+
+
+class Embedded(NamedTuple):
+    papers: int  # title + abstract texts that went through the model
+    titles: int  # titles that did
+
+
 def embed_missing(
     store: SqlStore,
     embedder: Embedder,
@@ -249,34 +295,42 @@ def embed_missing(
     limit: int | None = None,
     since: datetime | None = None,
     on_batch: Callable[[int], None] | None = None,
-) -> int:
+    titles: bool = True,
+) -> Embedded:
     """Embed papers without a current vector, newest first (at most ``limit``; only those
-    first seen at or after ``since`` when given); returns how many went through the model
-    (``on_batch`` also counts the stale vectors of unchanged texts, marked current)."""
-    missing = missing_embeddings(store, model=embedder.name, limit=limit, since=since)
-    todo, texts = changed_texts(store, missing, model=embedder.name)
-    if on_batch is not None and len(missing) > len(todo):
-        on_batch(len(missing) - len(todo))
-    step = max(embedder.batch_size * 4, 1)
-    for start in range(0, len(todo), step):
-        part, part_texts = todo[start : start + step], texts[start : start + step]
-        vectors = embedder.embed(part_texts)
-        record_embeddings(store, part, vectors, model=embedder.name, now=now, texts=part_texts)
-        if on_batch is not None:
-            on_batch(len(part))
-    return len(todo)
+    first seen at or after ``since`` when given), then their titles (unless ``titles`` is
+    false), in batches of their own (short texts are not padded to the abstracts' length);
+    returns how many of each went through the model (``on_batch`` counts both, and also the
+    stale vectors of unchanged texts, marked current)."""
+    done = {PAPER.name: 0, TITLE.name: 0}
+    for kind in (PAPER, TITLE) if titles else (PAPER,):
+        model = kind.key(embedder.name)
+        missing = missing_embeddings(store, model=model, limit=limit, since=since)
+        todo, texts = changed_texts(store, missing, model=model, kind=kind)
+        if on_batch is not None and len(missing) > len(todo):
+            on_batch(len(missing) - len(todo))
+        step = max(embedder.batch_size * 4, 1)
+        for start in range(0, len(todo), step):
+            part, part_texts = todo[start : start + step], texts[start : start + step]
+            vectors = embedder.embed(part_texts)
+            record_embeddings(store, part, vectors, model=model, now=now, texts=part_texts)
+            if on_batch is not None:
+                on_batch(len(part))
+        done[kind.name] = len(todo)
+    return Embedded(done[PAPER.name], done[TITLE.name])
 
 
 def changed_texts(
-    store: SqlStore, todo: Sequence[ToEmbed], *, model: str
+    store: SqlStore, todo: Sequence[ToEmbed], *, model: str, kind: VectorKind = PAPER
 ) -> tuple[list[ToEmbed], list[str]]:
-    """The papers of ``todo`` whose text is new or changed, and their texts; the others
-    (a stale vector of the same text: upvotes or sources changed) are marked current."""
+    """The papers of ``todo`` whose text (of ``kind``; ``model`` is its key) is new or
+    changed, and their texts; the others (a stale vector of the same text: upvotes, sources
+    or, for a title vector, the abstract changed) are marked current."""
     keep: list[ToEmbed] = []
     texts: list[str] = []
     same: list[ToEmbed] = []
     for item in todo:
-        text = paper_text(item.title, item.abstract)
+        text = kind.text(item.title, item.abstract)
         if item.text_sha256 is not None and item.text_sha256 == text_digest(text):
             same.append(item)
         else:
@@ -286,12 +340,30 @@ def changed_texts(
     return keep, texts
 
 
-def row_vectors(
-    store: SqlStore, embedder: Embedder, *, row_of: dict[int, int], n_rows: int
+@dataclass(frozen=True, slots=True)
+class TitleVectors:
+    """Title-only vectors by index row (zeros where a paper has none), which rows have one,
+    and their share (``ranking.title_weight``) in the cosine to a profile's texts."""
+
+    vectors: Vectors
+    has: npt.NDArray[np.bool_]
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class RowVectors:
+    """Stored vectors by index row (zeros where a paper has none), which rows have one, and
+    the title vectors (None: none stored, or ``ranking.title_weight`` 0)."""
+
+    vectors: Vectors
+    has: npt.NDArray[np.bool_]
+    titles: TitleVectors | None = None
+
+
+def _by_row(
+    stored: tuple[npt.NDArray[np.int64], Vectors], *, row_of: dict[int, int], n_rows: int
 ) -> tuple[Vectors, npt.NDArray[np.bool_]] | None:
-    """Stored vectors laid out by index row (zeros where a paper has none), and which rows
-    have one; None when no paper has a vector."""
-    pks, vectors = load_embeddings(store, model=embedder.name)
+    pks, vectors = stored
     if not len(pks):
         return None
     out = np.zeros((n_rows, vectors.shape[1]), dtype=np.float32)
@@ -301,6 +373,29 @@ def row_vectors(
     out[rows[keep]] = vectors[keep]
     has[rows[keep]] = True
     return out, has
+
+
+def row_vectors(
+    store: SqlStore,
+    embedder: Embedder,
+    *,
+    row_of: dict[int, int],
+    n_rows: int,
+    title_weight: float = 0.0,
+) -> RowVectors | None:
+    """Stored vectors laid out by index row, with the title vectors when ``title_weight``
+    is above 0 and any are stored; None when no paper has a vector."""
+    keys = [embedder.name, title_key(embedder.name)] if title_weight > 0 else [embedder.name]
+    stored = load_embedding_sets(store, models=keys)
+    full = _by_row(stored.pop(embedder.name), row_of=row_of, n_rows=n_rows)
+    if full is None:
+        return None
+    titles = None
+    if title_weight > 0:
+        found = _by_row(stored.pop(keys[1]), row_of=row_of, n_rows=n_rows)
+        if found is not None and found[0].shape[1] == full[0].shape[1]:
+            titles = TitleVectors(found[0], found[1], title_weight)
+    return RowVectors(full[0], full[1], titles)
 
 
 def is_worker_running(store: SqlStore, *, now: datetime) -> bool:
@@ -321,28 +416,44 @@ def ready_vectors(
     row_of: dict[int, int],
     n_rows: int,
     now: datetime,
-) -> tuple[Vectors, npt.NDArray[np.bool_]] | None:
+) -> RowVectors | None:
     """The stored vectors by row and which rows have one (see ``row_vectors``).
 
     Missing ones are embedded inline first only when there are at most
     ``ranking.embedding_inline_limit`` of them and no daemon is running (its
     background worker embeds them, and a digest must not wait for the model);
     otherwise the papers without a vector are ranked on their other evidence
-    (``fuse_available``).
+    (``fuse_available``). The same goes for the title vectors apart (a store
+    upgraded with many papers and no title vector still embeds its few new
+    papers inline): a paper without one counts its title + abstract vector alone.
     """
-    missing = count_missing_embeddings(store, model=embedder.name)
-    if missing:
-        if is_worker_running(store, now=now):
-            log.info("%s papers have no embedding yet: the daemon is embedding them", missing)
-        elif missing > settings.embedding_inline_limit:
+    kinds = vector_kinds(settings)
+    missing = count_missing(store, embedder, kinds, since=None)
+    papers, titles = missing[PAPER.name], missing.get(TITLE.name, 0)
+    limit = settings.embedding_inline_limit
+    if (papers or titles) and is_worker_running(store, now=now):
+        log.info(
+            "%s papers and %s titles have no embedding yet: the daemon is embedding them",
+            papers,
+            titles,
+        )
+    elif papers > limit:
+        log.warning(
+            "%s papers have no embedding yet: they are ranked lexically until "
+            "`digestbot run` or `digestbot embed` embeds them",
+            papers,
+        )
+    elif papers or titles:
+        if titles > limit:
             log.warning(
-                "%s papers have no embedding yet: they are ranked lexically until "
-                "`digestbot run` or `digestbot embed` embeds them",
-                missing,
+                "%s papers have no title vector yet: they are ranked on their title and "
+                "abstract vector until `digestbot run` or `digestbot embed` embeds them",
+                titles,
             )
-        else:
-            embed_missing(store, embedder, now=now)
-    return row_vectors(store, embedder, row_of=row_of, n_rows=n_rows)
+        embed_missing(store, embedder, now=now, titles=TITLE in kinds and titles <= limit)
+    return row_vectors(
+        store, embedder, row_of=row_of, n_rows=n_rows, title_weight=settings.title_weight
+    )
 
 
 def semantic_scores(
@@ -353,6 +464,7 @@ def semantic_scores(
     liked_rows: Sequence[int],
     has: npt.NDArray[np.bool_] | None = None,
     store: SqlStore | None = None,
+    titles: TitleVectors | None = None,
 ) -> Floats:
     """Cosine to the profile's text and/or to the liked papers, each calibrated (the
     profile's vectors kept in ``store`` when given).
@@ -364,7 +476,9 @@ def semantic_scores(
     keyword list's cosine with the paper's best per-keyword cosines
     (``_keyword_part``); liked papers combine as the
     cosine to the unit centroid of their vectors (Rocchio's centroid), mixed with
-    label spreading from them over their neighbours (``_liked_part``).
+    label spreading from them over their neighbours (``_liked_part``). With ``titles``,
+    each cosine to a profile text mixes in the paper's title vector's (``_cosines``);
+    liked papers use the title and abstract vectors only.
 
     Rows without a vector yet (``has`` false) are NaN: no evidence, which
     ``fuse_available`` leaves out of their score rather than counting as 0.
@@ -381,11 +495,11 @@ def semantic_scores(
     text_parts: list[Floats] = []
     if description:
         query = embedder.embed_query(description, store=store)
-        text_parts.append(_calibrated(vectors @ query, have=have, skip=skip))
+        text_parts.append(_calibrated(_cosines(vectors, query, titles), have=have, skip=skip))
     if keywords:
         joined = embedder.embed_query(", ".join(keywords), store=store)
         each = [embedder.embed_query(keyword, store=store) for keyword in keywords]
-        text_parts.append(_keyword_part(vectors, joined, each, have=have, skip=skip))
+        text_parts.append(_keyword_part(vectors, joined, each, have=have, skip=skip, titles=titles))
     if len(text_parts) == 2:
         both = np.mean(text_parts, axis=0)
         parts.append((1.0, _calibrated(both, have=have, skip=skip, baseline=False)))
@@ -400,6 +514,18 @@ def semantic_scores(
     total = sum(w for w, _ in parts)
     out = np.asarray(sum(w * v for w, v in parts) / total, dtype=np.float64)
     return np.where(has, out, np.nan)
+
+
+def _cosines(vectors: Vectors, queries: Vectors, titles: TitleVectors | None) -> Floats:
+    """``vectors @ queries`` (one query or a column per query), where a paper has a title
+    vector mixed as (1 - w) x that + w x its title vector's cosine."""
+    out = np.asarray(vectors @ queries, dtype=np.float64)
+    if titles is None:
+        return out
+    by_title = np.asarray(titles.vectors @ queries, dtype=np.float64)
+    has = titles.has if out.ndim == 1 else titles.has[:, None]
+    mixed = (1.0 - titles.weight) * out + titles.weight * by_title
+    return np.where(has, mixed, out)
 
 
 def query_texts(profile: Profile) -> list[str]:
@@ -423,12 +549,13 @@ def _keyword_part(
     *,
     have: np.ndarray,
     skip: np.ndarray,
+    titles: TitleVectors | None = None,
 ) -> Floats:
     """The keywords' evidence: the keyword list's calibrated cosine, averaged with the mean
     of the paper's best ``KEYWORD_TOP`` calibrated per-keyword cosines (a paper strongly on
     one or two of the keywords scores well, which one embedding of the whole list blurs)."""
-    whole = _calibrated(vectors @ joined, have=have, skip=skip)
-    per = _calibrated_columns(vectors @ np.stack(each).T, have=have, skip=skip)
+    whole = _calibrated(_cosines(vectors, joined, titles), have=have, skip=skip)
+    per = _calibrated_columns(_cosines(vectors, np.stack(each).T, titles), have=have, skip=skip)
     top = min(KEYWORD_TOP, per.shape[1])
     best = np.partition(per, per.shape[1] - top, axis=1)[:, -top:].mean(axis=1)
     best = _calibrated(best, have=have, skip=skip, baseline=False)

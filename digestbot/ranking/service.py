@@ -142,9 +142,14 @@ def _semantic(
         )
         if ready is None:
             return None
-        vectors, has = ready
         return semantic_scores(
-            embedder, vectors, profile, liked_rows=liked_rows, has=has, store=store
+            embedder,
+            ready.vectors,
+            profile,
+            liked_rows=liked_rows,
+            has=ready.has,
+            store=store,
+            titles=ready.titles,
         )
     except ConfigError as exc:
         if settings.embedding_model != AUTO:

@@ -5,6 +5,10 @@ differs); ``missing_embeddings`` lists those and the papers never embedded. Most
 are upvotes or sources, not the text: each vector keeps the SHA-256 of the text it was
 computed from, so such a vector is only marked current again (``touch_embeddings``), not
 recomputed.
+
+A paper can have a second vector per model, computed from its title alone (ranking mixes
+both for the profile's texts): it is stored under the key ``title_key(model)`` with its
+own text digest, so a paper whose title did not change keeps it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ paper_embeddings = sa.Table(
     sa.Column("text_sha256", sa.String(64)),  # of the text embedded (schema version 2)
     sa.UniqueConstraint("paper_pk", "model", name="uq_paper_embeddings"),
 )
+
+
+TITLE_SUFFIX = "#title"  # the title vectors' model key: the model's name and this
+
+
+def title_key(model: str) -> str:
+    """The ``paper_embeddings.model`` key of ``model``'s title vectors."""
+    return f"{model}{TITLE_SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +107,27 @@ def count_missing_embeddings(store: SqlStore, *, model: str, since: datetime | N
     query = sa.select(sa.func.count()).select_from(_missing_query(model, since).subquery())
     with store.transaction() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def count_missing_sets(
+    store: SqlStore, *, models: Sequence[str], since: datetime | None = None
+) -> dict[str, int]:
+    """``count_missing_embeddings`` of each of ``models``, in one pass over the papers."""
+    joined: sa.FromClause = papers
+    counts = []
+    for model in models:
+        vector = paper_embeddings.alias()
+        joined = joined.outerjoin(
+            vector, sa.and_(vector.c.paper_pk == papers.c.pk, vector.c.model == model)
+        )
+        stale = sa.or_(vector.c.pk.is_(None), vector.c.paper_updated_at != papers.c.updated_at)
+        counts.append(sa.func.coalesce(sa.func.sum(sa.case((stale, 1), else_=0)), 0))
+    query = sa.select(*counts).select_from(joined)
+    if since is not None:
+        query = query.where(papers.c.first_seen >= naive_utc(since))
+    with store.transaction() as conn:
+        row = conn.execute(query).one()
+    return {model: int(n) for model, n in zip(models, row, strict=True)}
 
 
 def count_embeddings(store: SqlStore, *, model: str) -> int:
@@ -163,19 +196,32 @@ def touch_embeddings(store: SqlStore, items: Sequence[ToEmbed], *, model: str) -
         )
 
 
-def load_embeddings(
-    store: SqlStore, *, model: str
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+Stored = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]  # (paper pks, their vectors)
+
+
+def load_embeddings(store: SqlStore, *, model: str) -> Stored:
     """(paper pks, vectors) of every stored vector for ``model``."""
-    query = sa.select(paper_embeddings.c.paper_pk, paper_embeddings.c.vector).where(
-        paper_embeddings.c.model == model
-    )
+    return load_embedding_sets(store, models=[model])[model]
+
+
+def load_embedding_sets(store: SqlStore, *, models: Sequence[str]) -> dict[str, Stored]:
+    """``load_embeddings`` of each of ``models`` (a paper's vectors and its title vectors),
+    in one query: the table is scanned once, not once per model."""
+    query = sa.select(
+        paper_embeddings.c.model, paper_embeddings.c.paper_pk, paper_embeddings.c.vector
+    ).where(paper_embeddings.c.model.in_(list(models)))
+    grouped: dict[str, list[Any]] = {model: [] for model in models}
     with store.transaction() as conn:
-        rows = conn.execute(query).all()
+        for row in conn.execute(query).all():
+            grouped[row[0]].append(row)
+    return {model: _arrays(grouped.pop(model)) for model in models}  # rows freed as read
+
+
+def _arrays(rows: Sequence[Any]) -> Stored:
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-    pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    blob = b"".join(r[1] for r in rows)
+    pks = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    blob = b"".join(r[2] for r in rows)
     vectors = np.frombuffer(blob, dtype="<f4").reshape(len(rows), -1)
     return pks, vectors
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from digestbot.store import SqlStore
-from digestbot.store.embeddings import count_missing_embeddings
+from digestbot.store.embeddings import count_missing_embeddings, title_key
 from tests.conftest import REPO, SEEDS, write_config
 
 pytestmark = [pytest.mark.semantic, pytest.mark.slow]
@@ -102,10 +102,14 @@ def test_the_daemon_embeds_in_the_background_without_holding_up_ingest(
         mid = status(config)["embeddings"]
         assert mid["model"] == model and mid["worker"]["state"] in ("loading", "embedding")
         wait_for(lambda: count_missing_embeddings(store, model=model) == 0, timeout=120)
+        titles = title_key(model)  # then the titles, in batches of their own
+        wait_for(lambda: count_missing_embeddings(store, model=titles) == 0, timeout=60)
         wait_for(lambda: _state(store) == "idle", timeout=10)
         done = status(config)["embeddings"]
         assert (done["papers_embedded"], done["papers_missing"]) == (186, 0)
+        assert (done["titles_embedded"], done["titles_missing"]) == (186, 0)
         assert done["worker"]["embedded"] == 186 and done["worker"]["papers_per_second"] > 0
+        assert done["worker"]["titles_to_embed"] == 0
         assert not [s for s in status(config)["sources"] if s["consecutive_failures"]]
     finally:
         began = time.monotonic()

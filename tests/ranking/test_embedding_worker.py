@@ -23,6 +23,7 @@ from digestbot.store.embeddings import (
     count_missing_embeddings,
     load_worker_state,
     paper_embeddings,
+    title_key,
 )
 from digestbot.store.schema import papers
 from tests.conftest import NOW, as_json, write_config
@@ -43,11 +44,14 @@ def add(store: SqlStore, items: list[Paper], *, days_ago: float = 0.0) -> None:
         store.upsert_papers(conn, items, now=NOW - timedelta(days=days_ago))
 
 
-def embedded_titles(store: SqlStore) -> list[str]:
-    """Titles of the embedded papers, in the order their vectors were written."""
+def embedded_titles(store: SqlStore, *, titles: bool = False) -> list[str]:
+    """Titles of the embedded papers, in the order their vectors were written (those of the
+    title vectors with ``titles``)."""
+    of_titles = paper_embeddings.c.model.endswith("#title")
     query = (
         sa.select(papers.c.title)
         .select_from(paper_embeddings.join(papers, papers.c.pk == paper_embeddings.c.paper_pk))
+        .where(of_titles if titles else sa.not_(of_titles))
         .order_by(paper_embeddings.c.pk)
     )
     with store.transaction() as conn:
@@ -124,12 +128,17 @@ def test_the_worker_embeds_newest_first_records_progress_and_stops_promptly(
     assert embedder is not None
     worker.start()
     wait_for(lambda: count_missing_embeddings(store, model=embedder.name) == 0)
-    titles = embedded_titles(store)
-    assert all("new topic" in t for t in titles[:20]) and all("old topic" in t for t in titles[20:])
+    wait_for(lambda: count_missing_embeddings(store, model=title_key(embedder.name)) == 0)
+    for kind in (False, True):  # title + abstract vectors, title vectors: newest first
+        titles = embedded_titles(store, titles=kind)
+        assert len(titles) == 40
+        assert all("new topic" in t for t in titles[:20])
+        assert all("old topic" in t for t in titles[20:])
     wait_for(lambda: results == [(True, None)])
     state = load_worker_state(store)
     assert state is not None
     assert (state.state, state.embedded, state.model) == ("idle", 40, embedder.name)
+    assert worker.titles_embedded == 40
     assert state.papers_per_second and state.papers_per_second > 0
     # a paper ingested now is picked up on wake, without waiting for the idle time
     add(store, [Paper(title="Fresh arrival", abstract="Something new.")])
@@ -151,6 +160,7 @@ def test_embed_backlog_recent_and_none_leave_the_old_papers_alone(
     worker = EmbeddingWorker(store, recent, holder="t", clock=lambda: NOW)
     assert worker.run_pass() == 2
     assert sorted(embedded_titles(store)) == [f"this month study number {i}" for i in (0, 1)]
+    assert sorted(embedded_titles(store, titles=True)) == sorted(embedded_titles(store))
 
     none = settings.model_copy(update={"embed_backlog": "none"})
     later = NOW + timedelta(hours=1)
@@ -225,12 +235,16 @@ def test_embed_since_days_embeds_only_recent_papers_and_status_counts_them(
     store.close()
     result = cli("--config", str(config), "embed", "--since-days", "7")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.strip().endswith("embedded 2 papers with " + str(settings.embedding_model))
+    assert result.stdout.strip().endswith(
+        "embedded 2 papers and 2 titles with " + str(settings.embedding_model)
+    )
     report = as_json(cli("--config", str(config), "status", "--json"))["embeddings"]
     assert (report["papers_embedded"], report["papers_missing"]) == (2, 3)
+    assert (report["titles_embedded"], report["titles_missing"]) == (2, 3)
     assert report["worker"] is None  # no daemon has run
     text = cli("--config", str(config), "status").stdout
     assert "embeddings: 2 papers embedded, 3 missing" in text
+    assert "titles 2 embedded, 3 missing" in text
 
 
 def test_the_worker_embeds_the_profiles_texts_as_soon_as_the_model_loads(

