@@ -127,7 +127,7 @@ def load_embedding_status(
     title vectors unless ``ranking.title_weight`` is 0: None then), and what the daemon's
     background worker is doing. None without a model (lexical ranking only).
     Reads the database only: torch is never imported here."""
-    from digestbot.ranking.semantic import resolve_model
+    from digestbot.ranking.semantic import model_key
     from digestbot.store.embeddings import (
         count_embeddings,
         count_missing_embeddings,
@@ -136,7 +136,7 @@ def load_embedding_status(
     )
 
     worker = load_worker_state(store)
-    model = resolve_model(settings.ranking.embedding_model) or (worker.model if worker else None)
+    model = model_key(settings.ranking.embedding_model) or (worker.model if worker else None)
     if model is None:
         return None
     missing = count_missing_embeddings(store, model=model)

@@ -41,6 +41,7 @@ from digestbot.store.embeddings import (
     title_key,
     touch_embeddings,
 )
+from digestbot.store.schema import PACKAGED_MODEL_KEY
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,11 @@ QUERY_CACHE = 1024  # profile texts whose vectors a process keeps
 class Embedder:
     """A sentence-transformers model, loaded lazily (importing torch costs seconds)."""
 
-    def __init__(self, name: str, *, max_tokens: int, batch_size: int) -> None:
-        self.name = name
+    def __init__(
+        self, name: str, *, max_tokens: int, batch_size: int, source: str | None = None
+    ) -> None:
+        self.name = name  # the model's name: the key its vectors are stored under
+        self.source = source or name  # what is loaded: a hub name or a local folder
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self._model: Any = None
@@ -86,10 +90,10 @@ class Embedder:
             except ImportError:  # pragma: no cover - sentence-transformers depends on it
                 pass
             try:
-                model = SentenceTransformer(self.name, device="cpu")
+                model = SentenceTransformer(self.source, device="cpu")
             except (OSError, ValueError) as exc:
                 raise ConfigError(
-                    f"cannot load model {self.name!r}: {exc}", key="ranking.embedding_model"
+                    f"cannot load model {self.source!r}: {exc}", key="ranking.embedding_model"
                 ) from exc
             model.max_seq_length = self.max_tokens
             self._model = model
@@ -163,7 +167,7 @@ class Embedder:
         return vector
 
 
-_EMBEDDERS: dict[tuple[str, int, int], Embedder] = {}
+_EMBEDDERS: dict[tuple[str, str, int, int], Embedder] = {}
 
 
 def is_available() -> bool:
@@ -201,21 +205,34 @@ def resolve_model(setting: str | None) -> str | None:
     return path
 
 
+def model_key(setting: str | None) -> str | None:
+    """The name a model's vectors are stored under: the setting as written, and for ``auto``
+    the packaged model's own name (``PACKAGED_MODEL_KEY``), not the folder it was installed
+    in, which changes with the virtualenv or the Python version and would re-embed the
+    whole store; None when ``resolve_model`` finds no model."""
+    source = resolve_model(setting)
+    if not source:
+        return None
+    return PACKAGED_MODEL_KEY if setting == AUTO else source
+
+
 def get_embedder(settings: RankingSettings) -> Embedder | None:
     """The process-wide embedder for the configured model, or None (lexical only)."""
     model = resolve_model(settings.embedding_model)
     if not model:
         return None
+    name = model_key(settings.embedding_model) or model
     if not is_available():
         log.warning(
             "ranking.embedding_model is set but the semantic extra is not installed: "
             "ranking lexically"
         )
         return None
-    key = (model, settings.embedding_max_tokens, settings.embedding_batch_size)
+    key = (name, model, settings.embedding_max_tokens, settings.embedding_batch_size)
     if key not in _EMBEDDERS:
         _EMBEDDERS[key] = Embedder(
-            model,
+            name,
+            source=model,
             max_tokens=settings.embedding_max_tokens,
             batch_size=settings.embedding_batch_size,
         )

