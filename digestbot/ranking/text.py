@@ -118,7 +118,8 @@ def words(text: str) -> tuple[list[str], list[str]]:
     """Content words, stemmed, in order; and the joined forms of hyphenated words.
 
     Each distinct token is analysed once (``_TOKEN_CACHE``); the stream is then put
-    together by C-level maps, not a Python loop per token (proximity reads abstracts)."""
+    together by C-level maps, not a Python loop per token (proximity reads abstracts). Safe
+    in threads: a token another thread's clearing removed is analysed again here."""
     tokens = _WORD.findall(fold(text))
     missing = set(tokens).difference(_TOKEN_CACHE)
     if missing:
@@ -127,7 +128,10 @@ def words(text: str) -> tuple[list[str], list[str]]:
             missing = set(tokens)
         for raw in missing:
             _TOKEN_CACHE[raw] = _analyse_new_token(raw)
-    analysed = list(map(_TOKEN_CACHE.__getitem__, tokens))
+    try:
+        analysed = list(map(_TOKEN_CACHE.__getitem__, tokens))
+    except KeyError:  # another thread (the Slack app ranks in several) cleared the full cache
+        analysed = [_TOKEN_CACHE.get(raw) or _analyse_new_token(raw) for raw in tokens]
     out = list(chain.from_iterable(map(itemgetter(0), analysed)))
     joined = [whole for _, whole in analysed if whole is not None]
     return out, joined
