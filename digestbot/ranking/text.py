@@ -94,19 +94,8 @@ _TOKEN_CACHE: dict[str, tuple[tuple[str, ...], str | None]] = {}
 _TOKEN_CACHE_MAX = 500_000
 
 
-def _analyse_token(raw: str) -> tuple[tuple[str, ...], str | None]:
-    """A raw token -> its stemmed content parts and, when hyphenated, its joined stem."""
-    hit = _TOKEN_CACHE.get(raw)
-    if hit is not None:
-        return hit
-    result = _analyse_new_token(raw)
-    if len(_TOKEN_CACHE) >= _TOKEN_CACHE_MAX:
-        _TOKEN_CACHE.clear()
-    _TOKEN_CACHE[raw] = result
-    return result
-
-
 def _analyse_new_token(raw: str) -> tuple[tuple[str, ...], str | None]:
+    """A raw token -> its stemmed content parts and, when hyphenated, its joined stem."""
     parts = [p for p in re.split(r"[-'/]", raw) if p]
     kept = tuple(
         stem(part) for part in parts if part not in STOP_WORDS and (len(part) > 1 or part.isdigit())
