@@ -29,7 +29,7 @@ LIKED_PHRASES = 6  # phrases kept
 MAX_WORDS = 3
 TITLE_COUNT = 2.0  # a phrase in a title counts as this many abstract occurrences
 SHARED_WEIGHT = 3.0  # the geometric mean's weight (phrases in every liked paper)
-MIN_DF = 2  # found in no paper but the liked one: describes no topic
+MIN_DF = 2  # papers holding a phrase, one liked paper included (no other: describes no topic)
 MAX_DF_SHARE = 0.1  # in more than this share of the papers: too common to describe one
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[^\sa-z0-9]")
@@ -90,6 +90,9 @@ def liked_phrases(
     shared = np.exp(np.log(np.maximum(counts, 1e-12)).mean(axis=1)) * (counts > 0).all(axis=1)
     idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
     weight = idf * (SHARED_WEIGHT * shared + counts.mean(axis=1))
-    usable = (df >= MIN_DF) & (df <= MAX_DF_SHARE * n)
+    # the liked papers holding a phrase do not count towards MIN_DF: one found in them alone
+    # (however many of them) describes no topic
+    others = df - (counts > 0).sum(axis=1)
+    usable = (others >= MIN_DF - 1) & (df <= MAX_DF_SHARE * n)
     order = [i for i in np.lexsort((np.asarray(keys), -weight)).tolist() if usable[i]]
     return [wording[keys[i]] for i in order[:k]]
