@@ -121,8 +121,9 @@ def score_profile(
     features = keyword_features(profile, scatter=scatter) + description_features(profile, index)
     text_weight = 1.0
     liked_texts = _warmed(index, texts(list(liked_rows))) if len(liked_rows) else []
-    own_words = bool(features)
-    if not features and liked_texts:
+    # a keyword of stop words or of another script (text is folded to ASCII) searches for nothing
+    own_words = any(alternative for f in features for alternative in f.alternatives)
+    if not own_words and liked_texts:
         features = _liked_features(profile, index, liked_texts)
         text_weight = LIKED_PHRASES_WEIGHT
     index.prefetch(_columns_of(features))  # every term's postings in one pass
