@@ -16,6 +16,7 @@ as keywords are (``query.keyword_features``), and ``why`` can name them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -75,24 +76,35 @@ def liked_phrases(
 ) -> list[str]:
     """The ``k`` phrases that best describe all the liked papers (title, abstract), best
     first, as first written."""
-    per_paper = [candidate_phrases(title, abstract) for title, abstract in texts]
-    keys = sorted(set().union(*per_paper))
+    # per phrase: its first wording, the sum of its counts and of their logs, how many liked
+    # papers hold it (one pass over each paper's phrases: no phrases x papers table)
+    wording: dict[str, str] = {}
+    sums: dict[str, list[float]] = {}  # phrase -> [count sum, log count sum, papers holding]
+    for title, abstract in texts:
+        for key, (first, count) in candidate_phrases(title, abstract).items():
+            wording.setdefault(key, first)
+            found_sums = sums.setdefault(key, [0.0, 0.0, 0.0])
+            found_sums[0] += count
+            found_sums[1] += math.log(count)
+            found_sums[2] += 1.0
+    keys = sorted(wording)
     if not keys or k <= 0:
         return []
-    wording = {key: next(c[key][0] for c in per_paper if key in c) for key in keys}
     # one document-frequency look-up for every phrase's terms; a phrase's is its rarest term's
     term_lists = [phrase_terms(wording[key]) for key in keys]
     cols = np.asarray(sorted({column(t) for ts in term_lists for t in ts}), dtype=np.int64)
     found = dict(zip(cols.tolist(), index.document_frequency(cols).tolist(), strict=True))
     df = np.asarray([min(found[column(t)] for t in ts) for ts in term_lists], dtype=np.float64)
     n = max(index.n_live, 1)
-    counts = np.asarray([[c.get(key, ("", 0.0))[1] for c in per_paper] for key in keys])
-    shared = np.exp(np.log(np.maximum(counts, 1e-12)).mean(axis=1)) * (counts > 0).all(axis=1)
+    count_sum, log_sum, held = np.asarray([sums[key] for key in keys]).T
+    n_liked = float(len(texts))
+    # the geometric mean of its counts over the liked papers (0 unless every one holds it)
+    shared = np.where(held == n_liked, np.exp(log_sum / n_liked), 0.0)
     idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    weight = idf * (SHARED_WEIGHT * shared + counts.mean(axis=1))
+    weight = idf * (SHARED_WEIGHT * shared + count_sum / n_liked)
     # the liked papers holding a phrase do not count towards MIN_DF: one found in them alone
     # (however many of them) describes no topic
-    others = df - (counts > 0).sum(axis=1)
+    others = df - held
     usable = (others >= MIN_DF - 1) & (df <= MAX_DF_SHARE * n)
     order = [i for i in np.lexsort((np.asarray(keys), -weight)).tolist() if usable[i]]
     return [wording[keys[i]] for i in order[:k]]
