@@ -173,19 +173,36 @@ def phrase_unigrams(phrase: str) -> list[str]:
 def expansions(phrase: str) -> list[str]:
     """The phrase and its acronym counterpart(s): ``SSM`` <-> ``state space model``."""
     key = " ".join(_phrase_words(phrase))
+    keys = {key}
     out = [phrase]
     if not _ACRONYM_KEYS:
         _ACRONYM_KEYS.extend(
-            (short, long, " ".join(_phrase_words(long))) for short, long in ACRONYMS.items()
+            (short, form, " ".join(_phrase_words(form)))
+            for short, form in ((s, _long_form(long)) for s, long in ACRONYMS.items())
         )
     if re.search(r"[a-z0-9][-/][a-z0-9]", fold(phrase)):
-        out.append(re.sub(r"(?<=[a-z0-9])[-/](?=[a-z0-9])", "", fold(phrase)))
+        out.append(_joined(phrase))
+        keys.add(" ".join(_phrase_words(out[-1])))
     for short, long, long_key in _ACRONYM_KEYS:
         if key in (short, stem(short)) or key == stem(short + "s"):
             out.append(long)
-        elif key == long_key:
+        elif long_key in keys:
             out.append(short)
     return list(dict.fromkeys(out))
+
+
+def _joined(phrase: str) -> str:
+    """The phrase with its hyphenated (or slashed) words as one: ``low-bit`` -> ``lowbit``."""
+    return re.sub(r"(?<=[a-z0-9])[-/](?=[a-z0-9])", "", fold(phrase))
+
+
+def _long_form(long: str) -> str:
+    """An acronym's expansion as searched: as written, unless its stop words leave a single
+    content word (``out-of-distribution``: ``distribution`` is not ``OOD``); then its
+    joined form (the index holds ``outofdistribution`` for a hyphenated word)."""
+    if len(_phrase_words(long)) < 2 and re.search(r"[a-z0-9][-/][a-z0-9]", fold(long)):
+        return _joined(long)
+    return long
 
 
 _COLUMN_CACHE: dict[str, int] = {}

@@ -93,6 +93,21 @@ def test_more_acronyms_match_their_expansion_both_ways(keyword: str, title: str)
     assert got["Protein folding"][0] == 0
 
 
+@pytest.mark.parametrize(
+    ("keyword", "title"),
+    [
+        ("OOD", "Sampling from a posterior distribution"),
+        ("distribution", "OOD detection with energy scores"),
+        ("distributions", "OOD detection with energy scores"),
+    ],
+)
+def test_an_acronym_is_not_a_word_its_expansion_shares(keyword: str, title: str) -> None:
+    # "out-of-distribution" holds one content word: "distribution" alone is not "OOD"
+    papers = [paper(title, FILLER), paper("Protein folding", FILLER)]
+    got = by_title(papers, Profile(name="p", keywords=[keyword]))
+    assert got[title][0] == 0
+
+
 def test_the_phrase_is_not_counted_again_through_its_words() -> None:
     # Both papers hold the phrase once; the second repeats the word "attention" apart.
     # Were the words counted where the phrase is found, the second would win.
