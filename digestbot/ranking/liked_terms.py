@@ -17,14 +17,13 @@ as keywords are (``query.keyword_features``), and ``why`` can name them.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from digestbot.ranking.lexical import LexicalIndex
 from digestbot.ranking.stopwords import STOP_WORDS
-from digestbot.ranking.text import column, fold, phrase_terms, phrase_unigrams
+from digestbot.ranking.text import WORD_OR_MARK, column, fold, phrase_terms, phrase_unigrams
 
 LIKED_PHRASES = 6  # phrases kept
 MAX_WORDS = 3
@@ -33,15 +32,13 @@ SHARED_WEIGHT = 3.0  # the geometric mean's weight (phrases in every liked paper
 MIN_DF = 2  # papers holding a phrase, one liked paper included (no other: describes no topic)
 MAX_DF_SHARE = 0.1  # in more than this share of the papers: too common to describe one
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[^\sa-z0-9]")
-
 
 def _runs(text: str) -> list[list[str]]:
     """Runs of content words as written (folded); stop words, numbers and punctuation
     end a run."""
     out: list[list[str]] = []
     run: list[str] = []
-    for match in _TOKEN.finditer(fold(text)):
+    for match in WORD_OR_MARK.finditer(fold(text)):
         token = match.group(0)
         if not token[0].isalnum() or token in STOP_WORDS or token.isdigit():
             content = False

@@ -29,6 +29,8 @@ N_COLUMNS = 1 << 22  # hashed term space
 TOKENIZER_VERSION = 3  # bump when the analysis changes: persisted indexes are rebuilt
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*")
+# a word as above, or one punctuation mark: what ends a run of words written side by side
+WORD_OR_MARK = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[^\sa-z0-9]")
 _STEMMER = Stemmer.Stemmer("english")
 
 # Acronyms a researcher writes either way. Each is expanded both ways at query
