@@ -9,7 +9,7 @@ ranking before scoring. The lexical run sets ``ranking.embedding_model: null``;
 ``--semantic`` adds a run with embeddings (``auto``: the packaged MiniLM-L6).
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_eval.py [--semantic] [--per-profile]
-        [--devset PATH ...] [--embedding-model MODEL] [--no-lexical] [--subprocess]
+        [--devset PATH ...] [--held-out] [--embedding-model MODEL] [--no-lexical] [--subprocess]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 DEVSET = REPO / "bench" / "relevance" / "devset.yaml"
 DEVSET2 = REPO / "bench" / "relevance" / "devset2.yaml"
+DEVSET3 = REPO / "bench" / "relevance" / "devset3.yaml"  # held out: checked, never tuned on
 MODES = ("full", "keywords", "like")
 NOW = "2026-11-23T09:00:00Z"
 
@@ -159,10 +160,17 @@ def main() -> None:
     )
     parser.add_argument("--no-lexical", action="store_true", help="skip the lexical run")
     parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help=f"also score {DEVSET3.name} (held out: to check a result, never to tune on)",
+    )
+    parser.add_argument(
         "--mode", choices=MODES, action="append", help="score only this mode (repeatable)"
     )
     opts = parser.parse_args()
     paths: list[Path] = opts.devset or [DEVSET, DEVSET2]
+    if opts.held_out:
+        paths.append(DEVSET3)
     sets = [(path.stem, yaml.safe_load(path.read_text("utf-8"))["profiles"]) for path in paths]
     specs = [spec for _, set_specs in sets for spec in set_specs]
     modes: tuple[str, ...] = tuple(opts.mode) if opts.mode else MODES

@@ -85,7 +85,7 @@ class Harness:
             self.store, embedder, row_of=self.index.row_of_pk(), n_rows=self.index.n_rows
         )
         assert ready is not None
-        self.vectors, self.has = ready
+        self.vectors, self.has, self.title_vectors = ready.vectors, ready.has, ready.titles
 
     def run(
         self, *, lexical: bool = False, semantic: Variant | None = None, per_profile: bool = False

@@ -12,6 +12,8 @@ Each argument is one variant (space-separated assignments inside it); none: the
 current code only. Values are Python literals. ``--bm25`` also prints plain Okapi BM25
 (k1 1.5, b 0.75, one field, the profile's description and keywords as a bag of words,
 with and without Snowball stems): the kind of baseline issue #3's anchors quote.
+``--held-out`` adds the held-out third set (devset3.yaml) to the report: to check a
+result, never to choose a variant.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.relevance_eval import (
     DEVSET,
     DEVSET2,
+    DEVSET3,
     NOW,
     average_precision,
     ndcg_at,
@@ -196,16 +199,17 @@ def setup(work: Path) -> SqlStore:
 
 def main() -> None:
     os.environ.setdefault("DIGESTBOT_AUTO_EMBEDDINGS", "0")
-    sets = [(p.stem, yaml.safe_load(p.read_text("utf-8"))["profiles"]) for p in (DEVSET, DEVSET2)]
+    paths = (DEVSET, DEVSET2, DEVSET3) if "--held-out" in sys.argv else (DEVSET, DEVSET2)
+    sets = [(p.stem, yaml.safe_load(p.read_text("utf-8"))["profiles"]) for p in paths]
     names = [s for s, _ in sets]
-    print(f"{'variant':<40} | mode  devset / devset2 / all  (nDCG@10/MAP)")
+    print(f"{'variant':<40} | mode  {' / '.join(names)} / all  (nDCG@10/MAP)")
     with tempfile.TemporaryDirectory() as tmp:
         store = setup(Path(tmp))
         report("current", evaluate(store, sets), names)
         if "--bm25" in sys.argv:
             report("plain BM25", plain_bm25(store, sets, stemmed=False), names)
             report("plain BM25, stemmed", plain_bm25(store, sets, stemmed=True), names)
-        for variant in [a for a in sys.argv[1:] if a != "--bm25"]:
+        for variant in [a for a in sys.argv[1:] if a not in ("--bm25", "--held-out")]:
             undo = apply(variant)
             try:
                 report(variant, evaluate(store, sets), names)
