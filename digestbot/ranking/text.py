@@ -164,8 +164,21 @@ def phrase_terms(phrase: str) -> list[str]:
     """
     tokens = _phrase_words(phrase)
     if len(tokens) <= 1:
-        return tokens
+        joined = _joined_word(phrase)
+        return [joined] if joined is not None else tokens
     return [f"{a} {b}" for a, b in pairwise(tokens)]
+
+
+def _joined_word(phrase: str) -> str | None:
+    """For one hyphenated word that loses a part to the stop words or to its length
+    (``k-means``, ``off-policy``, ``X-ray``): its joined stem as the index holds it, since
+    the part left (``mean``, ``policy``, ``ray``) is another word; else None."""
+    found = _WORD.findall(fold(phrase))
+    if len(found) != 1:
+        return None
+    parts = [p for p in re.split(r"[-'/]", found[0]) if p]
+    kept, whole = _analyse_new_token(found[0])
+    return whole if whole is not None and len(kept) < len(parts) else None
 
 
 def phrase_unigrams(phrase: str) -> list[str]:
