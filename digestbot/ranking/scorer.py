@@ -213,9 +213,10 @@ def _proximity(
     texts: TextsOf,
     skip: np.ndarray,
 ) -> None:
-    """Among the best ``PROXIMITY_ROWS`` papers holding every word of a multi-word
-    keyword but not its phrase, raise those words' evidence where they occur within
-    ``PROXIMITY_WINDOW`` content words of each other (in the title or the abstract).
+    """Among the best ``PROXIMITY_ROWS`` papers (by the profile's words) holding any
+    back-off word, those holding every word of a multi-word keyword but not its phrase:
+    raise those words' evidence where they occur within ``PROXIMITY_WINDOW`` content
+    words of each other (in the title or the abstract).
 
     Changes ``raw`` and its column sums ``summed`` in place; reads only the candidate
     papers' texts and touches whole columns only to find the candidates."""
