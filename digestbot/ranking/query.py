@@ -68,7 +68,7 @@ class Feature:
     """
 
     label: str
-    kind: str  # keyword | description
+    kind: str  # keyword | description | liked (a liked paper's phrase, scorer._liked_features)
     weight: float
     alternatives: tuple[tuple[str, ...], ...]  # each: the index terms of one phrasing
     unless: tuple[tuple[str, ...], ...] = ()
