@@ -46,14 +46,15 @@ def _units(text: str) -> list[_Unit]:
     out: list[_Unit] = []
     for match in WORD_OR_MARK.finditer(fold(text)):
         token = match.group(0)
-        content = phrase_terms(token)
+        content = phrase_terms(token, whole=False)
         if not content or not token[0].isalnum():
             if out:
                 out[-1] = _Unit(out[-1].surface, out[-1].alternatives, out[-1].single, False)
             continue
-        alternatives = tuple(dict.fromkeys(tuple(phrase_terms(v)) for v in expansions(token)))
-        unigrams = phrase_unigrams(token)  # as the text's word stream holds it (proximity)
-        single = unigrams[0] if len(unigrams) == 1 else None
+        alternatives = tuple(
+            dict.fromkeys(tuple(phrase_terms(v, whole=False)) for v in expansions(token))
+        )
+        single = content[0] if len(phrase_unigrams(token)) == 1 else None
         out.append(_Unit(token, alternatives, single, True))
     return out
 

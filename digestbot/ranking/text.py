@@ -157,14 +157,16 @@ def terms(analysed: tuple[list[str], list[str]]) -> list[str]:
     return tokens + [f"{a} {b}" for a, b in pairwise(tokens)] + joined
 
 
-def phrase_terms(phrase: str) -> list[str]:
+def phrase_terms(phrase: str, *, whole: bool = True) -> list[str]:
     """The index terms that stand for a keyword: its unigram, or all its bigrams.
 
-    ``self-supervised`` is a phrase (``self supervis``); ``subquadratic`` a unigram.
+    ``self-supervised`` is a phrase (``self supervis``); ``subquadratic`` a unigram;
+    ``k-means`` its joined form (``kmean``: ``mean`` is another word), unless ``whole`` is
+    false (a longer keyword's back-off words keep the part left).
     """
     tokens = _phrase_words(phrase)
     if len(tokens) <= 1:
-        joined = _joined_word(phrase)
+        joined = _joined_word(phrase) if whole else None
         return [joined] if joined is not None else tokens
     return [f"{a} {b}" for a, b in pairwise(tokens)]
 
