@@ -8,9 +8,10 @@ or punctuation), each weighted by
     idf x (SHARED_WEIGHT x geometric mean of its counts + mean of its counts)
 
 over the liked papers (a title occurrence counts ``TITLE_COUNT``), so a phrase
-found in every liked paper beats one frequent in a single paper. Phrases seen
-in no other paper, or in more than ``MAX_DF_SHARE`` of the papers, cannot
-describe a topic and are left out. The best ``LIKED_PHRASES`` are then matched
+found in every liked paper beats one frequent in a single paper. Phrases in
+fewer than ``MIN_DF`` papers (the liked ones counted: with one liked paper, a
+phrase no other paper holds) or in more than ``MAX_DF_SHARE`` of the papers are
+left out. The best ``LIKED_PHRASES`` are then matched
 as keywords are (``query.keyword_features``), and ``why`` can name them.
 """
 
@@ -29,7 +30,7 @@ LIKED_PHRASES = 6  # phrases kept
 MAX_WORDS = 3
 TITLE_COUNT = 2.0  # a phrase in a title counts as this many abstract occurrences
 SHARED_WEIGHT = 3.0  # the geometric mean's weight (phrases in every liked paper)
-MIN_DF = 2  # papers holding a phrase, one liked paper included (no other: describes no topic)
+MIN_DF = 2  # papers holding a phrase, the liked ones included
 MAX_DF_SHARE = 0.1  # in more than this share of the papers: too common to describe one
 
 
@@ -43,7 +44,7 @@ def _runs(text: str) -> list[list[str]]:
         if not token[0].isalnum() or token in STOP_WORDS or token.isdigit():
             content = False
         else:
-            content = bool(phrase_terms(token))
+            content = bool(phrase_terms(token, whole=False))
         if content:
             run.append(token)
         elif run:
@@ -88,7 +89,7 @@ def liked_phrases(
     if not keys or k <= 0:
         return []
     # one document-frequency look-up for every phrase's terms; a phrase's is its rarest term's
-    term_lists = [phrase_terms(wording[key]) for key in keys]
+    term_lists = [phrase_terms(wording[key], whole=False) for key in keys]  # as its key
     cols = np.asarray(sorted({column(t) for ts in term_lists for t in ts}), dtype=np.int64)
     found = dict(zip(cols.tolist(), index.document_frequency(cols).tolist(), strict=True))
     df = np.asarray([min(found[column(t)] for t in ts) for ts in term_lists], dtype=np.float64)
@@ -99,9 +100,8 @@ def liked_phrases(
     shared = np.where(held == n_liked, np.exp(log_sum / n_liked), 0.0)
     idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
     weight = idf * (SHARED_WEIGHT * shared + count_sum / n_liked)
-    # the liked papers holding a phrase do not count towards MIN_DF: one found in them alone
-    # (however many of them) describes no topic
-    others = df - held
-    usable = (others >= MIN_DF - 1) & (df <= MAX_DF_SHARE * n)
+    # MIN_DF counts the liked papers too: a phrase only they share is kept (measured better
+    # than leaving it out on the dev sets' like mode: it lifts them in the feedback pass)
+    usable = (df >= MIN_DF) & (df <= MAX_DF_SHARE * n)
     order = [i for i in np.lexsort((np.asarray(keys), -weight)).tolist() if usable[i]]
     return [wording[keys[i]] for i in order[:k]]
