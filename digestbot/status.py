@@ -130,7 +130,7 @@ def load_embedding_status(
     from digestbot.ranking.semantic import model_key
     from digestbot.store.embeddings import (
         count_embeddings,
-        count_missing_embeddings,
+        count_missing_sets,
         load_worker_state,
         title_key,
     )
@@ -139,16 +139,16 @@ def load_embedding_status(
     model = model_key(settings.ranking.embedding_model) or (worker.model if worker else None)
     if model is None:
         return None
-    missing = count_missing_embeddings(store, model=model)
     titles = settings.ranking.title_weight > 0
+    keys = [model, title_key(model)] if titles else [model]  # one pass over the papers
+    missing_sets = count_missing_sets(store, models=keys)
+    missing = missing_sets[model]
     report: dict[str, Any] = {
         "model": model,
         "papers_embedded": count_embeddings(store, model=model),
         "papers_missing": missing,
         "titles_embedded": count_embeddings(store, model=title_key(model)) if titles else None,
-        "titles_missing": (
-            count_missing_embeddings(store, model=title_key(model)) if titles else None
-        ),
+        "titles_missing": missing_sets[keys[1]] if titles else None,
         "backlog": settings.ranking.embed_backlog,
         "worker": None,
     }
@@ -160,12 +160,11 @@ def load_embedding_status(
             "recent": now - timedelta(days=settings.ranking.embed_since_days),
             "none": worker.started_at,
         }.get(settings.ranking.embed_backlog)
-        todo = (
-            missing if since is None else count_missing_embeddings(store, model=model, since=since)
+        in_scope = (
+            missing_sets if since is None else count_missing_sets(store, models=keys, since=since)
         )
-        titles_todo = report["titles_missing"] or 0
-        if titles and since is not None:
-            titles_todo = count_missing_embeddings(store, model=title_key(model), since=since)
+        todo = in_scope[model]
+        titles_todo = in_scope[keys[1]] if titles else 0
         work = todo + TITLE_COST * titles_todo
         report["worker"] = {
             "holder": worker.holder,

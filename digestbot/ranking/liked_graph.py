@@ -6,10 +6,13 @@ the liked papers over the graph that links each paper to its ``GRAPH_NEIGHBOURS`
 nearest papers, where both are among each other's nearest (Zhou et al., 2004,
 "Learning with local and global consistency"), follows the papers packed around
 the liked ones instead. The graph covers only the ``GRAPH_CANDIDATES`` papers
-nearest the centroid: a small dense problem however large the store.
+nearest the centroid and as many of the liked papers nearest it (``graph_rows``): a
+small dense problem however large the store and however many papers are liked.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +31,17 @@ def candidate_rows(cosine: Floats, have: npt.NDArray[np.int64], *, limit: int) -
     values = cosine[have]
     top = np.argpartition(-values, limit - 1)[:limit]
     return np.sort(have[top])
+
+
+def graph_rows(
+    cosine: Floats, have: npt.NDArray[np.int64], liked: Sequence[int], *, limit: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """The rows the graph links (sorted) and which of them are seeds: the ``limit`` rows of
+    ``have`` with the highest ``cosine`` and the ``limit`` liked rows with the highest (years
+    of 👍 must not make the dense solve thousands of rows wide)."""
+    seeds = candidate_rows(cosine, np.asarray(liked, dtype=np.int64), limit=limit)
+    rows = np.union1d(candidate_rows(cosine, have, limit=limit), seeds)
+    return rows, np.isin(rows, seeds)
 
 
 def label_spreading(

@@ -9,7 +9,6 @@ weight: words common in the corpus (``model``, ``network``) are filler there.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -19,6 +18,7 @@ import numpy as np
 from digestbot.config import Profile
 from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.text import (
+    WORD_OR_MARK,
     column,
     expansions,
     fold,
@@ -30,9 +30,6 @@ from digestbot.ranking.text import (
 SCATTER_WEIGHT = 1.0  # words of a multi-word keyword found apart: its weight, shared among them
 DESCRIPTION_WEIGHT = 0.35  # a description word, relative to a keyword
 DESCRIPTION_MAX_DF = 0.15  # description words in more than this share of papers are filler
-
-
-_TOKEN = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[^\sa-z0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +44,16 @@ def _units(text: str) -> list[_Unit]:
     """Content words of a text as written: a hyphenated word is one unit (its phrase or
     joined form); a stop word or punctuation ends adjacency."""
     out: list[_Unit] = []
-    for match in _TOKEN.finditer(fold(text)):
+    for match in WORD_OR_MARK.finditer(fold(text)):
         token = match.group(0)
-        content = phrase_terms(token)
+        content = phrase_terms(token, whole=False)
         if not content or not token[0].isalnum():
             if out:
                 out[-1] = _Unit(out[-1].surface, out[-1].alternatives, out[-1].single, False)
             continue
-        alternatives = tuple(dict.fromkeys(tuple(phrase_terms(v)) for v in expansions(token)))
+        alternatives = tuple(
+            dict.fromkeys(tuple(phrase_terms(v, whole=False)) for v in expansions(token))
+        )
         single = content[0] if len(phrase_unigrams(token)) == 1 else None
         out.append(_Unit(token, alternatives, single, True))
     return out
@@ -70,7 +69,7 @@ class Feature:
     """
 
     label: str
-    kind: str  # keyword | description
+    kind: str  # keyword | description | liked (a liked paper's phrase, scorer._liked_features)
     weight: float
     alternatives: tuple[tuple[str, ...], ...]  # each: the index terms of one phrasing
     unless: tuple[tuple[str, ...], ...] = ()

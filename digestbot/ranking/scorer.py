@@ -121,8 +121,9 @@ def score_profile(
     features = keyword_features(profile, scatter=scatter) + description_features(profile, index)
     text_weight = 1.0
     liked_texts = _warmed(index, texts(list(liked_rows))) if len(liked_rows) else []
-    own_words = bool(features)
-    if not features and liked_texts:
+    # a keyword of stop words or of another script (text is folded to ASCII) searches for nothing
+    own_words = any(alternative for f in features for alternative in f.alternatives)
+    if not own_words and liked_texts:
         features = _liked_features(profile, index, liked_texts)
         text_weight = LIKED_PHRASES_WEIGHT
     index.prefetch(_columns_of(features))  # every term's postings in one pass
@@ -212,9 +213,10 @@ def _proximity(
     texts: TextsOf,
     skip: np.ndarray,
 ) -> None:
-    """Among the best ``PROXIMITY_ROWS`` papers holding every word of a multi-word
-    keyword but not its phrase, raise those words' evidence where they occur within
-    ``PROXIMITY_WINDOW`` content words of each other (in the title or the abstract).
+    """Among the best ``PROXIMITY_ROWS`` papers (by the profile's words) holding any
+    back-off word, those holding every word of a multi-word keyword but not its phrase:
+    raise those words' evidence where they occur within ``PROXIMITY_WINDOW`` content
+    words of each other (in the title or the abstract).
 
     Changes ``raw`` and its column sums ``summed`` in place; reads only the candidate
     papers' texts and touches whole columns only to find the candidates."""

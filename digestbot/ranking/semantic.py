@@ -27,7 +27,7 @@ import numpy.typing as npt
 from digestbot.config import Profile, RankingSettings
 from digestbot.errors import ConfigError, StoreError
 from digestbot.ranking.lexical import Floats
-from digestbot.ranking.liked_graph import GRAPH_CANDIDATES, candidate_rows, label_spreading
+from digestbot.ranking.liked_graph import GRAPH_CANDIDATES, graph_rows, label_spreading
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     ToEmbed,
@@ -617,9 +617,9 @@ def _liked_part(
         return None
     cosine = np.asarray(vectors @ centre, dtype=np.float64)
     near = _calibrated(cosine, have=have, skip=skip)
-    rows = np.union1d(candidate_rows(cosine, have, limit=GRAPH_CANDIDATES), liked)
+    rows, seeds = graph_rows(cosine, have, liked, limit=GRAPH_CANDIDATES)
     spread = np.zeros(len(vectors))
-    spread[rows] = label_spreading(vectors[rows], np.isin(rows, liked))
+    spread[rows] = label_spreading(vectors[rows], seeds)
     spread = _calibrated(spread, have=have, skip=skip, baseline=False)
     return (1.0 - GRAPH_WEIGHT) * near + GRAPH_WEIGHT * spread
 

@@ -29,6 +29,8 @@ N_COLUMNS = 1 << 22  # hashed term space
 TOKENIZER_VERSION = 3  # bump when the analysis changes: persisted indexes are rebuilt
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*")
+# a word as above, or one punctuation mark: what ends a run of words written side by side
+WORD_OR_MARK = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[^\sa-z0-9]")
 _STEMMER = Stemmer.Stemmer("english")
 
 # Acronyms a researcher writes either way. Each is expanded both ways at query
@@ -94,19 +96,8 @@ _TOKEN_CACHE: dict[str, tuple[tuple[str, ...], str | None]] = {}
 _TOKEN_CACHE_MAX = 500_000
 
 
-def _analyse_token(raw: str) -> tuple[tuple[str, ...], str | None]:
-    """A raw token -> its stemmed content parts and, when hyphenated, its joined stem."""
-    hit = _TOKEN_CACHE.get(raw)
-    if hit is not None:
-        return hit
-    result = _analyse_new_token(raw)
-    if len(_TOKEN_CACHE) >= _TOKEN_CACHE_MAX:
-        _TOKEN_CACHE.clear()
-    _TOKEN_CACHE[raw] = result
-    return result
-
-
 def _analyse_new_token(raw: str) -> tuple[tuple[str, ...], str | None]:
+    """A raw token -> its stemmed content parts and, when hyphenated, its joined stem."""
     parts = [p for p in re.split(r"[-'/]", raw) if p]
     kept = tuple(
         stem(part) for part in parts if part not in STOP_WORDS and (len(part) > 1 or part.isdigit())
@@ -118,7 +109,8 @@ def words(text: str) -> tuple[list[str], list[str]]:
     """Content words, stemmed, in order; and the joined forms of hyphenated words.
 
     Each distinct token is analysed once (``_TOKEN_CACHE``); the stream is then put
-    together by C-level maps, not a Python loop per token (proximity reads abstracts)."""
+    together by C-level maps, not a Python loop per token (proximity reads abstracts). Safe
+    in threads: a token another thread's clearing removed is analysed again here."""
     tokens = _WORD.findall(fold(text))
     missing = set(tokens).difference(_TOKEN_CACHE)
     if missing:
@@ -127,7 +119,10 @@ def words(text: str) -> tuple[list[str], list[str]]:
             missing = set(tokens)
         for raw in missing:
             _TOKEN_CACHE[raw] = _analyse_new_token(raw)
-    analysed = list(map(_TOKEN_CACHE.__getitem__, tokens))
+    try:
+        analysed = list(map(_TOKEN_CACHE.__getitem__, tokens))
+    except KeyError:  # another thread (the Slack app ranks in several) cleared the full cache
+        analysed = [_TOKEN_CACHE.get(raw) or _analyse_new_token(raw) for raw in tokens]
     out = list(chain.from_iterable(map(itemgetter(0), analysed)))
     joined = [whole for _, whole in analysed if whole is not None]
     return out, joined
@@ -162,15 +157,30 @@ def terms(analysed: tuple[list[str], list[str]]) -> list[str]:
     return tokens + [f"{a} {b}" for a, b in pairwise(tokens)] + joined
 
 
-def phrase_terms(phrase: str) -> list[str]:
+def phrase_terms(phrase: str, *, whole: bool = True) -> list[str]:
     """The index terms that stand for a keyword: its unigram, or all its bigrams.
 
-    ``self-supervised`` is a phrase (``self supervis``); ``subquadratic`` a unigram.
+    ``self-supervised`` is a phrase (``self supervis``); ``subquadratic`` a unigram;
+    ``k-means`` its joined form (``kmean``: ``mean`` is another word), unless ``whole`` is
+    false (a longer keyword's back-off words keep the part left).
     """
     tokens = _phrase_words(phrase)
     if len(tokens) <= 1:
-        return tokens
+        joined = _joined_word(phrase) if whole else None
+        return [joined] if joined is not None else tokens
     return [f"{a} {b}" for a, b in pairwise(tokens)]
+
+
+def _joined_word(phrase: str) -> str | None:
+    """For one hyphenated word that loses a part to the stop words or to its length
+    (``k-means``, ``off-policy``, ``X-ray``): its joined stem as the index holds it, since
+    the part left (``mean``, ``policy``, ``ray``) is another word; else None."""
+    found = _WORD.findall(fold(phrase))
+    if len(found) != 1:
+        return None
+    parts = [p for p in re.split(r"[-'/]", found[0]) if p]
+    kept, whole = _analyse_new_token(found[0])
+    return whole if whole is not None and len(kept) < len(parts) else None
 
 
 def phrase_unigrams(phrase: str) -> list[str]:
@@ -180,19 +190,36 @@ def phrase_unigrams(phrase: str) -> list[str]:
 def expansions(phrase: str) -> list[str]:
     """The phrase and its acronym counterpart(s): ``SSM`` <-> ``state space model``."""
     key = " ".join(_phrase_words(phrase))
+    keys = {key}
     out = [phrase]
     if not _ACRONYM_KEYS:
         _ACRONYM_KEYS.extend(
-            (short, long, " ".join(_phrase_words(long))) for short, long in ACRONYMS.items()
+            (short, form, " ".join(_phrase_words(form)))
+            for short, form in ((s, _long_form(long)) for s, long in ACRONYMS.items())
         )
     if re.search(r"[a-z0-9][-/][a-z0-9]", fold(phrase)):
-        out.append(re.sub(r"(?<=[a-z0-9])[-/](?=[a-z0-9])", "", fold(phrase)))
+        out.append(_joined(phrase))
+        keys.add(" ".join(_phrase_words(out[-1])))
     for short, long, long_key in _ACRONYM_KEYS:
         if key in (short, stem(short)) or key == stem(short + "s"):
             out.append(long)
-        elif key == long_key:
+        elif long_key in keys:
             out.append(short)
     return list(dict.fromkeys(out))
+
+
+def _joined(phrase: str) -> str:
+    """The phrase with its hyphenated (or slashed) words as one: ``low-bit`` -> ``lowbit``."""
+    return re.sub(r"(?<=[a-z0-9])[-/](?=[a-z0-9])", "", fold(phrase))
+
+
+def _long_form(long: str) -> str:
+    """An acronym's expansion as searched: as written, unless its stop words leave a single
+    content word (``out-of-distribution``: ``distribution`` is not ``OOD``); then its
+    joined form (the index holds ``outofdistribution`` for a hyphenated word)."""
+    if len(_phrase_words(long)) < 2 and re.search(r"[a-z0-9][-/][a-z0-9]", fold(long)):
+        return _joined(long)
+    return long
 
 
 _COLUMN_CACHE: dict[str, int] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from digestbot.config import Profile
-from digestbot.ranking.liked_graph import candidate_rows, label_spreading
+from digestbot.ranking.liked_graph import candidate_rows, graph_rows, label_spreading
 from digestbot.ranking.semantic import Embedder, semantic_scores
 
 D = 16
@@ -69,3 +69,16 @@ def test_candidates_are_the_rows_with_a_vector_nearest_the_centroid() -> None:
     have = np.asarray([0, 1, 2, 4, 5])  # row 3 has no vector
     assert candidate_rows(cosine, have, limit=3).tolist() == [0, 2, 4]
     assert candidate_rows(cosine, have, limit=10).tolist() == [0, 1, 2, 4, 5]
+
+
+def test_the_graph_stays_small_however_many_papers_are_liked() -> None:
+    # thousands of 👍 over the months: the graph (a dense n x n solve) still links at most
+    # the 3 papers nearest the centroid and the 3 liked papers nearest it
+    cosine = np.asarray([0.1 * i for i in range(10)])  # row 9 is nearest the centroid
+    have = np.arange(10)
+    liked = [0, 1, 2, 3, 4, 5, 8]
+    rows, seeds = graph_rows(cosine, have, liked, limit=3)
+    assert rows.tolist() == [4, 5, 7, 8, 9]  # liked 8, 5, 4 and the nearest 9, 8, 7
+    assert seeds.tolist() == [True, True, False, True, False]
+    few, few_seeds = graph_rows(cosine, have, [0, 8], limit=3)  # few liked: all are seeds
+    assert few.tolist() == [0, 7, 8, 9] and few_seeds.tolist() == [True, False, True, False]

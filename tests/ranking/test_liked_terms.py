@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 from digestbot.config import Profile
 from digestbot.models import Paper
 from digestbot.ranking import rank
@@ -85,3 +87,33 @@ def test_a_profile_with_keywords_does_not_add_the_liked_papers_phrases() -> None
     ranked = {s.paper.title: s for s in rank(papers(), profile, now=NOW)}
     assert "data pruning" not in ranked["A survey of data pruning"].matched
     assert ranked["Vision transformers at scale"].matched == ("vision transformers",)
+
+
+def test_keywords_without_usable_words_leave_the_profile_to_its_liked_papers_phrases() -> None:
+    # the index folds text to ASCII: a keyword in another script (or of stop words only)
+    # searches for nothing, so the profile has no words of its own
+    profile = Profile(name="p", keywords=["нейронные сети", "the"], like=[t for t, _ in LIKED])
+    ranked = {s.paper.title: s for s in rank(papers(), profile, now=NOW)}
+    survey = ranked["A survey of data pruning"]
+    assert "data pruning" in survey.matched
+    assert "matches data pruning" in survey.why
+
+
+def test_many_liked_papers_are_described_without_a_phrases_x_papers_table() -> None:
+    # a like-only profile fed by months of 👍: 300 liked papers of 60 distinct words each
+    # hold ~53,000 phrases; a table of every phrase's count in every liked paper (16 million
+    # cells, filled by a Python loop) peaked at ~415 MB here, memory linear in the phrases ~45
+    liked = [
+        (f"Study {i}", " ".join(f"qz{i}w{j}" for j in range(60)) + ". Data pruning.")
+        for i in range(300)
+    ]
+    filler = [(f"Gardening note {i}", f"Plants and water {i}.") for i in range(3000)]
+    index = index_of(liked + OTHERS + filler)  # "data pruning": in 301 of 3330 papers
+    tracemalloc.start()
+    try:
+        phrases = liked_phrases(index, liked)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert phrases[0] == "data pruning"  # in every liked paper and in the survey
+    assert peak < 100_000_000

@@ -93,6 +93,21 @@ def test_more_acronyms_match_their_expansion_both_ways(keyword: str, title: str)
     assert got["Protein folding"][0] == 0
 
 
+@pytest.mark.parametrize(
+    ("keyword", "title"),
+    [
+        ("OOD", "Sampling from a posterior distribution"),
+        ("distribution", "OOD detection with energy scores"),
+        ("distributions", "OOD detection with energy scores"),
+    ],
+)
+def test_an_acronym_is_not_a_word_its_expansion_shares(keyword: str, title: str) -> None:
+    # "out-of-distribution" holds one content word: "distribution" alone is not "OOD"
+    papers = [paper(title, FILLER), paper("Protein folding", FILLER)]
+    got = by_title(papers, Profile(name="p", keywords=[keyword]))
+    assert got[title][0] == 0
+
+
 def test_the_phrase_is_not_counted_again_through_its_words() -> None:
     # Both papers hold the phrase once; the second repeats the word "attention" apart.
     # Were the words counted where the phrase is found, the second would win.
@@ -112,6 +127,29 @@ def test_a_hyphenated_keyword_does_not_back_off_to_its_parts() -> None:
     got = by_title(papers, Profile(name="p", keywords=["low-bit"]))
     assert got["Low-bit quantization of transformers"][0] > 0
     assert got["Low memory training with one bit of state"][0] == 0
+
+
+@pytest.mark.parametrize(
+    ("keyword", "found", "not_found"),
+    [
+        ("k-means", "K-means clustering of embeddings", "The mean field of a sample"),
+        ("off-policy", "Off-policy evaluation with logged data", "On-policy gradient estimates"),
+        ("X-ray", "Chest X-ray classification", "Ray tracing on graphics cards"),
+        ("few-shot", "Few-shot prompting of small models", "A shot noise model for sensors"),
+    ],
+)
+def test_a_hyphenated_word_with_a_stop_word_or_letter_part_is_not_its_other_part(
+    keyword: str, found: str, not_found: str
+) -> None:
+    # "k", "off", "x", "few" are dropped as words: the keyword is its joined form, not "mean"
+    papers = [paper(found, FILLER), paper(not_found, FILLER)]
+    got = by_title(papers, Profile(name="p", keywords=[keyword]))
+    assert got[found][0] > 0 and got[found][1] == (keyword,)
+    assert got[not_found][0] == 0
+    # as an exclude: the paper with the hyphenated word only
+    last = not_found.split()[-1]
+    excluded = by_title(papers, Profile(name="p", keywords=[last], exclude=[keyword]))
+    assert excluded[not_found][0] > 0
 
 
 def test_description_pairs_are_words_written_side_by_side() -> None:
