@@ -117,7 +117,8 @@ def score_profile(
     index.document_frequency(np.asarray(columns(terms(words(profile.description)))))
     # with embeddings, a keyword's words found apart count for less: the semantic evidence
     # already rewards a paper on the keyword's topic that words it otherwise
-    scatter = SEMANTIC_SCATTER if semantic is not None else SCATTER_WEIGHT
+    has_semantic = semantic is not None and bool(np.nan_to_num(semantic).any())
+    scatter = SEMANTIC_SCATTER if has_semantic else SCATTER_WEIGHT
     features = keyword_features(profile, scatter=scatter) + description_features(profile, index)
     text_weight = 1.0
     liked_texts = _warmed(index, texts(list(liked_rows))) if len(liked_rows) else []
@@ -131,7 +132,7 @@ def score_profile(
     for j, feature in enumerate(features):
         raw[j] = feature.weight * feature.value(index)
     summed = raw.sum(axis=0) if features else np.zeros(n)
-    _proximity(index, features, raw, summed, texts=texts, skip=dead)
+    _proximity(index, features, raw, summed, texts=texts, skip=out_of_play)
     text, text_top = _scaled(summed, skip=dead)
 
     sources: list[tuple[str, float, Floats]] = []
@@ -141,7 +142,7 @@ def score_profile(
     if len(liked_rows):
         like, nearest = _like_scores(index, liked_texts, skip=dead | liked)
         sources.append(("like", 1.0, like))
-    if semantic is not None and np.nan_to_num(semantic).any():
+    if semantic is not None and has_semantic:
         # NaN: no vector yet; such a paper is scored on its other evidence (fuse_available)
         sources.append(("semantic", SEMANTIC_WEIGHT, scaled_partial(semantic, skip=dead)))
     parts: dict[str, Floats] = fuse_available(sources)

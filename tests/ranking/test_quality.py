@@ -293,6 +293,27 @@ def test_with_semantic_evidence_a_keywords_words_found_apart_count_for_less() ->
         return float(total[1] / total[0])
 
     lexical = apart_over_phrase(None)
-    # the same papers with semantic evidence that is no help to either (no vector yet)
-    with_vectors = apart_over_phrase(np.full(3, np.nan))
+    # the same papers with semantic evidence that favours neither of the two
+    with_vectors = apart_over_phrase(np.array([0.5, 0.5, 0.0]))
     assert with_vectors < lexical
+    # a store where no paper has a vector yet ranks as without embeddings
+    assert apart_over_phrase(np.full(3, np.nan)) == pytest.approx(lexical)
+
+
+def test_excluded_papers_do_not_take_the_places_proximity_checks() -> None:
+    # More excluded papers than proximity checks, each scoring higher on the words than
+    # the two papers that count: those two are still checked for the words standing close.
+    banned = [
+        paper(f"Linear kernel attention, linear kernel attention banned {i}", FILLER)
+        for i in range(40)
+    ]
+    papers = [
+        *banned,
+        paper("Linear kernel for deep image classifiers with attention", FILLER),
+        paper("Linear kernel attention for deep image classifiers", FILLER),
+    ]
+    got = by_title(papers, Profile(name="p", keywords=["linear attention"], exclude=["banned"]))
+    close = got["Linear kernel attention for deep image classifiers"][0]
+    apart = got["Linear kernel for deep image classifiers with attention"][0]
+    assert close > apart > 0
+    assert all(got[p.title][0] == 0 for p in banned)
