@@ -94,10 +94,12 @@ def _best_phrasing(index: LexicalIndex, alternatives: tuple[tuple[str, ...], ...
     return best if best is not None else np.zeros(index.n_rows)
 
 
-def keyword_features(profile: Profile, *, scatter: float = SCATTER_WEIGHT) -> list[Feature]:
+def keyword_features(profile: Profile, *, scatter: float | None = None) -> list[Feature]:
     """Per keyword: its phrase (or acronym counterpart); for a multi-word keyword also
-    each of its words, at ``scatter`` x its weight shared among them, where the phrase is
-    absent."""
+    each of its words, at ``scatter`` (default ``SCATTER_WEIGHT``) x its weight shared
+    among them, where the phrase is absent."""
+    if scatter is None:
+        scatter = SCATTER_WEIGHT
     out: list[Feature] = []
     for keyword, weight in profile.keywords.items():
         alternatives = tuple(tuple(phrase_terms(p)) for p in expansions(keyword))

@@ -31,7 +31,6 @@ from digestbot.ranking.expansion import TermVector, centroid
 from digestbot.ranking.lexical import Floats, LexicalIndex, weighted_terms
 from digestbot.ranking.liked_terms import liked_phrases
 from digestbot.ranking.query import (
-    SCATTER_WEIGHT,
     Feature,
     close_together,
     description_features,
@@ -118,7 +117,7 @@ def score_profile(
     # with embeddings, a keyword's words found apart count for less: the semantic evidence
     # already rewards a paper on the keyword's topic that words it otherwise
     has_semantic = semantic is not None and bool(np.nan_to_num(semantic).any())
-    scatter = SEMANTIC_SCATTER if has_semantic else SCATTER_WEIGHT
+    scatter = SEMANTIC_SCATTER if has_semantic else None  # None: query.SCATTER_WEIGHT
     features = keyword_features(profile, scatter=scatter) + description_features(profile, index)
     text_weight = 1.0
     liked_texts = _warmed(index, texts(list(liked_rows))) if len(liked_rows) else []
