@@ -27,7 +27,7 @@ from datetime import datetime
 import numpy as np
 
 from digestbot.config import Profile, RankingSettings
-from digestbot.ranking.expansion import TermVector, centroid
+from digestbot.ranking.expansion import TermVector, centroid, paper_vector
 from digestbot.ranking.lexical import Floats, LexicalIndex, weighted_terms
 from digestbot.ranking.liked_terms import liked_phrases
 from digestbot.ranking.query import (
@@ -58,6 +58,7 @@ LIKE_SPREAD = 0.5  # liked papers: mean less this x spread, so a paper near all 
 PROXIMITY_ROWS = 30  # best-scoring papers checked for a keyword's words close together
 PROXIMITY_WINDOW = 3  # content words
 PROXIMITY_BONUS = 0.5  # words of a keyword found close: their evidence x (1 + this)
+LIKED_LEXICAL = 50  # liked papers scored one by one (each a query on the whole store), at most
 LIKED_PHRASES_WEIGHT = 0.5  # the liked papers' phrases (profiles without words of their own)
 LIKED_SCATTER = 0.5  # their words found apart: this x the phrase's weight, shared
 SEMANTIC_SCATTER = 0.5  # SCATTER_WEIGHT when there is semantic evidence too
@@ -305,15 +306,40 @@ def _liked_features(
 def _like_scores(
     index: LexicalIndex, liked_texts: list[tuple[str, str]], *, skip: np.ndarray
 ) -> tuple[Floats, np.ndarray]:
-    """Mean similarity to the liked papers (each max-scaled) less ``LIKE_SPREAD`` x spread."""
+    """Mean similarity to the liked papers (each max-scaled) less ``LIKE_SPREAD`` x spread;
+    and per row the position (in ``liked_texts``) of the liked paper it is most like.
+
+    Each liked paper is one query on the whole store: beyond ``LIKED_LEXICAL`` of them
+    (years of 👍) only those nearest their centroid are scored."""
+    chosen = representative_liked(index, liked_texts, limit=LIKED_LEXICAL)
     per_paper = []
-    for text in liked_texts:
-        vector: TermVector = centroid(index, [text], top_terms=LIKE_TERMS)
+    for position in chosen:
+        vector: TermVector = centroid(index, [liked_texts[position]], top_terms=LIKE_TERMS)
         per_paper.append(np.minimum(_scaled(vector.score(index), skip=skip)[0], 1.0))
     stack = np.vstack(per_paper)
     like = LIKE_MEAN * stack.mean(axis=0) + (1.0 - LIKE_MEAN) * stack.max(axis=0)
     like = np.maximum(like - LIKE_SPREAD * stack.std(axis=0), 0.0)
-    return np.minimum(_scaled(like, skip=skip)[0], 1.0), stack.argmax(axis=0)
+    nearest = np.asarray(chosen, dtype=np.int64)[stack.argmax(axis=0)]
+    return np.minimum(_scaled(like, skip=skip)[0], 1.0), nearest
+
+
+def representative_liked(
+    index: LexicalIndex, liked_texts: Sequence[tuple[str, str]], *, limit: int
+) -> list[int]:
+    """Positions of the ``limit`` liked papers nearest the centroid of all of them (TF-IDF
+    cosine; ties: the earlier first), in their order; all of them when there are no more."""
+    if len(liked_texts) <= limit:
+        return list(range(len(liked_texts)))
+    vectors = [paper_vector(index, title, abstract) for title, abstract in liked_texts]
+    centre: dict[int, float] = {}
+    for vector in vectors:
+        for col, value in vector.items():
+            centre[col] = centre.get(col, 0.0) + value
+    closeness = np.asarray(
+        [sum(value * centre[col] for col, value in vector.items()) for vector in vectors]
+    )
+    best = np.lexsort((np.arange(len(vectors)), -closeness))[:limit]
+    return sorted(best.tolist())
 
 
 def _priors(index: LexicalIndex, *, settings: RankingSettings, now: datetime) -> dict[str, Floats]:

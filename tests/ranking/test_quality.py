@@ -317,3 +317,46 @@ def test_excluded_papers_do_not_take_the_places_proximity_checks() -> None:
     apart = got["Linear kernel for deep image classifiers with attention"][0]
     assert close > apart > 0
     assert all(got[p.title][0] == 0 for p in banned)
+
+
+def test_beyond_the_cap_the_liked_papers_far_from_the_rest_do_not_drive_the_like_evidence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from digestbot.ranking import scorer
+
+    # Years of 👍: each liked paper is a query on the whole store, so only the
+    # LIKED_LEXICAL nearest their centroid are scored one by one.
+    monkeypatch.setattr(scorer, "LIKED_LEXICAL", 4)
+    on_topic = [
+        Document(pk=i, title=f"Graph pruning of sparse networks {i}", abstract=FILLER)
+        for i in range(5)
+    ]
+    stray = Document(pk=5, title="Medieval poetry and verse forms", abstract=FILLER)
+    others = [
+        Document(pk=6, title="Pruning sparse graph networks again", abstract=FILLER),
+        Document(pk=7, title="Verse forms of medieval poetry", abstract=FILLER),
+        Document(pk=8, title="Protein folding", abstract=FILLER),
+    ]
+    unrelated = [
+        Document(pk=9 + i, title=f"{subject} in the wild", abstract=FILLER)
+        for i, subject in enumerate(["Birds", "Rivers", "Storms", "Bridges", "Glaciers", "Tides"])
+    ]
+    docs = [*on_topic, stray, *others, *unrelated]
+    index = LexicalIndex.build(docs)
+    by_row = [(d.title, d.abstract) for d in docs]
+    liked = list(range(6))  # five on graph pruning, one stray
+    assert scorer.representative_liked(index, [by_row[r] for r in liked], limit=4) == [0, 1, 2, 3]
+    scores = score_profile(
+        index,
+        Profile(name="p", like=["x"]),
+        texts=lambda rows: [by_row[r] for r in rows],
+        liked_rows=liked,
+        settings=RankingSettings(embedding_model=None),
+        now=NOW,
+    )
+    assert scores.nearest_liked is not None
+    assert set(scores.nearest_liked.tolist()) <= {0, 1, 2, 3}  # never the stray (5)
+    assert scores.total[6] > scores.total[7]
+    # under the cap every liked paper counts, the stray too
+    monkeypatch.setattr(scorer, "LIKED_LEXICAL", 50)
+    assert scorer.representative_liked(index, [by_row[r] for r in liked], limit=50) == liked
