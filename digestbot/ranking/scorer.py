@@ -117,8 +117,9 @@ def score_profile(
     index.document_frequency(np.asarray(columns(terms(words(profile.description)))))
     # with embeddings, a keyword's words found apart count for less: the semantic evidence
     # already rewards a paper on the keyword's topic that words it otherwise
-    has_semantic = semantic is not None and bool(np.nan_to_num(semantic).any())
-    scatter = SEMANTIC_SCATTER if has_semantic else None  # None: query.SCATTER_WEIGHT
+    if semantic is not None and not np.nan_to_num(semantic).any():
+        semantic = None  # no paper has semantic evidence yet (no vector): rank lexically
+    scatter = SEMANTIC_SCATTER if semantic is not None else None  # None: query.SCATTER_WEIGHT
     features = keyword_features(profile, scatter=scatter) + description_features(profile, index)
     text_weight = 1.0
     liked_texts = _warmed(index, texts(list(liked_rows))) if len(liked_rows) else []
@@ -142,7 +143,7 @@ def score_profile(
     if len(liked_rows):
         like, nearest = _like_scores(index, liked_texts, skip=dead | liked)
         sources.append(("like", 1.0, like))
-    if semantic is not None and has_semantic:
+    if semantic is not None:
         # NaN: no vector yet; such a paper is scored on its other evidence (fuse_available)
         sources.append(("semantic", SEMANTIC_WEIGHT, scaled_partial(semantic, skip=dead)))
     parts: dict[str, Floats] = fuse_available(sources)
