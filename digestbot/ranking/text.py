@@ -96,12 +96,20 @@ _TOKEN_CACHE: dict[str, tuple[tuple[str, ...], str | None]] = {}
 _TOKEN_CACHE_MAX = 500_000
 
 
+def _word_parts(raw: str) -> list[str]:
+    """A token's parts between hyphens, apostrophes and slashes (``low-bit``: low, bit)."""
+    return [p for p in re.split(r"[-'/]", raw) if p]
+
+
+def _is_content(part: str) -> bool:
+    """Whether a part counts as a word: not a stop word, and a digit if one character."""
+    return part not in STOP_WORDS and (len(part) > 1 or part.isdigit())
+
+
 def _analyse_new_token(raw: str) -> tuple[tuple[str, ...], str | None]:
     """A raw token -> its stemmed content parts and, when hyphenated, its joined stem."""
-    parts = [p for p in re.split(r"[-'/]", raw) if p]
-    kept = tuple(
-        stem(part) for part in parts if part not in STOP_WORDS and (len(part) > 1 or part.isdigit())
-    )
+    parts = _word_parts(raw)
+    kept = tuple(stem(part) for part in parts if _is_content(part))
     return kept, stem("".join(parts)) if len(parts) > 1 else None
 
 
@@ -130,21 +138,14 @@ def words(text: str) -> tuple[list[str], list[str]]:
 
 def _phrase_words(text: str) -> list[str]:
     """Words of a query phrase in order, without the joined form of hyphenated words."""
-    out: list[str] = []
-    for match in _WORD.finditer(fold(text)):
-        for part in re.split(r"[-'/]", match.group(0)):
-            if part and part not in STOP_WORDS and (len(part) > 1 or part.isdigit()):
-                out.append(stem(part))
-    return out
+    return [word for raw in _WORD.findall(fold(text)) for word in _analyse_new_token(raw)[0]]
 
 
 def labelled_terms(text: str) -> dict[str, str]:
     """Unigram and bigram terms of a text -> the words as written (for explanations)."""
     pairs: list[tuple[str, str]] = []
-    for match in _WORD.finditer(fold(text)):
-        for part in re.split(r"[-'/]", match.group(0)):
-            if part and part not in STOP_WORDS and (len(part) > 1 or part.isdigit()):
-                pairs.append((stem(part), part))
+    for raw in _WORD.findall(fold(text)):
+        pairs.extend((stem(part), part) for part in _word_parts(raw) if _is_content(part))
     out = {term: word for term, word in pairs}
     for (a, wa), (b, wb) in pairwise(pairs):
         out.setdefault(f"{a} {b}", f"{wa} {wb}")
@@ -178,9 +179,8 @@ def _joined_word(phrase: str) -> str | None:
     found = _WORD.findall(fold(phrase))
     if len(found) != 1:
         return None
-    parts = [p for p in re.split(r"[-'/]", found[0]) if p]
     kept, whole = _analyse_new_token(found[0])
-    return whole if whole is not None and len(kept) < len(parts) else None
+    return whole if whole is not None and len(kept) < len(_word_parts(found[0])) else None
 
 
 def phrase_unigrams(phrase: str) -> list[str]:
