@@ -62,6 +62,11 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _stale(vector: sa.FromClause) -> sa.ColumnElement[bool]:
+    """A paper's vector (outer-joined as ``vector``) is missing, or older than the paper."""
+    return sa.or_(vector.c.pk.is_(None), vector.c.paper_updated_at != papers.c.updated_at)
+
+
 def _missing_query(model: str, since: datetime | None) -> sa.Select[tuple[Any, ...]]:
     joined = papers.outerjoin(
         paper_embeddings,
@@ -76,12 +81,7 @@ def _missing_query(model: str, since: datetime | None) -> sa.Select[tuple[Any, .
             paper_embeddings.c.text_sha256,
         )
         .select_from(joined)
-        .where(
-            sa.or_(
-                paper_embeddings.c.pk.is_(None),
-                paper_embeddings.c.paper_updated_at != papers.c.updated_at,
-            )
-        )
+        .where(_stale(paper_embeddings))
     )
     if since is not None:
         query = query.where(papers.c.first_seen >= naive_utc(since))
@@ -104,9 +104,7 @@ def missing_embeddings(
 
 
 def count_missing_embeddings(store: SqlStore, *, model: str, since: datetime | None = None) -> int:
-    query = sa.select(sa.func.count()).select_from(_missing_query(model, since).subquery())
-    with store.transaction() as conn:
-        return int(conn.execute(query).scalar_one())
+    return count_missing_sets(store, models=[model], since=since)[model]
 
 
 def count_missing_sets(
@@ -120,8 +118,7 @@ def count_missing_sets(
         joined = joined.outerjoin(
             vector, sa.and_(vector.c.paper_pk == papers.c.pk, vector.c.model == model)
         )
-        stale = sa.or_(vector.c.pk.is_(None), vector.c.paper_updated_at != papers.c.updated_at)
-        counts.append(sa.func.coalesce(sa.func.sum(sa.case((stale, 1), else_=0)), 0))
+        counts.append(sa.func.coalesce(sa.func.sum(sa.case((_stale(vector), 1), else_=0)), 0))
     query = sa.select(*counts).select_from(joined)
     if since is not None:
         query = query.where(papers.c.first_seen >= naive_utc(since))
