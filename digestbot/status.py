@@ -127,27 +127,27 @@ def load_embedding_status(
     title vectors unless ``ranking.title_weight`` is 0: None then), and what the daemon's
     background worker is doing. None without a model (lexical ranking only).
     Reads the database only: torch is never imported here."""
-    from digestbot.ranking.semantic import model_key
+    from digestbot.ranking.semantic import TITLE, model_key, vector_kinds
     from digestbot.store.embeddings import (
         count_embeddings,
         count_missing_sets,
         load_worker_state,
-        title_key,
     )
 
     worker = load_worker_state(store)
     model = model_key(settings.ranking.embedding_model) or (worker.model if worker else None)
     if model is None:
         return None
-    titles = settings.ranking.title_weight > 0
-    keys = [model, title_key(model)] if titles else [model]  # one pass over the papers
+    kinds = vector_kinds(settings.ranking)
+    titles = TITLE in kinds
+    keys = [kind.key(model) for kind in kinds]  # counted in one pass over the papers
     missing_sets = count_missing_sets(store, models=keys)
     missing = missing_sets[model]
     report: dict[str, Any] = {
         "model": model,
         "papers_embedded": count_embeddings(store, model=model),
         "papers_missing": missing,
-        "titles_embedded": count_embeddings(store, model=title_key(model)) if titles else None,
+        "titles_embedded": count_embeddings(store, model=keys[1]) if titles else None,
         "titles_missing": missing_sets[keys[1]] if titles else None,
         "backlog": settings.ranking.embed_backlog,
         "worker": None,
