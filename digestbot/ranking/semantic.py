@@ -678,3 +678,29 @@ def fuse_available(sources: Sequence[tuple[str, float, Floats]]) -> dict[str, Fl
     return {
         name: np.nan_to_num(values, nan=0.0) * weight / weights for name, weight, values in sources
     }
+
+
+NEAREST_BLOCK = 16_384  # rows per product with the liked papers' vectors (bounded memory)
+
+
+def nearest_liked(
+    vectors: Vectors, liked_rows: Sequence[int], *, has: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """Per row, the position in ``liked_rows`` of the liked paper whose vector is the most
+    similar (cosine rounded to 6 places; ties: the earlier liked paper); -1 where the row,
+    or every liked paper, has no vector."""
+    out = np.full(len(vectors), -1, dtype=np.int64)
+    positions = np.asarray([k for k, row in enumerate(liked_rows) if has[row]], dtype=np.int64)
+    if not len(positions):
+        return out
+    liked = vectors[np.asarray(liked_rows, dtype=np.int64)[positions]].T
+    for start in range(0, len(vectors), NEAREST_BLOCK):
+        block = np.round(np.asarray(vectors[start : start + NEAREST_BLOCK] @ liked), 6)
+        out[start : start + len(block)] = positions[np.argmax(block, axis=1)]
+    return np.where(has, out, -1)
+
+
+def liked_share(profile: Profile) -> float:
+    """The liked papers' share of the semantic evidence (``semantic_scores`` averages the
+    profile's texts' part and the liked papers' part with equal weights)."""
+    return 0.5 if query_texts(profile) else 1.0
