@@ -399,20 +399,22 @@ def row_vectors(
     *,
     row_of: dict[int, int],
     n_rows: int,
-    title_weight: float = 0.0,
+    settings: RankingSettings | None = None,
 ) -> RowVectors | None:
-    """Stored vectors laid out by index row, with the title vectors when ``title_weight``
-    is above 0 and any are stored; None when no paper has a vector."""
-    keys = [embedder.name, title_key(embedder.name)] if title_weight > 0 else [embedder.name]
-    stored = load_embedding_sets(store, models=keys)
-    full = _by_row(stored.pop(embedder.name), row_of=row_of, n_rows=n_rows)
+    """Stored vectors laid out by index row, with the title vectors when ``settings`` keeps
+    them (``vector_kinds``; without settings: none) and any are stored; None when no paper
+    has a vector."""
+    kinds = vector_kinds(settings) if settings is not None else (PAPER,)
+    keys = {kind: kind.key(embedder.name) for kind in kinds}
+    stored = load_embedding_sets(store, models=list(keys.values()))
+    full = _by_row(stored.pop(keys[PAPER]), row_of=row_of, n_rows=n_rows)
     if full is None:
         return None
     titles = None
-    if title_weight > 0:
-        found = _by_row(stored.pop(keys[1]), row_of=row_of, n_rows=n_rows)
+    if settings is not None and TITLE in keys:
+        found = _by_row(stored.pop(keys[TITLE]), row_of=row_of, n_rows=n_rows)
         if found is not None and found[0].shape[1] == full[0].shape[1]:
-            titles = TitleVectors(found[0], found[1], title_weight)
+            titles = TitleVectors(found[0], found[1], settings.title_weight)
     return RowVectors(full[0], full[1], titles)
 
 
@@ -469,9 +471,7 @@ def ready_vectors(
                 titles,
             )
         embed_missing(store, embedder, now=now, titles=TITLE in kinds and titles <= limit)
-    return row_vectors(
-        store, embedder, row_of=row_of, n_rows=n_rows, title_weight=settings.title_weight
-    )
+    return row_vectors(store, embedder, row_of=row_of, n_rows=n_rows, settings=settings)
 
 
 def semantic_scores(
