@@ -23,7 +23,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check digestbot tests bench
 	$(VENV)/bin/ruff format --check digestbot tests bench
-	$(VENV)/bin/mypy digestbot
+	$(VENV)/bin/mypy digestbot tests bench
 
 format: install
 	$(VENV)/bin/ruff format digestbot tests bench

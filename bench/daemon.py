@@ -103,7 +103,11 @@ def main() -> None:
                 shutil.copy2(seed, staging / seed.name)  # old mtime, then moved in whole
                 os.replace(staging / seed.name, drops / seed.name)
                 how = "moved"
-            took = wait_until(lambda have=have: count_files(db) > have, timeout=args.poll + 30)
+
+            def ingested(have: int = have) -> bool:
+                return count_files(db) > have
+
+            took = wait_until(ingested, timeout=args.poll + 30)
             latencies.append((how, took))
     finally:
         daemon.terminate()

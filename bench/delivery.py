@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -63,7 +63,7 @@ def digest_of(n: int) -> Digest:
 
 def bench_render() -> None:
     digest = digest_of(20)
-    steps = {
+    steps: dict[str, Callable[[], object]] = {
         "slack (validated, split)": lambda: render_slack_messages(digest),
         "email (subject+html inlined+text)": lambda: render_email(digest),
         "markdown": lambda: render_format(digest, "markdown"),

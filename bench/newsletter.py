@@ -71,7 +71,7 @@ def main(count: int) -> None:
                     seen.append(msg)
                 return send(sender, to, msg, **kw)
 
-            conn.sendmail = sendmail  # type: ignore[method-assign]
+            conn.sendmail = sendmail  # type: ignore[method-assign,assignment]
             return conn
 
         deliverer = EmailDeliverer(

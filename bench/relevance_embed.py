@@ -25,10 +25,14 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -72,15 +76,15 @@ class Counter:
         self.calls = 0
         original = Embedder.embed
 
-        def counting(embedder: Embedder, texts: list[str]) -> semantic.Vectors:
+        def counting(embedder: Embedder, texts: Sequence[str]) -> semantic.Vectors:
             self.texts += len(texts)
             self.calls += 1
             return original(embedder, texts)
 
-        Embedder.embed = counting  # type: ignore[method-assign]
+        Embedder.embed = counting  # type: ignore[method-assign,assignment]
 
 
-def timed(func, *args, **kwargs):  # type: ignore[no-untyped-def]
+def timed(func: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float, float]:
     wall, cpu = time.perf_counter(), time.thread_time()
     result = func(*args, **kwargs)
     return result, time.perf_counter() - wall, time.thread_time() - cpu

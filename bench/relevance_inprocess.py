@@ -41,6 +41,7 @@ from digestbot.ranking import semantic as sem
 from digestbot.ranking import service
 from digestbot.ranking.explain import order_best_first
 from digestbot.store import SqlStore
+from digestbot.store.ranking import resolve_paper_pks
 
 NOW_VALUE = datetime.fromisoformat(NOW.replace("Z", "+00:00"))
 Variant = Callable[["Harness", list[int]], Any]
@@ -100,7 +101,7 @@ class Harness:
                 profile = Profile(name=spec["name"], like=spec["like"])
                 evidence = None
                 if semantic is not None and not lexical:
-                    found = service.resolve_paper_pks(self.store, profile.like)
+                    found = resolve_paper_pks(self.store, profile.like)
                     rows = self.index.rows_of(list(found.values())).tolist()
                     evidence = semantic(self, [r for r in rows if r >= 0])
                 scores, _, liked_rows = service.score_store(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +63,7 @@ def main() -> None:
     ]
     likes = [[row_of_title[t] for t in spec["like"] if t in row_of_title] for spec in specs]
 
-    def texts(rows: list[int] | tuple[int, ...]) -> list[tuple[str, str]]:
+    def texts(rows: Sequence[int]) -> list[tuple[str, str]]:
         return [(papers[r].title, papers[r].abstract) for r in rows]
 
     def phrases() -> None:

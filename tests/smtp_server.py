@@ -6,8 +6,8 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage
+from email.parser import BytesParser
 from email.policy import default as default_policy
 from typing import Any
 
@@ -16,6 +16,14 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 USER, PASSWORD = "digest", "s3cret-pass"
+
+
+def body_of(message: EmailMessage, kind: str) -> str:
+    """The message's ``plain`` or ``html`` body as text."""
+    part = message.get_body((kind,))
+    assert part is not None, f"no {kind} body"
+    text: str = part.get_content()
+    return text
 
 
 @dataclass
@@ -28,8 +36,8 @@ class Received:
     authenticated: bool
 
     @property
-    def message(self) -> Message:
-        return message_from_bytes(self.data, policy=default_policy)
+    def message(self) -> EmailMessage:
+        return BytesParser(_class=EmailMessage, policy=default_policy).parsebytes(self.data)
 
 
 @dataclass

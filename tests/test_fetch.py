@@ -32,7 +32,7 @@ class Sleeps:
         return self.now
 
 
-def get(http: httpx.Client, url: str, sleeps: Sleeps | None = None, **kwargs: object):  # type: ignore[no-untyped-def]
+def get(http: httpx.Client, url: str, sleeps: Sleeps | None = None, **kwargs: object):
     sleeps = sleeps or Sleeps()
     return fetch_feed(
         http,

@@ -50,11 +50,22 @@ def centroid(
     top_terms: int,
 ) -> TermVector:
     """Weighted mean of the papers' vectors, keeping the ``top_terms`` strongest terms."""
+    vectors = [paper_vector(index, title, abstract) for title, abstract in texts]
+    return vectors_centroid(vectors, weights=weights, top_terms=top_terms)
+
+
+def vectors_centroid(
+    vectors: Sequence[dict[int, float]],
+    *,
+    weights: Sequence[float] | None = None,
+    top_terms: int,
+) -> TermVector:
+    """``centroid`` of papers whose vectors (``paper_vector``) are already built."""
     total: dict[int, float] = {}
-    given = weights if weights is not None else [1.0] * len(texts)
+    given = weights if weights is not None else [1.0] * len(vectors)
     norm = sum(given) or 1.0
-    for (title, abstract), w in zip(texts, given, strict=True):
-        for col, value in paper_vector(index, title, abstract).items():
+    for vector, w in zip(vectors, given, strict=True):
+        for col, value in vector.items():
             total[col] = total.get(col, 0.0) + value * w / norm
     if not total:
         return TermVector(np.zeros(0, dtype=np.int64), np.zeros(0))

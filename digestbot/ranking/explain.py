@@ -2,7 +2,8 @@
 
 Order: score descending, then upvotes descending, then paper id (stable on ties).
 ``why`` names the matched profile terms strongest first; when liked papers drove
-the score more than the profile's words, it names the most similar liked paper.
+the score more than the profile's words, it names the most similar liked paper (by
+the evidence that drove it: embeddings or words, ``nearest_by_evidence``).
 """
 
 from __future__ import annotations
@@ -111,6 +112,22 @@ def strongest_labels(scores: ProfileScores, rows: np.ndarray) -> list[tuple[str,
     labels: list[tuple[str, ...]] = [(f.label,) for f in scores.features]
     labels.append(())  # index -1: none matched
     return [labels[j] for j in strongest_feature(scores, rows).tolist()]
+
+
+def nearest_by_evidence(
+    scores: ProfileScores, by_cosine: np.ndarray | None, *, liked_share: float
+) -> np.ndarray | None:
+    """Per row, the liked paper a ``why`` names (a position in ``scores.liked_rows``): the
+    nearest by embedding cosine (``by_cosine``, -1 where a row has no vector) where the
+    liked papers' semantic evidence (``liked_share`` x the semantic part) is above their
+    lexical part, else the nearest by TF-IDF (``scores.nearest_liked``)."""
+    lexical = scores.nearest_liked
+    if lexical is None or by_cosine is None or "semantic" not in scores.parts:
+        return lexical
+    like = scores.parts.get("like", np.zeros(len(lexical)))
+    semantic = np.round(liked_share * scores.parts["semantic"], 9)
+    use = (semantic > np.round(like, 9)) & (by_cosine >= 0)
+    return np.where(use, by_cosine, lexical).astype(np.int64)
 
 
 def why(

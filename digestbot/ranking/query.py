@@ -10,7 +10,7 @@ weight: words common in the corpus (``model``, ``network``) are filler there.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import numpy as np
@@ -38,6 +38,9 @@ class _Unit:
     alternatives: tuple[tuple[str, ...], ...]  # index terms of each phrasing
     single: str | None  # the stem when the unit is one plain word
     joined_to_next: bool  # nothing but a space before the next unit
+    # what proximity finds: its stems in order, space-separated, and a hyphenated word's
+    # joined stem as another way of writing it, after a "|" (``multi modal|multimod``)
+    stems: str = ""
 
 
 def _units(text: str) -> list[_Unit]:
@@ -49,13 +52,14 @@ def _units(text: str) -> list[_Unit]:
         content = phrase_terms(token, whole=False)
         if not content or not token[0].isalnum():
             if out:
-                out[-1] = _Unit(out[-1].surface, out[-1].alternatives, out[-1].single, False)
+                out[-1] = replace(out[-1], joined_to_next=False)
             continue
         alternatives = tuple(
             dict.fromkeys(tuple(phrase_terms(v, whole=False)) for v in expansions(token))
         )
         single = content[0] if len(phrase_unigrams(token)) == 1 else None
-        out.append(_Unit(token, alternatives, single, True))
+        found = "|".join(dict.fromkeys([" ".join(phrase_unigrams(token)), *words(token)[1]]))
+        out.append(_Unit(token, alternatives, single, True, found))
     return out
 
 
@@ -94,6 +98,37 @@ def _best_phrasing(index: LexicalIndex, alternatives: tuple[tuple[str, ...], ...
     return best if best is not None else np.zeros(index.n_rows)
 
 
+def _query_key(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _first_spellings(texts: Sequence[str]) -> list[str]:
+    first: dict[str, str] = {}
+    for text in texts:
+        first.setdefault(_query_key(text), text)
+    return list(first.values())
+
+
+def query_profile(profile: Profile) -> Profile:
+    """The profile as searched: keywords, excludes and likes that differ only in case or
+    spacing (``Protein Folding``, ``protein  folding``) count once, as first written (the
+    spelling ``why`` shows, and the first keyword's weight)."""
+    keywords: dict[str, tuple[str, float]] = {}
+    for keyword, weight in profile.keywords.items():
+        keywords.setdefault(_query_key(keyword), (keyword, weight))
+    exclude = _first_spellings(profile.exclude)
+    like = _first_spellings(profile.like)
+    if (len(keywords), len(exclude), len(like)) == (
+        len(profile.keywords),
+        len(profile.exclude),
+        len(profile.like),
+    ):
+        return profile
+    return profile.model_copy(
+        update={"keywords": dict(keywords.values()), "exclude": exclude, "like": like}
+    )
+
+
 def keyword_features(profile: Profile, *, scatter: float | None = None) -> list[Feature]:
     """Per keyword: its phrase (or acronym counterpart); for a multi-word keyword also
     each of its words, at ``scatter`` (default ``SCATTER_WEIGHT``) x its weight shared
@@ -115,9 +150,9 @@ def keyword_features(profile: Profile, *, scatter: float | None = None) -> list[
         if len(units) < 2:
             continue
         share = weight * scatter / len(units)
-        # plain words (not hyphenated units) are also looked for close together
-        singles = tuple(dict.fromkeys(u.single for u in units if u.single))
-        near = singles if len(singles) >= 2 and all(u.single for u in units) else ()
+        # the words are also looked for close together (a hyphenated word as one unit)
+        near = tuple(dict.fromkeys(u.stems for u in units))
+        near = near if len(near) >= 2 else ()
         for unit in units:
             out.append(
                 Feature(
@@ -133,19 +168,29 @@ def keyword_features(profile: Profile, *, scatter: float | None = None) -> list[
 
 
 def close_together(stems: Sequence[str], near: Sequence[str], window: int) -> bool:
-    """Whether every word of ``near`` occurs within ``window`` content words of one
-    occurrence of its first word (``stems``: a text's content words in order)."""
-    positions: list[list[int]] = [[] for _ in near]
-    where = {word: k for k, word in enumerate(near)}
+    """Whether every unit of ``near`` occurs within ``window`` content words of one
+    occurrence of its first unit (``stems``: a text's content words in order; a unit is
+    a stem, or a hyphenated word's stems space-separated, found as consecutive words, or
+    ``|`` and another way to write it; the distance runs between the units' nearest ends)."""
+    spans: list[list[tuple[int, int]]] = [[] for _ in near]
+    starting: dict[str, list[tuple[int, list[str]]]] = {}
+    for k, unit in enumerate(near):
+        for written in unit.split("|"):
+            parts = written.split(" ")
+            starting.setdefault(parts[0], []).append((k, parts))
     for i, word in enumerate(stems):
-        k = where.get(word)
-        if k is not None:
-            positions[k].append(i)
-    if not all(positions):
+        for k, parts in starting.get(word, ()):
+            if len(parts) == 1 or list(stems[i : i + len(parts)]) == parts:
+                spans[k].append((i, i + len(parts) - 1))
+    if not all(spans):
         return False
+
+    def gap(a: tuple[int, int], b: tuple[int, int]) -> int:
+        return max(b[0] - a[1], a[0] - b[1], 0)
+
     return any(
-        all(any(abs(j - i) <= window for j in others) for others in positions[1:])
-        for i in positions[0]
+        all(any(gap(first, other) <= window for other in others) for others in spans[1:])
+        for first in spans[0]
     )
 
 

@@ -27,7 +27,7 @@ from datetime import datetime
 import numpy as np
 
 from digestbot.config import Profile, RankingSettings
-from digestbot.ranking.expansion import TermVector, centroid, paper_vector
+from digestbot.ranking.expansion import TermVector, centroid, paper_vector, vectors_centroid
 from digestbot.ranking.lexical import Floats, LexicalIndex, weighted_terms
 from digestbot.ranking.liked_terms import liked_phrases
 from digestbot.ranking.query import (
@@ -312,10 +312,11 @@ def _like_scores(
 
     Each liked paper is one query on the whole store: beyond ``LIKED_LEXICAL`` of them
     (years of 👍) only those nearest their centroid are scored."""
-    chosen = representative_liked(index, liked_texts, limit=LIKED_LEXICAL)
+    vectors = [paper_vector(index, title, abstract) for title, abstract in liked_texts]
+    chosen = representative_liked(index, liked_texts, limit=LIKED_LEXICAL, vectors=vectors)
     per_paper = []
     for position in chosen:
-        vector: TermVector = centroid(index, [liked_texts[position]], top_terms=LIKE_TERMS)
+        vector: TermVector = vectors_centroid([vectors[position]], top_terms=LIKE_TERMS)
         per_paper.append(np.minimum(_scaled(vector.score(index), skip=skip)[0], 1.0))
     stack = np.vstack(per_paper)
     like = LIKE_MEAN * stack.mean(axis=0) + (1.0 - LIKE_MEAN) * stack.max(axis=0)
@@ -325,13 +326,19 @@ def _like_scores(
 
 
 def representative_liked(
-    index: LexicalIndex, liked_texts: Sequence[tuple[str, str]], *, limit: int
+    index: LexicalIndex,
+    liked_texts: Sequence[tuple[str, str]],
+    *,
+    limit: int,
+    vectors: Sequence[dict[int, float]] | None = None,
 ) -> list[int]:
     """Positions of the ``limit`` liked papers nearest the centroid of all of them (TF-IDF
-    cosine; ties: the earlier first), in their order; all of them when there are no more."""
+    cosine; ties: the earlier first), in their order; all of them when there are no more.
+    ``vectors``: the papers' ``paper_vector`` when already built."""
     if len(liked_texts) <= limit:
         return list(range(len(liked_texts)))
-    vectors = [paper_vector(index, title, abstract) for title, abstract in liked_texts]
+    if vectors is None:
+        vectors = [paper_vector(index, title, abstract) for title, abstract in liked_texts]
     centre: dict[int, float] = {}
     for vector in vectors:
         for col, value in vector.items():

@@ -28,6 +28,7 @@ from digestbot.config import Profile, RankingSettings
 from digestbot.errors import ConfigError, StoreError
 from digestbot.ranking.lexical import Floats
 from digestbot.ranking.liked_graph import GRAPH_CANDIDATES, graph_rows, label_spreading
+from digestbot.ranking.query import query_profile
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     ToEmbed,
@@ -249,7 +250,7 @@ def preload(settings: RankingSettings, profiles: Sequence[Profile]) -> threading
     def load() -> None:
         try:
             for profile in profiles:
-                for text in query_texts(profile):
+                for text in query_texts(query_profile(profile)):
                     embedder.embed_query(text)
             if not embedder.is_loaded:  # no profile text: load it anyway
                 embedder.embed(["warm-up"])
@@ -398,20 +399,22 @@ def row_vectors(
     *,
     row_of: dict[int, int],
     n_rows: int,
-    title_weight: float = 0.0,
+    settings: RankingSettings | None = None,
 ) -> RowVectors | None:
-    """Stored vectors laid out by index row, with the title vectors when ``title_weight``
-    is above 0 and any are stored; None when no paper has a vector."""
-    keys = [embedder.name, title_key(embedder.name)] if title_weight > 0 else [embedder.name]
-    stored = load_embedding_sets(store, models=keys)
-    full = _by_row(stored.pop(embedder.name), row_of=row_of, n_rows=n_rows)
+    """Stored vectors laid out by index row, with the title vectors when ``settings`` keeps
+    them (``vector_kinds``; without settings: none) and any are stored; None when no paper
+    has a vector."""
+    kinds = vector_kinds(settings) if settings is not None else (PAPER,)
+    keys = {kind: kind.key(embedder.name) for kind in kinds}
+    stored = load_embedding_sets(store, models=list(keys.values()))
+    full = _by_row(stored.pop(keys[PAPER]), row_of=row_of, n_rows=n_rows)
     if full is None:
         return None
     titles = None
-    if title_weight > 0:
-        found = _by_row(stored.pop(keys[1]), row_of=row_of, n_rows=n_rows)
+    if settings is not None and TITLE in keys:
+        found = _by_row(stored.pop(keys[TITLE]), row_of=row_of, n_rows=n_rows)
         if found is not None and found[0].shape[1] == full[0].shape[1]:
-            titles = TitleVectors(found[0], found[1], title_weight)
+            titles = TitleVectors(found[0], found[1], settings.title_weight)
     return RowVectors(full[0], full[1], titles)
 
 
@@ -468,9 +471,7 @@ def ready_vectors(
                 titles,
             )
         embed_missing(store, embedder, now=now, titles=TITLE in kinds and titles <= limit)
-    return row_vectors(
-        store, embedder, row_of=row_of, n_rows=n_rows, title_weight=settings.title_weight
-    )
+    return row_vectors(store, embedder, row_of=row_of, n_rows=n_rows, settings=settings)
 
 
 def semantic_scores(
@@ -678,3 +679,29 @@ def fuse_available(sources: Sequence[tuple[str, float, Floats]]) -> dict[str, Fl
     return {
         name: np.nan_to_num(values, nan=0.0) * weight / weights for name, weight, values in sources
     }
+
+
+NEAREST_BLOCK = 16_384  # rows per product with the liked papers' vectors (bounded memory)
+
+
+def nearest_liked(
+    vectors: Vectors, liked_rows: Sequence[int], *, has: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """Per row, the position in ``liked_rows`` of the liked paper whose vector is the most
+    similar (cosine rounded to 6 places; ties: the earlier liked paper); -1 where the row,
+    or every liked paper, has no vector."""
+    out = np.full(len(vectors), -1, dtype=np.int64)
+    positions = np.asarray([k for k, row in enumerate(liked_rows) if has[row]], dtype=np.int64)
+    if not len(positions):
+        return out
+    liked = vectors[np.asarray(liked_rows, dtype=np.int64)[positions]].T
+    for start in range(0, len(vectors), NEAREST_BLOCK):
+        block = np.round(np.asarray(vectors[start : start + NEAREST_BLOCK] @ liked), 6)
+        out[start : start + len(block)] = positions[np.argmax(block, axis=1)]
+    return np.where(has, out, -1)
+
+
+def liked_share(profile: Profile) -> float:
+    """The liked papers' share of the semantic evidence (``semantic_scores`` averages the
+    profile's texts' part and the liked papers' part with equal weights)."""
+    return 0.5 if query_texts(profile) else 1.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -17,11 +18,26 @@ import numpy as np
 from digestbot.config import Profile, RankingSettings
 from digestbot.errors import ConfigError
 from digestbot.models import ScoredPaper
-from digestbot.ranking.explain import Listing, assemble, listing, order_best_first, order_rows
+from digestbot.ranking.explain import (
+    Listing,
+    assemble,
+    listing,
+    nearest_by_evidence,
+    order_best_first,
+    order_rows,
+)
 from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.persist import sync_index
+from digestbot.ranking.query import query_profile
 from digestbot.ranking.scorer import ProfileScores, score_profile
-from digestbot.ranking.semantic import AUTO, get_embedder, ready_vectors, semantic_scores
+from digestbot.ranking.semantic import (
+    AUTO,
+    get_embedder,
+    liked_share,
+    nearest_liked,
+    ready_vectors,
+    semantic_scores,
+)
 from digestbot.store import SqlStore
 from digestbot.store.feedback import load_feedback
 from digestbot.store.ranking import (
@@ -88,6 +104,7 @@ def score_store(
 
     The map is built only when read (100,000 entries cost ~15 ms a profile).
     """
+    profile = query_profile(profile)
     row_of = RowMap(index)
     found = resolve_paper_pks(store, profile.like)
     for name in profile.like:
@@ -105,8 +122,9 @@ def score_store(
         found = load_texts(store, pks)
         return [found.get(pk, ("", "")) for pk in pks]
 
+    by_cosine = None
     if semantic is None:
-        semantic = _semantic(store, index, profile, liked_rows, settings, now)
+        semantic, by_cosine = _semantic(store, index, profile, liked_rows, settings, now)
     scores = score_profile(
         index,
         profile,
@@ -117,6 +135,9 @@ def score_store(
         now=now,
         semantic=semantic,
     )
+    if by_cosine is not None:
+        nearest = nearest_by_evidence(scores, by_cosine, liked_share=liked_share(profile))
+        scores = replace(scores, nearest_liked=nearest)
     return scores, row_of, liked_rows
 
 
@@ -127,10 +148,12 @@ def _semantic(
     liked_rows: list[int],
     settings: RankingSettings,
     now: datetime,
-) -> Floats | None:
+) -> tuple[Floats | None, np.ndarray | None]:
+    """The semantic evidence per row, and per row the liked paper nearest by embedding
+    (``nearest_liked``; None without liked papers); (None, None) without vectors."""
     embedder = get_embedder(settings)
     if embedder is None:
-        return None
+        return None, None
     try:
         ready = ready_vectors(
             store,
@@ -141,8 +164,8 @@ def _semantic(
             now=now,
         )
         if ready is None:
-            return None
-        return semantic_scores(
+            return None, None
+        evidence = semantic_scores(
             embedder,
             ready.vectors,
             profile,
@@ -151,12 +174,14 @@ def _semantic(
             store=store,
             titles=ready.titles,
         )
+        nearest = nearest_liked(ready.vectors, liked_rows, has=ready.has) if liked_rows else None
+        return evidence, nearest
     except ConfigError as exc:
         if settings.embedding_model != AUTO:
             raise
         # ``auto`` found the packages but the model would not load: rank lexically
         log.warning("semantic ranking unavailable (%s): ranking lexically", exc)
-        return None
+        return None, None
 
 
 def rank_store(

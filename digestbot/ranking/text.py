@@ -35,8 +35,9 @@ _STEMMER = Stemmer.Stemmer("english")
 
 # Acronyms a researcher writes either way. Each is expanded both ways at query
 # time only (documents are indexed as written), and only where the short form is
-# unambiguous in machine-learning text.
-ACRONYMS: dict[str, str] = {
+# unambiguous in machine-learning text. An acronym whose expansion is written in
+# more than one way lists them all: each finds the acronym and the others.
+ACRONYMS: dict[str, str | tuple[str, ...]] = {
     "ssm": "state space model",
     "llm": "large language model",
     "vlm": "vision language model",
@@ -66,7 +67,7 @@ ACRONYMS: dict[str, str] = {
     "rnn": "recurrent neural network",
     "gan": "generative adversarial network",
     "vae": "variational autoencoder",
-    "mlp": "multilayer perceptron",
+    "mlp": ("multilayer perceptron", "multi-layer perceptron"),
     "nerf": "neural radiance field",
     "ood": "out-of-distribution",
     "sgd": "stochastic gradient descent",
@@ -80,7 +81,8 @@ ACRONYMS: dict[str, str] = {
 }
 
 
-_ACRONYM_KEYS: list[tuple[str, str, str]] = []
+# (short form, its expansions as searched, their words as stemmed): built on first use
+_ACRONYM_KEYS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
 
 
 def fold(text: str) -> str:
@@ -193,18 +195,19 @@ def expansions(phrase: str) -> list[str]:
     keys = {key}
     out = [phrase]
     if not _ACRONYM_KEYS:
-        _ACRONYM_KEYS.extend(
-            (short, form, " ".join(_phrase_words(form)))
-            for short, form in ((s, _long_form(long)) for s, long in ACRONYMS.items())
-        )
+        for short, written in ACRONYMS.items():
+            forms = tuple(map(_long_form, (written,) if isinstance(written, str) else written))
+            _ACRONYM_KEYS.append((short, forms, tuple(" ".join(_phrase_words(f)) for f in forms)))
     if re.search(r"[a-z0-9][-/][a-z0-9]", fold(phrase)):
         out.append(_joined(phrase))
         keys.add(" ".join(_phrase_words(out[-1])))
-    for short, long, long_key in _ACRONYM_KEYS:
+    for short, forms, form_keys in _ACRONYM_KEYS:
         if key in (short, stem(short)) or key == stem(short + "s"):
-            out.append(long)
-        elif long_key in keys:
+            out.extend(forms)
+        elif keys.intersection(form_keys):
             out.append(short)
+            if len(forms) > 1:  # the expansion's other spellings
+                out.extend(forms)
     return list(dict.fromkeys(out))
 
 

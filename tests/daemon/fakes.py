@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from digestbot.config import Settings
 from digestbot.delivery.outcomes import DeliveryOutcome as Outcome
+from digestbot.delivery.outcomes import OutcomeStatus
 from digestbot.delivery.outcomes import SendReport as Report
 from digestbot.store import SqlStore
 
@@ -102,7 +103,12 @@ class LedgerSend:
                     sa.text("UPDATE fake_ledger SET status=:s WHERE profile=:p AND digest_date=:d"),
                     {"s": status, "p": name, "d": day},
                 )
-            outcome_status = {"failed": "failed", "empty": "nothing-new", "sent": "sent"}[status]
+            statuses: dict[str, OutcomeStatus] = {
+                "failed": "failed",
+                "empty": "nothing-new",
+                "sent": "sent",
+            }
+            outcome_status = statuses[status]
             report.outcomes.append(
                 Outcome(
                     name,

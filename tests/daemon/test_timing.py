@@ -11,8 +11,8 @@ from digestbot.errors import ConfigError
 from digestbot.timing import fire_times, last_fire_time, next_fire_time, parse_days_of_week
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,7 @@ from digestbot.delivery.email import EmailResult, OutgoingEmail
 from digestbot.delivery.formats import EmailContent
 from tests.conftest import NOW
 from tests.delivery.helpers import email_deliverer
-from tests.smtp_server import SmtpServer, free_port
+from tests.smtp_server import SmtpServer, body_of, free_port
 
 CONTENT = EmailContent(
     subject="2 new papers for attn · Mon 23 Nov",
@@ -54,8 +55,8 @@ def test_one_message_per_recipient_over_one_tls_authenticated_connection(
     parts = [p.get_content_type() for p in msg.iter_parts()]
     assert parts == ["text/plain", "text/html"]
     assert isinstance(msg, EmailMessage)
-    assert msg.get_body(("html",)).get_content().strip() == CONTENT.html
-    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == CONTENT.text
+    assert body_of(msg, "html").strip() == CONTENT.html
+    assert body_of(msg, "plain").replace("\r\n", "\n") == CONTENT.text
 
 
 def test_a_5xx_fails_that_recipient_only(smtp_server: SmtpServer) -> None:
@@ -112,7 +113,7 @@ def test_ssl_and_plain_connections_are_supported(ca, security: str) -> None:
 
     handler = Handler()
     port = free_port()
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if security == "ssl":
         import ssl
 

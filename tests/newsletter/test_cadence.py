@@ -14,7 +14,7 @@ from digestbot.store.subscribers import load_subscribers, upsert_subscribers
 from tests.conftest import NOW
 from tests.delivery.helpers import add_papers, email_deliverer, make_paper
 from tests.newsletter.conftest import at, newsletter_settings
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, body_of
 
 
 def test_week_labels() -> None:
@@ -49,7 +49,7 @@ def test_weekly_readers_get_the_best_of_the_week_once_on_their_day(
     [mail] = handler.to("week@example.org")
     msg = mail.message
     assert msg["Subject"] == "Your week in attn: 3 papers · 16–22 Nov"
-    text = msg.get_body(("plain",)).get_content()
+    text = body_of(msg, "plain")
     titles = [f"Linear attention study number {i}" for i in range(1, 8)]
     shown = [t for t in titles if t + "\n" in text or t + "\r\n" in text]
     assert shown == [titles[4], titles[5], titles[6]]  # 5, 6, 7: best this week; 1 is older
@@ -64,7 +64,7 @@ def test_weekly_readers_get_the_best_of_the_week_once_on_their_day(
     send_due(settings, store, now=at(30), deliverers=deliverers)
     second = handler.to("week@example.org")[1].message
     assert second["Subject"] == "Your week in attn: 2 papers · 23–29 Nov"  # 8 and 9 only
-    body = second.get_body(("plain",)).get_content()
+    body = body_of(second, "plain")
     assert "number 9\n" in body.replace("\r\n", "\n") and "number 7\n" not in body.replace(
         "\r\n", "\n"
     )

@@ -18,7 +18,7 @@ from digestbot.store.subscribers import load_subscribers, upsert_subscribers
 from tests.conftest import NOW
 from tests.delivery.helpers import add_papers, email_deliverer, make_paper
 from tests.newsletter.conftest import SECRET, Web, newsletter_settings
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, body_of
 
 
 def statuses(report) -> dict[str, str]:
@@ -26,7 +26,7 @@ def statuses(report) -> dict[str, str]:
 
 
 def one_click(header: str) -> str:
-    urls = re.findall(r"<([^>]+)>", header)
+    urls: list[str] = re.findall(r"<([^>]+)>", header)
     assert len(urls) == 2 and urls[1].startswith("mailto:digest@example.org?subject=")
     return urls[0]
 
@@ -78,12 +78,12 @@ def test_unsubscribe_flow_from_the_received_header(
     assert url.startswith(web.url + "/unsubscribe?t=")
     token = parse_qs(urlsplit(url).query)["t"][0]
     assert read_token(SECRET, token) == ("attn", "alice@example.org")
-    html = msg.get_body(("html",)).get_content()
-    text = msg.get_body(("plain",)).get_content()
+    html = body_of(msg, "html")
+    text = body_of(msg, "plain")
     assert f'href="{url}"' in html and f"Unsubscribe: {url}" in text  # the reader's own link
     [bob_mail] = handler.to("bob@example.org")
     bob_url = one_click(bob_mail.message["List-Unsubscribe"])
-    assert bob_url != url and bob_url in bob_mail.message.get_body(("html",)).get_content()
+    assert bob_url != url and bob_url in body_of(bob_mail.message, "html")
 
     # GET: a page with a POST button, and nothing changes (link scanners follow links)
     status, page = web.request(url)
@@ -162,5 +162,5 @@ def test_without_public_url_mails_keep_the_mailto_header_and_warn(
     assert msg["List-Unsubscribe"] == "<mailto:digest@example.org?subject=unsubscribe%20attn>"
     assert msg["List-Unsubscribe-Post"] is None
     assert "UNSUBSCRIBE-TOKEN-SLOT" not in msg.as_string()
-    assert "reply with" in msg.get_body(("plain",)).get_content()
+    assert "reply with" in body_of(msg, "plain")
     assert "server.public_url" in caplog.text

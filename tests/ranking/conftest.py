@@ -20,7 +20,8 @@ HAS_SEMANTIC = all(
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if HAS_SEMANTIC:
         return
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         (drop if item.get_closest_marker("semantic") else keep).append(item)
     if drop:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper
 from digestbot.pipeline import rank_profile
 from digestbot.ranking.background import EmbeddingWorker
-from digestbot.ranking.semantic import embed_missing, get_embedder
+from digestbot.ranking.semantic import Vectors, embed_missing, get_embedder
 from digestbot.store import SqlStore
 from digestbot.store.daemon import acquire_lock, release_lock
 from digestbot.store.embeddings import (
@@ -259,9 +259,12 @@ def test_the_worker_embeds_the_profiles_texts_as_soon_as_the_model_loads(
     assert worker.run_pass() == 1
     calls: list[list[str]] = []
     encode = embedder._encode
-    monkeypatch.setattr(
-        embedder, "_encode", lambda texts: calls.append(list(texts)) or encode(texts)
-    )
+
+    def recorded(texts: Sequence[str]) -> Vectors:
+        calls.append(list(texts))
+        return encode(texts)
+
+    monkeypatch.setattr(embedder, "_encode", recorded)
     embedder.embed_query("cars")  # a digest of that profile: no call to the model
     assert calls == []
     embedder.embed_query("trucks")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper
@@ -19,10 +20,11 @@ def add(store: SqlStore, *papers: Paper, when=NOW) -> None:
         store.upsert_papers(conn, list(papers), now=when)
 
 
-def manifest(store: SqlStore) -> dict:
+def manifest(store: SqlStore) -> dict[str, Any]:
     directory = default_index_dir(store)
     assert directory is not None
-    return json.loads((directory / "manifest.json").read_text())
+    found: dict[str, Any] = json.loads((directory / "manifest.json").read_text())
+    return found
 
 
 def base_papers(n: int = 30) -> list[Paper]:

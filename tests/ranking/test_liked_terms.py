@@ -32,7 +32,7 @@ OTHERS += [
 def index_of(texts: list[tuple[str, str]]) -> LexicalIndex:
     return LexicalIndex.build(
         [
-            Document(pk=i, title=t, abstract=a, upvotes=0, published=0)
+            Document(pk=i, title=t, abstract=a, upvotes=0, published=None)
             for i, (t, a) in enumerate(texts)
         ]
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from digestbot.config import Profile, RankingSettings
-from digestbot.models import Paper
+from digestbot.models import Paper, ScoredPaper
 from digestbot.ranking import pick, rank
 from tests.conftest import NOW
 
@@ -16,7 +16,7 @@ def paper(title: str, abstract: str = FILLER, **kw: object) -> Paper:
     return Paper(title=title, abstract=abstract, **kw)  # type: ignore[arg-type]
 
 
-def ids(ranked: list) -> list[str]:
+def ids(ranked: list[ScoredPaper]) -> list[str]:
     return [s.paper.title for s in ranked]
 
 

@@ -4,6 +4,7 @@ the profile's texts (``ranking.title_weight``). Real MiniLM model, real SQLite."
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,14 @@ from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper
 from digestbot.pipeline import rank_profile
 from digestbot.ranking.background import EmbeddingWorker
-from digestbot.ranking.semantic import Embedder, TitleVectors, _cosines, embed_missing, get_embedder
+from digestbot.ranking.semantic import (
+    Embedder,
+    TitleVectors,
+    Vectors,
+    _cosines,
+    embed_missing,
+    get_embedder,
+)
 from digestbot.store import SqlStore
 from digestbot.store.daemon import acquire_lock
 from digestbot.store.embeddings import (
@@ -84,9 +92,12 @@ def counting(embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> list[list[s
     """The texts of each call to the model from now on."""
     calls: list[list[str]] = []
     encode = embedder._encode
-    monkeypatch.setattr(
-        embedder, "_encode", lambda texts: calls.append(list(texts)) or encode(texts)
-    )
+
+    def recorded(texts: Sequence[str]) -> Vectors:
+        calls.append(list(texts))
+        return encode(texts)
+
+    monkeypatch.setattr(embedder, "_encode", recorded)
     return calls
 
 

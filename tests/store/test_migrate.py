@@ -122,6 +122,7 @@ def test_a_version_2_database_keeps_the_packaged_models_vectors_under_its_name(
     # in; a new virtualenv (or Python) then found no vector and embedded the store again.
     if db == "postgres":
         store = open_postgres_store()
+        assert POSTGRES_URL is not None
         url = POSTGRES_URL
     else:
         url = f"sqlite:///{tmp_path / 'v2.sqlite3'}"
