@@ -15,7 +15,15 @@ The first line scores the product's own path (``semantic=None``: ``ready_vectors
 with no chunk share, which must match it exactly.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_sentences.py [--workdir DIR]
-        [--per-profile VARIANT] [--quick]
+        [--group main|more|calib] [--only TEXT ...] [--paired] [--per-profile] [--quick]
+    .venv/bin/python bench/relevance_sentences.py --cost 100000   # scoring cost, stand-ins
+
+Groups: ``main`` (chunk scheme x max/top-2 x share 0.2-0.5, beside or instead of the
+title vectors), ``more`` (calibrated mixing, chunks for the per-keyword texts only,
+title share 0.2, chunks in the liked centroid's cosine, mean of chunks), ``calib``
+(shares 0.1-0.3 around the calibrated mix, with its no-chunk control). ``--paired``
+prints each variant's per-profile nDCG@10 change against the product over the 20
+tuning profiles (mean ± standard error, profiles up / down).
 """
 
 from __future__ import annotations
@@ -360,6 +368,13 @@ def variants(group: str, quick: bool) -> list[Variant]:
                 out.append(Variant(f"{scheme} top2 liked {liked}", scheme, "top2", liked=liked))
         out.append(Variant("s1 mean chunk 0.3 + title 0.3", "s1", "mean", 0.3, 0.3))
         return out
+    if group == "calib":  # around the calibrated mix, with its control (no chunks)
+        out.append(Variant("title 0.3 calib, no chunks", calibrate=True))
+        for scheme, how in (("s1", "max"), ("s1", "top2"), ("s2", "top2")):
+            for chunk in (0.1, 0.15, 0.2, 0.25, 0.3):
+                name = f"{scheme} {how} chunk {chunk} + title 0.3 calib"
+                out.append(Variant(name, scheme, how, 0.3, chunk, True))
+        return out
     schemes = ("s1", "s2") if quick else ("s1", "s2", "w2", "t1")
     for scheme in schemes:
         for how in ("max", "top2"):
@@ -377,6 +392,29 @@ def mean(pairs: list[tuple[float, float]]) -> str:
     return f"{np.mean([p[0] for p in pairs]):.3f}/{np.mean([p[1] for p in pairs]):.3f}"
 
 
+def paired(
+    scores: dict[str, dict[str, list[tuple[float, float]]]],
+    base: dict[str, dict[str, list[tuple[float, float]]]],
+) -> str:
+    """Per-profile nDCG@10 change against ``base`` over the 20 tuning profiles: mean and
+    standard error, and how many profiles rose / fell by more than 0.001."""
+    cells = []
+    for mode in ("full", "keywords"):
+        diff = np.array(
+            [
+                a[0] - b[0]
+                for s in TUNING
+                for a, b in zip(scores[mode][s], base[mode][s], strict=True)
+            ]
+        )
+        se = diff.std(ddof=1) / np.sqrt(len(diff))
+        cells.append(
+            f"{mode[:4]} {diff.mean():+.3f}±{se:.3f} "
+            f"up {int((diff > 0.001).sum())} down {int((diff < -0.001).sum())}"
+        )
+    return f"{'':<40} paired vs product, 20 profiles: " + " | ".join(cells)
+
+
 def report(name: str, scores: dict[str, dict[str, list[tuple[float, float]]]]) -> str:
     cells = []
     for mode in MODES:
@@ -389,21 +427,62 @@ def report(name: str, scores: dict[str, dict[str, list[tuple[float, float]]]]) -
     return f"{name:<40} " + " | ".join(cells)
 
 
+def cost(papers: int, per_paper: float, texts: int, repeats: int = 3) -> None:
+    """Scoring cost of chunk vectors on ``papers`` stand-in papers (random unit vectors,
+    ``per_paper`` chunks a paper on average, flat layout): the (chunks x texts) product and
+    the per-paper max, against the one-vector-a-paper product; best of ``repeats``."""
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(per_paper - 1, papers) + 1
+    total = int(counts.sum())
+    flat = rng.standard_normal((total, 384), dtype=np.float32)
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
+    one = flat[np.cumsum(counts) - counts].copy()
+    queries = rng.standard_normal((384, texts), dtype=np.float32)
+    starts = np.cumsum(counts) - counts
+
+    def timed(work: Callable[[], object]) -> tuple[float, float]:
+        best = (float("inf"), float("inf"))
+        for _ in range(repeats):
+            wall, cpu = time.perf_counter(), time.process_time()
+            work()
+            best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
+        return best
+
+    base = timed(lambda: one @ queries)
+    chunked = timed(lambda: np.maximum.reduceat(flat @ queries, starts, axis=0))
+    print(
+        f"# {papers} papers, {total} chunks ({total * 384 * 4 / 1e9:.2f} GB float32), "
+        f"{texts} profile texts: one vector a paper {base[0]:.3f} s wall / {base[1]:.3f} s CPU; "
+        f"chunks + max {chunked[0]:.3f} s / {chunked[1]:.3f} s (best of {repeats})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/digestbot-sentences"))
     parser.add_argument("--quick", action="store_true", help="s1 and s2 schemes only")
     parser.add_argument("--only", action="append", help="variant names containing this")
     parser.add_argument("--per-profile", action="store_true")
-    parser.add_argument("--group", choices=("main", "more"), default="main")
+    parser.add_argument("--paired", action="store_true", help="per-profile change vs product")
+    parser.add_argument(
+        "--cost", type=int, metavar="PAPERS", help="only time scoring on stand-in vectors"
+    )
+    parser.add_argument("--group", choices=("main", "more", "calib"), default="main")
     opts = parser.parse_args()
+    if opts.cost:
+        cost(opts.cost, per_paper=9.5, texts=9)
+        return
     harness = SentenceHarness(opts.workdir)
     print("nDCG@10/MAP per mode: devset devset2 [all 20] (devset3 held out, check only)")
-    print(report("product (semantic=None)", harness.score(None, per_profile=opts.per_profile)))
+    base = harness.score(None, per_profile=opts.per_profile)
+    print(report("product (semantic=None)", base))
     for variant in variants(opts.group, opts.quick):
         if opts.only and not any(part in variant.name for part in opts.only):
             continue
-        print(report(variant.name, harness.score(variant, per_profile=opts.per_profile)))
+        scores = harness.score(variant, per_profile=opts.per_profile)
+        print(report(variant.name, scores))
+        if opts.paired:
+            print(paired(scores, base))
 
 
 if __name__ == "__main__":
