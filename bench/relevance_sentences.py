@@ -57,7 +57,7 @@ from digestbot.ranking import semantic as sem
 from digestbot.ranking import service
 from digestbot.ranking.explain import order_best_first
 from digestbot.ranking.liked_graph import GRAPH_CANDIDATES, graph_rows, label_spreading
-from digestbot.store.ranking import load_texts
+from digestbot.store.ranking import load_texts, resolve_paper_pks
 
 MODES = ("full", "keywords", "like")
 SETS = (DEVSET, DEVSET2, DEVSET3)
@@ -161,10 +161,11 @@ class SentenceHarness(Harness):
             self.embedder,
             row_of=self.index.row_of_pk(),
             n_rows=self.index.n_rows,
-            title_weight=self.semantic.title_weight,
+            settings=self.semantic,
         )
         assert ready is not None and ready.titles is not None
-        self.vectors, self.has, self.title_vectors = ready.vectors, ready.has, ready.titles
+        self.vectors, self.has = ready.vectors, ready.has
+        self.title_vectors: sem.TitleVectors = ready.titles
         self.workdir = workdir
         pks = [int(pk) for pk in self.index.pks]
         found = load_texts(self.store, pks)
@@ -204,7 +205,7 @@ class SentenceHarness(Harness):
                 f"# {scheme}: {len(flat)} chunks, {counts.mean():.1f} a paper "
                 f"(max {slots}), {np.mean([len(t.split()) for t in flat]):.0f} words each"
             )
-            self._chunks[scheme] = Chunks(out, mask, mask.any(axis=1))
+            self._chunks[scheme] = Chunks(out, mask, np.asarray(mask.any(axis=1)))
         return self._chunks[scheme]
 
     def evidence(self, variant: Variant, profile: Profile, liked_rows: list[int]) -> Any:
@@ -233,7 +234,7 @@ class SentenceHarness(Harness):
                     profile = Profile(**config)
                     evidence = None
                     if variant is not None:
-                        found = service.resolve_paper_pks(self.store, profile.like)
+                        found = resolve_paper_pks(self.store, profile.like)
                         rows = self.index.rows_of(list(found.values())).tolist()
                         evidence = self.evidence(variant, profile, [r for r in rows if r >= 0])
                     scores, _, liked_rows = service.score_store(
@@ -272,7 +273,7 @@ def patched(harness: SentenceHarness, variant: Variant) -> Iterator[None]:
     saved = sem._cosines, sem._liked_part
     sem._cosines = _cosines_of(harness, variant)  # type: ignore[assignment]
     if variant.liked > 0:
-        sem._liked_part = _liked_part_of(harness, variant)  # type: ignore[assignment]
+        sem._liked_part = _liked_part_of(harness, variant)
     try:
         yield
     finally:
@@ -287,7 +288,7 @@ def _calib(values: np.ndarray, has: np.ndarray) -> np.ndarray:
     zero = np.quantile(pool, 0.5, axis=0)
     top = pool.max(axis=0)
     span = np.where(top > zero, top - zero, 1.0)
-    out = np.clip((v - zero) / span, 0.0, 1.0)
+    out = np.asarray(np.clip((v - zero) / span, 0.0, 1.0), dtype=np.float64)
     return out if values.ndim == 2 else out[:, 0]
 
 
