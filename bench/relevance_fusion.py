@@ -12,8 +12,12 @@ A variant is a set of module attributes to override (as in ``relevance_sweep.py`
         'scorer.SEMANTIC_WEIGHT=1.5' 'scorer.EXPANSION_WEIGHT=0.4 query.DESCRIPTION_WEIGHT=0.5'
 
 ``--held-out`` adds devset3 to the report: to check a result, never to choose one.
-``--search`` runs a coordinate ascent over the fusion's constants chosen on one tuning set
-and checked on the other (both ways: two-fold), then reports devset3 for each choice.
+``--search`` moves each fusion constant alone, then searches them jointly (random points),
+picks the best point on each tuning set and on both, and reports it on every set (two-fold:
+chosen on one set, checked on the other; devset3 only shown). ``--calibrations`` tries
+other normalisations of the evidence before it is summed (``CALIBRATIONS``), ``--oracle``
+the semantic weight picked per profile after the fact (a ceiling), ``--feedback``
+pseudo-relevance feedback on the embeddings.
 From a script: ``Harness(workdir).run(overrides)`` -> {(set, mode): [(nDCG@10, AP), ...]}.
 """
 
@@ -313,6 +317,37 @@ def by_calibration(quantile: float, names: tuple[str, ...] = ("profile", "like")
     return transform
 
 
+def by_log(eps: float) -> Transform:
+    """log(1 + x / eps), scaled to [0, 1]: summed, the log of a product of (eps + x) over the
+    parts (a paper needs every kind of evidence; large eps: the plain sum)."""
+
+    def transform(name: str, values: Any) -> Any:
+        out = np.log1p(np.nan_to_num(values) / eps) / np.log1p(1 / eps)
+        return np.where(np.isnan(values), np.nan, out)
+
+    return transform
+
+
+def by_clarity(alpha: float, top: int = 5, rest: int = 30) -> Callable[..., dict[str, Any]]:
+    """Each part's weight x (its clarity / the parts' mean clarity) ** alpha, the clarity
+    the mean of its best ``top`` values less that of the next ones up to ``rest`` (a query
+    performance predictor: a part that singles out a few papers is trusted more)."""
+
+    def fuse(sources: Any) -> dict[str, Any]:
+        gaps = []
+        for _, _, values in sources:
+            ordered = np.sort(np.nan_to_num(values))[::-1]
+            gaps.append(max(float(ordered[:top].mean() - ordered[top:rest].mean()), 1e-3))
+        norm = float(np.mean(gaps))
+        weighted = [
+            (name, weight * (gap / norm) ** alpha, values)
+            for (name, weight, values), gap in zip(sources, gaps, strict=True)
+        ]
+        return sem.fuse_available(weighted)
+
+    return fuse
+
+
 CALIBRATIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "rrf k=5": fusing(by_rank(5)),
     "rrf k=10": fusing(by_rank(10)),
@@ -329,7 +364,70 @@ CALIBRATIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "lexical calibrated q0.5": fusing(by_calibration(0.5)),
     "lexical calibrated q0.25": fusing(by_calibration(0.25)),
     "CombMNZ": fusing(lambda name, values: values, mnz=True),
+    "log fusion eps=0.03": fusing(by_log(0.03)),
+    "log fusion eps=0.1": fusing(by_log(0.1)),
+    "log fusion eps=0.3": fusing(by_log(0.3)),
+    "log fusion eps=1": fusing(by_log(1.0)),
+    "clarity weights ^0.5": by_clarity(0.5),
+    "clarity weights ^1": by_clarity(1.0),
+    "clarity weights ^2": by_clarity(2.0),
 }
+
+
+def semantic_feedback(docs: int, weight: float) -> Callable[[Harness, Profile, list[int]], Any]:
+    """Semantic evidence mixed (at ``weight``) with the calibrated cosine to the centroid of
+    the best ``docs`` papers of a first fused ranking (pseudo-relevance feedback on the
+    embeddings; profiles with words only)."""
+
+    def make(harness: Harness, profile: Profile, liked_rows: list[int]) -> Any:
+        evidence = Harness.evidence(harness, profile, liked_rows)
+        if not (profile.description or profile.keywords):
+            return evidence
+        first = score_profile(
+            harness.index,
+            profile,
+            texts=harness.texts,
+            liked_rows=liked_rows,
+            settings=harness.settings,
+            now=NOW_VALUE,
+            semantic=evidence,
+        )
+        totals = first.total.copy()
+        totals[liked_rows] = -1.0
+        best = np.argsort(-totals, kind="stable")[:docs]
+        vectors = harness.ready.vectors
+        centre = vectors[best].sum(axis=0)
+        centre /= np.linalg.norm(centre)
+        have = np.flatnonzero(harness.ready.has)
+        skip = np.zeros(len(vectors), dtype=bool)
+        skip[liked_rows] = True
+        cosine = sem._cosines(vectors, centre, harness.ready.titles)
+        near = sem._calibrated(cosine, have=have, skip=skip)
+        mixed = (1 - weight) * np.nan_to_num(evidence) + weight * near
+        return np.where(harness.ready.has, mixed, np.nan)
+
+    return make
+
+
+def oracle(harness: Harness, names: list[str]) -> None:
+    """The semantic weight chosen per profile after the fact (the best of ``weights`` for
+    each profile's nDCG@10 and, apart, its AP): a ceiling for any per-profile weighting."""
+    weights = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 100.0]
+    runs = {w: harness.run({"scorer.SEMANTIC_WEIGHT": w}) for w in weights}
+    for w in weights:
+        print(report(f"SEMANTIC_WEIGHT={w}", runs[w], names), flush=True)
+    for set_name in names:
+        for mode in MODES:
+            pairs = runs[1.0][(set_name, mode)]
+            best = [
+                tuple(max(runs[w][(set_name, mode)][i][k] for w in weights) for k in (0, 1))
+                for i in range(len(pairs))
+            ]
+            print(
+                f"  {set_name} {mode}: weight 1.0 {mean(pairs):.3f}/{mean(pairs, 1):.3f}, "
+                f"best weight per profile {mean(best):.3f}/{mean(best, 1):.3f}",  # type: ignore[arg-type]
+                flush=True,
+            )
 
 
 def mean(pairs: list[tuple[float, float]], k: int = 0) -> float:
@@ -375,41 +473,49 @@ GRID: dict[str, list[Any]] = {
 }
 
 
-def search(harness: Harness, *, rounds: int = 2, start: dict[str, Any] | None = None) -> None:
-    """Coordinate ascent over ``GRID`` choosing on each tuning set (and on both), each
-    choice reported on every set: the other tuning set shows how much of the gain is fit."""
+def search(harness: Harness, *, points: int = 80, seed: int = 3) -> None:
+    """Each constant of ``GRID`` moved alone (the sensitivities), then a random joint search
+    over all of them; the best point chosen on each tuning set (and on both) is reported on
+    every set: the other tuning set shows how much of the chosen gain is fit."""
     names = [s for s, _ in harness.sets]
-    memo: dict[tuple[tuple[str, Any], ...], Result] = {}
+    tuning = (DEVSET.stem, DEVSET2.stem)
+    tried: list[tuple[dict[str, Any], Result]] = []
 
     def evaluate(point: dict[str, Any]) -> Result:
-        key = tuple(sorted(point.items()))
-        if key not in memo:
-            memo[key] = harness.run(point)
-        return memo[key]
+        result = harness.run(point)
+        tried.append((point, result))
+        return result
 
-    def score(result: Result, chosen_on: tuple[str, ...]) -> float:
-        return float(np.mean([objective(result, s, MODES) for s in chosen_on]))
-
-    for chosen_on in ((DEVSET.stem,), (DEVSET2.stem,), (DEVSET.stem, DEVSET2.stem)):
-        point = dict(start or {})
-        best = score(evaluate(point), chosen_on)
-        print(f"== chosen on {'+'.join(chosen_on)}: start {best:.4f}", flush=True)
-        for round_no in range(rounds):
-            changed = False
-            for target, values in GRID.items():
-                for value in values:
-                    trial = {**point, target: value}
-                    if trial.get(target) == point.get(target, _default(target)):
-                        continue
-                    got = score(evaluate(trial), chosen_on)
-                    if got > best + 0.001:
-                        best, point, changed = got, trial, True
-                        print(f"  round {round_no + 1}: {target}={value} -> {best:.4f}", flush=True)
-            if not changed:
-                break
+    def line(point: dict[str, Any], result: Result) -> str:
+        objectives = " ".join(f"{objective(result, s, MODES):.4f}" for s in tuning)
+        nd = " ".join(
+            f"{m[:4]} {mean(result[(tuning[0], m)] + result[(tuning[1], m)]):.3f}" for m in MODES
+        )
         label = " ".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "current"
-        print(report(f"on {'+'.join(chosen_on)}", evaluate(point), names), flush=True)
-        print(f"  {label}", flush=True)
+        return f"  {objectives} | 20: {nd} | {label}"
+
+    base = evaluate({})
+    print("objective (mean over modes of (nDCG@10 + MAP) / 2): devset devset2", flush=True)
+    print(line({}, base), flush=True)
+    print("-- one constant at a time", flush=True)
+    for target, values in GRID.items():
+        for value in values:
+            if value == _default(target):
+                continue
+            point = {target: value}
+            print(line(point, evaluate(point)), flush=True)
+    print(f"-- random joint search, {points} points", flush=True)
+    rng = np.random.default_rng(seed)
+    for _ in range(points):
+        point = {t: values[int(rng.integers(len(values)))] for t, values in GRID.items()}
+        point = {t: v for t, v in point.items() if v != _default(t)}
+        print(line(point, evaluate(point)), flush=True)
+    for chosen_on in ((tuning[0],), (tuning[1],), tuning):
+        point, result = max(
+            tried, key=lambda pr: float(np.mean([objective(pr[1], s, MODES) for s in chosen_on]))
+        )
+        print(report(f"best on {'+'.join(chosen_on)}", result, names), flush=True)
+        print(line(point, result), flush=True)
 
 
 def _default(target: str) -> Any:
@@ -425,7 +531,9 @@ def main() -> None:
     parser.add_argument("--held-out", action="store_true")
     parser.add_argument("--per-profile", action="store_true")
     parser.add_argument("--calibrations", action="store_true", help="the fusion variants")
-    parser.add_argument("--search", action="store_true", help="two-fold coordinate ascent")
+    parser.add_argument("--search", action="store_true", help="sensitivities and joint search")
+    parser.add_argument("--oracle", action="store_true", help="semantic weight per profile")
+    parser.add_argument("--feedback", action="store_true", help="semantic pseudo-feedback")
     opts = parser.parse_args()
     harness = Harness(opts.workdir)
     names = [s for s, _ in harness.sets]
@@ -442,6 +550,13 @@ def main() -> None:
         report("current", harness.run(sets=sets, per_profile=opts.per_profile), names), flush=True
     )
     print(f"  ({time.perf_counter() - started:.1f} s a variant)", flush=True)
+    if opts.oracle:
+        oracle(harness, names)
+    if opts.feedback:
+        for docs in (5, 10):
+            for weight in (0.2, 0.35, 0.5):
+                result = harness.run(semantic=semantic_feedback(docs, weight), sets=sets)
+                print(report(f"semantic feedback {docs} papers x{weight}", result, names))
     if opts.calibrations:
         for label, fuse in CALIBRATIONS.items():
             for weight in (0.5, 1.0, 2.0):
