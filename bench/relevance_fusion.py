@@ -348,6 +348,16 @@ def by_clarity(alpha: float, top: int = 5, rest: int = 30) -> Callable[..., dict
     return fuse
 
 
+def by_hybrid(share: float, k: float) -> Transform:
+    """(1 - share) x the part as it is + share x its reciprocal rank (``by_rank``)."""
+    ranked = by_rank(k)
+
+    def transform(name: str, values: Any) -> Any:
+        return (1 - share) * values + share * ranked(name, values)
+
+    return transform
+
+
 CALIBRATIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "rrf k=5": fusing(by_rank(5)),
     "rrf k=10": fusing(by_rank(10)),
@@ -364,6 +374,10 @@ CALIBRATIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "lexical calibrated q0.5": fusing(by_calibration(0.5)),
     "lexical calibrated q0.25": fusing(by_calibration(0.25)),
     "CombMNZ": fusing(lambda name, values: values, mnz=True),
+    "CombSUM + RRF k=5 at 0.2": fusing(by_hybrid(0.2, 5)),
+    "CombSUM + RRF k=5 at 0.35": fusing(by_hybrid(0.35, 5)),
+    "CombSUM + RRF k=5 at 0.5": fusing(by_hybrid(0.5, 5)),
+    "CombSUM + RRF k=10 at 0.2": fusing(by_hybrid(0.2, 10)),
     "log fusion eps=0.03": fusing(by_log(0.03)),
     "log fusion eps=0.1": fusing(by_log(0.1)),
     "log fusion eps=0.3": fusing(by_log(0.3)),
