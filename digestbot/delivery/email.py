@@ -382,6 +382,8 @@ class EmailDeliverer:
             except (smtplib.SMTPException, OSError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 self._drop()
+            if self._conn is not None and self._conn.sock is None:
+                self._drop()  # smtplib closed it (a 421): the next attempt reconnects
             log.warning(
                 "%s: sending to %s, attempt %s failed (%s)", self.label, mail.to, attempt, last
             )

@@ -170,3 +170,12 @@ def test_8bitmime_parts_go_unencoded_unless_a_line_is_too_long(smtp_server: Smtp
     assert text["Content-Transfer-Encoding"] == "8bit"
     assert html["Content-Transfer-Encoding"] != "8bit"  # 1,200 octets: over SMTP's 998
     assert html.get_content().strip() == long_line.html
+
+
+def test_a_421_closing_the_connection_is_retried_on_a_new_one(smtp_server: SmtpServer) -> None:
+    # 421: the server is closing the channel (smtplib closes its socket); the next
+    # attempt must reconnect, not spend itself on the dead connection
+    smtp_server.handler.data_replies.extend(["421 4.3.2 shutting down, try again"] * 2)
+    [result] = send(email_deliverer(smtp_server), [mail("alice@example.org")])
+    assert result.ok, result.error
+    assert len(smtp_server.handler.to("alice@example.org")) == 1
