@@ -2,7 +2,7 @@
 
 One stand-in for every test that talks to Slack (delivery, the ``/papers`` app,
 alerts). Implements ``auth.test``, ``chat.postMessage``, ``chat.postEphemeral``,
-``chat.update``, ``users.info``, ``conversations.history``,
+``chat.update``, ``users.info``, ``conversations.open``, ``conversations.history``,
 ``conversations.replies``, incoming webhooks (``/hooks/<name>``) and
 ``response_url`` (``/respond/<name>``) with Slack's JSON shapes: ``ok: false``
 errors with HTTP 200, 429 with ``Retry-After``, and message ``metadata`` returned
@@ -212,6 +212,11 @@ class SlackApi:
         if method == "users.info":
             user = str(params.get("user", ""))
             return 200, {"ok": True, "user": {"id": user, "tz": USERS_TZ.get(user)}}, {}
+        if method == "conversations.open":  # a direct message with one person
+            user = str(params.get("users", ""))
+            if not user.startswith(("U", "W")):
+                return 200, {"ok": False, "error": "user_not_found"}, {}
+            return 200, {"ok": True, "channel": {"id": "D" + user[1:]}}, {}
         if method == "auth.test":
             return (
                 200,

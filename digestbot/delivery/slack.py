@@ -128,6 +128,7 @@ class SlackDeliverer(_PacedSender):
     def __init__(self, client: WebClient, **pacing: Unpack[Pacing]) -> None:
         super().__init__(client.retry_handlers, **pacing)
         self.client = client
+        self._dm: dict[str, str] = {}  # user id -> the id of the bot's DM with that person
 
     def check(self) -> str:
         """``auth.test``: the bot's name and team, or a DeliveryError saying why not."""
@@ -251,6 +252,7 @@ class SlackDeliverer(_PacedSender):
         """Parts of this digest already in the channel (index -> ts), from its metadata."""
         found: dict[int, str] = {}
         try:
+            channel = self._readable(channel)
             history = self.client.conversations_history(
                 channel=channel, include_all_metadata=True, limit=HISTORY_LIMIT
             )
@@ -271,6 +273,16 @@ class SlackDeliverer(_PacedSender):
                 reason,
             )
         return found
+
+    def _readable(self, channel: str) -> str:
+        """The id ``conversations.history`` reads: a personal digest is posted to a user id
+        (Slack puts it in the DM), whose history is that DM's (``conversations.open``)."""
+        if not channel.startswith(("U", "W")):
+            return channel
+        if channel not in self._dm:
+            response = self.client.conversations_open(users=channel)
+            self._dm[channel] = str(response["channel"]["id"])
+        return self._dm[channel]
 
 
 def _matching(messages: Sequence[Any], digest_id: str) -> dict[int, str]:
