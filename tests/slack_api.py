@@ -34,6 +34,7 @@ class Failure:
     error: str = ""
     retry_after: int | None = None
     body: str | None = None
+    accepted: bool = False  # the post is made, then the failure answered (a proxy's 504)
 
 
 USERS_TZ = {"U1": "Europe/Berlin", "U2": "America/New_York"}
@@ -202,6 +203,9 @@ class SlackApi:
         self, method: str, params: dict[str, Any], *, token: str | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         failure = self._failure(method)
+        if failure is not None and failure.accepted and method == "chat.postMessage":
+            channel = str(params.get("channel", ""))
+            self._post(self.channel_ids.get(channel, channel), params)
         if failure is not None:
             headers = {}
             if failure.retry_after is not None:

@@ -8,7 +8,7 @@ permanent errors (``channel_not_found``, ``not_in_channel``, ``invalid_auth``,
 ``ratelimited`` after the handler gave up) are retried a bounded number of times.
 
 Every message carries the digest id in its ``metadata``. Before a retry that may
-follow a post Slack already accepted (an earlier attempt died, or a time-out), the
+follow a post Slack already accepted (an earlier attempt died, a time-out, a 5xx), the
 channel's recent history (and the digest's thread) is searched for that id, so
 the post is not made twice.
 """
@@ -55,6 +55,7 @@ PERMANENT_ERRORS = frozenset(
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+MAYBE_POSTED_ERRORS = frozenset({"internal_error", "fatal_error"})
 HISTORY_LIMIT = 200
 
 OnPart = Callable[[int, dict[str, Any]], None]
@@ -226,6 +227,9 @@ class SlackDeliverer(_PacedSender):
                         permanent=error in PERMANENT_ERRORS,
                     ) from exc
                 last = error
+                # a 5xx (perhaps a proxy's, after Slack took the post) or an error Slack
+                # says may follow a partial success: look before posting again
+                ambiguous = exc.response.status_code >= 500 or error in MAYBE_POSTED_ERRORS
             except (SlackClientError, OSError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 ambiguous = True

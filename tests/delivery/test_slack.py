@@ -234,3 +234,24 @@ def test_a_retry_of_a_direct_message_finds_the_parts_already_posted(slack_api: S
     )
     assert len(slack_api.posted("D1")) == 2
     assert [i for i, _ in again.parts] == [0, 1]
+
+
+def test_a_gateway_error_after_slack_accepted_the_post_is_not_posted_twice(
+    slack_api: SlackApi,
+) -> None:
+    # a 5xx may come from a proxy (Enterprise Grid) after Slack took the message
+    slack_api.fail_next(
+        "chat.postMessage", Failure(status=504, error="gateway_timeout", accepted=True)
+    )
+    deliverer = slack_deliverer(slack_api)
+    ts = deliverer.post_digest(
+        "C0PAPERS",
+        messages(1),
+        digest_id="d13",
+        progress={},
+        maybe_posted=False,
+        on_part=Recorder(),
+    )
+    [posted] = slack_api.posted("C0PAPERS")
+    assert ts == posted["ts"]
+    assert slack_api.calls.count("chat.postMessage") == 1
