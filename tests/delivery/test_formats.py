@@ -182,3 +182,34 @@ def test_a_button_value_over_slacks_limit_is_an_error(tmp_path: Path) -> None:
     )
     with pytest.raises(RenderError, match="value attribute cannot exceed 2000 characters"):
         render_slack_messages(digest_of([make_paper(1)]), templates_dir=tmp_path)
+
+
+def _texts(block: dict) -> list[str]:
+    """Every text object's text in a block (a section's text, a header's, context elements)."""
+    found = [block["text"]["text"]] if isinstance(block.get("text"), dict) else []
+    for element in block.get("elements") or []:
+        if isinstance(element, dict) and element.get("type") in ("mrkdwn", "plain_text"):
+            found.append(element["text"])
+    return found
+
+
+def test_a_long_description_or_profile_name_stays_within_slacks_text_limits() -> None:
+    # Slack refuses the whole message (invalid_blocks) when one text object is too long:
+    # a context element holds 3,000 characters, a header 150
+    long_name = "efficient-attention-" + "x" * 140
+    digest = Digest(
+        profile=long_name,
+        digest_date=date(2026, 11, 23),
+        generated_at=NOW,
+        papers=(ScoredPaper(paper=make_paper(1), score=1.0, why="matches"),),
+        description="Linear attention & state space models. " * 120,  # ~4,700 characters
+    )
+    [message] = render_slack_messages(digest)
+    header = next(b for b in message.blocks if b["type"] == "header")
+    assert len(header["text"]["text"]) <= 150
+    assert header["text"]["text"].startswith("1 new paper for efficient-attention-")
+    for block in message.blocks:
+        assert all(len(text) <= 3000 for text in _texts(block)), block.get("type")
+    context = " ".join(t for b in message.blocks if b["type"] == "context" for t in _texts(b))
+    assert long_name in context  # the full name is still shown
+    assert "Linear attention &amp; state space models." in context
