@@ -104,3 +104,14 @@ def test_answer_memory_tags_actions_blocks_and_forgets_the_oldest() -> None:
     memory.remember(render_answer(text="t", papers=[EVIL]))
     assert memory.recall(tagged) is None
     assert memory.recall("digestbot_actions_1") is None
+
+
+def test_an_unsafe_or_piped_link_from_a_feed_does_not_become_a_slack_link() -> None:
+    # a paper without an arXiv id links to its first URL, which a feed supplies as it likes
+    scripted = Paper(title="Scripted", abstract="a", urls=("javascript:alert(1)",))
+    piped = Paper(title="Piped", abstract="a", urls=("https://example.org/search?q=a|b",))
+    payload = render_answer(text="t", papers=[scripted, piped], share=False)
+    first, second = (b["text"]["text"] for b in payload["blocks"] if b["type"] == "section")
+    assert first.startswith("*Scripted*\n")  # no link at all
+    assert "javascript" not in first
+    assert second.startswith("*<https://example.org/search?q=a%7Cb|Piped>*\n")
