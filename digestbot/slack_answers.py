@@ -30,6 +30,7 @@ ACTION_SHARE = "digestbot_share"
 ACTION_MORE = "digestbot_more"
 PERSONAL = "@me"
 MAX_QUERY_IN_BUTTON = 500  # a button value holds at most 2,000 characters
+MAX_BLOCKS = 50  # Slack refuses a message (or an update) with more
 
 
 class PaperButton(BaseModel):
@@ -123,9 +124,11 @@ def mark_vote(
 
     The chosen button gets a style and a context line says who voted what; voting
     again replaces that line (``note``: trusted mrkdwn). Other blocks are left as they are.
+    A line that would take the message over Slack's 50 blocks is left out (the style
+    still shows the vote; ``has_vote_note`` tells the caller to say it another way).
     """
     updated = copy.deepcopy(list(blocks))
-    note_id = f"{block_id}_vote"[:255]
+    note_id = _note_id(block_id)
     updated = [b for b in updated if b.get("block_id") != note_id]
     for position, block in enumerate(updated):
         if block.get("type") != "actions" or block.get("block_id") != block_id:
@@ -144,8 +147,19 @@ def mark_vote(
                 "elements": [{"type": "mrkdwn", "text": note}],
             },
         )
+        if len(updated) > MAX_BLOCKS:
+            del updated[position + 1]
         break
     return updated
+
+
+def has_vote_note(blocks: Sequence[dict[str, Any]], *, block_id: str) -> bool:
+    """Whether ``mark_vote`` could show the vote on ``block_id`` inside the message."""
+    return any(b.get("block_id") == _note_id(block_id) for b in blocks)
+
+
+def _note_id(block_id: str) -> str:
+    return f"{block_id}_vote"[:255]
 
 
 class AnswerMemory:

@@ -249,6 +249,8 @@ class SlackApi:
         if method == "chat.postEphemeral":
             return 200, {"ok": True, "message_ts": self._next_ts()}, {}
         if method == "chat.update":
+            if len(params.get("blocks") or []) > 50:
+                return 200, {"ok": False, "error": "invalid_blocks"}, {}
             return 200, {"ok": True, "channel": channel_id, "ts": params.get("ts")}, {}
         if method in ("conversations.history", "conversations.replies"):
             if self.history_error:
