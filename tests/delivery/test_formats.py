@@ -213,3 +213,14 @@ def test_a_long_description_or_profile_name_stays_within_slacks_text_limits() ->
     context = " ".join(t for b in message.blocks if b["type"] == "context" for t in _texts(b))
     assert long_name in context  # the full name is still shown
     assert "Linear attention &amp; state space models." in context
+
+
+def test_a_large_email_digest_stays_under_gmails_clipping_size_with_every_paper() -> None:
+    # Gmail clips an HTML part over 102 KB: the unsubscribe footer would disappear
+    papers = [make_paper(i, abstract="attention " * 300) for i in range(1, 101)]
+    url = "https://digest.example.org/unsubscribe?t=T"
+    content = render_email(digest_of(papers), unsubscribe_url=url)
+    assert len(content.html.encode("utf-8")) <= 100 * 1024
+    for paper in papers:
+        assert paper.title in content.html and paper.title in content.text
+    assert url in content.html and url in content.text
