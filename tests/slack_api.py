@@ -253,6 +253,8 @@ class SlackApi:
                 return 200, {"ok": False, "error": "invalid_blocks"}, {}
             return 200, {"ok": True, "channel": channel_id, "ts": params.get("ts")}, {}
         if method in ("conversations.history", "conversations.replies"):
+            if channel.startswith("#"):  # Slack reads a conversation by id only
+                return 200, {"ok": False, "error": "channel_not_found"}, {}
             if self.history_error:
                 return 200, {"ok": False, "error": self.history_error}, {}
             return self._read(method, channel_id, params)

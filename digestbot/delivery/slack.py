@@ -183,6 +183,7 @@ class SlackDeliverer(_PacedSender):
                 metadata=_metadata(digest_id, index, len(messages)),
                 thread_ts=parts.get("0"),
                 label=label,
+                lookup=state.get("channel") or channel,
             )
             parts[str(index)] = ts
             state["channel"] = channel_id
@@ -198,7 +199,10 @@ class SlackDeliverer(_PacedSender):
         metadata: dict[str, Any],
         thread_ts: str | None,
         label: str,
+        lookup: str,
     ) -> tuple[str, str]:
+        """Post one message; ``lookup`` is where to look for it after an ambiguous failure
+        (the channel's id once Slack has given it: history is read by id only)."""
         payload = metadata["event_payload"]
         last = ""
         for attempt in range(1, self.max_attempts + 1):
@@ -240,10 +244,10 @@ class SlackDeliverer(_PacedSender):
                 self.sleep(self.backoff * 2 ** (attempt - 1))
             if ambiguous:
                 found = self.find_posted(
-                    channel, payload["digest_id"], thread_ts=thread_ts, total=payload["parts"]
+                    lookup, payload["digest_id"], thread_ts=thread_ts, total=payload["parts"]
                 )
                 if payload["part"] in found:
-                    return found[payload["part"]], channel
+                    return found[payload["part"]], lookup
         raise DeliveryError(
             f"Slack did not accept the message after {self.max_attempts} attempts: {last}",
             destination=label,

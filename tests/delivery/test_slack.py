@@ -255,3 +255,24 @@ def test_a_gateway_error_after_slack_accepted_the_post_is_not_posted_twice(
     [posted] = slack_api.posted("C0PAPERS")
     assert ts == posted["ts"]
     assert slack_api.calls.count("chat.postMessage") == 1
+
+
+def test_a_time_out_on_a_reply_in_a_channel_named_by_name_is_not_posted_twice(
+    slack_api: SlackApi,
+) -> None:
+    # "#papers": Slack posts by name but reads history by id only (the first answer has it)
+    from digestbot.delivery.slack import SlackDeliverer
+
+    slack_api.post_delays.extend([0.0, 1.5])
+    client = WebClient(token=slack_api.token, base_url=slack_api.url, timeout=1)
+    deliverer = SlackDeliverer(client, min_interval=0, backoff=0)
+    deliverer.post_digest(
+        "#papers",
+        messages(20),
+        digest_id="d14",
+        progress={},
+        maybe_posted=False,
+        on_part=Recorder(),
+    )
+    assert len(slack_api.posted("C0PAPERS")) == 2
+    assert slack_api.calls.count("chat.postMessage") == 2
