@@ -18,6 +18,7 @@ from email.utils import formatdate, make_msgid
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from digestbot.alerts import Alert, FanOutNotifier, LogNotifier, Notifier
 from digestbot.config import Settings
@@ -44,6 +45,9 @@ class SlackAlertNotifier:
     def __init__(self, client: WebClient, channel: str) -> None:
         self.client = client
         self.channel = channel
+        # an alert is given once (claimed first): a 429 waits for Retry-After, not loses it
+        if not any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
+            client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
 
     def notify(self, alert: Alert) -> None:
         text = f":warning: *digestbot: {alert_title(alert)}*\n{escape_mrkdwn(alert.message)}"

@@ -45,6 +45,17 @@ def test_slack_alert_is_escaped_and_sent_with_the_token(slack_api: SlackApi) -> 
     assert "<!channel>" not in post["text"] and "<https://" not in post["text"]
 
 
+def test_a_rate_limited_slack_alert_waits_and_is_posted(slack_api: SlackApi) -> None:
+    # an alert is claimed once: a 429 must not lose it
+    from tests.slack_api import Failure
+
+    slack_api.fail_next("chat.postMessage", Failure(status=429, retry_after=0))
+    client = WebClient(token=slack_api.token, base_url=slack_api.url)
+    SlackAlertNotifier(client, "C1").notify(NASTY)
+    [post] = slack_api.posted()
+    assert post["channel"] == "C1"
+
+
 def test_a_slack_refusal_is_a_delivery_error_naming_the_channel(slack_api: SlackApi) -> None:
     slack_api.channel_errors["C_GONE"] = "channel_not_found"
     client = WebClient(token=slack_api.token, base_url=slack_api.url)
