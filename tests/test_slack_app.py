@@ -373,3 +373,18 @@ def test_votes_on_a_full_digest_message_keep_it_within_50_blocks(running: Runnin
     notes = [c.body.get("text", "") for c in running.slack.requests if c.method != "chat.update"]
     notes += [json.dumps(c.body.get("blocks")) for c in running.slack.requests]
     assert sum("more like this" in n for n in notes) >= 5
+
+
+def test_a_negative_content_length_is_refused_at_once(running: Running) -> None:
+    # read(-1) would wait for the client to close: a thread held per such request
+    import socket
+    from urllib.parse import urlparse
+
+    where = urlparse(running.url)
+    with socket.create_connection((where.hostname, where.port), timeout=5) as conn:
+        conn.sendall(
+            b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+        )
+        reply = conn.recv(100)
+    assert reply.startswith(b"HTTP/1.0 400") or reply.startswith(b"HTTP/1.1 400")
