@@ -356,7 +356,7 @@ def test_votes_on_a_full_digest_message_keep_it_within_50_blocks(running: Runnin
     )
     first = render_slack_messages(digest)[0]
     assert len(first.blocks) >= 47  # a digest part is packed up to Slack's 50 blocks
-    message = {"type": "message", "ts": "1700000000.000100", "text": first.text}
+    message: dict[str, Any] = {"type": "message", "ts": "1700000000.000100", "text": first.text}
     message["blocks"] = list(first.blocks)
     actions = [b for b in first.blocks if b["type"] == "actions"][:5]
     for count, block in enumerate(actions, start=1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -184,7 +185,7 @@ def test_a_button_value_over_slacks_limit_is_an_error(tmp_path: Path) -> None:
         render_slack_messages(digest_of([make_paper(1)]), templates_dir=tmp_path)
 
 
-def _texts(block: dict) -> list[str]:
+def _texts(block: dict[str, Any]) -> list[str]:
     """Every text object's text in a block (a section's text, a header's, context elements)."""
     found = [block["text"]["text"]] if isinstance(block.get("text"), dict) else []
     for element in block.get("elements") or []:
