@@ -31,6 +31,7 @@ ACTION_MORE = "digestbot_more"
 PERSONAL = "@me"
 MAX_QUERY_IN_BUTTON = 500  # a button value holds at most 2,000 characters
 MAX_BLOCKS = 50  # Slack refuses a message (or an update) with more
+MAX_SECTION_TEXT = 3000  # characters in one section's text
 
 
 class PaperButton(BaseModel):
@@ -110,11 +111,35 @@ def render_answer(
 
 
 def text_answer(text_mrkdwn: str, *, fallback: str | None = None) -> dict[str, Any]:
-    """A one-section answer; ``text_mrkdwn`` is trusted mrkdwn (escape its untrusted parts)."""
+    """A text answer; ``text_mrkdwn`` is trusted mrkdwn (escape its untrusted parts). A text
+    over Slack's 3,000 characters a section is split at line ends into several sections."""
     return {
         "text": fallback if fallback is not None else text_mrkdwn,
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text_mrkdwn}}],
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
+            for chunk in _sections(text_mrkdwn)[:MAX_BLOCKS]
+        ],
     }
+
+
+def _sections(text: str, limit: int = MAX_SECTION_TEXT) -> list[str]:
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:  # one line too long for a section: cut it (rare)
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    chunks.append(current)
+    return [c for c in chunks if c.strip()] or [text[:limit] or " "]
 
 
 def mark_vote(
