@@ -98,17 +98,25 @@ class EmailAlertNotifier:
 
     def notify(self, alert: Alert) -> None:
         label = "email:" + ",".join(self.to)
+        refused: list[str] = []
         try:
             conn = self.connect()
             try:
                 for recipient in self.to:
-                    conn.send_message(self.build_message(alert, recipient))
+                    try:
+                        conn.send_message(self.build_message(alert, recipient))
+                    except smtplib.SMTPRecipientsRefused:  # that one address: the rest still
+                        refused.append(recipient)
             finally:
                 conn.quit()
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(
                 f"cannot mail the alert: {exc.__class__.__name__}", destination=label
             ) from exc
+        if refused:
+            raise DeliveryError(
+                "the SMTP server refused the alert for " + ", ".join(refused), destination=label
+            )
 
 
 def build_notifier(settings: Settings) -> Notifier:

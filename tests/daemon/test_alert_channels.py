@@ -76,6 +76,16 @@ def test_email_alert_one_message_per_recipient(smtp_server: SmtpServer) -> None:
     assert "digest: d123" in body
 
 
+def test_one_refused_alert_recipient_does_not_keep_it_from_the_others(
+    smtp_server: SmtpServer,
+) -> None:
+    # an alert is given once: the addresses after a refused one must still get it
+    smtp_server.handler.reject_rcpt["gone@x.org"] = "550 5.1.1 no such user"
+    with pytest.raises(DeliveryError, match=r"refused the alert for gone@x\.org"):
+        mailer(smtp_server, ["gone@x.org", "b@x.org"]).notify(NASTY)
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [["b@x.org"]]
+
+
 def test_smtp_down_is_a_delivery_error(ca: trustme.CA) -> None:
     down = SmtpServer(ca, port=free_port())  # never started
     with pytest.raises(DeliveryError, match=r"email:a@x\.org: cannot mail the alert"):
