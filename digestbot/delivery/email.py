@@ -410,7 +410,7 @@ def is_bounce(code: int, text: str) -> bool:
     authentication wanted (``530``) or the sender blocklisted says nothing about the
     reader, and must not drop every subscriber at once (RFC 3463: ``5.7.x`` is security
     or policy)."""
-    if code < 500 or code == 530:
+    if code < 500 or code == 530 or "relay" in text.lower():  # Exim: "550 relay not permitted"
         return False
     enhanced = _ENHANCED.match(text)
     return not (enhanced is not None and enhanced.group(2) == "7")

@@ -179,3 +179,14 @@ def test_a_421_closing_the_connection_is_retried_on_a_new_one(smtp_server: SmtpS
     [result] = send(email_deliverer(smtp_server), [mail("alice@example.org")])
     assert result.ok, result.error
     assert len(smtp_server.handler.to("alice@example.org")) == 1
+
+
+def test_only_a_refusal_about_the_mailbox_is_a_bounce() -> None:
+    from digestbot.delivery.email import is_bounce
+
+    assert is_bounce(550, "5.1.1 <gone@example.org>: Recipient address rejected")
+    assert is_bounce(550, "No such user here")
+    assert not is_bounce(554, "5.7.1 <a@example.org>: Relay access denied")
+    assert not is_bounce(550, "relay not permitted")  # Exim, no enhanced status
+    assert not is_bounce(530, "5.7.0 Authentication required")
+    assert not is_bounce(450, "4.2.0 mailbox busy")
