@@ -18,6 +18,7 @@ from email.utils import formatdate, make_msgid
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from digestbot.alerts import Alert, FanOutNotifier, LogNotifier, Notifier
 from digestbot.config import Settings
@@ -44,6 +45,9 @@ class SlackAlertNotifier:
     def __init__(self, client: WebClient, channel: str) -> None:
         self.client = client
         self.channel = channel
+        # an alert is given once (claimed first): a 429 waits for Retry-After, not loses it
+        if not any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
+            client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
 
     def notify(self, alert: Alert) -> None:
         text = f":warning: *digestbot: {alert_title(alert)}*\n{escape_mrkdwn(alert.message)}"
@@ -94,17 +98,25 @@ class EmailAlertNotifier:
 
     def notify(self, alert: Alert) -> None:
         label = "email:" + ",".join(self.to)
+        refused: list[str] = []
         try:
             conn = self.connect()
             try:
                 for recipient in self.to:
-                    conn.send_message(self.build_message(alert, recipient))
+                    try:
+                        conn.send_message(self.build_message(alert, recipient))
+                    except smtplib.SMTPRecipientsRefused:  # that one address: the rest still
+                        refused.append(recipient)
             finally:
                 conn.quit()
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(
                 f"cannot mail the alert: {exc.__class__.__name__}", destination=label
             ) from exc
+        if refused:
+            raise DeliveryError(
+                "the SMTP server refused the alert for " + ", ".join(refused), destination=label
+            )
 
 
 def build_notifier(settings: Settings) -> Notifier:

@@ -29,7 +29,7 @@ from digestbot.delivery.outcomes import digest_date_for
 from digestbot.delivery.targets import Target
 from digestbot.errors import TokenError
 from digestbot.models import ScoredPaper
-from digestbot.store import SqlStore
+from digestbot.store import SqlStore, ledger
 from digestbot.store.subscribers import load_subscribers
 
 log = logging.getLogger(__name__)
@@ -99,13 +99,22 @@ def subscriber_targets(
     store: SqlStore, profile: Profile, *, now: datetime, weekly_day: str = "mon"
 ) -> list[Target]:
     """The profile's active subscribers as email targets: daily ones always, weekly ones
-    on ``weekly_day`` (in the profile's time zone)."""
+    on ``weekly_day`` (in the profile's time zone), and on the other days while their
+    last weekly digest is still unsent (it failed: it is retried, not lost)."""
     weekly = is_weekly_day(profile, now, weekly_day=weekly_day)
+    owed = set() if weekly else owed_weekly(store, profile, now=now)
     return [
         Target(key=f"email:{s.address}", kind="email", recipient=s.address, cadence=s.cadence)
         for s in load_subscribers(store, profile=profile.name, statuses=("active",))
-        if s.cadence == "daily" or weekly
+        if s.cadence == "daily" or weekly or f"email:{s.address}" in owed
     ]
+
+
+def owed_weekly(store: SqlStore, profile: Profile, *, now: datetime) -> set[str]:
+    """Destinations with an unsent digest of this profile from the past six days."""
+    since = digest_date_for(profile, now) - (WEEK - timedelta(days=1))
+    states = ledger.load_slot_states(store, profiles=[profile.name], since=since)
+    return {dest for (_, dest, _), state in states.items() if state.status in ledger.OPEN}
 
 
 def this_week(pool: Sequence[ScoredPaper], *, now: datetime) -> list[ScoredPaper]:

@@ -76,6 +76,8 @@ class Router:
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
+            length = -1
+        if length < 0:  # a negative length would make the handler read until the peer closes
             return _plain(start_response, "400 Bad Request", "bad content length\n")
         if length > MAX_BODY_BYTES:
             return _plain(start_response, "413 Content Too Large", "request too large\n")

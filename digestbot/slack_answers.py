@@ -30,6 +30,8 @@ ACTION_SHARE = "digestbot_share"
 ACTION_MORE = "digestbot_more"
 PERSONAL = "@me"
 MAX_QUERY_IN_BUTTON = 500  # a button value holds at most 2,000 characters
+MAX_BLOCKS = 50  # Slack refuses a message (or an update) with more
+MAX_SECTION_TEXT = 3000  # characters in one section's text
 
 
 class PaperButton(BaseModel):
@@ -109,11 +111,35 @@ def render_answer(
 
 
 def text_answer(text_mrkdwn: str, *, fallback: str | None = None) -> dict[str, Any]:
-    """A one-section answer; ``text_mrkdwn`` is trusted mrkdwn (escape its untrusted parts)."""
+    """A text answer; ``text_mrkdwn`` is trusted mrkdwn (escape its untrusted parts). A text
+    over Slack's 3,000 characters a section is split at line ends into several sections."""
     return {
         "text": fallback if fallback is not None else text_mrkdwn,
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text_mrkdwn}}],
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
+            for chunk in _sections(text_mrkdwn)[:MAX_BLOCKS]
+        ],
     }
+
+
+def _sections(text: str, limit: int = MAX_SECTION_TEXT) -> list[str]:
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:  # one line too long for a section: cut it (rare)
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    chunks.append(current)
+    return [c for c in chunks if c.strip()] or [text[:limit] or " "]
 
 
 def mark_vote(
@@ -123,9 +149,11 @@ def mark_vote(
 
     The chosen button gets a style and a context line says who voted what; voting
     again replaces that line (``note``: trusted mrkdwn). Other blocks are left as they are.
+    A line that would take the message over Slack's 50 blocks is left out (the style
+    still shows the vote; ``has_vote_note`` tells the caller to say it another way).
     """
     updated = copy.deepcopy(list(blocks))
-    note_id = f"{block_id}_vote"[:255]
+    note_id = _note_id(block_id)
     updated = [b for b in updated if b.get("block_id") != note_id]
     for position, block in enumerate(updated):
         if block.get("type") != "actions" or block.get("block_id") != block_id:
@@ -144,8 +172,19 @@ def mark_vote(
                 "elements": [{"type": "mrkdwn", "text": note}],
             },
         )
+        if len(updated) > MAX_BLOCKS:
+            del updated[position + 1]
         break
     return updated
+
+
+def has_vote_note(blocks: Sequence[dict[str, Any]], *, block_id: str) -> bool:
+    """Whether ``mark_vote`` could show the vote on ``block_id`` inside the message."""
+    return any(b.get("block_id") == _note_id(block_id) for b in blocks)
+
+
+def _note_id(block_id: str) -> str:
+    return f"{block_id}_vote"[:255]
 
 
 class AnswerMemory:

@@ -30,6 +30,7 @@ from digestbot.slack_answers import (
     ACTION_SHARE,
     ACTION_UP,
     AnswerMemory,
+    has_vote_note,
     mark_vote,
     parse_more_button,
     parse_paper_button,
@@ -235,6 +236,8 @@ class _Handlers:
             respond(text=note, blocks=redrawn, replace_original=True)
             return
         updated = mark_vote(blocks, block_id=block_id, value=value, note=note)
+        if not has_vote_note(updated, block_id=block_id):  # a full message: tell the voter
+            _respond_quietly(respond, text_answer(note, fallback=note))
         text = message.get("text") or "digestbot"
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
         if container.get("is_ephemeral") or not channel or not message.get("ts"):

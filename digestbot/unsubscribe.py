@@ -2,7 +2,8 @@
 
 ``GET /unsubscribe?t=TOKEN`` shows a confirmation page with a POST button and
 changes nothing (mail scanners follow links). ``POST /unsubscribe?t=TOKEN`` (mail
-providers send the body ``List-Unsubscribe=One-Click``; our form sends it too, and
+providers send the body ``List-Unsubscribe=One-Click``, form-urlencoded or as
+multipart/form-data; our form sends it too, and
 ``t`` may come in the form instead of the query) records the opt-out and answers
 200 with a page: no login, no redirect. A malformed token is 400, one whose
 signature does not match (forged, altered, another reader's) 403; nothing changes.
@@ -13,6 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from email.parser import BytesParser
+from email.policy import default as default_policy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -35,6 +38,25 @@ MAX_FORM_BYTES = 16_384
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def parse_form(raw: bytes, content_type: str) -> dict[str, list[str]]:
+    """A POST body as ``parse_qs`` gives it, from ``application/x-www-form-urlencoded`` or
+    ``multipart/form-data`` (RFC 8058 allows either for the one-click POST)."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return parse_qs(raw.decode("utf-8", "replace"))
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser(policy=default_policy).parsebytes(head + raw)
+    form: dict[str, list[str]] = {}
+    if not message.is_multipart():
+        return form
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and part.get_filename() is None:
+            value = part.get_payload(decode=True)
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else ""
+            form.setdefault(name, []).append(text.strip())
+    return form
 
 
 class UnsubscribeApp:
@@ -80,7 +102,7 @@ class UnsubscribeApp:
         if method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             raw = environ["wsgi.input"].read(min(length, MAX_FORM_BYTES)) if length else b""
-            form = parse_qs(raw.decode("utf-8", "replace"))
+            form = parse_form(raw, environ.get("CONTENT_TYPE") or "")
         token = (query.get("t") or form.get("t") or [""])[0]
         try:
             profile, address = read_token(self.secret, token)

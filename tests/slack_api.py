@@ -2,7 +2,7 @@
 
 One stand-in for every test that talks to Slack (delivery, the ``/papers`` app,
 alerts). Implements ``auth.test``, ``chat.postMessage``, ``chat.postEphemeral``,
-``chat.update``, ``users.info``, ``conversations.history``,
+``chat.update``, ``users.info``, ``conversations.open``, ``conversations.history``,
 ``conversations.replies``, incoming webhooks (``/hooks/<name>``) and
 ``response_url`` (``/respond/<name>``) with Slack's JSON shapes: ``ok: false``
 errors with HTTP 200, 429 with ``Retry-After``, and message ``metadata`` returned
@@ -34,6 +34,7 @@ class Failure:
     error: str = ""
     retry_after: int | None = None
     body: str | None = None
+    accepted: bool = False  # the post is made, then the failure answered (a proxy's 504)
 
 
 USERS_TZ = {"U1": "Europe/Berlin", "U2": "America/New_York"}
@@ -202,6 +203,9 @@ class SlackApi:
         self, method: str, params: dict[str, Any], *, token: str | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         failure = self._failure(method)
+        if failure is not None and failure.accepted and method == "chat.postMessage":
+            channel = str(params.get("channel", ""))
+            self._post(self.channel_ids.get(channel, channel), params)
         if failure is not None:
             headers = {}
             if failure.retry_after is not None:
@@ -212,6 +216,11 @@ class SlackApi:
         if method == "users.info":
             user = str(params.get("user", ""))
             return 200, {"ok": True, "user": {"id": user, "tz": USERS_TZ.get(user)}}, {}
+        if method == "conversations.open":  # a direct message with one person
+            user = str(params.get("users", ""))
+            if not user.startswith(("U", "W")):
+                return 200, {"ok": False, "error": "user_not_found"}, {}
+            return 200, {"ok": True, "channel": {"id": "D" + user[1:]}}, {}
         if method == "auth.test":
             return (
                 200,
@@ -240,8 +249,12 @@ class SlackApi:
         if method == "chat.postEphemeral":
             return 200, {"ok": True, "message_ts": self._next_ts()}, {}
         if method == "chat.update":
+            if len(params.get("blocks") or []) > 50:
+                return 200, {"ok": False, "error": "invalid_blocks"}, {}
             return 200, {"ok": True, "channel": channel_id, "ts": params.get("ts")}, {}
         if method in ("conversations.history", "conversations.replies"):
+            if channel.startswith("#"):  # Slack reads a conversation by id only
+                return 200, {"ok": False, "error": "channel_not_found"}, {}
             if self.history_error:
                 return 200, {"ok": False, "error": self.history_error}, {}
             return self._read(method, channel_id, params)

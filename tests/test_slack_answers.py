@@ -104,3 +104,45 @@ def test_answer_memory_tags_actions_blocks_and_forgets_the_oldest() -> None:
     memory.remember(render_answer(text="t", papers=[EVIL]))
     assert memory.recall(tagged) is None
     assert memory.recall("digestbot_actions_1") is None
+
+
+def test_an_unsafe_or_piped_link_from_a_feed_does_not_become_a_slack_link() -> None:
+    # a paper without an arXiv id links to its first URL, which a feed supplies as it likes
+    scripted = Paper(title="Scripted", abstract="a", urls=("javascript:alert(1)",))
+    piped = Paper(title="Piped", abstract="a", urls=("https://example.org/search?q=a|b",))
+    payload = render_answer(text="t", papers=[scripted, piped], share=False)
+    first, second = (b["text"]["text"] for b in payload["blocks"] if b["type"] == "section")
+    assert first.startswith("*Scripted*\n")  # no link at all
+    assert "javascript" not in first
+    assert second.startswith("*<https://example.org/search?q=a%7Cb|Piped>*\n")
+
+
+def test_a_long_text_answer_is_split_into_sections_slack_accepts(tmp_path) -> None:
+    # /papers profiles with many profiles: one section may hold 3,000 characters at most
+    from datetime import UTC, datetime
+
+    from digestbot.config import parse_settings
+    from digestbot.slack_commands import PapersCommand
+    from digestbot.store import SqlStore
+
+    profiles = [
+        {"name": f"topic-{i:02d}", "description": f"Topic {i}: " + "long description " * 10}
+        for i in range(30)
+    ]
+    settings = parse_settings({"profiles": profiles}, env={})
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        answer = PapersCommand(
+            settings,
+            store,
+            now=lambda: datetime(2026, 11, 23, tzinfo=UTC),
+            lookup_timezone=lambda _u: None,
+        ).answer("profiles", "", user_id="U1", channel_id="C1")
+    finally:
+        store.close()
+    sections = [b["text"]["text"] for b in answer["blocks"] if b["type"] == "section"]
+    assert len(sections) > 1 and all(len(s) <= 3000 for s in sections)
+    assert len(answer["blocks"]) <= 50
+    joined = "\n".join(sections)
+    assert all(f"`topic-{i:02d}`" in joined for i in range(30))
+    assert len(answer["text"]) <= 3000

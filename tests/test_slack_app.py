@@ -339,3 +339,52 @@ def test_an_unreachable_response_url_is_logged_and_the_app_keeps_serving(
     while not any("cannot answer through response_url" in r.getMessage() for r in caplog.records):
         assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
         time.sleep(0.02)
+
+
+def test_votes_on_a_full_digest_message_keep_it_within_50_blocks(running: Running) -> None:
+    from datetime import date
+
+    from digestbot.delivery.formats import render_slack_messages
+    from digestbot.models import Digest, ScoredPaper
+
+    papers = running.store.load_papers(limit=20)
+    digest = Digest(
+        profile="scaling-laws",
+        digest_date=date(2026, 11, 23),
+        generated_at=NOW,
+        papers=tuple(ScoredPaper(paper=p, score=1.0, why="matches") for p in papers),
+    )
+    first = render_slack_messages(digest)[0]
+    assert len(first.blocks) >= 47  # a digest part is packed up to Slack's 50 blocks
+    message: dict[str, Any] = {"type": "message", "ts": "1700000000.000100", "text": first.text}
+    message["blocks"] = list(first.blocks)
+    actions = [b for b in first.blocks if b["type"] == "actions"][:5]
+    for count, block in enumerate(actions, start=1):
+        value = block["elements"][0]["value"]
+        running.click("digestbot_vote_up", value, message=message, block_id=block["block_id"])
+        update = running.slack.wait_for("chat.update", count=count)[count - 1].body
+        assert len(update["blocks"]) <= 50
+        message = message | {"blocks": update["blocks"]}
+        # every vote shows: its button's style, and a note (in the message or to the voter)
+        clicked = next(b for b in update["blocks"] if b.get("block_id") == block["block_id"])
+        assert clicked["elements"][0]["style"] == "primary"
+    votes = load_feedback(running.store, subject_kind="profile", subject="scaling-laws")
+    assert len(votes) == 5
+    notes = [c.body.get("text", "") for c in running.slack.requests if c.method != "chat.update"]
+    notes += [json.dumps(c.body.get("blocks")) for c in running.slack.requests]
+    assert sum("more like this" in n for n in notes) >= 5
+
+
+def test_a_negative_content_length_is_refused_at_once(running: Running) -> None:
+    # read(-1) would wait for the client to close: a thread held per such request
+    import socket
+    from urllib.parse import urlparse
+
+    where = urlparse(running.url)
+    with socket.create_connection((where.hostname, where.port), timeout=5) as conn:
+        conn.sendall(
+            b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+        )
+        reply = conn.recv(100)
+    assert reply.startswith(b"HTTP/1.0 400") or reply.startswith(b"HTTP/1.1 400")

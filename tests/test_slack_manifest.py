@@ -18,3 +18,5 @@ def test_manifest_declares_the_command_the_endpoint_and_the_scopes_we_use() -> N
     assert interactivity["request_url"].endswith(SLACK_EVENTS_PATH)
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "users:read", "im:write"} <= scopes
+    # reading a channel back before a retry is what makes Slack delivery exactly-once
+    assert {"channels:history", "groups:history", "im:history"} <= scopes

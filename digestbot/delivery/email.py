@@ -370,7 +370,7 @@ class EmailDeliverer:
                         message_id=mail.message_id,
                         error=last,
                         permanent=True,
-                        bounced=True,
+                        bounced=is_bounce(code, _text(text)),
                     )
             except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
                 last = f"{exc.smtp_code} {_text(exc.smtp_error)}"
@@ -382,6 +382,8 @@ class EmailDeliverer:
             except (smtplib.SMTPException, OSError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 self._drop()
+            if self._conn is not None and self._conn.sock is None:
+                self._drop()  # smtplib closed it (a 421): the next attempt reconnects
             log.warning(
                 "%s: sending to %s, attempt %s failed (%s)", self.label, mail.to, attempt, last
             )
@@ -397,6 +399,21 @@ class EmailDeliverer:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+_ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.\d{1,3}\b")
+
+
+def is_bounce(code: int, text: str) -> bool:
+    """Whether a permanent RCPT refusal is about the reader's mailbox (a bounce), not the
+    server's policy: a relay that refuses everyone (``554 5.7.1 Relay access denied``),
+    authentication wanted (``530``) or the sender blocklisted says nothing about the
+    reader, and must not drop every subscriber at once (RFC 3463: ``5.7.x`` is security
+    or policy)."""
+    if code < 500 or code == 530 or "relay" in text.lower():  # Exim: "550 relay not permitted"
+        return False
+    enhanced = _ENHANCED.match(text)
+    return not (enhanced is not None and enhanced.group(2) == "7")
 
 
 def _personal(mail: OutgoingEmail) -> EmailContent:

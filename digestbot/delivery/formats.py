@@ -8,6 +8,7 @@ split into a header message and thread replies, never truncated.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,8 @@ MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
 EMAIL_HTML_BUDGET = 100 * 1024  # Gmail clips a message at 102 KB
 SLACK_TEMPLATE = "slack/digest.json.j2"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,13 +256,29 @@ def render_email(
     subject = one_line(
         render_template("email/subject.txt.j2", templates_dir=templates_dir, **context)
     )
-    html = render_template("email/digest.html.j2", templates_dir=templates_dir, **context)
-    try:
-        inlined = css_inline.inline(html)
-    except ValueError as exc:  # css_inline.InlineError is a ValueError
-        raise RenderError(f"cannot inline CSS: {exc}", template="email/digest.html.j2") from exc
+    inlined = _email_html(context, templates_dir=templates_dir, compact=False)
+    if len(inlined.encode("utf-8")) > EMAIL_HTML_BUDGET:  # Gmail would clip it, footer and all
+        inlined = _email_html(context, templates_dir=templates_dir, compact=True)
+        size = len(inlined.encode("utf-8"))
+        if size > EMAIL_HTML_BUDGET:
+            log.warning(
+                "the HTML email for %s is %d KB even without abstracts: Gmail clips it "
+                "after 102 KB (a lower top_k keeps it whole)",
+                digest.profile,
+                size // 1024,
+            )
     text = render_template("email/digest.txt.j2", templates_dir=templates_dir, **context)
     return EmailContent(subject=subject, html=inlined, text=text)
+
+
+def _email_html(context: dict[str, Any], *, templates_dir: Path | None, compact: bool) -> str:
+    """The HTML part with its CSS inlined; ``compact`` leaves the abstracts out."""
+    name = "email/digest.html.j2"
+    html = render_template(name, templates_dir=templates_dir, compact=compact, **context)
+    try:
+        return css_inline.inline(html)
+    except ValueError as exc:  # css_inline.InlineError is a ValueError
+        raise RenderError(f"cannot inline CSS: {exc}", template=name) from exc
 
 
 # -- any ------------------------------------------------------------------------------------

@@ -46,7 +46,13 @@ from digestbot.delivery.outcomes import (
 from digestbot.delivery.targets import Deliverers, Target, build_deliverers, collect_targets
 from digestbot.errors import DeliveryError, DigestError
 from digestbot.models import Digest, ScoredPaper
-from digestbot.newsletter import address_of, build_unsubscribe, this_week, week_label
+from digestbot.newsletter import (
+    address_of,
+    build_unsubscribe,
+    is_weekly_day,
+    this_week,
+    week_label,
+)
 from digestbot.ranking import pick, rank
 from digestbot.store import SqlStore, ledger
 from digestbot.store.ledger import DeliveryRecord, NewDelivery
@@ -168,10 +174,17 @@ class _ProfileRun:
         retry: list[tuple[Target, DeliveryRecord]] = []
         fresh: list[Target] = []
         stale: list[DeliveryRecord] = []
+        weekly_day = is_weekly_day(
+            self.profile, self.now, weekly_day=self.settings.email.weekly_day
+        )
         for target in self.targets:
             rows = slots[target.key]
             today = next((r for r in rows if r.digest_date == self.day), None)
             older = [r for r in rows if r.digest_date != self.day and r.status in ledger.OPEN]
+            if today is None and older and target.cadence == "weekly" and not weekly_day:
+                # a weekly digest that failed on its day: send that one (no new one till
+                # the next weekly day); see newsletter.subscriber_targets
+                today = older.pop()
             stale.extend(older)
             if today is None:
                 fresh.append(target)
@@ -512,12 +525,12 @@ class _ProfileRun:
         )
 
     def _email_content(self, record: DeliveryRecord, target: Target) -> EmailContent:
-        key = (target.cadence, *(p.paper_id for p in record.papers))
+        key = (target.cadence, record.digest_date.isoformat(), *(p.paper_id for p in record.papers))
         if key not in self._email:
             self._email[key] = render_email(
                 self._record_digest(record),
                 templates_dir=self.settings.templates_dir,
                 unsubscribe_url=self.unsubscribe.url if self.unsubscribe else "",
-                week=week_label(self.day) if target.cadence == "weekly" else "",
+                week=week_label(record.digest_date) if target.cadence == "weekly" else "",
             )
         return self._email[key]

@@ -8,7 +8,7 @@ permanent errors (``channel_not_found``, ``not_in_channel``, ``invalid_auth``,
 ``ratelimited`` after the handler gave up) are retried a bounded number of times.
 
 Every message carries the digest id in its ``metadata``. Before a retry that may
-follow a post Slack already accepted (an earlier attempt died, or a time-out), the
+follow a post Slack already accepted (an earlier attempt died, a time-out, a 5xx), the
 channel's recent history (and the digest's thread) is searched for that id, so
 the post is not made twice.
 """
@@ -55,6 +55,7 @@ PERMANENT_ERRORS = frozenset(
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+MAYBE_POSTED_ERRORS = frozenset({"internal_error", "fatal_error"})
 HISTORY_LIMIT = 200
 
 OnPart = Callable[[int, dict[str, Any]], None]
@@ -128,6 +129,7 @@ class SlackDeliverer(_PacedSender):
     def __init__(self, client: WebClient, **pacing: Unpack[Pacing]) -> None:
         super().__init__(client.retry_handlers, **pacing)
         self.client = client
+        self._dm: dict[str, str] = {}  # user id -> the id of the bot's DM with that person
 
     def check(self) -> str:
         """``auth.test``: the bot's name and team, or a DeliveryError saying why not."""
@@ -181,6 +183,7 @@ class SlackDeliverer(_PacedSender):
                 metadata=_metadata(digest_id, index, len(messages)),
                 thread_ts=parts.get("0"),
                 label=label,
+                lookup=state.get("channel") or channel,
             )
             parts[str(index)] = ts
             state["channel"] = channel_id
@@ -196,7 +199,10 @@ class SlackDeliverer(_PacedSender):
         metadata: dict[str, Any],
         thread_ts: str | None,
         label: str,
+        lookup: str,
     ) -> tuple[str, str]:
+        """Post one message; ``lookup`` is where to look for it after an ambiguous failure
+        (the channel's id once Slack has given it: history is read by id only)."""
         payload = metadata["event_payload"]
         last = ""
         for attempt in range(1, self.max_attempts + 1):
@@ -225,6 +231,9 @@ class SlackDeliverer(_PacedSender):
                         permanent=error in PERMANENT_ERRORS,
                     ) from exc
                 last = error
+                # a 5xx (perhaps a proxy's, after Slack took the post) or an error Slack
+                # says may follow a partial success: look before posting again
+                ambiguous = exc.response.status_code >= 500 or error in MAYBE_POSTED_ERRORS
             except (SlackClientError, OSError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 ambiguous = True
@@ -235,10 +244,10 @@ class SlackDeliverer(_PacedSender):
                 self.sleep(self.backoff * 2 ** (attempt - 1))
             if ambiguous:
                 found = self.find_posted(
-                    channel, payload["digest_id"], thread_ts=thread_ts, total=payload["parts"]
+                    lookup, payload["digest_id"], thread_ts=thread_ts, total=payload["parts"]
                 )
                 if payload["part"] in found:
-                    return found[payload["part"]], channel
+                    return found[payload["part"]], lookup
         raise DeliveryError(
             f"Slack did not accept the message after {self.max_attempts} attempts: {last}",
             destination=label,
@@ -251,6 +260,7 @@ class SlackDeliverer(_PacedSender):
         """Parts of this digest already in the channel (index -> ts), from its metadata."""
         found: dict[int, str] = {}
         try:
+            channel = self._readable(channel)
             history = self.client.conversations_history(
                 channel=channel, include_all_metadata=True, limit=HISTORY_LIMIT
             )
@@ -271,6 +281,16 @@ class SlackDeliverer(_PacedSender):
                 reason,
             )
         return found
+
+    def _readable(self, channel: str) -> str:
+        """The id ``conversations.history`` reads: a personal digest is posted to a user id
+        (Slack puts it in the DM), whose history is that DM's (``conversations.open``)."""
+        if not channel.startswith(("U", "W")):
+            return channel
+        if channel not in self._dm:
+            response = self.client.conversations_open(users=channel)
+            self._dm[channel] = str(response["channel"]["id"])
+        return self._dm[channel]
 
 
 def _matching(messages: Sequence[Any], digest_id: str) -> dict[int, str]:

@@ -45,6 +45,17 @@ def test_slack_alert_is_escaped_and_sent_with_the_token(slack_api: SlackApi) -> 
     assert "<!channel>" not in post["text"] and "<https://" not in post["text"]
 
 
+def test_a_rate_limited_slack_alert_waits_and_is_posted(slack_api: SlackApi) -> None:
+    # an alert is claimed once: a 429 must not lose it
+    from tests.slack_api import Failure
+
+    slack_api.fail_next("chat.postMessage", Failure(status=429, retry_after=0))
+    client = WebClient(token=slack_api.token, base_url=slack_api.url)
+    SlackAlertNotifier(client, "C1").notify(NASTY)
+    [post] = slack_api.posted()
+    assert post["channel"] == "C1"
+
+
 def test_a_slack_refusal_is_a_delivery_error_naming_the_channel(slack_api: SlackApi) -> None:
     slack_api.channel_errors["C_GONE"] = "channel_not_found"
     client = WebClient(token=slack_api.token, base_url=slack_api.url)
@@ -63,6 +74,16 @@ def test_email_alert_one_message_per_recipient(smtp_server: SmtpServer) -> None:
     body = mail.get_content()
     assert "<!channel> & <https://evil.example|click>" in body  # plain text: shown as is
     assert "digest: d123" in body
+
+
+def test_one_refused_alert_recipient_does_not_keep_it_from_the_others(
+    smtp_server: SmtpServer,
+) -> None:
+    # an alert is given once: the addresses after a refused one must still get it
+    smtp_server.handler.reject_rcpt["gone@x.org"] = "550 5.1.1 no such user"
+    with pytest.raises(DeliveryError, match=r"refused the alert for gone@x\.org"):
+        mailer(smtp_server, ["gone@x.org", "b@x.org"]).notify(NASTY)
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [["b@x.org"]]
 
 
 def test_smtp_down_is_a_delivery_error(ca: trustme.CA) -> None:

@@ -170,3 +170,23 @@ def test_8bitmime_parts_go_unencoded_unless_a_line_is_too_long(smtp_server: Smtp
     assert text["Content-Transfer-Encoding"] == "8bit"
     assert html["Content-Transfer-Encoding"] != "8bit"  # 1,200 octets: over SMTP's 998
     assert html.get_content().strip() == long_line.html
+
+
+def test_a_421_closing_the_connection_is_retried_on_a_new_one(smtp_server: SmtpServer) -> None:
+    # 421: the server is closing the channel (smtplib closes its socket); the next
+    # attempt must reconnect, not spend itself on the dead connection
+    smtp_server.handler.data_replies.extend(["421 4.3.2 shutting down, try again"] * 2)
+    [result] = send(email_deliverer(smtp_server), [mail("alice@example.org")])
+    assert result.ok, result.error
+    assert len(smtp_server.handler.to("alice@example.org")) == 1
+
+
+def test_only_a_refusal_about_the_mailbox_is_a_bounce() -> None:
+    from digestbot.delivery.email import is_bounce
+
+    assert is_bounce(550, "5.1.1 <gone@example.org>: Recipient address rejected")
+    assert is_bounce(550, "No such user here")
+    assert not is_bounce(554, "5.7.1 <a@example.org>: Relay access denied")
+    assert not is_bounce(550, "relay not permitted")  # Exim, no enhanced status
+    assert not is_bounce(530, "5.7.0 Authentication required")
+    assert not is_bounce(450, "4.2.0 mailbox busy")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -182,3 +183,45 @@ def test_a_button_value_over_slacks_limit_is_an_error(tmp_path: Path) -> None:
     )
     with pytest.raises(RenderError, match="value attribute cannot exceed 2000 characters"):
         render_slack_messages(digest_of([make_paper(1)]), templates_dir=tmp_path)
+
+
+def _texts(block: dict[str, Any]) -> list[str]:
+    """Every text object's text in a block (a section's text, a header's, context elements)."""
+    found = [block["text"]["text"]] if isinstance(block.get("text"), dict) else []
+    for element in block.get("elements") or []:
+        if isinstance(element, dict) and element.get("type") in ("mrkdwn", "plain_text"):
+            found.append(element["text"])
+    return found
+
+
+def test_a_long_description_or_profile_name_stays_within_slacks_text_limits() -> None:
+    # Slack refuses the whole message (invalid_blocks) when one text object is too long:
+    # a context element holds 3,000 characters, a header 150
+    long_name = "efficient-attention-" + "x" * 140
+    digest = Digest(
+        profile=long_name,
+        digest_date=date(2026, 11, 23),
+        generated_at=NOW,
+        papers=(ScoredPaper(paper=make_paper(1), score=1.0, why="matches"),),
+        description="Linear attention & state space models. " * 120,  # ~4,700 characters
+    )
+    [message] = render_slack_messages(digest)
+    header = next(b for b in message.blocks if b["type"] == "header")
+    assert len(header["text"]["text"]) <= 150
+    assert header["text"]["text"].startswith("1 new paper for efficient-attention-")
+    for block in message.blocks:
+        assert all(len(text) <= 3000 for text in _texts(block)), block.get("type")
+    context = " ".join(t for b in message.blocks if b["type"] == "context" for t in _texts(b))
+    assert long_name in context  # the full name is still shown
+    assert "Linear attention &amp; state space models." in context
+
+
+def test_a_large_email_digest_stays_under_gmails_clipping_size_with_every_paper() -> None:
+    # Gmail clips an HTML part over 102 KB: the unsubscribe footer would disappear
+    papers = [make_paper(i, abstract="attention " * 300) for i in range(1, 101)]
+    url = "https://digest.example.org/unsubscribe?t=T"
+    content = render_email(digest_of(papers), unsubscribe_url=url)
+    assert len(content.html.encode("utf-8")) <= 100 * 1024
+    for paper in papers:
+        assert paper.title in content.html and paper.title in content.text
+    assert url in content.html and url in content.text

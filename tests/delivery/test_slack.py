@@ -205,3 +205,74 @@ def test_check_reports_the_bot_or_why_not(slack_api: SlackApi) -> None:
     wrong = SlackDeliverer(WebClient(token="xoxb-nope", base_url=slack_api.url))
     with pytest.raises(DeliveryError, match="invalid_auth"):
         wrong.check()
+
+
+def test_a_time_out_posting_a_direct_message_is_not_posted_twice(slack_api: SlackApi) -> None:
+    # a personal digest goes to a user id; its history is the DM's (D...), not "U1"'s
+    from digestbot.delivery.slack import SlackDeliverer
+
+    slack_api.post_delays.append(1.5)
+    client = WebClient(token=slack_api.token, base_url=slack_api.url, timeout=1)
+    deliverer = SlackDeliverer(client, min_interval=0, backoff=0)
+    ts = deliverer.post_digest(
+        "U1", messages(1), digest_id="d11", progress={}, maybe_posted=False, on_part=Recorder()
+    )
+    [posted] = slack_api.posted()
+    assert posted["channel"] == "D1" and ts == posted["ts"]
+    assert slack_api.calls.count("chat.postMessage") == 1
+
+
+def test_a_retry_of_a_direct_message_finds_the_parts_already_posted(slack_api: SlackApi) -> None:
+    parts = messages(20)
+    deliverer = slack_deliverer(slack_api)
+    deliverer.post_digest(
+        "U1", parts, digest_id="d12", progress={}, maybe_posted=False, on_part=Recorder()
+    )
+    again = Recorder()  # a crash before the ledger heard of any part
+    deliverer.post_digest(
+        "U1", parts, digest_id="d12", progress={}, maybe_posted=True, on_part=again
+    )
+    assert len(slack_api.posted("D1")) == 2
+    assert [i for i, _ in again.parts] == [0, 1]
+
+
+def test_a_gateway_error_after_slack_accepted_the_post_is_not_posted_twice(
+    slack_api: SlackApi,
+) -> None:
+    # a 5xx may come from a proxy (Enterprise Grid) after Slack took the message
+    slack_api.fail_next(
+        "chat.postMessage", Failure(status=504, error="gateway_timeout", accepted=True)
+    )
+    deliverer = slack_deliverer(slack_api)
+    ts = deliverer.post_digest(
+        "C0PAPERS",
+        messages(1),
+        digest_id="d13",
+        progress={},
+        maybe_posted=False,
+        on_part=Recorder(),
+    )
+    [posted] = slack_api.posted("C0PAPERS")
+    assert ts == posted["ts"]
+    assert slack_api.calls.count("chat.postMessage") == 1
+
+
+def test_a_time_out_on_a_reply_in_a_channel_named_by_name_is_not_posted_twice(
+    slack_api: SlackApi,
+) -> None:
+    # "#papers": Slack posts by name but reads history by id only (the first answer has it)
+    from digestbot.delivery.slack import SlackDeliverer
+
+    slack_api.post_delays.extend([0.0, 1.5])
+    client = WebClient(token=slack_api.token, base_url=slack_api.url, timeout=1)
+    deliverer = SlackDeliverer(client, min_interval=0, backoff=0)
+    deliverer.post_digest(
+        "#papers",
+        messages(20),
+        digest_id="d14",
+        progress={},
+        maybe_posted=False,
+        on_part=Recorder(),
+    )
+    assert len(slack_api.posted("C0PAPERS")) == 2
+    assert slack_api.calls.count("chat.postMessage") == 2

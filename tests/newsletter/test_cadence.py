@@ -154,3 +154,53 @@ def test_a_connection_level_5xx_bounces_no_one(store: SqlStore, smtp_server: Smt
     )
     assert [o.status for o in report.outcomes] == ["failed"]
     assert [s.status for s in load_subscribers(store)] == ["active"]
+
+
+def test_a_weekly_digest_that_failed_on_its_day_goes_out_the_next_day_once(
+    store: SqlStore, smtp_server: SmtpServer
+) -> None:
+    settings = newsletter_settings(public_url=None, top_k=3)
+    upsert_subscribers(
+        store, profile="attn", rows=[("week@example.org", "weekly", "active")], now=at(1)
+    )
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    handler = smtp_server.handler
+    add_papers(store, [make_paper(i, upvotes=i) for i in range(1, 5)], now=at(17))
+    handler.data_replies.extend(["451 4.3.0 try again later"] * 3)  # Monday: the server is sick
+    report = send_due(settings, store, now=at(23), deliverers=deliverers)
+    assert [o.status for o in report.outcomes] == ["failed"]
+    # Tuesday (not the weekly day): the failed weekly digest is sent, as it was
+    report = send_due(settings, store, now=at(24), deliverers=deliverers)
+    assert [(o.destination, o.status) for o in report.outcomes] == [
+        ("email:week@example.org", "sent")
+    ]
+    [mail] = handler.to("week@example.org")
+    assert mail.message["Subject"] == "Your week in attn: 3 papers · 16–22 Nov"
+    # Wednesday and the next Monday: no repeat
+    assert send_due(settings, store, now=at(25), deliverers=deliverers).outcomes == []
+    send_due(settings, store, now=at(30), deliverers=deliverers)
+    assert len(handler.to("week@example.org")) == 1
+    assert count_sent(store, destination="email:week@example.org") == 3
+
+
+def test_a_relay_refusal_at_rcpt_is_the_servers_policy_and_bounces_no_one(
+    store: SqlStore, smtp_server: SmtpServer
+) -> None:
+    # a misconfigured relay refuses every recipient with 5.7.x: that says nothing about
+    # the readers' mailboxes, so none of them may be dropped as bounced
+    settings = newsletter_settings(public_url=None)
+    readers = ["a@example.org", "b@example.org"]
+    upsert_subscribers(
+        store, profile="attn", rows=[(r, "daily", "active") for r in readers], now=at(1)
+    )
+    for reader in readers:
+        smtp_server.handler.reject_rcpt[reader] = "554 5.7.1 <a@example.org>: Relay access denied"
+    add_papers(store, [make_paper(1)], now=at(22))
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    report = send_due(settings, store, now=at(23), deliverers=deliverers)
+    assert [o.status for o in report.outcomes] == ["failed", "failed"]
+    assert [s.status for s in load_subscribers(store)] == ["active", "active"]
+    # the relay fixed: both readers get the digest on the next run
+    smtp_server.handler.reject_rcpt.clear()
+    report = send_due(settings, store, now=at(24), deliverers=deliverers)
+    assert sorted(o.status for o in report.outcomes) == ["sent", "sent"]

@@ -164,3 +164,28 @@ def test_without_public_url_mails_keep_the_mailto_header_and_warn(
     assert "UNSUBSCRIBE-TOKEN-SLOT" not in msg.as_string()
     assert "reply with" in body_of(msg, "plain")
     assert "server.public_url" in caplog.text
+
+
+def test_a_one_click_post_as_multipart_form_data_unsubscribes(store: SqlStore, web: Web) -> None:
+    # RFC 8058 allows the one-click body as multipart/form-data (its own example is one)
+    import urllib.request
+
+    upsert_subscribers(
+        store, profile="attn", rows=[("alice@example.org", "daily", "active")], now=NOW
+    )
+    token = make_token(SECRET, profile="attn", address="alice@example.org")
+    boundary = "---FormBoundaryjWmhtjORrn"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="List-Unsubscribe"\r\n'
+        "\r\n"
+        "One-Click\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    request = urllib.request.Request(f"{web.url}/unsubscribe?t={token}", data=body, method="POST")
+    request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+    assert [(s.address, s.status) for s in load_subscribers(store)] == [
+        ("alice@example.org", "unsubscribed")
+    ]
