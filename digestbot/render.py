@@ -44,13 +44,16 @@ def escape_markdown(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", value)
 
 
+MAX_URL = 2000  # longer is no real paper or code link (and would not fit a Slack line)
+
+
 def safe_url(url: Any) -> str:
     """An ``http(s)`` URL without white space or control characters, else ``''``.
 
     Keeps ``javascript:`` and friends out of ``href`` attributes and Slack links.
     """
     text = str(url or "").strip()
-    return text if _SAFE_URL.match(text) else ""
+    return text if len(text) <= MAX_URL and _SAFE_URL.match(text) else ""
 
 
 def slack_link(url: Any, label: Any) -> str:
@@ -65,6 +68,20 @@ def slack_link(url: Any, label: Any) -> str:
 def one_line(text: Any) -> str:
     """Fold every run of white space (CR/LF included) to one space."""
     return " ".join(str(text).split())
+
+
+def clip(text: Any, limit: int) -> str:
+    """``one_line``, cut at a word boundary to at most ``limit`` characters with "…" when
+    longer: a feed's runaway title or author list must not make a Slack block too long
+    (Slack refuses the whole message, and the digest would fail every day)."""
+    value = one_line(text)
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
 
 
 def _autoescape(name: str | None) -> bool:
@@ -87,6 +104,7 @@ def build_environment(templates_dir: Path | None = None) -> jinja2.Environment:
     env.filters["mrkdwn"] = escape_mrkdwn
     env.filters["safe_url"] = safe_url
     env.filters["one_line"] = one_line
+    env.filters["clip"] = clip
     env.globals["slack_link"] = slack_link
     env.filters["isodate"] = lambda d: d.isoformat() if isinstance(d, date | datetime) else ""
     return env

@@ -2,7 +2,9 @@
 
 Pure functions over the templates. Slack output is validated with
 ``slack_sdk.models.blocks`` and Slack's limits; a digest that would break them is
-split into a header message and thread replies, never truncated.
+split into a header message and thread replies, never truncated. Only a runaway field of
+one paper (a title over 300 characters, a name over 120, a link over 2,000) is cut in its
+Slack card, so that one bad feed entry cannot fail a destination's digest every day.
 """
 
 from __future__ import annotations

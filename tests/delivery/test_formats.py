@@ -88,21 +88,61 @@ def test_a_digest_over_slack_limits_is_split_into_thread_parts_without_losing_a_
         assert message.blocks[-1]["type"] != "divider"
 
 
-def test_an_overlong_section_is_split_not_truncated() -> None:
-    long_title = "Linear attention " + "very " * 570 + "long title"
-    paper = make_paper(1, title=long_title)
-    [message] = render_slack_messages(digest_of([paper]))
+def test_an_overlong_section_is_split_not_truncated(tmp_path: Path) -> None:
+    # the shipped card cuts runaway fields; a template's own long lines are split at breaks
+    (tmp_path / "slack").mkdir()
+    (tmp_path / "slack" / "_paper.json.j2").write_text(
+        "{% macro paper_blocks(item, profile) -%}\n"
+        '{"type": "section", "block_id": {{ ("paper:" ~ item.paper.id) | tojson }}, '
+        '"text": {"type": "mrkdwn", "text": {{ ((item.paper.title ~ " ") * 60 ~ "\\n" ~ '
+        '(item.paper.organization ~ " ") * 150) | tojson }}}}\n'
+        "{%- endmacro %}\n"
+    )
+    paper = make_paper(1)
+    [message] = render_slack_messages(digest_of([paper]), templates_dir=tmp_path)
     sections = [b for b in message.blocks if str(b.get("block_id", "")).startswith("paper:")]
     assert len(sections) == 2
     assert all(len(s["text"]["text"]) <= 3000 for s in sections)
-    joined = "\n".join(s["text"]["text"] for s in sections)
-    assert long_title in joined and "Example Lab" in joined
+    assert sections[0]["text"]["text"].count(paper.title) == 60
+    assert sections[1]["text"]["text"].count("Example Lab") == 150
 
 
-def test_a_line_longer_than_a_section_is_an_error_naming_the_block() -> None:
-    paper = make_paper(1, title="attention " * 400)
+def test_runaway_feed_text_is_cut_so_the_digest_still_posts() -> None:
+    # a feed entry with a 4,000-character title, organisation, author and link: one line
+    # over Slack's 3,000 would fail this destination's digest every day (the paper stays
+    # in the next one), so the Slack card cuts them; the email keeps the whole title
+    title = "Attention " * 400
+    paper = make_paper(
+        1,
+        title=title,
+        organization="Lab & " * 500,
+        authors=("A. Author " * 300, "B. Author"),
+        arxiv_id=None,
+        urls=("https://example.org/" + "x" * 3000,),
+    )
+    [message] = render_slack_messages(digest_of([paper]))
+    [section] = [b for b in message.blocks if b.get("block_id") == f"paper:{paper.id}"]
+    first, who = section["text"]["text"].split("\n")[:2]
+    assert first.startswith("*Attention Attention") and first.endswith("…*")
+    assert len(first) <= 302  # 300 characters and the bold marks
+    assert "x" * 100 not in first  # a link this long is no link: the title alone
+    assert who.startswith("Lab &amp; Lab") and "…" in who and "B. Author" in who
+    assert len(section["text"]["text"]) <= 3000
+    assert title.strip() in render_email(digest_of([paper])).text
+
+
+def test_a_template_line_longer_than_a_section_is_an_error_naming_the_block(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "slack").mkdir()
+    (tmp_path / "slack" / "_paper.json.j2").write_text(
+        "{% macro paper_blocks(item, profile) -%}\n"
+        '{"type": "section", "block_id": {{ ("paper:" ~ item.paper.id) | tojson }}, '
+        '"text": {"type": "mrkdwn", "text": {{ (item.paper.title * 400) | tojson }}}}\n'
+        "{%- endmacro %}\n"
+    )
     with pytest.raises(RenderError, match=r"paper:2611.00001"):
-        render_slack_messages(digest_of([paper]))
+        render_slack_messages(digest_of([make_paper(1)]), templates_dir=tmp_path)
 
 
 def test_untrusted_title_is_inert_in_slack_html_text_and_markdown() -> None:
