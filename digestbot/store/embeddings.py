@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
-from digestbot.store.schema import metadata, papers
+from digestbot.store.schema import VECTOR_CHANGES, metadata, papers, start_change_counter
 from digestbot.store.sql import SqlStore, _chunks, naive_utc, utc
 
 paper_embeddings = sa.Table(
@@ -37,7 +37,21 @@ paper_embeddings = sa.Table(
     sa.Column("paper_updated_at", sa.DateTime, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("text_sha256", sa.String(64)),  # of the text embedded (schema version 2)
+    # the ``embedding_changes`` count of the write that stored it (version 4; NULL before)
+    sa.Column("seq", sa.BigInteger),
     sa.UniqueConstraint("paper_pk", "model", name="uq_paper_embeddings"),
+    sa.Index("ix_paper_embeddings_model_seq", "model", "seq"),
+)
+
+# One row (``VECTOR_CHANGES``): how many transactions wrote paper vectors. A write bumps it
+# first, which also makes concurrent writers wait for each other until they commit, so a
+# reader that sees ``seq = n`` knows every vector stamped ``<= n`` is committed.
+embedding_changes = sa.Table(
+    "embedding_changes",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("instance", sa.String(32), nullable=False),  # this database, not another
 )
 
 
@@ -151,6 +165,7 @@ def record_embeddings(
     if not items:
         return
     with store.transaction() as conn:
+        seq = next_change(conn)
         for part in _chunks([i.pk for i in items]):
             conn.execute(
                 paper_embeddings.delete().where(
@@ -168,6 +183,7 @@ def record_embeddings(
                     "paper_updated_at": item.updated_at,
                     "created_at": naive_utc(now),
                     "text_sha256": None if texts is None else text_digest(texts[i]),
+                    "seq": seq,
                 }
                 for i, (item, vec) in enumerate(zip(items, vectors, strict=True))
             ],
@@ -212,6 +228,74 @@ def load_embedding_sets(store: SqlStore, *, models: Sequence[str]) -> dict[str, 
         for row in conn.execute(query).all():
             grouped[row[0]].append(row)
     return {model: _arrays(grouped.pop(model)) for model in models}  # rows freed as read
+
+
+def next_change(conn: sa.Connection) -> int:
+    """Count one more write of paper vectors (in the writer's transaction); its number."""
+    bump = (
+        embedding_changes.update()
+        .where(embedding_changes.c.name == VECTOR_CHANGES)
+        .values(seq=embedding_changes.c.seq + 1)
+    )
+    if conn.execute(bump).rowcount == 0:  # a database whose counter row was removed
+        start_change_counter(conn)
+        conn.execute(bump)
+    query = sa.select(embedding_changes.c.seq).where(embedding_changes.c.name == VECTOR_CHANGES)
+    return int(conn.execute(query).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeMark:
+    """Where a reader of the vectors is: this database (``instance``) up to write ``seq``."""
+
+    instance: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class VectorChanges:
+    """What ``load_vector_changes`` read: per model, the vectors written after the mark
+    asked (all of them for a model read whole) up to ``mark``, and how many vectors the
+    model has up to ``mark`` (a reader holding another number missed a deletion)."""
+
+    mark: ChangeMark
+    sets: dict[str, Stored]
+    counts: dict[str, int]
+    whole: bool  # every vector read (not only those written after the mark asked)
+
+
+def load_vector_changes(
+    store: SqlStore, *, models: Sequence[str], since: ChangeMark | None
+) -> VectorChanges:
+    """The vectors of ``models`` written after ``since`` (None, another database's mark or
+    one ahead of this database: every vector), in one transaction."""
+    with store.transaction() as conn:
+        query = sa.select(embedding_changes.c.seq, embedding_changes.c.instance).where(
+            embedding_changes.c.name == VECTOR_CHANGES
+        )
+        row = conn.execute(query).first()
+        mark = ChangeMark(str(row.instance), int(row.seq)) if row else ChangeMark("", 0)
+        upto = sa.or_(paper_embeddings.c.seq.is_(None), paper_embeddings.c.seq <= mark.seq)
+        chosen = paper_embeddings.c.model.in_(list(models))
+        read = sa.select(
+            paper_embeddings.c.model, paper_embeddings.c.paper_pk, paper_embeddings.c.vector
+        ).where(chosen, upto)
+        whole = since is None or since.instance != mark.instance or since.seq > mark.seq
+        if not whole:
+            assert since is not None
+            read = read.where(paper_embeddings.c.seq > since.seq)
+        grouped: dict[str, list[Any]] = {model: [] for model in models}
+        for found in conn.execute(read).all():
+            grouped[found[0]].append(found)
+        count = (
+            sa.select(paper_embeddings.c.model, sa.func.count())
+            .where(chosen, upto)
+            .group_by(paper_embeddings.c.model)
+        )
+        counts = {model: 0 for model in models}
+        counts.update({str(model): int(n) for model, n in conn.execute(count).all()})
+    sets = {model: _arrays(grouped.pop(model)) for model in models}  # rows freed as read
+    return VectorChanges(mark, sets, counts, whole)
 
 
 def _arrays(rows: Sequence[Any]) -> Stored:
