@@ -17,12 +17,20 @@ from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper
 from digestbot.ranking.lexical import LexicalIndex
 from digestbot.ranking.query import query_profile
-from digestbot.ranking.semantic import Embedder, RowVectors, query_texts, row_vectors
+from digestbot.ranking.semantic import (
+    Embedder,
+    RowVectors,
+    query_texts,
+    ready_vectors,
+    row_vectors,
+)
 from digestbot.ranking.semantic import semantic_scores as score_semantic
 from digestbot.ranking.service import open_index
 from digestbot.ranking.vector_cache import VECTORS, VectorCache
 from digestbot.store import SqlStore
+from digestbot.store.daemon import acquire_lock
 from digestbot.store.embeddings import (
+    count_missing_embeddings,
     embedding_changes,
     missing_embeddings,
     paper_embeddings,
@@ -273,3 +281,41 @@ def test_vectors_are_numbered_by_the_write_that_stored_them(any_store: SqlStore)
     with any_store.transaction() as conn:
         pk = conn.execute(sa.text("SELECT pk FROM papers WHERE title = 'Paper 1'")).scalar_one()
     np.testing.assert_array_equal(found[0][row_of[pk]], stand_in("Paper 1", "Changed, and longer."))
+
+
+def test_a_daemons_repeated_ranks_neither_count_nor_reread_the_vectors(
+    store: SqlStore, embedder: Embedder, tmp_path: Path
+) -> None:
+    VECTORS.clear()
+    add(store, papers(0, 20))
+    embed(store)
+    add(store, papers(20, 23))  # no vector yet: the daemon's worker embeds them
+    index = open_index(store, tmp_path / "index")
+    acquire_lock(store, "scheduler", holder="daemon:1:x", now=NOW, stale_after=timedelta(90))
+    statements: list[str] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        settings = RankingSettings(title_weight=0.3)
+        for _ in range(2):
+            found = ready_vectors(
+                store,
+                embedder,
+                settings=settings,
+                row_of=index.row_of_pk(),
+                n_rows=index.n_rows,
+                now=NOW,
+            )
+            assert found is not None and int(found.has.sum()) == 20
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", capture)
+    joins = [s for s in statements if "LEFT OUTER JOIN paper_embeddings" in s]
+    assert not joins  # the missing vectors were not counted
+    reads = [
+        s for s in statements if "SELECT paper_embeddings.model, paper_embeddings.paper_pk" in s
+    ]
+    assert len(reads) == 2 and "seq >" not in reads[0] and "seq >" in reads[1]
+    assert count_missing_embeddings(store, model=MODEL) == 3  # nothing embedded inline
