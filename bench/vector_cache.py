@@ -32,12 +32,14 @@ sys.path.insert(0, str(REPO))
 
 from bench.relevance_embed import NOW, fill_with_stand_in_vectors  # noqa: E402
 from digestbot.config import RankingSettings  # noqa: E402
+from digestbot.lock import LOCK_NAME  # noqa: E402
 from digestbot.models import Paper  # noqa: E402
 from digestbot.ranking import semantic  # noqa: E402
 from digestbot.ranking.lexical import LexicalIndex  # noqa: E402
 from digestbot.ranking.service import open_index  # noqa: E402
 from digestbot.ranking.vector_cache import VECTORS  # noqa: E402
 from digestbot.store import SqlStore  # noqa: E402
+from digestbot.store.daemon import acquire_lock  # noqa: E402
 from digestbot.store.embeddings import missing_embeddings, record_embeddings  # noqa: E402
 
 Timing = tuple[float, float]  # wall, CPU
@@ -139,6 +141,15 @@ def main() -> None:
         index = open_index(store, index_dir)
         index.row_of_pk()
         new_read.append(timed(read, index))
+    # a daemon holds the lock: its worker embeds what is missing, a rank does not count it
+    acquire_lock(store, LOCK_NAME, holder="bench:1:x", now=NOW, stale_after=timedelta(1))
+    daemon, daemon_new = [], []
+    for round_ in range(opts.repeat):
+        daemon.append(timed(ready, index))
+        add_papers(store, opts.new, model=embedder.name, round_=200 + round_)
+        index = open_index(store, index_dir)
+        index.row_of_pk()
+        daemon_new.append(timed(ready, index))
     print(
         f"{opts.papers} papers, title + abstract and title vectors (title_weight 0.3), "
         f"best of {opts.repeat}:"
@@ -148,6 +159,8 @@ def main() -> None:
     print(f"    of which counting missing vectors: {best(counting)}")
     print(f"  after {opts.new} new papers:            {best(new)}  ({rows['new']} read)")
     print(f"    without counting missing vectors:  {best(new_read)}")
+    print(f"  a daemon running, nothing changed:   {best(daemon)}")
+    print(f"  a daemon running, {opts.new} new papers:  {best(daemon_new)}")
     store.close()
 
 
