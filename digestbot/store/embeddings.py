@@ -9,6 +9,11 @@ recomputed.
 A paper can have a second vector per model, computed from its title alone (ranking mixes
 both for the profile's texts): it is stored under the key ``title_key(model)`` with its
 own text digest, so a paper whose title did not change keeps it.
+
+Each write of vectors is numbered (``next_change``; the vectors carry the number in ``seq``),
+so a process that keeps them (``ranking.vector_cache``) reads only those written since its
+mark (``load_vector_changes``). Anything that writes ``paper_embeddings.vector`` must go
+through ``record_embeddings`` (or call ``next_change`` and stamp ``seq`` itself).
 """
 
 from __future__ import annotations
