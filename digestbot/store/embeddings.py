@@ -273,32 +273,56 @@ def load_vector_changes(
     store: SqlStore, *, models: Sequence[str], since: ChangeMark | None
 ) -> VectorChanges:
     """The vectors of ``models`` written after ``since`` (None, another database's mark or
-    one ahead of this database: every vector), in one transaction."""
+    one ahead of this database: every vector), with the mark and the counts they are read
+    up to, all in one statement: one snapshot (a vector replaced while it is read is
+    neither counted missing nor read half)."""
+    found = _read_changes(store, models, since)
+    if since is not None and (found.whole or found.mark.seq < since.seq):
+        found = _read_changes(store, models, None)  # another database, or an older copy
+    return found
+
+
+def _read_changes(
+    store: SqlStore, models: Sequence[str], since: ChangeMark | None
+) -> VectorChanges:
+    table = paper_embeddings
+    current = embedding_changes.c.name == VECTOR_CHANGES
+    seq_now = sa.select(embedding_changes.c.seq).where(current).scalar_subquery()
+    upto = sa.and_(
+        table.c.model.in_(list(models)), sa.or_(table.c.seq.is_(None), table.c.seq <= seq_now)
+    )
+    no_pk, no_vector = sa.cast(sa.null(), sa.Integer), sa.cast(sa.null(), sa.LargeBinary)
+    no_n, no_id = sa.cast(sa.null(), sa.BigInteger), sa.cast(sa.null(), sa.String(32))
+    mark_part = sa.select(
+        sa.literal(0),
+        sa.literal(""),
+        no_pk,
+        no_vector,
+        embedding_changes.c.seq,
+        embedding_changes.c.instance,
+    ).where(current)
+    count_part = (
+        sa.select(sa.literal(1), table.c.model, no_pk, no_vector, sa.func.count(), no_id)
+        .where(upto)
+        .group_by(table.c.model)
+    )
+    rows_part = sa.select(
+        sa.literal(2), table.c.model, table.c.paper_pk, table.c.vector, no_n, no_id
+    ).where(upto)
+    if since is not None:
+        rows_part = rows_part.where(table.c.seq > since.seq)
+    mark = ChangeMark("", 0)
+    counts = {model: 0 for model in models}
+    grouped: dict[str, list[Any]] = {model: [] for model in models}
     with store.transaction() as conn:
-        query = sa.select(embedding_changes.c.seq, embedding_changes.c.instance).where(
-            embedding_changes.c.name == VECTOR_CHANGES
-        )
-        row = conn.execute(query).first()
-        mark = ChangeMark(str(row.instance), int(row.seq)) if row else ChangeMark("", 0)
-        upto = sa.or_(paper_embeddings.c.seq.is_(None), paper_embeddings.c.seq <= mark.seq)
-        chosen = paper_embeddings.c.model.in_(list(models))
-        read = sa.select(
-            paper_embeddings.c.model, paper_embeddings.c.paper_pk, paper_embeddings.c.vector
-        ).where(chosen, upto)
-        whole = since is None or since.instance != mark.instance or since.seq > mark.seq
-        if not whole:
-            assert since is not None
-            read = read.where(paper_embeddings.c.seq > since.seq)
-        grouped: dict[str, list[Any]] = {model: [] for model in models}
-        for found in conn.execute(read).all():
-            grouped[found[0]].append(found)
-        count = (
-            sa.select(paper_embeddings.c.model, sa.func.count())
-            .where(chosen, upto)
-            .group_by(paper_embeddings.c.model)
-        )
-        counts = {model: 0 for model in models}
-        counts.update({str(model): int(n) for model, n in conn.execute(count).all()})
+        for row in conn.execute(sa.union_all(mark_part, count_part, rows_part)).all():
+            if row[0] == 2:
+                grouped[row[1]].append(row[1:4])
+            elif row[0] == 1:
+                counts[row[1]] = int(row[4])
+            else:
+                mark = ChangeMark(str(row[5]), int(row[4]))
+    whole = since is None or since.instance != mark.instance
     sets = {model: _arrays(grouped.pop(model)) for model in models}  # rows freed as read
     return VectorChanges(mark, sets, counts, whole)
 

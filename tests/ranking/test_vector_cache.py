@@ -314,8 +314,69 @@ def test_a_daemons_repeated_ranks_neither_count_nor_reread_the_vectors(
         sa.event.remove(store.engine, "before_cursor_execute", capture)
     joins = [s for s in statements if "LEFT OUTER JOIN paper_embeddings" in s]
     assert not joins  # the missing vectors were not counted
-    reads = [
-        s for s in statements if "SELECT paper_embeddings.model, paper_embeddings.paper_pk" in s
-    ]
-    assert len(reads) == 2 and "seq >" not in reads[0] and "seq >" in reads[1]
+    reads = [s for s in statements if "paper_embeddings.vector" in s]
+    assert len(reads) == 2  # one statement a rank, the second for what changed only
+    assert "paper_embeddings.seq >" not in reads[0] and "paper_embeddings.seq >" in reads[1]
     assert count_missing_embeddings(store, model=MODEL) == 3  # nothing embedded inline
+
+
+def test_ranks_in_threads_while_papers_and_vectors_are_written(any_store: SqlStore) -> None:
+    store = any_store
+    cache = VectorCache()
+    add(store, papers(0, 30))
+    embed(store)
+    done = threading.Event()
+    seen: list[tuple[dict[int, int], np.ndarray, np.ndarray, np.ndarray]] = []
+    errors: list[BaseException] = []
+
+    def layout() -> dict[int, int]:
+        pks = sorted(t.pk for t in missing_embeddings(store, model="none"))
+        return {pk: row for row, pk in enumerate(pks)}
+
+    def rank() -> None:
+        try:
+            while not done.is_set():
+                row_of = layout()
+                found = cache.by_row(store, [MODEL], row_of=row_of, n_rows=len(row_of))[MODEL]
+                assert found is not None
+                seen.append((row_of, found[0], found[0].copy(), found[1].copy()))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rank) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for step in range(6):  # new papers, and Paper 0-5's text changed
+        add(store, papers(30 + 5 * step, 35 + 5 * step), hours=step + 1)
+        add(
+            store,
+            [Paper(title=f"Paper {step}", abstract=f"Rewritten at length {step}.")],
+            hours=step + 1,
+        )
+        embed(store)
+    done.set()
+    for thread in threads:
+        thread.join()
+    assert not errors and seen
+    allowed = {  # every text a paper had: a rank sees one of them
+        f"Paper {i}": {stand_in(p.title, p.abstract).tobytes() for p in papers(i, i + 1)}
+        for i in range(60)
+    }
+    for i in range(6):
+        allowed[f"Paper {i}"].add(stand_in(f"Paper {i}", f"Rewritten at length {i}.").tobytes())
+    with store.transaction() as conn:
+        title_of: dict[int, str] = dict(conn.execute(sa.text("SELECT pk, title FROM papers")).all())
+    for row_of, held, copy, has in seen:
+        np.testing.assert_array_equal(held, copy)  # not written after it was given
+        for pk, row in row_of.items():
+            if has[row]:
+                assert held[row].tobytes() in allowed[title_of[pk]]
+    row_of = layout()
+    final = cache.by_row(store, [MODEL], row_of=row_of, n_rows=len(row_of))[MODEL]
+    fresh_cache = VectorCache()
+    again = fresh_cache.by_row(store, [MODEL], row_of=row_of, n_rows=len(row_of))[MODEL]
+    assert final is not None and again is not None
+    np.testing.assert_array_equal(final[0], again[0])
+    np.testing.assert_array_equal(final[1], again[1])
+    # each vector read once, however many ranks ran: 30, then 30 new and 6 rewritten
+    assert len(seen) > 4 and cache.rows_read == 30 + 30 + 6
