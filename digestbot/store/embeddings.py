@@ -273,58 +273,59 @@ def load_vector_changes(
     store: SqlStore, *, models: Sequence[str], since: ChangeMark | None
 ) -> VectorChanges:
     """The vectors of ``models`` written after ``since`` (None, another database's mark or
-    one ahead of this database: every vector), with the mark and the counts they are read
-    up to, all in one statement: one snapshot (a vector replaced while it is read is
-    neither counted missing nor read half)."""
-    found = _read_changes(store, models, since)
-    if since is not None and (found.whole or found.mark.seq < since.seq):
-        found = _read_changes(store, models, None)  # another database, or an older copy
-    return found
+    one ahead of this database: every vector), up to the mark returned, and how many each
+    model has up to it.
+
+    The mark and the counts come from one statement (one snapshot: a vector replaced
+    meanwhile is not counted missing); the vectors from a second. A vector replaced between
+    the two (its old row deleted, the new one stamped after the mark) is then counted and
+    not read: a reader holding it keeps it until it reads the new one next time, a reader
+    that did not hold it finds a count that does not match and reads everything again.
+    """
+    with store.transaction() as conn:
+        mark, counts = _mark_and_counts(conn, models)
+        if since is not None and (since.instance != mark.instance or since.seq > mark.seq):
+            since = None  # another database, or an older copy of this one: read it whole
+        table = paper_embeddings
+        read = sa.select(table.c.model, table.c.paper_pk, table.c.vector).where(
+            table.c.model.in_(list(models)),
+            sa.or_(table.c.seq.is_(None), table.c.seq <= mark.seq),
+        )
+        if since is not None:
+            read = read.where(table.c.seq > since.seq)
+        grouped: dict[str, list[Any]] = {model: [] for model in models}
+        for row in conn.execute(read).all():
+            grouped[row[0]].append(row)
+    sets = {model: _arrays(grouped.pop(model)) for model in models}  # rows freed as read
+    return VectorChanges(mark, sets, counts, since is None)
 
 
-def _read_changes(
-    store: SqlStore, models: Sequence[str], since: ChangeMark | None
-) -> VectorChanges:
+def _mark_and_counts(
+    conn: sa.Connection, models: Sequence[str]
+) -> tuple[ChangeMark, dict[str, int]]:
+    """The write counter and the vectors of each model stamped up to it (or never)."""
     table = paper_embeddings
     current = embedding_changes.c.name == VECTOR_CHANGES
     seq_now = sa.select(embedding_changes.c.seq).where(current).scalar_subquery()
     upto = sa.and_(
         table.c.model.in_(list(models)), sa.or_(table.c.seq.is_(None), table.c.seq <= seq_now)
     )
-    no_pk, no_vector = sa.cast(sa.null(), sa.Integer), sa.cast(sa.null(), sa.LargeBinary)
-    no_n, no_id = sa.cast(sa.null(), sa.BigInteger), sa.cast(sa.null(), sa.String(32))
     mark_part = sa.select(
-        sa.literal(0),
-        sa.literal(""),
-        no_pk,
-        no_vector,
-        embedding_changes.c.seq,
-        embedding_changes.c.instance,
+        sa.literal(""), embedding_changes.c.seq, embedding_changes.c.instance
     ).where(current)
     count_part = (
-        sa.select(sa.literal(1), table.c.model, no_pk, no_vector, sa.func.count(), no_id)
+        sa.select(table.c.model, sa.func.count(), sa.cast(sa.null(), sa.String(32)))
         .where(upto)
         .group_by(table.c.model)
     )
-    rows_part = sa.select(
-        sa.literal(2), table.c.model, table.c.paper_pk, table.c.vector, no_n, no_id
-    ).where(upto)
-    if since is not None:
-        rows_part = rows_part.where(table.c.seq > since.seq)
     mark = ChangeMark("", 0)
     counts = {model: 0 for model in models}
-    grouped: dict[str, list[Any]] = {model: [] for model in models}
-    with store.transaction() as conn:
-        for row in conn.execute(sa.union_all(mark_part, count_part, rows_part)).all():
-            if row[0] == 2:
-                grouped[row[1]].append(row[1:4])
-            elif row[0] == 1:
-                counts[row[1]] = int(row[4])
-            else:
-                mark = ChangeMark(str(row[5]), int(row[4]))
-    whole = since is None or since.instance != mark.instance
-    sets = {model: _arrays(grouped.pop(model)) for model in models}  # rows freed as read
-    return VectorChanges(mark, sets, counts, whole)
+    for model, n, instance in conn.execute(sa.union_all(mark_part, count_part)).all():
+        if model:
+            counts[model] = int(n)
+        else:
+            mark = ChangeMark(str(instance), int(n))
+    return mark, counts
 
 
 def _arrays(rows: Sequence[Any]) -> Stored:
