@@ -283,7 +283,7 @@ def load_vector_changes(
     that did not hold it finds a count that does not match and reads everything again.
     """
     with store.transaction() as conn:
-        mark, counts = _mark_and_counts(conn, models)
+        mark, counts = _mark_and_counts(conn, models, counted=since is not None)
         if since is not None and (since.instance != mark.instance or since.seq > mark.seq):
             since = None  # another database, or an older copy of this one: read it whole
         table = paper_embeddings
@@ -296,14 +296,17 @@ def load_vector_changes(
         grouped: dict[str, list[Any]] = {model: [] for model in models}
         for row in conn.execute(read).all():
             grouped[row[0]].append(row)
+    if since is None:  # read whole: what was read is what there is
+        counts = {model: len(rows) for model, rows in grouped.items()}
     sets = {model: _arrays(grouped.pop(model)) for model in models}  # rows freed as read
     return VectorChanges(mark, sets, counts, since is None)
 
 
 def _mark_and_counts(
-    conn: sa.Connection, models: Sequence[str]
+    conn: sa.Connection, models: Sequence[str], *, counted: bool
 ) -> tuple[ChangeMark, dict[str, int]]:
-    """The write counter and the vectors of each model stamped up to it (or never)."""
+    """The write counter and (when ``counted``) the vectors of each model stamped up to it
+    (or never)."""
     table = paper_embeddings
     current = embedding_changes.c.name == VECTOR_CHANGES
     seq_now = sa.select(embedding_changes.c.seq).where(current).scalar_subquery()
@@ -320,7 +323,8 @@ def _mark_and_counts(
     )
     mark = ChangeMark("", 0)
     counts = {model: 0 for model in models}
-    for model, n, instance in conn.execute(sa.union_all(mark_part, count_part)).all():
+    query = sa.union_all(mark_part, count_part) if counted else mark_part
+    for model, n, instance in conn.execute(query).all():
         if model:
             counts[model] = int(n)
         else:
