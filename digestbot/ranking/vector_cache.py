@@ -147,8 +147,12 @@ def _apply(entry: _Entry, pks: Ints, vectors: Vectors) -> None:
         entry.vectors = entry.vectors.copy()
         entry.has = entry.has.copy()
         entry.shown = 0
-    entry.vectors[rows[placed]] = vectors[placed]
-    entry.has[rows[placed]] = True
+    if placed.all():  # the usual case: no copy of the vectors read
+        entry.vectors[rows] = vectors
+        entry.has[rows] = True
+    else:
+        entry.vectors[rows[placed]] = vectors[placed]
+        entry.has[rows[placed]] = True
     for pk in pks[placed & held].tolist():
         del entry.orphans[pk]
     for pk, vector in zip(pks[~placed].tolist(), vectors[~placed], strict=True):
