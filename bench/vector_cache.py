@@ -26,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -41,6 +42,7 @@ from digestbot.ranking.vector_cache import VECTORS  # noqa: E402
 from digestbot.store import SqlStore  # noqa: E402
 from digestbot.store.daemon import acquire_lock  # noqa: E402
 from digestbot.store.embeddings import missing_embeddings, record_embeddings  # noqa: E402
+from digestbot.store.schema import papers  # noqa: E402
 
 Timing = tuple[float, float]  # wall, CPU
 
@@ -71,6 +73,21 @@ def add_papers(store: SqlStore, n: int, *, model: str, round_: int) -> None:
         vectors = rng.standard_normal((len(todo), 384)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         record_embeddings(store, todo, vectors, model=key, now=NOW)
+
+
+def voted(store: SqlStore, n: int, *, round_: int) -> None:
+    """``n`` stored papers listed again with more upvotes (a new drop): same texts, so their
+    vectors stay (``changed_texts`` only marks them current), but the index re-lists them."""
+    rng = np.random.default_rng(1000 + round_)
+    with store.transaction() as conn:
+        pks = rng.choice(np.arange(1, 90_000), size=n, replace=False).tolist()
+        rows = conn.execute(
+            sa.select(papers.c.title, papers.c.abstract, papers.c.upvotes).where(
+                papers.c.pk.in_(pks)
+            )
+        ).all()
+        again = [Paper(title=t, abstract=a, upvotes=u + 1) for t, a, u in rows]
+        store.upsert_papers(conn, again, now=NOW + timedelta(days=30, hours=round_))
 
 
 def main() -> None:
@@ -143,13 +160,19 @@ def main() -> None:
         new_read.append(timed(read, index))
     # a daemon holds the lock: its worker embeds what is missing, a rank does not count it
     acquire_lock(store, LOCK_NAME, holder="bench:1:x", now=NOW, stale_after=timedelta(1))
-    daemon, daemon_new = [], []
+    daemon, daemon_new, daemon_voted = [], [], []
     for round_ in range(opts.repeat):
         daemon.append(timed(ready, index))
         add_papers(store, opts.new, model=embedder.name, round_=200 + round_)
         index = open_index(store, index_dir)
         index.row_of_pk()
         daemon_new.append(timed(ready, index))
+        voted(store, opts.new, round_=round_)  # their rows move in the index: laid out again
+        index = open_index(store, index_dir)
+        index.row_of_pk()
+        before = VECTORS.rows_read
+        daemon_voted.append(timed(ready, index))
+        rows["voted"] = VECTORS.rows_read - before
     print(
         f"{opts.papers} papers, title + abstract and title vectors (title_weight 0.3), "
         f"best of {opts.repeat}:"
@@ -161,6 +184,10 @@ def main() -> None:
     print(f"    without counting missing vectors:  {best(new_read)}")
     print(f"  a daemon running, nothing changed:   {best(daemon)}")
     print(f"  a daemon running, {opts.new} new papers:  {best(daemon_new)}")
+    print(
+        f"  a daemon running, {opts.new} papers' upvotes changed (index rows moved): "
+        f"{best(daemon_voted)}  ({rows['voted']} read)"
+    )
     store.close()
 
 
