@@ -380,3 +380,49 @@ def test_ranks_in_threads_while_papers_and_vectors_are_written(any_store: SqlSto
     np.testing.assert_array_equal(final[1], again[1])
     # each vector read once, however many ranks ran: 30, then 30 new and 6 rewritten
     assert len(seen) > 4 and cache.rows_read == 30 + 30 + 6
+
+
+def test_a_vector_whose_paper_has_no_row_yet_is_kept_until_it_has_one(store: SqlStore) -> None:
+    cache = VectorCache()
+    add(store, papers(0, 4))
+    embed(store)
+    pks = sorted(t.pk for t in missing_embeddings(store, model="none"))
+    lagging = {pk: row for row, pk in enumerate(pks[:3])}  # an index without the last paper
+    found = cache.by_row(store, [MODEL], row_of=lagging, n_rows=3)[MODEL]
+    assert found is not None and found[1].tolist() == [True] * 3
+    synced = {pk: row for row, pk in enumerate(pks)}
+    found = cache.by_row(store, [MODEL], row_of=synced, n_rows=4)[MODEL]
+    assert found is not None and found[1].tolist() == [True] * 4
+    np.testing.assert_array_equal(found[0][3], stand_in("Paper 3", "About topic 3."))
+    assert cache.rows_read == 4  # read once
+    moved = {pk: 3 - row for pk, row in synced.items()}  # another layout: from memory
+    found = cache.by_row(store, [MODEL], row_of=moved, n_rows=4)[MODEL]
+    assert found is not None and cache.rows_read == 4
+    np.testing.assert_array_equal(found[0][0], stand_in("Paper 3", "About topic 3."))
+
+
+def test_an_older_copy_of_the_database_restored_is_read_again(db_url: str, tmp_path: Path) -> None:
+    cache = VectorCache()
+    path = Path(db_url.removeprefix("sqlite:///"))
+    store = SqlStore.open(db_url)
+    add(store, papers(0, 3))
+    embed(store)
+    store.close()
+    backup = tmp_path / "backup.sqlite3"
+    backup.write_bytes(path.read_bytes())
+    store = SqlStore.open(db_url)
+    add(store, [Paper(title="Paper 1", abstract="Changed, and longer.")], hours=1)
+    embed(store)  # the counter passes the backup's
+    pks = sorted(t.pk for t in missing_embeddings(store, model="none"))
+    row_of = {pk: row for row, pk in enumerate(pks)}
+    found = cache.by_row(store, [MODEL], row_of=row_of, n_rows=3)[MODEL]
+    assert found is not None
+    np.testing.assert_array_equal(found[0][1], stand_in("Paper 1", "Changed, and longer."))
+    store.close()
+    path.write_bytes(backup.read_bytes())
+    Path(f"{path}-wal").unlink(missing_ok=True)
+    store = SqlStore.open(db_url)
+    found = cache.by_row(store, [MODEL], row_of=row_of, n_rows=3)[MODEL]
+    assert found is not None
+    np.testing.assert_array_equal(found[0][1], stand_in("Paper 1", "About topic 1."))
+    store.close()
