@@ -1,6 +1,7 @@
 """What title vectors cost a semantic rank: the vectors of N papers counted, read and laid out
 by row (``ready_vectors``) and scored (``semantic_scores``), with ``ranking.title_weight`` 0
-and 0.3 alternated, best of ``--repeat`` (wall and the process's CPU, all threads).
+and 0.3 alternated, best of ``--repeat`` (wall and the process's CPU, all threads), each
+as a new process's first rank (``bench/vector_cache.py`` measures the ranks after it).
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_titles.py [--papers 100000] [--repeat 5]
         [--workdir /tmp/digestbot-titles]
@@ -23,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.relevance_embed import NOW, fill_with_stand_in_vectors  # noqa: E402
 from digestbot.config import Profile, RankingSettings  # noqa: E402
-from digestbot.ranking import semantic  # noqa: E402
+from digestbot.ranking import semantic, vector_cache  # noqa: E402
 from digestbot.ranking.service import open_index  # noqa: E402
 from digestbot.store import SqlStore  # noqa: E402
 
@@ -64,6 +65,7 @@ def main() -> None:
     best: dict[float, list[tuple[float, float]]] = {}
     for weight in (0.0, 0.3) * opts.repeat:
         current = settings.model_copy(update={"title_weight": weight})
+        vector_cache.VECTORS.clear()  # every vector read, as by a new process
         wall, cpu = time.perf_counter(), time.process_time()
         ready = semantic.ready_vectors(
             store,

@@ -29,11 +29,11 @@ from digestbot.errors import ConfigError, StoreError
 from digestbot.ranking.lexical import Floats
 from digestbot.ranking.liked_graph import GRAPH_CANDIDATES, graph_rows, label_spreading
 from digestbot.ranking.query import query_profile
+from digestbot.ranking.vector_cache import VECTORS
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     ToEmbed,
     count_missing_sets,
-    load_embedding_sets,
     load_query_vector,
     missing_embeddings,
     record_embeddings,
@@ -378,21 +378,6 @@ class RowVectors:
     titles: TitleVectors | None = None
 
 
-def _by_row(
-    stored: tuple[npt.NDArray[np.int64], Vectors], *, row_of: dict[int, int], n_rows: int
-) -> tuple[Vectors, npt.NDArray[np.bool_]] | None:
-    pks, vectors = stored
-    if not len(pks):
-        return None
-    out = np.zeros((n_rows, vectors.shape[1]), dtype=np.float32)
-    has = np.zeros(n_rows, dtype=bool)
-    rows = np.asarray([row_of.get(int(pk), -1) for pk in pks.tolist()], dtype=np.int64)
-    keep = rows >= 0
-    out[rows[keep]] = vectors[keep]
-    has[rows[keep]] = True
-    return out, has
-
-
 def row_vectors(
     store: SqlStore,
     embedder: Embedder,
@@ -403,16 +388,17 @@ def row_vectors(
 ) -> RowVectors | None:
     """Stored vectors laid out by index row, with the title vectors when ``settings`` keeps
     them (``vector_kinds``; without settings: none) and any are stored; None when no paper
-    has a vector."""
+    has a vector. Read through the process's ``vector_cache.VECTORS``: after the first
+    rank, only the vectors written since are read (the arrays are read-only)."""
     kinds = vector_kinds(settings) if settings is not None else (PAPER,)
     keys = {kind: kind.key(embedder.name) for kind in kinds}
-    stored = load_embedding_sets(store, models=list(keys.values()))
-    full = _by_row(stored.pop(keys[PAPER]), row_of=row_of, n_rows=n_rows)
+    stored = VECTORS.by_row(store, list(keys.values()), row_of=row_of, n_rows=n_rows)
+    full = stored[keys[PAPER]]
     if full is None:
         return None
     titles = None
     if settings is not None and TITLE in keys:
-        found = _by_row(stored.pop(keys[TITLE]), row_of=row_of, n_rows=n_rows)
+        found = stored[keys[TITLE]]
         if found is not None and found[0].shape[1] == full[0].shape[1]:
             titles = TitleVectors(found[0], found[1], settings.title_weight)
     return RowVectors(full[0], full[1], titles)
@@ -445,19 +431,19 @@ def ready_vectors(
     otherwise the papers without a vector are ranked on their other evidence
     (``fuse_available``). The same goes for the title vectors apart (a store
     upgraded with many papers and no title vector still embeds its few new
-    papers inline): a paper without one counts its title + abstract vector alone.
+    papers inline): a paper without one counts its title + abstract vector alone. With a
+    daemon running, the missing ones are not even counted.
     """
     kinds = vector_kinds(settings)
+    if is_worker_running(store, now=now):
+        # its worker embeds what is missing: not counted (a pass over every paper, about
+        # 0.3 s on 100,000, which a daemon's or a Slack server's repeated ranks then skip)
+        log.debug("a daemon is running: papers without a vector are its worker's to embed")
+        return row_vectors(store, embedder, row_of=row_of, n_rows=n_rows, settings=settings)
     missing = count_missing(store, embedder, kinds, since=None)
     papers, titles = missing[PAPER.name], missing.get(TITLE.name, 0)
     limit = settings.embedding_inline_limit
-    if (papers or titles) and is_worker_running(store, now=now):
-        log.info(
-            "%s papers and %s titles have no embedding yet: the daemon is embedding them",
-            papers,
-            titles,
-        )
-    elif papers > limit:
+    if papers > limit:
         log.warning(
             "%s papers have no embedding yet: they are ranked lexically until "
             "`digestbot run` or `digestbot embed` embeds them",

