@@ -369,8 +369,10 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     ranking = data.get("ranking")
     if isinstance(ranking, dict) and isinstance(ranking.get("index_dir"), str):
         ranking["index_dir"] = str(base / ranking["index_dir"])
-    for profile in data.get("profiles") or []:
-        for dest in (profile.get("deliver") or []) if isinstance(profile, dict) else []:
+    profiles = data.get("profiles")
+    for profile in profiles if isinstance(profiles, list) else []:
+        deliver = profile.get("deliver") if isinstance(profile, dict) else None
+        for dest in deliver if isinstance(deliver, list) else []:
             target = dest.get("file") if isinstance(dest, dict) else None
             if isinstance(target, dict) and isinstance(target.get("path"), str):
                 target["path"] = str(base / target["path"])

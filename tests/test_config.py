@@ -82,6 +82,9 @@ def test_keywords_as_list_or_weighted_mapping(tmp_path: Path) -> None:
             "exactly one",
         ),
         ("feeds:\n  - {name: f, url: 'http://x', every: often}\n", "feeds.0.every", "duration"),
+        # not a list where a list belongs (relative paths are resolved before validation)
+        ("profiles: 3\n", "profiles", "valid list"),
+        ("profiles:\n  - {name: a, keywords: [x], deliver: 5}\n", "profiles.0.deliver", "list"),
     ],
 )
 def test_bad_values_name_the_file_and_key(tmp_path: Path, text: str, key: str, words: str) -> None:
