@@ -123,10 +123,16 @@ def _looks_complete(text: str) -> bool:
 
 
 def _split_lines(text: str) -> tuple[list[str], list[int]]:
-    """Non-blank lines, stripped, with their 1-based line numbers."""
+    """Non-blank lines, stripped, with their 1-based line numbers.
+
+    Lines end at LF, CRLF or CR only: ``str.splitlines`` also splits at U+2028, U+0085,
+    form feeds…, which abstracts copied from PDFs carry inside a paragraph.
+    """
     texts: list[str] = []
     numbers: list[int] = []
-    for number, raw in enumerate(text.splitlines(), 1):
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for number, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if line:
             texts.append(line)

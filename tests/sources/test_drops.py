@@ -120,6 +120,28 @@ def test_bom_crlf_trailing_spaces_and_blank_runs_parse_the_same() -> None:
     ] == strip
 
 
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c", "\x1e"])
+def test_unicode_line_separators_inside_an_abstract_do_not_split_it(sep: str) -> None:
+    # PDF copy-paste leaves U+2028, NEL, form feeds… inside paragraphs; only LF/CR end lines
+    abstract = f"We study alpha attention.{sep}It is fast. Code: https://github.com/a/alpha."
+    entry_a = f"Alpha Attention: A Title\n\n{abstract}\n\n  • 6 authors\n·\nJun 17, 2022\n"
+    result = parse(HEADER + entry_a + "\n" + ENTRY_B)
+    assert [(p.title, p.abstract, p.authors_count, p.published) for p in result.papers] == [
+        ("Alpha Attention: A Title", abstract, 6, date(2022, 6, 17)),
+        ("Beta Models", "Beta models are studied here.", 2, date(2024, 9, 3)),
+    ]
+    assert result.warnings == []
+
+
+def test_old_mac_cr_line_ends_parse_like_lf() -> None:
+    text = HEADER + ENTRY_A + "\n" + ENTRY_B
+    lf = [(p.title, p.abstract, p.published, p.source) for p in parse(text).papers]
+    assert [
+        (p.title, p.abstract, p.published, p.source) for p in parse(text.replace("\n", "\r")).papers
+    ] == lf
+    assert len(lf) == 2
+
+
 @pytest.mark.parametrize(
     "tail",
     [
