@@ -51,6 +51,7 @@ _CODE_HOSTS = re.compile(
     re.I,
 )
 _TITLE_MAX = 400
+_LEAD_MAX = 10  # lines before the page header that are skipped (with a warning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,20 +141,35 @@ def _split_lines(text: str) -> tuple[list[str], list[int]]:
     return texts, numbers
 
 
-def _page_date(
-    texts: list[str], numbers: list[int], *, name: str, modified: datetime
-) -> tuple[int, bool, date | None]:
-    """Skip the header; return (position after it, whether it was there, the page date)."""
-    pos = 0
-    has_header = False
-    while pos < len(texts) and texts[pos].casefold() in HEADER_LINES:
-        has_header = has_header or texts[pos].casefold() == HEADER_MARKER
-        pos += 1
-    if pos >= len(texts):
-        return pos, has_header, None
+def _header_start(texts: list[str]) -> int:
+    """Where the page header starts: 0, or past a few lines copied before it (a browser's
+    navigation, a note) when its ``Daily Papers`` line comes within the first lines."""
+    for k, line in enumerate(texts[:_LEAD_MAX]):
+        if line.casefold() == HEADER_MARKER:
+            while k > 0 and texts[k - 1].casefold() in HEADER_LINES:
+                k -= 1
+            return k
+    return 0
+
+
+def _header_end(texts: list[str], i: int) -> int | None:
+    """The end of a page header starting at ``i`` (header lines holding ``Daily Papers``:
+    a second page pasted into the same file), else None."""
+    j = i
+    marker = False
+    while j < len(texts) and texts[j].casefold() in HEADER_LINES:
+        marker = marker or texts[j].casefold() == HEADER_MARKER
+        j += 1
+    return j if marker else None
+
+
+def _resolve_page_date(
+    texts: list[str], numbers: list[int], pos: int, *, name: str, modified: datetime
+) -> date | None:
+    """The page date on line ``pos`` (None if it is no date line); a bad one raises."""
     head = _parse_date_line(texts[pos])
-    if head is None or not (has_header or pos == 0):
-        return pos, has_header, None
+    if head is None:
+        return None
     month, day, year, _ = head
     page_date: date | None
     if year is not None:
@@ -165,7 +181,22 @@ def _page_date(
         page_date = resolve_yearless(month, day, not_after=modified.date())
     if page_date is None:
         raise ParseError(f"bad page date {texts[pos]!r}", source=name, line=numbers[pos])
-    return pos + 1, has_header, page_date
+    return page_date
+
+
+def _page_date(
+    texts: list[str], numbers: list[int], *, name: str, modified: datetime, start: int = 0
+) -> tuple[int, bool, date | None]:
+    """Skip the header; return (position after it, whether it was there, the page date)."""
+    pos = start
+    has_header = False
+    while pos < len(texts) and texts[pos].casefold() in HEADER_LINES:
+        has_header = has_header or texts[pos].casefold() == HEADER_MARKER
+        pos += 1
+    if pos >= len(texts) or not (has_header or pos == 0):
+        return pos, has_header, None
+    page_date = _resolve_page_date(texts, numbers, pos, name=name, modified=modified)
+    return (pos + 1 if page_date is not None else pos), has_header, page_date
 
 
 def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
@@ -175,7 +206,10 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
     texts, numbers = _split_lines(text.removeprefix("\ufeff"))
     if not texts:
         return DropParse(papers=[], warnings=[f"{name}: empty file, nothing to ingest"])
-    pos, has_header, page_date = _page_date(texts, numbers, name=name, modified=modified)
+    start = _header_start(texts)
+    pos, has_header, page_date = _page_date(
+        texts, numbers, name=name, modified=modified, start=start
+    )
     if not has_header and _DOT not in texts[pos:]:
         raise ParseError(
             "not a Hugging Face daily-papers dump (no 'Daily Papers' header, no paper meta blocks)",
@@ -185,10 +219,21 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
     reference = page_date or modified.date()
     papers: list[Paper] = []
     warnings: list[str] = []
+    if start:
+        warnings.append(f"{name}:{numbers[0]}: {start} line(s) before the page header skipped")
     entries = 0
     n = len(texts)
     i = pos
     while i < n:
+        if texts[i].casefold() in HEADER_LINES and (end := _header_end(texts, i)) is not None:
+            # another page's header (two days' pages in one file): its date dates its papers
+            i = end
+            if i < n:
+                next_page = _resolve_page_date(texts, numbers, i, name=name, modified=modified)
+                if next_page is not None:
+                    reference = next_page
+                    i += 1
+            continue
         title = texts[i]
         title_line = numbers[i]
         entries += 1

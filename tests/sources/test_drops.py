@@ -142,6 +142,39 @@ def test_old_mac_cr_line_ends_parse_like_lf() -> None:
     assert len(lf) == 2
 
 
+def test_lines_before_the_page_header_are_skipped_with_a_warning() -> None:
+    # a page saved from a browser starts with its navigation; it was parsed as papers
+    # ("Get trending papers…" with the abstract "Subscribe", a paper titled "Jan 8")
+    clean = parse(HEADER + ENTRY_A + "\n" + ENTRY_B)
+    result = parse("Hugging Face\nModels\nDatasets\n\n" + HEADER + ENTRY_A + "\n" + ENTRY_B)
+    assert [(p.title, p.abstract, p.published) for p in result.papers] == [
+        (p.title, p.abstract, p.published) for p in clean.papers
+    ]
+    assert [p.title for p in result.papers] == ["Alpha Attention: A Title", "Beta Models"]
+    assert result.page_date == date(2026, 1, 8)
+    assert result.warnings == ["drop.txt:1: 3 line(s) before the page header skipped"]
+
+
+def test_two_pages_in_one_file_each_date_their_own_papers() -> None:
+    # two days' pages pasted into one file, across the new year
+    first = (
+        HEADER.replace("Jan 8", "Dec 31")
+        + "Old Paper\n\nAn abstract.\n\n  • 2 authors\n·\nDec 30\n\n"
+    )
+    second = (
+        HEADER.replace("Jan 8", "Jan 2")
+        + "New Paper\n\nAnother one.\n\n  • 3 authors\n·\nJan 1 5\n"
+    )
+    result = parse(first + second, modified=datetime(2026, 1, 3, 9, 0))
+    assert [(p.title, p.abstract, p.published, p.upvotes) for p in result.papers] == [
+        ("Old Paper", "An abstract.", date(2025, 12, 30), 0),
+        ("New Paper", "Another one.", date(2026, 1, 1), 5),  # not 2025: its page is Jan 2
+    ]
+    assert result.page_date == date(2025, 12, 31)
+    assert result.entries == 2
+    assert result.warnings == []
+
+
 @pytest.mark.parametrize(
     "tail",
     [
