@@ -112,17 +112,23 @@ def _replace_sources(
     )
 
 
-def upsert_rows(
-    store: SqlStore, conn: Connection, prepared: PaperRows, *, now: datetime
-) -> UpsertCounts:
-    """Write one drop's papers and entries; new and merged counts as ``upsert_papers``."""
+def take_write_lock(conn: Connection) -> None:
+    """On SQLite, take the database's write lock now (a no-op write): what this
+    transaction reads next no other writer can change before it commits."""
     if conn.dialect.name == "sqlite":
-        # Take the write lock before reading MAX(pk): no other writer can slip in between.
         conn.execute(
             schema_info.update()
             .where(schema_info.c.key == "version")
             .values(value=schema_info.c.value)
         )
+
+
+def upsert_rows(
+    store: SqlStore, conn: Connection, prepared: PaperRows, *, now: datetime
+) -> UpsertCounts:
+    """Write one drop's papers and entries; new and merged counts as ``upsert_papers``."""
+    # Take the write lock before reading MAX(pk): no other writer can slip in between.
+    take_write_lock(conn)
     pk_of_slot: list[int | None] = [None] * len(prepared.rows)
     new, merged = 0, prepared.merged
     stored = _stored_slots(conn, prepared)

@@ -621,6 +621,13 @@ class SqlStore:
                 found.update(row[0] for row in conn.execute(query))
         return found
 
+    def content_ingested(self, conn: Connection, sha256: str) -> bool:
+        """Whether this content was ingested successfully (in ``conn``'s transaction)."""
+        query = sa.select(ingested_files.c.pk).where(
+            ingested_files.c.sha256 == sha256, ingested_files.c.status != "failed"
+        )
+        return conn.execute(query.limit(1)).first() is not None
+
     def record_file(self, conn: Connection, record: FileRecord) -> None:
         # a failed attempt at the same path is replaced by the newer outcome
         conn.execute(
