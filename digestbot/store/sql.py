@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -379,6 +381,11 @@ class SqlStore:
     def create_schema(self) -> None:
         try:
             with self.engine.begin() as conn:
+                if conn.dialect.name == "sqlite":
+                    # Hold the write lock from the start: processes opening a new database
+                    # at once (the daemon and a cron ``fetch``) would otherwise all create
+                    # its tables ("table … already exists"); the others wait, then find them.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 metadata.create_all(conn)
                 current = conn.execute(
                     sa.select(schema_info.c.value).where(schema_info.c.key == "version")
@@ -675,12 +682,24 @@ def _file_from_row(row: Any) -> FileRecord:
     )
 
 
+_WAL_ATTEMPTS = 200  # 10 s, as the busy timeout
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    # Switching a new database to WAL answers "locked" at once, without waiting, while
+    # another process opens it too (the daemon and a cron job on a fresh install).
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA wal_autocheckpoint=4000")  # 16 MB: fewer checkpoints in bulk ingest
     cursor.close()
 
