@@ -64,7 +64,7 @@ _STATE_KEYS = (
     "last_items",
     "items_seen",
 )
-_STATE_ZEROS = {"consecutive_failures": 0, "last_items": 0, "items_seen": 0}
+_STATE_ZEROS: dict[str, object] = {"consecutive_failures": 0, "last_items": 0, "items_seen": 0}
 
 
 @click.command(name="feeds")
@@ -81,7 +81,7 @@ def feeds_status(app: AppContext, as_json: bool) -> None:
         if state is not None:
             row.update({k: v for k, v in state.as_dict().items() if k not in ("name", "url")})
         else:  # never polled: the same keys as a polled feed's
-            row.update({key: None for key in _STATE_KEYS} | _STATE_ZEROS)
+            row.update({key: _STATE_ZEROS.get(key) for key in _STATE_KEYS})
         rows.append(row)
     if as_json:
         print_json(rows)
