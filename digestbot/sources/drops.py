@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from digestbot.errors import ParseError
@@ -51,6 +51,7 @@ _CODE_HOSTS = re.compile(
     re.I,
 )
 _TITLE_MAX = 400
+_PAGE_AHEAD = timedelta(days=1)  # how far a page's date may be ahead of the file's local time
 _LEAD_MAX = 10  # lines before the page header that are skipped (with a warning)
 
 
@@ -178,7 +179,9 @@ def _resolve_page_date(
         except ValueError:
             page_date = None
     else:
-        page_date = resolve_yearless(month, day, not_after=modified.date())
+        # a day's grace: a page saved in a time zone behind the page's (a cron job in
+        # New York fetching the next UTC day's page at 8 pm) is this year's, not last year's
+        page_date = resolve_yearless(month, day, not_after=modified.date() + _PAGE_AHEAD)
     if page_date is None:
         raise ParseError(f"bad page date {texts[pos]!r}", source=name, line=numbers[pos])
     return page_date

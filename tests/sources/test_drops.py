@@ -86,7 +86,17 @@ def test_meta_block_fields() -> None:
 
 def test_page_date_is_the_latest_such_date_not_after_the_file_time() -> None:
     assert parse(HEADER + ENTRY_A, datetime(2026, 3, 1)).page_date == date(2026, 1, 8)
-    assert parse(HEADER + ENTRY_A, datetime(2026, 1, 7)).page_date == date(2025, 1, 8)
+    assert parse(HEADER + ENTRY_A, datetime(2026, 1, 6)).page_date == date(2025, 1, 8)
+
+
+def test_a_page_dated_a_day_after_the_file_time_is_this_years() -> None:
+    # the next UTC day's page saved at 8 pm in New York (file time Jan 7, local): it was
+    # dated a year back, and every yearless paper date on it with it
+    result = parse(HEADER + ENTRY_ORG + "\n" + ENTRY_B, datetime(2026, 1, 7, 20, 0))
+    assert result.page_date == date(2026, 1, 8)
+    assert [p.published for p in result.papers] == [date(2025, 10, 23), date(2024, 9, 3)]
+    on_the_day = HEADER + "Zeta\n\nAbstract.\n\n  • 1 author\n·\nJan 8 3\n"
+    assert parse(on_the_day, datetime(2026, 1, 7, 20, 0)).papers[0].published == date(2026, 1, 8)
 
 
 def test_yearless_paper_date_takes_the_page_year() -> None:
