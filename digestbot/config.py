@@ -317,7 +317,11 @@ def _interpolate(value: Any, *, path: str, key: str, env: Mapping[str, str]) -> 
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_interpolate(v, path=path, key=f"{key}[{i}]", env=env) for i, v in enumerate(value)]
+        # list items as validation errors name them: ``profiles.0.keywords.1``
+        return [
+            _interpolate(v, path=path, key=f"{key}.{i}" if key else str(i), env=env)
+            for i, v in enumerate(value)
+        ]
     return value
 
 

@@ -121,6 +121,13 @@ def test_missing_env_var_names_the_variable_and_key(tmp_path: Path) -> None:
     )
 
 
+def test_missing_env_var_in_a_list_names_the_key_path_as_validation_does(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "profiles:\n  - name: a\n    keywords: [mamba, '${KW}']\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert str(err.value) == f"{path}: profiles.0.keywords.1: environment variable KW is not set"
+
+
 def test_secret_values_never_reach_error_messages(tmp_path: Path) -> None:
     path = write_config(tmp_path, "email: {smtp: {password: '${PW}', port: 99999}}\n")
     with pytest.raises(ConfigError) as err:
