@@ -386,19 +386,57 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
 _BARE_ENV_REF = re.compile(r"(?<=[\s:\[,])(\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}\"']*)?\})")
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping (YAML keeps the
+    last silently: a second ``profiles:`` section would drop the first)."""
+
+
+def _unique_keys_mapping(loader: _ConfigLoader, node: yaml.MappingNode) -> Any:
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor`` may be overridden
+            continue
+        key = loader.construct_object(key_node)
+        try:
+            line = first_line.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key: left to the schema
+            continue
+        if line != key_node.start_mark.line:
+            raise _DuplicateKey(
+                None, None, f"{key!r} is given twice (also on line {line + 1})", key_node.start_mark
+            )
+    yield from loader.construct_yaml_map(node)
+
+
+_ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys_mapping)
+
+
+def _read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def _load_yaml(text: str, *, path: str) -> Any:
     """YAML, forgiving one common slip: ``{url: ${VAR}}`` (a bare reference inside a flow
     mapping is not valid YAML), which is read as if the reference were quoted."""
     try:
-        return yaml.safe_load(text)
+        return _read_yaml(text)
     except yaml.YAMLError as exc:
-        try:
-            return yaml.safe_load(_BARE_ENV_REF.sub(r'"\1"', text))
-        except yaml.YAMLError:
-            pass
-        mark = getattr(exc, "problem_mark", None)
+        failure: yaml.YAMLError = exc
+        if not isinstance(exc, _DuplicateKey):
+            try:
+                return _read_yaml(_BARE_ENV_REF.sub(r'"\1"', text))
+            except _DuplicateKey as again:
+                failure = again
+            except yaml.YAMLError:
+                pass
+        mark = getattr(failure, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML{where}", path=path) from None
+        detail = f": {failure.problem}" if isinstance(failure, _DuplicateKey) else ""
+        raise ConfigError(f"not valid YAML{where}{detail}", path=path) from None
 
 
 def load_defaults_data() -> dict[str, Any]:
