@@ -183,7 +183,10 @@ class FeedSettings(_Model):
     @field_validator("every")
     @classmethod
     def _duration(cls, value: str) -> str:
-        parse_duration(value)
+        if parse_duration(value) <= 0:  # the daemon would poll the feed without a pause
+            raise ValueError(
+                f"bad duration {value!r}: a feed needs a pause between polls (e.g. 1h)"
+            )
         return value
 
     @field_validator("url")

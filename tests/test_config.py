@@ -82,6 +82,16 @@ def test_keywords_as_list_or_weighted_mapping(tmp_path: Path) -> None:
             "exactly one",
         ),
         ("feeds:\n  - {name: f, url: 'http://x', every: often}\n", "feeds.0.every", "duration"),
+        (
+            "feeds:\n  - {name: f, url: 'http://x', every: 0s}\n",
+            "feeds.0.every",
+            "a pause between polls",
+        ),
+        (
+            "feeds:\n  - {name: f, url: 'http://x', every: 0.0h}\n",
+            "feeds.0.every",
+            "a pause between polls",
+        ),
         # not a list where a list belongs (relative paths are resolved before validation)
         ("profiles: 3\n", "profiles", "valid list"),
         ("profiles:\n  - {name: a, keywords: [x], deliver: 5}\n", "profiles.0.deliver", "list"),
