@@ -354,6 +354,9 @@ def _format_validation(exc: ValidationError, *, path: str) -> ConfigError:
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against the configuration reference)"
+    elif first["type"] == "string_type" and isinstance(first.get("input"), int | float):
+        # ``like: [2401.01230]`` is a number to YAML (and would lose its last zero)
+        message += " (YAML reads it as a number: put it in quotes)"
     more = len(exc.errors()) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"

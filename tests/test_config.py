@@ -82,6 +82,11 @@ def test_keywords_as_list_or_weighted_mapping(tmp_path: Path) -> None:
             "exactly one",
         ),
         ("feeds:\n  - {name: f, url: 'http://x', every: often}\n", "feeds.0.every", "duration"),
+        (  # an unquoted arXiv id is a float to YAML
+            "profiles:\n  - {name: a, keywords: [x], like: [2401.01230]}\n",
+            "profiles.0.like.0",
+            "valid string (YAML reads it as a number: put it in quotes",
+        ),
         (
             "feeds:\n  - {name: f, url: 'http://x', every: 0s}\n",
             "feeds.0.every",
