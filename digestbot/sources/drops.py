@@ -35,10 +35,13 @@ HEADER_LINES = frozenset(
     }
 )
 HEADER_MARKER = "daily papers"
+_HEADER_MAX = 60  # longer lines are never header lines (the longest is 40 characters)
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
+# spaces as any white space: a page copied from a browser may keep its no-break spaces
 _DATE = re.compile(
-    r"^(?P<mon>[A-Za-z]{3})[a-z]*\.? (?P<day>\d{1,2})(?:, (?P<year>\d{4}))?(?: (?P<upvotes>\d+))?$"
+    r"^(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})(?:,\s*(?P<year>\d{4}))?"
+    r"(?:\s+(?P<upvotes>\d+))?$"
 )
 _AUTHORS = re.compile(r"^•\s*(?P<count>\d+)\s+authors?$")
 _DOT = "·"
@@ -142,12 +145,17 @@ def _split_lines(text: str) -> tuple[list[str], list[int]]:
     return texts, numbers
 
 
+def _header_key(line: str) -> str:
+    """A line as compared with the header lines: case and white space (no-break too) folded."""
+    return " ".join(line.split()).casefold()
+
+
 def _header_start(texts: list[str]) -> int:
     """Where the page header starts: 0, or past a few lines copied before it (a browser's
     navigation, a note) when its ``Daily Papers`` line comes within the first lines."""
     for k, line in enumerate(texts[:_LEAD_MAX]):
-        if line.casefold() == HEADER_MARKER:
-            while k > 0 and texts[k - 1].casefold() in HEADER_LINES:
+        if _header_key(line) == HEADER_MARKER:
+            while k > 0 and _header_key(texts[k - 1]) in HEADER_LINES:
                 k -= 1
             return k
     return 0
@@ -158,8 +166,8 @@ def _header_end(texts: list[str], i: int) -> int | None:
     a second page pasted into the same file), else None."""
     j = i
     marker = False
-    while j < len(texts) and texts[j].casefold() in HEADER_LINES:
-        marker = marker or texts[j].casefold() == HEADER_MARKER
+    while j < len(texts) and _header_key(texts[j]) in HEADER_LINES:
+        marker = marker or _header_key(texts[j]) == HEADER_MARKER
         j += 1
     return j if marker else None
 
@@ -193,8 +201,8 @@ def _page_date(
     """Skip the header; return (position after it, whether it was there, the page date)."""
     pos = start
     has_header = False
-    while pos < len(texts) and texts[pos].casefold() in HEADER_LINES:
-        has_header = has_header or texts[pos].casefold() == HEADER_MARKER
+    while pos < len(texts) and _header_key(texts[pos]) in HEADER_LINES:
+        has_header = has_header or _header_key(texts[pos]) == HEADER_MARKER
         pos += 1
     if pos >= len(texts) or not (has_header or pos == 0):
         return pos, has_header, None
@@ -228,7 +236,11 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
     n = len(texts)
     i = pos
     while i < n:
-        if texts[i].casefold() in HEADER_LINES and (end := _header_end(texts, i)) is not None:
+        if (
+            len(texts[i]) <= _HEADER_MAX
+            and _header_key(texts[i]) in HEADER_LINES
+            and (end := _header_end(texts, i)) is not None
+        ):
             # another page's header (two days' pages in one file): its date dates its papers
             i = end
             if i < n:

@@ -143,6 +143,21 @@ def test_unicode_line_separators_inside_an_abstract_do_not_split_it(sep: str) ->
     assert result.warnings == []
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\t", "  "])
+def test_dates_with_no_break_or_other_spaces_parse(space: str) -> None:
+    # a page copied from a browser can keep the no-break spaces of its HTML
+    entry_a = ENTRY_A.replace("Jun 17, 2022", f"Jun{space}17,{space}2022")
+    entry_b = ENTRY_B.replace("Sep 3, 2024 4", f"Sep{space}3, 2024{space}4")
+    header = HEADER.replace("Jan 8", f"Jan{space}8").replace("Daily Papers", f"Daily{space}Papers")
+    result = parse(header + entry_a + "\n" + entry_b)
+    assert result.page_date == date(2026, 1, 8)
+    assert [(p.published, p.upvotes) for p in result.papers] == [
+        (date(2022, 6, 17), 0),
+        (date(2024, 9, 3), 4),
+    ]
+    assert result.warnings == []
+
+
 def test_old_mac_cr_line_ends_parse_like_lf() -> None:
     text = HEADER + ENTRY_A + "\n" + ENTRY_B
     lf = [(p.title, p.abstract, p.published, p.source) for p in parse(text).papers]
