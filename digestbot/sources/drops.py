@@ -104,6 +104,10 @@ def _parse_date_line(text: str) -> tuple[int, int, int | None, int | None] | Non
     return month, day, year, upvotes
 
 
+def _is_count(line: str) -> bool:
+    return len(line) <= 7 and line.isascii() and line.isdigit()
+
+
 def _organization(line: str) -> str:
     """``kyutai Kyutai`` -> ``Kyutai``: HF prints the org's handle, then its display name."""
     handle, _, name = line.partition(" ")
@@ -295,6 +299,10 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
                             warnings.append(f"{name}:{numbers[j]}: impossible date {texts[j]!r}")
                     upvotes = votes or 0
                     j += 1
+                    if votes is None and j < n and _is_count(texts[j]):
+                        # the upvote count copied onto a line of its own (no title is a number)
+                        upvotes = int(texts[j])
+                        j += 1
                 elif j < n:
                     complete = j + 1 < n
                     warnings.append(f"{name}:{numbers[j]}: unreadable date {texts[j]!r}")

@@ -158,6 +158,25 @@ def test_dates_with_no_break_or_other_spaces_parse(space: str) -> None:
     assert result.warnings == []
 
 
+def test_upvotes_on_a_line_of_their_own_after_the_date() -> None:
+    # the count copied below the date: it was read as the next paper's title ("4"), and
+    # that paper's title as its abstract
+    entry_b = ENTRY_B.replace("Sep 3, 2024 4", "Sep 3, 2024\n4")
+    entry_a = ENTRY_A.replace("Jun 17, 2022", "Jun 17, 2022\n\n12")
+    result = parse(HEADER + entry_a + "\n" + entry_b + "\n" + ENTRY_ORG)
+    assert [(p.title, p.abstract, p.published, p.upvotes) for p in result.papers] == [
+        (
+            "Alpha Attention: A Title",
+            "We study alpha attention. Code: https://github.com/a/alpha.",
+            date(2022, 6, 17),
+            12,
+        ),
+        ("Beta Models", "Beta models are studied here.", date(2024, 9, 3), 4),
+        ("Delta by an Org", "Organisations publish too.", date(2025, 10, 23), 1),
+    ]
+    assert result.warnings == []
+
+
 def test_old_mac_cr_line_ends_parse_like_lf() -> None:
     text = HEADER + ENTRY_A + "\n" + ENTRY_B
     lf = [(p.title, p.abstract, p.published, p.source) for p in parse(text).papers]
