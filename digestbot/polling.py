@@ -103,11 +103,16 @@ class FetchReport:
         }
 
 
+def _is_json_list(data: bytes) -> bool:
+    return data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+
+
 def parse_source(
     data: bytes, *, kind: str, name: str, content_type: str | None = None
 ) -> FeedParse:
     """Bytes of a feed of ``kind`` -> papers: HF API JSON, JSON Feed, or RSS/Atom."""
-    if kind == "hf-api":
+    if kind == "hf-api" or _is_json_list(data):
+        # a JSON list is no RSS, Atom or JSON Feed: the daily_papers API without its kind
         return parse_hf_daily_papers(data, name=name)
     if is_json_feed(data):
         return parse_json_feed(data, name=name)

@@ -268,3 +268,16 @@ def test_a_feed_url_must_be_http() -> None:
     with pytest.raises(ConfigError) as caught:
         settings_for({"name": "a", "url": "file:///etc/passwd"})
     assert caught.value.key == "feeds.0.url"
+
+
+def test_the_hf_api_configured_without_its_kind_is_still_read(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    """``url: …/api/daily_papers`` left at the default kind: a JSON list, no RSS or Atom,
+    which failed as "not an RSS or Atom feed (SAXParseException…)"."""
+    body = (FEEDS / "hf_daily_papers_api_2024-03-21.json").read_bytes()
+    server.routes["/api/daily_papers"] = Route(body=body, content_type="application/json")
+    settings = settings_for({"name": "hf", "url": server.url("/api/daily_papers")})
+    outcome = poll(settings, store, http).feeds[0]
+    assert (outcome.status, outcome.items, outcome.new, outcome.error) == ("ok", 18, 18, None)
+    assert store.get_paper("2401.13923").arxiv_id == "2401.13923"
