@@ -344,6 +344,17 @@ def _migrate(conn: Connection, current: int) -> None:
     )
 
 
+def _schema_is_current(conn: Connection) -> bool:
+    """Every table there and the schema at this version (nothing to create or migrate)."""
+    tables = set(sa.inspect(conn).get_table_names())
+    if any(table.name not in tables for table in metadata.sorted_tables):
+        return False
+    version = conn.execute(
+        sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+    ).scalar()
+    return version == str(SCHEMA_VERSION)
+
+
 def forget_entries(conn: Connection, kind: str, name: str, entries: Sequence[Any]) -> None:
     """Delete the ``paper_sources`` rows of these entries of one source (they are seen again)."""
     for part in _chunks(list(entries)):
@@ -380,6 +391,9 @@ class SqlStore:
 
     def create_schema(self) -> None:
         try:
+            with self.engine.connect() as conn:
+                if _schema_is_current(conn):  # the usual case: read only, no lock waited for
+                    return
             with self.engine.begin() as conn:
                 if conn.dialect.name == "sqlite":
                     # Hold the write lock from the start: processes opening a new database

@@ -252,3 +252,25 @@ def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) ->
                 version = conn.execute(sa.text("SELECT value FROM schema_info WHERE key='version'"))
                 assert version.scalars().all() == [str(SCHEMA_VERSION)]  # written once
             store.close()
+
+
+def test_opening_a_current_database_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """Read-only commands (``status``, ``rank``) open the store while an ingest writes:
+    opening must not need the write lock when there is nothing to create."""
+    import sqlite3
+    import time
+
+    path = tmp_path / "db.sqlite3"
+    SqlStore.open(f"sqlite:///{path}").close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a long ingest's transaction
+    writer.execute("DELETE FROM paper_sources")
+    try:
+        started = time.monotonic()
+        store = SqlStore.open(f"sqlite:///{path}")
+        assert store.count_papers() == 0
+        assert time.monotonic() - started < 2  # the busy timeout is 10 s
+        store.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
