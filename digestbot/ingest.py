@@ -24,7 +24,8 @@ from digestbot.sources.drops import parse_drop_bytes
 from digestbot.sources.rows import PaperRows, prepare_drop
 from digestbot.store import FileRecord, SqlStore
 from digestbot.store.bulk import BulkWriter, bulk_writer
-from digestbot.store.rows import take_write_lock, upsert_rows
+from digestbot.store.rows import upsert_rows
+from digestbot.store.sql import take_write_lock
 
 log = logging.getLogger(__name__)
 

@@ -48,6 +48,7 @@ from digestbot.store.feeds import (
     record_feed_failure,
     record_feed_success,
 )
+from digestbot.store.sql import take_write_lock
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ def store_feed_items(
     fresh, replacements, skipped = split_items(parsed.items, announce_types=feed.announce_types)
     skipped += parsed.entries - len(parsed.items)
     with store.transaction() as conn:
+        take_write_lock(conn)  # what is stored is read and written with no writer between
         known = known_arxiv_ids(conn, (i.paper.arxiv_id for i in replacements if i.paper.arxiv_id))
         applied = [i for i in replacements if i.paper.arxiv_id in known]
         skipped += len(replacements) - len(applied)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digestbot.sources.rows import SOURCE_COLUMNS, PaperRows
-from digestbot.store.schema import paper_sources, papers, schema_info
+from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import (
     ROW_COLUMNS,
     SqlStore,
@@ -28,6 +28,7 @@ from digestbot.store.sql import (
     bulk_insert,
     forget_entries,
     param_mark,
+    take_write_lock,
 )
 
 
@@ -110,17 +111,6 @@ def _replace_sources(
         ],
         bound=True,
     )
-
-
-def take_write_lock(conn: Connection) -> None:
-    """On SQLite, take the database's write lock now (a no-op write): what this
-    transaction reads next no other writer can change before it commits."""
-    if conn.dialect.name == "sqlite":
-        conn.execute(
-            schema_info.update()
-            .where(schema_info.c.key == "version")
-            .values(value=schema_info.c.value)
-        )
 
 
 def upsert_rows(

@@ -344,6 +344,18 @@ def _migrate(conn: Connection, current: int) -> None:
     )
 
 
+def take_write_lock(conn: Connection) -> None:
+    """On SQLite, take the database's write lock now (a no-op write): what this transaction
+    reads next no other writer can change before it commits. (The driver begins a
+    transaction only at the first write, so reads before it see no snapshot of their own.)"""
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            schema_info.update()
+            .where(schema_info.c.key == "version")
+            .values(value=schema_info.c.value)
+        )
+
+
 def _schema_is_current(conn: Connection) -> bool:
     """Every table there and the schema at this version (nothing to create or migrate)."""
     tables = set(sa.inspect(conn).get_table_names())
@@ -440,6 +452,9 @@ class SqlStore:
         paper with another arXiv id is a different paper, whatever its title).
         """
         now = naive_utc(now)
+        # another process (a second ``fetch``, the daemon) must not insert the same paper
+        # between the look-up below and the insert: look up holding the write lock
+        take_write_lock(conn)
         # 1. merge duplicates inside the batch
         batch_merge = merge_batch(batch)
         slots, title_keys, slot_of = batch_merge.slots, batch_merge.title_keys, batch_merge.slot_of
