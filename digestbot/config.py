@@ -183,7 +183,10 @@ class FeedSettings(_Model):
     @field_validator("every")
     @classmethod
     def _duration(cls, value: str) -> str:
-        parse_duration(value)
+        if parse_duration(value) <= 0:  # the daemon would poll the feed without a pause
+            raise ValueError(
+                f"bad duration {value!r}: a feed needs a pause between polls (e.g. 1h)"
+            )
         return value
 
     @field_validator("url")
@@ -317,7 +320,11 @@ def _interpolate(value: Any, *, path: str, key: str, env: Mapping[str, str]) -> 
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_interpolate(v, path=path, key=f"{key}[{i}]", env=env) for i, v in enumerate(value)]
+        # list items as validation errors name them: ``profiles.0.keywords.1``
+        return [
+            _interpolate(v, path=path, key=f"{key}.{i}" if key else str(i), env=env)
+            for i, v in enumerate(value)
+        ]
     return value
 
 
@@ -347,6 +354,9 @@ def _format_validation(exc: ValidationError, *, path: str) -> ConfigError:
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against the configuration reference)"
+    elif first["type"] == "string_type" and isinstance(first.get("input"), int | float):
+        # ``like: [2401.01230]`` is a number to YAML (and would lose its last zero)
+        message += " (YAML reads it as a number: put it in quotes)"
     more = len(exc.errors()) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
@@ -369,8 +379,10 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     ranking = data.get("ranking")
     if isinstance(ranking, dict) and isinstance(ranking.get("index_dir"), str):
         ranking["index_dir"] = str(base / ranking["index_dir"])
-    for profile in data.get("profiles") or []:
-        for dest in (profile.get("deliver") or []) if isinstance(profile, dict) else []:
+    profiles = data.get("profiles")
+    for profile in profiles if isinstance(profiles, list) else []:
+        deliver = profile.get("deliver") if isinstance(profile, dict) else None
+        for dest in deliver if isinstance(deliver, list) else []:
             target = dest.get("file") if isinstance(dest, dict) else None
             if isinstance(target, dict) and isinstance(target.get("path"), str):
                 target["path"] = str(base / target["path"])
@@ -380,19 +392,57 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
 _BARE_ENV_REF = re.compile(r"(?<=[\s:\[,])(\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}\"']*)?\})")
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping (YAML keeps the
+    last silently: a second ``profiles:`` section would drop the first)."""
+
+
+def _unique_keys_mapping(loader: _ConfigLoader, node: yaml.MappingNode) -> Any:
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor`` may be overridden
+            continue
+        key = loader.construct_object(key_node)
+        try:
+            line = first_line.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key: left to the schema
+            continue
+        if line != key_node.start_mark.line:
+            raise _DuplicateKey(
+                None, None, f"{key!r} is given twice (also on line {line + 1})", key_node.start_mark
+            )
+    yield from loader.construct_yaml_map(node)
+
+
+_ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys_mapping)
+
+
+def _read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def _load_yaml(text: str, *, path: str) -> Any:
     """YAML, forgiving one common slip: ``{url: ${VAR}}`` (a bare reference inside a flow
     mapping is not valid YAML), which is read as if the reference were quoted."""
     try:
-        return yaml.safe_load(text)
+        return _read_yaml(text)
     except yaml.YAMLError as exc:
-        try:
-            return yaml.safe_load(_BARE_ENV_REF.sub(r'"\1"', text))
-        except yaml.YAMLError:
-            pass
-        mark = getattr(exc, "problem_mark", None)
+        failure: yaml.YAMLError = exc
+        if not isinstance(exc, _DuplicateKey):
+            try:
+                return _read_yaml(_BARE_ENV_REF.sub(r'"\1"', text))
+            except _DuplicateKey as again:
+                failure = again
+            except yaml.YAMLError:
+                pass
+        mark = getattr(failure, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML{where}", path=path) from None
+        detail = f": {failure.problem}" if isinstance(failure, _DuplicateKey) else ""
+        raise ConfigError(f"not valid YAML{where}{detail}", path=path) from None
 
 
 def load_defaults_data() -> dict[str, Any]:

@@ -25,6 +25,7 @@ from digestbot.sources.rows import PaperRows, prepare_drop
 from digestbot.store import FileRecord, SqlStore
 from digestbot.store.bulk import BulkWriter, bulk_writer
 from digestbot.store.rows import upsert_rows
+from digestbot.store.sql import take_write_lock
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,10 @@ def store_drop(
     if loaded.rows is not None:
         try:
             with writer.transaction() as conn:
+                take_write_lock(conn)
+                if store.content_ingested(conn, loaded.sha256):
+                    # another process (a second ``ingest``, the daemon) took it meanwhile
+                    return FileOutcome(path=loaded.path, status="skipped")
                 counts = upsert_rows(store, conn, loaded.rows, now=now)
                 outcome = loaded.outcome(
                     "empty" if loaded.rows.is_empty else "new",

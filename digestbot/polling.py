@@ -48,6 +48,7 @@ from digestbot.store.feeds import (
     record_feed_failure,
     record_feed_success,
 )
+from digestbot.store.sql import take_write_lock
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,16 @@ class FetchReport:
         }
 
 
+def _is_json_list(data: bytes) -> bool:
+    return data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+
+
 def parse_source(
     data: bytes, *, kind: str, name: str, content_type: str | None = None
 ) -> FeedParse:
     """Bytes of a feed of ``kind`` -> papers: HF API JSON, JSON Feed, or RSS/Atom."""
-    if kind == "hf-api":
+    if kind == "hf-api" or _is_json_list(data):
+        # a JSON list is no RSS, Atom or JSON Feed: the daily_papers API without its kind
         return parse_hf_daily_papers(data, name=name)
     if is_json_feed(data):
         return parse_json_feed(data, name=name)
@@ -145,6 +151,7 @@ def store_feed_items(
     fresh, replacements, skipped = split_items(parsed.items, announce_types=feed.announce_types)
     skipped += parsed.entries - len(parsed.items)
     with store.transaction() as conn:
+        take_write_lock(conn)  # what is stored is read and written with no writer between
         known = known_arxiv_ids(conn, (i.paper.arxiv_id for i in replacements if i.paper.arxiv_id))
         applied = [i for i in replacements if i.paper.arxiv_id in known]
         skipped += len(replacements) - len(applied)

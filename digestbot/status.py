@@ -221,6 +221,7 @@ def build_status(
             }
         )
     lock = load_lock(store, LOCK_NAME)
+    configured_feeds = {feed.name for feed in settings.feeds}
     return {
         "now": now.isoformat(),
         "profiles": profiles,
@@ -238,7 +239,8 @@ def build_status(
             }
             for f in store.recent_files(limit=10)
         ],
-        "feeds": load_feed_health(store),
+        # the configured feeds only: one removed from the config is no longer polled
+        "feeds": [f for f in load_feed_health(store) if f["name"] in configured_feeds],
         "bounced_subscribers": [
             {
                 "profile": b.profile,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from digestbot.config import load_settings, parse_duration
+from digestbot.config import _load_yaml, load_settings, parse_duration
 from digestbot.errors import ConfigError, NotFoundError
 from tests.conftest import write_config
 
@@ -82,6 +82,24 @@ def test_keywords_as_list_or_weighted_mapping(tmp_path: Path) -> None:
             "exactly one",
         ),
         ("feeds:\n  - {name: f, url: 'http://x', every: often}\n", "feeds.0.every", "duration"),
+        (  # an unquoted arXiv id is a float to YAML
+            "profiles:\n  - {name: a, keywords: [x], like: [2401.01230]}\n",
+            "profiles.0.like.0",
+            "valid string (YAML reads it as a number: put it in quotes",
+        ),
+        (
+            "feeds:\n  - {name: f, url: 'http://x', every: 0s}\n",
+            "feeds.0.every",
+            "a pause between polls",
+        ),
+        (
+            "feeds:\n  - {name: f, url: 'http://x', every: 0.0h}\n",
+            "feeds.0.every",
+            "a pause between polls",
+        ),
+        # not a list where a list belongs (relative paths are resolved before validation)
+        ("profiles: 3\n", "profiles", "valid list"),
+        ("profiles:\n  - {name: a, keywords: [x], deliver: 5}\n", "profiles.0.deliver", "list"),
     ],
 )
 def test_bad_values_name_the_file_and_key(tmp_path: Path, text: str, key: str, words: str) -> None:
@@ -116,6 +134,52 @@ def test_missing_env_var_names_the_variable_and_key(tmp_path: Path) -> None:
     assert str(err.value) == (
         f"{path}: email.smtp.password: environment variable SMTP_PASSWORD is not set"
     )
+
+
+def test_missing_env_var_in_a_list_names_the_key_path_as_validation_does(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "profiles:\n  - name: a\n    keywords: [mamba, '${KW}']\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    assert str(err.value) == f"{path}: profiles.0.keywords.1: environment variable KW is not set"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "database_url: sqlite:///a.sqlite3\ndatabase_url: sqlite:///b.sqlite3\n",
+            "not valid YAML at line 2: 'database_url' is given twice (also on line 1)",
+        ),
+        (  # a second profiles section silently replaced the first
+            "profiles:\n  - {name: a, keywords: [x]}\nfeeds: []\nprofiles:\n  - {name: b, keywords: [y]}\n",
+            "not valid YAML at line 4: 'profiles' is given twice (also on line 1)",
+        ),
+        (
+            "profiles:\n  - name: a\n    keywords: [x]\n    top_k: 3\n    top_k: 5\n",
+            "not valid YAML at line 5: 'top_k' is given twice (also on line 4)",
+        ),
+        (  # found after the bare-${VAR} retry too
+            "slack: {bot_token: ${T}}\nslack: {}\n",
+            "not valid YAML at line 2: 'slack' is given twice (also on line 1)",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_an_error_naming_the_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={"T": "xoxb-1"})
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path: Path) -> None:
+    text = (
+        "x-base: &base {keywords: [x], top_k: 3}\n"
+        "profiles:\n  - <<: *base\n    name: a\n    top_k: 5\n"
+    )
+    data = _load_yaml(text, path="c")
+    assert data["profiles"] == [{"keywords": ["x"], "top_k": 5, "name": "a"}]
 
 
 def test_secret_values_never_reach_error_messages(tmp_path: Path) -> None:

@@ -58,6 +58,21 @@ def test_fetch_one_feed_then_again_is_not_modified(cli, config: Path, server: Fe
     health = {row["name"]: row for row in as_json(cli("--config", str(config), "feeds", "--json"))}
     assert health["good"]["last_status"] == "not-modified" and health["good"]["items_seen"] == 50
     assert health["bad"]["last_status"] is None
+    # a feed never polled has the same keys as one polled (stable --json keys)
+    assert health["bad"] == {
+        "name": "bad",
+        "url": health["bad"]["url"],
+        "kind": "rss-or-atom",
+        "last_status": None,
+        "last_attempt": None,
+        "last_success": None,
+        "last_error": None,
+        "last_error_at": None,
+        "consecutive_failures": 0,
+        "last_items": 0,
+        "items_seen": 0,
+    }
+    assert set(health["good"]) == set(health["bad"])
 
 
 def test_fetch_an_unknown_feed_is_a_clear_error(cli, config: Path) -> None:
@@ -70,3 +85,9 @@ def test_fetch_without_feeds_says_so(cli, tmp_path: Path) -> None:
     config = write_config(tmp_path, "database_url: sqlite:///data/db.sqlite3\n")
     result = cli("--config", str(config), "fetch")
     assert result.exit_code == 0 and "no feeds configured" in result.stderr
+    # --json: the documented keys, all zero (``papers`` was an empty object)
+    assert as_json(cli("--config", str(config), "fetch", "--json")) == {
+        "ok": True,
+        "papers": {"new": 0, "merged": 0, "updated": 0, "skipped": 0},
+        "feeds": [],
+    }

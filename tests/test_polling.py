@@ -268,3 +268,43 @@ def test_a_feed_url_must_be_http() -> None:
     with pytest.raises(ConfigError) as caught:
         settings_for({"name": "a", "url": "file:///etc/passwd"})
     assert caught.value.key == "feeds.0.url"
+
+
+def test_the_hf_api_configured_without_its_kind_is_still_read(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    """``url: …/api/daily_papers`` left at the default kind: a JSON list, no RSS or Atom,
+    which failed as "not an RSS or Atom feed (SAXParseException…)"."""
+    body = (FEEDS / "hf_daily_papers_api_2024-03-21.json").read_bytes()
+    server.routes["/api/daily_papers"] = Route(body=body, content_type="application/json")
+    settings = settings_for({"name": "hf", "url": server.url("/api/daily_papers")})
+    outcome = poll(settings, store, http).feeds[0]
+    assert (outcome.status, outcome.items, outcome.new, outcome.error) == ("ok", 18, 18, None)
+    assert store.get_paper("2401.13923").arxiv_id == "2401.13923"
+
+
+def test_a_paper_another_process_stores_meanwhile_is_merged_not_an_error(
+    tmp_path: Path, server: FeedServer, http: httpx.Client
+) -> None:
+    """Two polls at once (the daemon and a ``fetch``): the one that writes second used to
+    look its papers up before the other's commit, then fail the whole command with
+    "UNIQUE constraint failed: papers.arxiv_id". It now looks up holding the write lock."""
+    import threading
+    import time
+
+    db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    polling, other = SqlStore.open(db), SqlStore.open(db)
+    server.routes["/rss"] = Route(body=RSS_FIRST50.read_bytes())
+    settings = settings_for({"name": "arxiv", "url": server.url("/rss")})
+    done: dict[str, Any] = {}
+    with other.transaction() as conn:  # the other process's write, not committed yet
+        other.upsert_papers(
+            conn, [Paper(title="Stored first", abstract="A.", arxiv_id="2411.17700")], now=NOW
+        )
+        thread = threading.Thread(target=lambda: done.update(report=poll(settings, polling, http)))
+        thread.start()
+        time.sleep(1.0)  # the poll has fetched and parsed, and waits for the lock
+    thread.join(30)
+    outcome = done["report"].feeds[0]
+    assert (outcome.status, outcome.new, outcome.merged, outcome.error) == ("ok", 49, 1, None)
+    assert polling.count_papers() == 50

@@ -120,9 +120,10 @@ def status(app: AppContext, as_json: bool) -> None:
         error = f"  error: {f['error']}" if f["error"] else ""
         click.echo(f"  {f['ingested_at']} {f['status']:<7} {f['path']}{error}")
     unhealthy = [s for s in report["sources"] if s["consecutive_failures"]]
+    named = {s["name"] for s in unhealthy}  # the daemon's record of a feed comes first
     for feed in report["feeds"]:
-        if feed.get("consecutive_failures"):
-            unhealthy.append({"name": f"feed:{feed['name']}", **feed})
+        if feed.get("consecutive_failures") and f"feed:{feed['name']}" not in named:
+            unhealthy.append({**feed, "name": f"feed:{feed['name']}"})
     click.echo("sources: " + ("all healthy" if not unhealthy else ""))
     for s in unhealthy:
         click.echo(f"  {s['name']}: {s['consecutive_failures']} failures, last: {s['last_error']}")

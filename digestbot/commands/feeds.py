@@ -7,7 +7,7 @@ import sys
 import click
 
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
-from digestbot.polling import FeedOutcome, poll_feeds, select_feeds
+from digestbot.polling import FeedOutcome, FetchReport, poll_feeds, select_feeds
 from digestbot.store.feeds import load_feed_states
 
 
@@ -35,7 +35,7 @@ def fetch(app: AppContext, feed_name: str | None, as_json: bool) -> None:
     feeds = select_feeds(app.settings, feed_name)
     if not feeds:
         if as_json:
-            print_json({"ok": True, "papers": {}, "feeds": []})
+            print_json(FetchReport().as_dict())  # the same keys, all zero
         else:
             click.echo("no feeds configured (add a 'feeds:' list to the config)", err=True)
         return
@@ -53,6 +53,20 @@ def fetch(app: AppContext, feed_name: str | None, as_json: bool) -> None:
         sys.exit(1)
 
 
+# a feed's health in ``feeds --json`` (``FeedState.as_dict`` but its name and url)
+_STATE_KEYS = (
+    "last_status",
+    "last_attempt",
+    "last_success",
+    "last_error",
+    "last_error_at",
+    "consecutive_failures",
+    "last_items",
+    "items_seen",
+)
+_STATE_ZEROS: dict[str, object] = {"consecutive_failures": 0, "last_items": 0, "items_seen": 0}
+
+
 @click.command(name="feeds")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
@@ -66,8 +80,8 @@ def feeds_status(app: AppContext, as_json: bool) -> None:
         row: dict[str, object] = {"name": feed.name, "url": feed.url, "kind": feed.kind}
         if state is not None:
             row.update({k: v for k, v in state.as_dict().items() if k not in ("name", "url")})
-        else:
-            row.update({"last_status": None, "last_success": None, "items_seen": 0})
+        else:  # never polled: the same keys as a polled feed's
+            row.update({key: _STATE_ZEROS.get(key) for key in _STATE_KEYS})
         rows.append(row)
     if as_json:
         print_json(rows)

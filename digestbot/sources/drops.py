@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from digestbot.errors import ParseError
@@ -35,10 +35,13 @@ HEADER_LINES = frozenset(
     }
 )
 HEADER_MARKER = "daily papers"
+_HEADER_MAX = 60  # longer lines are never header lines (the longest is 40 characters)
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
+# spaces as any white space: a page copied from a browser may keep its no-break spaces
 _DATE = re.compile(
-    r"^(?P<mon>[A-Za-z]{3})[a-z]*\.? (?P<day>\d{1,2})(?:, (?P<year>\d{4}))?(?: (?P<upvotes>\d+))?$"
+    r"^(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})(?:,\s*(?P<year>\d{4}))?"
+    r"(?:\s+(?P<upvotes>\d+))?$"
 )
 _AUTHORS = re.compile(r"^•\s*(?P<count>\d+)\s+authors?$")
 _DOT = "·"
@@ -51,6 +54,8 @@ _CODE_HOSTS = re.compile(
     re.I,
 )
 _TITLE_MAX = 400
+_PAGE_AHEAD = timedelta(days=1)  # how far a page's date may be ahead of the file's local time
+_LEAD_MAX = 10  # lines before the page header that are skipped (with a warning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,10 @@ def _parse_date_line(text: str) -> tuple[int, int, int | None, int | None] | Non
     return month, day, year, upvotes
 
 
+def _is_count(line: str) -> bool:
+    return len(line) <= 7 and line.isascii() and line.isdigit()
+
+
 def _organization(line: str) -> str:
     """``kyutai Kyutai`` -> ``Kyutai``: HF prints the org's handle, then its display name."""
     handle, _, name = line.partition(" ")
@@ -123,10 +132,16 @@ def _looks_complete(text: str) -> bool:
 
 
 def _split_lines(text: str) -> tuple[list[str], list[int]]:
-    """Non-blank lines, stripped, with their 1-based line numbers."""
+    """Non-blank lines, stripped, with their 1-based line numbers.
+
+    Lines end at LF, CRLF or CR only: ``str.splitlines`` also splits at U+2028, U+0085,
+    form feeds…, which abstracts copied from PDFs carry inside a paragraph.
+    """
     texts: list[str] = []
     numbers: list[int] = []
-    for number, raw in enumerate(text.splitlines(), 1):
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for number, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if line:
             texts.append(line)
@@ -134,20 +149,40 @@ def _split_lines(text: str) -> tuple[list[str], list[int]]:
     return texts, numbers
 
 
-def _page_date(
-    texts: list[str], numbers: list[int], *, name: str, modified: datetime
-) -> tuple[int, bool, date | None]:
-    """Skip the header; return (position after it, whether it was there, the page date)."""
-    pos = 0
-    has_header = False
-    while pos < len(texts) and texts[pos].casefold() in HEADER_LINES:
-        has_header = has_header or texts[pos].casefold() == HEADER_MARKER
-        pos += 1
-    if pos >= len(texts):
-        return pos, has_header, None
+def _header_key(line: str) -> str:
+    """A line as compared with the header lines: case and white space (no-break too) folded."""
+    return " ".join(line.split()).casefold()
+
+
+def _header_start(texts: list[str]) -> int:
+    """Where the page header starts: 0, or past a few lines copied before it (a browser's
+    navigation, a note) when its ``Daily Papers`` line comes within the first lines."""
+    for k, line in enumerate(texts[:_LEAD_MAX]):
+        if _header_key(line) == HEADER_MARKER:
+            while k > 0 and _header_key(texts[k - 1]) in HEADER_LINES:
+                k -= 1
+            return k
+    return 0
+
+
+def _header_end(texts: list[str], i: int) -> int | None:
+    """The end of a page header starting at ``i`` (header lines holding ``Daily Papers``:
+    a second page pasted into the same file), else None."""
+    j = i
+    marker = False
+    while j < len(texts) and _header_key(texts[j]) in HEADER_LINES:
+        marker = marker or _header_key(texts[j]) == HEADER_MARKER
+        j += 1
+    return j if marker else None
+
+
+def _resolve_page_date(
+    texts: list[str], numbers: list[int], pos: int, *, name: str, modified: datetime
+) -> date | None:
+    """The page date on line ``pos`` (None if it is no date line); a bad one raises."""
     head = _parse_date_line(texts[pos])
-    if head is None or not (has_header or pos == 0):
-        return pos, has_header, None
+    if head is None:
+        return None
     month, day, year, _ = head
     page_date: date | None
     if year is not None:
@@ -156,10 +191,27 @@ def _page_date(
         except ValueError:
             page_date = None
     else:
-        page_date = resolve_yearless(month, day, not_after=modified.date())
+        # a day's grace: a page saved in a time zone behind the page's (a cron job in
+        # New York fetching the next UTC day's page at 8 pm) is this year's, not last year's
+        page_date = resolve_yearless(month, day, not_after=modified.date() + _PAGE_AHEAD)
     if page_date is None:
         raise ParseError(f"bad page date {texts[pos]!r}", source=name, line=numbers[pos])
-    return pos + 1, has_header, page_date
+    return page_date
+
+
+def _page_date(
+    texts: list[str], numbers: list[int], *, name: str, modified: datetime, start: int = 0
+) -> tuple[int, bool, date | None]:
+    """Skip the header; return (position after it, whether it was there, the page date)."""
+    pos = start
+    has_header = False
+    while pos < len(texts) and _header_key(texts[pos]) in HEADER_LINES:
+        has_header = has_header or _header_key(texts[pos]) == HEADER_MARKER
+        pos += 1
+    if pos >= len(texts) or not (has_header or pos == 0):
+        return pos, has_header, None
+    page_date = _resolve_page_date(texts, numbers, pos, name=name, modified=modified)
+    return (pos + 1 if page_date is not None else pos), has_header, page_date
 
 
 def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
@@ -169,7 +221,10 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
     texts, numbers = _split_lines(text.removeprefix("\ufeff"))
     if not texts:
         return DropParse(papers=[], warnings=[f"{name}: empty file, nothing to ingest"])
-    pos, has_header, page_date = _page_date(texts, numbers, name=name, modified=modified)
+    start = _header_start(texts)
+    pos, has_header, page_date = _page_date(
+        texts, numbers, name=name, modified=modified, start=start
+    )
     if not has_header and _DOT not in texts[pos:]:
         raise ParseError(
             "not a Hugging Face daily-papers dump (no 'Daily Papers' header, no paper meta blocks)",
@@ -179,10 +234,25 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
     reference = page_date or modified.date()
     papers: list[Paper] = []
     warnings: list[str] = []
+    if start:
+        warnings.append(f"{name}:{numbers[0]}: {start} line(s) before the page header skipped")
     entries = 0
     n = len(texts)
     i = pos
     while i < n:
+        if (
+            len(texts[i]) <= _HEADER_MAX
+            and _header_key(texts[i]) in HEADER_LINES
+            and (end := _header_end(texts, i)) is not None
+        ):
+            # another page's header (two days' pages in one file): its date dates its papers
+            i = end
+            if i < n:
+                next_page = _resolve_page_date(texts, numbers, i, name=name, modified=modified)
+                if next_page is not None:
+                    reference = next_page
+                    i += 1
+            continue
         title = texts[i]
         title_line = numbers[i]
         entries += 1
@@ -229,6 +299,10 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
                             warnings.append(f"{name}:{numbers[j]}: impossible date {texts[j]!r}")
                     upvotes = votes or 0
                     j += 1
+                    if votes is None and j < n and _is_count(texts[j]):
+                        # the upvote count copied onto a line of its own (no title is a number)
+                        upvotes = int(texts[j])
+                        j += 1
                 elif j < n:
                     complete = j + 1 < n
                     warnings.append(f"{name}:{numbers[j]}: unreadable date {texts[j]!r}")

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digestbot.sources.rows import SOURCE_COLUMNS, PaperRows
-from digestbot.store.schema import paper_sources, papers, schema_info
+from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import (
     ROW_COLUMNS,
     SqlStore,
@@ -28,6 +28,7 @@ from digestbot.store.sql import (
     bulk_insert,
     forget_entries,
     param_mark,
+    take_write_lock,
 )
 
 
@@ -116,13 +117,8 @@ def upsert_rows(
     store: SqlStore, conn: Connection, prepared: PaperRows, *, now: datetime
 ) -> UpsertCounts:
     """Write one drop's papers and entries; new and merged counts as ``upsert_papers``."""
-    if conn.dialect.name == "sqlite":
-        # Take the write lock before reading MAX(pk): no other writer can slip in between.
-        conn.execute(
-            schema_info.update()
-            .where(schema_info.c.key == "version")
-            .values(value=schema_info.c.value)
-        )
+    # Take the write lock before reading MAX(pk): no other writer can slip in between.
+    take_write_lock(conn)
     pk_of_slot: list[int | None] = [None] * len(prepared.rows)
     new, merged = 0, prepared.merged
     stored = _stored_slots(conn, prepared)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -343,6 +345,37 @@ def _migrate(conn: Connection, current: int) -> None:
     )
 
 
+def take_write_lock(conn: Connection) -> None:
+    """On SQLite, take the database's write lock now (a no-op write): what this transaction
+    reads next no other writer can change before it commits. (The driver begins a
+    transaction only at the first write, so reads before it see no snapshot of their own.)"""
+    if conn.dialect.name == "sqlite":
+        conn.execute(
+            schema_info.update()
+            .where(schema_info.c.key == "version")
+            .values(value=schema_info.c.value)
+        )
+
+
+# made by ``metadata``'s ``after_create`` hooks (``digestbot.store.search``), not as tables
+_SQLITE_DERIVED_TABLES = ("papers_fts",)
+
+
+def _schema_is_current(conn: Connection) -> bool:
+    """On SQLite: every table there and the schema at this version (nothing to create or
+    migrate). Elsewhere False: ``create_all`` and its hooks run (they take no lock there)."""
+    if conn.dialect.name != "sqlite":
+        return False
+    tables = set(sa.inspect(conn).get_table_names())
+    wanted = [table.name for table in metadata.sorted_tables] + list(_SQLITE_DERIVED_TABLES)
+    if any(name not in tables for name in wanted):
+        return False
+    version = conn.execute(
+        sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+    ).scalar()
+    return version == str(SCHEMA_VERSION)
+
+
 def forget_entries(conn: Connection, kind: str, name: str, entries: Sequence[Any]) -> None:
     """Delete the ``paper_sources`` rows of these entries of one source (they are seen again)."""
     for part in _chunks(list(entries)):
@@ -379,7 +412,15 @@ class SqlStore:
 
     def create_schema(self) -> None:
         try:
+            with self.engine.connect() as conn:
+                if _schema_is_current(conn):  # the usual case: read only, no lock waited for
+                    return
             with self.engine.begin() as conn:
+                if conn.dialect.name == "sqlite":
+                    # Hold the write lock from the start: processes opening a new database
+                    # at once (the daemon and a cron ``fetch``) would otherwise all create
+                    # its tables ("table … already exists"); the others wait, then find them.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 metadata.create_all(conn)
                 current = conn.execute(
                     sa.select(schema_info.c.value).where(schema_info.c.key == "version")
@@ -422,6 +463,9 @@ class SqlStore:
         paper with another arXiv id is a different paper, whatever its title).
         """
         now = naive_utc(now)
+        # another process (a second ``fetch``, the daemon) must not insert the same paper
+        # between the look-up below and the insert: look up holding the write lock
+        take_write_lock(conn)
         # 1. merge duplicates inside the batch
         batch_merge = merge_batch(batch)
         slots, title_keys, slot_of = batch_merge.slots, batch_merge.title_keys, batch_merge.slot_of
@@ -624,6 +668,13 @@ class SqlStore:
                 found.update(row[0] for row in conn.execute(query))
         return found
 
+    def content_ingested(self, conn: Connection, sha256: str) -> bool:
+        """Whether this content was ingested successfully (in ``conn``'s transaction)."""
+        query = sa.select(ingested_files.c.pk).where(
+            ingested_files.c.sha256 == sha256, ingested_files.c.status != "failed"
+        )
+        return conn.execute(query.limit(1)).first() is not None
+
     def record_file(self, conn: Connection, record: FileRecord) -> None:
         # a failed attempt at the same path is replaced by the newer outcome
         conn.execute(
@@ -671,12 +722,24 @@ def _file_from_row(row: Any) -> FileRecord:
     )
 
 
+_WAL_ATTEMPTS = 200  # 10 s, as the busy timeout
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    # Switching a new database to WAL answers "locked" at once, without waiting, while
+    # another process opens it too (the daemon and a cron job on a fresh install).
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA wal_autocheckpoint=4000")  # 16 MB: fewer checkpoints in bulk ingest
     cursor.close()
 

@@ -91,3 +91,38 @@ def test_status_command_json(cli: Any, tmp_path: Path) -> None:
     assert text.exit_code == 0
     assert "scheduler: not running" in text.stdout
     assert "attn" in text.stdout and "2026-11-24T08:00:00+00:00" in text.stdout
+
+
+def test_status_lists_configured_feeds_only_each_once(cli: Any, tmp_path: Path) -> None:
+    """A feed removed from the config stayed in ``status`` as a failing source forever; a
+    failing feed the daemon also recorded was listed twice, under its bare name."""
+    from digestbot.store.feeds import record_feed_failure
+
+    db = tmp_path / "data" / "x.sqlite3"
+    store = SqlStore.open(f"sqlite:///{db}")
+    with store.transaction() as conn:
+        record_feed_failure(
+            conn, "kept", url="http://127.0.0.1:9/k", error="kept: HTTP 503", now=NOW
+        )
+        record_feed_failure(
+            conn, "gone", url="http://127.0.0.1:9/g", error="gone: HTTP 404", now=NOW
+        )
+        record_feed_failure(conn, "other", url="http://127.0.0.1:9/o", error="other: 500", now=NOW)
+    record_job_result(store, "feed:kept", ok=False, now=NOW, error="kept: HTTP 503")
+    store.close()
+    config = write_config(
+        tmp_path,
+        "database_url: sqlite:///data/x.sqlite3\nprofiles:\n  - name: attn\n    keywords: [a]\n"
+        "feeds:\n  - {name: kept, url: 'http://127.0.0.1:9/k'}\n"
+        "  - {name: other, url: 'http://127.0.0.1:9/o'}\n",
+    )
+    report = as_json(cli("--config", str(config), "status", "--json"))
+    assert [f["name"] for f in report["feeds"]] == ["kept", "other"]
+    text = cli("--config", str(config), "status").stdout
+    sources = text[text.index("sources:") :].splitlines()
+    assert sources[:3] == [
+        "sources: ",
+        "  feed:kept: 1 failures, last: kept: HTTP 503",
+        "  feed:other: 1 failures, last: other: 500",
+    ]
+    assert "gone" not in text and "  kept:" not in text

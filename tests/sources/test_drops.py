@@ -86,7 +86,17 @@ def test_meta_block_fields() -> None:
 
 def test_page_date_is_the_latest_such_date_not_after_the_file_time() -> None:
     assert parse(HEADER + ENTRY_A, datetime(2026, 3, 1)).page_date == date(2026, 1, 8)
-    assert parse(HEADER + ENTRY_A, datetime(2026, 1, 7)).page_date == date(2025, 1, 8)
+    assert parse(HEADER + ENTRY_A, datetime(2026, 1, 6)).page_date == date(2025, 1, 8)
+
+
+def test_a_page_dated_a_day_after_the_file_time_is_this_years() -> None:
+    # the next UTC day's page saved at 8 pm in New York (file time Jan 7, local): it was
+    # dated a year back, and every yearless paper date on it with it
+    result = parse(HEADER + ENTRY_ORG + "\n" + ENTRY_B, datetime(2026, 1, 7, 20, 0))
+    assert result.page_date == date(2026, 1, 8)
+    assert [p.published for p in result.papers] == [date(2025, 10, 23), date(2024, 9, 3)]
+    on_the_day = HEADER + "Zeta\n\nAbstract.\n\n  • 1 author\n·\nJan 8 3\n"
+    assert parse(on_the_day, datetime(2026, 1, 7, 20, 0)).papers[0].published == date(2026, 1, 8)
 
 
 def test_yearless_paper_date_takes_the_page_year() -> None:
@@ -118,6 +128,95 @@ def test_bom_crlf_trailing_spaces_and_blank_runs_parse_the_same() -> None:
     assert [
         (p.title, p.abstract, p.authors_count, p.published, p.upvotes) for p in messy.papers
     ] == strip
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c", "\x1e"])
+def test_unicode_line_separators_inside_an_abstract_do_not_split_it(sep: str) -> None:
+    # PDF copy-paste leaves U+2028, NEL, form feeds… inside paragraphs; only LF/CR end lines
+    abstract = f"We study alpha attention.{sep}It is fast. Code: https://github.com/a/alpha."
+    entry_a = f"Alpha Attention: A Title\n\n{abstract}\n\n  • 6 authors\n·\nJun 17, 2022\n"
+    result = parse(HEADER + entry_a + "\n" + ENTRY_B)
+    assert [(p.title, p.abstract, p.authors_count, p.published) for p in result.papers] == [
+        ("Alpha Attention: A Title", abstract, 6, date(2022, 6, 17)),
+        ("Beta Models", "Beta models are studied here.", 2, date(2024, 9, 3)),
+    ]
+    assert result.warnings == []
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\t", "  "])
+def test_dates_with_no_break_or_other_spaces_parse(space: str) -> None:
+    # a page copied from a browser can keep the no-break spaces of its HTML
+    entry_a = ENTRY_A.replace("Jun 17, 2022", f"Jun{space}17,{space}2022")
+    entry_b = ENTRY_B.replace("Sep 3, 2024 4", f"Sep{space}3, 2024{space}4")
+    header = HEADER.replace("Jan 8", f"Jan{space}8").replace("Daily Papers", f"Daily{space}Papers")
+    result = parse(header + entry_a + "\n" + entry_b)
+    assert result.page_date == date(2026, 1, 8)
+    assert [(p.published, p.upvotes) for p in result.papers] == [
+        (date(2022, 6, 17), 0),
+        (date(2024, 9, 3), 4),
+    ]
+    assert result.warnings == []
+
+
+def test_upvotes_on_a_line_of_their_own_after_the_date() -> None:
+    # the count copied below the date: it was read as the next paper's title ("4"), and
+    # that paper's title as its abstract
+    entry_b = ENTRY_B.replace("Sep 3, 2024 4", "Sep 3, 2024\n4")
+    entry_a = ENTRY_A.replace("Jun 17, 2022", "Jun 17, 2022\n\n12")
+    result = parse(HEADER + entry_a + "\n" + entry_b + "\n" + ENTRY_ORG)
+    assert [(p.title, p.abstract, p.published, p.upvotes) for p in result.papers] == [
+        (
+            "Alpha Attention: A Title",
+            "We study alpha attention. Code: https://github.com/a/alpha.",
+            date(2022, 6, 17),
+            12,
+        ),
+        ("Beta Models", "Beta models are studied here.", date(2024, 9, 3), 4),
+        ("Delta by an Org", "Organisations publish too.", date(2025, 10, 23), 1),
+    ]
+    assert result.warnings == []
+
+
+def test_old_mac_cr_line_ends_parse_like_lf() -> None:
+    text = HEADER + ENTRY_A + "\n" + ENTRY_B
+    lf = [(p.title, p.abstract, p.published, p.source) for p in parse(text).papers]
+    assert [
+        (p.title, p.abstract, p.published, p.source) for p in parse(text.replace("\n", "\r")).papers
+    ] == lf
+    assert len(lf) == 2
+
+
+def test_lines_before_the_page_header_are_skipped_with_a_warning() -> None:
+    # a page saved from a browser starts with its navigation; it was parsed as papers
+    # ("Get trending papers…" with the abstract "Subscribe", a paper titled "Jan 8")
+    clean = parse(HEADER + ENTRY_A + "\n" + ENTRY_B)
+    result = parse("Hugging Face\nModels\nDatasets\n\n" + HEADER + ENTRY_A + "\n" + ENTRY_B)
+    assert [(p.title, p.abstract, p.published) for p in result.papers] == [
+        (p.title, p.abstract, p.published) for p in clean.papers
+    ]
+    assert [p.title for p in result.papers] == ["Alpha Attention: A Title", "Beta Models"]
+    assert result.page_date == date(2026, 1, 8)
+    assert result.warnings == ["drop.txt:1: 3 line(s) before the page header skipped"]
+
+
+def test_two_pages_in_one_file_each_date_their_own_papers() -> None:
+    # two days' pages pasted into one file, across the new year
+    first = (
+        HEADER.replace("Jan 8", "Dec 31")
+        + "Old Paper\n\nAn abstract.\n\n  • 2 authors\n·\nDec 30\n\n"
+    )
+    second = (
+        HEADER.replace("Jan 8", "Jan 2")
+        + "New Paper\n\nAnother one.\n\n  • 3 authors\n·\nJan 1 5\n"
+    )
+    result = parse(first + second, modified=datetime(2026, 1, 3, 9, 0))
+    assert [(p.title, p.abstract, p.published, p.upvotes) for p in result.papers] == [
+        ("Old Paper", "An abstract.", date(2025, 12, 30), 0),
+        ("New Paper", "Another one.", date(2026, 1, 1), 5),  # not 2025: its page is Jan 2
+    ]
+    assert result.page_date == date(2025, 12, 31)
+    assert result.entries == 2
+    assert result.warnings == []
 
 
 @pytest.mark.parametrize(

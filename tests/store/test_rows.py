@@ -230,3 +230,25 @@ def test_a_file_changed_before_its_known_papers_merge_fails_alone_and_is_retried
     assert store.count_papers() == 11
     report = ingest_paths(store, [copy], now=NOW)
     assert (report.count("new"), report.papers_new, report.papers_merged) == (1, 0, 11)
+
+
+def test_a_file_another_process_ingested_meanwhile_is_skipped_not_written_twice(
+    tmp_path: Path, seeds: Path
+) -> None:
+    """Two ``ingest`` runs (or one and the daemon) list the same new file: the one that
+    writes second finds its content recorded once it holds the write lock, and skips it."""
+    db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    first, second = SqlStore.open(db), SqlStore.open(db)
+    path = seeds / "001_fed84696205d7fbf.txt"
+    loaded = load_drop(path, _Job(now=NOW, drivername="sqlite"))  # listed and parsed...
+    report = ingest_paths(first, [path], now=NOW)  # ...while the other process ingests it
+    assert (report.count("new"), report.papers_new) == (1, 45)
+    with bulk_writer(second) as writer:
+        outcome = store_drop(second, writer, loaded, now=NOW + timedelta(seconds=1))
+    assert (outcome.status, outcome.papers_new, outcome.papers_merged) == ("skipped", 0, 0)
+    with second.engine.connect() as conn:
+        files = conn.execute(sa.text("SELECT path, status FROM ingested_files")).all()
+        seen = conn.execute(sa.text("SELECT COUNT(*) FROM paper_sources")).scalar()
+    assert files == [(str(path), "ok")]
+    assert seen == 45
+    assert second.count_papers() == 45

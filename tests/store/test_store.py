@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +15,7 @@ from digestbot.errors import NotFoundError, StoreError
 from digestbot.ingest import ingest_paths
 from digestbot.models import Paper, SourceRef
 from digestbot.store import SqlStore
-from digestbot.store.schema import ingested_files, paper_sources, papers
+from digestbot.store.schema import SCHEMA_VERSION, ingested_files, paper_sources, papers
 from tests.conftest import NOW, SEEDS
 from tests.sources.test_drops import sample_papers
 
@@ -223,3 +225,52 @@ def test_parsing_in_worker_processes_gives_the_same_result(
     assert [Path(f.path).name for f in report.files][:4] == sorted(
         p.name for p in seeds.glob("*.txt")
     )
+
+
+def _open_when_released(url: str, barrier: Any) -> str:
+    barrier.wait()
+    try:
+        SqlStore.open(url).close()
+    except StoreError as exc:
+        return str(exc)
+    return "ok"
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """The daemon, ``serve`` and a cron ``fetch`` started together on a fresh install:
+    each used to create the tables too, and most failed ("table … already exists")."""
+    context = multiprocessing.get_context("spawn")
+    workers = 4
+    with context.Manager() as manager, context.Pool(workers) as pool:
+        for attempt in range(3):
+            url = f"sqlite:///{tmp_path / f'new{attempt}.sqlite3'}"
+            barrier = manager.Barrier(workers)
+            results = pool.starmap(_open_when_released, [(url, barrier)] * workers)
+            assert results == ["ok"] * workers
+            store = SqlStore.open(url)
+            with store.transaction() as conn:
+                version = conn.execute(sa.text("SELECT value FROM schema_info WHERE key='version'"))
+                assert version.scalars().all() == [str(SCHEMA_VERSION)]  # written once
+            store.close()
+
+
+def test_opening_a_current_database_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """Read-only commands (``status``, ``rank``) open the store while an ingest writes:
+    opening must not need the write lock when there is nothing to create."""
+    import sqlite3
+    import time
+
+    path = tmp_path / "db.sqlite3"
+    SqlStore.open(f"sqlite:///{path}").close()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a long ingest's transaction
+    writer.execute("DELETE FROM paper_sources")
+    try:
+        started = time.monotonic()
+        store = SqlStore.open(f"sqlite:///{path}")
+        assert store.count_papers() == 0
+        assert time.monotonic() - started < 2  # the busy timeout is 10 s
+        store.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
