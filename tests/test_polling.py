@@ -17,7 +17,7 @@ from digestbot.polling import FetchReport, poll_feeds
 from digestbot.sources.fetch import HostRateLimiter
 from digestbot.store import SqlStore
 from digestbot.store.feeds import load_feed_states
-from tests.conftest import NOW
+from tests.conftest import NOW, POSTGRES_URL, open_postgres_store
 from tests.feed_server import (
     FEEDS,
     RSS_FIRST50,
@@ -283,8 +283,11 @@ def test_the_hf_api_configured_without_its_kind_is_still_read(
     assert store.get_paper("2401.13923").arxiv_id == "2401.13923"
 
 
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_a_paper_another_process_stores_meanwhile_is_merged_not_an_error(
-    tmp_path: Path, server: FeedServer, http: httpx.Client
+    tmp_path: Path, server: FeedServer, http: httpx.Client, backend: str
 ) -> None:
     """Two polls at once (the daemon and a ``fetch``): the one that writes second used to
     look its papers up before the other's commit, then fail the whole command with
@@ -292,7 +295,12 @@ def test_a_paper_another_process_stores_meanwhile_is_merged_not_an_error(
     import threading
     import time
 
-    db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    if backend == "postgres":
+        assert POSTGRES_URL
+        open_postgres_store().close()  # a fresh schema
+        db = POSTGRES_URL
+    else:
+        db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     polling, other = SqlStore.open(db), SqlStore.open(db)
     server.routes["/rss"] = Route(body=RSS_FIRST50.read_bytes())
     settings = settings_for({"name": "arxiv", "url": server.url("/rss")})
@@ -308,3 +316,5 @@ def test_a_paper_another_process_stores_meanwhile_is_merged_not_an_error(
     outcome = done["report"].feeds[0]
     assert (outcome.status, outcome.new, outcome.merged, outcome.error) == ("ok", 49, 1, None)
     assert polling.count_papers() == 50
+    polling.close()
+    other.close()

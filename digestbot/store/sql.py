@@ -346,15 +346,15 @@ def _migrate(conn: Connection, current: int) -> None:
 
 
 def take_write_lock(conn: Connection) -> None:
-    """On SQLite, take the database's write lock now (a no-op write): what this transaction
-    reads next no other writer can change before it commits. (The driver begins a
-    transaction only at the first write, so reads before it see no snapshot of their own.)"""
-    if conn.dialect.name == "sqlite":
-        conn.execute(
-            schema_info.update()
-            .where(schema_info.c.key == "version")
-            .values(value=schema_info.c.value)
-        )
+    """Take the store's write lock now (a no-op write of one row): what this transaction
+    reads next no other writer taking it can change before it commits. On SQLite that is
+    the database's write lock (the driver begins a transaction only at the first write, so
+    reads before it see no snapshot of their own); on PostgreSQL the row's lock, held to
+    commit, and each later statement (read committed) sees what the writer before it
+    committed."""
+    conn.execute(
+        schema_info.update().where(schema_info.c.key == "version").values(value=schema_info.c.value)
+    )
 
 
 # made by ``metadata``'s ``after_create`` hooks (``digestbot.store.search``), not as tables
