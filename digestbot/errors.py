@@ -40,6 +40,7 @@ class ConfigError(DigestError):
     def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
         where = ": ".join(part for part in (path, key) if part)
         super().__init__(f"{where}: {message}" if where else message)
+        self.detail = message
         self.path = path
         self.key = key
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from digestbot.config import Schedule
+from digestbot.config import Schedule, Settings
 from digestbot.errors import ConfigError
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -55,6 +55,21 @@ def parse_days_of_week(field: str) -> str:
         days.update(day % 7 for day in range(first, last + 1, step or 1))
     # APScheduler's week starts on Monday; list the names in that order for a readable trigger
     return ",".join(_DAY_NAMES[d] for d in sorted(days, key=lambda d: (d - 1) % 7))
+
+
+def check_schedules(settings: Settings) -> None:
+    """Every profile's schedule builds a trigger; else a ``ConfigError`` naming the config
+    file and ``profiles.N.schedule.cron`` (the config's own validation checks only the
+    five fields' count: APScheduler is not imported by every command)."""
+    for index, profile in enumerate(settings.profiles):
+        try:
+            build_trigger(profile.schedule)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc.detail} (profile {profile.name!r})",
+                path=settings.source,
+                key=f"profiles.{index}.schedule.cron",
+            ) from None
 
 
 def build_trigger(schedule: Schedule) -> CronTrigger:

@@ -15,6 +15,7 @@ from digestbot.cli import AppContext, handle_errors, pass_app, print_json
 from digestbot.scheduler import Daemon, serve_until_signalled
 from digestbot.services import PollFn, SendFn
 from digestbot.status import build_status
+from digestbot.timing import check_schedules
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def load_poll() -> PollFn | None:
 
 def build_daemon(app: AppContext, **overrides: Any) -> Daemon:
     settings = app.settings
+    check_schedules(settings)  # a bad cron is a config error at start, naming its profile
     alerter = Alerter(
         app.store, build_notifier(settings), source_failures=settings.alerts.source_failures
     )
@@ -87,6 +89,7 @@ def run_command(app: AppContext, once: bool) -> None:
 @handle_errors
 def status(app: AppContext, as_json: bool) -> None:
     """Next runs, last digests, pending and failed ones, recent files, sources, the scheduler."""
+    check_schedules(app.settings)
     report = build_status(app.settings, app.store, now=app.now())
     if as_json:
         print_json(report)

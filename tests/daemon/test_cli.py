@@ -62,3 +62,21 @@ def test_the_example_config_holds_the_daemon_keys() -> None:
     assert settings.alerts.source_failures == 3
     assert settings.misfire_grace == "6h"
     assert settings.profiles[0].schedule.timezone == "Europe/Berlin"
+
+
+def test_a_bad_cron_value_names_the_config_file_and_the_profile(cli: Any, tmp_path: Path) -> None:
+    # the config's validation checks only that cron has five fields (APScheduler is not
+    # imported by every command): run and status check the values, naming file and key
+    config = write_config(
+        tmp_path,
+        "database_url: sqlite:///data/x.sqlite3\n"
+        "profiles:\n"
+        "  - {name: fine, keywords: [attention]}\n"
+        "  - {name: typo, keywords: [attention], schedule: {cron: '99 8 * * *'}}\n",
+    )
+    for command in (["run", "--once"], ["status"]):
+        result = cli("--config", str(config), *command)
+        assert result.exit_code != 0
+        message = result.stderr
+        assert f"{config}: profiles.1.schedule.cron: bad cron '99 8 * * *'" in message, message
+        assert "'typo'" in message and "Traceback" not in message
