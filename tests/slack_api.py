@@ -65,6 +65,7 @@ class SlackApi:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.requests: list[Call] = []
+        self.pages_read: list[tuple[str, int]] = []  # history/replies pages: method, messages
         self._seq = 0
         self.server: ThreadingHTTPServer | None = None
 
@@ -309,14 +310,19 @@ class SlackApi:
             chosen = [m for m in in_channel if m["ts"] == parent or m.get("thread_ts") == parent]
             if not chosen:
                 return 200, {"ok": False, "error": "thread_not_found"}, {}
+        if params.get("oldest"):  # as Slack: only messages after this time
+            chosen = [m for m in chosen if float(m["ts"]) > float(params["oldest"])]
+        start = int(params.get("cursor") or 0)  # a page's cursor: where the next one starts
         out = []
-        for m in chosen[:limit]:
+        for m in chosen[start : start + limit]:
             item = {k: v for k, v in m.items() if k not in ("channel", "received")}
             if not with_meta:
                 item.pop("metadata", None)
             out.append(item)
-        body: dict[str, Any] = {"ok": True, "messages": out, "has_more": False}
-        body["response_metadata"] = {"next_cursor": ""}
+        more = start + limit < len(chosen)
+        body: dict[str, Any] = {"ok": True, "messages": out, "has_more": more}
+        body["response_metadata"] = {"next_cursor": str(start + limit) if more else ""}
+        self.pages_read.append((method, len(out)))
         return 200, body, {}
 
     def webhook(self, name: str, params: dict[str, Any]) -> tuple[int, str, dict[str, str]]:

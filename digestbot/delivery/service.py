@@ -371,6 +371,7 @@ class _ProfileRun:
             record.digest_id,
             thread_ts=parts.get("0"),
             total=len(messages),
+            made_at=record.created_at,
         )
         for index, ts in sorted(found.items()):
             if index < len(messages) and str(index) not in parts:
@@ -446,6 +447,7 @@ class _ProfileRun:
             progress=progress,
             maybe_posted=record.attempts > 0,
             on_part=on_part,
+            made_at=record.created_at,
         )
 
     def _send_emails(self, items: Sequence[tuple[Target, DeliveryRecord]]) -> list[DeliveryOutcome]:

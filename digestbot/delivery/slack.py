@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
 from slack_sdk import WebClient
@@ -56,7 +57,9 @@ TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 MAYBE_POSTED_ERRORS = frozenset({"internal_error", "fatal_error"})
-HISTORY_LIMIT = 200
+HISTORY_LIMIT = 200  # messages per page of conversations.history / .replies
+HISTORY_PAGES = 25  # pages read at most when looking for a digest (5,000 messages)
+HISTORY_MARGIN = 600  # seconds before the digest was made that the look starts (clock skew)
 
 OnPart = Callable[[int, dict[str, Any]], None]
 
@@ -151,12 +154,14 @@ class SlackDeliverer(_PacedSender):
         progress: dict[str, Any],
         maybe_posted: bool,
         on_part: OnPart,
+        made_at: datetime | None = None,
     ) -> str:
         """Post every part not yet posted; the first is the parent, the rest thread replies.
 
         ``progress`` (``channel``, ``thread_ts``, ``parts``: index -> ts) is what earlier
-        attempts recorded; ``on_part`` is called after each accepted post. Returns the
-        parent message's ts.
+        attempts recorded; ``on_part`` is called after each accepted post; ``made_at`` (when
+        the digest was made) bounds how far back the channel is read to find parts an
+        earlier attempt posted. Returns the parent message's ts.
         """
         label = f"slack:{channel}"
         parts: dict[str, str] = dict(progress.get("parts") or {})
@@ -167,6 +172,7 @@ class SlackDeliverer(_PacedSender):
                 digest_id,
                 thread_ts=parts.get("0"),
                 total=len(messages),
+                made_at=made_at,
             )
             for index, ts in sorted(found.items()):
                 if str(index) not in parts and index < len(messages):
@@ -184,6 +190,7 @@ class SlackDeliverer(_PacedSender):
                 thread_ts=parts.get("0"),
                 label=label,
                 lookup=state.get("channel") or channel,
+                made_at=made_at,
             )
             parts[str(index)] = ts
             state["channel"] = channel_id
@@ -200,6 +207,7 @@ class SlackDeliverer(_PacedSender):
         thread_ts: str | None,
         label: str,
         lookup: str,
+        made_at: datetime | None = None,
     ) -> tuple[str, str]:
         """Post one message; ``lookup`` is where to look for it after an ambiguous failure
         (the channel's id once Slack has given it: history is read by id only)."""
@@ -244,7 +252,11 @@ class SlackDeliverer(_PacedSender):
                 self.sleep(self.backoff * 2 ** (attempt - 1))
             if ambiguous:
                 found = self.find_posted(
-                    lookup, payload["digest_id"], thread_ts=thread_ts, total=payload["parts"]
+                    lookup,
+                    payload["digest_id"],
+                    thread_ts=thread_ts,
+                    total=payload["parts"],
+                    made_at=made_at,
                 )
                 if payload["part"] in found:
                     return found[payload["part"]], lookup
@@ -255,22 +267,39 @@ class SlackDeliverer(_PacedSender):
         )
 
     def find_posted(
-        self, channel: str, digest_id: str, *, thread_ts: str | None, total: int
+        self,
+        channel: str,
+        digest_id: str,
+        *,
+        thread_ts: str | None,
+        total: int,
+        made_at: datetime | None = None,
     ) -> dict[int, str]:
-        """Parts of this digest already in the channel (index -> ts), from its metadata."""
+        """Parts of this digest already in the channel (index -> ts), from its metadata.
+
+        The channel's history is read page by page, back to ``made_at`` (less a margin for
+        clock skew) when given, until the parent message is found: a busy channel may
+        hold far more than one page since a crashed run posted it hours ago."""
         found: dict[int, str] = {}
+        oldest = (
+            {"oldest": f"{made_at.timestamp() - HISTORY_MARGIN:.6f}"} if made_at is not None else {}
+        )
         try:
             channel = self._readable(channel)
-            history = self.client.conversations_history(
-                channel=channel, include_all_metadata=True, limit=HISTORY_LIMIT
-            )
-            found.update(_matching(history.get("messages") or [], digest_id))
+            if thread_ts is None:
+                pages = HISTORY_PAGES if made_at is not None else 1
+                history = self._pages(self.client.conversations_history, channel, pages, **oldest)
+                for page in history:
+                    found.update(_matching(page, digest_id))
+                    if 0 in found:
+                        break
             parent = thread_ts or found.get(0)
             if parent is not None and total > 1:
-                replies = self.client.conversations_replies(
-                    channel=channel, ts=parent, include_all_metadata=True, limit=HISTORY_LIMIT
+                thread = self._pages(
+                    self.client.conversations_replies, channel, HISTORY_PAGES, ts=parent
                 )
-                found.update(_matching(replies.get("messages") or [], digest_id))
+                for page in thread:
+                    found.update(_matching(page, digest_id))
         except (SlackClientError, OSError) as exc:
             reason = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
             log.warning(
@@ -281,6 +310,22 @@ class SlackDeliverer(_PacedSender):
                 reason,
             )
         return found
+
+    @staticmethod
+    def _pages(
+        method: Callable[..., Any], channel: str, pages: int, **params: str
+    ) -> Iterator[list[Any]]:
+        """The messages of a history or thread read, page by page (``pages`` at most)."""
+        cursor = ""
+        for _ in range(pages):
+            extra = {"cursor": cursor} if cursor else {}
+            response = method(
+                channel=channel, include_all_metadata=True, limit=HISTORY_LIMIT, **params, **extra
+            )
+            yield list(response.get("messages") or [])
+            cursor = str((response.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return
 
     def _readable(self, channel: str) -> str:
         """The id ``conversations.history`` reads: a personal digest is posted to a user id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -150,6 +150,57 @@ def test_a_retry_finds_parts_already_posted_and_does_not_repost(slack_api: Slack
     assert [i for i, _ in again.parts] == [0, 1]
     assert "conversations.history" in slack_api.calls
     assert "conversations.replies" in slack_api.calls
+
+
+def test_a_retry_hours_later_in_a_busy_channel_still_finds_the_parent(
+    slack_api: SlackApi,
+) -> None:
+    # a run died after posting; by its retry the channel has 450 newer messages: more than
+    # one page of history (200), so the look pages back, to the digest's making at most
+    parts = messages(20)
+    deliverer = slack_deliverer(slack_api)
+    made = datetime.now(UTC) - timedelta(hours=3)
+    deliverer.post_digest(
+        "C0PAPERS", parts, digest_id="d11", progress={}, maybe_posted=False, on_part=Recorder()
+    )
+    chatter = WebClient(token=slack_api.token, base_url=slack_api.url)
+    for i in range(450):
+        chatter.chat_postMessage(channel="C0PAPERS", text=f"chatter {i}")
+    again = Recorder()
+    ts = deliverer.post_digest(
+        "C0PAPERS",
+        parts,
+        digest_id="d11",
+        progress={},
+        maybe_posted=True,
+        on_part=again,
+        made_at=made,
+    )
+    digest_posts = [m for m in slack_api.posted() if "chatter" not in m["text"]]
+    assert len(digest_posts) == 2  # nothing posted again
+    assert ts == digest_posts[0]["ts"]
+    assert [i for i, _ in again.parts] == [0, 1]
+    history_pages = [n for method, n in slack_api.pages_read if method == "conversations.history"]
+    assert history_pages == [200, 200, 51]  # 450 chatter, then the parent on the third page
+
+
+def test_the_look_back_stops_at_the_digests_making(slack_api: SlackApi) -> None:
+    # a digest made after every message in the channel: nothing older is read (or matched)
+    chatter = WebClient(token=slack_api.token, base_url=slack_api.url)
+    for i in range(250):
+        chatter.chat_postMessage(channel="C0PAPERS", text=f"chatter {i}")
+    deliverer = slack_deliverer(slack_api)
+    deliverer.post_digest(
+        "C0PAPERS",
+        messages(1),
+        digest_id="d12",
+        progress={},
+        maybe_posted=True,
+        on_part=Recorder(),
+        made_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    assert [n for _, n in slack_api.pages_read] == [0]
+    assert len(slack_api.posted()) == 251
 
 
 def test_unreadable_history_means_post_again(slack_api: SlackApi) -> None:
