@@ -357,6 +357,8 @@ def take_write_lock(conn: Connection) -> None:
     )
 
 
+SCHEMA_LOCK_KEY = 0x6469676573740001  # PostgreSQL advisory lock held while the schema is made
+
 # made by ``metadata``'s ``after_create`` hooks (``digestbot.store.search``), not as tables
 _SQLITE_DERIVED_TABLES = ("papers_fts",)
 
@@ -421,6 +423,10 @@ class SqlStore:
                     # at once (the daemon and a cron ``fetch``) would otherwise all create
                     # its tables ("table … already exists"); the others wait, then find them.
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
+                elif conn.dialect.name == "postgresql":
+                    # the same on PostgreSQL (its DDL is transactional): one creates or
+                    # migrates, the others wait for its commit, then find the tables
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
                 metadata.create_all(conn)
                 current = conn.execute(
                     sa.select(schema_info.c.value).where(schema_info.c.key == "version")

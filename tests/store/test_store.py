@@ -254,6 +254,34 @@ def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) ->
             store.close()
 
 
+@pytest.mark.postgres
+def test_processes_creating_the_postgres_schema_at_once_all_succeed() -> None:
+    """The same on PostgreSQL: an advisory lock makes one process create the tables while
+    the others wait for its commit (without it: "relation … already exists")."""
+    from tests.conftest import POSTGRES_URL
+
+    assert POSTGRES_URL
+    from digestbot.store.schema import metadata
+
+    context = multiprocessing.get_context("spawn")
+    workers = 4
+    with context.Manager() as manager, context.Pool(workers) as pool:
+        for _ in range(3):
+            empty = SqlStore.open(POSTGRES_URL, create=False)
+            metadata.drop_all(empty.engine)
+            empty.close()
+            barrier = manager.Barrier(workers)
+            results = pool.starmap(_open_when_released, [(POSTGRES_URL, barrier)] * workers)
+            assert results == ["ok"] * workers
+            store = SqlStore.open(POSTGRES_URL)
+            with store.transaction() as conn:
+                version = conn.execute(sa.text("SELECT value FROM schema_info WHERE key='version'"))
+                assert version.scalars().all() == [str(SCHEMA_VERSION)]  # written once
+                changes = conn.execute(sa.text("SELECT count(*) FROM embedding_changes"))
+                assert changes.scalar_one() == 1  # the new database's counter made once
+            store.close()
+
+
 def test_opening_a_current_database_does_not_wait_for_a_writer(tmp_path: Path) -> None:
     """Read-only commands (``status``, ``rank``) open the store while an ingest writes:
     opening must not need the write lock when there is nothing to create."""
