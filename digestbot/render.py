@@ -8,6 +8,7 @@ text reaching Markdown or Slack goes through the ``md`` / ``mrkdwn`` filters.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -68,6 +69,23 @@ def slack_link(url: Any, label: Any) -> str:
 def one_line(text: Any) -> str:
     """Fold every run of white space (CR/LF included) to one space."""
     return " ".join(str(text).split())
+
+
+def pack_lines(lines: Iterable[str], limit: int) -> list[str]:
+    """Consecutive lines joined with newlines into as few texts of at most ``limit``
+    characters as go, in order (a line longer than ``limit`` stays a text of its own:
+    callers cut or refuse such lines first)."""
+    texts: list[str] = []
+    current = ""
+    for line in lines:
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            texts.append(current)
+            current = line
+        else:
+            current = candidate
+    texts.append(current)
+    return texts
 
 
 def clip(text: Any, limit: int) -> str:

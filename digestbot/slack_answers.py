@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from digestbot.errors import RenderError
 from digestbot.models import Paper, ScoredPaper
-from digestbot.render import render_template
+from digestbot.render import pack_lines, render_template
 
 ACTION_UP = "digestbot_vote_up"
 ACTION_DOWN = "digestbot_vote_down"
@@ -123,22 +123,13 @@ def text_answer(text_mrkdwn: str, *, fallback: str | None = None) -> dict[str, A
 
 
 def _sections(text: str, limit: int = MAX_SECTION_TEXT) -> list[str]:
-    chunks: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:  # one line too long for a section: cut it (rare)
-            if current:
-                chunks.append(current)
-                current = ""
-            chunks.append(line[:limit])
-            line = line[limit:]
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            chunks.append(current)
-            current = line
-        else:
-            current = candidate
-    chunks.append(current)
+    # a line too long for one section is cut into pieces first (rare)
+    pieces = [
+        line[start : start + limit]
+        for line in text.split("\n")
+        for start in range(0, max(len(line), 1), limit)
+    ]
+    chunks = pack_lines(pieces, limit)
     return [c for c in chunks if c.strip()] or [text[:limit] or " "]
 
 

@@ -21,7 +21,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from digestbot.errors import RenderError
 from digestbot.models import Digest
-from digestbot.render import one_line, render_markdown, render_template
+from digestbot.render import one_line, pack_lines, render_markdown, render_template
 
 Format = Literal["slack", "email-html", "email-text", "markdown"]
 FORMATS: tuple[Format, ...] = ("slack", "email-html", "email-text", "markdown")
@@ -67,22 +67,15 @@ def _split_section(block: dict[str, Any]) -> list[dict[str, Any]]:
     body = str(text.get("text", ""))
     if len(body) <= MAX_SECTION_TEXT:
         return [block]
-    parts: list[str] = []
-    current = ""
-    for line in body.split("\n"):
-        if len(line) > MAX_SECTION_TEXT:
-            raise RenderError(
-                f"a line of {len(line)} characters does not fit a Slack section "
-                f"({MAX_SECTION_TEXT}) in block {block.get('block_id', '?')}",
-                template=SLACK_TEMPLATE,
-            )
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > MAX_SECTION_TEXT:
-            parts.append(current)
-            current = line
-        else:
-            current = candidate
-    parts.append(current)
+    lines = body.split("\n")
+    longest = max(lines, key=len)
+    if len(longest) > MAX_SECTION_TEXT:
+        raise RenderError(
+            f"a line of {len(longest)} characters does not fit a Slack section "
+            f"({MAX_SECTION_TEXT}) in block {block.get('block_id', '?')}",
+            template=SLACK_TEMPLATE,
+        )
+    parts = pack_lines(lines, MAX_SECTION_TEXT)
     out = []
     for index, part in enumerate(parts):
         piece = {**block, "text": {**text, "text": part}}
