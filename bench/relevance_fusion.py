@@ -26,9 +26,6 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
-import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -47,11 +44,11 @@ from bench.relevance_eval import (
     DEVSET2,
     DEVSET3,
     NOW,
-    REPO,
     average_precision,
     ndcg_at,
     profile_config,
 )
+from bench.relevance_inprocess import sample_store
 from digestbot.config import Profile, RankingSettings
 from digestbot.ranking import semantic as sem
 from digestbot.ranking import service
@@ -95,22 +92,7 @@ class Harness:
     """The sample store ingested into ``workdir`` once, every paper and title embedded."""
 
     def __init__(self, workdir: Path, *, held_out: bool = True) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ["DIGESTBOT_AUTO_EMBEDDINGS"] = "1"
-        workdir.mkdir(parents=True, exist_ok=True)
-        db = workdir / "bench.sqlite3"
-        if not db.exists():
-            shutil.copytree(REPO / "seeds", workdir / "seeds", dirs_exist_ok=True)
-            config = {
-                "database_url": f"sqlite:///{db}",
-                "drops": {"path": "seeds"},
-                "profiles": [{"name": "x", "keywords": ["x"]}],
-                "ranking": {"embedding_model": None},
-            }
-            (workdir / "config.yaml").write_text(yaml.safe_dump(config), "utf-8")
-            exe = str(Path(sys.executable).parent / "digestbot")
-            args = ["--config", str(workdir / "config.yaml"), "--now", NOW, "ingest"]
-            subprocess.run([exe, *args], check=True, capture_output=True, cwd=workdir)
+        db = sample_store(workdir)
         paths = (DEVSET, DEVSET2, DEVSET3) if held_out else (DEVSET, DEVSET2)
         self.sets = [(p.stem, yaml.safe_load(p.read_text("utf-8"))["profiles"]) for p in paths]
         self.store = SqlStore.open(f"sqlite:///{db}")

@@ -48,26 +48,33 @@ Variant = Callable[["Harness", list[int]], Any]
 Scores = dict[str, list[tuple[float, float]]]
 
 
+def sample_store(workdir: Path) -> Path:
+    """The sample drops ingested (by the CLI, lexically) into ``workdir/bench.sqlite3`` once;
+    its path. Sets the environment for embedding in process (offline, auto model)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["DIGESTBOT_AUTO_EMBEDDINGS"] = "1"
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "bench.sqlite3"
+    if not db.exists():
+        shutil.copytree(REPO / "seeds", workdir / "seeds", dirs_exist_ok=True)
+        config = {
+            "database_url": f"sqlite:///{db}",
+            "drops": {"path": "seeds"},
+            "profiles": [{"name": "x", "keywords": ["x"]}],
+            "ranking": {"embedding_model": None},
+        }
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config), "utf-8")
+        exe = str(Path(sys.executable).parent / "digestbot")
+        args = ["--config", str(workdir / "config.yaml"), "--now", NOW, "ingest"]
+        subprocess.run([exe, *args], check=True, capture_output=True, cwd=workdir)
+    return db
+
+
 class Harness:
     """The sample store (ingested into ``workdir`` once, every paper embedded)."""
 
     def __init__(self, workdir: Path) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ["DIGESTBOT_AUTO_EMBEDDINGS"] = "1"
-        workdir.mkdir(parents=True, exist_ok=True)
-        db = workdir / "bench.sqlite3"
-        if not db.exists():
-            shutil.copytree(REPO / "seeds", workdir / "seeds", dirs_exist_ok=True)
-            config = {
-                "database_url": f"sqlite:///{db}",
-                "drops": {"path": "seeds"},
-                "profiles": [{"name": "x", "keywords": ["x"]}],
-                "ranking": {"embedding_model": None},
-            }
-            (workdir / "config.yaml").write_text(yaml.safe_dump(config), "utf-8")
-            exe = str(Path(sys.executable).parent / "digestbot")
-            args = ["--config", str(workdir / "config.yaml"), "--now", NOW, "ingest"]
-            subprocess.run([exe, *args], check=True, capture_output=True)
+        db = sample_store(workdir)
         self.sets = [
             (path.stem, yaml.safe_load(path.read_text("utf-8"))["profiles"])
             for path in (DEVSET, DEVSET2)
