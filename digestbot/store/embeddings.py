@@ -218,21 +218,9 @@ Stored = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]  # (paper pks, th
 
 
 def load_embeddings(store: SqlStore, *, model: str) -> Stored:
-    """(paper pks, vectors) of every stored vector for ``model``."""
-    return load_embedding_sets(store, models=[model])[model]
-
-
-def load_embedding_sets(store: SqlStore, *, models: Sequence[str]) -> dict[str, Stored]:
-    """``load_embeddings`` of each of ``models`` (a paper's vectors and its title vectors),
-    in one query: the table is scanned once, not once per model."""
-    query = sa.select(
-        paper_embeddings.c.model, paper_embeddings.c.paper_pk, paper_embeddings.c.vector
-    ).where(paper_embeddings.c.model.in_(list(models)))
-    grouped: dict[str, list[Any]] = {model: [] for model in models}
-    with store.transaction() as conn:
-        for row in conn.execute(query).all():
-            grouped[row[0]].append(row)
-    return {model: _arrays(grouped.pop(model)) for model in models}  # rows freed as read
+    """(paper pks, vectors) of every stored vector for ``model`` (``load_vector_changes``
+    read whole)."""
+    return load_vector_changes(store, models=[model], since=None).sets[model]
 
 
 def next_change(conn: sa.Connection) -> int:

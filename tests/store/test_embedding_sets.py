@@ -12,8 +12,8 @@ from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
     count_missing_embeddings,
     count_missing_sets,
-    load_embedding_sets,
     load_embeddings,
+    load_vector_changes,
     missing_embeddings,
     record_embeddings,
     title_key,
@@ -44,7 +44,7 @@ def test_both_keys_are_counted_and_read_apart(any_store: SqlStore) -> None:
     assert count_missing_sets(store, models=["m", titles]) == {"m": 1, titles: 3}
     assert count_missing_embeddings(store, model="m") == 1
 
-    sets = load_embedding_sets(store, models=["m", titles, "other"])
+    sets = load_vector_changes(store, models=["m", titles, "other"], since=None).sets
     assert sorted(sets["m"][0].tolist()) == sorted(t.pk for t in todo)
     assert sets["m"][1].tolist() == [[1.0, 1.0]] * 3
     assert sets[titles][0].tolist() == [first[0].pk]
