@@ -104,6 +104,10 @@ class Destination(_Model):
         return self
 
 
+def _term_key(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
 class Profile(_Model):
     name: str
     description: str = ""
@@ -133,12 +137,25 @@ class Profile(_Model):
     @field_validator("keywords")
     @classmethod
     def _keyword_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        """Keywords that differ only in case or spacing (``Protein Folding``, ``protein
+        folding``) count once, as first written (the spelling ``why`` shows) and weighted."""
+        first: dict[str, tuple[str, float]] = {}
         for term, weight in value.items():
             if not term.strip():
                 raise ValueError("empty keyword")
             if weight <= 0:
                 raise ValueError(f"keyword {term!r} needs a positive weight")
-        return value
+            first.setdefault(_term_key(term), (term, weight))
+        return value if len(first) == len(value) else dict(first.values())
+
+    @field_validator("exclude", "like")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        """Excludes and likes that differ only in case or spacing count once, as first written."""
+        first: dict[str, str] = {}
+        for text in value:
+            first.setdefault(_term_key(text), text)
+        return value if len(first) == len(value) else list(first.values())
 
     @model_validator(mode="after")
     def _has_interest(self) -> Profile:

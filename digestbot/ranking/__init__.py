@@ -16,7 +16,6 @@ from digestbot.ids import normalize_title
 from digestbot.models import Paper, ScoredPaper
 from digestbot.ranking.explain import assemble
 from digestbot.ranking.lexical import Document, Floats, LexicalIndex
-from digestbot.ranking.query import query_profile
 from digestbot.ranking.scorer import score_profile
 
 
@@ -52,7 +51,6 @@ def rank(
     """
     if not papers:
         return []
-    profile = query_profile(profile)
     index = LexicalIndex.build(
         [
             Document(

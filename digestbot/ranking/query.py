@@ -98,37 +98,6 @@ def _best_phrasing(index: LexicalIndex, alternatives: tuple[tuple[str, ...], ...
     return best if best is not None else np.zeros(index.n_rows)
 
 
-def _query_key(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def _first_spellings(texts: Sequence[str]) -> list[str]:
-    first: dict[str, str] = {}
-    for text in texts:
-        first.setdefault(_query_key(text), text)
-    return list(first.values())
-
-
-def query_profile(profile: Profile) -> Profile:
-    """The profile as searched: keywords, excludes and likes that differ only in case or
-    spacing (``Protein Folding``, ``protein  folding``) count once, as first written (the
-    spelling ``why`` shows, and the first keyword's weight)."""
-    keywords: dict[str, tuple[str, float]] = {}
-    for keyword, weight in profile.keywords.items():
-        keywords.setdefault(_query_key(keyword), (keyword, weight))
-    exclude = _first_spellings(profile.exclude)
-    like = _first_spellings(profile.like)
-    if (len(keywords), len(exclude), len(like)) == (
-        len(profile.keywords),
-        len(profile.exclude),
-        len(profile.like),
-    ):
-        return profile
-    return profile.model_copy(
-        update={"keywords": dict(keywords.values()), "exclude": exclude, "like": like}
-    )
-
-
 def keyword_features(profile: Profile, *, scatter: float | None = None) -> list[Feature]:
     """Per keyword: its phrase (or acronym counterpart); for a multi-word keyword also
     each of its words, at ``scatter`` (default ``SCATTER_WEIGHT``) x its weight shared

@@ -28,7 +28,6 @@ from digestbot.config import Profile, RankingSettings
 from digestbot.errors import ConfigError, StoreError
 from digestbot.ranking.lexical import Floats
 from digestbot.ranking.liked_graph import GRAPH_CANDIDATES, graph_rows, label_spreading
-from digestbot.ranking.query import query_profile
 from digestbot.ranking.vector_cache import VECTORS
 from digestbot.store import SqlStore
 from digestbot.store.embeddings import (
@@ -250,7 +249,7 @@ def preload(settings: RankingSettings, profiles: Sequence[Profile]) -> threading
     def load() -> None:
         try:
             for profile in profiles:
-                for text in query_texts(query_profile(profile)):
+                for text in query_texts(profile):
                     embedder.embed_query(text)
             if not embedder.is_loaded:  # no profile text: load it anyway
                 embedder.embed(["warm-up"])

@@ -28,7 +28,6 @@ from digestbot.ranking.explain import (
 )
 from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.persist import sync_index
-from digestbot.ranking.query import query_profile
 from digestbot.ranking.scorer import ProfileScores, score_profile
 from digestbot.ranking.semantic import (
     AUTO,
@@ -104,7 +103,6 @@ def score_store(
 
     The map is built only when read (100,000 entries cost ~15 ms a profile).
     """
-    profile = query_profile(profile)
     row_of = RowMap(index)
     found = resolve_paper_pks(store, profile.like)
     for name in profile.like:

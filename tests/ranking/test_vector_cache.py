@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper
 from digestbot.ranking.lexical import LexicalIndex
-from digestbot.ranking.query import query_profile
 from digestbot.ranking.semantic import (
     Embedder,
     RowVectors,
@@ -43,8 +42,8 @@ from tests.conftest import NOW
 
 DIM = 8
 MODEL = "m"
-PROFILE = query_profile(
-    Profile(name="p", description="Cars and the fuel they burn.", keywords=["engines", "fuel"])
+PROFILE = Profile(
+    name="p", description="Cars and the fuel they burn.", keywords=["engines", "fuel"]
 )
 
 
