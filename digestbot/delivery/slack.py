@@ -7,6 +7,12 @@ permanent errors (``channel_not_found``, ``not_in_channel``, ``invalid_auth``,
 ``account_inactive``…) fail at once with that reason; transient ones (5xx, time-outs,
 ``ratelimited`` after the handler gave up) are retried a bounded number of times.
 
+A message refused for its content (``CONTENT_ERRORS``: ``invalid_blocks``,
+``msg_too_long``…) is posted at once again as plain text (``fallback``:
+the same papers, no blocks, the same metadata); ``progress["form"]`` says ``plain``
+from then on. If Slack refuses that too, ``ContentRefusedError``: retrying would
+only be refused again.
+
 Every message carries the digest id in its ``metadata``. Before a retry that may
 follow a post Slack already accepted (an earlier attempt died, a time-out, a 5xx), the
 channel's recent history (and the digest's thread) is searched for that id, so
@@ -30,7 +36,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from digestbot.delivery.formats import SlackMessage
-from digestbot.errors import DeliveryError
+from digestbot.errors import ContentRefusedError, DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,30 @@ PERMANENT_ERRORS = frozenset(
 )
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# refused for what the message holds, not where it goes: posting it again as it is would
+# be refused again (any other refusal is a failure, retried on the next run)
+CONTENT_ERRORS = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "too_many_attachments",
+        "invalid_attachments",
+        "attachment_payload_limit_exceeded",
+        "invalid_arguments",
+        "invalid_array_arg",
+        "invalid_charset",
+        "invalid_json",
+        "json_not_object",
+        "invalid_metadata",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "markdown_text_conflict",
+        "no_text",
+    }
 )
 MAYBE_POSTED_ERRORS = frozenset({"internal_error", "fatal_error"})
 HISTORY_LIMIT = 200  # messages per page of conversations.history / .replies
@@ -155,13 +185,16 @@ class SlackDeliverer(_PacedSender):
         maybe_posted: bool,
         on_part: OnPart,
         made_at: datetime | None = None,
+        fallback: Sequence[SlackMessage] | None = None,
     ) -> str:
         """Post every part not yet posted; the first is the parent, the rest thread replies.
 
-        ``progress`` (``channel``, ``thread_ts``, ``parts``: index -> ts) is what earlier
-        attempts recorded; ``on_part`` is called after each accepted post; ``made_at`` (when
-        the digest was made) bounds how far back the channel is read to find parts an
-        earlier attempt posted. Returns the parent message's ts.
+        ``progress`` (``channel``, ``thread_ts``, ``parts``: index -> ts, ``form``) is what
+        earlier attempts recorded; ``on_part`` is called after each accepted post;
+        ``made_at`` (when the digest was made) bounds how far back the channel is read to
+        find parts an earlier attempt posted; ``fallback`` (one plain message per message)
+        is posted instead of a part Slack refuses for its content, and for every part after
+        it. Returns the parent message's ts.
         """
         label = f"slack:{channel}"
         parts: dict[str, str] = dict(progress.get("parts") or {})
@@ -180,18 +213,50 @@ class SlackDeliverer(_PacedSender):
                     parts[str(index)] = ts
                     state["thread_ts"] = parts.get("0")
                     on_part(index, state)
+        plain = fallback is not None and state.get("form") == "plain"
         for index, message in enumerate(messages):
             if str(index) in parts:
                 continue
-            ts, channel_id = self._post(
-                channel,
-                message,
-                metadata=_metadata(digest_id, index, len(messages)),
-                thread_ts=parts.get("0"),
-                label=label,
-                lookup=state.get("channel") or channel,
-                made_at=made_at,
-            )
+
+            def post(message: SlackMessage, index: int = index) -> tuple[str, str]:
+                return self._post(
+                    channel,
+                    message,
+                    metadata=_metadata(digest_id, index, len(messages)),
+                    thread_ts=parts.get("0"),
+                    label=label,
+                    lookup=state.get("channel") or channel,
+                    made_at=made_at,
+                )
+
+            if plain:
+                assert fallback is not None
+                ts, channel_id = post(fallback[index])
+            else:
+                try:
+                    ts, channel_id = post(message)
+                except ContentRefusedError as exc:
+                    if fallback is None:
+                        raise
+                    log.warning(
+                        "%s: Slack refused part %s of %s for its content (%s); "
+                        "posting it as plain text",
+                        label,
+                        index,
+                        digest_id,
+                        exc.reason,
+                    )
+                    plain = True
+                    state.update(form="plain", refused=exc.reason)
+                    try:
+                        ts, channel_id = post(fallback[index])
+                    except ContentRefusedError as again:
+                        raise ContentRefusedError(
+                            f"Slack refused the digest formatted ({exc.reason}) "
+                            f"and as plain text ({again.reason})",
+                            destination=label,
+                            reason=f"{exc.reason}; plain text: {again.reason}",
+                        ) from again
             parts[str(index)] = ts
             state["channel"] = channel_id
             state["thread_ts"] = parts["0"]
@@ -220,7 +285,7 @@ class SlackDeliverer(_PacedSender):
                 response = self.client.chat_postMessage(
                     channel=channel,
                     text=message.text,
-                    blocks=list(message.blocks),
+                    blocks=list(message.blocks) or None,
                     thread_ts=thread_ts,
                     metadata=metadata,
                     unfurl_links=False,
@@ -229,9 +294,12 @@ class SlackDeliverer(_PacedSender):
                 return str(response["ts"]), str(response.get("channel") or channel)
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
-                if error in PERMANENT_ERRORS or not (
-                    error in TRANSIENT_ERRORS or exc.response.status_code >= 500
-                ):
+                transient = error in TRANSIENT_ERRORS or exc.response.status_code >= 500
+                if error in CONTENT_ERRORS:
+                    raise ContentRefusedError(
+                        f"Slack refused the message: {error}", destination=label, reason=error
+                    ) from exc
+                if not transient:
                     raise DeliveryError(
                         f"Slack refused the message: {error}",
                         destination=label,
