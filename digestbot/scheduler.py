@@ -204,6 +204,15 @@ class Daemon:
                 now=now,
             )
             return
+        if outcome.status == "rejected":  # settled: alerted once (by digest), not retried
+            self.alerter.digest_rejected(
+                profile=outcome.profile,
+                destination=outcome.destination,
+                digest_id=digest,
+                error=outcome.error,
+                now=now,
+            )
+            return
         log.info(
             "delivery %s profile=%s destination=%s digest=%s papers=%s",
             outcome.status,

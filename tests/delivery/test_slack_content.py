@@ -4,12 +4,20 @@ next digest (before: ``failed``, retried with the same papers, failing every day
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+from digestbot.alerts import Alert, Alerter
+from digestbot.config import Settings
+from digestbot.delivery.outcomes import SendReport
+from digestbot.delivery.personal import send_personal_due
 from digestbot.delivery.service import send_due
 from digestbot.delivery.targets import Deliverers
+from digestbot.scheduler import Daemon
 from digestbot.store import SqlStore
 from digestbot.store.ledger import count_sent, load_history
+from digestbot.store.slack import PersonalProfile, upsert_personal_profile
 from tests.conftest import NOW
 from tests.delivery.helpers import add_papers, make_paper, settings_for, slack_deliverer
 from tests.slack_api import Failure, SlackApi
@@ -150,3 +158,62 @@ def test_a_transient_error_on_the_plain_text_fails_and_is_retried(
     retry = send_due(settings, store, now=NOW + timedelta(hours=1), deliverers=deliverers)
     assert [o.status for o in retry.outcomes] == ["sent"]
     assert len(slack_api.posted()) == 1
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def notify(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+
+def test_the_daemon_alerts_once_naming_the_destination_and_slacks_error(
+    store: SqlStore, slack_api: SlackApi, tmp_path: Path
+) -> None:
+    settings = settings_for(deliver=[SLACK], extra={"drops": {"path": str(tmp_path)}})
+    deliverers = Deliverers(slack=slack_deliverer(slack_api))
+    add_papers(store, [make_paper(i) for i in (1, 2)], now=NOW)
+    slack_api.refuse_posts = "msg_too_long"
+    notes = Recorder()
+
+    def send(settings: Settings, store: SqlStore, *, now: datetime, profiles: Any) -> SendReport:
+        return send_due(settings, store, now=now, profiles=profiles, deliverers=deliverers)
+
+    for minutes in (0, 30):  # the run, then a restart within the grace
+        daemon = Daemon(
+            settings,
+            store,
+            send=send,
+            alerter=Alerter(store, notes),
+            clock=lambda m=minutes: NOW + timedelta(minutes=m),  # type: ignore[misc]
+        )
+        assert daemon.run_once() is True  # settled: not failed, no retry scheduled
+    [alert] = notes.alerts
+    assert (alert.kind, alert.profile, alert.destination) == (
+        "digest-rejected",
+        "attn",
+        "slack:#papers",
+    )
+    assert "msg_too_long" in alert.message and "slack:#papers" in alert.message
+    assert posted_post_calls(slack_api) == 2
+
+
+def test_a_rejected_personal_digest_is_not_tried_again_every_minute(
+    store: SqlStore, slack_api: SlackApi
+) -> None:
+    add_papers(store, [make_paper(i) for i in (1, 2)], now=NOW)
+    person = PersonalProfile(
+        user_id="U1", terms=("linear attention",), delivery_time="08:00", timezone="UTC"
+    )
+    upsert_personal_profile(store, person, now=NOW)
+    settings = settings_for(deliver=[SLACK])
+    deliverers = Deliverers(slack=slack_deliverer(slack_api))
+    slack_api.refuse_posts = "msg_too_long"
+    due = NOW.replace(hour=8, minute=0)
+    first = send_personal_due(settings, store, now=due, deliverers=deliverers)
+    assert [(o.destination, o.status) for o in first.outcomes] == [("slack:U1", "rejected")]
+    later = send_personal_due(
+        settings, store, now=due + timedelta(minutes=20), deliverers=deliverers
+    )
+    assert later.outcomes == [] and posted_post_calls(slack_api) == 2
