@@ -15,10 +15,11 @@ from digestbot.delivery.personal import send_personal_due
 from digestbot.delivery.service import send_due
 from digestbot.delivery.targets import Deliverers
 from digestbot.scheduler import Daemon
+from digestbot.status import build_status
 from digestbot.store import SqlStore
 from digestbot.store.ledger import count_sent, load_history
 from digestbot.store.slack import PersonalProfile, upsert_personal_profile
-from tests.conftest import NOW
+from tests.conftest import NOW, write_config
 from tests.delivery.helpers import add_papers, make_paper, settings_for, slack_deliverer
 from tests.slack_api import Failure, SlackApi
 
@@ -217,3 +218,38 @@ def test_a_rejected_personal_digest_is_not_tried_again_every_minute(
         settings, store, now=due + timedelta(minutes=20), deliverers=deliverers
     )
     assert later.outcomes == [] and posted_post_calls(slack_api) == 2
+
+
+def test_status_shows_a_rejected_digest_and_one_sent_as_plain_text(
+    store: SqlStore, slack_api: SlackApi, db_url: str, cli: Any, tmp_path: Path
+) -> None:
+    settings = settings_for(deliver=[SLACK])
+    deliverers = Deliverers(slack=slack_deliverer(slack_api))
+    add_papers(store, [make_paper(1)], now=NOW)
+    slack_api.refuse_blocks = "invalid_blocks"
+    assert [
+        o.status for o in send_due(settings, store, now=NOW, deliverers=deliverers).outcomes
+    ] == ["sent"]
+    [last] = build_status(settings, store, now=NOW)["deliveries"]
+    assert last["status"] == "sent"
+    assert last["note"] == (
+        "sent as plain text: Slack refused the formatted digest (invalid_blocks)"
+    )
+
+    slack_api.refuse_posts = "msg_too_long"
+    add_papers(store, [make_paper(2)], now=NOW + DAY)
+    send_due(settings, store, now=NOW + DAY, deliverers=deliverers)
+    report = build_status(settings, store, now=NOW + DAY)
+    [rejected] = report["rejected_digests"]
+    assert (rejected["destination"], rejected["digest_date"]) == ("slack:#papers", "2026-11-24")
+    assert "msg_too_long" in rejected["error"]
+    assert report["open_digests"] == [] and report["deliveries"][0]["status"] == "rejected"
+
+    config = write_config(
+        tmp_path,
+        f"database_url: {db_url}\nprofiles:\n  - name: attn\n    keywords: [linear attention]\n"
+        "    deliver:\n      - slack: {channel: '#papers'}\n",
+    )
+    text = cli("--config", str(config), "--now", (NOW + DAY).isoformat(), "status").stdout
+    assert "rejected by Slack (not retried; the next digest goes out as usual):" in text
+    assert "  2026-11-24 attn -> slack:#papers: slack:#papers: Slack refused the digest" in text
