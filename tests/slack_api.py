@@ -339,6 +339,9 @@ class SlackApi:
             if failure.retry_after is not None:
                 headers["Retry-After"] = str(failure.retry_after)
             return failure.status, failure.body or failure.error, headers
+        blocks = params.get("blocks")
+        if self.refuse_posts or (blocks and self.refuse_blocks):
+            return 400, self.refuse_posts or self.refuse_blocks, {}
         with self.lock:
             self.messages.append(
                 {

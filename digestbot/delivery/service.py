@@ -470,9 +470,13 @@ class _ProfileRun:
             if webhook is None:
                 raise DeliveryError("no webhook client configured", destination=target.key)
             external = webhook.post_digest(
-                messages, digest_id=record.digest_id, progress=progress, on_part=on_part
+                messages,
+                digest_id=record.digest_id,
+                progress=progress,
+                on_part=on_part,
+                fallback=render_slack_plain(digest, messages),
             )
-            return external, ""
+            return external, _form_note(progress)
         if self.deliverers.slack is None:
             raise DeliveryError(
                 "slack.bot_token is not set (needed to post to a channel)", destination=target.key

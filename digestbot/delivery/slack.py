@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypedDict, Unpack
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -213,7 +213,6 @@ class SlackDeliverer(_PacedSender):
                     parts[str(index)] = ts
                     state["thread_ts"] = parts.get("0")
                     on_part(index, state)
-        plain = fallback is not None and state.get("form") == "plain"
         for index, message in enumerate(messages):
             if str(index) in parts:
                 continue
@@ -229,34 +228,10 @@ class SlackDeliverer(_PacedSender):
                     made_at=made_at,
                 )
 
-            if plain:
-                assert fallback is not None
-                ts, channel_id = post(fallback[index])
-            else:
-                try:
-                    ts, channel_id = post(message)
-                except ContentRefusedError as exc:
-                    if fallback is None:
-                        raise
-                    log.warning(
-                        "%s: Slack refused part %s of %s for its content (%s); "
-                        "posting it as plain text",
-                        label,
-                        index,
-                        digest_id,
-                        exc.reason,
-                    )
-                    plain = True
-                    state.update(form="plain", refused=exc.reason)
-                    try:
-                        ts, channel_id = post(fallback[index])
-                    except ContentRefusedError as again:
-                        raise ContentRefusedError(
-                            f"Slack refused the digest formatted ({exc.reason}) "
-                            f"and as plain text ({again.reason})",
-                            destination=label,
-                            reason=f"{exc.reason}; plain text: {again.reason}",
-                        ) from again
+            plain = fallback[index] if fallback is not None else None
+            ts, channel_id = _post_or_fallback(
+                post, message, plain, state, label=label, what=f"part {index} of {digest_id}"
+            )
             parts[str(index)] = ts
             state["channel"] = channel_id
             state["thread_ts"] = parts["0"]
@@ -406,6 +381,46 @@ class SlackDeliverer(_PacedSender):
         return self._dm[channel]
 
 
+_T = TypeVar("_T")
+
+
+def _post_or_fallback(
+    post: Callable[[SlackMessage], _T],
+    message: SlackMessage,
+    plain: SlackMessage | None,
+    state: dict[str, Any],
+    *,
+    label: str,
+    what: str,
+) -> _T:
+    """Post ``message``; refused for its content, post ``plain`` instead (and note it in
+    ``state``: every later part goes plain). Refused for content even so (or without a
+    ``plain``), ``ContentRefusedError``."""
+    if plain is not None and state.get("form") == "plain":
+        return post(plain)
+    try:
+        return post(message)
+    except ContentRefusedError as exc:
+        if plain is None:
+            raise
+        log.warning(
+            "%s: Slack refused %s for its content (%s); posting it as plain text",
+            label,
+            what,
+            exc.reason,
+        )
+        state.update(form="plain", refused=exc.reason)
+        try:
+            return post(plain)
+        except ContentRefusedError as again:
+            raise ContentRefusedError(
+                f"Slack refused the digest formatted ({exc.reason}) "
+                f"and as plain text ({again.reason})",
+                destination=label,
+                reason=f"{exc.reason}; plain text: {again.reason}",
+            ) from again
+
+
 def _matching(messages: Sequence[Any], digest_id: str) -> dict[int, str]:
     found: dict[int, str] = {}
     for message in messages:
@@ -437,13 +452,23 @@ class WebhookDeliverer(_PacedSender):
         digest_id: str,
         progress: dict[str, Any],
         on_part: OnPart,
+        fallback: Sequence[SlackMessage] | None = None,
     ) -> str:
+        """Post every part not yet posted; ``fallback`` as for ``SlackDeliverer``."""
         parts: dict[str, str] = dict(progress.get("parts") or {})
         state: dict[str, Any] = {**progress, "parts": parts}
         for index, message in enumerate(messages):
             if str(index) in parts:
                 continue
-            self._post(message, _metadata(digest_id, index, len(messages)))
+            metadata = _metadata(digest_id, index, len(messages))
+
+            def post(message: SlackMessage, metadata: dict[str, Any] = metadata) -> None:
+                self._post(message, metadata)
+
+            plain = fallback[index] if fallback is not None else None
+            _post_or_fallback(
+                post, message, plain, state, label=self.label, what=f"part {index} of {digest_id}"
+            )
             parts[str(index)] = "webhook"
             on_part(index, state)
         return digest_id
@@ -466,6 +491,10 @@ class WebhookDeliverer(_PacedSender):
                 if response.status_code == 200:
                     return
                 last = (response.body or "").strip()[:200] or f"HTTP {response.status_code}"
+                if response.status_code == 400 and last in (*CONTENT_ERRORS, "invalid_payload"):
+                    raise ContentRefusedError(
+                        f"Slack refused the message: {last}", destination=self.label, reason=last
+                    )
                 if response.status_code < 500 and response.status_code != 429:
                     raise DeliveryError(
                         f"Slack refused the message: {last}",

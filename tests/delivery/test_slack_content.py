@@ -8,12 +8,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from slack_sdk.webhook import WebhookClient
+
 from digestbot.alerts import Alert, Alerter
 from digestbot.config import Settings
 from digestbot.delivery.outcomes import SendReport
 from digestbot.delivery.personal import send_personal_due
 from digestbot.delivery.service import send_due
-from digestbot.delivery.targets import Deliverers
+from digestbot.delivery.slack import WebhookDeliverer
+from digestbot.delivery.targets import Deliverers, webhook_key
 from digestbot.scheduler import Daemon
 from digestbot.status import build_status
 from digestbot.store import SqlStore
@@ -253,3 +256,28 @@ def test_status_shows_a_rejected_digest_and_one_sent_as_plain_text(
     text = cli("--config", str(config), "--now", (NOW + DAY).isoformat(), "status").stdout
     assert "rejected by Slack (not retried; the next digest goes out as usual):" in text
     assert "  2026-11-24 attn -> slack:#papers: slack:#papers: Slack refused the digest" in text
+
+
+def test_an_incoming_webhook_refusing_blocks_gets_plain_text_and_then_is_rejected(
+    store: SqlStore, slack_api: SlackApi
+) -> None:
+    url = slack_api.webhook_url("T1")
+    settings = settings_for(deliver=[{"slack": {"webhook_url": url}}])
+    key = webhook_key(url)
+    hook = WebhookDeliverer(WebhookClient(url), label=key, min_interval=0, backoff=0)
+    deliverers = Deliverers(webhooks={key: hook})
+    add_papers(store, [make_paper(1)], now=NOW)
+    slack_api.refuse_blocks = "invalid_blocks"  # a webhook answers 400 invalid_blocks
+
+    first = send_due(settings, store, now=NOW, deliverers=deliverers)
+    assert [(o.status, o.papers) for o in first.outcomes] == [("sent", 1)]
+    [message] = slack_api.posted("webhook:T1")
+    assert message["blocks"] == [] and "Linear attention study number 1" in message["text"]
+
+    slack_api.refuse_posts = "invalid_payload"
+    add_papers(store, [make_paper(2)], now=NOW + DAY)
+    second = send_due(settings, store, now=NOW + DAY, deliverers=deliverers)
+    assert [o.status for o in second.outcomes] == ["rejected"]
+    assert "invalid_payload" in second.outcomes[0].error
+    statuses = [r.status for r in sorted(load_history(store), key=lambda r: r.digest_date)]
+    assert statuses == ["sent", "rejected"]
