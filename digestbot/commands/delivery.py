@@ -74,7 +74,7 @@ def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: boo
                 click.echo("nothing to send: today's digests were already sent")
             else:
                 click.echo("nothing to send: no new papers for any destination")
-    if not report.ok or report.count("rejected"):
+    if not report.ok or (report.count("rejected") and not dry_run):
         sys.exit(1)
 
 
@@ -118,6 +118,8 @@ def history(app: AppContext, profile_name: str | None, limit: int, as_json: bool
             line += f", {record.attempts} attempts"
         if record.error and record.status != "sent":
             line += f"  error: {record.error}"
+        if record.status == "sent" and record.progress.get("form") == "plain":
+            line += f"  (as plain text: Slack refused the blocks, {record.progress.get('refused')})"
         click.echo(line)
     if not records:
         click.echo("nothing sent yet", err=True)

@@ -256,6 +256,10 @@ def test_status_shows_a_rejected_digest_and_one_sent_as_plain_text(
     text = cli("--config", str(config), "--now", (NOW + DAY).isoformat(), "status").stdout
     assert "rejected by Slack (not retried; the next digest goes out as usual):" in text
     assert "  2026-11-24 attn -> slack:#papers: slack:#papers: Slack refused the digest" in text
+    history = cli("--config", str(config), "history").stdout.splitlines()
+    assert history[0].startswith("2026-11-24  rejected")
+    assert history[1].startswith("2026-11-23  sent")
+    assert history[1].endswith("(as plain text: Slack refused the blocks, invalid_blocks)")
 
 
 def test_an_incoming_webhook_refusing_blocks_gets_plain_text_and_then_is_rejected(
