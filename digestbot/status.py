@@ -265,7 +265,10 @@ def build_status(
         "now": now.isoformat(),
         "profiles": profiles,
         "personal": personal,
-        "deliveries": load_last_deliveries(store),
+        # as feeds: the live destinations only (a removed one's last error is no news)
+        "deliveries": [
+            d for d in load_last_deliveries(store) if (d["profile"], d["destination"]) in live
+        ],
         "open_digests": [d for d in unsent if d["digest_id"] not in gone],
         "orphaned_digests": orphaned,
         "rejected_digests": load_rejected_digests(

@@ -70,6 +70,7 @@ def test_status_lists_orphaned_digests_apart_and_keeps_personal_and_weekly_ones(
             ("dweekly", "attn", "email:w@example.org", date(2026, 11, 23), "failed"),
             ("dprofile", "gone", out, date(2026, 11, 20), "failed"),
             ("ddest", "attn", "slack:COLD", date(2026, 11, 19), "pending"),
+            ("dsentgone", "gone2", out, date(2026, 11, 18), "sent"),
         ],
     )
     store.close()
@@ -79,6 +80,9 @@ def test_status_lists_orphaned_digests_apart_and_keeps_personal_and_weekly_ones(
 
     assert [d["digest_id"] for d in report["open_digests"]] == ["dpersonal", "dlive", "dweekly"]
     assert [d["digest_id"] for d in report["orphaned_digests"]] == ["dprofile", "ddest"]
+    # the last digest per destination: live destinations only (as the feeds)
+    last = [d["digest_id"] for d in report["deliveries"]]  # by profile, then destination
+    assert last == ["dpersonal", "dweekly", "dlive"]
     text = cli(*now, "status").stdout
     pending = text[text.index("pending or failed:") : text.index("orphaned:")]
     assert "dlive" in pending and "dweekly" in pending and "dpersonal" in pending
