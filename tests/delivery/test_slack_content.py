@@ -285,3 +285,23 @@ def test_an_incoming_webhook_refusing_blocks_gets_plain_text_and_then_is_rejecte
     assert "invalid_payload" in second.outcomes[0].error
     statuses = [r.status for r in sorted(load_history(store), key=lambda r: r.digest_date)]
     assert statuses == ["sent", "rejected"]
+
+
+def test_a_feed_link_full_of_ampersands_does_not_fail_the_digest_every_day(
+    store: SqlStore, slack_api: SlackApi
+) -> None:
+    """A 1,982-character link (within the 2,000 kept) with 490 ``&`` is 3,942 characters
+    once escaped for mrkdwn: its line did not fit a Slack section (3,000), the digest failed
+    to render on every run and the paper rolled into every next digest."""
+    url = "https://example.org/r?" + "&x=1" * 490
+    settings = settings_for(deliver=[SLACK])
+    deliverers = Deliverers(slack=slack_deliverer(slack_api))
+    add_papers(store, [make_paper(1, arxiv_id=None, urls=(url,))], now=NOW)
+
+    report = send_due(settings, store, now=NOW, deliverers=deliverers)
+
+    assert [(o.status, o.papers) for o in report.outcomes] == [("sent", 1)]
+    [message] = slack_api.posted()
+    sections = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    assert all(len(line) <= 3000 for text in sections for line in text.splitlines())
+    assert "*Linear attention study number 1*" in sections[0]  # the title, without the link
