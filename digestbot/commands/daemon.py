@@ -129,7 +129,8 @@ def status(app: AppContext, as_json: bool) -> None:
     if report.get("orphaned_digests"):
         click.echo(
             f"orphaned: {len(report['orphaned_digests'])} unsent digests whose profile or "
-            "destination is no longer configured (never retried; see `digestbot history`):"
+            "destination is gone (removed from the config, unsubscribed or bounced; never "
+            "retried; see `digestbot history`):"
         )
         for d in report["orphaned_digests"][:ORPHANS_SHOWN]:
             click.echo(f"  {d['digest_id']} {d['profile']} -> {d['destination']}: {d['status']}")

@@ -60,7 +60,10 @@ def test_status_lists_orphaned_digests_apart_and_keeps_personal_and_weekly_ones(
     out = f"file:{(tmp_path / 'out').resolve()}:markdown"
     upsert_personal_profile(store, PersonalProfile(user_id="U1", terms=("vision",)), now=FRIDAY)
     upsert_subscribers(
-        store, profile="attn", rows=[("w@example.org", "weekly", "active")], now=FRIDAY
+        store,
+        profile="attn",
+        rows=[("w@example.org", "weekly", "active"), ("b@example.org", "daily", "bounced")],
+        now=FRIDAY,
     )
     add_rows(
         store,
@@ -71,6 +74,7 @@ def test_status_lists_orphaned_digests_apart_and_keeps_personal_and_weekly_ones(
             ("dprofile", "gone", out, date(2026, 11, 20), "failed"),
             ("ddest", "attn", "slack:COLD", date(2026, 11, 19), "pending"),
             ("dsentgone", "gone2", out, date(2026, 11, 18), "sent"),
+            ("dbounced", "attn", "email:b@example.org", date(2026, 11, 26), "failed"),
         ],
     )
     store.close()
@@ -79,7 +83,8 @@ def test_status_lists_orphaned_digests_apart_and_keeps_personal_and_weekly_ones(
     report = as_json(cli(*now, "status", "--json"))
 
     assert [d["digest_id"] for d in report["open_digests"]] == ["dpersonal", "dlive", "dweekly"]
-    assert [d["digest_id"] for d in report["orphaned_digests"]] == ["dprofile", "ddest"]
+    orphaned = [d["digest_id"] for d in report["orphaned_digests"]]
+    assert orphaned == ["dbounced", "dprofile", "ddest"]  # newest first
     # the last digest per destination: live destinations only (as the feeds)
     last = [d["digest_id"] for d in report["deliveries"]]  # by profile, then destination
     assert last == ["dpersonal", "dweekly", "dlive"]
@@ -88,8 +93,8 @@ def test_status_lists_orphaned_digests_apart_and_keeps_personal_and_weekly_ones(
     assert "dlive" in pending and "dweekly" in pending and "dpersonal" in pending
     assert "dprofile" not in pending and "ddest" not in pending
     assert (
-        "orphaned: 2 unsent digests whose profile or destination is no longer configured "
-        "(never retried; see `digestbot history`):"
+        "orphaned: 3 unsent digests whose profile or destination is gone (removed from "
+        "the config, unsubscribed or bounced; never retried; see `digestbot history`):"
     ) in text
     assert "  dprofile gone -> " in text and "  ddest attn -> slack:COLD: pending" in text
 
