@@ -160,7 +160,7 @@ class Daemon:
             self._after_delivery(profile, outcome, fire=fire, now=now)
         if not report.ok:
             self._schedule_retry(name, fire)
-        return report.ok
+        return report.ok and not _rejected(report.outcomes)  # rejected: reported, not retried
 
     def send_personal_digests(self) -> bool:
         """Send the personal digests (``/papers follow``) whose local time has come.
@@ -175,7 +175,7 @@ class Daemon:
             report = self.send_personal(self.settings, self.store, now=now)
         for outcome in report.outcomes:
             self._after_delivery(None, outcome, fire=now, now=now)
-        return report.ok
+        return report.ok and not _rejected(report.outcomes)
 
     def _after_delivery(
         self, profile: Profile | None, outcome: SendOutcomeLike, *, fire: datetime, now: datetime
@@ -197,6 +197,15 @@ class Daemon:
                 extra=extra,
             )
             self.alerter.delivery_failed(
+                profile=outcome.profile,
+                destination=outcome.destination,
+                digest_id=digest,
+                error=outcome.error,
+                now=now,
+            )
+            return
+        if outcome.status == "rejected":  # settled: alerted once (by digest), not retried
+            self.alerter.digest_rejected(
                 profile=outcome.profile,
                 destination=outcome.destination,
                 digest_id=digest,
@@ -474,3 +483,8 @@ def serve_until_signalled(
         cleanup()
     logging.shutdown()
     os._exit(0)  # worker threads would otherwise hold the interpreter open
+
+
+def _rejected(outcomes: Sequence[SendOutcomeLike]) -> bool:
+    """Whether Slack rejected a digest (settled, not retried, but not "all went well")."""
+    return any(o.status == "rejected" for o in outcomes)
