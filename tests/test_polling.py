@@ -318,3 +318,37 @@ def test_a_paper_another_process_stores_meanwhile_is_merged_not_an_error(
     assert polling.count_papers() == 50
     polling.close()
     other.close()
+
+
+def _blog_rss(items: list[tuple[str, str, str]]) -> bytes:
+    """A plain RSS 2.0 feed (no arXiv ids) of (title, link, description)."""
+    body = "".join(
+        f"<item><title>{t}</title><link>{link}</link><guid>{link}</guid>"
+        f"<description>{d}</description></item>"
+        for t, link, d in items
+    )
+    return (
+        f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Blog</title>"
+        f"<link>https://blog.example.org/</link>{body}</channel></rss>"
+    ).encode()
+
+
+def test_feed_items_titled_with_symbols_only_are_kept_apart_by_their_links(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    items = [
+        ("∇ ⊗ ∇", "https://blog.example.org/p/1", "Gradients."),
+        ("???", "https://blog.example.org/p/2", "Questions."),
+        ("🎉", "https://blog.example.org/p/3", "Parties."),
+    ]
+    server.routes["/blog"] = Route(body=_blog_rss(items))
+    settings = settings_for({"name": "blog", "url": server.url("/blog")})
+    report = poll(settings, store, http)
+    assert [(f.name, f.new, f.merged) for f in report.feeds] == [("blog", 3, 0)]
+    # the next poll: a description edited, an item added
+    items[1] = ("???", "https://blog.example.org/p/2", "Questions, edited.")
+    items.append(("!!!", "https://blog.example.org/p/4", "Exclamations."))
+    server.routes["/blog"] = Route(body=_blog_rss(items))
+    report = poll(settings, store, http, now=NOW + timedelta(hours=2))
+    assert [(f.name, f.new, f.merged) for f in report.feeds] == [("blog", 1, 3)]
+    assert store.count_papers() == 4

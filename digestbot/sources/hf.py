@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -84,7 +85,10 @@ def _hf_paper(item: _HfItem, *, name: str) -> Paper:
     found = parse_arxiv_id(paper.id)
     authors = tuple(clean_text(a.name) for a in paper.authors if a.name and not a.hidden)
     org = paper.organization or item.organization
-    urls = [HF_PAPERS_URL + paper.id] if found else []
+    # the paper's HF page first, also for an id that is no arXiv id: it is the paper's own
+    # link, which keys a paper whose title has no letter or digit (``ids.paper_key``)
+    page = paper.id if found else quote(paper.id.strip(), safe="")
+    urls = [HF_PAPERS_URL + page] if page else []
     urls += [u for u in (paper.githubRepo, paper.projectPage) if u and u.startswith("http")]
     extra: dict[str, Any] = {"hf_upvotes": paper.upvotes}
     if paper.githubRepo:

@@ -211,7 +211,7 @@ def merge_batch(batch: Sequence[Paper]) -> BatchMerge:
     by_arxiv: dict[str, int] = {}
     by_title: dict[str, int] = {}
     for paper in batch:
-        key = normalize_title(paper.title)
+        key = paper.title_key
         hit = by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
         if hit is None:
             candidate = by_title.get(key)
@@ -494,6 +494,7 @@ class SqlStore:
         insert_slots: list[int] = []
         updates: dict[int, Paper] = {}  # stored pk -> merged paper
         stored: dict[int, Paper] = {}  # stored pk -> the paper as stored
+        stored_keys: dict[int, str] = {}  # stored pk -> its title_key
         pk_of_slot: dict[int, int] = {}
         for index, (paper, key) in enumerate(zip(slots, title_keys, strict=True)):
             match: Any = stored_by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
@@ -512,6 +513,7 @@ class SqlStore:
             merged_count += 1
             if match.pk not in stored:
                 stored[match.pk] = _paper_from_row(match)
+                stored_keys[match.pk] = match.title_key
             updates[match.pk] = merge_papers(updates.get(match.pk) or stored[match.pk], paper)
             pk_of_slot[index] = match.pk
 
@@ -531,7 +533,10 @@ class SqlStore:
                     **dict(
                         zip(
                             ROW_COLUMNS,
-                            row_values(p, title_key=normalize_title(p.title), now=now),
+                            # a title with no letter or digit keeps the key it is stored by
+                            row_values(
+                                p, title_key=normalize_title(p.title) or stored_keys[pk], now=now
+                            ),
                             strict=True,
                         )
                     ),

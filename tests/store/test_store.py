@@ -302,3 +302,34 @@ def test_opening_a_current_database_does_not_wait_for_a_writer(tmp_path: Path) -
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+SYMBOL_DROP = (
+    "Daily Papers\n\nNov 20\n\n"
+    "∇ ⊗ ∇\n\nOn tensor gradients of fields.\n\n  • 2 authors\n·\nNov 19, 2026 3\n\n"
+    "???\n\nA paper titled with question marks.\n\n  • 1 author\n·\nNov 19, 2026 1\n\n"
+    "🎉🎉\n\nA paper titled with emoji.\n\n  • 3 authors\n·\nNov 19, 2026 5\n\n"
+    "∇ ⊗ ∇\n\nAnother paper, the same glyphs as the first.\n\n  • 4 authors\n·\nNov 19, 2026\n"
+)
+
+
+def test_drop_entries_titled_with_symbols_only_are_distinct_papers(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    first = tmp_path / "a.txt"
+    first.write_text(SYMBOL_DROP, encoding="utf-8")
+    report = ingest_paths(store, [first], now=NOW)
+    assert (report.papers_new, report.papers_merged) == (4, 0)
+    # the next day's drop shows one of them again, with more upvotes
+    second = tmp_path / "b.txt"
+    second.write_text(
+        "Daily Papers\n\nNov 21\n\n"
+        "???\n\nA paper titled with question marks.\n\n  • 1 author\n·\nNov 19, 2026 9\n",
+        encoding="utf-8",
+    )
+    again = ingest_paths(store, [second], now=NOW + timedelta(days=1))
+    assert (again.papers_new, again.papers_merged) == (0, 1)
+    assert count(store, papers) == 4
+    by_abstract = {p.abstract: p for p in store.load_papers(with_sources=True)}
+    assert by_abstract["A paper titled with question marks."].upvotes == 9
+    assert len(by_abstract["A paper titled with question marks."].sources) == 2
