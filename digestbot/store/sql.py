@@ -679,6 +679,17 @@ class SqlStore:
                 found.update(row[0] for row in conn.execute(query))
         return found
 
+    def failed_files(self, paths: Sequence[str]) -> dict[str, FileRecord]:
+        """The recorded failures of these paths (one a path: a newer outcome replaces it)."""
+        found: dict[str, FileRecord] = {}
+        with self.transaction() as conn:
+            for part in _chunks(list(dict.fromkeys(paths))):
+                query = sa.select(ingested_files).where(
+                    ingested_files.c.path.in_(part), ingested_files.c.status == "failed"
+                )
+                found.update((row.path, _file_from_row(row)) for row in conn.execute(query))
+        return found
+
     def content_ingested(self, conn: Connection, sha256: str) -> bool:
         """Whether this content was ingested successfully (in ``conn``'s transaction)."""
         query = sa.select(ingested_files.c.pk).where(

@@ -333,3 +333,48 @@ def test_drop_entries_titled_with_symbols_only_are_distinct_papers(
     by_abstract = {p.abstract: p for p in store.load_papers(with_sources=True)}
     assert by_abstract["A paper titled with question marks."].upvotes == 9
     assert len(by_abstract["A paper titled with question marks."].sources) == 2
+
+
+NOT_A_DROP = "# meeting notes\n\nnothing to see here\n"
+
+
+def test_an_unchanged_failed_file_is_reported_from_its_record_not_parsed_again(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    drop = tmp_path / "notes.txt"
+    drop.write_text(NOT_A_DROP)
+    (first,) = ingest_paths(store, [drop], now=NOW).files
+    assert first.status == "failed" and not first.unchanged
+    assert first.error == f"{drop}:1: not a Hugging Face daily-papers dump" + (
+        " (no 'Daily Papers' header, no paper meta blocks)"
+    )
+    # a later run: the same failure, from the record made at NOW (not parsed again)
+    report = ingest_paths(store, [drop], now=NOW + timedelta(hours=1))
+    (again,) = report.files
+    assert (again.status, again.unchanged, again.error) == ("failed", True, first.error)
+    assert not report.ok
+    assert [r.ingested_at for r in store.recent_files()] == [NOW]
+    # asked to, it is parsed again
+    (retried,) = ingest_paths(store, [drop], now=NOW + timedelta(hours=2), retry_failed=True).files
+    assert retried.status == "failed" and not retried.unchanged
+    assert [r.ingested_at for r in store.recent_files()] == [NOW + timedelta(hours=2)]
+
+
+def test_a_failed_file_that_changes_is_parsed_again_even_at_the_same_size(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    drop = tmp_path / "notes.txt"
+    drop.write_text(NOT_A_DROP)
+    ingest_paths(store, [drop], now=NOW)
+    drop.write_bytes(NOT_A_DROP.replace("# ", "\xff").encode("latin-1"))
+    assert drop.stat().st_size == len(NOT_A_DROP) - 1
+    (changed,) = ingest_paths(store, [drop], now=NOW + timedelta(hours=1)).files
+    assert changed.status == "failed" and not changed.unchanged
+    assert "not UTF-8" in (changed.error or "")
+    # the same size, other bytes
+    drop.write_bytes(NOT_A_DROP.replace("# ", "\xfe").encode("latin-1"))
+    (same_size,) = ingest_paths(store, [drop], now=NOW + timedelta(hours=2)).files
+    assert not same_size.unchanged and "bad byte 0xfe" in (same_size.error or "")
+    shutil.copy(SEEDS / "000_ca14cdb193ee54f8.txt", drop)
+    fixed = ingest_paths(store, [drop], now=NOW + timedelta(hours=3))
+    assert fixed.count("new") == 1 and fixed.papers_new == 11
