@@ -31,7 +31,7 @@ def setup_drops(tmp_path: Path) -> Path:
 
 def test_ingest_json_summary_and_exit_code_with_a_bad_file(tmp_path: Path, cli) -> None:
     setup_drops(tmp_path)
-    (tmp_path / "drops" / "zz_bad.txt").write_bytes(b"\xff\xfe garbage")
+    (tmp_path / "drops" / "zz_bad.txt").write_bytes(b"garbage \xff\xfe")
     result = cli("ingest", "--json")
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
