@@ -16,8 +16,9 @@ again keeps its id. These keys hold ``:``, which no normalised title does.
 ``arXiv:2411.17700v1``, ``oai:arXiv.org:2411.17700v1``,
 ``http://arxiv.org/abs/2411.17700v2``, ``https://arxiv.org/pdf/2411.17700v2.pdf``,
 ``https://huggingface.co/papers/2411.17700``, old-style ``cond-mat/0412498v1`` and
-``math.GT/0309136``. Old-style ids need a real archive name, and new-style ids a
-real month, so that numbers in other URLs are not taken for arXiv ids.
+``math.GT/0309136``, and arXiv's DataCite DOI (``10.48550/arXiv.2411.17700``, as
+``https://doi.org/…`` or ``doi:…``). Old-style ids need a real archive name, and
+new-style ids a real month, so that numbers in other URLs are not taken for arXiv ids.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import hashlib
 import re
 import unicodedata
 from functools import lru_cache
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -85,6 +86,9 @@ _WHOLE_ID_RE = re.compile(rf"^(?:arxiv:\s*)?{ARXIV_ID_RE.pattern}$", re.IGNORECA
 _ARXIV_HOSTS = re.compile(
     r"^(?:[a-z]+\.)?(?:arxiv\.org|huggingface\.co|hf\.co|alphaxiv\.org)$", re.IGNORECASE
 )
+# arXiv's DOI prefix: every arXiv paper has the DOI 10.48550/arXiv.<id>
+_ARXIV_DOI = "10.48550/arxiv."
+_DOI_HOSTS = re.compile(r"^(?:dx\.)?doi\.org$", re.IGNORECASE)
 _URL = re.compile(r"^[a-z][a-z0-9+.\-]*://(?P<host>[^/?#:]+)(?::\d+)?(?P<rest>[/?#].*)?$", re.I)
 
 
@@ -162,16 +166,30 @@ def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
         return None
     url = _URL.match(text)
     if url is not None:
+        if _DOI_HOSTS.match(url.group("host")):
+            path = re.split(r"[?#]", url.group("rest") or "", maxsplit=1)[0]
+            return _doi_arxiv_id(unquote(path).lstrip("/"))
         if not _ARXIV_HOSTS.match(url.group("host")):
             return None
         match = ARXIV_ID_RE.search(url.group("rest") or "")
         return _found(match) if match else None
     lowered = text.lower()
+    if lowered.startswith(("doi:", _ARXIV_DOI)):
+        return _doi_arxiv_id(text[4:] if lowered.startswith("doi:") else text)
     for prefix in ("oai:arxiv.org:", "arxiv:"):
         if lowered.startswith(prefix):
             match = ARXIV_ID_RE.match(text[len(prefix) :].lstrip())
             return _found(match) if match else None
     whole = _WHOLE_ID_RE.match(text)
+    return _found(whole) if whole else None
+
+
+def _doi_arxiv_id(doi: str) -> tuple[str, int | None] | None:
+    """The arXiv id of an arXiv DOI (``10.48550/arXiv.2411.17700``), else None."""
+    doi = doi.strip()
+    if not doi.lower().startswith(_ARXIV_DOI):
+        return None
+    whole = _WHOLE_ID_RE.match(doi[len(_ARXIV_DOI) :])
     return _found(whole) if whole else None
 
 

@@ -184,3 +184,20 @@ def test_a_fallback_key_never_equals_a_normalised_title(title: str) -> None:
     key = paper_key(title, abstract="a")
     assert key == normalize_title(title) or ":" in key
     assert ":" not in normalize_title(title)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("https://doi.org/10.48550/arXiv.2411.17700", ("2411.17700", None)),
+        ("http://dx.doi.org/10.48550/ARXIV.2411.17700v2", ("2411.17700", 2)),
+        ("https://doi.org/10.48550%2FarXiv.2411.17700?via=feed#top", ("2411.17700", None)),
+        ("doi:10.48550/arXiv.2411.17700", ("2411.17700", None)),
+        ("10.48550/arXiv.cond-mat/0412498", ("cond-mat/0412498", None)),
+        ("https://doi.org/10.1145/2411.17700", None),  # another DOI holding the same digits
+        ("https://doi.org/10.48550/arXiv.2411.17700/extra", None),
+        ("doi:10.1000/182", None),
+    ],
+)
+def test_arxivs_doi_is_an_arxiv_id(text: str, expected: tuple[str, int | None] | None) -> None:
+    assert parse_arxiv_id(text) == expected

@@ -42,6 +42,10 @@ _TAG = re.compile(
     r"\b[^<>]*|[abipqsu](?:\s+[a-z-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))*\s*/?)>",
     re.IGNORECASE,
 )
+# elements whose content is no text (a blog's embedded script or style sheet)
+_HIDDEN = re.compile(
+    r"<(script|style|noscript|template)\b[^<>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
+)
 _ANNOUNCE = re.compile(
     r"^\s*arXiv:(?P<id>\S+)\s+Announce Type:\s*(?P<type>[\w-]+)\s*"
     r"(?:Abstract:\s*)?(?P<abstract>.*)$",
@@ -83,9 +87,12 @@ class FeedParse:
 
 
 def clean_text(value: str, *, is_html: bool = False) -> str:
-    """Plain text on one line: tags dropped (HTML only), entities decoded, spaces folded."""
+    """Plain text on one line: tags dropped (HTML only; scripts and style sheets with what
+    they hold), entities decoded, spaces folded."""
     if is_html:
         if "<" in value:
+            if "</" in value:
+                value = _HIDDEN.sub(" ", value)
             value = _TAG.sub(" ", value)
         if "&" in value:
             value = html.unescape(value)
@@ -111,7 +118,13 @@ def _date(parsed: Any) -> date | None:
 
 def _is_html(entry: Any, key: str) -> bool:
     detail = entry.get(f"{key}_detail") or {}
-    return "html" in str(detail.get("type") or "")
+    kind = detail.get("type")
+    if not kind and key == "summary":
+        # no description: feedparser's summary is then the item's content (RSS
+        # content:encoded, Atom <content>), typed only there
+        content = entry.get("content") or [{}]
+        kind = content[0].get("type")
+    return "html" in str(kind or "")
 
 
 def _authors(entry: Any, *, is_arxiv: bool) -> tuple[str, ...]:
