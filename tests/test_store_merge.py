@@ -120,3 +120,16 @@ def test_papers_titled_with_symbols_only_stay_apart_and_recur_as_one(store: SqlS
     assert store.count_papers() == 5
     stored = {p.abstract: p for p in store.load_papers()}
     assert stored["A party, told at length."].id == batch[3].id
+
+
+def test_an_entry_listed_twice_in_one_call_is_recorded_once_for_the_last_paper(
+    store: SqlStore,
+) -> None:
+    ref = SourceRef(kind="feed", name="blog", entry="same-guid")
+    with store.transaction() as conn:
+        _, pks = store.upsert_papers(
+            conn, [Paper(title="First", abstract="a"), Paper(title="Second", abstract="b")], now=NOW
+        )
+        store.record_sources(conn, [(pks[0], ref), (pks[1], ref)], now=NOW)
+    sources = {p.title: p.sources for p in store.load_papers(with_sources=True)}
+    assert sources == {"First": (), "Second": (ref,)}

@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from digestbot.errors import FeedError, SourceError
 from digestbot.ids import parse_arxiv_id
 from digestbot.models import Paper, SourceRef
-from digestbot.sources.feeds import FeedItem, FeedParse, clean_text, split_hf_summary
+from digestbot.sources.feeds import (
+    FeedItem,
+    FeedParse,
+    clean_text,
+    split_hf_summary,
+    unique_entries,
+)
 
 HF_PAPERS_URL = "https://huggingface" + ".co/papers/"
 
@@ -142,7 +148,8 @@ def parse_hf_daily_papers(data: bytes, *, name: str) -> FeedParse:
             warnings.append(f"{name}: item {index + 1}: no title, skipped")
             continue
         items.append(FeedItem(paper=paper, guid=item.paper.id))
-    return FeedParse(items=items, warnings=warnings, entries=len(doc), format="hf-api")
+    items, repeats = unique_entries(items, name=name)
+    return FeedParse(items=items, warnings=warnings + repeats, entries=len(doc), format="hf-api")
 
 
 def is_json_feed(data: bytes) -> bool:
@@ -202,4 +209,7 @@ def parse_json_feed(data: bytes, *, name: str) -> FeedParse:
             extra={"ai_summary": ai_summary} if ai_summary else {},
         )
         items.append(FeedItem(paper=paper, guid=guid))
-    return FeedParse(items=items, warnings=warnings, entries=len(doc["items"]), format="json-feed")
+    items, repeats = unique_entries(items, name=name)
+    return FeedParse(
+        items=items, warnings=warnings + repeats, entries=len(doc["items"]), format="json-feed"
+    )

@@ -566,9 +566,11 @@ class SqlStore:
         *,
         now: datetime,
     ) -> None:
-        """Record where papers were seen; an entry seen again points at its latest paper."""
+        """Record where papers were seen; an entry seen again points at its latest paper
+        (also within ``refs``: an entry listed twice is recorded once, for the last)."""
         if not refs:
             return
+        refs = list({(ref.kind, ref.name, ref.entry): (pk, ref) for pk, ref in refs}.values())
         names = sorted({(ref.kind, ref.name) for _, ref in refs})
         for kind, name in names:
             entries = [ref.entry for _, ref in refs if ref.kind == kind and ref.name == name]
