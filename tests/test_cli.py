@@ -233,7 +233,10 @@ def test_a_cron_ingest_keeps_reporting_an_unchanged_failed_drop_without_parsing_
     assert still["unchanged"] is True and still["error"] == failed["error"]
     text = cli("ingest")
     assert text.exit_code == 1
-    assert f"failed: {failed['error']} (unchanged since it failed; not parsed again)" in text.stderr
+    assert (
+        f"failed: {failed['error']} (unchanged since it failed: not parsed again; ingest --retry-failed parses it)"
+        in text.stderr
+    )
     retried = cli("ingest", "--json", "--retry-failed")
     assert retried.exit_code == 1
     (parsed,) = [d for d in json.loads(retried.stdout)["details"] if d["status"] == "failed"]

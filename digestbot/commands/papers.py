@@ -23,9 +23,10 @@ def run_ingest(
         def on_file(outcome: FileOutcome) -> None:
             advance()
             if outcome.status == "failed":
-                again = (
-                    " (unchanged since it failed; not parsed again)" if outcome.unchanged else ""
-                )
+                again = ""
+                if outcome.unchanged:
+                    again = " (unchanged since it failed: not parsed again; "
+                    again += "ingest --retry-failed parses it)"
                 click.echo(f"failed: {outcome.error}{again}", err=True)
 
         report = ingest_paths(
