@@ -31,7 +31,9 @@ from digestbot.store.sql import take_write_lock
 
 log = logging.getLogger(__name__)
 
-IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
+# still being written (browsers' partial downloads: Firefox, Chrome, Safari's bundle
+# folder), an editor's swap file or backup copy (``drop.txt~``, ``#drop.txt#``)
+IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download", ".swp", "~", "#")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,8 @@ class IngestReport:
 
 
 def is_ignored(path: Path) -> bool:
-    """Dot-files and files still being written (``*.part``, ``*.tmp``…) are not drops."""
+    """Dot-files, files still being written (``*.part``, ``*.tmp``…) and editors' backup
+    copies (``*~``, ``#*#``) are not drops."""
     return path.name.startswith(".") or path.name.endswith(IGNORED_SUFFIXES)
 
 

@@ -378,3 +378,16 @@ def test_a_failed_file_that_changes_is_parsed_again_even_at_the_same_size(
     shutil.copy(SEEDS / "000_ca14cdb193ee54f8.txt", drop)
     fixed = ingest_paths(store, [drop], now=NOW + timedelta(hours=3))
     assert fixed.count("new") == 1 and fixed.papers_new == 11
+
+
+def test_editor_backups_and_safari_downloads_are_not_drops(store: SqlStore, tmp_path: Path) -> None:
+    folder = tmp_path / "drops"
+    (folder / "page.txt.download").mkdir(parents=True)
+    shutil.copy(SEEDS / "000_ca14cdb193ee54f8.txt", folder / "page.txt")
+    (folder / "page.txt~").write_bytes(b"\xff an older, broken copy")  # emacs, vim backupcopy
+    (folder / "#page.txt#").write_bytes(b"\xff an auto-save")  # emacs
+    half = (SEEDS / "001_fed84696205d7fbf.txt").read_bytes()[:5000]
+    (folder / "page.txt.download" / "page.txt").write_bytes(half)  # Safari, still loading
+    report = ingest_paths(store, [folder], now=NOW)
+    assert [Path(f.path).name for f in report.files] == ["page.txt"]
+    assert report.ok and report.papers_new == 11
