@@ -318,6 +318,7 @@ def ingest_paths(
         if digest in known:
             outcome = FileOutcome(path=str(path), status="skipped")
         elif digest and before is not None and before.sha256 == digest:
+            log.warning("%s (unchanged since it failed: not parsed again)", before.error)
             outcome = FileOutcome(
                 path=str(path),
                 status="failed",
