@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -284,6 +285,12 @@ def build_status(
                 "error": f.error,
             }
             for f in store.recent_files(limit=10)
+        ],
+        # drops that failed and were not ingested since; a file deleted since is no news
+        "failed_drops": [
+            {"path": f.path, "failed_at": _iso(f.ingested_at), "error": f.error}
+            for f in sorted(store.failed_files().values(), key=lambda f: f.path)
+            if Path(f.path).exists()
         ],
         # the configured feeds only: one removed from the config is no longer polled
         "feeds": [f for f in load_feed_health(store) if f["name"] in configured_feeds],

@@ -243,3 +243,23 @@ def test_a_cron_ingest_keeps_reporting_an_unchanged_failed_drop_without_parsing_
     assert parsed["unchanged"] is False and parsed["error"] == failed["error"]
     bad.unlink()
     assert cli("ingest").exit_code == 0
+
+
+def test_status_names_a_failed_drop_until_it_is_fixed_or_removed(tmp_path: Path, cli) -> None:
+    """``status`` said "sources: all healthy" while a drop in the folder had failed."""
+    setup_drops(tmp_path)
+    bad = tmp_path / "drops" / "zz_notes.txt"
+    bad.write_text("# meeting notes\n\nnothing to see\n")
+    assert cli("ingest").exit_code == 1
+    report = json.loads(cli("status", "--json").stdout)
+    (failed,) = report["failed_drops"]
+    assert failed["path"] == str(bad)
+    assert f"{bad}:1: not a Hugging Face" in failed["error"]
+    text = cli("status").stdout
+    sources = text[text.index("sources:") :].splitlines()
+    assert sources[0] == "sources: "
+    assert sources[1].startswith(f"  drop {bad}: failed ")
+    assert "not a Hugging Face" in sources[1]
+    bad.unlink()  # removed: no longer a problem of the folder
+    assert json.loads(cli("status", "--json").stdout)["failed_drops"] == []
+    assert "sources: all healthy" in cli("status").stdout

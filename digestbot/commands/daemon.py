@@ -145,9 +145,12 @@ def status(app: AppContext, as_json: bool) -> None:
     for feed in report["feeds"]:
         if feed.get("consecutive_failures") and f"feed:{feed['name']}" not in named:
             unhealthy.append({**feed, "name": f"feed:{feed['name']}"})
-    click.echo("sources: " + ("all healthy" if not unhealthy else ""))
+    failed_drops = report.get("failed_drops") or []
+    click.echo("sources: " + ("all healthy" if not unhealthy and not failed_drops else ""))
     for s in unhealthy:
         click.echo(f"  {s['name']}: {s['consecutive_failures']} failures, last: {s['last_error']}")
+    for f in failed_drops:
+        click.echo(f"  drop {f['path']}: failed {f['failed_at']}: {f['error']}")
     embeddings = report.get("embeddings")
     if embeddings:
         worker = embeddings["worker"] or {}

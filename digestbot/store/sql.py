@@ -681,10 +681,14 @@ class SqlStore:
                 found.update(row[0] for row in conn.execute(query))
         return found
 
-    def failed_files(self, paths: Sequence[str]) -> dict[str, FileRecord]:
-        """The recorded failures of these paths (one a path: a newer outcome replaces it)."""
+    def failed_files(self, paths: Sequence[str] | None = None) -> dict[str, FileRecord]:
+        """The recorded failures of these paths, or of every path (one a path: a newer
+        outcome replaces it)."""
         found: dict[str, FileRecord] = {}
         with self.transaction() as conn:
+            if paths is None:
+                query = sa.select(ingested_files).where(ingested_files.c.status == "failed")
+                return {row.path: _file_from_row(row) for row in conn.execute(query)}
             for part in _chunks(list(dict.fromkeys(paths))):
                 query = sa.select(ingested_files).where(
                     ingested_files.c.path.in_(part), ingested_files.c.status == "failed"
