@@ -12,6 +12,10 @@ nothing, so the key falls back to the paper's own link (a feed item's), else to 
 hash of its title and abstract: distinct papers stay distinct, the same item seen
 again keeps its id. These keys hold ``:``, which no normalised title does.
 
+So does a generic title that journals and blogs give a new item in every issue
+(``GENERIC_TITLES``: ``Editorial``, ``Issue Information``, ``Erratum``…): every such
+item is its own paper, keyed by its link (else its title and abstract).
+
 ``parse_arxiv_id`` reads every form a source uses: ``2411.17700v1``,
 ``arXiv:2411.17700v1``, ``oai:arXiv.org:2411.17700v1``,
 ``http://arxiv.org/abs/2411.17700v2``, ``https://arxiv.org/pdf/2411.17700v2.pdf``,
@@ -92,6 +96,68 @@ _DOI_HOSTS = re.compile(r"^(?:dx\.)?doi\.org$", re.IGNORECASE)
 _URL = re.compile(r"^[a-z][a-z0-9+.\-]*://(?P<host>[^/?#:]+)(?::\d+)?(?P<rest>[/?#].*)?$", re.I)
 
 
+# Normalised titles that journals and blogs reuse for a new item in every issue: front
+# matter, notices and corrections. A paper with one of these titles is keyed by its own
+# link (else its text), never by its title: otherwise every journal's "Editorial" of every
+# issue would be one paper. Titles with more words ("Editorial: AI in medicine") are
+# ordinary titles.
+GENERIC_TITLES = frozenset(
+    {
+        "acknowledgement to reviewers",
+        "acknowledgment to reviewers",
+        "addendum",
+        "announcement",
+        "announcements",
+        "author index",
+        "back matter",
+        "book review",
+        "book reviews",
+        "call for papers",
+        "contents",
+        "correction",
+        "corrections",
+        "corrigendum",
+        "cover",
+        "cover image",
+        "editorial",
+        "editorial board",
+        "editor s note",
+        "editors note",
+        "erratum",
+        "errata",
+        "expression of concern",
+        "foreword",
+        "from the editor",
+        "from the editors",
+        "front matter",
+        "frontmatter",
+        "guest editorial",
+        "in memoriam",
+        "in this issue",
+        "introduction",
+        "issue information",
+        "letter from the editor",
+        "letter to the editor",
+        "masthead",
+        "notice of retraction",
+        "obituary",
+        "preface",
+        "retraction",
+        "retraction notice",
+        "reviewer acknowledgement",
+        "reviewer acknowledgment",
+        "reviewers acknowledgement",
+        "table of contents",
+        "thank you to our reviewers",
+    }
+)
+
+
+def is_generic_title(key: str) -> bool:
+    """Whether a normalised title is one reused for many items (``GENERIC_TITLES``)."""
+    return key in GENERIC_TITLES
+
+
 # ASCII fast path: NFKC leaves ASCII alone and casefold is lower(); every ASCII character
 # that is not a letter or digit (``[\W_]``) becomes a space. Same result as the slow path.
 _ASCII_FOLD = {code: (chr(code).lower() if chr(code).isalnum() else " ") for code in range(128)}
@@ -123,25 +189,54 @@ def title_id(title: str) -> str:
     return title_id_of_key(normalize_title(title))
 
 
+_TRACKING = re.compile(r"^(?:utm_[a-z_]*|fbclid|gclid|mc_cid|mc_eid)$", re.IGNORECASE)
+
+
+def _query(query: str) -> str:
+    """A query string without tracking parameters (``utm_*``…), which feeds vary."""
+    if not query:
+        return query
+    return "&".join(q for q in query.split("&") if q and not _TRACKING.match(q.split("=", 1)[0]))
+
+
 def _link_key(link: str) -> str:
-    """A link as an identity: scheme and host lowercased, no fragment, no trailing ``/``."""
+    """A link as an identity: scheme and host lowercased, no fragment, no trailing ``/``,
+    no tracking parameters."""
     parts = urlsplit(link.strip())
     path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, _query(parts.query), ""))
+
+
+def link_identity(link: str) -> str:
+    """A link as compared to say whether two links are one page: ``_link_key`` without
+    the scheme and a leading ``www.``."""
+    parts = urlsplit(link.strip())
+    host = parts.netloc.lower().removeprefix("www.")
+    return urlunsplit(("", host, parts.path.rstrip("/"), _query(parts.query), ""))
+
+
+def link_key(link: str) -> str | None:
+    """``url:`` and the link, the key of a paper known by its own link; None for a link
+    that is not http(s)."""
+    if link[:8].lower().startswith(("http://", "https://")):
+        return "url:" + _link_key(link)
+    return None
 
 
 def paper_key(title: str, *, link: str = "", abstract: str = "") -> str:
     """The key a paper without an arXiv id is known by: its normalised title.
 
     A title with no letter or digit normalises to nothing, and would make every such
-    paper one: then ``url:`` and the paper's own ``link`` (a feed item's page), else
-    ``text:`` and a SHA-256 of its NFKC, casefolded, space-folded title and abstract.
+    paper one, as would a generic title (``GENERIC_TITLES``): then ``url:`` and the
+    paper's own ``link`` (a feed item's page), else ``text:`` and a SHA-256 of its NFKC,
+    casefolded, space-folded title and abstract.
     """
     key = normalize_title(title)
-    if key:
+    if key and key not in GENERIC_TITLES:
         return key
-    if link[:8].lower().startswith(("http://", "https://")):
-        return "url:" + _link_key(link)
+    by_link = link_key(link)
+    if by_link is not None:
+        return by_link
     text = " ".join(unicodedata.normalize("NFKC", f"{title}\n{abstract}").casefold().split())
     return "text:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -201,7 +296,7 @@ def find_arxiv_id(text: str) -> tuple[str, int | None] | None:
 
 def canonical_id(*, title: str, arxiv_id: str | None, link: str = "", abstract: str = "") -> str:
     """The arXiv id, else the title id of ``paper_key`` (``link`` and ``abstract`` count
-    only for a title with no letter or digit)."""
+    only for a title with no letter or digit, or a generic one)."""
     if arxiv_id:
         return arxiv_id
     return title_id_of_key(paper_key(title, link=link, abstract=abstract))
