@@ -3,7 +3,8 @@
 A paper's id is its version-less arXiv id when known (``2401.01234``,
 ``cond-mat/0412498``), else ``t-`` and 12 hex digits of the SHA-256 of its key
 (``paper_key``): its normalised title (NFKC, casefolded, punctuation and white space
-folded; letters and digits of every script are kept). The key is also kept as
+folded; letters and digits of every script are kept; TeX accents as arXiv's titles keep
+them, ``Schr\\"odinger``, read as their letters). The key is also kept as
 ``title_key`` so that a paper first seen without an arXiv id merges with the same
 paper seen later with one.
 
@@ -163,9 +164,56 @@ def is_generic_title(key: str) -> bool:
 _ASCII_FOLD = {code: (chr(code).lower() if chr(code).isalnum() else " ") for code in range(128)}
 
 
+# TeX accents as arXiv's titles keep them (``Schr\"odinger``, ``Erd\H{o}s``, ``\'{e}``):
+# the accent as a combining mark, which NFKC puts on its letter (``Schrödinger``, as a drop,
+# a journal or a blog prints it).
+_TEX_MARKS = {
+    '"': "\u0308",
+    "'": "\u0301",
+    "`": "\u0300",
+    "^": "\u0302",
+    "~": "\u0303",
+    "=": "\u0304",
+    ".": "\u0307",
+    "u": "\u0306",
+    "v": "\u030c",
+    "H": "\u030b",
+    "c": "\u0327",
+    "k": "\u0328",
+    "r": "\u030a",
+}
+_TEX_ACCENT = re.compile(
+    r"\{?\\(?:(?P<sym>[\"'`^~=.])\s*|(?P<word>[uvHckr])(?:\s+|(?=\{)))"
+    r"(?:\{\s*(?P<braced>\\?[A-Za-z])\s*\}|(?P<bare>\\?[A-Za-z]))\}?"
+)
+# a control word eats the spaces after it, or an empty group, as in TeX (``\AA ngstr\"om``
+# and ``\L{}\'od\'z``: Ångström, Łódź)
+_TEX_LETTERS = re.compile(r"\\(?P<name>ss|aa|AA|ae|AE|oe|OE|o|O|l|L|i|j)(?![A-Za-z])(?:\{\}|\s*)")
+_TEX_LETTER = {
+    "ss": "ß", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ",
+    "o": "ø", "O": "Ø", "l": "ł", "L": "Ł", "i": "i", "j": "j",
+}  # fmt: skip
+
+
+def _tex_accent(match: re.Match[str]) -> str:
+    mark = _TEX_MARKS[match.group("sym") or match.group("word")]
+    letter = (match.group("braced") or match.group("bare")).lstrip("\\")
+    return letter + mark
+
+
+def fold_tex_accents(title: str) -> str:
+    """``Schr\\"odinger`` -> ``Schrödinger`` (composed by NFKC), ``\\ss`` -> ``ß``…"""
+    if "\\" not in title:
+        return title
+    title = _TEX_ACCENT.sub(_tex_accent, title)
+    title = _TEX_LETTERS.sub(lambda m: _TEX_LETTER[m.group("name")], title)
+    return unicodedata.normalize("NFC", title)
+
+
 def normalize_title_slow(title: str) -> str:
-    """The reference definition: NFKC, casefold, punctuation and white space folded."""
-    text = unicodedata.normalize("NFKC", title).casefold()
+    """The reference definition: TeX accents folded (``fold_tex_accents``), NFKC,
+    casefold, punctuation and white space folded."""
+    text = unicodedata.normalize("NFKC", fold_tex_accents(title)).casefold()
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 
@@ -173,9 +221,10 @@ def normalize_title_slow(title: str) -> str:
 def normalize_title(title: str) -> str:
     """Casefold, NFKC-normalise, fold punctuation and white space (cached: hot in ingest).
 
-    ASCII titles (nearly all) take a translate table; others the reference definition.
+    ASCII titles without a backslash (nearly all) take a translate table; others the
+    reference definition.
     """
-    if title.isascii():
+    if title.isascii() and "\\" not in title:
         return " ".join(title.translate(_ASCII_FOLD).split())
     return normalize_title_slow(title)
 

@@ -207,3 +207,26 @@ def test_an_editorial_stored_under_its_title_before_the_upgrade_keeps_its_record
     found = {p.abstract: p.id for p in by_title(store, "Editorial")}
     assert found[ED1[3]] == "t-405b1a1fadc2"
     assert found[ED2[3]] != "t-405b1a1fadc2"
+
+
+def test_a_title_with_tex_accents_merges_with_its_unicode_form(
+    server: FeedServer, http: httpx.Client, store: SqlStore, tmp_path: Path
+) -> None:
+    """arXiv's feeds keep TeX accents in titles (``Schr\\"odinger``); a drop, a journal or a
+    blog prints the letter (``Schrödinger``): one paper."""
+    from tests.feed_server import RssItem, arxiv_rss
+
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    (drops / "d.txt").write_text(
+        "Daily Papers\n\nJan 8\n\nSchrödinger Bridges for Erdős–Rényi Graphs\n\n"
+        "We study bridges.\n\n  • 2 authors\n·\nJan 7, 2026 3\n",
+        encoding="utf-8",
+    )
+    ingest_paths(store, [drops], now=NOW)
+    title = "Schr\\\"odinger Bridges for Erd\\H{o}s--R\\'{e}nyi Graphs"
+    server.routes["/rss"] = Route(body=arxiv_rss([RssItem("2601.00042", 1, title)]))
+    report = poll(settings_for({"name": "arxiv", "url": server.url("/rss")}), store, http)
+    assert (report.feeds[0].new, report.feeds[0].merged) == (0, 1)
+    assert store.count_papers() == 1
+    assert store.get_paper("2601.00042").upvotes == 3

@@ -201,3 +201,27 @@ def test_a_fallback_key_never_equals_a_normalised_title(title: str) -> None:
 )
 def test_arxivs_doi_is_an_arxiv_id(text: str, expected: tuple[str, int | None] | None) -> None:
     assert parse_arxiv_id(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("tex", "plain"),
+    [
+        ('Schr\\"odinger Equations', "Schrödinger Equations"),
+        ("Erd\\H{o}s--R\\'{e}nyi Graphs", "Erdős–Rényi Graphs"),
+        ("G{\\\"o}del and Ap\\'ery", "Gödel and Apéry"),
+        ("Fa\\c{c}ade of \\v{S}koda", "Façade of Škoda"),
+        ("Stra\\ss e of \\AA ngstr\\\"om and \\L{}\\'od\\'z", "Straße of Ångström and Łódź"),
+        ('Na\\"{\\i}ve Bayes', "Naïve Bayes"),
+    ],
+)
+def test_tex_accents_of_arxiv_titles_normalise_as_their_letters(tex: str, plain: str) -> None:
+    assert normalize_title(tex) == normalize_title(plain)
+    assert canonical_id(title=tex, arxiv_id=None) == canonical_id(title=plain, arxiv_id=None)
+
+
+def test_tex_commands_that_are_no_accents_stay_words() -> None:
+    assert (
+        normalize_title("$\\alpha$-VAE with \\log n and \\cite{x}")
+        == "alpha vae with log n and cite x"
+    )
+    assert normalize_title("\\omega-\\int") == "omega int"
