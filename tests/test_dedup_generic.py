@@ -230,3 +230,27 @@ def test_a_title_with_tex_accents_merges_with_its_unicode_form(
     assert (report.feeds[0].new, report.feeds[0].merged) == (0, 1)
     assert store.count_papers() == 1
     assert store.get_paper("2601.00042").upvotes == 3
+
+
+def test_a_like_by_the_title_id_still_finds_the_paper_after_it_gains_an_arxiv_id(
+    server: FeedServer, http: httpx.Client, store: SqlStore, seeds: Path
+) -> None:
+    """A `like:` entry copied from a digest while the paper had no arXiv id (``t-…``) kept
+    working for `show` but silently stopped counting in ranking once the paper merged
+    with its arXiv record."""
+    from digestbot.store.ranking import resolve_paper_pks
+    from tests.feed_server import RssItem, arxiv_rss
+
+    ingest_paths(store, [seeds], now=NOW)
+    title = "TAROT: Targeted Data Selection via Optimal Transport"
+    old_id = store.get_paper(title).id
+    assert old_id.startswith("t-")
+    pk = resolve_paper_pks(store, [old_id])[old_id]
+    server.routes["/rss"] = Route(body=arxiv_rss([RssItem("2412.00420", 2, title)]))
+    poll(settings_for({"name": "arxiv", "url": server.url("/rss")}), store, http)
+    assert store.get_paper(old_id).id == "2412.00420"
+    assert resolve_paper_pks(store, [old_id, "2412.00420", title]) == {
+        old_id: pk,
+        "2412.00420": pk,
+        title: pk,
+    }
