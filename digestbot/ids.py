@@ -15,7 +15,8 @@ again keeps its id. These keys hold ``:``, which no normalised title does.
 
 So does a generic title that journals and blogs give a new item in every issue
 (``GENERIC_TITLES``: ``Editorial``, ``Issue Information``, ``Erratum``…): every such
-item is its own paper, keyed by its link (else its title and abstract).
+item is its own paper, keyed by its DOI (``doi:``), else its link, else its title and
+abstract.
 
 ``parse_arxiv_id`` reads every form a source uses: ``2411.17700v1``,
 ``arXiv:2411.17700v1``, ``oai:arXiv.org:2411.17700v1``,
@@ -272,17 +273,50 @@ def link_key(link: str) -> str | None:
     return None
 
 
-def paper_key(title: str, *, link: str = "", abstract: str = "") -> str:
+_DOI = re.compile(r"(10\.\d{4,9}/\S+)")
+_DOI_PATH = re.compile(
+    r"/doi/(?:(?:abs|full|pdf|epdf|epub|fulltext)/)?(10\.\d{4,9}/[^?#\s]+)", re.IGNORECASE
+)
+
+
+def find_doi(text: str) -> str | None:
+    """The DOI in ``doi:10.1002/x``, ``10.1002/x``, ``https://doi.org/10.1002/x`` or a
+    publisher's ``…/doi/(abs/|full/)10.1002/x`` link, lowercased (DOIs ignore case);
+    else None."""
+    text = unquote(text.strip())
+    url = _URL.match(text)
+    if url is not None:
+        rest = url.group("rest") or ""
+        if _DOI_HOSTS.match(url.group("host")):
+            found = _DOI.match(re.split(r"[?#]", rest, maxsplit=1)[0].lstrip("/"))
+        else:
+            found = _DOI_PATH.search(rest)
+    else:
+        if text[:4].lower() == "doi:":
+            text = text[4:].strip()
+        found = _DOI.fullmatch(text)
+    return found.group(1).rstrip(".,;").lower() if found else None
+
+
+def doi_key(doi: str) -> str | None:
+    """``doi:`` and the DOI, the key of a paper known by its DOI; None for no DOI."""
+    return "doi:" + doi.lower() if doi else None
+
+
+def paper_key(title: str, *, link: str = "", abstract: str = "", doi: str = "") -> str:
     """The key a paper without an arXiv id is known by: its normalised title.
 
     A title with no letter or digit normalises to nothing, and would make every such
-    paper one, as would a generic title (``GENERIC_TITLES``): then ``url:`` and the
-    paper's own ``link`` (a feed item's page), else ``text:`` and a SHA-256 of its NFKC,
-    casefolded, space-folded title and abstract.
+    paper one, as would a generic title (``GENERIC_TITLES``): then ``doi:`` and its DOI,
+    else ``url:`` and the paper's own ``link`` (a feed item's page), else ``text:`` and a
+    SHA-256 of its NFKC, casefolded, space-folded title and abstract.
     """
     key = normalize_title(title)
     if key and key not in GENERIC_TITLES:
         return key
+    by_doi = doi_key(doi)
+    if by_doi is not None:
+        return by_doi
     by_link = link_key(link)
     if by_link is not None:
         return by_link
@@ -343,9 +377,11 @@ def find_arxiv_id(text: str) -> tuple[str, int | None] | None:
     return _found(match) if match else None
 
 
-def canonical_id(*, title: str, arxiv_id: str | None, link: str = "", abstract: str = "") -> str:
-    """The arXiv id, else the title id of ``paper_key`` (``link`` and ``abstract`` count
-    only for a title with no letter or digit, or a generic one)."""
+def canonical_id(
+    *, title: str, arxiv_id: str | None, link: str = "", abstract: str = "", doi: str = ""
+) -> str:
+    """The arXiv id, else the title id of ``paper_key`` (``doi``, ``link`` and
+    ``abstract`` count only for a title with no letter or digit, or a generic one)."""
     if arxiv_id:
         return arxiv_id
-    return title_id_of_key(paper_key(title, link=link, abstract=abstract))
+    return title_id_of_key(paper_key(title, link=link, abstract=abstract, doi=doi))

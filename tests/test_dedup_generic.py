@@ -254,3 +254,57 @@ def test_a_like_by_the_title_id_still_finds_the_paper_after_it_gains_an_arxiv_id
         "2412.00420": pk,
         title: pk,
     }
+
+
+def journal_rss(items: list[tuple[str, str, str, str, str]]) -> bytes:
+    """An RSS 1.0-style journal feed in RSS 2.0 with PRISM DOIs: (guid, link, title, text, doi)."""
+    body = "".join(
+        f"""<item><title>{escape(title)}</title><link>{escape(link)}</link>
+        <guid isPermaLink="false">{escape(guid)}</guid>
+        <description>{escape(text)}</description><prism:doi>{escape(doi)}</prism:doi>
+        <dc:identifier>doi:{escape(doi)}</dc:identifier></item>
+        """
+        for guid, link, title, text, doi in items
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"'
+        ' xmlns:prism="http://prismstandard.org/namespaces/basic/2.0/"'
+        ' xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Journal</title>'
+        "<link>https://journal.example/</link><description>A journal</description>"
+        f"{body}</channel></rss>\n"
+    ).encode()
+
+
+def test_an_early_view_item_listed_again_in_its_issue_is_one_paper(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    """A journal lists an article early under one guid and link, then in its issue under
+    others: the DOI says it is one paper (with neither, the links would say two)."""
+    early = ("ev-7", "https://journal.example/early/7", "Sparse Probes", "Early.", "10.1000/J.7")
+    issue = ("is-7", "https://journal.example/v3/i2/7", "Sparse Probes", "Issue.", "10.1000/j.7")
+    other = ("is-8", "https://journal.example/v3/i2/8", "Sparse Probes", "Reply.", "10.1000/j.8")
+    settings = settings_for({"name": "journal", "url": server.url("/j")})
+    server.routes["/j"] = Route(body=journal_rss([early]))
+    poll(settings, store, http)
+    server.routes["/j"] = Route(body=journal_rss([issue, other]))
+    again = poll(settings, store, http, now=NOW + timedelta(days=30)).feeds[0]
+    assert (again.new, again.merged) == (1, 1)
+    found = {p.extra["doi"]: p for p in by_title(store, "Sparse Probes")}
+    assert set(found) == {"10.1000/j.7", "10.1000/j.8"}
+    assert found["10.1000/j.7"].first_seen == NOW
+
+
+def test_the_same_correction_in_two_feeds_is_one_paper_by_its_doi(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    mine = ("j-1", "https://journal.example/c/1", "Correction", "To fig. 2.", "10.1000/c.1")
+    theirs = ("a-1", "https://aggregator.example/1", "Correction", "To fig. 2.", "10.1000/c.1")
+    other = ("j-2", "https://journal.example/c/2", "Correction", "To table 1.", "10.1000/c.2")
+    server.routes["/j"] = Route(body=journal_rss([mine, other]))
+    server.routes["/a"] = Route(body=journal_rss([theirs]))
+    settings = settings_for(
+        {"name": "journal", "url": server.url("/j")}, {"name": "agg", "url": server.url("/a")}
+    )
+    report = poll(settings, store, http)
+    assert [(f.new, f.merged) for f in report.feeds] == [(2, 0), (0, 1)]
+    assert store.count_papers() == 2

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from digestbot.ids import (
     canonical_id,
     find_arxiv_id,
+    find_doi,
     normalize_title,
     normalize_title_slow,
     paper_key,
@@ -225,3 +226,29 @@ def test_tex_commands_that_are_no_accents_stay_words() -> None:
         == "alpha vae with log n and cite x"
     )
     assert normalize_title("\\omega-\\int") == "omega int"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("doi:10.1002/anie.202401234", "10.1002/anie.202401234"),
+        ("10.1038/s41586-024-0001-2", "10.1038/s41586-024-0001-2"),
+        ("https://doi.org/10.1000/XYZ.1", "10.1000/xyz.1"),
+        ("https://onlinelibrary.wiley.com/doi/abs/10.1002/anie.1?af=R", "10.1002/anie.1"),
+        ("https://pubs.acs.org/doi/10.1021/jacs.4c01234", "10.1021/jacs.4c01234"),
+        ("https://www.nature.com/articles/s41586-024-0001-2", None),
+        ("https://journal.example/10.1000/not-a-doi-path", None),
+        ("oai:arXiv.org:2411.17700v1", None),
+    ],
+)
+def test_dois_are_read_from_their_forms(text: str, expected: str | None) -> None:
+    assert find_doi(text) == expected
+
+
+def test_a_generic_title_is_keyed_by_its_doi_else_its_link_else_its_text() -> None:
+    assert paper_key("Editorial", link="https://j.example/e/1", doi="10.1/E") == "doi:10.1/e"
+    assert paper_key("Editorial", link="https://j.example/e/1") == "url:https://j.example/e/1"
+    assert paper_key("EDITORIAL", abstract="x").startswith("text:")
+    assert paper_key("Editorial: AI in Medicine", link="https://j.example/e/1") == (
+        "editorial ai in medicine"
+    )

@@ -31,7 +31,7 @@ from xml.sax import SAXParseException
 import feedparser
 
 from digestbot.errors import FeedError, SourceError
-from digestbot.ids import find_arxiv_id, parse_arxiv_id
+from digestbot.ids import find_arxiv_id, find_doi, parse_arxiv_id
 from digestbot.models import Paper, SourceRef
 
 # HTML tags by name, so that maths in plain-text abstracts ("p<q and q>1") survives:
@@ -189,6 +189,10 @@ def _item(entry: Any, *, name: str, index: int, feed_date: date | None) -> FeedI
     for key in ("arxiv_doi", "arxiv_journal_ref", "arxiv_comment"):
         if entry.get(key):
             extra[key.removeprefix("arxiv_")] = clean_text(str(entry[key]))
+    if "doi" not in extra and found is None:  # a journal's: PRISM, Dublin Core, link, guid
+        doi = _doi_of(entry.get("prism_doi"), entry.get("dc_identifier"), link, guid)
+        if doi:
+            extra["doi"] = doi
     if announce:
         extra["announce_type"] = str(announce)
     is_arxiv = found is not None and (announce is not None or "arxiv.org" in (guid + link))
@@ -207,6 +211,15 @@ def _item(entry: Any, *, name: str, index: int, feed_date: date | None) -> FeedI
         extra=extra,
     )
     return FeedItem(paper=paper, guid=entry_key, announce_type=announce)
+
+
+def _doi_of(*candidates: Any) -> str | None:
+    for value in candidates:
+        if value and isinstance(value, str):
+            found = find_doi(value)
+            if found is not None:
+                return found
+    return None
 
 
 def _more_precise(

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from digestbot.errors import NotFoundError, StoreError
 from digestbot.ids import (
+    doi_key,
     is_generic_title,
     link_identity,
     link_key,
@@ -207,12 +208,12 @@ def _has_link(paper: Paper, links: Iterable[str]) -> bool:
 
 def rekey_apart(paper: Paper) -> tuple[Paper, str] | None:
     """A feed item without an arXiv id, keyed by its title, as a paper of its own: keyed
-    (and its id made) by its own link. None for any other paper."""
+    (and its id made) by its DOI, else its own link. None for any other paper."""
     source = paper.source
     if paper.arxiv_id or source is None or source.kind != "feed":
         return None
-    key = link_key(paper.own_link)
-    if key is None or ":" in paper.title_key:  # no link, or keyed apart already
+    key = doi_key(paper.doi) or link_key(paper.own_link)
+    if key is None or ":" in paper.title_key:  # no DOI or link, or keyed apart already
         return None
     return replace(paper, id=title_id_of_key(key)), key
 
@@ -221,17 +222,23 @@ def listed_apart(new: Paper, old: Paper, old_entries: Iterable[str]) -> bool:
     """Whether ``new``, matching ``old`` by title, is another paper of the same feed: one
     feed lists one paper under one entry and link, so an item whose entry (guid) and
     own link both differ from those of the paper the same feed gave that title before
-    is another item with the same title ("Links of the week"). ``old_entries``: the
-    entries under which ``new``'s feed listed ``old``."""
+    is another item with the same title ("Links of the week"); where both have a DOI,
+    the DOIs tell (a journal's "Early View" item listed again in its issue, under a new
+    guid and link, is the same paper). ``old_entries``: the entries under which
+    ``new``'s feed listed ``old``."""
     source = new.source
     entries = set(old_entries)
-    return (
-        source is not None
-        and bool(entries)
-        and source.entry not in entries
-        and not _has_link(new, old.urls)
-        and rekey_apart(new) is not None
-    )
+    if source is None or not entries or source.entry in entries or rekey_apart(new) is None:
+        return False
+    return _other_item(new, old)
+
+
+def _other_item(new: Paper, old: Paper) -> bool:
+    """Whether ``new`` is another item than ``old`` if one feed listed both: their DOIs
+    differ where both have one, else their links."""
+    if new.doi and old.doi:
+        return new.doi != old.doi
+    return not _has_link(new, old.urls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,8 +477,9 @@ def _listed_apart(
         if ":" in key or (paper.arxiv_id and paper.arxiv_id in stored_by_arxiv):
             continue
         row = stored_by_title.get(key)
-        known_link = row is not None and _has_link(paper, json.loads(row.urls))
-        if row is not None and not known_link and rekey_apart(paper) is not None:
+        if row is None or rekey_apart(paper) is None:
+            continue
+        if _other_item(paper, _paper_from_row(row)):
             candidates[index] = row
     if not candidates:
         return {}
