@@ -21,7 +21,8 @@ abstract.
 ``parse_arxiv_id`` reads every form a source uses: ``2411.17700v1``,
 ``arXiv:2411.17700v1``, ``oai:arXiv.org:2411.17700v1``,
 ``http://arxiv.org/abs/2411.17700v2``, ``https://arxiv.org/pdf/2411.17700v2.pdf``,
-``https://huggingface.co/papers/2411.17700``, old-style ``cond-mat/0412498v1`` and
+``https://huggingface.co/papers/2411.17700``, arXiv's HTML renderings
+(``https://ar5iv.labs.arxiv.org/html/2411.17700``), old-style ``cond-mat/0412498v1`` and
 ``math.GT/0309136``, and arXiv's DataCite DOI (``10.48550/arXiv.2411.17700``, as
 ``https://doi.org/…`` or ``doi:…``). Old-style ids need a real archive name, and
 new-style ids a real month, so that numbers in other URLs are not taken for arXiv ids.
@@ -89,8 +90,11 @@ ARXIV_ID_RE = re.compile(
 )
 # The whole text is one id (with an optional ``arXiv:`` prefix): used for free text.
 _WHOLE_ID_RE = re.compile(rf"^(?:arxiv:\s*)?{ARXIV_ID_RE.pattern}$", re.IGNORECASE)
+# arXiv and its own mirrors and HTML renderings (export., ar5iv.labs., ar5iv.org), and
+# pages keyed by the arXiv id (Hugging Face papers, alphaXiv)
 _ARXIV_HOSTS = re.compile(
-    r"^(?:[a-z]+\.)?(?:arxiv\.org|huggingface\.co|hf\.co|alphaxiv\.org)$", re.IGNORECASE
+    r"^(?:[a-z0-9-]+\.){0,2}(?:arxiv\.org|ar5iv\.org|huggingface\.co|hf\.co|alphaxiv\.org)$",
+    re.IGNORECASE,
 )
 # arXiv's DOI prefix: every arXiv paper has the DOI 10.48550/arXiv.<id>
 _ARXIV_DOI = "10.48550/arxiv."

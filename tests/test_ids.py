@@ -252,3 +252,20 @@ def test_a_generic_title_is_keyed_by_its_doi_else_its_link_else_its_text() -> No
     assert paper_key("Editorial: AI in Medicine", link="https://j.example/e/1") == (
         "editorial ai in medicine"
     )
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("https://ar5iv.labs.arxiv.org/html/2411.17700", ("2411.17700", None)),
+        ("https://ar5iv.org/abs/2411.17700", ("2411.17700", None)),
+        ("https://ar5iv.labs.arxiv.org/html/2411.17700v2#S3", ("2411.17700", 2)),
+        ("https://ar5iv-mirror.example/html/2411.17700", None),
+        ("https://notar5iv.org/html/2411.17700", None),
+    ],
+)
+def test_arxivs_html_renderings_give_the_arxiv_id(
+    link: str, expected: tuple[str, int | None] | None
+) -> None:
+    # a blog or aggregator item linking arXiv's HTML rendering is that arXiv paper
+    assert parse_arxiv_id(link) == expected
