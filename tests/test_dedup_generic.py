@@ -308,3 +308,18 @@ def test_the_same_correction_in_two_feeds_is_one_paper_by_its_doi(
     report = poll(settings, store, http)
     assert [(f.new, f.merged) for f in report.feeds] == [(2, 0), (0, 1)]
     assert store.count_papers() == 2
+
+
+def test_a_correction_keyed_by_its_link_keeps_its_record_when_its_feed_adds_dois(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    plain = ("j-1", "https://journal.example/c/1", "Correction", "To fig. 2.")
+    settings = settings_for({"name": "journal", "url": server.url("/j")})
+    server.routes["/j"] = Route(body=blog_rss([plain]))
+    poll(settings, store, http)
+    first = by_title(store, "Correction")[0].id
+    server.routes["/j"] = Route(body=journal_rss([(*plain, "10.1000/c.1")]))
+    again = poll(settings, store, http, now=NOW + timedelta(days=1)).feeds[0]
+    assert (again.new, again.merged) == (0, 1)
+    [paper] = by_title(store, "Correction")
+    assert paper.id == first and paper.extra["doi"] == "10.1000/c.1"

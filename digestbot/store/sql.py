@@ -505,6 +505,23 @@ def _listed_apart(
     return apart
 
 
+def _alternate_keys(paper: Paper) -> list[str]:
+    """Older keys a feed item keyed by its DOI or link may be stored under: its link key
+    (keyed by its DOI now), its generic title (``GENERIC_TITLES``, keyed by title before
+    they were keyed apart). A paper found so is it only if it has its link."""
+    if not paper.own_link or paper.arxiv_id:
+        return []
+    key = paper.title_key
+    keys: list[str] = []
+    by_link = link_key(paper.own_link)
+    if key.startswith("doi:") and by_link is not None:
+        keys.append(by_link)
+    plain = normalize_title(paper.title)
+    if plain != key and is_generic_title(plain):
+        keys.append(plain)
+    return keys
+
+
 def _updated_key(paper: Paper, stored_key: str) -> str:
     """The key an updated paper is stored by: its (new) normalised title, unless it is
     known by another key (a title with no letter or digit, a generic title, a paper
@@ -608,14 +625,12 @@ class SqlStore:
         for part in _chunks(arxiv_ids):
             for row in conn.execute(sa.select(*cols).where(papers.c.arxiv_id.in_(part))):
                 stored_by_arxiv[row.arxiv_id] = row
-        # a generic title keyed by its link may be stored under its title (stored before
-        # such titles were keyed apart): that paper is it if it has its link
-        legacy: dict[int, str] = {}
-        for index, (paper, key) in enumerate(zip(slots, title_keys, strict=True)):
-            plain = normalize_title(paper.title)
-            if plain != key and is_generic_title(plain) and paper.own_link:
-                legacy[index] = plain
-        stored_by_title = _stored_by_keys(conn, [*title_keys, *legacy.values()])
+        # a paper keyed apart may be stored under an older key: its link (before its feed
+        # gave DOIs), its generic title (stored before such titles were keyed apart)
+        alternates = {i: keys for i, p in enumerate(slots) if (keys := _alternate_keys(p))}
+        stored_by_title = _stored_by_keys(
+            conn, [*title_keys, *(k for keys in alternates.values() for k in keys)]
+        )
         # a feed's item matching by title a paper the same feed listed under another
         # entry and link is another paper: it is known by its link
         apart = _listed_apart(conn, slots, title_keys, stored_by_arxiv, stored_by_title)
@@ -635,10 +650,11 @@ class SqlStore:
             match: Any = stored_by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
             if match is None:
                 candidate = stored_by_title.get(key)
-                if candidate is None and index in legacy:
-                    candidate = stored_by_title.get(legacy[index])
-                    if candidate is not None and not _has_link(paper, json.loads(candidate.urls)):
-                        candidate = None
+                for other in alternates.get(index, ()) if candidate is None else ():
+                    found = stored_by_title.get(other)
+                    if found is not None and _has_link(paper, json.loads(found.urls)):
+                        candidate = found
+                        break
                 if candidate is not None and (
                     not candidate.arxiv_id
                     or not paper.arxiv_id
