@@ -48,7 +48,8 @@ _DATE = re.compile(
     r"^(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})(?:,\s*(?P<year>\d{4}))?"
     rf"(?:\s+(?P<upvotes>{_COUNT}))?$"
 )
-_COUNT_LINE = re.compile(rf"^{_COUNT}$")
+# a count alone on its line: digits with separators but no ", " (a title "1, 2, 3" is none)
+_COUNT_LINE = re.compile(r"^(?:\d+(?:[.,]\d+)*\s?[kKmM]?|\d{1,3}(?:\s\d{3})+)$")
 _GROUPED = re.compile(r"^\d{1,3}(?P<sep>[,. ])\d{3}(?:(?P=sep)\d{3})*$")
 _SHORT = re.compile(r"^(?P<num>\d+(?:[.,]\d+)?) ?(?P<unit>[kKmM])$")
 _UNITS = {"k": 1000, "m": 1_000_000}

@@ -441,3 +441,10 @@ def test_an_ambiguous_upvote_count_is_ignored_with_a_warning_naming_file_and_lin
         assert result.warnings == [
             f"drop.txt:{line + 1}: unreadable upvote count {count!r}; the count is ignored"
         ]
+
+
+def test_a_numeric_title_after_a_date_is_not_taken_for_an_upvote_count() -> None:
+    entry = ENTRY_B.replace("Sep 3, 2024 4", "Sep 3, 2024")
+    result = parse(HEADER + entry + "\n1, 2, 3\n\nCounting papers.\n\n  • 1 author\n·\nOct 2 5\n")
+    assert [(p.title, p.upvotes) for p in result.papers] == [("Beta Models", 0), ("1, 2, 3", 5)]
+    assert result.warnings == []
