@@ -323,3 +323,26 @@ def test_a_correction_keyed_by_its_link_keeps_its_record_when_its_feed_adds_dois
     assert (again.new, again.merged) == (0, 1)
     [paper] = by_title(store, "Correction")
     assert paper.id == first and paper.extra["doi"] == "10.1000/c.1"
+
+
+def test_a_journal_title_with_markup_inside_a_word_merges_with_its_plain_form(
+    server: FeedServer, http: httpx.Client, store: SqlStore, tmp_path: Path
+) -> None:
+    """Journals mark formulas up in titles (``CO<sub>2</sub>``): the tag was read as a
+    space ("CO 2 Capture"), so the paper did not merge with its "CO2 Capture" elsewhere."""
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    (drops / "d.txt").write_text(
+        "Daily Papers\n\nJan 8\n\nCO₂ Capture in Porous Frameworks at 10³ Pa\n\n"
+        "We capture carbon.\n\n  • 2 authors\n·\nJan 7, 2026 3\n",
+        encoding="utf-8",
+    )
+    ingest_paths(store, [drops], now=NOW)
+    title = "<b>CO<sub>2</sub></b> Capture in <i>Porous</i> Frameworks at 10<sup>3</sup> Pa"
+    item = ("j-5", "https://journal.example/a/5", title, "We capture carbon, in detail.")
+    body = blog_rss([item]).replace(b"<title>&lt;b", b'<title type="html">&lt;b')
+    server.routes["/j"] = Route(body=body)
+    report = poll(settings_for({"name": "journal", "url": server.url("/j")}), store, http)
+    assert (report.feeds[0].new, report.feeds[0].merged) == (0, 1)
+    [paper] = store.load_papers()
+    assert paper.title == "CO₂ Capture in Porous Frameworks at 10³ Pa"  # the first seen

@@ -42,6 +42,40 @@ _TAG = re.compile(
     r"\b[^<>]*|[abipqsu](?:\s+[a-z-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))*\s*/?)>",
     re.IGNORECASE,
 )
+# inline elements: their tags part no words (``CO<sub>2</sub>`` is CO2, ``<i>E.</i> coli``)
+_INLINE = frozenset(
+    [
+        "a",
+        "abbr",
+        "b",
+        "big",
+        "cite",
+        "code",
+        "em",
+        "font",
+        "i",
+        "mark",
+        "q",
+        "s",
+        "small",
+        "span",
+        "strike",
+        "strong",
+        "sub",
+        "sup",
+        "tt",
+        "u",
+    ]
+)
+_TAG_NAME = re.compile(r"</?([a-zA-Z][a-zA-Z0-9]*)")
+
+
+def _tag_gap(match: re.Match[str]) -> str:
+    """What a tag leaves in plain text: nothing for an inline element, else a space."""
+    name = _TAG_NAME.match(match.group(0))
+    return "" if name is not None and name.group(1).lower() in _INLINE else " "
+
+
 # elements whose content is no text (a blog's embedded script or style sheet)
 _HIDDEN = re.compile(
     r"<(script|style|noscript|template)\b[^<>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
@@ -93,7 +127,7 @@ def clean_text(value: str, *, is_html: bool = False) -> str:
         if "<" in value:
             if "</" in value:
                 value = _HIDDEN.sub(" ", value)
-            value = _TAG.sub(" ", value)
+            value = _TAG.sub(_tag_gap, value)
         if "&" in value:
             value = html.unescape(value)
     return " ".join(value.split())
