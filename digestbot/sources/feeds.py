@@ -43,30 +43,10 @@ _TAG = re.compile(
     re.IGNORECASE,
 )
 # inline elements: their tags part no words (``CO<sub>2</sub>`` is CO2, ``<i>E.</i> coli``)
-_INLINE = frozenset(
-    [
-        "a",
-        "abbr",
-        "b",
-        "big",
-        "cite",
-        "code",
-        "em",
-        "font",
-        "i",
-        "mark",
-        "q",
-        "s",
-        "small",
-        "span",
-        "strike",
-        "strong",
-        "sub",
-        "sup",
-        "tt",
-        "u",
-    ]
-)
+_INLINE = frozenset({
+    "a", "abbr", "b", "big", "cite", "code", "em", "font", "i", "mark", "q", "s", "small",
+    "span", "strike", "strong", "sub", "sup", "tt", "u",
+})  # fmt: skip
 _TAG_NAME = re.compile(r"</?([a-zA-Z][a-zA-Z0-9]*)")
 
 
