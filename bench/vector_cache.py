@@ -181,7 +181,7 @@ def main() -> None:
     )
     print(f"  first rank of a process (read all):  {best(once)}  ({rows['once']} vectors read)")
     print(f"  same process, nothing changed:       {best(again)}  ({rows['again']} read)")
-    print(f"    of which counting missing vectors: {best(counting)}")
+    print(f"  a count of the missing vectors (made again only after a change): {best(counting)}")
     print(f"  after {opts.new} new papers:            {best(new)}  ({rows['new']} read)")
     print(f"    without counting missing vectors:  {best(new_read)}")
     print(f"  a daemon running, nothing changed:   {best(daemon)}")
