@@ -160,6 +160,7 @@ def _semantic(
             row_of=index.row_of_pk(),
             n_rows=index.n_rows,
             now=now,
+            layout=index.fingerprint(),
         )
         if ready is None:
             return None, None
