@@ -56,7 +56,8 @@ from digestbot.newsletter import (
     this_week,
     week_label,
 )
-from digestbot.ranking import pick, rank
+from digestbot.pipeline import rank_profile
+from digestbot.ranking import pick
 from digestbot.store import SqlStore, ledger
 from digestbot.store.ledger import DeliveryRecord, NewDelivery
 from digestbot.store.subscribers import mark_bounced
@@ -215,7 +216,11 @@ class _ProfileRun:
 
     def _ranking(self) -> list[ScoredPaper]:
         if self._ranked is None:
-            self._ranked = rank(self.store.load_papers(), self.profile, now=self.now)
+            # the store's rank: the persisted index, the stored embeddings, the profile's
+            # 👍/👎 votes and the config's ranking settings (as `digestbot rank` shows)
+            self._ranked = rank_profile(
+                self.store, self.profile, now=self.now, settings=self.settings.ranking
+            )
         return self._ranked
 
     def _new_digests(self, fresh: Sequence[Target]) -> list[tuple[NewDelivery, list[ScoredPaper]]]:

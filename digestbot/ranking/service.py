@@ -48,6 +48,7 @@ from digestbot.store.ranking import (
     pks_of_ids,
     resolve_paper_pks,
 )
+from digestbot.store.slack import personal_user
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,12 @@ def open_index(store: SqlStore, directory: Path | None) -> LexicalIndex:
 
 
 def profile_votes(store: SqlStore, profile: Profile) -> tuple[list[int], list[int]]:
-    """(👍 pks, 👎 pks) recorded for the profile."""
-    votes = load_feedback(store, subject_kind="profile", subject=profile.name)
+    """(👍 pks, 👎 pks) recorded for the profile; a personal profile's are its person's."""
+    user = personal_user(profile.name)
+    if user is not None:
+        votes = load_feedback(store, subject_kind="user", subject=user)
+    else:
+        votes = load_feedback(store, subject_kind="profile", subject=profile.name)
     pks = pks_of_ids(store, [v.paper_id for v in votes])
     ups = [pks[v.paper_id] for v in votes if v.value > 0 and v.paper_id in pks]
     downs = [pks[v.paper_id] for v in votes if v.value < 0 and v.paper_id in pks]
