@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -128,6 +129,17 @@ def test_a_timeout_is_retried_then_reported(server: FeedServer, http: httpx.Clie
         get(http, server.url("/f"), timeout=0.2, attempts=2)
     server.routes["/g"] = Route(body=BODY, script=[Answer(200, BODY, delay=5)])
     assert get(http, server.url("/g"), timeout=0.2, attempts=2).body == BODY
+
+
+def test_a_body_trickled_byte_by_byte_times_out_on_the_whole_request(
+    server: FeedServer, http: httpx.Client
+) -> None:
+    # each byte comes well within the timeout, but the whole body would take 8 s
+    server.routes["/f"] = Route(body=BODY, script=[Answer(200, b"x" * 40, trickle=0.2)])
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"timed out after 1 s \(after 1 attempts\)"):
+        get(http, server.url("/f"), timeout=1.0, attempts=1)
+    assert time.monotonic() - started < 3.0
 
 
 def test_a_refused_connection_is_a_fetch_error(http: httpx.Client) -> None:

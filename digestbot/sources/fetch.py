@@ -3,7 +3,10 @@
 - Conditional GET: the ETag and Last-Modified of the last answer are sent back
   (``If-None-Match`` / ``If-Modified-Since``); a 304 is "not modified".
 - A ``User-Agent`` naming digestbot, its version and its home page.
-- A timeout per request, bounded retries on timeouts, connection errors and
+- A timeout per request: ``timeout`` bounds each wait on the socket and also the
+  whole request (a server trickling a byte every few seconds is cut off once the
+  answer has taken ``timeout``; the check is made as each piece arrives, so the
+  request lasts at most about twice ``timeout``); bounded retries on timeouts, connection errors and
   500/502/504 (exponential back-off), and on 429/503 after ``Retry-After``
   (seconds or an HTTP date) when that is within ``retry_after_cap``; a longer
   wait fails the poll with the server's wish in the message instead of blocking.
@@ -126,10 +129,12 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def _read(response: httpx.Response, *, max_bytes: int, source: str) -> bytes:
+def _read(response: httpx.Response, *, max_bytes: int, source: str, deadline: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
+        if time.monotonic() > deadline:  # each read came in time, the whole answer did not
+            raise httpx.ReadTimeout("the whole answer took too long", request=response.request)
         size += len(chunk)
         if size > max_bytes:
             raise FetchError(
@@ -171,6 +176,7 @@ def fetch_feed(
     for attempt in range(1, attempts + 1):
         limiter.wait(host)
         delay = backoff * 2 ** (attempt - 1)
+        deadline = time.monotonic() + timeout
         try:
             with client.stream(
                 "GET", url, headers=headers, timeout=httpx.Timeout(timeout), follow_redirects=True
@@ -185,7 +191,7 @@ def fetch_feed(
                         content_type=None,
                         attempts=attempt,
                     )
-                body = _read(response, max_bytes=max_bytes, source=source)
+                body = _read(response, max_bytes=max_bytes, source=source, deadline=deadline)
                 if 200 <= status < 300:
                     return FetchResult(
                         status=status,
