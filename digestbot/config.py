@@ -322,10 +322,10 @@ def _interpolate(value: Any, *, path: str, key: str, env: Mapping[str, str]) -> 
 
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            if default is not None:  # ``${VAR:-default}``: unset or empty, as in the shell
+                return env.get(name) or default
             if name in env:
                 return env[name]
-            if default is not None:
-                return default
             raise ConfigError(
                 f"environment variable {name} is not set", path=path, key=key or "<root>"
             )

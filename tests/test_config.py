@@ -127,6 +127,18 @@ def test_env_interpolation_and_defaults(tmp_path: Path) -> None:
     assert settings.profile("a").description == "mamba papers"
 
 
+def test_an_empty_variable_takes_the_default_as_in_the_shell(tmp_path: Path) -> None:
+    # ``SLACK_URL=`` in a systemd EnvironmentFile or a compose file: ``:-`` means unset or empty
+    path = write_config(
+        tmp_path,
+        "slack: {base_url: '${SLACK_URL:-http://127.0.0.1:9/api/}'}\n"
+        "profiles: [{name: a, description: 'x${EMPTY}y'}]\n",
+    )
+    settings = load_settings(path, env={"SLACK_URL": "", "EMPTY": ""})
+    assert settings.slack.base_url == "http://127.0.0.1:9/api/"
+    assert settings.profile("a").description == "xy"  # ``${VAR}`` set but empty is empty
+
+
 def test_missing_env_var_names_the_variable_and_key(tmp_path: Path) -> None:
     path = write_config(tmp_path, "email: {smtp: {password: '${SMTP_PASSWORD}'}}\n")
     with pytest.raises(ConfigError) as err:
