@@ -61,6 +61,15 @@ def make_holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def config_stamp(source: str) -> tuple[int, int] | None:
+    """The config file's modification time and size (``None``: embedded defaults, or gone)."""
+    try:
+        stat = os.stat(source)
+    except (OSError, ValueError):
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
 def _count(papers: Any) -> Any:
     return len(papers) if isinstance(papers, list | tuple) else papers
 
@@ -97,6 +106,7 @@ class Daemon:
         self.heartbeat_seconds = heartbeat_seconds
         self.retry_seconds = retry_seconds
         self.grace = timedelta(seconds=parse_duration(settings.misfire_grace))
+        self._config_seen = config_stamp(settings.source)
         self.watcher = DropWatcher(
             settings.drops.path, settle_seconds=settings.drops.settle_seconds, wall=wall
         )
@@ -286,6 +296,30 @@ class Daemon:
         self._source_result("drops", ok=True)
         return report.ok
 
+    def check_config(self) -> bool:
+        """Warn (once per change) that the config file changed: the daemon keeps the settings
+        it started with, so an edit applies only after a restart, and says so, and whether
+        the edited file would load."""
+        stamp = config_stamp(self.settings.source)
+        if self._config_seen is None or stamp == self._config_seen:
+            return True
+        self._config_seen = stamp
+        from digestbot.config import load_settings
+
+        try:
+            load_settings(self.settings.source)
+            verdict = "restart digestbot run to apply it"
+        except DigestError as exc:
+            verdict = f"it does not load, so a restart would fail: {exc}"
+        log.warning(
+            "the config file %s changed since digestbot run started; the daemon keeps the "
+            "settings it started with: %s",
+            self.settings.source,
+            verdict,
+            extra={"event": "config.changed"},
+        )
+        return True
+
     def poll_feed(self, name: str) -> bool:
         """Poll one feed; its own health (ETag, last error) is the feeds service's business."""
         source = f"feed:{name}"
@@ -395,6 +429,13 @@ class Daemon:
             id="drops",
             next_run_time=datetime.now(UTC),
         )
+        if self._config_seen is not None:  # a config file, not the embedded defaults
+            scheduler.add_job(
+                self._run_job,
+                IntervalTrigger(seconds=self.settings.drops.poll_seconds, timezone=UTC),
+                args=["config", self.check_config],
+                id="config",
+            )
         for feed in self.settings.feeds:
             scheduler.add_job(
                 self._run_job,

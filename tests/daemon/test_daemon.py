@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from digestbot.alerts import Alert, Alerter
-from digestbot.config import Settings, parse_settings
+from digestbot.config import Settings, load_settings, parse_settings
 from digestbot.scheduler import Daemon
 from digestbot.store import SqlStore
 from digestbot.store.daemon import load_job_health, load_lock
@@ -246,6 +246,34 @@ def test_a_dropped_file_is_ingested_by_the_running_daemon(tmp_path: Path, store:
         thread.join(10)
         watcher.join(5)
     assert store.count_papers() == 11
+
+
+def test_an_edited_config_file_is_reported_once_with_whether_it_loads(
+    tmp_path: Path, store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("drops: {path: drops}\nprofiles: [{name: a, keywords: [attention]}]\n")
+    (tmp_path / "drops").mkdir()
+    daemon = make_daemon(load_settings(config, env={}), store, LedgerSend())
+    assert daemon.build_scheduler().get_job("config") is not None  # checked as drops are
+    caplog.set_level(logging.WARNING, logger="digestbot")
+    daemon.check_config()
+    assert not caplog.records  # unchanged: nothing said
+
+    config.write_text("drops: {path: drops}\nprofiles: [{name: b, keywords: [vision]}]\n")
+    daemon.check_config()
+    daemon.check_config()
+    changed = [r for r in caplog.records if getattr(r, "event", None) == "config.changed"]
+    assert len(changed) == 1
+    assert str(config) in changed[0].getMessage()
+    assert "restart digestbot run to apply it" in changed[0].getMessage()
+    assert [p.name for p in daemon.settings.profiles] == ["a"]  # what it runs with
+
+    caplog.clear()
+    config.write_text("drops: {path: drops}\nprofiles: [{name: b, keywrds: [vision]}]\n")
+    daemon.check_config()
+    message = caplog.records[-1].getMessage()
+    assert "a restart would fail" in message and "profiles.0.keywrds: unknown key" in message
 
 
 def test_a_failed_digest_is_retried_later_while_within_the_grace(
