@@ -85,6 +85,37 @@ def test_run_once_sends_only_the_due_digest_for_its_fire_time(
     assert ledger_rows(store) == [("attn", "2026-11-23", "sent", MONDAY_0930.isoformat())]
 
 
+@pytest.mark.parametrize("grace", ["0s", "30s"])
+def test_the_cron_job_sends_when_it_starts_a_little_late_even_with_a_tiny_grace(
+    tmp_path: Path, store: SqlStore, grace: str
+) -> None:
+    # ``misfire_grace: 0s`` (no catch-ups) must still send on time: the cron job starts a
+    # few milliseconds after its fire time, or seconds on a busy machine
+    settings = make_settings(tmp_path, misfire_grace=grace)
+    send = LedgerSend()
+    for late in (timedelta(milliseconds=40), timedelta(seconds=45)):
+        daemon = make_daemon(settings, store, send, now=BERLIN_FIRE + late)
+        assert daemon.send_profile("attn") is True
+    assert send.calls == [
+        ("attn", BERLIN_FIRE + timedelta(milliseconds=40)),
+        ("attn", BERLIN_FIRE + timedelta(seconds=45)),
+    ]
+    assert [row[:3] for row in ledger_rows(store)] == [("attn", "2026-11-23", "sent")]
+    scheduler = daemon.build_scheduler()
+    scheduler.start(paused=True)  # job defaults are applied when it starts
+    try:  # and APScheduler does not drop a job that starts that late as missed either
+        assert scheduler.get_job("send:attn").misfire_grace_time >= 60
+    finally:
+        scheduler.shutdown(wait=False)
+    # a catch-up on start still keeps to the grace: nothing is missed 45 s later with 0s
+    assert (
+        make_daemon(settings, store, send, now=BERLIN_FIRE + timedelta(hours=1)).missed_sends(
+            BERLIN_FIRE + timedelta(hours=1)
+        )
+        == []
+    )
+
+
 def test_a_catch_up_after_local_midnight_is_for_the_day_it_was_due(
     tmp_path: Path, store: SqlStore
 ) -> None:
