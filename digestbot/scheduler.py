@@ -73,6 +73,12 @@ def config_stamp(source: str) -> tuple[int, int] | None:
     return (stat.st_mtime_ns, stat.st_size)
 
 
+def _held_by_another_run(outcome: SendOutcomeLike) -> bool:
+    """Not sent by this call because another run's lease holds it (which may have died)."""
+    detail = str(getattr(outcome, "detail", "") or "")
+    return outcome.status == "already-sent" and detail.startswith("another run")
+
+
 def _count(papers: Any) -> Any:
     return len(papers) if isinstance(papers, list | tuple) else papers
 
@@ -174,7 +180,9 @@ class Daemon:
             report = self.send(self.settings, self.store, now=at, profiles=[name])
         for outcome in report.outcomes:
             self._after_delivery(profile, outcome, fire=fire, now=now)
-        if not report.ok:
+        # a digest another run holds (its lease: a run stopped mid-send, then restarted at
+        # once) is asked for again later too, or it would stay pending until the next day
+        if not report.ok or any(_held_by_another_run(o) for o in report.outcomes):
             self._schedule_retry(name, fire)
         return report.ok
 
