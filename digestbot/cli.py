@@ -18,7 +18,7 @@ import click
 from digestbot import __version__
 from digestbot.config import Settings, load_settings
 from digestbot.errors import DigestError
-from digestbot.logs import LogFormat, configure_logging
+from digestbot.logs import LogFormat, configure_logging, redact_secrets
 from digestbot.store import SqlStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +40,7 @@ class AppContext:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_path)
+            redact_secrets(self._settings.secret_values())  # whatever a library logs
         return self._settings
 
     @property

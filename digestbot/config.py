@@ -298,6 +298,25 @@ class Settings(_Model):
         parse_duration(value)
         return value
 
+    def secret_values(self) -> list[str]:
+        """Every secret the settings hold, in clear (for the log's redaction): tokens, the
+        signing and unsubscribe secrets, the SMTP password, webhook URLs, the database
+        password."""
+        held = [
+            self.slack.bot_token,
+            self.slack.signing_secret,
+            self.slack.app_token,
+            self.email.smtp.password,
+            self.email.unsubscribe_secret,
+        ]
+        for profile in self.profiles:
+            held += [d.slack.webhook_url for d in profile.deliver if d.slack is not None]
+        values = [secret.get_secret_value() for secret in held if secret is not None]
+        password = re.match(r"^[^:/]+://[^:/@]*:([^@/]+)@", self.database_url)
+        if password:
+            values.append(password.group(1))
+        return [value for value in values if value]
+
     def profile(self, name: str) -> Profile:
         for profile in self.profiles:
             if profile.name == name:
