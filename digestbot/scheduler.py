@@ -49,6 +49,7 @@ from digestbot.watcher import DropWatcher, IngestFn
 
 log = logging.getLogger(__name__)
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PERSONAL_SECONDS = 60.0  # how often personal digests (chosen times, in minutes) are asked for
 # how late a cron job may start and still send (a busy pool or machine): a job that
 # fired is on time, whatever ``misfire_grace`` says about catching up (``0s`` included)
@@ -529,3 +530,47 @@ def serve_until_signalled(
         cleanup()
     logging.shutdown()
     os._exit(0)  # worker threads would otherwise hold the interpreter open
+
+
+def run_once_until_signalled(
+    daemon: Daemon, *, drain_seconds: float = 7.0, on_exit: Sequence[Callable[[], None]] = ()
+) -> bool:
+    """``run --once`` under SIGTERM/SIGINT as ``run`` is: after the signal no new job starts,
+    the current one has ``drain_seconds`` to finish, and the scheduler lock is let go either
+    way (killed by the default handler, it stayed held for 90 s and refused the daemon).
+    ``True`` when the whole pass ran and went well."""
+    previous = {sig: signal.signal(sig, daemon.request_stop) for sig in STOP_SIGNALS}
+    try:
+        return _run_once(daemon, drain_seconds=drain_seconds, on_exit=on_exit)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_once(
+    daemon: Daemon, *, drain_seconds: float, on_exit: Sequence[Callable[[], None]]
+) -> bool:
+    results: list[bool] = []
+    with daemon.holding_lock():
+        worker = threading.Thread(
+            target=lambda: results.append(daemon.run_once()), name="digestbot-once", daemon=True
+        )
+        worker.start()
+        while worker.is_alive() and not daemon.stopping.is_set():
+            worker.join(0.1)
+        if worker.is_alive():
+            log.info("stopping: no new work; finishing the current job", extra={"event": "stop"})
+            worker.join(drain_seconds)
+        abandoned = worker.is_alive()
+        if abandoned:
+            log.warning(
+                "a job still running after %ss: leaving it (a delivery stays pending)",
+                drain_seconds,
+                extra={"event": "stop.timeout"},
+            )
+    if abandoned:
+        for cleanup in reversed(on_exit):
+            cleanup()
+        logging.shutdown()
+        os._exit(1)  # the job's thread would otherwise hold the interpreter open
+    return bool(results and results[0]) and not daemon.stopping.is_set()
