@@ -364,8 +364,11 @@ def _interpolate(value: Any, *, path: str, key: str, env: Mapping[str, str]) -> 
     return value
 
 
-def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """``DIGESTBOT_SLACK__BOT_TOKEN=x`` sets ``slack.bot_token`` (known sections only)."""
+def _env_overrides(
+    data: dict[str, Any], env: Mapping[str, str], *, origins: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``DIGESTBOT_SLACK__BOT_TOKEN=x`` sets ``slack.bot_token`` (known sections only);
+    ``origins`` gets each key path set -> the variable that set it (for error messages)."""
     sections = set(Settings.model_fields) - {"profiles", "feeds", "source"}
     for name, value in env.items():
         if not name.startswith("DIGESTBOT_") or name == CONFIG_ENV:
@@ -381,18 +384,28 @@ def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
                 target[part] = child
             target = child
         target[parts[-1]] = value
+        if origins is not None:
+            origins[".".join(parts)] = name
     return data
 
 
-def _format_validation(exc: ValidationError, *, path: str) -> ConfigError:
+def _format_validation(
+    exc: ValidationError, *, path: str, origins: Mapping[str, str] | None = None
+) -> ConfigError:
     first = exc.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "<root>"
     message = first["msg"]
+    # a key set by ``DIGESTBOT_…`` (or inside a section one replaced): name the variable
+    parts = key.split(".")
+    prefixes = (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+    variable = next((origins[p] for p in prefixes if origins and p in origins), None)
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against the configuration reference)"
     elif first["type"] == "string_type" and isinstance(first.get("input"), int | float):
         # ``like: [2401.01230]`` is a number to YAML (and would lose its last zero)
         message += " (YAML reads it as a number: put it in quotes)"
+    if variable is not None:
+        message += f" (set by the environment variable {variable})"
     more = len(exc.errors()) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
@@ -502,13 +515,14 @@ def parse_settings(
     if not isinstance(data, Mapping):
         raise ConfigError("the top level must be a mapping of keys to values", path=path)
     raw = _interpolate(dict(data), path=path, key="", env=env)
-    raw = _env_overrides(raw, env)
+    origins: dict[str, str] = {}
+    raw = _env_overrides(raw, env, origins=origins)
     if base is not None:
         raw = _resolve_paths(raw, base)
     try:
         return Settings.model_validate({**raw, "source": path})
     except ValidationError as exc:
-        raise _format_validation(exc, path=path) from None
+        raise _format_validation(exc, path=path, origins=origins) from None
 
 
 def load_settings(

@@ -139,6 +139,26 @@ def test_an_empty_variable_takes_the_default_as_in_the_shell(tmp_path: Path) -> 
     assert settings.profile("a").description == "xy"  # ``${VAR}`` set but empty is empty
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("DIGESTBOT_SLACK__BOT_TOKN", "x", "slack.bot_tokn"),
+        ("DIGESTBOT_DROPS__POLL_SECONDS", "soon", "drops.poll_seconds"),
+        ("DIGESTBOT_SLACK", "x", "slack"),
+    ],
+)
+def test_a_bad_environment_override_names_the_variable_not_only_the_file(
+    tmp_path: Path, name: str, value: str, key: str
+) -> None:
+    # the admin must not search the config file for a key that only the environment set
+    path = write_config(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={name: value})
+    message = str(err.value)
+    assert message.startswith(f"{path}: {key}: ")
+    assert f"(set by the environment variable {name})" in message
+
+
 def test_missing_env_var_names_the_variable_and_key(tmp_path: Path) -> None:
     path = write_config(tmp_path, "email: {smtp: {password: '${SMTP_PASSWORD}'}}\n")
     with pytest.raises(ConfigError) as err:
