@@ -32,7 +32,8 @@ from digestbot.errors import ConfigError, NotFoundError
 
 CONFIG_ENV = "DIGESTBOT_CONFIG"
 DEFAULT_CONFIG_NAME = "config.yaml"
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ``${VAR}``, ``${VAR:-default}``; ``$${`` is a literal ``${`` (any other ``$`` is itself)
+_ENV_REF = re.compile(r"\$(\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
@@ -340,7 +341,9 @@ def _interpolate(value: Any, *, path: str, key: str, env: Mapping[str, str]) -> 
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
+            if match.group(1):  # ``$${``: the escape, kept as ``${`` and never looked up
+                return "${"
+            name, default = match.group(2), match.group(3)
             if default is not None:  # ``${VAR:-default}``: unset or empty, as in the shell
                 return env.get(name) or default
             if name in env:

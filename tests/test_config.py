@@ -159,6 +159,21 @@ def test_a_bad_environment_override_names_the_variable_not_only_the_file(
     assert f"(set by the environment variable {name})" in message
 
 
+def test_dollar_dollar_brace_is_a_literal_reference_and_other_dollars_stay(
+    tmp_path: Path,
+) -> None:
+    # a password written in the file that contains ``${`` (or ``$``) must be expressible
+    path = write_config(
+        tmp_path,
+        "email: {smtp: {password: 'pa$${word}$$x$1${PW}'}}\n"
+        "profiles: [{name: a, description: 'cost in $ and $$'}]\n",
+    )
+    settings = load_settings(path, env={"PW": "!"})
+    assert settings.email.smtp.password is not None
+    assert settings.email.smtp.password.get_secret_value() == "pa${word}$$x$1!"
+    assert settings.profile("a").description == "cost in $ and $$"
+
+
 def test_missing_env_var_names_the_variable_and_key(tmp_path: Path) -> None:
     path = write_config(tmp_path, "email: {smtp: {password: '${SMTP_PASSWORD}'}}\n")
     with pytest.raises(ConfigError) as err:
