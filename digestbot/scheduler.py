@@ -50,6 +50,7 @@ from digestbot.watcher import DropWatcher, IngestFn
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+CLOCK_STEP_SECONDS = 30.0  # a wall clock step back larger than this wakes the interval jobs
 PERSONAL_SECONDS = 60.0  # how often personal digests (chosen times, in minutes) are asked for
 # how late a cron job may start and still send (a busy pool or machine): a job that
 # fired is on time, whatever ``misfire_grace`` says about catching up (``0s`` included)
@@ -99,6 +100,7 @@ class Daemon:
         alerter: Alerter,
         clock: Clock = system_clock,
         wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         holder: str | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         retry_seconds: float = 600.0,
@@ -121,6 +123,9 @@ class Daemon:
         self.watcher = DropWatcher(
             settings.drops.path, settle_seconds=settings.drops.settle_seconds, wall=wall
         )
+        self.wall = wall
+        self.monotonic = monotonic
+        self._clock_mark: tuple[float, float] | None = None  # (wall, monotonic) last seen
         self.stopping = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
         self._send_lock = threading.Lock()
@@ -485,7 +490,7 @@ class Daemon:
                 extra={"event": "daemon.started"},
             )
             while not self.stopping.wait(1.0):
-                pass
+                self.check_clock()
             log.info("stopping: no new work; finishing the current job", extra={"event": "stop"})
             self.scheduler.shutdown(wait=False)
             # the worker ends after its batch; one still loading the model is left behind
@@ -508,6 +513,27 @@ class Daemon:
                     return False
                 self._idle.wait(left)
         return True
+
+    def check_clock(self) -> None:
+        """Wake the interval jobs when the wall clock stepped back (an NTP correction, a VM
+        restored): APScheduler 3 times them on the wall clock, so after a step back of an
+        hour the drops, feeds, personal digests and retries would all wait that hour."""
+        wall, mono = self.wall(), self.monotonic()
+        mark, self._clock_mark = self._clock_mark, (wall, mono)
+        if mark is None or self.scheduler is None:
+            return
+        step = (wall - mark[0]) - (mono - mark[1])
+        if step > -CLOCK_STEP_SECONDS:
+            return
+        log.warning(
+            "the clock went back by %.0f s: running the interval jobs now",
+            -step,
+            extra={"event": "clock.stepped-back"},
+        )
+        now = datetime.now(UTC)
+        for job in self.scheduler.get_jobs():
+            if isinstance(job.trigger, IntervalTrigger):
+                job.modify(next_run_time=now)
 
     def request_stop(self, *_args: object) -> None:
         """Signal handler: stop taking new work."""

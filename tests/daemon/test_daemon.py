@@ -307,6 +307,49 @@ def test_an_edited_config_file_is_reported_once_with_whether_it_loads(
     assert "a restart would fail" in message and "profiles.0.keywrds: unknown key" in message
 
 
+def test_a_clock_stepped_back_does_not_stall_the_interval_jobs(
+    tmp_path: Path, store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # APScheduler times interval jobs on the wall clock: after the clock steps back an hour,
+    # the drops job (and feeds, personal digests, retries) would wait that hour
+    readings = {"wall": 1_800_000_000.0, "mono": 500.0}
+    daemon = Daemon(
+        make_settings(tmp_path),
+        store,
+        send=LedgerSend(),
+        alerter=Alerter(store, Recorder()),
+        wall=lambda: readings["wall"],
+        monotonic=lambda: readings["mono"],
+        embeddings=False,
+    )
+    daemon.scheduler = scheduler = daemon.build_scheduler()
+    scheduler.start(paused=True)
+    try:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        for job_id in ("drops", "retries"):  # as scheduled before the step
+            scheduler.modify_job(job_id, next_run_time=later)
+        cron_before = scheduler.get_job("send:attn").next_run_time
+        daemon.check_clock()
+        readings["mono"] += 1.0  # a second later on the monotonic clock, an hour back on the wall
+        readings["wall"] += 1.0 - 3600
+        caplog.set_level(logging.WARNING, logger="digestbot")
+        daemon.check_clock()
+        soon = datetime.now(UTC) + timedelta(seconds=5)
+        assert scheduler.get_job("drops").next_run_time < soon
+        assert scheduler.get_job("retries").next_run_time < soon
+        assert scheduler.get_job("send:attn").next_run_time == cron_before  # wall-clock times
+        [warning] = [r for r in caplog.records if getattr(r, "event", "") == "clock.stepped-back"]
+        assert "went back by 3600 s" in warning.getMessage()
+        # a small slew, or time passing normally, wakes nothing
+        scheduler.modify_job("drops", next_run_time=later)
+        readings["mono"] += 60.0
+        readings["wall"] += 59.0
+        daemon.check_clock()
+        assert scheduler.get_job("drops").next_run_time > soon
+    finally:
+        scheduler.shutdown(wait=False)
+
+
 def test_a_failed_digest_is_retried_later_while_within_the_grace(
     tmp_path: Path, store: SqlStore
 ) -> None:
