@@ -550,12 +550,23 @@ def serve_until_signalled(
     """
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
+    signal.signal(signal.SIGHUP, _hangup)
     if daemon.serve(drain_seconds=drain_seconds):
         return
     for cleanup in reversed(on_exit):
         cleanup()
     logging.shutdown()
     os._exit(0)  # worker threads would otherwise hold the interpreter open
+
+
+def _hangup(*_args: object) -> None:
+    """SIGHUP (a log rotation, a closed terminal, a reload attempt) would kill the daemon
+    holding its lock; it goes on, and says that the config is read only at start."""
+    log.warning(
+        "SIGHUP received: still running; the config is not reloaded (restart digestbot run "
+        "to apply an edit); logs go to stderr, so nothing is reopened",
+        extra={"event": "signal.hangup"},
+    )
 
 
 def run_once_until_signalled(

@@ -166,3 +166,24 @@ def test_sigterm_during_run_once_lets_go_of_the_lock_within_10_s(
     assert elapsed < 10
     assert load_lock(store, "scheduler") is None
     assert "Traceback" not in output
+
+
+def test_sighup_neither_kills_run_nor_reloads_and_says_so(
+    tmp_path: Path, config: Path, store: SqlStore
+) -> None:
+    # ``kill -HUP`` (a log rotation's postrotate, a closed terminal, a reload attempt) killed
+    # the daemon at once by default, holding its lock; it keeps running and tells the admin
+    log = tmp_path / "run.log"
+    daemon = start(["-m", "digestbot", "--config", str(config), "run"], cwd=tmp_path, log=log)
+    try:
+        wait_for(lambda: "running:" in log.read_text(), timeout=20)
+        daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP" in log.read_text(), timeout=5)
+        time.sleep(0.5)
+        assert daemon.poll() is None, log.read_text()
+    finally:
+        code, elapsed = stop(daemon)
+    assert code == 0, log.read_text()
+    assert elapsed < 10
+    assert "restart" in log.read_text()
+    assert load_lock(store, "scheduler") is None
