@@ -417,27 +417,31 @@ def _format_validation(
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Relative paths in a config file are relative to that file."""
+
+    def under(text: str) -> str:  # ``~/x`` is under the home folder, not a folder named ``~``
+        return str(base / Path(text).expanduser())
+
     url = data.get("database_url")
     if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rest = url[len("sqlite:///") :]
         if rest and rest != ":memory:" and not rest.startswith("/"):
-            data["database_url"] = f"sqlite:///{(base / rest).as_posix()}"
+            data["database_url"] = f"sqlite:///{Path(under(rest)).as_posix()}"
     drops = data.get("drops")
     if isinstance(drops, dict) and isinstance(drops.get("path"), str):
-        drops["path"] = str(base / drops["path"])
+        drops["path"] = under(drops["path"])
     for key in ("templates_dir", "output_dir"):
         if isinstance(data.get(key), str):
-            data[key] = str(base / data[key])
+            data[key] = under(data[key])
     ranking = data.get("ranking")
     if isinstance(ranking, dict) and isinstance(ranking.get("index_dir"), str):
-        ranking["index_dir"] = str(base / ranking["index_dir"])
+        ranking["index_dir"] = under(ranking["index_dir"])
     profiles = data.get("profiles")
     for profile in profiles if isinstance(profiles, list) else []:
         deliver = profile.get("deliver") if isinstance(profile, dict) else None
         for dest in deliver if isinstance(deliver, list) else []:
             target = dest.get("file") if isinstance(dest, dict) else None
             if isinstance(target, dict) and isinstance(target.get("path"), str):
-                target["path"] = str(base / target["path"])
+                target["path"] = under(target["path"])
     return data
 
 

@@ -174,6 +174,25 @@ def test_dollar_dollar_brace_is_a_literal_reference_and_other_dollars_stay(
     assert settings.profile("a").description == "cost in $ and $$"
 
 
+def test_a_home_relative_path_is_under_home_not_a_folder_named_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    path = write_config(
+        tmp_path,
+        "database_url: sqlite:///~/digestbot/db.sqlite3\n"
+        "drops: {path: ~/papers/drops}\noutput_dir: ~/out\n"
+        "profiles: [{name: a, keywords: [x], deliver: [{file: {path: ~/digests}}]}]\n",
+    )
+    settings = load_settings(path, env={})
+    assert settings.database_url == f"sqlite:///{home}/digestbot/db.sqlite3"
+    assert settings.drops.path == home / "papers" / "drops"
+    assert settings.output_dir == home / "out"
+    target = settings.profile("a").deliver[0].file
+    assert target is not None and target.path == home / "digests"
+
+
 def test_missing_env_var_names_the_variable_and_key(tmp_path: Path) -> None:
     path = write_config(tmp_path, "email: {smtp: {password: '${SMTP_PASSWORD}'}}\n")
     with pytest.raises(ConfigError) as err:
