@@ -229,6 +229,9 @@ def poll_feed(
         )
     except FetchError as exc:
         return _failed(store, feed, _fetch_error_message(exc, feed), now=now)
+    moved = result.moved_warning(feed.name)
+    for warning in moved:
+        log.warning("%s", warning)
     sha256 = None if result.is_not_modified else hashlib.sha256(result.body).hexdigest()
     if sha256 is None or sha256 == last_sha:
         with store.transaction() as conn:
@@ -242,7 +245,7 @@ def poll_feed(
                 last_modified=result.last_modified or last_modified,
                 content_sha256=last_sha,
             )
-        return FeedOutcome(name=feed.name, status="not-modified")
+        return FeedOutcome(name=feed.name, status="not-modified", warnings=tuple(moved))
     try:
         parsed = parse_source(
             result.body, kind=feed.kind, name=feed.name, content_type=result.content_type
@@ -251,6 +254,7 @@ def poll_feed(
         return _failed(store, feed, exc.message, now=now)
     for warning in parsed.warnings:
         log.warning("%s", warning)
+    parsed.warnings[:0] = moved
     return store_feed_items(store, feed, parsed, result, sha256=sha256, now=now)
 
 

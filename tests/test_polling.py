@@ -318,3 +318,26 @@ def test_a_paper_another_process_stores_meanwhile_is_merged_not_an_error(
     assert polling.count_papers() == 50
     polling.close()
     other.close()
+
+
+def test_a_feed_moved_permanently_is_read_and_the_admin_told_its_new_url(
+    store: SqlStore, server: FeedServer, http: httpx.Client
+) -> None:
+    # the old URL redirects for now; one day it will not, and the feed breaks: say so early
+    body = RSS_FIRST50.read_bytes()
+    server.routes["/new"] = Route(body=body, etag='"v1"')
+    server.routes["/old"] = Route(script=[Answer(301, headers={"Location": "/new"})] * 2)
+    server.routes["/tmp"] = Route(script=[Answer(302, headers={"Location": "/new"})] * 2)
+    settings = settings_for(
+        {"name": "moved", "url": server.url("/old")}, {"name": "hop", "url": server.url("/tmp")}
+    )
+    first = {f.name: f for f in poll(settings, store, http).feeds}
+    assert first["moved"].status == "ok" and first["moved"].new == 50
+    assert any(
+        "moved permanently to " + server.url("/new") in w and "update its url" in w
+        for w in first["moved"].warnings
+    )
+    assert not any("moved" in w for w in first["hop"].warnings)  # a temporary redirect
+    again = {f.name: f for f in poll(settings, store, http).feeds}
+    assert again["moved"].status == "not-modified"
+    assert any("moved permanently" in w for w in again["moved"].warnings)

@@ -60,6 +60,13 @@ class FetchResult:
     last_modified: str | None
     content_type: str | None
     attempts: int = 1
+    moved_to: str | None = None  # where a permanent redirect (301, 308) led: the new URL
+
+    def moved_warning(self, source: str) -> list[str]:
+        """A warning when the feed has moved for good (its old URL may stop redirecting)."""
+        if self.moved_to is None:
+            return []
+        return [f"{source}: moved permanently to {self.moved_to}: update its url in the config"]
 
     @property
     def is_not_modified(self) -> bool:
@@ -223,6 +230,11 @@ def fetch_feed(
                 "GET", url, headers=headers, timeout=httpx.Timeout(timeout), follow_redirects=True
             ) as response:
                 status = response.status_code
+                moved = (
+                    str(response.url)
+                    if any(r.status_code in (301, 308) for r in response.history)
+                    else None
+                )
                 if status == 304:  # validators may be refreshed by the 304 itself
                     return FetchResult(
                         status=304,
@@ -231,6 +243,7 @@ def fetch_feed(
                         last_modified=response.headers.get("Last-Modified") or last_modified,
                         content_type=None,
                         attempts=attempt,
+                        moved_to=moved,
                     )
                 body = _read(response, max_bytes=max_bytes, source=source, deadline=deadline)
                 if 200 <= status < 300:
@@ -241,6 +254,7 @@ def fetch_feed(
                         last_modified=response.headers.get("Last-Modified"),
                         content_type=response.headers.get("Content-Type"),
                         attempts=attempt,
+                        moved_to=moved,
                     )
                 error = f"HTTP {status} {response.reason_phrase}".strip()
                 if status in RETRY_AFTER_STATUSES:
