@@ -3,6 +3,7 @@
 Three events raise an alert (``alerts:`` in the config says where it goes):
 
 * a delivery failed (after the deliverer's own bounded retries);
+* Slack refused a digest for its content even as plain text (it is not retried);
 * a source failed ``alerts.source_failures`` times in a row;
 * a scheduled digest was skipped for lack of papers and the profile says
   ``on_empty: notify``.
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    kind: str  # delivery-failed | source-failing | digest-empty
+    kind: str  # delivery-failed | digest-rejected | source-failing | digest-empty
     message: str
     profile: str | None = None
     destination: str | None = None
@@ -109,6 +110,28 @@ class Alerter:
         key = f"{profile}|{destination}|{digest_id or now.date().isoformat()}"
         alert = Alert(
             "delivery-failed", message, profile=profile, destination=destination,
+            digest_id=digest_id,
+        )  # fmt: skip
+        return self._give(alert, key=key, now=now)
+
+    def digest_rejected(
+        self,
+        *,
+        profile: str,
+        destination: str,
+        digest_id: str | None,
+        error: str | None,
+        now: datetime,
+    ) -> bool:
+        message = (
+            f"Slack refused the digest for profile {profile} to {destination}, formatted and "
+            f"as plain text: {error or 'unknown error'}. It is not retried; its papers may go "
+            "in the next digest, which goes out as usual. Check the templates (templates_dir) "
+            "and this channel's limits."
+        )
+        key = f"{profile}|{destination}|{digest_id or now.date().isoformat()}"
+        alert = Alert(
+            "digest-rejected", message, profile=profile, destination=destination,
             digest_id=digest_id,
         )  # fmt: skip
         return self._give(alert, key=key, now=now)

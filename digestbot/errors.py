@@ -15,6 +15,7 @@
     ├── AddressError            an email address that is not one (names the address)
     ├── TokenError              an unsubscribe token that is malformed or not ours
     └── DeliveryError           a destination refused or could not be reached
+        └── ContentRefusedError Slack refused a message for its content (invalid_blocks…)
 
 Messages name the values that identify the failure and keep them as attributes.
 They never contain secrets.
@@ -126,3 +127,8 @@ class DeliveryError(DigestError):
         self.destination = destination
         self.reason = reason or message
         self.permanent = permanent
+
+
+class ContentRefusedError(DeliveryError):
+    """Slack refused a message for what it holds (``invalid_blocks``, ``msg_too_long``…),
+    not for where it goes: the same message would be refused again."""

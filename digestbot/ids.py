@@ -1,17 +1,24 @@
 """Canonical paper ids.
 
 A paper's id is its version-less arXiv id when known (``2401.01234``,
-``cond-mat/0412498``), else ``t-`` and 12 hex digits of the SHA-256 of its
-normalised title. The normalised title (casefolded, punctuation and white space
-folded) is also kept as ``title_key`` so that a paper first seen without an
-arXiv id merges with the same paper seen later with one.
+``cond-mat/0412498``), else ``t-`` and 12 hex digits of the SHA-256 of its key
+(``paper_key``): its normalised title (NFKC, casefolded, punctuation and white space
+folded; letters and digits of every script are kept). The key is also kept as
+``title_key`` so that a paper first seen without an arXiv id merges with the same
+paper seen later with one.
+
+A title with no letter or digit at all (``∇ ⊗ ∇``, ``???``, emoji) normalises to
+nothing, so the key falls back to the paper's own link (a feed item's), else to a
+hash of its title and abstract: distinct papers stay distinct, the same item seen
+again keeps its id. These keys hold ``:``, which no normalised title does.
 
 ``parse_arxiv_id`` reads every form a source uses: ``2411.17700v1``,
 ``arXiv:2411.17700v1``, ``oai:arXiv.org:2411.17700v1``,
 ``http://arxiv.org/abs/2411.17700v2``, ``https://arxiv.org/pdf/2411.17700v2.pdf``,
 ``https://huggingface.co/papers/2411.17700``, old-style ``cond-mat/0412498v1`` and
-``math.GT/0309136``. Old-style ids need a real archive name, and new-style ids a
-real month, so that numbers in other URLs are not taken for arXiv ids.
+``math.GT/0309136``, and arXiv's DataCite DOI (``10.48550/arXiv.2411.17700``, as
+``https://doi.org/…`` or ``doi:…``). Old-style ids need a real archive name, and
+new-style ids a real month, so that numbers in other URLs are not taken for arXiv ids.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import hashlib
 import re
 import unicodedata
 from functools import lru_cache
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -78,6 +86,9 @@ _WHOLE_ID_RE = re.compile(rf"^(?:arxiv:\s*)?{ARXIV_ID_RE.pattern}$", re.IGNORECA
 _ARXIV_HOSTS = re.compile(
     r"^(?:[a-z]+\.)?(?:arxiv\.org|huggingface\.co|hf\.co|alphaxiv\.org)$", re.IGNORECASE
 )
+# arXiv's DOI prefix: every arXiv paper has the DOI 10.48550/arXiv.<id>
+_ARXIV_DOI = "10.48550/arxiv."
+_DOI_HOSTS = re.compile(r"^(?:dx\.)?doi\.org$", re.IGNORECASE)
 _URL = re.compile(r"^[a-z][a-z0-9+.\-]*://(?P<host>[^/?#:]+)(?::\d+)?(?P<rest>[/?#].*)?$", re.I)
 
 
@@ -112,6 +123,29 @@ def title_id(title: str) -> str:
     return title_id_of_key(normalize_title(title))
 
 
+def _link_key(link: str) -> str:
+    """A link as an identity: scheme and host lowercased, no fragment, no trailing ``/``."""
+    parts = urlsplit(link.strip())
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+
+
+def paper_key(title: str, *, link: str = "", abstract: str = "") -> str:
+    """The key a paper without an arXiv id is known by: its normalised title.
+
+    A title with no letter or digit normalises to nothing, and would make every such
+    paper one: then ``url:`` and the paper's own ``link`` (a feed item's page), else
+    ``text:`` and a SHA-256 of its NFKC, casefolded, space-folded title and abstract.
+    """
+    key = normalize_title(title)
+    if key:
+        return key
+    if link[:8].lower().startswith(("http://", "https://")):
+        return "url:" + _link_key(link)
+    text = " ".join(unicodedata.normalize("NFKC", f"{title}\n{abstract}").casefold().split())
+    return "text:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
 def _found(match: re.Match[str]) -> tuple[str, int | None]:
     if match.group("new"):
         ident = match.group("new")
@@ -132,16 +166,30 @@ def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
         return None
     url = _URL.match(text)
     if url is not None:
+        if _DOI_HOSTS.match(url.group("host")):
+            path = re.split(r"[?#]", url.group("rest") or "", maxsplit=1)[0]
+            return _doi_arxiv_id(unquote(path).lstrip("/"))
         if not _ARXIV_HOSTS.match(url.group("host")):
             return None
         match = ARXIV_ID_RE.search(url.group("rest") or "")
         return _found(match) if match else None
     lowered = text.lower()
+    if lowered.startswith(("doi:", _ARXIV_DOI)):
+        return _doi_arxiv_id(text[4:] if lowered.startswith("doi:") else text)
     for prefix in ("oai:arxiv.org:", "arxiv:"):
         if lowered.startswith(prefix):
             match = ARXIV_ID_RE.match(text[len(prefix) :].lstrip())
             return _found(match) if match else None
     whole = _WHOLE_ID_RE.match(text)
+    return _found(whole) if whole else None
+
+
+def _doi_arxiv_id(doi: str) -> tuple[str, int | None] | None:
+    """The arXiv id of an arXiv DOI (``10.48550/arXiv.2411.17700``), else None."""
+    doi = doi.strip()
+    if not doi.lower().startswith(_ARXIV_DOI):
+        return None
+    whole = _WHOLE_ID_RE.match(doi[len(_ARXIV_DOI) :])
     return _found(whole) if whole else None
 
 
@@ -151,5 +199,9 @@ def find_arxiv_id(text: str) -> tuple[str, int | None] | None:
     return _found(match) if match else None
 
 
-def canonical_id(*, title: str, arxiv_id: str | None) -> str:
-    return arxiv_id if arxiv_id else title_id(title)
+def canonical_id(*, title: str, arxiv_id: str | None, link: str = "", abstract: str = "") -> str:
+    """The arXiv id, else the title id of ``paper_key`` (``link`` and ``abstract`` count
+    only for a title with no letter or digit)."""
+    if arxiv_id:
+        return arxiv_id
+    return title_id_of_key(paper_key(title, link=link, abstract=abstract))

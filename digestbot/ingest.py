@@ -2,7 +2,9 @@
 
 A file whose content (SHA-256) was ingested before is skipped, whatever its
 name. A file that cannot be read or parsed is recorded as failed with its
-error, and the others still go in.
+error, and the others still go in. A failed file found again unchanged (same
+path, size and SHA-256) is not parsed again: it is reported failed with the
+error recorded for it (``unchanged``), until it changes or ``retry_failed``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from digestbot.store.sql import take_write_lock
 
 log = logging.getLogger(__name__)
 
-IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
+# still being written (browsers' partial downloads: Firefox, Chrome, Safari's bundle
+# folder), an editor's swap file or backup copy (``drop.txt~``, ``#drop.txt#``)
+IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download", ".swp", "~", "#")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,8 @@ class FileOutcome:
     papers_merged: int = 0
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    # failed before with this same content: not parsed again, ``error`` is the recorded one
+    unchanged: bool = False
 
 
 @dataclass(slots=True)
@@ -79,6 +85,7 @@ class IngestReport:
                     "papers_merged": f.papers_merged,
                     "error": f.error,
                     "warnings": list(f.warnings),
+                    "unchanged": f.unchanged,
                 }
                 for f in self.files
             ],
@@ -86,7 +93,8 @@ class IngestReport:
 
 
 def is_ignored(path: Path) -> bool:
-    """Dot-files and files still being written (``*.part``, ``*.tmp``…) are not drops."""
+    """Dot-files, files still being written (``*.part``, ``*.tmp``…) and editors' backup
+    copies (``*~``, ``#*#``) are not drops."""
     return path.name.startswith(".") or path.name.endswith(IGNORED_SUFFIXES)
 
 
@@ -279,10 +287,13 @@ def ingest_paths(
     files: list[Path] | None = None,
     workers: int | None = None,
     index_search: bool = True,
+    retry_failed: bool = False,
 ) -> IngestReport:
     """Ingest every drop file under ``paths`` (or the given ``files``).
 
-    Files already ingested (by content) are skipped after two queries; the others are
+    Files already ingested (by content) are skipped after two queries; a file that
+    failed before and is unchanged (path, size, SHA-256) is reported failed again with
+    its recorded error, without being parsed (unless ``retry_failed``); the others are
     parsed and turned into rows in ``workers`` other processes (default: one per spare
     core, none for a handful of files) while this process writes them on one bulk
     connection, one transaction per file, in order. Then (unless ``index_search`` is
@@ -292,17 +303,35 @@ def ingest_paths(
     candidates = files if files is not None else list_drop_files(paths)
     # Only a file the size of one ingested before can be a known content: hash those.
     sizes = store.ingested_sizes()
-    hashes = {path: _hash_file(path) for path in candidates if _size(path) in sizes}
+    failed = {} if retry_failed else store.failed_files([str(path) for path in candidates])
+    hashes = {
+        path: _hash_file(path)
+        for path in candidates
+        if (size := _size(path)) in sizes
+        or (str(path) in failed and failed[str(path)].size == size)
+    }
     known = store.ingested_hashes([h for h in hashes.values() if h])
     todo: list[Path] = []
     for path in candidates:
-        if hashes.get(path) in known:
+        digest = hashes.get(path)
+        before = failed.get(str(path))
+        if digest in known:
             outcome = FileOutcome(path=str(path), status="skipped")
-            report.files.append(outcome)
-            if on_file is not None:
-                on_file(outcome)
+        elif digest and before is not None and before.sha256 == digest:
+            log.warning("%s (unchanged since it failed: not parsed again)", before.error)
+            outcome = FileOutcome(
+                path=str(path),
+                status="failed",
+                error=before.error,
+                warnings=before.warnings,
+                unchanged=True,
+            )
         else:
             todo.append(path)
+            continue
+        report.files.append(outcome)
+        if on_file is not None:
+            on_file(outcome)
     if workers is None:  # worker processes that parse while this one writes; 0: parse here
         workers = min((os.cpu_count() or 1) - 1, 3) if len(todo) >= PARALLEL_MIN_FILES else 0
     job = _Job(now=now, drivername=store.engine.url.drivername)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from digestbot.ids import canonical_id, normalize_title
+from digestbot.ids import canonical_id, paper_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +43,24 @@ class Paper:
 
     def __post_init__(self) -> None:
         if not self.id:
-            object.__setattr__(self, "id", canonical_id(title=self.title, arxiv_id=self.arxiv_id))
+            ident = canonical_id(
+                title=self.title, arxiv_id=self.arxiv_id, link=self.own_link, abstract=self.abstract
+            )
+            object.__setattr__(self, "id", ident)
+
+    @property
+    def own_link(self) -> str:
+        """The paper's own page as its source gave it: a feed item's link (a drop's URLs
+        are code links found in the abstract, which other papers may share)."""
+        if self.urls and self.source is not None and self.source.kind == "feed":
+            return self.urls[0]
+        return ""
 
     @property
     def title_key(self) -> str:
-        return normalize_title(self.title)
+        """The key it merges by when it has no arXiv id (``ids.paper_key``): the normalised
+        title, or for a title with no letter or digit, its own link or text."""
+        return paper_key(self.title, link=self.own_link, abstract=self.abstract)
 
     @property
     def link(self) -> str:

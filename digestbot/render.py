@@ -57,13 +57,19 @@ def safe_url(url: Any) -> str:
     return text if len(text) <= MAX_URL and _SAFE_URL.match(text) else ""
 
 
+MAX_SLACK_URL = 2000  # escaped: a link line must fit a Slack section (3,000) with its label
+
+
 def slack_link(url: Any, label: Any) -> str:
-    """A mrkdwn link ``<url|label>``, both parts escaped; only the label if the URL is unsafe."""
+    """A mrkdwn link ``<url|label>``, both parts escaped; only the label if the URL is unsafe
+    or too long once escaped (``&`` is 5 characters: a feed's tracking link full of them
+    would make a line Slack refuses, and the digest would fail every day)."""
     target = safe_url(url)
     text = escape_mrkdwn(" ".join(str(label).split()))
-    if not target:
+    escaped = escape_mrkdwn(target.replace("|", "%7C"))
+    if not target or len(escaped) > MAX_SLACK_URL:
         return text
-    return f"<{escape_mrkdwn(target.replace('|', '%7C'))}|{text}>"
+    return f"<{escaped}|{text}>"
 
 
 def one_line(text: Any) -> str:

@@ -190,7 +190,7 @@ class Daemon:
         # once) is asked for again later too, or it would stay pending until the next day
         if not report.ok or any(_held_by_another_run(o) for o in report.outcomes):
             self._schedule_retry(name, fire)
-        return report.ok
+        return report.ok and not _rejected(report.outcomes)  # rejected: reported, not retried
 
     def send_personal_digests(self) -> bool:
         """Send the personal digests (``/papers follow``) whose local time has come.
@@ -205,7 +205,7 @@ class Daemon:
             report = self.send_personal(self.settings, self.store, now=now)
         for outcome in report.outcomes:
             self._after_delivery(None, outcome, fire=now, now=now)
-        return report.ok
+        return report.ok and not _rejected(report.outcomes)
 
     def _after_delivery(
         self, profile: Profile | None, outcome: SendOutcomeLike, *, fire: datetime, now: datetime
@@ -227,6 +227,15 @@ class Daemon:
                 extra=extra,
             )
             self.alerter.delivery_failed(
+                profile=outcome.profile,
+                destination=outcome.destination,
+                digest_id=digest,
+                error=outcome.error,
+                now=now,
+            )
+            return
+        if outcome.status == "rejected":  # settled: alerted once (by digest), not retried
+            self.alerter.digest_rejected(
                 profile=outcome.profile,
                 destination=outcome.destination,
                 digest_id=digest,
@@ -611,3 +620,8 @@ def _run_once(
         logging.shutdown()
         os._exit(1)  # the job's thread would otherwise hold the interpreter open
     return bool(results and results[0]) and not daemon.stopping.is_set()
+
+
+def _rejected(outcomes: Sequence[SendOutcomeLike]) -> bool:
+    """Whether Slack rejected a digest (settled, not retried, but not "all went well")."""
+    return any(o.status == "rejected" for o in outcomes)

@@ -18,7 +18,7 @@ class SendOutcomeLike(Protocol):
     @property
     def destination(self) -> str: ...
     @property
-    def status(self) -> str: ...  # sent | already-sent | nothing-new | failed | dry-run
+    def status(self) -> str: ...  # sent | already-sent | nothing-new | failed | rejected | dry-run
     @property
     def error(self) -> str | None: ...
     @property

@@ -9,7 +9,9 @@ module does not depend on their code.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,6 +81,36 @@ def load_open_digests(store: SqlStore) -> list[dict[str, Any]]:
     return [_delivery(row) for row in rows]
 
 
+REJECTED_DAYS = 7  # rejected digests dated this many days back are listed
+
+
+def load_rejected_digests(store: SqlStore, *, since: date) -> list[dict[str, Any]]:
+    """Digests Slack refused for their content (``rejected``: settled, not retried),
+    dated ``since`` or later, newest first."""
+    table = _reflect(store, LEDGER_TABLE)
+    if table is None:
+        return []
+    query = (
+        sa.select(table)
+        .where(table.c.status == "rejected", table.c.digest_date >= since)
+        .order_by(table.c.digest_date.desc(), table.c.profile, table.c.destination)
+    )
+    with store.transaction() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [_delivery(row) for row in rows]
+
+
+def _note(row: Any) -> str | None:
+    """How a sent digest went out when not as formatted (the plain-text fallback)."""
+    try:
+        progress = json.loads(row.get("progress") or "{}")
+    except ValueError:
+        return None
+    if not isinstance(progress, dict) or progress.get("form") != "plain":
+        return None
+    return f"sent as plain text: Slack refused the formatted digest ({progress.get('refused')})"
+
+
 def _delivery(row: Any) -> dict[str, Any]:
     return {
         "profile": row["profile"],
@@ -91,6 +123,7 @@ def _delivery(row: Any) -> dict[str, Any]:
         "error": row.get("error"),
         "sent_at": _iso(row.get("sent_at")),
         "updated_at": _iso(row.get("updated_at")),
+        "note": _note(row),
     }
 
 
@@ -222,12 +255,26 @@ def build_status(
         )
     lock = load_lock(store, LOCK_NAME)
     configured_feeds = {feed.name for feed in settings.feeds}
+    # an unsent digest whose profile or destination is gone is never retried: listed apart
+    from digestbot.delivery.targets import load_live_destinations
+
+    live = load_live_destinations(settings, store)
+    unsent = load_open_digests(store)
+    orphaned = [d for d in unsent if (d["profile"], d["destination"]) not in live]
+    gone = {d["digest_id"] for d in orphaned}
     return {
         "now": now.isoformat(),
         "profiles": profiles,
         "personal": personal,
-        "deliveries": load_last_deliveries(store),
-        "open_digests": load_open_digests(store),
+        # as feeds: the live destinations only (a removed one's last error is no news)
+        "deliveries": [
+            d for d in load_last_deliveries(store) if (d["profile"], d["destination"]) in live
+        ],
+        "open_digests": [d for d in unsent if d["digest_id"] not in gone],
+        "orphaned_digests": orphaned,
+        "rejected_digests": load_rejected_digests(
+            store, since=now.date() - timedelta(days=REJECTED_DAYS)
+        ),
         "files": [
             {
                 "path": f.path,
@@ -238,6 +285,12 @@ def build_status(
                 "error": f.error,
             }
             for f in store.recent_files(limit=10)
+        ],
+        # drops that failed and were not ingested since; a file deleted since is no news
+        "failed_drops": [
+            {"path": f.path, "failed_at": _iso(f.ingested_at), "error": f.error}
+            for f in sorted(store.failed_files().values(), key=lambda f: f.path)
+            if Path(f.path).exists()
         ],
         # the configured feeds only: one removed from the config is no longer polled
         "feeds": [f for f in load_feed_health(store) if f["name"] in configured_feeds],

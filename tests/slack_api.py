@@ -60,6 +60,9 @@ class SlackApi:
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     history_error: str = ""
     post_delays: list[float] = field(default_factory=list)  # answer the next posts this late
+    refuse_blocks: str = ""  # refuse every post carrying blocks with this error (invalid_blocks)
+    refuse_posts: str = ""  # refuse every post with this error (msg_too_long)
+    refuse_blocks_with: str = ""  # refuse with invalid_blocks blocks whose JSON holds this
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -271,6 +274,10 @@ class SlackApi:
             return 200, {"ok": False, "error": "no_text"}, {}
         if blocks is not None and len(blocks) > 50:
             return 200, {"ok": False, "error": "invalid_blocks"}, {}
+        if self.refuse_posts or (blocks and self.refuse_blocks):
+            return 200, {"ok": False, "error": self.refuse_posts or self.refuse_blocks}, {}
+        if blocks and self.refuse_blocks_with and self.refuse_blocks_with in json.dumps(blocks):
+            return 200, {"ok": False, "error": "invalid_blocks"}, {}
         metadata = params.get("metadata")
         if isinstance(metadata, str):
             metadata = json.loads(metadata)
@@ -332,6 +339,9 @@ class SlackApi:
             if failure.retry_after is not None:
                 headers["Retry-After"] = str(failure.retry_after)
             return failure.status, failure.body or failure.error, headers
+        blocks = params.get("blocks")
+        if self.refuse_posts or (blocks and self.refuse_blocks):
+            return 400, self.refuse_posts or self.refuse_blocks, {}
         with self.lock:
             self.messages.append(
                 {

@@ -31,7 +31,7 @@ def setup_drops(tmp_path: Path) -> Path:
 
 def test_ingest_json_summary_and_exit_code_with_a_bad_file(tmp_path: Path, cli) -> None:
     setup_drops(tmp_path)
-    (tmp_path / "drops" / "zz_bad.txt").write_bytes(b"\xff\xfe garbage")
+    (tmp_path / "drops" / "zz_bad.txt").write_bytes(b"garbage \xff\xfe")
     result = cli("ingest", "--json")
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
@@ -231,3 +231,54 @@ def test_ingest_leaves_the_search_and_ranking_indexes_up_to_date(tmp_path: Path,
         db.close()
     manifest = json.loads((tmp_path / "data" / "db.sqlite3.index" / "manifest.json").read_text())
     assert manifest["max_pk"] == newest  # the ranking index too: the next rank reads nothing new
+
+
+def test_a_cron_ingest_keeps_reporting_an_unchanged_failed_drop_without_parsing_it(
+    tmp_path: Path, cli
+) -> None:
+    setup_drops(tmp_path)
+    bad = tmp_path / "drops" / "zz_notes.txt"
+    bad.write_text("# meeting notes\n\nnothing to see\n")
+    first = cli("ingest", "--json")
+    assert first.exit_code == 1
+    (failed,) = [d for d in json.loads(first.stdout)["details"] if d["status"] == "failed"]
+    assert failed["unchanged"] is False
+    assert "drops/zz_notes.txt:1: not a Hugging Face" in failed["error"]
+    again = cli("ingest", "--json")
+    assert again.exit_code == 1
+    summary = json.loads(again.stdout)
+    assert summary["files"] == {"new": 0, "skipped": 4, "failed": 1}
+    (still,) = [d for d in summary["details"] if d["status"] == "failed"]
+    assert still["unchanged"] is True and still["error"] == failed["error"]
+    text = cli("ingest")
+    assert text.exit_code == 1
+    assert (
+        f"failed: {failed['error']} (unchanged since it failed: not parsed again; ingest --retry-failed parses it)"
+        in text.stderr
+    )
+    retried = cli("ingest", "--json", "--retry-failed")
+    assert retried.exit_code == 1
+    (parsed,) = [d for d in json.loads(retried.stdout)["details"] if d["status"] == "failed"]
+    assert parsed["unchanged"] is False and parsed["error"] == failed["error"]
+    bad.unlink()
+    assert cli("ingest").exit_code == 0
+
+
+def test_status_names_a_failed_drop_until_it_is_fixed_or_removed(tmp_path: Path, cli) -> None:
+    """``status`` said "sources: all healthy" while a drop in the folder had failed."""
+    setup_drops(tmp_path)
+    bad = tmp_path / "drops" / "zz_notes.txt"
+    bad.write_text("# meeting notes\n\nnothing to see\n")
+    assert cli("ingest").exit_code == 1
+    report = json.loads(cli("status", "--json").stdout)
+    (failed,) = report["failed_drops"]
+    assert failed["path"] == str(bad)
+    assert f"{bad}:1: not a Hugging Face" in failed["error"]
+    text = cli("status").stdout
+    sources = text[text.index("sources:") :].splitlines()
+    assert sources[0] == "sources: "
+    assert sources[1].startswith(f"  drop {bad}: failed ")
+    assert "not a Hugging Face" in sources[1]
+    bad.unlink()  # removed: no longer a problem of the folder
+    assert json.loads(cli("status", "--json").stdout)["failed_drops"] == []
+    assert "sources: all healthy" in cli("status").stdout

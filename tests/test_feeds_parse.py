@@ -228,3 +228,48 @@ def test_maths_in_a_plain_text_abstract_is_not_taken_for_html() -> None:
     paper = parse_feed(data, name="m").items[0].paper
     assert paper.title == "Bounds when p<q"
     assert paper.abstract == "For p<q and q>1, n & m."
+
+
+BLOG_RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">
+<channel><title>Lab blog</title><link>https://lab.example.org/</link>
+<item><title>Only content</title><link>https://lab.example.org/p/1</link>
+<content:encoded><![CDATA[<p>We study <b>sparse</b> models.</p><p>Second part.</p>]]></content:encoded>
+</item>
+<item><title>Embedded script</title><link>https://lab.example.org/p/2</link>
+<description><![CDATA[<script type="text/javascript">var x = "<p>no</p>";</script>
+<style>p { color: red }</style><p>The real abstract.</p>]]></description>
+</item>
+</channel></rss>
+"""
+BLOG_ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Lab</title><id>urn:lab</id>
+<updated>2026-11-20T00:00:00Z</updated>
+<entry><title>Atom content only</title><id>urn:lab:1</id>
+<link href="https://lab.example.org/a/1"/><updated>2026-11-20T00:00:00Z</updated>
+<content type="html">&lt;p&gt;Dense &lt;i&gt;retrieval&lt;/i&gt; at scale.&lt;/p&gt;</content>
+</entry></feed>
+"""
+
+
+def test_an_item_with_only_html_content_gets_its_text_not_its_tags() -> None:
+    rss = parse_feed(BLOG_RSS.encode(), name="blog")
+    assert rss.items[0].paper.abstract == "We study sparse models. Second part."
+    atom = parse_feed(BLOG_ATOM.encode(), name="blog")
+    assert atom.items[0].paper.abstract == "Dense retrieval at scale."
+
+
+def test_scripts_and_style_sheets_in_a_description_are_dropped_with_their_content() -> None:
+    parsed = parse_feed(BLOG_RSS.encode(), name="blog")
+    assert parsed.items[1].paper.abstract == "The real abstract."
+
+
+def test_an_item_linking_arxivs_doi_is_that_arxiv_paper() -> None:
+    body = (
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>Journal club</title>"
+        "<item><title>Exploring the Impact of Generative AI</title>"
+        "<link>https://doi.org/10.48550/arXiv.2411.17700</link>"
+        "<description>A paper we read.</description></item></channel></rss>"
+    )
+    (item,) = parse_feed(body.encode(), name="club").items
+    assert item.paper.arxiv_id == "2411.17700" and item.paper.id == "2411.17700"

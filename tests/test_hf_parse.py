@@ -104,3 +104,15 @@ def test_any_json_gives_papers_and_warnings_or_a_clear_error(doc: object) -> Non
     else:
         assert len(parsed.items) + len(parsed.warnings) == parsed.entries
         assert all(item.paper.title for item in parsed.items)
+
+
+def test_an_item_without_an_arxiv_id_links_its_hf_page_which_keys_a_symbol_title() -> None:
+    item = json.loads(NEWER.read_bytes())[0]
+    item["paper"].update(id="sym-paper-1", title="∇ ⊗ ∇", githubRepo="https://github.com/o/r")
+    other = json.loads(json.dumps(item))
+    other["paper"].update(id="sym-paper-2")
+    first, second = (
+        i.paper for i in parse_hf_daily_papers(json.dumps([item, other]).encode(), name="hf").items
+    )
+    assert first.arxiv_id is None and first.urls[0] == HF_PAPERS + "sym-paper-1"
+    assert first.id != second.id  # the same glyphs, the same repository: two papers

@@ -341,3 +341,61 @@ def test_a_feed_moved_permanently_is_read_and_the_admin_told_its_new_url(
     again = {f.name: f for f in poll(settings, store, http).feeds}
     assert again["moved"].status == "not-modified"
     assert any("moved permanently" in w for w in again["moved"].warnings)
+
+
+def _blog_rss(items: list[tuple[str, str, str]]) -> bytes:
+    """A plain RSS 2.0 feed (no arXiv ids) of (title, link, description)."""
+    body = "".join(
+        f"<item><title>{t}</title><link>{link}</link><guid>{link}</guid>"
+        f"<description>{d}</description></item>"
+        for t, link, d in items
+    )
+    return (
+        f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Blog</title>"
+        f"<link>https://blog.example.org/</link>{body}</channel></rss>"
+    ).encode()
+
+
+def test_feed_items_titled_with_symbols_only_are_kept_apart_by_their_links(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    items = [
+        ("∇ ⊗ ∇", "https://blog.example.org/p/1", "Gradients."),
+        ("???", "https://blog.example.org/p/2", "Questions."),
+        ("🎉", "https://blog.example.org/p/3", "Parties."),
+    ]
+    server.routes["/blog"] = Route(body=_blog_rss(items))
+    settings = settings_for({"name": "blog", "url": server.url("/blog")})
+    report = poll(settings, store, http)
+    assert [(f.name, f.new, f.merged) for f in report.feeds] == [("blog", 3, 0)]
+    # the next poll: a description edited, an item added
+    items[1] = ("???", "https://blog.example.org/p/2", "Questions, edited.")
+    items.append(("!!!", "https://blog.example.org/p/4", "Exclamations."))
+    server.routes["/blog"] = Route(body=_blog_rss(items))
+    report = poll(settings, store, http, now=NOW + timedelta(hours=2))
+    assert [(f.name, f.new, f.merged) for f in report.feeds] == [("blog", 1, 3)]
+    assert store.count_papers() == 4
+
+
+def test_a_feed_giving_items_one_guid_is_stored_not_failed_at_every_poll(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    item = "<item><title>{0}</title><link>{1}</link><guid>https://blog.example.org/</guid>"
+    item += "<description>{2}</description></item>"
+    items = [
+        ("Sparse Mixtures Revisited", "https://blog.example.org/p/1", "One."),
+        ("Dense Retrieval at Scale", "https://blog.example.org/p/2", "Two."),
+        ("Dense Retrieval at Scale", "https://blog.example.org/p/2", "Two."),  # listed twice
+    ]
+    body = (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Blog</title>"
+        + "".join(item.format(*i) for i in items)
+        + "</channel></rss>"
+    )
+    server.routes["/blog"] = Route(body=body.encode())
+    report = poll(settings_for({"name": "blog", "url": server.url("/blog")}), store, http)
+    (outcome,) = report.feeds
+    assert (outcome.status, outcome.new, outcome.error) == ("ok", 2, None)
+    assert any("repeat an earlier item" in w for w in outcome.warnings)
+    entries = sorted(s.entry for p in store.load_papers(with_sources=True) for s in p.sources)
+    assert entries == ["https://blog.example.org/", "https://blog.example.org/p/2"]

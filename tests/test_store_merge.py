@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from digestbot.models import Paper
+from digestbot.models import Paper, SourceRef
 from digestbot.store import SqlStore, merge_papers
 from digestbot.store.schema import papers
 from tests.conftest import NOW
@@ -99,3 +99,37 @@ def test_seeing_a_paper_again_unchanged_moves_only_last_seen(store: SqlStore) ->
     assert row.updated_at == NOW.replace(tzinfo=None)
     assert row.last_seen == (NOW + timedelta(hours=3)).replace(tzinfo=None)
     assert store.get_paper("2411.00004").extra == {"k": 1}
+
+
+def test_papers_titled_with_symbols_only_stay_apart_and_recur_as_one(store: SqlStore) -> None:
+    feed = SourceRef(kind="feed", name="blog", entry="g")
+    batch = [
+        Paper(title="∇ ⊗ ∇", abstract="On tensor gradients."),
+        Paper(title="∇ ⊗ ∇", abstract="A different paper, same glyphs."),
+        Paper(title="???", abstract="Questions."),
+        Paper(title="🎉", abstract="A party.", urls=("https://blog.example.org/p/1",), source=feed),
+    ]
+    assert upsert(store, *batch) == (4, 0)
+    assert upsert(store, *batch, hours=1) == (0, 4)
+    # the feed item again, with a longer description: merged by its link and rewritten...
+    longer = Paper(title="🎉", abstract="A party, told at length.", urls=batch[3].urls, source=feed)
+    assert upsert(store, longer, hours=2) == (0, 1)
+    # ...keeping the key it is found by
+    assert upsert(store, longer, hours=3) == (0, 1)
+    assert upsert(store, Paper(title="🎉", abstract="A party."), hours=4) == (1, 0)
+    assert store.count_papers() == 5
+    stored = {p.abstract: p for p in store.load_papers()}
+    assert stored["A party, told at length."].id == batch[3].id
+
+
+def test_an_entry_listed_twice_in_one_call_is_recorded_once_for_the_last_paper(
+    store: SqlStore,
+) -> None:
+    ref = SourceRef(kind="feed", name="blog", entry="same-guid")
+    with store.transaction() as conn:
+        _, pks = store.upsert_papers(
+            conn, [Paper(title="First", abstract="a"), Paper(title="Second", abstract="b")], now=NOW
+        )
+        store.record_sources(conn, [(pks[0], ref), (pks[1], ref)], now=NOW)
+    sources = {p.title: p.sources for p in store.load_papers(with_sources=True)}
+    assert sources == {"First": (), "Second": (ref,)}

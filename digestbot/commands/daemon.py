@@ -82,6 +82,9 @@ def run_command(app: AppContext, once: bool) -> None:
     serve_until_signalled(daemon, on_exit=app.cleanups)
 
 
+ORPHANS_SHOWN = 5
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
@@ -109,6 +112,7 @@ def status(app: AppContext, as_json: bool) -> None:
     click.echo("last digests:")
     for d in report["deliveries"] or [{"profile": "-", "destination": "(none yet)"}]:
         error = f"  error: {d['error']}" if d.get("error") else ""
+        error += f"  ({d['note']})" if d.get("note") else ""
         click.echo(
             f"  {d['profile']:<24} {d['destination']:<32} "
             f"{d.get('digest_date') or ''} {d.get('status') or ''}{error}"
@@ -117,6 +121,20 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo("pending or failed:")
         for d in report["open_digests"]:
             click.echo(f"  {d['digest_id']} {d['profile']} -> {d['destination']}: {d['status']}")
+    if report.get("rejected_digests"):
+        click.echo("rejected by Slack (not retried; the next digest goes out as usual):")
+        for d in report["rejected_digests"]:
+            click.echo(f"  {d['digest_date']} {d['profile']} -> {d['destination']}: {d['error']}")
+    if report.get("orphaned_digests"):
+        click.echo(
+            f"orphaned: {len(report['orphaned_digests'])} unsent digests whose profile or "
+            "destination is gone (removed from the config, unsubscribed or bounced; never "
+            "retried; see `digestbot history`):"
+        )
+        for d in report["orphaned_digests"][:ORPHANS_SHOWN]:
+            click.echo(f"  {d['digest_id']} {d['profile']} -> {d['destination']}: {d['status']}")
+        if len(report["orphaned_digests"]) > ORPHANS_SHOWN:
+            click.echo(f"  … and {len(report['orphaned_digests']) - ORPHANS_SHOWN} more")
     click.echo("recent files:")
     for f in report["files"]:
         error = f"  error: {f['error']}" if f["error"] else ""
@@ -126,9 +144,12 @@ def status(app: AppContext, as_json: bool) -> None:
     for feed in report["feeds"]:
         if feed.get("consecutive_failures") and f"feed:{feed['name']}" not in named:
             unhealthy.append({**feed, "name": f"feed:{feed['name']}"})
-    click.echo("sources: " + ("all healthy" if not unhealthy else ""))
+    failed_drops = report.get("failed_drops") or []
+    click.echo("sources: " + ("all healthy" if not unhealthy and not failed_drops else ""))
     for s in unhealthy:
         click.echo(f"  {s['name']}: {s['consecutive_failures']} failures, last: {s['last_error']}")
+    for f in failed_drops:
+        click.echo(f"  drop {f['path']}: failed {f['failed_at']}: {f['error']}")
     embeddings = report.get("embeddings")
     if embeddings:
         worker = embeddings["worker"] or {}

@@ -15,7 +15,10 @@ from digestbot.store.ledger import DeliveryRecord, load_history
 def _line(outcome: DeliveryOutcome) -> str:
     where = f"{outcome.profile} → {outcome.destination}"
     if outcome.status == "sent":
-        return f"sent          {where}: {outcome.papers} papers"
+        how = f" ({outcome.detail})" if outcome.detail else ""
+        return f"sent          {where}: {outcome.papers} papers{how}"
+    if outcome.status == "rejected":
+        return f"REJECTED      {where}: {outcome.error} (not retried; the next digest goes out)"
     if outcome.status == "already-sent":
         why = f" ({outcome.detail})" if outcome.detail else " today"
         return f"already sent  {where}{why}"
@@ -35,7 +38,8 @@ def _line(outcome: DeliveryOutcome) -> str:
 @pass_app
 @handle_errors
 def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
-    """Build and deliver the digests that are due. Exit 1 if any delivery failed."""
+    """Build and deliver the digests that are due. Exit 1 if any delivery failed or
+    Slack rejected one."""
     now = app.now()
     chosen = [app.settings.profile(n) for n in profiles] if profiles else app.settings.profiles
     total = sum(len(collect_targets(app.settings, app.store, p, now=now)) for p in chosen)
@@ -61,7 +65,7 @@ def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: boo
             if outcome.status == "dry-run":
                 click.echo(f"===== {outcome.profile} → {outcome.destination} =====")
                 click.echo(outcome.preview.rstrip("\n"))
-            stream_err = outcome.status == "failed"
+            stream_err = outcome.status in ("failed", "rejected")
             click.echo(_line(outcome), err=stream_err)
         if not report.outcomes:
             click.echo("no destinations configured", err=True)
@@ -70,7 +74,7 @@ def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: boo
                 click.echo("nothing to send: today's digests were already sent")
             else:
                 click.echo("nothing to send: no new papers for any destination")
-    if not report.ok:
+    if not report.ok or (report.count("rejected") and not dry_run):
         sys.exit(1)
 
 
@@ -114,6 +118,8 @@ def history(app: AppContext, profile_name: str | None, limit: int, as_json: bool
             line += f", {record.attempts} attempts"
         if record.error and record.status != "sent":
             line += f"  error: {record.error}"
+        if record.status == "sent" and record.progress.get("form") == "plain":
+            line += f"  (as plain text: Slack refused the blocks, {record.progress.get('refused')})"
         click.echo(line)
     if not records:
         click.echo("nothing sent yet", err=True)

@@ -14,17 +14,29 @@ from digestbot.models import paper_as_dict
 from digestbot.pipeline import build_digest, index_after_ingest, write_markdown_digest
 
 
-def run_ingest(app: AppContext, paths: tuple[Path, ...], *, show_progress: bool) -> IngestReport:
+def run_ingest(
+    app: AppContext, paths: tuple[Path, ...], *, show_progress: bool, retry_failed: bool = False
+) -> IngestReport:
     files = list_drop_files(paths or (app.settings.drops.path,))
     with progress_bar(len(files), label="ingesting", enabled=show_progress) as advance:
 
         def on_file(outcome: FileOutcome) -> None:
             advance()
             if outcome.status == "failed":
-                click.echo(f"failed: {outcome.error}", err=True)
+                again = ""
+                if outcome.unchanged:
+                    again = " (unchanged since it failed: not parsed again; "
+                    again += "ingest --retry-failed parses it)"
+                click.echo(f"failed: {outcome.error}{again}", err=True)
 
         report = ingest_paths(
-            app.store, (), files=files, now=app.now(), on_file=on_file, index_search=False
+            app.store,
+            (),
+            files=files,
+            now=app.now(),
+            on_file=on_file,
+            index_search=False,
+            retry_failed=retry_failed,
         )
     if report.papers_new or report.papers_merged:  # so that the next search or rank pays nothing
         index_after_ingest(app.store, app.settings.ranking)
@@ -34,11 +46,16 @@ def run_ingest(app: AppContext, paths: tuple[Path, ...], *, show_progress: bool)
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Parse again files that failed before even if unchanged (default: report their error).",
+)
 @pass_app
 @handle_errors
-def ingest(app: AppContext, paths: tuple[Path, ...], as_json: bool) -> None:
+def ingest(app: AppContext, paths: tuple[Path, ...], as_json: bool, retry_failed: bool) -> None:
     """Ingest drop files (default: the drops folder). Exit 1 if any file failed."""
-    report = run_ingest(app, paths, show_progress=not as_json)
+    report = run_ingest(app, paths, show_progress=not as_json, retry_failed=retry_failed)
     if as_json:
         print_json(report.as_dict())
     else:

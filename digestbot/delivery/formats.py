@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +22,15 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from digestbot.errors import RenderError
 from digestbot.models import Digest
-from digestbot.render import one_line, pack_lines, render_markdown, render_template
+from digestbot.render import (
+    clip,
+    escape_mrkdwn,
+    one_line,
+    pack_lines,
+    render_markdown,
+    render_template,
+    slack_link,
+)
 
 Format = Literal["slack", "email-html", "email-text", "markdown"]
 FORMATS: tuple[Format, ...] = ("slack", "email-html", "email-text", "markdown")
@@ -233,6 +242,33 @@ def render_slack_messages(
         )
         for index, (blocks_, ids) in enumerate(packed)
     ]
+
+
+PLAIN_TITLE = 300  # characters of a title in the plain fallback (as in the Slack card)
+PLAIN_NOTE = "_Sent as plain text: Slack did not accept this digest's formatting._"
+
+
+def render_slack_plain(digest: Digest, messages: Sequence[SlackMessage]) -> list[SlackMessage]:
+    """The digest as plain mrkdwn text, no blocks: what is posted when Slack refuses the
+    blocks for their content (``invalid_blocks``…). One message per message of
+    ``messages`` carrying the same papers, so a part is the same part in either form
+    (the metadata that finds a posted part does not depend on the form)."""
+    numbered = {item.paper.id: (n, item) for n, item in enumerate(digest.papers, start=1)}
+    out = []
+    for index, message in enumerate(messages):
+        lines = [f"*{message.text}*"]
+        for paper_id in message.paper_ids:
+            if paper_id not in numbered:
+                continue
+            n, item = numbered[paper_id]
+            title = clip(item.paper.title, PLAIN_TITLE)
+            lines.append(f"{n}. {slack_link(item.paper.link, title)}")
+        if not digest.papers:
+            lines.append(escape_mrkdwn("Nothing new matched this profile today."))
+        if index == len(messages) - 1:
+            lines.append(PLAIN_NOTE)
+        out.append(SlackMessage(text="\n".join(lines), blocks=(), paper_ids=message.paper_ids))
+    return out
 
 
 # -- email ----------------------------------------------------------------------------------

@@ -78,8 +78,8 @@ def _due(
         at = send_time(profile.schedule, fire=fire, now=now)
         key = (profile.name, slack_target(personal.user_id).key, digest_date_for(profile, at))
         state = states.get(key)
-        if state is not None and state.status in ledger.DONE:
-            continue
+        if state is not None and state.status in (*ledger.DONE, ledger.REJECTED):
+            continue  # settled today (rejected: Slack refused it; tomorrow's goes out)
         if state is not None and state.status == "failed" and now - state.updated_at < RETRY_AFTER:
             continue
         due.append((personal, profile, fire))

@@ -12,7 +12,9 @@ For each profile and each of its destinations (``targets``), on the digest date
    successful digest's watermark and never sent to that destination, and
    RECORDED (unique per profile, destination, date) before anything is sent;
 4. rows are claimed (a lease), sent, and marked ``sent`` only after the
-   destination accepted them (``failed`` with the error otherwise).
+   destination accepted them (``failed`` with the error otherwise). A Slack digest
+   refused for its content goes out as plain text; refused even so, it is ``rejected``
+   (not retried; an alert says so) and its papers may roll into the next digest.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from digestbot.delivery.formats import (
     render_email,
     render_format,
     render_slack_messages,
+    render_slack_plain,
 )
 from digestbot.delivery.outcomes import (
     DeliveryOutcome,
@@ -44,7 +47,7 @@ from digestbot.delivery.outcomes import (
     pause_point,
 )
 from digestbot.delivery.targets import Deliverers, Target, build_deliverers, collect_targets
-from digestbot.errors import DeliveryError, DigestError
+from digestbot.errors import ContentRefusedError, DeliveryError, DigestError
 from digestbot.models import Digest, ScoredPaper
 from digestbot.newsletter import (
     address_of,
@@ -190,6 +193,17 @@ class _ProfileRun:
                 fresh.append(target)
             elif today.status in ledger.OPEN:
                 retry.append((target, today))
+            elif today.status == ledger.REJECTED:
+                done.append(
+                    self._outcome(
+                        target,
+                        "rejected",
+                        papers=today.paper_count,
+                        digest_id=today.digest_id,
+                        error=today.error or "",
+                        detail="Slack refused today's digest; the next one goes out tomorrow",
+                    )
+                )
             else:
                 status: OutcomeStatus = "already-sent" if today.status == "sent" else "nothing-new"
                 done.append(
@@ -212,10 +226,11 @@ class _ProfileRun:
             self.store, profile=self.profile.name, destinations=[t.key for t in fresh]
         )
         pk_of, sent, top = ledger.load_unsent(self.store, watermarks=marks)
+        refused = ledger.load_rejected_papers(self.store, destinations=[t.key for t in fresh])
         ranked = [s for s in self._ranking() if s.paper.id in pk_of]
         out: list[tuple[NewDelivery, list[ScoredPaper]]] = []
         for target in fresh:
-            mark, got = marks[target.key], sent[target.key]
+            mark, got = marks[target.key], sent[target.key] | refused[target.key]
             pool = [s for s in ranked if pk_of[s.paper.id] > mark and pk_of[s.paper.id] not in got]
             if target.cadence == "weekly":  # newsletter: the best of the past 7 days
                 pool = this_week(pool, now=self.now)
@@ -391,7 +406,23 @@ class _ProfileRun:
     def _send_one(self, target: Target, record: DeliveryRecord) -> DeliveryOutcome:
         try:
             digest = self._record_digest(record)
-            external = self._deliver(target, record, digest)
+            external, detail = self._deliver(target, record, digest)
+        except ContentRefusedError as exc:  # even as plain text: the same refusal each time
+            ledger.mark_rejected(self.store, record, error=str(exc), now=self.now)
+            log.error(
+                "Slack refused the digest %s to %s for its content: %s",
+                record.digest_id,
+                target.key,
+                exc.reason,
+                extra={"event": "delivery.rejected", "destination": target.key},
+            )
+            return self._outcome(
+                target,
+                "rejected",
+                papers=record.paper_count,
+                error=str(exc),
+                digest_id=record.digest_id,
+            )
         except DigestError as exc:
             ledger.mark_failed(self.store, record, error=str(exc), now=self.now)
             return self._outcome(
@@ -403,17 +434,22 @@ class _ProfileRun:
             )
         pause_point("after-send")
         ledger.mark_sent(self.store, record, external_id=external, now=self.now)
+        if detail:
+            log.warning("digest %s to %s %s", record.digest_id, target.key, detail)
         pause_point("after-record")
-        return self._outcome(target, "sent", papers=record.paper_count, digest_id=record.digest_id)
+        return self._outcome(
+            target, "sent", papers=record.paper_count, digest_id=record.digest_id, detail=detail
+        )
 
-    def _deliver(self, target: Target, record: DeliveryRecord, digest: Digest) -> str:
+    def _deliver(self, target: Target, record: DeliveryRecord, digest: Digest) -> tuple[str, str]:
+        """Deliver; returns the external id and a note on how (the plain-text fallback)."""
         templates = self.settings.templates_dir
         if target.kind == "file":
             assert target.file is not None
             fmt = target.file.format
             name = f"{digest.profile}-{digest.digest_date.isoformat()}{file_suffix(fmt)}"
             text = render_format(digest, fmt, templates_dir=templates)
-            return str(self.deliverers.files.write(Path(target.file.path), name, text))
+            return str(self.deliverers.files.write(Path(target.file.path), name, text)), ""
         messages = render_slack_messages(digest, templates_dir=templates)
         progress: dict[str, Any] = {**record.progress, "total": len(messages)}
 
@@ -433,14 +469,19 @@ class _ProfileRun:
             webhook = self.deliverers.webhooks.get(target.key)
             if webhook is None:
                 raise DeliveryError("no webhook client configured", destination=target.key)
-            return webhook.post_digest(
-                messages, digest_id=record.digest_id, progress=progress, on_part=on_part
+            external = webhook.post_digest(
+                messages,
+                digest_id=record.digest_id,
+                progress=progress,
+                on_part=on_part,
+                fallback=render_slack_plain(digest, messages),
             )
+            return external, _form_note(progress)
         if self.deliverers.slack is None:
             raise DeliveryError(
                 "slack.bot_token is not set (needed to post to a channel)", destination=target.key
             )
-        return self.deliverers.slack.post_digest(
+        external = self.deliverers.slack.post_digest(
             target.channel,
             messages,
             digest_id=record.digest_id,
@@ -448,7 +489,9 @@ class _ProfileRun:
             maybe_posted=record.attempts > 0,
             on_part=on_part,
             made_at=record.created_at,
+            fallback=render_slack_plain(digest, messages),
         )
+        return external, _form_note(progress)
 
     def _send_emails(self, items: Sequence[tuple[Target, DeliveryRecord]]) -> list[DeliveryOutcome]:
         if not items:
@@ -536,3 +579,10 @@ class _ProfileRun:
                 week=week_label(record.digest_date) if target.cadence == "weekly" else "",
             )
         return self._email[key]
+
+
+def _form_note(progress: dict[str, Any]) -> str:
+    """How a Slack digest went out, when not as formatted (``progress["form"]``)."""
+    if progress.get("form") != "plain":
+        return ""
+    return f"sent as plain text: Slack refused the formatted digest ({progress.get('refused')})"

@@ -7,6 +7,12 @@ permanent errors (``channel_not_found``, ``not_in_channel``, ``invalid_auth``,
 ``account_inactive``…) fail at once with that reason; transient ones (5xx, time-outs,
 ``ratelimited`` after the handler gave up) are retried a bounded number of times.
 
+A message refused for its content (``CONTENT_ERRORS``: ``invalid_blocks``,
+``msg_too_long``…) is posted at once again as plain text (``fallback``:
+the same papers, no blocks, the same metadata); ``progress["form"]`` says ``plain``
+from then on. If Slack refuses that too, ``ContentRefusedError``: retrying would
+only be refused again.
+
 Every message carries the digest id in its ``metadata``. Before a retry that may
 follow a post Slack already accepted (an earlier attempt died, a time-out, a 5xx), the
 channel's recent history (and the digest's thread) is searched for that id, so
@@ -19,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypedDict, Unpack
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -30,7 +36,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from digestbot.delivery.formats import SlackMessage
-from digestbot.errors import DeliveryError
+from digestbot.errors import ContentRefusedError, DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,30 @@ PERMANENT_ERRORS = frozenset(
 )
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# refused for what the message holds, not where it goes: posting it again as it is would
+# be refused again (any other refusal is a failure, retried on the next run)
+CONTENT_ERRORS = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "too_many_attachments",
+        "invalid_attachments",
+        "attachment_payload_limit_exceeded",
+        "invalid_arguments",
+        "invalid_array_arg",
+        "invalid_charset",
+        "invalid_json",
+        "json_not_object",
+        "invalid_metadata",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "markdown_text_conflict",
+        "no_text",
+    }
 )
 MAYBE_POSTED_ERRORS = frozenset({"internal_error", "fatal_error"})
 HISTORY_LIMIT = 200  # messages per page of conversations.history / .replies
@@ -155,13 +185,16 @@ class SlackDeliverer(_PacedSender):
         maybe_posted: bool,
         on_part: OnPart,
         made_at: datetime | None = None,
+        fallback: Sequence[SlackMessage] | None = None,
     ) -> str:
         """Post every part not yet posted; the first is the parent, the rest thread replies.
 
-        ``progress`` (``channel``, ``thread_ts``, ``parts``: index -> ts) is what earlier
-        attempts recorded; ``on_part`` is called after each accepted post; ``made_at`` (when
-        the digest was made) bounds how far back the channel is read to find parts an
-        earlier attempt posted. Returns the parent message's ts.
+        ``progress`` (``channel``, ``thread_ts``, ``parts``: index -> ts, ``form``) is what
+        earlier attempts recorded; ``on_part`` is called after each accepted post;
+        ``made_at`` (when the digest was made) bounds how far back the channel is read to
+        find parts an earlier attempt posted; ``fallback`` (one plain message per message)
+        is posted instead of a part Slack refuses for its content, and for every part after
+        it. Returns the parent message's ts.
         """
         label = f"slack:{channel}"
         parts: dict[str, str] = dict(progress.get("parts") or {})
@@ -183,14 +216,21 @@ class SlackDeliverer(_PacedSender):
         for index, message in enumerate(messages):
             if str(index) in parts:
                 continue
-            ts, channel_id = self._post(
-                channel,
-                message,
-                metadata=_metadata(digest_id, index, len(messages)),
-                thread_ts=parts.get("0"),
-                label=label,
-                lookup=state.get("channel") or channel,
-                made_at=made_at,
+
+            def post(message: SlackMessage, index: int = index) -> tuple[str, str]:
+                return self._post(
+                    channel,
+                    message,
+                    metadata=_metadata(digest_id, index, len(messages)),
+                    thread_ts=parts.get("0"),
+                    label=label,
+                    lookup=state.get("channel") or channel,
+                    made_at=made_at,
+                )
+
+            plain = fallback[index] if fallback is not None else None
+            ts, channel_id = _post_or_fallback(
+                post, message, plain, state, label=label, what=f"part {index} of {digest_id}"
             )
             parts[str(index)] = ts
             state["channel"] = channel_id
@@ -220,7 +260,7 @@ class SlackDeliverer(_PacedSender):
                 response = self.client.chat_postMessage(
                     channel=channel,
                     text=message.text,
-                    blocks=list(message.blocks),
+                    blocks=list(message.blocks) or None,
                     thread_ts=thread_ts,
                     metadata=metadata,
                     unfurl_links=False,
@@ -229,9 +269,12 @@ class SlackDeliverer(_PacedSender):
                 return str(response["ts"]), str(response.get("channel") or channel)
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
-                if error in PERMANENT_ERRORS or not (
-                    error in TRANSIENT_ERRORS or exc.response.status_code >= 500
-                ):
+                transient = error in TRANSIENT_ERRORS or exc.response.status_code >= 500
+                if error in CONTENT_ERRORS:
+                    raise ContentRefusedError(
+                        f"Slack refused the message: {error}", destination=label, reason=error
+                    ) from exc
+                if not transient:
                     raise DeliveryError(
                         f"Slack refused the message: {error}",
                         destination=label,
@@ -338,6 +381,46 @@ class SlackDeliverer(_PacedSender):
         return self._dm[channel]
 
 
+_T = TypeVar("_T")
+
+
+def _post_or_fallback(
+    post: Callable[[SlackMessage], _T],
+    message: SlackMessage,
+    plain: SlackMessage | None,
+    state: dict[str, Any],
+    *,
+    label: str,
+    what: str,
+) -> _T:
+    """Post ``message``; refused for its content, post ``plain`` instead (and note it in
+    ``state``: every later part goes plain). Refused for content even so (or without a
+    ``plain``), ``ContentRefusedError``."""
+    if plain is not None and state.get("form") == "plain":
+        return post(plain)
+    try:
+        return post(message)
+    except ContentRefusedError as exc:
+        if plain is None:
+            raise
+        log.warning(
+            "%s: Slack refused %s for its content (%s); posting it as plain text",
+            label,
+            what,
+            exc.reason,
+        )
+        state.update(form="plain", refused=exc.reason)
+        try:
+            return post(plain)
+        except ContentRefusedError as again:
+            raise ContentRefusedError(
+                f"Slack refused the digest formatted ({exc.reason}) "
+                f"and as plain text ({again.reason})",
+                destination=label,
+                reason=f"{exc.reason}; plain text: {again.reason}",
+            ) from again
+
+
 def _matching(messages: Sequence[Any], digest_id: str) -> dict[int, str]:
     found: dict[int, str] = {}
     for message in messages:
@@ -369,13 +452,23 @@ class WebhookDeliverer(_PacedSender):
         digest_id: str,
         progress: dict[str, Any],
         on_part: OnPart,
+        fallback: Sequence[SlackMessage] | None = None,
     ) -> str:
+        """Post every part not yet posted; ``fallback`` as for ``SlackDeliverer``."""
         parts: dict[str, str] = dict(progress.get("parts") or {})
         state: dict[str, Any] = {**progress, "parts": parts}
         for index, message in enumerate(messages):
             if str(index) in parts:
                 continue
-            self._post(message, _metadata(digest_id, index, len(messages)))
+            metadata = _metadata(digest_id, index, len(messages))
+
+            def post(message: SlackMessage, metadata: dict[str, Any] = metadata) -> None:
+                self._post(message, metadata)
+
+            plain = fallback[index] if fallback is not None else None
+            _post_or_fallback(
+                post, message, plain, state, label=self.label, what=f"part {index} of {digest_id}"
+            )
             parts[str(index)] = "webhook"
             on_part(index, state)
         return digest_id
@@ -398,6 +491,10 @@ class WebhookDeliverer(_PacedSender):
                 if response.status_code == 200:
                     return
                 last = (response.body or "").strip()[:200] or f"HTTP {response.status_code}"
+                if response.status_code == 400 and last in (*CONTENT_ERRORS, "invalid_payload"):
+                    raise ContentRefusedError(
+                        f"Slack refused the message: {last}", destination=self.label, reason=last
+                    )
                 if response.status_code < 500 and response.status_code != 429:
                     raise DeliveryError(
                         f"Slack refused the message: {last}",

@@ -100,6 +100,27 @@ def collect_targets(
     return [t for key, t in found.items() if key not in opted_out]
 
 
+def load_live_destinations(settings: Settings, store: SqlStore) -> set[tuple[str, str]]:
+    """(profile, destination) of every place a digest may still be sent, on any day: each
+    configured profile's config targets, subscribed channels and active subscribers (weekly
+    ones too, whatever today is), less opted-out addresses; and each personal profile
+    (``@<user>``, in the database only) with its direct message. An unsent digest to
+    anywhere else is never retried: its profile or destination is gone."""
+    from digestbot.store.slack import load_personal_profiles
+    from digestbot.store.subscribers import load_opted_out, load_subscribers
+
+    live: set[tuple[str, str]] = set()
+    for profile in settings.profiles:
+        keys = [t.key for t in (*expand_targets(profile), *load_subscribed_targets(store, profile))]
+        subscribed = load_subscribers(store, profile=profile.name, statuses=("active",))
+        keys.extend(f"email:{s.address}" for s in subscribed)
+        opted_out = {f"email:{a}" for a in load_opted_out(store, profile=profile.name)}
+        live.update((profile.name, key) for key in keys if key not in opted_out)
+    for person in load_personal_profiles(store):  # see delivery.personal
+        live.add((f"@{person.user_id}", slack_target(person.user_id).key))
+    return live
+
+
 @dataclass
 class Deliverers:
     """The services that deliver; built from the settings, or given by a test."""

@@ -13,6 +13,7 @@ says how).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -95,7 +96,9 @@ class Embedder:
                 raise ConfigError(
                     f"cannot load model {self.source!r}: {exc}", key="ranking.embedding_model"
                 ) from exc
-            model.max_seq_length = self.max_tokens
+            # a static (per-token) model has no token window to set
+            with contextlib.suppress(AttributeError):
+                model.max_seq_length = self.max_tokens
             self._model = model
         return self._model
 

@@ -17,6 +17,7 @@ pure: ``parse_drop`` takes text and returns papers and warnings, or raises
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -54,6 +55,7 @@ _CODE_HOSTS = re.compile(
     re.I,
 )
 _TITLE_MAX = 400
+_FOOTER_LINE_MAX = 60  # the lines of a page footer after the last paper are short
 _PAGE_AHEAD = timedelta(days=1)  # how far a page's date may be ahead of the file's local time
 _LEAD_MAX = 10  # lines before the page header that are skipped (with a warning)
 
@@ -125,6 +127,11 @@ def _is_meta_start(texts: list[str], i: int) -> bool:
     if line == _DOT or (line[0] == "•" and _AUTHORS.match(line)):
         return True
     return i + 1 < len(texts) and texts[i + 1] == _DOT
+
+
+def _ends_paragraph(text: str) -> bool:
+    """A line ending as a paragraph does and a title seldom does: with ``.`` or a link."""
+    return text[-1] == "." or bool(_URL.search(text.split()[-1]))
 
 
 def _looks_complete(text: str) -> bool:
@@ -239,6 +246,10 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
     entries = 0
     n = len(texts)
     i = pos
+    last_meta = next(  # where the last meta block is: what comes after it is no paper's
+        (k for k in range(n - 1, pos - 1, -1) if texts[k] == _DOT or _AUTHORS.match(texts[k])),
+        -1,
+    )
     while i < n:
         if (
             len(texts[i]) <= _HEADER_MAX
@@ -266,8 +277,15 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
         abstract_parts: list[str] = []
         # The abstract: one paragraph, or (rarely) several before the meta block / next title.
         while j < n and not _is_meta_start(texts, j):
-            if abstract_parts and len(texts[j]) <= _TITLE_MAX:
-                break  # a short line after the abstract: the next paper's title
+            if (
+                abstract_parts
+                and len(texts[j]) <= _TITLE_MAX
+                and not (_is_meta_start(texts, j + 1) and _ends_paragraph(texts[j]))
+            ):
+                # a short line after the abstract: the next paper's title, unless the meta
+                # block follows it at once and it ends like a sentence or a link (a closing
+                # paragraph such as "Code: https://…"; a title with no abstract is rarer)
+                break
             abstract_parts.append(texts[j])
             j += 1
         abstract = abstract_parts[0] if len(abstract_parts) == 1 else "\n\n".join(abstract_parts)
@@ -276,7 +294,8 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
         published: date | None = None
         upvotes = 0
         complete = bool(abstract_parts)
-        if _is_meta_start(texts, j):
+        has_meta = _is_meta_start(texts, j)
+        if has_meta:
             who = texts[j]
             if who != _DOT:
                 match = _AUTHORS.match(who)
@@ -287,6 +306,12 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
                 j += 1
             if j < n and texts[j] == _DOT:
                 j += 1
+                dated = True
+            else:  # the "·" line lost in a copy: a date right after "• N authors" is the date
+                dated = (
+                    authors_count is not None and j < n and _parse_date_line(texts[j]) is not None
+                )
+            if dated:
                 parsed = _parse_date_line(texts[j]) if j < n else None
                 if parsed is not None:
                     month, day, year, votes = parsed
@@ -316,6 +341,19 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
         if not complete and j >= n:
             warnings.append(f"{name}:{title_line}: last entry {title[:60]!r} is truncated; skipped")
             break
+        if (
+            not has_meta
+            and i > last_meta
+            and not _looks_complete(abstract)
+            and all(len(line) <= _FOOTER_LINE_MAX for line in texts[i:])
+        ):
+            # short lines after the last meta block, none a sentence: the page's footer
+            # copied with it ("System theme", "Company", "TOS"…), not papers
+            warnings.append(
+                f"{name}:{title_line}: {n - i} short line(s) after the last paper skipped"
+                f" (no meta block, no abstract: a page footer?)"
+            )
+            break
         if not abstract_parts:
             warnings.append(f"{name}:{title_line}: entry {title[:60]!r} has no abstract")
         papers.append(
@@ -335,7 +373,15 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
 
 
 def decode_drop(data: bytes, *, name: str) -> str:
-    """UTF-8 (with or without BOM) or a ``ParseError`` naming the file and the first bad byte."""
+    """UTF-8 (with or without BOM), or UTF-16 with its BOM (Windows Notepad's "Unicode"),
+    or a ``ParseError`` naming the file and the first bad byte."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ParseError(
+                f"not UTF-16 text (bad bytes at offset {exc.start})", source=name
+            ) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

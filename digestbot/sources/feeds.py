@@ -23,7 +23,7 @@ import calendar
 import html
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from xml.sax import SAXParseException
@@ -41,6 +41,10 @@ _TAG = re.compile(
     r"|li|mark|ol|pre|small|span|strike|strong|sub|sup|table|tbody|td|th|thead|tr|tt|ul)"
     r"\b[^<>]*|[abipqsu](?:\s+[a-z-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))*\s*/?)>",
     re.IGNORECASE,
+)
+# elements whose content is no text (a blog's embedded script or style sheet)
+_HIDDEN = re.compile(
+    r"<(script|style|noscript|template)\b[^<>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
 )
 _ANNOUNCE = re.compile(
     r"^\s*arXiv:(?P<id>\S+)\s+Announce Type:\s*(?P<type>[\w-]+)\s*"
@@ -83,9 +87,12 @@ class FeedParse:
 
 
 def clean_text(value: str, *, is_html: bool = False) -> str:
-    """Plain text on one line: tags dropped (HTML only), entities decoded, spaces folded."""
+    """Plain text on one line: tags dropped (HTML only; scripts and style sheets with what
+    they hold), entities decoded, spaces folded."""
     if is_html:
         if "<" in value:
+            if "</" in value:
+                value = _HIDDEN.sub(" ", value)
             value = _TAG.sub(" ", value)
         if "&" in value:
             value = html.unescape(value)
@@ -111,7 +118,13 @@ def _date(parsed: Any) -> date | None:
 
 def _is_html(entry: Any, key: str) -> bool:
     detail = entry.get(f"{key}_detail") or {}
-    return "html" in str(detail.get("type") or "")
+    kind = detail.get("type")
+    if not kind and key == "summary":
+        # no description: feedparser's summary is then the item's content (RSS
+        # content:encoded, Atom <content>), typed only there
+        content = entry.get("content") or [{}]
+        kind = content[0].get("type")
+    return "html" in str(kind or "")
 
 
 def _authors(entry: Any, *, is_arxiv: bool) -> tuple[str, ...]:
@@ -207,6 +220,41 @@ def _more_precise(
     return found
 
 
+def unique_entries(items: list[FeedItem], *, name: str) -> tuple[list[FeedItem], list[str]]:
+    """Items with one guid each (a paper's source entry is unique per feed): an item that
+    repeats an earlier one (same guid, same paper) is dropped; a different item under an
+    earlier item's guid (a feed giving every item the feed's own URL) is kept under its
+    link, else under ``guid#N``. Returns the items and at most two warnings."""
+    seen: set[tuple[str, str]] = set()  # (guid, paper id) of the items kept
+    used: set[str] = set()  # the entries given out
+    kept: list[FeedItem] = []
+    repeated = renamed = 0
+    for index, item in enumerate(items):
+        if (item.guid, item.paper.id) in seen:
+            repeated += 1
+            continue
+        seen.add((item.guid, item.paper.id))
+        if item.guid not in used:
+            used.add(item.guid)
+            kept.append(item)
+            continue
+        link = item.paper.urls[0] if item.paper.urls else ""
+        entry = link if link and link not in used else f"{item.guid}#{index + 1}"
+        used.add(entry)
+        source = item.paper.source
+        paper = replace(item.paper, source=replace(source, entry=entry) if source else None)
+        kept.append(replace(item, paper=paper, guid=entry))
+        renamed += 1
+    warnings = []
+    if repeated:
+        warnings.append(f"{name}: {repeated} item(s) repeat an earlier item, skipped")
+    if renamed:
+        warnings.append(
+            f"{name}: {renamed} item(s) have the guid of another item; kept under their links"
+        )
+    return kept, warnings
+
+
 def _check_errors(doc: Any, *, name: str) -> None:
     """arXiv reports errors inside well-formed feeds: raise them with arXiv's message."""
     title = str(doc.feed.get("title") or "")
@@ -281,6 +329,8 @@ def parse_feed(data: bytes, *, name: str, content_type: str | None = None) -> Fe
             warnings.append(f"{name}: item {index + 1}: incomplete in a malformed feed, skipped")
             continue
         items.append(got)
+    items, repeats = unique_entries(items, name=name)
+    warnings.extend(repeats)
     if not is_safe:
         warnings.append(f"{name}: kept {len(items)} of {len(doc.entries)} items")
     return FeedParse(

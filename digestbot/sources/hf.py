@@ -16,13 +16,20 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from digestbot.errors import FeedError, SourceError
 from digestbot.ids import parse_arxiv_id
 from digestbot.models import Paper, SourceRef
-from digestbot.sources.feeds import FeedItem, FeedParse, clean_text, split_hf_summary
+from digestbot.sources.feeds import (
+    FeedItem,
+    FeedParse,
+    clean_text,
+    split_hf_summary,
+    unique_entries,
+)
 
 HF_PAPERS_URL = "https://huggingface" + ".co/papers/"
 
@@ -84,7 +91,10 @@ def _hf_paper(item: _HfItem, *, name: str) -> Paper:
     found = parse_arxiv_id(paper.id)
     authors = tuple(clean_text(a.name) for a in paper.authors if a.name and not a.hidden)
     org = paper.organization or item.organization
-    urls = [HF_PAPERS_URL + paper.id] if found else []
+    # the paper's HF page first, also for an id that is no arXiv id: it is the paper's own
+    # link, which keys a paper whose title has no letter or digit (``ids.paper_key``)
+    page = paper.id if found else quote(paper.id.strip(), safe="")
+    urls = [HF_PAPERS_URL + page] if page else []
     urls += [u for u in (paper.githubRepo, paper.projectPage) if u and u.startswith("http")]
     extra: dict[str, Any] = {"hf_upvotes": paper.upvotes}
     if paper.githubRepo:
@@ -138,7 +148,8 @@ def parse_hf_daily_papers(data: bytes, *, name: str) -> FeedParse:
             warnings.append(f"{name}: item {index + 1}: no title, skipped")
             continue
         items.append(FeedItem(paper=paper, guid=item.paper.id))
-    return FeedParse(items=items, warnings=warnings, entries=len(doc), format="hf-api")
+    items, repeats = unique_entries(items, name=name)
+    return FeedParse(items=items, warnings=warnings + repeats, entries=len(doc), format="hf-api")
 
 
 def is_json_feed(data: bytes) -> bool:
@@ -198,4 +209,7 @@ def parse_json_feed(data: bytes, *, name: str) -> FeedParse:
             extra={"ai_summary": ai_summary} if ai_summary else {},
         )
         items.append(FeedItem(paper=paper, guid=guid))
-    return FeedParse(items=items, warnings=warnings, entries=len(doc["items"]), format="json-feed")
+    items, repeats = unique_entries(items, name=name)
+    return FeedParse(
+        items=items, warnings=warnings + repeats, entries=len(doc["items"]), format="json-feed"
+    )

@@ -5,7 +5,11 @@ papers (``delivery_papers``) BEFORE anything is sent. The unique key means a
 re-run, a misfire or two racing processes get one row, never two posts. Its
 status goes ``pending`` -> ``sent`` (with the Slack ts or the Message-ID) or
 ``failed`` (error, attempts); ``empty`` marks a day with nothing to send and
-``superseded`` an older unsent digest whose papers rolled into a later one.
+``superseded`` an older unsent digest whose papers rolled into a later one;
+``rejected`` a digest Slack refused for its content even as plain text: it is not
+retried, its papers are not counted as sent, and they may roll into the next digest,
+except those already in ``REJECTED_LIMIT`` rejected digests to that destination
+(``load_rejected_papers``), so that no paper keeps a destination from its digests.
 A row is claimed (``claimed_by``/``lease_until``) before sending: a second process
 cannot claim it while the lease holds.
 
@@ -31,9 +35,11 @@ from digestbot.errors import StoreError
 from digestbot.store.schema import metadata, papers
 from digestbot.store.sql import SqlStore, _chunks, naive_utc, utc
 
-Status = Literal["pending", "sent", "failed", "empty", "superseded"]
+Status = Literal["pending", "sent", "failed", "empty", "superseded", "rejected"]
 OPEN: tuple[Status, ...] = ("pending", "failed")
 DONE: tuple[Status, ...] = ("sent", "empty")
+REJECTED: Status = "rejected"  # settled, not sent (neither OPEN nor DONE)
+REJECTED_LIMIT = 2  # rejected digests a paper may be in before it is no longer offered
 
 deliveries = sa.Table(
     "deliveries",
@@ -452,6 +458,42 @@ def mark_failed(store: SqlStore, record: DeliveryRecord, *, error: str, now: dat
                 updated_at=naive_utc(now),
             )
         )
+
+
+def mark_rejected(store: SqlStore, record: DeliveryRecord, *, error: str, now: datetime) -> None:
+    """Slack refused the digest for its content, in every form: settled, never retried."""
+    with store.transaction() as conn:
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.pk == record.pk)
+            .values(
+                status=REJECTED,
+                error=error[:2000],
+                claimed_by=None,
+                lease_until=None,
+                updated_at=naive_utc(now),
+            )
+        )
+
+
+def load_rejected_papers(
+    store: SqlStore, *, destinations: Sequence[str], limit: int = REJECTED_LIMIT
+) -> dict[str, set[int]]:
+    """Per destination: the papers (pk) in at least ``limit`` rejected digests to it; they
+    are not offered to it again."""
+    out: dict[str, set[int]] = {d: set() for d in destinations}
+    with store.transaction() as conn:
+        for part in _chunks(list(destinations)):
+            query = (
+                sa.select(deliveries.c.destination, delivery_papers.c.paper_pk)
+                .join(deliveries, deliveries.c.pk == delivery_papers.c.delivery_pk)
+                .where(deliveries.c.destination.in_(part), deliveries.c.status == REJECTED)
+                .group_by(deliveries.c.destination, delivery_papers.c.paper_pk)
+                .having(sa.func.count() >= limit)
+            )
+            for destination, pk in conn.execute(query):
+                out[destination].add(pk)
+    return out
 
 
 def mark_superseded(store: SqlStore, records: Sequence[DeliveryRecord], *, now: datetime) -> None:

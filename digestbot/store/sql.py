@@ -211,7 +211,7 @@ def merge_batch(batch: Sequence[Paper]) -> BatchMerge:
     by_arxiv: dict[str, int] = {}
     by_title: dict[str, int] = {}
     for paper in batch:
-        key = normalize_title(paper.title)
+        key = paper.title_key
         hit = by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
         if hit is None:
             candidate = by_title.get(key)
@@ -494,6 +494,7 @@ class SqlStore:
         insert_slots: list[int] = []
         updates: dict[int, Paper] = {}  # stored pk -> merged paper
         stored: dict[int, Paper] = {}  # stored pk -> the paper as stored
+        stored_keys: dict[int, str] = {}  # stored pk -> its title_key
         pk_of_slot: dict[int, int] = {}
         for index, (paper, key) in enumerate(zip(slots, title_keys, strict=True)):
             match: Any = stored_by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
@@ -512,6 +513,7 @@ class SqlStore:
             merged_count += 1
             if match.pk not in stored:
                 stored[match.pk] = _paper_from_row(match)
+                stored_keys[match.pk] = match.title_key
             updates[match.pk] = merge_papers(updates.get(match.pk) or stored[match.pk], paper)
             pk_of_slot[index] = match.pk
 
@@ -531,7 +533,10 @@ class SqlStore:
                     **dict(
                         zip(
                             ROW_COLUMNS,
-                            row_values(p, title_key=normalize_title(p.title), now=now),
+                            # a title with no letter or digit keeps the key it is stored by
+                            row_values(
+                                p, title_key=normalize_title(p.title) or stored_keys[pk], now=now
+                            ),
                             strict=True,
                         )
                     ),
@@ -561,9 +566,11 @@ class SqlStore:
         *,
         now: datetime,
     ) -> None:
-        """Record where papers were seen; an entry seen again points at its latest paper."""
+        """Record where papers were seen; an entry seen again points at its latest paper
+        (also within ``refs``: an entry listed twice is recorded once, for the last)."""
         if not refs:
             return
+        refs = list({(ref.kind, ref.name, ref.entry): (pk, ref) for pk, ref in refs}.values())
         names = sorted({(ref.kind, ref.name) for _, ref in refs})
         for kind, name in names:
             entries = [ref.entry for _, ref in refs if ref.kind == kind and ref.name == name]
@@ -672,6 +679,21 @@ class SqlStore:
                     ingested_files.c.sha256.in_(part), ingested_files.c.status != "failed"
                 )
                 found.update(row[0] for row in conn.execute(query))
+        return found
+
+    def failed_files(self, paths: Sequence[str] | None = None) -> dict[str, FileRecord]:
+        """The recorded failures of these paths, or of every path (one a path: a newer
+        outcome replaces it)."""
+        found: dict[str, FileRecord] = {}
+        with self.transaction() as conn:
+            if paths is None:
+                query = sa.select(ingested_files).where(ingested_files.c.status == "failed")
+                return {row.path: _file_from_row(row) for row in conn.execute(query)}
+            for part in _chunks(list(dict.fromkeys(paths))):
+                query = sa.select(ingested_files).where(
+                    ingested_files.c.path.in_(part), ingested_files.c.status == "failed"
+                )
+                found.update((row.path, _file_from_row(row)) for row in conn.execute(query))
         return found
 
     def content_ingested(self, conn: Connection, sha256: str) -> bool:

@@ -132,3 +132,27 @@ def test_a_file_dated_in_the_future_is_read_once_it_stops_changing(
     assert watcher.scan().ready == []
     wall.now += 2.0
     assert watcher.scan().ready == [drops / "ahead2.txt"]
+
+
+def test_a_restarted_daemon_reports_an_unchanged_failed_file_without_parsing_it(
+    tmp_path: Path, store: SqlStore
+) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    write(drops / "notes.txt", b"# meeting notes\n\nnothing to see\n", mtime=T0)
+    first = DropWatcher(drops, settle_seconds=1.0, wall=Wall(T0 + 10))
+    (failed,) = first.ingest_ready(store, now=NOW).files
+    assert failed.status == "failed" and not failed.unchanged
+    # the daemon restarts: a new watcher sees the file again, unchanged
+    later = NOW.replace(hour=10)
+    (again,) = (
+        DropWatcher(drops, settle_seconds=1.0, wall=Wall(T0 + 20))
+        .ingest_ready(store, now=later)
+        .files
+    )
+    assert (again.status, again.unchanged, again.error) == ("failed", True, failed.error)
+    assert [r.ingested_at for r in store.recent_files()] == [NOW]  # not parsed, not rewritten
+    # touched with new content: parsed again
+    write(drops / "notes.txt", (SEEDS / "000_ca14cdb193ee54f8.txt").read_bytes(), mtime=T0 + 30)
+    watcher = DropWatcher(drops, settle_seconds=1.0, wall=Wall(T0 + 40))
+    assert [f.status for f in watcher.ingest_ready(store, now=later).files] == ["new"]

@@ -242,3 +242,22 @@ def test_a_crashed_digest_found_the_next_day_rolls_its_unposted_papers_over(
     statuses = {r.digest_date.isoformat(): r.status for r in load_history(store)}
     assert statuses == {"2026-11-23": "superseded", "2026-11-24": "sent"}
     assert count_sent(store, destination="slack:C0PAPERS") == 21
+
+
+def test_a_crash_after_the_plain_text_fallback_was_posted_does_not_post_it_twice(
+    world: Any, slack_api: SlackApi
+) -> None:
+    make, store = world
+    sender = make("slack")
+    slack_api.refuse_blocks = "invalid_blocks"  # every part goes out as plain text
+    sender.kill_at("after-send", now=START)  # the plain parent posted, nothing recorded
+    assert [m["blocks"] for m in slack_api.posted()] == [[]]
+    [outcome] = sender.send(now=AFTER_LEASE)
+    assert outcome["status"] == "sent" and "plain text" in outcome["detail"]
+    posted = slack_api.posted()
+    assert len(posted) == 2 and posted[1]["thread_ts"] == posted[0]["ts"]  # parent + reply
+    numbered = [line for m in posted for line in m["text"].splitlines() if line[:1].isdigit()]
+    assert len(numbered) == 20  # every paper once
+    [row] = load_history(store)
+    assert row.status == "sent" and row.progress["form"] == "plain"
+    assert count_sent(store, destination="slack:C0PAPERS") == 20

