@@ -15,7 +15,8 @@ What counts:
   paper we never stored, or an item the parser refused (see ``warnings``).
 
 A 304, or a body byte-identical to the last one parsed, is ``not-modified``:
-nothing is parsed or written but the feed's health.
+nothing is parsed or written but the feed's health. A document with items none of
+which can be read is ``failed`` (an empty one is a quiet day, ``ok``).
 """
 
 from __future__ import annotations
@@ -252,6 +253,12 @@ def poll_feed(
         )
     except SourceError as exc:
         return _failed(store, feed, exc.message, now=now)
+    if parsed.entries and not parsed.items:
+        # every item refused (a format change: no links, no ids…): a failure that alerts,
+        # not an "ok, 0 new" that looks like a quiet day for as long as it lasts
+        first = parsed.warnings[0].removeprefix(f"{feed.name}: ") if parsed.warnings else "?"
+        error = f"{feed.name}: none of its {parsed.entries} items could be read (first: {first})"
+        return _failed(store, feed, error, now=now)
     for warning in parsed.warnings:
         log.warning("%s", warning)
     parsed.warnings[:0] = moved

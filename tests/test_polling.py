@@ -399,3 +399,36 @@ def test_a_feed_giving_items_one_guid_is_stored_not_failed_at_every_poll(
     assert any("repeat an earlier item" in w for w in outcome.warnings)
     entries = sorted(s.entry for p in store.load_papers(with_sources=True) for s in p.sources)
     assert entries == ["https://blog.example.org/", "https://blog.example.org/p/2"]
+
+
+def _rss(*items: str) -> bytes:
+    body = "".join(f"<item>{item}</item>" for item in items)
+    return f"<rss version='2.0'><channel><title>t</title>{body}</channel></rss>".encode()
+
+
+def test_a_feed_none_of_whose_items_can_be_read_fails_instead_of_looking_empty(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    # a feed that changed its format (no links nor ids any more) must not look like a quiet
+    # weekend for weeks: "ok, 0 new" raised no alert; a failure does (and status shows it)
+    server.routes["/broken"] = Route(
+        body=_rss("<title>A</title>", "<title>B</title><description>x</description>")
+    )
+    server.routes["/partly"] = Route(
+        body=_rss("<title>A</title>", "<title>C</title><link>https://example.org/c</link>")
+    )
+    server.routes["/empty"] = Route(body=_rss())
+    settings = settings_for(
+        {"name": "broken", "url": server.url("/broken")},
+        {"name": "partly", "url": server.url("/partly")},
+        {"name": "empty", "url": server.url("/empty")},
+    )
+    report = poll(settings, store, http)
+    outcomes = {f.name: f for f in report.feeds}
+    assert outcomes["broken"].status == "failed"
+    assert outcomes["broken"].error is not None
+    assert "none of its 2 items could be read" in outcomes["broken"].error
+    assert "no id or link" in outcomes["broken"].error  # the parser's first reason
+    assert (outcomes["partly"].status, outcomes["partly"].new) == ("ok", 1)
+    assert (outcomes["empty"].status, outcomes["empty"].items) == ("ok", 0)  # a quiet day
+    assert states(store)["broken"].consecutive_failures == 1
