@@ -32,6 +32,7 @@ from digestbot.timing import last_fire_time, send_time
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = timedelta(minutes=10)
+ASKED_EVERY = timedelta(minutes=1)  # scheduler.PERSONAL_SECONDS: how often the daemon asks
 
 
 def personal_profile_name(user_id: str) -> str:
@@ -82,7 +83,8 @@ def send_personal_due(
     on_outcome: OnOutcome | None = None,
 ) -> SendReport:
     """Send every personal digest that is due now; see the module docstring."""
-    grace = timedelta(seconds=parse_duration(settings.misfire_grace))
+    # asked once a minute: a time is met up to a minute late even with a smaller grace
+    grace = max(timedelta(seconds=parse_duration(settings.misfire_grace)), ASKED_EVERY * 2)
     profiles = []
     for personal in load_personal_profiles(store):
         profile = build_personal_profile(personal)

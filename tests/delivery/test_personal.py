@@ -176,3 +176,16 @@ def test_the_persons_own_votes_steer_their_next_digest(
     assert send(slack_api, store, DUE) == [("@U1", "slack:U1", "sent", 2)]
     [row] = load_history(store)
     assert sorted(p.paper_id for p in row.papers) == ["2611.00001", "2611.00003"]
+
+
+def test_a_grace_under_a_minute_still_sends_the_personal_digest(
+    served: Running, store: SqlStore, slack_api: SlackApi
+) -> None:
+    """The daemon asks once a minute: with ``misfire_grace: 0s`` (or under a minute) a
+    personal digest was met only when an ask fell within the grace of its time: never, at 0."""
+    settings = settings_for(slack_api, misfire_grace="0s")
+    deliverers = Deliverers(slack=slack_deliverer(slack_api))
+    report = send_personal_due(
+        settings, store, now=DUE + timedelta(seconds=40), deliverers=deliverers
+    )
+    assert [(o.profile, o.status) for o in report.outcomes] == [("@U1", "sent")]
