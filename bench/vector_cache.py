@@ -1,7 +1,8 @@
 """What a semantic rank pays for the stored vectors (``ready_vectors``: counting the missing
 ones, reading and laying out the vectors by index row) in a process that ranks once (a
 ``digestbot rank``: everything read) and in one that ranks again (the daemon, the Slack
-server: ``vector_cache`` reads only the vectors written since), then after 1,000 new papers
+server: ``vector_cache`` reads only the vectors written since, and without a daemon counts
+the missing vectors again only once papers or vectors changed), then after 1,000 new papers
 and their vectors; ``ranking.title_weight`` 0.3 (both vector kinds). Best of ``--repeat``,
 wall and the process's CPU (all threads).
 
@@ -124,6 +125,7 @@ def main() -> None:
             row_of=index.row_of_pk(),
             n_rows=index.n_rows,
             now=NOW,
+            layout=index.fingerprint(),  # as the service passes it
         )
         assert found is not None and found.titles is not None
 
@@ -179,7 +181,7 @@ def main() -> None:
     )
     print(f"  first rank of a process (read all):  {best(once)}  ({rows['once']} vectors read)")
     print(f"  same process, nothing changed:       {best(again)}  ({rows['again']} read)")
-    print(f"    of which counting missing vectors: {best(counting)}")
+    print(f"  a count of the missing vectors (made again only after a change): {best(counting)}")
     print(f"  after {opts.new} new papers:            {best(new)}  ({rows['new']} read)")
     print(f"    without counting missing vectors:  {best(new_read)}")
     print(f"  a daemon running, nothing changed:   {best(daemon)}")

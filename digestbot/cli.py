@@ -18,7 +18,7 @@ import click
 from digestbot import __version__
 from digestbot.config import Settings, load_settings
 from digestbot.errors import DigestError
-from digestbot.logs import LogFormat, configure_logging
+from digestbot.logs import LogFormat, configure_logging, redact_secrets
 from digestbot.store import SqlStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +40,7 @@ class AppContext:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_path)
+            redact_secrets(self._settings.secret_values())  # whatever a library logs
         return self._settings
 
     @property
@@ -97,6 +98,11 @@ def handle_errors(func: F) -> F:
                 raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # a path the operator gave cannot be read or written
+            if (app is not None and app.debug) or isinstance(exc, BrokenPipeError):
+                raise
+            click.echo(f"error: {_os_error(exc)}", err=True)
+            sys.exit(2)
         finally:
             if app is not None:
                 for cleanup in reversed(app.cleanups):
@@ -104,6 +110,15 @@ def handle_errors(func: F) -> F:
                 app.cleanups.clear()
 
     return wrapper  # type: ignore[return-value]
+
+
+def _os_error(exc: OSError) -> str:
+    """``afile/digests: not a directory``: the path first, as the other errors name theirs."""
+    reason = exc.strerror.lower() if exc.strerror else str(exc)
+    if exc.filename is None:
+        return reason
+    target = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+    return f"{exc.filename}{target}: {reason}"
 
 
 @contextmanager

@@ -32,7 +32,8 @@ from digestbot.errors import ConfigError, NotFoundError
 
 CONFIG_ENV = "DIGESTBOT_CONFIG"
 DEFAULT_CONFIG_NAME = "config.yaml"
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ``${VAR}``, ``${VAR:-default}``; ``$${`` is a literal ``${`` (any other ``$`` is itself)
+_ENV_REF = re.compile(r"\$(\$\{)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
@@ -298,6 +299,25 @@ class Settings(_Model):
         parse_duration(value)
         return value
 
+    def secret_values(self) -> list[str]:
+        """Every secret the settings hold, in clear (for the log's redaction): tokens, the
+        signing and unsubscribe secrets, the SMTP password, webhook URLs, the database
+        password."""
+        held = [
+            self.slack.bot_token,
+            self.slack.signing_secret,
+            self.slack.app_token,
+            self.email.smtp.password,
+            self.email.unsubscribe_secret,
+        ]
+        for profile in self.profiles:
+            held += [d.slack.webhook_url for d in profile.deliver if d.slack is not None]
+        values = [secret.get_secret_value() for secret in held if secret is not None]
+        password = re.match(r"^[^:/]+://[^:/@]*:([^@/]+)@", self.database_url)
+        if password:
+            values.append(password.group(1))
+        return [value for value in values if value]
+
     def profile(self, name: str) -> Profile:
         for profile in self.profiles:
             if profile.name == name:
@@ -321,11 +341,13 @@ def _interpolate(value: Any, *, path: str, key: str, env: Mapping[str, str]) -> 
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
+            if match.group(1):  # ``$${``: the escape, kept as ``${`` and never looked up
+                return "${"
+            name, default = match.group(2), match.group(3)
+            if default is not None:  # ``${VAR:-default}``: unset or empty, as in the shell
+                return env.get(name) or default
             if name in env:
                 return env[name]
-            if default is not None:
-                return default
             raise ConfigError(
                 f"environment variable {name} is not set", path=path, key=key or "<root>"
             )
@@ -345,8 +367,11 @@ def _interpolate(value: Any, *, path: str, key: str, env: Mapping[str, str]) -> 
     return value
 
 
-def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """``DIGESTBOT_SLACK__BOT_TOKEN=x`` sets ``slack.bot_token`` (known sections only)."""
+def _env_overrides(
+    data: dict[str, Any], env: Mapping[str, str], *, origins: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``DIGESTBOT_SLACK__BOT_TOKEN=x`` sets ``slack.bot_token`` (known sections only);
+    ``origins`` gets each key path set -> the variable that set it (for error messages)."""
     sections = set(Settings.model_fields) - {"profiles", "feeds", "source"}
     for name, value in env.items():
         if not name.startswith("DIGESTBOT_") or name == CONFIG_ENV:
@@ -362,18 +387,28 @@ def _env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, An
                 target[part] = child
             target = child
         target[parts[-1]] = value
+        if origins is not None:
+            origins[".".join(parts)] = name
     return data
 
 
-def _format_validation(exc: ValidationError, *, path: str) -> ConfigError:
+def _format_validation(
+    exc: ValidationError, *, path: str, origins: Mapping[str, str] | None = None
+) -> ConfigError:
     first = exc.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "<root>"
     message = first["msg"]
+    # a key set by ``DIGESTBOT_…`` (or inside a section one replaced): name the variable
+    parts = key.split(".")
+    prefixes = (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+    variable = next((origins[p] for p in prefixes if origins and p in origins), None)
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against the configuration reference)"
     elif first["type"] == "string_type" and isinstance(first.get("input"), int | float):
         # ``like: [2401.01230]`` is a number to YAML (and would lose its last zero)
         message += " (YAML reads it as a number: put it in quotes)"
+    if variable is not None:
+        message += f" (set by the environment variable {variable})"
     more = len(exc.errors()) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
@@ -382,27 +417,31 @@ def _format_validation(exc: ValidationError, *, path: str) -> ConfigError:
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Relative paths in a config file are relative to that file."""
+
+    def under(text: str) -> str:  # ``~/x`` is under the home folder, not a folder named ``~``
+        return str(base / Path(text).expanduser())
+
     url = data.get("database_url")
     if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rest = url[len("sqlite:///") :]
         if rest and rest != ":memory:" and not rest.startswith("/"):
-            data["database_url"] = f"sqlite:///{(base / rest).as_posix()}"
+            data["database_url"] = f"sqlite:///{Path(under(rest)).as_posix()}"
     drops = data.get("drops")
     if isinstance(drops, dict) and isinstance(drops.get("path"), str):
-        drops["path"] = str(base / drops["path"])
+        drops["path"] = under(drops["path"])
     for key in ("templates_dir", "output_dir"):
         if isinstance(data.get(key), str):
-            data[key] = str(base / data[key])
+            data[key] = under(data[key])
     ranking = data.get("ranking")
     if isinstance(ranking, dict) and isinstance(ranking.get("index_dir"), str):
-        ranking["index_dir"] = str(base / ranking["index_dir"])
+        ranking["index_dir"] = under(ranking["index_dir"])
     profiles = data.get("profiles")
     for profile in profiles if isinstance(profiles, list) else []:
         deliver = profile.get("deliver") if isinstance(profile, dict) else None
         for dest in deliver if isinstance(deliver, list) else []:
             target = dest.get("file") if isinstance(dest, dict) else None
             if isinstance(target, dict) and isinstance(target.get("path"), str):
-                target["path"] = str(base / target["path"])
+                target["path"] = under(target["path"])
     return data
 
 
@@ -483,13 +522,14 @@ def parse_settings(
     if not isinstance(data, Mapping):
         raise ConfigError("the top level must be a mapping of keys to values", path=path)
     raw = _interpolate(dict(data), path=path, key="", env=env)
-    raw = _env_overrides(raw, env)
+    origins: dict[str, str] = {}
+    raw = _env_overrides(raw, env, origins=origins)
     if base is not None:
         raw = _resolve_paths(raw, base)
     try:
         return Settings.model_validate({**raw, "source": path})
     except ValidationError as exc:
-        raise _format_validation(exc, path=path) from None
+        raise _format_validation(exc, path=path, origins=origins) from None
 
 
 def load_settings(

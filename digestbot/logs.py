@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
 LogFormat = Literal["text", "json"]
 EVENT_FIELDS = ("event", "profile", "destination", "digest_id", "source")
+REDACTED = "[secret]"
+MIN_SECRET_LENGTH = 6  # shorter values would blank out ordinary words of every line
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,3 +47,38 @@ def configure_logging(level: int, *, fmt: LogFormat = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+
+
+class RedactingFormatter(logging.Formatter):
+    """Another formatter's lines with every known secret replaced by ``[secret]``: libraries
+    log what they send at debug level (slack_sdk a webhook's URL, which is its secret)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+        self.secrets: list[str] = []
+
+    def add(self, values: Iterable[str]) -> None:
+        found = set(self.secrets)
+        for value in values:
+            if len(value) >= MIN_SECRET_LENGTH:
+                found.update({value, json.dumps(value)[1:-1]})  # as written, and in JSON
+        self.secrets = sorted(found, key=len, reverse=True)  # a secret inside another last
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self.inner.format(record)
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+def redact_secrets(values: Iterable[str]) -> None:
+    """Hide these values in every line the root logger's handlers write from now on."""
+    values = list(values)
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if not isinstance(formatter, RedactingFormatter):
+            formatter = RedactingFormatter(formatter or logging.Formatter())
+            handler.setFormatter(formatter)
+        formatter.add(values)

@@ -18,7 +18,6 @@ import binascii
 import hashlib
 import hmac
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from urllib.parse import quote
@@ -28,7 +27,6 @@ from digestbot.delivery.email import TOKEN_SLOT
 from digestbot.delivery.outcomes import digest_date_for
 from digestbot.delivery.targets import Target
 from digestbot.errors import TokenError
-from digestbot.models import ScoredPaper
 from digestbot.store import SqlStore, ledger
 from digestbot.store.subscribers import load_subscribers
 
@@ -115,12 +113,6 @@ def owed_weekly(store: SqlStore, profile: Profile, *, now: datetime) -> set[str]
     since = digest_date_for(profile, now) - (WEEK - timedelta(days=1))
     states = ledger.load_slot_states(store, profiles=[profile.name], since=since)
     return {dest for (_, dest, _), state in states.items() if state.status in ledger.OPEN}
-
-
-def this_week(pool: Sequence[ScoredPaper], *, now: datetime) -> list[ScoredPaper]:
-    """The papers first seen in the 7 days before ``now`` (a weekly reader's pool)."""
-    since = now - WEEK
-    return [s for s in pool if s.paper.first_seen is not None and s.paper.first_seen >= since]
 
 
 def address_of(target: Target) -> str:

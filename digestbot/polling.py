@@ -15,7 +15,8 @@ What counts:
   paper we never stored, or an item the parser refused (see ``warnings``).
 
 A 304, or a body byte-identical to the last one parsed, is ``not-modified``:
-nothing is parsed or written but the feed's health.
+nothing is parsed or written but the feed's health. A document with items none of
+which can be read is ``failed`` (an empty one is a quiet day, ``ok``).
 """
 
 from __future__ import annotations
@@ -229,6 +230,9 @@ def poll_feed(
         )
     except FetchError as exc:
         return _failed(store, feed, _fetch_error_message(exc, feed), now=now)
+    moved = result.moved_warning(feed.name)
+    for warning in moved:
+        log.warning("%s", warning)
     sha256 = None if result.is_not_modified else hashlib.sha256(result.body).hexdigest()
     if sha256 is None or sha256 == last_sha:
         with store.transaction() as conn:
@@ -242,15 +246,22 @@ def poll_feed(
                 last_modified=result.last_modified or last_modified,
                 content_sha256=last_sha,
             )
-        return FeedOutcome(name=feed.name, status="not-modified")
+        return FeedOutcome(name=feed.name, status="not-modified", warnings=tuple(moved))
     try:
         parsed = parse_source(
             result.body, kind=feed.kind, name=feed.name, content_type=result.content_type
         )
     except SourceError as exc:
         return _failed(store, feed, exc.message, now=now)
+    if parsed.entries and not parsed.items:
+        # every item refused (a format change: no links, no ids…): a failure that alerts,
+        # not an "ok, 0 new" that looks like a quiet day for as long as it lasts
+        first = parsed.warnings[0].removeprefix(f"{feed.name}: ") if parsed.warnings else "?"
+        error = f"{feed.name}: none of its {parsed.entries} items could be read (first: {first})"
+        return _failed(store, feed, error, now=now)
     for warning in parsed.warnings:
         log.warning("%s", warning)
+    parsed.warnings[:0] = moved
     return store_feed_items(store, feed, parsed, result, sha256=sha256, now=now)
 
 

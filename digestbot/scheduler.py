@@ -49,7 +49,12 @@ from digestbot.watcher import DropWatcher, IngestFn
 
 log = logging.getLogger(__name__)
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+CLOCK_STEP_SECONDS = 30.0  # a wall clock step back larger than this wakes the interval jobs
 PERSONAL_SECONDS = 60.0  # how often personal digests (chosen times, in minutes) are asked for
+# how late a cron job may start and still send (a busy pool or machine): a job that
+# fired is on time, whatever ``misfire_grace`` says about catching up (``0s`` included)
+ON_TIME_SECONDS = 60.0
 ONCE_EMBED_LIMIT = 2000  # papers ``run --once`` embeds after its sends (about 2 min on 2 cores)
 
 
@@ -59,6 +64,21 @@ def system_clock() -> datetime:
 
 def make_holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def config_stamp(source: str) -> tuple[int, int] | None:
+    """The config file's modification time and size (``None``: embedded defaults, or gone)."""
+    try:
+        stat = os.stat(source)
+    except (OSError, ValueError):
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def _held_by_another_run(outcome: SendOutcomeLike) -> bool:
+    """Not sent by this call because another run's lease holds it (which may have died)."""
+    detail = str(getattr(outcome, "detail", "") or "")
+    return outcome.status == "already-sent" and detail.startswith("another run")
 
 
 def _count(papers: Any) -> Any:
@@ -80,6 +100,7 @@ class Daemon:
         alerter: Alerter,
         clock: Clock = system_clock,
         wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         holder: str | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         retry_seconds: float = 600.0,
@@ -97,9 +118,14 @@ class Daemon:
         self.heartbeat_seconds = heartbeat_seconds
         self.retry_seconds = retry_seconds
         self.grace = timedelta(seconds=parse_duration(settings.misfire_grace))
+        self.on_time = max(self.grace, timedelta(seconds=ON_TIME_SECONDS))
+        self._config_seen = config_stamp(settings.source)
         self.watcher = DropWatcher(
             settings.drops.path, settle_seconds=settings.drops.settle_seconds, wall=wall
         )
+        self.wall = wall
+        self.monotonic = monotonic
+        self._clock_mark: tuple[float, float] | None = None  # (wall, monotonic) last seen
         self.stopping = threading.Event()
         self.scheduler: BackgroundScheduler | None = None
         self._send_lock = threading.Lock()
@@ -141,9 +167,11 @@ class Daemon:
         """Send a profile's due digest (the most recent fire time within the grace)."""
         profile = self.settings.profile(name)
         now = self.clock()
+        # its cron job (no ``fire``) may start a little late; a catch-up keeps to the grace
+        grace = self.on_time if fire is None else self.grace
         if fire is None:
-            fire = last_fire_time(profile.schedule, now=now, grace=self.grace)
-        if fire is None or now - fire > self.grace:
+            fire = last_fire_time(profile.schedule, now=now, grace=grace)
+        if fire is None or now - fire > grace:
             log.info("profile %s: no digest due", name, extra={"profile": name})
             return True
         if self.send is None:
@@ -158,7 +186,9 @@ class Daemon:
             report = self.send(self.settings, self.store, now=at, profiles=[name])
         for outcome in report.outcomes:
             self._after_delivery(profile, outcome, fire=fire, now=now)
-        if not report.ok:
+        # a digest another run holds (its lease: a run stopped mid-send, then restarted at
+        # once) is asked for again later too, or it would stay pending until the next day
+        if not report.ok or any(_held_by_another_run(o) for o in report.outcomes):
             self._schedule_retry(name, fire)
         return report.ok and not _rejected(report.outcomes)  # rejected: reported, not retried
 
@@ -295,6 +325,30 @@ class Daemon:
         self._source_result("drops", ok=True)
         return report.ok
 
+    def check_config(self) -> bool:
+        """Warn (once per change) that the config file changed: the daemon keeps the settings
+        it started with, so an edit applies only after a restart, and says so, and whether
+        the edited file would load."""
+        stamp = config_stamp(self.settings.source)
+        if self._config_seen is None or stamp == self._config_seen:
+            return True
+        self._config_seen = stamp
+        from digestbot.config import load_settings
+
+        try:
+            load_settings(self.settings.source)
+            verdict = "restart digestbot run to apply it"
+        except DigestError as exc:
+            verdict = f"it does not load, so a restart would fail: {exc}"
+        log.warning(
+            "the config file %s changed since digestbot run started; the daemon keeps the "
+            "settings it started with: %s",
+            self.settings.source,
+            verdict,
+            extra={"event": "config.changed"},
+        )
+        return True
+
     def poll_feed(self, name: str) -> bool:
         """Poll one feed; its own health (ETag, last error) is the feeds service's business."""
         source = f"feed:{name}"
@@ -371,7 +425,7 @@ class Daemon:
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
-                "misfire_grace_time": max(1, int(self.grace.total_seconds())),
+                "misfire_grace_time": int(self.on_time.total_seconds()),
             },
         )
         for profile in self.settings.profiles:
@@ -404,6 +458,13 @@ class Daemon:
             id="drops",
             next_run_time=datetime.now(UTC),
         )
+        if self._config_seen is not None:  # a config file, not the embedded defaults
+            scheduler.add_job(
+                self._run_job,
+                IntervalTrigger(seconds=self.settings.drops.poll_seconds, timezone=UTC),
+                args=["config", self.check_config],
+                id="config",
+            )
         for feed in self.settings.feeds:
             scheduler.add_job(
                 self._run_job,
@@ -438,7 +499,7 @@ class Daemon:
                 extra={"event": "daemon.started"},
             )
             while not self.stopping.wait(1.0):
-                pass
+                self.check_clock()
             log.info("stopping: no new work; finishing the current job", extra={"event": "stop"})
             self.scheduler.shutdown(wait=False)
             # the worker ends after its batch; one still loading the model is left behind
@@ -462,6 +523,27 @@ class Daemon:
                 self._idle.wait(left)
         return True
 
+    def check_clock(self) -> None:
+        """Wake the interval jobs when the wall clock stepped back (an NTP correction, a VM
+        restored): APScheduler 3 times them on the wall clock, so after a step back of an
+        hour the drops, feeds, personal digests and retries would all wait that hour."""
+        wall, mono = self.wall(), self.monotonic()
+        mark, self._clock_mark = self._clock_mark, (wall, mono)
+        if mark is None or self.scheduler is None:
+            return
+        step = (wall - mark[0]) - (mono - mark[1])
+        if step > -CLOCK_STEP_SECONDS:
+            return
+        log.warning(
+            "the clock went back by %.0f s: running the interval jobs now",
+            -step,
+            extra={"event": "clock.stepped-back"},
+        )
+        now = datetime.now(UTC)
+        for job in self.scheduler.get_jobs():
+            if isinstance(job.trigger, IntervalTrigger):
+                job.modify(next_run_time=now)
+
     def request_stop(self, *_args: object) -> None:
         """Signal handler: stop taking new work."""
         self.stopping.set()
@@ -477,12 +559,67 @@ def serve_until_signalled(
     """
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
+    signal.signal(signal.SIGHUP, _hangup)
     if daemon.serve(drain_seconds=drain_seconds):
         return
     for cleanup in reversed(on_exit):
         cleanup()
     logging.shutdown()
     os._exit(0)  # worker threads would otherwise hold the interpreter open
+
+
+def _hangup(*_args: object) -> None:
+    """SIGHUP (a log rotation, a closed terminal, a reload attempt) would kill the daemon
+    holding its lock; it goes on, and says that the config is read only at start."""
+    log.warning(
+        "SIGHUP received: still running; the config is not reloaded (restart digestbot run "
+        "to apply an edit); logs go to stderr, so nothing is reopened",
+        extra={"event": "signal.hangup"},
+    )
+
+
+def run_once_until_signalled(
+    daemon: Daemon, *, drain_seconds: float = 7.0, on_exit: Sequence[Callable[[], None]] = ()
+) -> bool:
+    """``run --once`` under SIGTERM/SIGINT as ``run`` is: after the signal no new job starts,
+    the current one has ``drain_seconds`` to finish, and the scheduler lock is let go either
+    way (killed by the default handler, it stayed held for 90 s and refused the daemon).
+    ``True`` when the whole pass ran and went well."""
+    previous = {sig: signal.signal(sig, daemon.request_stop) for sig in STOP_SIGNALS}
+    try:
+        return _run_once(daemon, drain_seconds=drain_seconds, on_exit=on_exit)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_once(
+    daemon: Daemon, *, drain_seconds: float, on_exit: Sequence[Callable[[], None]]
+) -> bool:
+    results: list[bool] = []
+    with daemon.holding_lock():
+        worker = threading.Thread(
+            target=lambda: results.append(daemon.run_once()), name="digestbot-once", daemon=True
+        )
+        worker.start()
+        while worker.is_alive() and not daemon.stopping.is_set():
+            worker.join(0.1)
+        if worker.is_alive():
+            log.info("stopping: no new work; finishing the current job", extra={"event": "stop"})
+            worker.join(drain_seconds)
+        abandoned = worker.is_alive()
+        if abandoned:
+            log.warning(
+                "a job still running after %ss: leaving it (a delivery stays pending)",
+                drain_seconds,
+                extra={"event": "stop.timeout"},
+            )
+    if abandoned:
+        for cleanup in reversed(on_exit):
+            cleanup()
+        logging.shutdown()
+        os._exit(1)  # the job's thread would otherwise hold the interpreter open
+    return bool(results and results[0]) and not daemon.stopping.is_set()
 
 
 def _rejected(outcomes: Sequence[SendOutcomeLike]) -> bool:

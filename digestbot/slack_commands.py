@@ -14,7 +14,7 @@ from typing import Any
 from digestbot.config import Profile, Settings
 from digestbot.errors import NotFoundError
 from digestbot.pipeline import rank_profile
-from digestbot.ranking import pick, rank
+from digestbot.ranking import pick
 from digestbot.render import escape_mrkdwn
 from digestbot.slack_answers import PERSONAL, more_button_value, render_answer, text_answer
 from digestbot.store import SqlStore
@@ -125,7 +125,7 @@ class PapersCommand:
             subscribed = load_channel_profiles(self.store, channel_id)
             if subscribed:
                 name = subscribed[0]
-            elif (mine := load_personal_profile(self.store, user_id).as_profile()) is not None:
+            elif (mine := load_personal_profile(self.store, user_id).digest_profile()) is not None:
                 return self._top(mine, label="you", button_profile=PERSONAL)
             else:
                 return text_answer(
@@ -141,11 +141,12 @@ class PapersCommand:
     def _top(
         self, profile: Profile, *, label: str, button_profile: str | None = None
     ) -> dict[str, Any]:
-        chosen = pick(rank_profile(self.store, profile, now=self.now()), profile)[:PAGE]
+        ranked = rank_profile(self.store, profile, now=self.now(), settings=self.settings.ranking)
+        chosen = pick(ranked, profile)[:PAGE]
         if not chosen:
             return text_answer(f"No papers match {label} right now.")
         return render_answer(
-            text=f"Top papers for {profile.name}",
+            text=f"Top papers for {'you' if button_profile == PERSONAL else profile.name}",
             header=f"Top papers for {label}:",
             papers=chosen,
             profile=button_profile or profile.name,
@@ -168,7 +169,9 @@ class PapersCommand:
         )
         ranked = [
             s
-            for s in rank(self.store.load_papers(), similar, now=self.now())
+            for s in rank_profile(
+                self.store, similar, now=self.now(), settings=self.settings.ranking, limit=PAGE + 1
+            )
             if s.paper.id != seed.id and s.score > 0
         ][:PAGE]
         title = escape_mrkdwn(seed.title)

@@ -312,6 +312,8 @@ def build_status(
                 "last_error": h.last_error,
             }
             for h in load_job_health(store)
+            # as feeds: a feed removed from the config is no longer polled nor news
+            if not h.name.startswith("feed:") or h.name.removeprefix("feed:") in configured_feeds
         ],
         "embeddings": load_embedding_status(
             settings, store, now=now, heartbeat_seconds=heartbeat_seconds

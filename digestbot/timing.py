@@ -6,12 +6,16 @@ Pure functions of a ``Schedule`` and ``now``; the daemon, ``run --once`` and
 Cron expressions follow crontab(5): in the day-of-week field ``0`` and ``7`` are
 Sunday. APScheduler 3.x counts ``0`` as Monday (a historical mismatch it keeps
 for compatibility), so numeric days are translated to names before it sees them.
+And when both the day of month and the day of week are restricted (neither starts
+with ``*``), a day matching *either* fires, as cron does (``0 8 1 * mon``: the 1st
+and every Monday); APScheduler alone wants both, so that is two triggers, or-ed.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from digestbot.config import Schedule, Settings
@@ -72,10 +76,20 @@ def check_schedules(settings: Settings) -> None:
             ) from None
 
 
-def build_trigger(schedule: Schedule) -> CronTrigger:
+class EitherDayTrigger(OrTrigger):  # type: ignore[misc]
+    """Fires when either of its cron triggers does (one by day of month, one by day of
+    week); has their ``timezone`` as a ``CronTrigger`` does."""
+
+    def __init__(self, by_day: CronTrigger, by_weekday: CronTrigger) -> None:
+        super().__init__([by_day, by_weekday])
+        self.timezone = by_day.timezone
+
+
+def build_trigger(schedule: Schedule) -> CronTrigger | EitherDayTrigger:
     """The APScheduler trigger for a profile's schedule (wall-clock time in its timezone)."""
     minute, hour, day, month, day_of_week = schedule.cron.split()
-    try:
+
+    def cron(day: str, day_of_week: str) -> CronTrigger:
         return CronTrigger(
             minute=minute,
             hour=hour,
@@ -84,6 +98,11 @@ def build_trigger(schedule: Schedule) -> CronTrigger:
             day_of_week=parse_days_of_week(day_of_week),
             timezone=schedule.timezone,
         )
+
+    try:
+        if day.startswith("*") or day_of_week.startswith("*"):
+            return cron(day, day_of_week)
+        return EitherDayTrigger(cron(day, "*"), cron("*", day_of_week))
     except ValueError as exc:
         raise ConfigError(f"bad cron {schedule.cron!r}: {exc}", key="schedule.cron") from None
 

@@ -67,7 +67,9 @@ class DropWatcher:
         self.settle_seconds = settle_seconds
         self.wall = wall
         self._previous: dict[Path, Signature] = {}
+        self._previous_at: float | None = None  # the wall time of the previous scan
         self._handled: dict[Path, Signature] = {}
+        self._told_future: set[Path] = set()
 
     def scan(self) -> Scan:
         """One look at the folder: which files are ready to ingest, which are still settling."""
@@ -77,6 +79,7 @@ class DropWatcher:
         now = self.wall()
         ready: list[Path] = []
         waiting: list[Path] = []
+        since_previous = None if self._previous_at is None else now - self._previous_at
         for path, signature in current.items():
             if self._handled.get(path) == signature:
                 continue
@@ -84,9 +87,24 @@ class DropWatcher:
             before = self._previous.get(path)
             if age >= self.settle_seconds and before in (None, signature):
                 ready.append(path)
+            elif age < 0 and before == signature and (since_previous or 0) >= self.settle_seconds:
+                # dated in the future (another machine's clock, a clock stepped back): its
+                # age says nothing, so unchanged for ``settle_seconds`` of scans will do
+                ready.append(path)
             else:
                 waiting.append(path)
+                if age < 0 and path not in self._told_future:
+                    self._told_future.add(path)
+                    log.warning(
+                        "%s has a modification time %.0f s in the future: read once it has "
+                        "not changed for %ss",
+                        path,
+                        -age,
+                        self.settle_seconds,
+                        extra={"event": "drop.future", "source": str(path)},
+                    )
         self._previous = current
+        self._previous_at = now
         for gone in set(self._handled) - set(current):
             del self._handled[gone]
         return Scan(ready=ready, waiting=waiting)

@@ -24,6 +24,7 @@ class Answer:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering (a timeout)
+    trickle: float = 0.0  # seconds between bytes of the body (a server that never stalls long)
 
 
 @dataclass
@@ -66,7 +67,7 @@ class FeedServer:
                     answer = route.script.pop(0)
                     if answer.delay and server.stop.wait(answer.delay):
                         return
-                    self._send(answer.status, answer.body, answer.headers)
+                    self._send(answer.status, answer.body, answer.headers, trickle=answer.trickle)
                     return
                 headers = {"Content-Type": route.content_type}
                 if route.etag:
@@ -84,7 +85,9 @@ class FeedServer:
                     return
                 self._send(200, route.body, headers)
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            def _send(
+                self, status: int, body: bytes, headers: dict[str, str], *, trickle: float = 0.0
+            ) -> None:
                 try:
                     self.send_response(status)
                     for key, value in headers.items():
@@ -92,7 +95,13 @@ class FeedServer:
                     if status != 304:
                         self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    if status != 304:
+                    if status != 304 and trickle:
+                        for byte in body:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            if server.stop.wait(trickle):
+                                return
+                    elif status != 304:
                         self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass

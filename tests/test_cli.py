@@ -126,6 +126,25 @@ def test_misspelt_key_names_the_key_and_file(tmp_path: Path, cli) -> None:
     assert f"{path}: profiles.0.keywrds: unknown key" in result.stderr
 
 
+def test_a_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path: Path, cli) -> None:
+    # operator slips (an output folder under a file, a database beside a file of its name)
+    # are one ``error:`` line naming the path, as the README promises, not a traceback
+    setup_drops(tmp_path)
+    (tmp_path / "afile").write_text("")
+    demo = cli("demo", "--out", "afile/digests")
+    assert demo.exit_code == 2
+    assert demo.stderr.strip().splitlines()[-1] == "error: afile/digests: not a directory"
+    assert "Traceback" not in demo.stderr
+    export = cli("subscribers", "export", "--profile", "compression", "afile/s.csv")
+    assert export.exit_code == 2 and "afile/s.csv" in export.stderr
+    config = write_config(
+        tmp_path, "database_url: sqlite:///afile/db.sqlite3\nprofiles: []\n", name="c.yaml"
+    )
+    status = cli("--config", str(config), "papers")
+    assert status.exit_code == 2
+    assert status.stderr.startswith("error: ") and "afile" in status.stderr
+
+
 def test_missing_drops_folder_is_a_clear_error(tmp_path: Path, cli) -> None:
     write_config(tmp_path, CONFIG)
     result = cli("ingest")

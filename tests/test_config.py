@@ -127,6 +127,72 @@ def test_env_interpolation_and_defaults(tmp_path: Path) -> None:
     assert settings.profile("a").description == "mamba papers"
 
 
+def test_an_empty_variable_takes_the_default_as_in_the_shell(tmp_path: Path) -> None:
+    # ``SLACK_URL=`` in a systemd EnvironmentFile or a compose file: ``:-`` means unset or empty
+    path = write_config(
+        tmp_path,
+        "slack: {base_url: '${SLACK_URL:-http://127.0.0.1:9/api/}'}\n"
+        "profiles: [{name: a, description: 'x${EMPTY}y'}]\n",
+    )
+    settings = load_settings(path, env={"SLACK_URL": "", "EMPTY": ""})
+    assert settings.slack.base_url == "http://127.0.0.1:9/api/"
+    assert settings.profile("a").description == "xy"  # ``${VAR}`` set but empty is empty
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "key"),
+    [
+        ("DIGESTBOT_SLACK__BOT_TOKN", "x", "slack.bot_tokn"),
+        ("DIGESTBOT_DROPS__POLL_SECONDS", "soon", "drops.poll_seconds"),
+        ("DIGESTBOT_SLACK", "x", "slack"),
+    ],
+)
+def test_a_bad_environment_override_names_the_variable_not_only_the_file(
+    tmp_path: Path, name: str, value: str, key: str
+) -> None:
+    # the admin must not search the config file for a key that only the environment set
+    path = write_config(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={name: value})
+    message = str(err.value)
+    assert message.startswith(f"{path}: {key}: ")
+    assert f"(set by the environment variable {name})" in message
+
+
+def test_dollar_dollar_brace_is_a_literal_reference_and_other_dollars_stay(
+    tmp_path: Path,
+) -> None:
+    # a password written in the file that contains ``${`` (or ``$``) must be expressible
+    path = write_config(
+        tmp_path,
+        "email: {smtp: {password: 'pa$${word}$$x$1${PW}'}}\n"
+        "profiles: [{name: a, description: 'cost in $ and $$'}]\n",
+    )
+    settings = load_settings(path, env={"PW": "!"})
+    assert settings.email.smtp.password is not None
+    assert settings.email.smtp.password.get_secret_value() == "pa${word}$$x$1!"
+    assert settings.profile("a").description == "cost in $ and $$"
+
+
+def test_a_home_relative_path_is_under_home_not_a_folder_named_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    path = write_config(
+        tmp_path,
+        "database_url: sqlite:///~/digestbot/db.sqlite3\n"
+        "drops: {path: ~/papers/drops}\noutput_dir: ~/out\n"
+        "profiles: [{name: a, keywords: [x], deliver: [{file: {path: ~/digests}}]}]\n",
+    )
+    settings = load_settings(path, env={})
+    assert settings.database_url == f"sqlite:///{home}/digestbot/db.sqlite3"
+    assert settings.drops.path == home / "papers" / "drops"
+    assert settings.output_dir == home / "out"
+    target = settings.profile("a").deliver[0].file
+    assert target is not None and target.path == home / "digests"
+
+
 def test_missing_env_var_names_the_variable_and_key(tmp_path: Path) -> None:
     path = write_config(tmp_path, "email: {smtp: {password: '${SMTP_PASSWORD}'}}\n")
     with pytest.raises(ConfigError) as err:

@@ -91,3 +91,22 @@ def test_fetch_without_feeds_says_so(cli, tmp_path: Path) -> None:
         "papers": {"new": 0, "merged": 0, "updated": 0, "skipped": 0},
         "feeds": [],
     }
+
+
+def test_feeds_says_how_long_a_feed_has_been_failing(cli, config: Path, server: FeedServer) -> None:
+    # a feed down for days: the text shows the streak, not just "failed"
+    server.routes["/gone"] = Route(script=[Answer(404, b"no")] * 2)
+    for _ in range(2):
+        cli("--config", str(config), "fetch", "--feed", "gone")
+    lines = cli("--config", str(config), "feeds").output.splitlines()
+    gone = next(line for line in lines if line.startswith("gone"))
+    assert "failed 2 times in a row" in gone and "error: gone: HTTP 404 Not Found" in gone
+    good = next(line for line in lines if line.startswith("good"))
+    assert "in a row" not in good
+
+
+def test_feeds_without_feeds_says_so(cli, tmp_path: Path) -> None:
+    config = write_config(tmp_path, "database_url: sqlite:///data/db.sqlite3\n")
+    result = cli("--config", str(config), "feeds")
+    assert result.exit_code == 0
+    assert "no feeds configured" in result.output

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
+import time
+import tracemalloc
+import zlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -130,6 +134,17 @@ def test_a_timeout_is_retried_then_reported(server: FeedServer, http: httpx.Clie
     assert get(http, server.url("/g"), timeout=0.2, attempts=2).body == BODY
 
 
+def test_a_body_trickled_byte_by_byte_times_out_on_the_whole_request(
+    server: FeedServer, http: httpx.Client
+) -> None:
+    # each byte comes well within the timeout, but the whole body would take 8 s
+    server.routes["/f"] = Route(body=BODY, script=[Answer(200, b"x" * 40, trickle=0.2)])
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"timed out after 1 s \(after 1 attempts\)"):
+        get(http, server.url("/f"), timeout=1.0, attempts=1)
+    assert time.monotonic() - started < 3.0
+
+
 def test_a_refused_connection_is_a_fetch_error(http: httpx.Client) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -142,6 +157,50 @@ def test_an_oversized_body_is_refused(server: FeedServer, http: httpx.Client) ->
     server.routes["/f"] = Route(body=b"x" * 5000)
     with pytest.raises(FetchError, match="larger than 1000 bytes"):
         get(http, server.url("/f"), max_bytes=1000)
+
+
+def _gzip_of_zeros(size: int, *, times: int) -> bytes:
+    body = b""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1 << 20)
+    body = b"".join(packer.compress(block) for _ in range(size >> 20)) + packer.flush()
+    for _ in range(times - 1):
+        body = gzip.compress(body, 9)
+    return body
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it_in_memory(
+    server: FeedServer, http: httpx.Client
+) -> None:
+    # 256 MB of zeros gzipped twice: a few hundred bytes on the wire
+    bomb = _gzip_of_zeros(256 << 20, times=2)
+    assert len(bomb) < 10_000
+    headers = {"Content-Encoding": "gzip, gzip", "Content-Type": "application/rss+xml"}
+    server.routes["/f"] = Route(body=BODY, script=[Answer(200, bomb, headers)])
+    tracemalloc.start()
+    try:
+        with pytest.raises(FetchError, match="larger than 1000000 bytes"):
+            get(http, server.url("/f"), max_bytes=1_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+
+
+def test_a_gzipped_feed_is_read_and_only_gzip_and_deflate_are_asked_for(
+    server: FeedServer, http: httpx.Client
+) -> None:
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/rss+xml"}
+    server.routes["/f"] = Route(body=BODY, script=[Answer(200, gzip.compress(BODY), headers)])
+    assert get(http, server.url("/f")).body == BODY
+    assert server.requests[-1].headers["accept-encoding"] == "gzip, deflate"
+    headers["Content-Encoding"] = "deflate"
+    server.routes["/g"] = Route(body=BODY, script=[Answer(200, zlib.compress(BODY), headers)])
+    assert get(http, server.url("/g")).body == BODY
+    headers["Content-Encoding"] = "br"
+    server.routes["/h"] = Route(body=BODY, script=[Answer(200, b"\x0b\x01\x80", headers)])
+    with pytest.raises(FetchError, match="Content-Encoding 'br'"):
+        get(http, server.url("/h"))
 
 
 def test_arxiv_hosts_get_one_request_per_three_seconds() -> None:

@@ -320,6 +320,29 @@ def test_a_paper_another_process_stores_meanwhile_is_merged_not_an_error(
     other.close()
 
 
+def test_a_feed_moved_permanently_is_read_and_the_admin_told_its_new_url(
+    store: SqlStore, server: FeedServer, http: httpx.Client
+) -> None:
+    # the old URL redirects for now; one day it will not, and the feed breaks: say so early
+    body = RSS_FIRST50.read_bytes()
+    server.routes["/new"] = Route(body=body, etag='"v1"')
+    server.routes["/old"] = Route(script=[Answer(301, headers={"Location": "/new"})] * 2)
+    server.routes["/tmp"] = Route(script=[Answer(302, headers={"Location": "/new"})] * 2)
+    settings = settings_for(
+        {"name": "moved", "url": server.url("/old")}, {"name": "hop", "url": server.url("/tmp")}
+    )
+    first = {f.name: f for f in poll(settings, store, http).feeds}
+    assert first["moved"].status == "ok" and first["moved"].new == 50
+    assert any(
+        "moved permanently to " + server.url("/new") in w and "update its url" in w
+        for w in first["moved"].warnings
+    )
+    assert not any("moved" in w for w in first["hop"].warnings)  # a temporary redirect
+    again = {f.name: f for f in poll(settings, store, http).feeds}
+    assert again["moved"].status == "not-modified"
+    assert any("moved permanently" in w for w in again["moved"].warnings)
+
+
 def _blog_rss(items: list[tuple[str, str, str]]) -> bytes:
     """A plain RSS 2.0 feed (no arXiv ids) of (title, link, description)."""
     body = "".join(
@@ -376,3 +399,36 @@ def test_a_feed_giving_items_one_guid_is_stored_not_failed_at_every_poll(
     assert any("repeat an earlier item" in w for w in outcome.warnings)
     entries = sorted(s.entry for p in store.load_papers(with_sources=True) for s in p.sources)
     assert entries == ["https://blog.example.org/", "https://blog.example.org/p/2"]
+
+
+def _rss(*items: str) -> bytes:
+    body = "".join(f"<item>{item}</item>" for item in items)
+    return f"<rss version='2.0'><channel><title>t</title>{body}</channel></rss>".encode()
+
+
+def test_a_feed_none_of_whose_items_can_be_read_fails_instead_of_looking_empty(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    # a feed that changed its format (no links nor ids any more) must not look like a quiet
+    # weekend for weeks: "ok, 0 new" raised no alert; a failure does (and status shows it)
+    server.routes["/broken"] = Route(
+        body=_rss("<title>A</title>", "<title>B</title><description>x</description>")
+    )
+    server.routes["/partly"] = Route(
+        body=_rss("<title>A</title>", "<title>C</title><link>https://example.org/c</link>")
+    )
+    server.routes["/empty"] = Route(body=_rss())
+    settings = settings_for(
+        {"name": "broken", "url": server.url("/broken")},
+        {"name": "partly", "url": server.url("/partly")},
+        {"name": "empty", "url": server.url("/empty")},
+    )
+    report = poll(settings, store, http)
+    outcomes = {f.name: f for f in report.feeds}
+    assert outcomes["broken"].status == "failed"
+    assert outcomes["broken"].error is not None
+    assert "none of its 2 items could be read" in outcomes["broken"].error
+    assert "no id or link" in outcomes["broken"].error  # the parser's first reason
+    assert (outcomes["partly"].status, outcomes["partly"].new) == ("ok", 1)
+    assert (outcomes["empty"].status, outcomes["empty"].items) == ("ok", 0)  # a quiet day
+    assert states(store)["broken"].consecutive_failures == 1

@@ -12,7 +12,7 @@ import click
 from digestbot.alert_channels import build_notifier
 from digestbot.alerts import Alerter
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json
-from digestbot.scheduler import Daemon, serve_until_signalled
+from digestbot.scheduler import Daemon, run_once_until_signalled, serve_until_signalled
 from digestbot.services import PollFn, SendFn
 from digestbot.status import build_status
 from digestbot.timing import check_schedules
@@ -77,8 +77,7 @@ def run_command(app: AppContext, once: bool) -> None:
     _event_logs(app)
     daemon = build_daemon(app)
     if once:
-        with daemon.holding_lock():
-            ok = daemon.run_once()
+        ok = run_once_until_signalled(daemon, on_exit=app.cleanups)
         sys.exit(0 if ok else 1)
     serve_until_signalled(daemon, on_exit=app.cleanups)
 

@@ -86,11 +86,17 @@ def feeds_status(app: AppContext, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        click.echo("no feeds configured (add a 'feeds:' list to the config)", err=True)
     for row in rows:
+        failing = ""
+        if row.get("last_status") == "failed":  # a feed down for days says so
+            failing = f"  failed {row.get('consecutive_failures')} times in a row"
+            failing += f"; error: {row['last_error']}"
         click.echo(
             f"{row['name']:<20} {row.get('last_status') or 'never polled':<13} "
             f"last success {row.get('last_success') or '-'}  items seen {row.get('items_seen')}"
-            + (f"  error: {row['last_error']}" if row.get("last_status") == "failed" else "")
+            + failing
         )
 
 

@@ -26,13 +26,13 @@ from digestbot.delivery.outcomes import SendReport, digest_date_for
 from digestbot.delivery.service import OnOutcome, send_profile
 from digestbot.delivery.targets import Deliverers, build_deliverers, slack_target
 from digestbot.store import SqlStore, ledger
-from digestbot.store.slack import PersonalProfile, load_personal_profiles
+from digestbot.store.slack import PERSONAL_PREFIX, PersonalProfile, load_personal_profiles
 from digestbot.timing import last_fire_time, send_time
 
 log = logging.getLogger(__name__)
 
-PERSONAL_PREFIX = "@"
 RETRY_AFTER = timedelta(minutes=10)
+ASKED_EVERY = timedelta(minutes=1)  # scheduler.PERSONAL_SECONDS: how often the daemon asks
 
 
 def personal_profile_name(user_id: str) -> str:
@@ -40,20 +40,8 @@ def personal_profile_name(user_id: str) -> str:
 
 
 def build_personal_profile(personal: PersonalProfile) -> Profile | None:
-    """The digest profile of a person (``None`` while they follow nothing).
-
-    ``as_profile()`` gives the ranking part; the name and schedule are set without
-    re-validation, since ``@`` is (on purpose) not allowed in configured names.
-    """
-    base = personal.as_profile()
-    if base is None:
-        return None
-    return base.model_copy(
-        update={
-            "name": personal_profile_name(personal.user_id),
-            "schedule": personal.as_schedule(),
-        }
-    )
+    """The digest profile of a person (``None`` while they follow nothing)."""
+    return personal.digest_profile()
 
 
 def _due(
@@ -95,7 +83,8 @@ def send_personal_due(
     on_outcome: OnOutcome | None = None,
 ) -> SendReport:
     """Send every personal digest that is due now; see the module docstring."""
-    grace = timedelta(seconds=parse_duration(settings.misfire_grace))
+    # asked once a minute: a time is met up to a minute late even with a smaller grace
+    grace = max(timedelta(seconds=parse_duration(settings.misfire_grace)), ASKED_EVERY * 2)
     profiles = []
     for personal in load_personal_profiles(store):
         profile = build_personal_profile(personal)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,13 +50,14 @@ from digestbot.delivery.targets import Deliverers, Target, build_deliverers, col
 from digestbot.errors import ContentRefusedError, DeliveryError, DigestError
 from digestbot.models import Digest, ScoredPaper
 from digestbot.newsletter import (
+    WEEK,
     address_of,
     build_unsubscribe,
     is_weekly_day,
-    this_week,
     week_label,
 )
-from digestbot.ranking import pick, rank
+from digestbot.pipeline import rank_profile
+from digestbot.ranking import pick
 from digestbot.store import SqlStore, ledger
 from digestbot.store.ledger import DeliveryRecord, NewDelivery
 from digestbot.store.subscribers import mark_bounced
@@ -142,7 +143,6 @@ class _ProfileRun:
         )
         self.on_outcome = on_outcome
         self.unsubscribe = build_unsubscribe(settings) if self._has_email() else None
-        self._ranked: list[ScoredPaper] | None = None
         self._slack: dict[tuple[str, ...], list[SlackMessage]] = {}
         self._email: dict[tuple[str, ...], EmailContent] = {}
 
@@ -213,10 +213,17 @@ class _ProfileRun:
                 )
         return done, retry, fresh, stale
 
-    def _ranking(self) -> list[ScoredPaper]:
-        if self._ranked is None:
-            self._ranked = rank(self.store.load_papers(), self.profile, now=self.now)
-        return self._ranked
+    def _ranking(self, candidates: Collection[int]) -> list[ScoredPaper]:
+        """The candidates (pks) best first, as the store's rank scores them: the persisted
+        index, the stored embeddings, the profile's 👍/👎 votes and the config's ranking
+        settings (as `digestbot rank` shows)."""
+        return rank_profile(
+            self.store,
+            self.profile,
+            now=self.now,
+            settings=self.settings.ranking,
+            only=candidates,
+        )
 
     def _new_digests(self, fresh: Sequence[Target]) -> list[tuple[NewDelivery, list[ScoredPaper]]]:
         """Per target: the best papers never sent there among those new since its last digest."""
@@ -227,13 +234,16 @@ class _ProfileRun:
         )
         pk_of, sent, top = ledger.load_unsent(self.store, watermarks=marks)
         refused = ledger.load_rejected_papers(self.store, destinations=[t.key for t in fresh])
-        ranked = [s for s in self._ranking() if s.paper.id in pk_of]
+        ranked = [s for s in self._ranking(pk_of.values()) if s.paper.id in pk_of]
+        weekly = any(t.cadence == "weekly" for t in fresh)
+        # a weekly reader's pool: the papers first seen in the 7 days before now
+        week = ledger.load_seen_since(self.store, since=self.now - WEEK) if weekly else set()
         out: list[tuple[NewDelivery, list[ScoredPaper]]] = []
         for target in fresh:
             mark, got = marks[target.key], sent[target.key] | refused[target.key]
             pool = [s for s in ranked if pk_of[s.paper.id] > mark and pk_of[s.paper.id] not in got]
             if target.cadence == "weekly":  # newsletter: the best of the past 7 days
-                pool = this_week(pool, now=self.now)
+                pool = [s for s in pool if pk_of[s.paper.id] in week]
             chosen = pick(pool, self.profile)
             empty = not chosen and self.profile.on_empty == "skip"
             item = NewDelivery(

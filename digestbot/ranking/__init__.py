@@ -9,14 +9,24 @@ scores the persisted, incrementally-updated index of the whole store instead
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
+
+import numpy as np
 
 from digestbot.config import Profile, RankingSettings
 from digestbot.ids import normalize_title
 from digestbot.models import Paper, ScoredPaper
-from digestbot.ranking.explain import assemble
+from digestbot.ranking.explain import assemble, nearest_by_evidence
 from digestbot.ranking.lexical import Document, Floats, LexicalIndex
 from digestbot.ranking.scorer import score_profile
+from digestbot.ranking.semantic import (
+    Embedder,
+    Vectors,
+    liked_share,
+    nearest_liked,
+    semantic_scores,
+)
 
 
 def resolve_likes(likes: Sequence[str], *, ids: Sequence[str], titles: Sequence[str]) -> list[int]:
@@ -43,11 +53,21 @@ def rank(
     settings: RankingSettings | None = None,
     feedback: Sequence[tuple[str, int]] = (),
     semantic: Floats | None = None,
+    vectors: Vectors | None = None,
+    embedder: Embedder | None = None,
 ) -> list[ScoredPaper]:
     """Every paper, best first, each with a score, a short ``why`` and a breakdown.
 
     ``feedback`` is (paper id, +1 | -1) votes: 👍 pulls toward, 👎 pushes away.
     Excluded and 👎 papers come last with score 0.
+
+    ``semantic`` is embedding evidence per paper, computed by the caller; or, with
+    ``vectors`` (the papers' unit embeddings, row i for ``papers[i]``, a row of zeros where
+    a paper has none) and an ``embedder`` (for the profile's texts), it is computed here as
+    the store's rank does (``semantic.semantic_scores``, without title vectors). Given
+    ``vectors``, ``why`` names the liked paper nearest by cosine where the liked papers'
+    semantic evidence outweighs their words, as the store's rank does
+    (``explain.nearest_by_evidence``); without them, the nearest by TF-IDF.
     """
     if not papers:
         return []
@@ -68,6 +88,13 @@ def rank(
             liked.append(row)
     disliked = [position[pid] for pid, v in feedback if v < 0 and pid in position]
     liked = [row for row in liked if row not in disliked]
+    has = None
+    if vectors is not None:
+        if len(vectors) != len(papers):
+            raise ValueError(f"{len(vectors)} vectors for {len(papers)} papers")
+        has = np.any(vectors != 0, axis=1)
+        if semantic is None and embedder is not None and has.any():
+            semantic = semantic_scores(embedder, vectors, profile, liked_rows=liked, has=has)
     scores = score_profile(
         index,
         profile,
@@ -78,6 +105,10 @@ def rank(
         now=now,
         semantic=semantic,
     )
+    if vectors is not None and has is not None and liked:
+        by_cosine = nearest_liked(vectors, liked, has=has)
+        nearest = nearest_by_evidence(scores, by_cosine, liked_share=liked_share(profile))
+        scores = replace(scores, nearest_liked=nearest)
     return assemble(
         scores,
         list(range(len(papers))),

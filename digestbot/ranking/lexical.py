@@ -9,6 +9,7 @@ from every segment: the cost is the number of matches, not the number of papers.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -322,6 +323,19 @@ class LexicalIndex:
             return np.full(len(wanted), -1, dtype=np.int64)
         pos = np.minimum(np.searchsorted(sorted_pks, wanted), len(sorted_pks) - 1)
         return np.where(sorted_pks[pos] == wanted, sorted_rows[pos], -1).astype(np.int64)
+
+    def fingerprint(self) -> tuple[int, int]:
+        """Equal for two indexes only when they list the same papers, as indexed, at the same
+        rows (a paper changed in place is re-listed at a new row by a persisted index; a
+        built one differs in its upvotes or text length): the rows and a CRC-32 of the pks,
+        live rows, upvotes and text lengths. Computed once per index."""
+        hit = self.memo.get("fingerprint")
+        if hit is None:
+            crc = 0
+            for part in (self.pks, self.live, self.upvotes, self.doc_len):
+                crc = zlib.crc32(np.ascontiguousarray(part).tobytes(), crc)
+            hit = self.memo["fingerprint"] = (self.n_rows, crc)
+        return hit
 
     def row_of_pk(self) -> dict[int, int]:
         """pk -> live row (computed once per index)."""

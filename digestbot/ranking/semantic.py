@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -424,6 +424,7 @@ def ready_vectors(
     row_of: dict[int, int],
     n_rows: int,
     now: datetime,
+    layout: Hashable | None = None,
 ) -> RowVectors | None:
     """The stored vectors by row and which rows have one (see ``row_vectors``).
 
@@ -434,7 +435,10 @@ def ready_vectors(
     (``fuse_available``). The same goes for the title vectors apart (a store
     upgraded with many papers and no title vector still embeds its few new
     papers inline): a paper without one counts its title + abstract vector alone. With a
-    daemon running, the missing ones are not even counted.
+    daemon running, the missing ones are not even counted. Without, given the index's
+    ``layout`` (``LexicalIndex.fingerprint``), a process counts them again only once papers
+    or vectors changed (``vector_cache.VectorCache.missing``): a Slack server's repeated
+    ranks cost about what they cost with a daemon.
     """
     kinds = vector_kinds(settings)
     if is_worker_running(store, now=now):
@@ -442,7 +446,15 @@ def ready_vectors(
         # 0.3 s on 100,000, which a daemon's or a Slack server's repeated ranks then skip)
         log.debug("a daemon is running: papers without a vector are its worker's to embed")
         return row_vectors(store, embedder, row_of=row_of, n_rows=n_rows, settings=settings)
-    missing = count_missing(store, embedder, kinds, since=None)
+    if layout is None:
+        missing = count_missing(store, embedder, kinds, since=None)
+    else:
+        missing = VECTORS.missing(
+            store,
+            [kind.key(embedder.name) for kind in kinds],
+            layout=layout,
+            count=lambda: count_missing(store, embedder, kinds, since=None),
+        )
     papers, titles = missing[PAPER.name], missing.get(TITLE.name, 0)
     limit = settings.embedding_inline_limit
     if papers > limit:

@@ -8,7 +8,7 @@ the liked and top papers, and the profile's 👍/👎 votes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +48,7 @@ from digestbot.store.ranking import (
     pks_of_ids,
     resolve_paper_pks,
 )
+from digestbot.store.slack import personal_user
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,12 @@ def open_index(store: SqlStore, directory: Path | None) -> LexicalIndex:
 
 
 def profile_votes(store: SqlStore, profile: Profile) -> tuple[list[int], list[int]]:
-    """(👍 pks, 👎 pks) recorded for the profile."""
-    votes = load_feedback(store, subject_kind="profile", subject=profile.name)
+    """(👍 pks, 👎 pks) recorded for the profile; a personal profile's are its person's."""
+    user = personal_user(profile.name)
+    if user is not None:
+        votes = load_feedback(store, subject_kind="user", subject=user)
+    else:
+        votes = load_feedback(store, subject_kind="profile", subject=profile.name)
     pks = pks_of_ids(store, [v.paper_id for v in votes])
     ups = [pks[v.paper_id] for v in votes if v.value > 0 and v.paper_id in pks]
     downs = [pks[v.paper_id] for v in votes if v.value < 0 and v.paper_id in pks]
@@ -160,6 +165,7 @@ def _semantic(
             row_of=index.row_of_pk(),
             n_rows=index.n_rows,
             now=now,
+            layout=index.fingerprint(),
         )
         if ready is None:
             return None, None
@@ -191,8 +197,11 @@ def rank_store(
     index_dir: Path | None,
     limit: int | None = None,
     detailed: int = FULL_ROWS,
+    only: Collection[int] | None = None,
 ) -> list[ScoredPaper]:
-    """Every paper best first, or only the best ``limit`` (then only those are read).
+    """Every paper best first, or only the best ``limit`` (then only those are read), or
+    with ``only`` the papers of those pks (scored against the whole store, as always; the
+    best ``detailed`` of them carry full papers and breakdowns).
 
     The reference for ``rank_listing``, which lists every paper much faster.
     """
@@ -203,11 +212,12 @@ def rank_store(
     def liked_title(k: int) -> str:
         return liked_titles.get(int(index.pks[liked_rows[k]]), ("", ""))[0]
 
-    if limit is not None:
+    if limit is not None and only is None:
         top = _best(store, index, scores, limit=limit, liked_title=liked_title)
         if top is not None:
             return top
-    listing = [(pk, paper) for pk, paper in load_listing(store) if pk in row_of]
+    wanted = row_of if only is None else {pk for pk in only if pk in row_of}
+    listing = [(pk, paper) for pk, paper in load_listing(store) if pk in wanted]
     pks = [pk for pk, _ in listing]
     rows = [row_of[pk] for pk in pks]
     papers = [paper for _, paper in listing]

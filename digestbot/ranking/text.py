@@ -26,12 +26,29 @@ import Stemmer
 from digestbot.ranking.stopwords import STOP_WORDS
 
 N_COLUMNS = 1 << 22  # hashed term space
-TOKENIZER_VERSION = 3  # bump when the analysis changes: persisted indexes are rebuilt
+TOKENIZER_VERSION = 4  # bump when the analysis changes: persisted indexes are rebuilt
 
-_WORD = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*")
-# a word as above, or one punctuation mark: what ends a run of words written side by side
-WORD_OR_MARK = re.compile(r"[a-z0-9]+(?:[-'/][a-z0-9]+)*|[^\sa-z0-9]")
+# After ``fold`` the only characters left outside ASCII are letters, digits and marks of
+# any script. Chinese and Japanese are written without spaces: each Han or kana character
+# is a word of its own, so a run of them is indexed as its characters and their adjacent
+# pairs (bigrams), and a CJK keyword is matched as the phrase of its character bigrams.
+_CJK = (
+    "\u3005-\u3007\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+    "\U00020000-\U0003ffff"
+)
+# a word character that is not CJK: ASCII letters and digits, any other script's letters
+_LETTER = (
+    "a-z0-9\u0080-\u3004\u3008-\u303f\u3100-\u31ef\u3200-\u33ff\u4dc0-\u4dff"
+    "\ua000-\uf8ff\ufb00-\U0001ffff\U00040000-\U0010ffff"
+)
+_IS_CJK = re.compile(f"[{_CJK}]")
+_WORD = re.compile(f"[{_CJK}]|[{_LETTER}]+(?:[-'/][{_LETTER}]+)*")
+# a word as above (a CJK run as one), or one punctuation mark: what ends a run of words
+# written side by side
+WORD_OR_MARK = re.compile(f"[{_CJK}]+|[{_LETTER}]+(?:[-'/][{_LETTER}]+)*|[^\\s{_LETTER}{_CJK}]")
+_HYPHENATED = re.compile(f"[{_LETTER}{_CJK}][-/][{_LETTER}{_CJK}]")
 _STEMMER = Stemmer.Stemmer("english")
+_STEMMERS = {"cyrillic": Stemmer.Stemmer("russian"), "greek": Stemmer.Stemmer("greek")}
 
 # Acronyms a researcher writes either way. Each is expanded both ways at query
 # time only (documents are indexed as written), and only where the short form is
@@ -85,13 +102,56 @@ ACRONYMS: dict[str, str | tuple[str, ...]] = {
 _ACRONYM_KEYS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
 
 
+# letters that carry their mark in themselves (no decomposition): as their base letters
+_BASE_LETTERS = {"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe"}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_NOT_DIACRITIC = re.compile(r"[^\x00-\x7f\u0300-\u036f]")
+
+
+@lru_cache(maxsize=8192)
+def _fold_char(char: str) -> str:
+    """One non-ASCII character of NFKD text: a letter, digit or mark of any script kept
+    (case-folded), a Latin, Greek or Cyrillic diacritic (U+0300-U+036F) dropped, and any
+    other character (punctuation, symbols) dropped as ASCII folding always did."""
+    if "\u0300" <= char <= "\u036f" or unicodedata.category(char)[0] not in "LNM":
+        return ""
+    folded = char.casefold()
+    folded = "".join(c for c in folded if not "\u0300" <= c <= "\u036f")
+    return _BASE_LETTERS.get(folded, folded)
+
+
+def _fold_run(match: re.Match[str]) -> str:
+    return "".join(map(_fold_char, match.group(0)))
+
+
 def fold(text: str) -> str:
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    """Text as matched: compatibility-normalised (NFKC), lower case, diacritics removed
+    (``naïve`` -> ``naive``, ``Schrödinger`` -> ``schrodinger``, ``Ørsted`` -> ``orsted``),
+    punctuation and symbols outside ASCII removed; the letters and digits of every script
+    kept (``Трансформер`` -> ``трансформер``, ``強化学習``). ASCII text is only lower-cased,
+    as it always was."""
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKD", text)
+    if not any(map(_fold_char, set(_NOT_DIACRITIC.findall(text)))):  # Latin with diacritics
+        return text.encode("ascii", "ignore").decode().lower()
+    if "\u0306" in text:  # Cyrillic й is a letter of its own, not и with a breve
+        text = text.replace("\u0438\u0306", "\u0439").replace("\u0418\u0306", "\u0439")
+    text = _NON_ASCII.sub(_fold_run, text).lower()
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    return str(_STEMMER.stemWord(word))
+    """English Snowball stem; Russian or Greek Snowball for a Cyrillic or Greek word; a
+    word of another script as it is."""
+    if word.isascii():
+        return str(_STEMMER.stemWord(word))
+    if any("\u0400" <= c <= "\u04ff" for c in word):
+        return str(_STEMMERS["cyrillic"].stemWord(word))
+    if any("\u0370" <= c <= "\u03ff" or "\u1f00" <= c <= "\u1fff" for c in word):
+        return str(_STEMMERS["greek"].stemWord(word))
+    return word if _IS_CJK.match(word) else str(_STEMMER.stemWord(word))
 
 
 _TOKEN_CACHE: dict[str, tuple[tuple[str, ...], str | None]] = {}
@@ -105,7 +165,9 @@ def _word_parts(raw: str) -> list[str]:
 
 def _is_content(part: str) -> bool:
     """Whether a part counts as a word: not a stop word, and a digit if one character."""
-    return part not in STOP_WORDS and (len(part) > 1 or part.isdigit())
+    return part not in STOP_WORDS and (
+        len(part) > 1 or part.isdigit() or _IS_CJK.match(part) is not None
+    )
 
 
 def _analyse_new_token(raw: str) -> tuple[tuple[str, ...], str | None]:
@@ -198,7 +260,7 @@ def expansions(phrase: str) -> list[str]:
         for short, written in ACRONYMS.items():
             forms = tuple(map(_long_form, (written,) if isinstance(written, str) else written))
             _ACRONYM_KEYS.append((short, forms, tuple(" ".join(_phrase_words(f)) for f in forms)))
-    if re.search(r"[a-z0-9][-/][a-z0-9]", fold(phrase)):
+    if _HYPHENATED.search(fold(phrase)):
         out.append(_joined(phrase))
         keys.add(" ".join(_phrase_words(out[-1])))
     for short, forms, form_keys in _ACRONYM_KEYS:
@@ -213,14 +275,14 @@ def expansions(phrase: str) -> list[str]:
 
 def _joined(phrase: str) -> str:
     """The phrase with its hyphenated (or slashed) words as one: ``low-bit`` -> ``lowbit``."""
-    return re.sub(r"(?<=[a-z0-9])[-/](?=[a-z0-9])", "", fold(phrase))
+    return re.sub(f"(?<=[{_LETTER}{_CJK}])[-/](?=[{_LETTER}{_CJK}])", "", fold(phrase))
 
 
 def _long_form(long: str) -> str:
     """An acronym's expansion as searched: as written, unless its stop words leave a single
     content word (``out-of-distribution``: ``distribution`` is not ``OOD``); then its
     joined form (the index holds ``outofdistribution`` for a hyphenated word)."""
-    if len(_phrase_words(long)) < 2 and re.search(r"[a-z0-9][-/][a-z0-9]", fold(long)):
+    if len(_phrase_words(long)) < 2 and _HYPHENATED.search(fold(long)):
         return _joined(long)
     return long
 
@@ -255,8 +317,10 @@ def columns(items: Iterable[str]) -> list[int]:
 _SEP = "\x00"  # between texts: not a word character, unchanged by ``fold``
 # folded bytes -> only word characters and the separator kept: split on whitespace, the
 # pieces are runs of word characters, each holding one or more ``_WORD`` tokens
+# (bytes of UTF-8 sequences are kept: ``fold`` leaves only letters, digits and marks there)
 _PIECES = bytes(
-    c if chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789-'/" + _SEP else 32 for c in range(256)
+    c if c >= 128 or chr(c) in "abcdefghijklmnopqrstuvwxyz0123456789-'/" + _SEP else 32
+    for c in range(256)
 )
 _CRC_POLY = 0xEDB88320  # CRC-32 (zlib), reflected
 _MAX_SHIFT = 256  # bigrams whose second word is longer are hashed as strings
@@ -385,8 +449,7 @@ def batch_columns(
         _VOCAB = _Vocabulary()
     vocab = _VOCAB
     joined_text = f" {_SEP} ".join(t.replace(_SEP, " ") if _SEP in t else t for t in texts)
-    folded = unicodedata.normalize("NFKD", joined_text).encode("ascii", "ignore").lower()
-    pieces = folded.translate(_PIECES).split()  # as ``fold`` then ``_WORD`` would split
+    pieces = fold(joined_text).encode().translate(_PIECES).split()  # as ``_WORD`` would split
     ids = np.fromiter(map(vocab.raw_id.get, pieces, repeat(-1)), dtype=np.int64, count=len(pieces))
     missing = np.flatnonzero(ids < 0).tolist()
     if missing:  # each new piece analysed once, however often it occurs

@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from digestbot.store import SqlStore
-from digestbot.store.embeddings import ChangeMark, VectorChanges, load_vector_changes
+from digestbot.store.embeddings import (
+    ChangeMark,
+    VectorChanges,
+    load_vector_changes,
+    missing_state,
+)
 
 Vectors = npt.NDArray[np.float32]
 Flags = npt.NDArray[np.bool_]
@@ -161,17 +166,52 @@ def _apply(entry: _Entry, pks: Ints, vectors: Vectors) -> None:
 
 class VectorCache:
     """The vectors of a few (database URL, vector key) pairs by index row, least recently
-    used dropped first; ``rows_read`` counts the vectors read from databases."""
+    used dropped first; ``rows_read`` counts the vectors read from databases, ``counted``
+    the counts of missing vectors made (``missing``)."""
 
     def __init__(self, *, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self.rows_read = 0
+        self.counted = 0
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._missing: OrderedDict[tuple[str, tuple[str, ...]], tuple[object, dict[str, int]]]
+        self._missing = OrderedDict()
         self._lock = threading.Lock()
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._missing.clear()
+
+    def missing(
+        self,
+        store: SqlStore,
+        keys: Sequence[str],
+        *,
+        layout: Hashable,
+        count: Callable[[], dict[str, int]],
+    ) -> dict[str, int]:
+        """``count()`` (the vectors missing per key: a pass over every paper, ~0.3 s on
+        100,000), or the count this process made last for the same database and keys while
+        nothing it depends on changed since: no vector written, replaced or marked current,
+        no paper added (``missing_state``), and the same ``layout`` (the lexical index's
+        ``fingerprint``: a paper changed in place is re-listed, which changes it). The state
+        is read before counting, so a change made during the count is seen next time."""
+        key = (str(store.engine.url), tuple(keys))
+        state = (layout, missing_state(store))
+        with self._lock:
+            hit = self._missing.get(key)
+            if hit is not None and hit[0] == state:
+                self._missing.move_to_end(key)
+                return dict(hit[1])
+        counts = count()
+        with self._lock:
+            self.counted += 1
+            self._missing[key] = (state, dict(counts))
+            self._missing.move_to_end(key)
+            while len(self._missing) > self.max_entries:
+                self._missing.popitem(last=False)
+        return counts
 
     def by_row(
         self, store: SqlStore, keys: Sequence[str], *, row_of: Mapping[int, int], n_rows: int

@@ -3,13 +3,19 @@
 - Conditional GET: the ETag and Last-Modified of the last answer are sent back
   (``If-None-Match`` / ``If-Modified-Since``); a 304 is "not modified".
 - A ``User-Agent`` naming digestbot, its version and its home page.
-- A timeout per request, bounded retries on timeouts, connection errors and
+- A timeout per request: ``timeout`` bounds each wait on the socket and also the
+  whole request (a server trickling a byte every few seconds is cut off once the
+  answer has taken ``timeout``; the check is made as each piece arrives, so the
+  request lasts at most about twice ``timeout``); bounded retries on timeouts, connection errors and
   500/502/504 (exponential back-off), and on 429/503 after ``Retry-After``
   (seconds or an HTTP date) when that is within ``retry_after_cap``; a longer
   wait fails the poll with the server's wish in the message instead of blocking.
 - At most one request per 3 seconds to arXiv hosts (arXiv's terms of use),
   process-wide, whatever the feed.
-- Bodies larger than ``max_bytes`` are refused.
+- Bodies larger than ``max_bytes`` are refused, on the wire and once decompressed:
+  digestbot asks for ``gzip, deflate`` only and inflates them itself, never more
+  than ``max_bytes`` (httpx would inflate a whole network read at once, so a few
+  kilobytes gzipped twice became gigabytes in memory before any size check).
 
 Clock and sleep are injected, so tests never wait.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +45,8 @@ ARXIV_INTERVAL = 3.0
 RETRY_STATUSES = frozenset({500, 502, 504})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 MAX_BYTES = 50 * 1024 * 1024
+ACCEPT_ENCODING = "gzip, deflate"  # the codings ``_inflate`` reads, bounded
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -51,6 +60,13 @@ class FetchResult:
     last_modified: str | None
     content_type: str | None
     attempts: int = 1
+    moved_to: str | None = None  # where a permanent redirect (301, 308) led: the new URL
+
+    def moved_warning(self, source: str) -> list[str]:
+        """A warning when the feed has moved for good (its old URL may stop redirecting)."""
+        if self.moved_to is None:
+            return []
+        return [f"{source}: moved permanently to {self.moved_to}: update its url in the config"]
 
     @property
     def is_not_modified(self) -> bool:
@@ -126,17 +142,54 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def _read(response: httpx.Response, *, max_bytes: int, source: str) -> bytes:
+def _too_large(max_bytes: int, *, source: str, decoded: bool = False) -> FetchError:
+    after = " once decompressed" if decoded else ""
+    return FetchError(
+        f"response larger than {max_bytes} bytes{after}, refused", source=source, status=200
+    )
+
+
+def _inflate(data: bytes, coding: str, *, max_bytes: int, source: str) -> bytes:
+    """One ``Content-Encoding`` undone, producing at most ``max_bytes`` (else refused)."""
+    if coding in ("gzip", "x-gzip"):
+        attempts = [_GZIP_WBITS]
+    elif coding == "deflate":  # zlib-wrapped as the RFC says, or raw as some servers send
+        attempts = [zlib.MAX_WBITS, -zlib.MAX_WBITS]
+    else:
+        raise FetchError(f"unsupported Content-Encoding {coding!r}", source=source, status=200)
+    for wbits in attempts:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(data, max_bytes + 1)
+            if len(out) <= max_bytes:
+                out += inflater.flush()
+        except zlib.error as exc:
+            if wbits != attempts[-1]:
+                continue
+            raise FetchError(f"cannot decompress the {coding} body: {exc}", source=source) from None
+        if len(out) > max_bytes:
+            raise _too_large(max_bytes, source=source, decoded=True)
+        return out
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read(response: httpx.Response, *, max_bytes: int, source: str, deadline: float) -> bytes:
+    """The body as sent (at most ``max_bytes``), then decompressed (at most ``max_bytes``)."""
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
+    for chunk in response.iter_raw():
+        if time.monotonic() > deadline:  # each read came in time, the whole answer did not
+            raise httpx.ReadTimeout("the whole answer took too long", request=response.request)
         size += len(chunk)
         if size > max_bytes:
-            raise FetchError(
-                f"response larger than {max_bytes} bytes, refused", source=source, status=200
-            )
+            raise _too_large(max_bytes, source=source)
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    codings = response.headers.get("Content-Encoding", "").lower().split(",")
+    for coding in reversed([c.strip() for c in codings if c.strip()]):
+        if coding != "identity":
+            body = _inflate(body, coding, max_bytes=max_bytes, source=source)
+    return body
 
 
 def fetch_feed(
@@ -156,7 +209,7 @@ def fetch_feed(
     max_bytes: int = MAX_BYTES,
 ) -> FetchResult:
     """GET ``url`` (conditionally); ``FetchError`` naming ``source`` when it cannot be had."""
-    headers = {"User-Agent": USER_AGENT}
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
@@ -171,11 +224,17 @@ def fetch_feed(
     for attempt in range(1, attempts + 1):
         limiter.wait(host)
         delay = backoff * 2 ** (attempt - 1)
+        deadline = time.monotonic() + timeout
         try:
             with client.stream(
                 "GET", url, headers=headers, timeout=httpx.Timeout(timeout), follow_redirects=True
             ) as response:
                 status = response.status_code
+                moved = (
+                    str(response.url)
+                    if any(r.status_code in (301, 308) for r in response.history)
+                    else None
+                )
                 if status == 304:  # validators may be refreshed by the 304 itself
                     return FetchResult(
                         status=304,
@@ -184,8 +243,9 @@ def fetch_feed(
                         last_modified=response.headers.get("Last-Modified") or last_modified,
                         content_type=None,
                         attempts=attempt,
+                        moved_to=moved,
                     )
-                body = _read(response, max_bytes=max_bytes, source=source)
+                body = _read(response, max_bytes=max_bytes, source=source, deadline=deadline)
                 if 200 <= status < 300:
                     return FetchResult(
                         status=status,
@@ -194,6 +254,7 @@ def fetch_feed(
                         last_modified=response.headers.get("Last-Modified"),
                         content_type=response.headers.get("Content-Type"),
                         attempts=attempt,
+                        moved_to=moved,
                     )
                 error = f"HTTP {status} {response.reason_phrase}".strip()
                 if status in RETRY_AFTER_STATUSES:

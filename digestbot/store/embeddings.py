@@ -196,7 +196,9 @@ def record_embeddings(
 
 
 def touch_embeddings(store: SqlStore, items: Sequence[ToEmbed], *, model: str) -> None:
-    """Mark the vectors of ``items`` current again: their papers changed, not their text."""
+    """Mark the vectors of ``items`` current again: their papers changed, not their text.
+    Counted as a write of vectors (``next_change``): fewer vectors are missing now, which a
+    process remembering the count (``missing_state``) must see; no vector is re-read."""
     if not items:
         return
     statement = (
@@ -208,10 +210,29 @@ def touch_embeddings(store: SqlStore, items: Sequence[ToEmbed], *, model: str) -
         .values(paper_updated_at=sa.bindparam("b_updated"))
     )
     with store.transaction() as conn:
+        next_change(conn)
         conn.execute(
             statement,
             [{"b_pk": item.pk, "b_updated": item.updated_at} for item in items],
         )
+
+
+def missing_state(store: SqlStore) -> tuple[str, int, int, int]:
+    """What the count of missing vectors depends on, cheaply (no pass over the papers'
+    rows): this database and its count of vector writes (``next_change``: new, replaced and
+    touched vectors), and the papers' number and highest pk (new papers). A paper changed
+    in place is not seen here: the lexical index re-lists it (see
+    ``ranking.vector_cache.VectorCache.missing``)."""
+    current = embedding_changes.c.name == VECTOR_CHANGES
+    query = sa.select(
+        sa.select(embedding_changes.c.instance).where(current).scalar_subquery(),
+        sa.select(embedding_changes.c.seq).where(current).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(papers).scalar_subquery(),
+        sa.select(sa.func.max(papers.c.pk)).scalar_subquery(),
+    )
+    with store.transaction() as conn:
+        instance, seq, n_papers, max_pk = conn.execute(query).one()
+    return str(instance or ""), int(seq or 0), int(n_papers or 0), int(max_pk or 0)
 
 
 Stored = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]  # (paper pks, their vectors)

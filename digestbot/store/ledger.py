@@ -278,6 +278,13 @@ def load_unsent(
     return ids, sent, top
 
 
+def load_seen_since(store: SqlStore, *, since: datetime) -> set[int]:
+    """The pks of the papers first seen at ``since`` or later (one query)."""
+    query = sa.select(papers.c.pk).where(papers.c.first_seen >= naive_utc(since))
+    with store.transaction() as conn:
+        return {row[0] for row in conn.execute(query)}
+
+
 def record_deliveries(
     store: SqlStore, new: Sequence[NewDelivery], *, now: datetime
 ) -> tuple[list[DeliveryRecord], list[NewDelivery]]:

@@ -45,12 +45,34 @@ personal_profiles = sa.Table(
 )
 
 
+PERSONAL_PREFIX = "@"  # a personal profile's name: "@" and the Slack user id
+
+
+def personal_user(profile_name: str) -> str | None:
+    """The Slack user whose personal profile this is; None for a configured profile."""
+    return (
+        profile_name[len(PERSONAL_PREFIX) :] if profile_name.startswith(PERSONAL_PREFIX) else None
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PersonalProfile:
     user_id: str
     terms: tuple[str, ...] = ()
     delivery_time: str = DEFAULT_DELIVERY_TIME
     timezone: str = DEFAULT_TIMEZONE
+
+    def digest_profile(self) -> Profile | None:
+        """The profile of the person's digest and `/papers today`: ``as_profile()`` named
+        ``@<user id>`` (whose votes are the person's own) and scheduled at their time; the
+        name is set without re-validation, since ``@`` is (on purpose) not allowed in
+        configured names. ``None`` while nothing is followed."""
+        base = self.as_profile()
+        if base is None:
+            return None
+        return base.model_copy(
+            update={"name": f"{PERSONAL_PREFIX}{self.user_id}", "schedule": self.as_schedule()}
+        )
 
     def as_profile(self) -> Profile | None:
         """A ranking profile over the followed terms (``None`` while nothing is followed)."""

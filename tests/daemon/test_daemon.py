@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from digestbot.alerts import Alert, Alerter
-from digestbot.config import Settings, parse_settings
+from digestbot.config import Settings, load_settings, parse_settings
 from digestbot.scheduler import Daemon
 from digestbot.store import SqlStore
 from digestbot.store.daemon import load_job_health, load_lock
@@ -83,6 +83,37 @@ def test_run_once_sends_only_the_due_digest_for_its_fire_time(
     # 'late' fired at 20:00 UTC yesterday: 13.5 h ago, past the 6 h grace
     assert send.calls == [("attn", MONDAY_0930)]  # the real time: same date in Berlin
     assert ledger_rows(store) == [("attn", "2026-11-23", "sent", MONDAY_0930.isoformat())]
+
+
+@pytest.mark.parametrize("grace", ["0s", "30s"])
+def test_the_cron_job_sends_when_it_starts_a_little_late_even_with_a_tiny_grace(
+    tmp_path: Path, store: SqlStore, grace: str
+) -> None:
+    # ``misfire_grace: 0s`` (no catch-ups) must still send on time: the cron job starts a
+    # few milliseconds after its fire time, or seconds on a busy machine
+    settings = make_settings(tmp_path, misfire_grace=grace)
+    send = LedgerSend()
+    for late in (timedelta(milliseconds=40), timedelta(seconds=45)):
+        daemon = make_daemon(settings, store, send, now=BERLIN_FIRE + late)
+        assert daemon.send_profile("attn") is True
+    assert send.calls == [
+        ("attn", BERLIN_FIRE + timedelta(milliseconds=40)),
+        ("attn", BERLIN_FIRE + timedelta(seconds=45)),
+    ]
+    assert [row[:3] for row in ledger_rows(store)] == [("attn", "2026-11-23", "sent")]
+    scheduler = daemon.build_scheduler()
+    scheduler.start(paused=True)  # job defaults are applied when it starts
+    try:  # and APScheduler does not drop a job that starts that late as missed either
+        assert scheduler.get_job("send:attn").misfire_grace_time >= 60
+    finally:
+        scheduler.shutdown(wait=False)
+    # a catch-up on start still keeps to the grace: nothing is missed 45 s later with 0s
+    assert (
+        make_daemon(settings, store, send, now=BERLIN_FIRE + timedelta(hours=1)).missed_sends(
+            BERLIN_FIRE + timedelta(hours=1)
+        )
+        == []
+    )
 
 
 def test_a_catch_up_after_local_midnight_is_for_the_day_it_was_due(
@@ -246,6 +277,77 @@ def test_a_dropped_file_is_ingested_by_the_running_daemon(tmp_path: Path, store:
         thread.join(10)
         watcher.join(5)
     assert store.count_papers() == 11
+
+
+def test_an_edited_config_file_is_reported_once_with_whether_it_loads(
+    tmp_path: Path, store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("drops: {path: drops}\nprofiles: [{name: a, keywords: [attention]}]\n")
+    (tmp_path / "drops").mkdir()
+    daemon = make_daemon(load_settings(config, env={}), store, LedgerSend())
+    assert daemon.build_scheduler().get_job("config") is not None  # checked as drops are
+    caplog.set_level(logging.WARNING, logger="digestbot")
+    daemon.check_config()
+    assert not caplog.records  # unchanged: nothing said
+
+    config.write_text("drops: {path: drops}\nprofiles: [{name: b, keywords: [vision]}]\n")
+    daemon.check_config()
+    daemon.check_config()
+    changed = [r for r in caplog.records if getattr(r, "event", None) == "config.changed"]
+    assert len(changed) == 1
+    assert str(config) in changed[0].getMessage()
+    assert "restart digestbot run to apply it" in changed[0].getMessage()
+    assert [p.name for p in daemon.settings.profiles] == ["a"]  # what it runs with
+
+    caplog.clear()
+    config.write_text("drops: {path: drops}\nprofiles: [{name: b, keywrds: [vision]}]\n")
+    daemon.check_config()
+    message = caplog.records[-1].getMessage()
+    assert "a restart would fail" in message and "profiles.0.keywrds: unknown key" in message
+
+
+def test_a_clock_stepped_back_does_not_stall_the_interval_jobs(
+    tmp_path: Path, store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # APScheduler times interval jobs on the wall clock: after the clock steps back an hour,
+    # the drops job (and feeds, personal digests, retries) would wait that hour
+    readings = {"wall": 1_800_000_000.0, "mono": 500.0}
+    daemon = Daemon(
+        make_settings(tmp_path),
+        store,
+        send=LedgerSend(),
+        alerter=Alerter(store, Recorder()),
+        wall=lambda: readings["wall"],
+        monotonic=lambda: readings["mono"],
+        embeddings=False,
+    )
+    daemon.scheduler = scheduler = daemon.build_scheduler()
+    scheduler.start(paused=True)
+    try:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        for job_id in ("drops", "retries"):  # as scheduled before the step
+            scheduler.modify_job(job_id, next_run_time=later)
+        cron_before = scheduler.get_job("send:attn").next_run_time
+        daemon.check_clock()
+        readings["mono"] += 1.0  # a second later on the monotonic clock, an hour back on the wall
+        readings["wall"] += 1.0 - 3600
+        caplog.set_level(logging.WARNING, logger="digestbot")
+        daemon.check_clock()
+        soon = datetime.now(UTC) + timedelta(seconds=5)
+        assert scheduler.get_job("drops").next_run_time < soon
+        assert scheduler.get_job("retries").next_run_time < soon
+        assert scheduler.get_job("send:attn").next_run_time == cron_before  # wall-clock times
+        [warning] = [r for r in caplog.records if getattr(r, "event", "") == "clock.stepped-back"]
+        assert "went back by 3600 s" in warning.getMessage()
+        # a small slew, or time passing normally, wakes nothing
+        scheduler.modify_job("drops", next_run_time=later)
+        readings["mono"] += 60.0
+        readings["wall"] += 59.0
+        daemon.check_clock()
+        assert scheduler.get_job("drops").next_run_time > soon
+    finally:
+        scheduler.shutdown(wait=False)
 
 
 def test_a_failed_digest_is_retried_later_while_within_the_grace(

@@ -17,6 +17,7 @@ from digestbot.store import SqlStore
 from digestbot.store.daemon import load_lock
 from tests.conftest import REPO, SEEDS, write_config
 from tests.daemon.fakes import ledger_rows
+from tests.feed_server import Answer, FeedServer, Route
 
 POLL = 0.2
 SETTLE = 0.3
@@ -136,3 +137,53 @@ def test_sigterm_during_a_send_exits_0_within_10_s_and_leaves_a_consistent_ledge
         assert "exited cleanly" in output
     else:
         assert "still running after" in output
+
+
+def test_sigterm_during_run_once_lets_go_of_the_lock_within_10_s(
+    tmp_path: Path, store: SqlStore, server: FeedServer
+) -> None:
+    # ``run --once`` from a systemd timer is stopped with SIGTERM too: it must not leave the
+    # scheduler lock behind (the daemon would be refused for 90 s) nor take new work
+    server.routes["/slow"] = Route(script=[Answer(200, b" " * 200, trickle=0.2)])
+    (tmp_path / "drops").mkdir()
+    config = write_config(
+        tmp_path,
+        "database_url: sqlite:///data/digestbot.sqlite3\n"
+        "drops: {path: drops}\n"
+        "profiles: [{name: attn, keywords: [attention]}]\n"
+        f"feeds: [{{name: slow, url: '{server.url('/slow')}', timeout: 60}}]\n",
+    )
+    log = tmp_path / "once.log"
+    process = start(
+        ["-m", "digestbot", "--config", str(config), "run", "--once"], cwd=tmp_path, log=log
+    )
+    try:
+        wait_for(lambda: server.hits("/slow") == 1, timeout=30)
+    finally:
+        code, elapsed = stop(process)
+    output = log.read_text()
+    assert code == 1, output  # not everything was done
+    assert elapsed < 10
+    assert load_lock(store, "scheduler") is None
+    assert "Traceback" not in output
+
+
+def test_sighup_neither_kills_run_nor_reloads_and_says_so(
+    tmp_path: Path, config: Path, store: SqlStore
+) -> None:
+    # ``kill -HUP`` (a log rotation's postrotate, a closed terminal, a reload attempt) killed
+    # the daemon at once by default, holding its lock; it keeps running and tells the admin
+    log = tmp_path / "run.log"
+    daemon = start(["-m", "digestbot", "--config", str(config), "run"], cwd=tmp_path, log=log)
+    try:
+        wait_for(lambda: "running:" in log.read_text(), timeout=20)
+        daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP" in log.read_text(), timeout=5)
+        time.sleep(0.5)
+        assert daemon.poll() is None, log.read_text()
+    finally:
+        code, elapsed = stop(daemon)
+    assert code == 0, log.read_text()
+    assert elapsed < 10
+    assert "restart" in log.read_text()
+    assert load_lock(store, "scheduler") is None

@@ -66,7 +66,7 @@ def test_status_reports_next_runs_files_sources_and_the_holder(store: SqlStore) 
         env={},
     )  # fmt: skip
     acquire_lock(store, "scheduler", holder="h:1:u", now=NOW, stale_after=timedelta(seconds=90))
-    record_job_result(store, "feed:arxiv", ok=False, now=NOW, error="HTTP 503")
+    record_job_result(store, "drops", ok=False, now=NOW, error="seeds: permission denied")
     report = build_status(settings, store, now=NOW + timedelta(seconds=200))
     [profile] = report["profiles"]
     assert profile["next_run"] == "2026-11-30T07:00:00+00:00"  # Monday 08:00 in Berlin
@@ -74,7 +74,7 @@ def test_status_reports_next_runs_files_sources_and_the_holder(store: SqlStore) 
     assert profile["due_since"] == "2026-11-27T07:00:00+00:00"
     assert report["scheduler"]["holder"] == "h:1:u"
     assert report["scheduler"]["stale"] is True  # no heartbeat for 200 s
-    assert report["sources"][0]["last_error"] == "HTTP 503"
+    assert report["sources"][0]["last_error"] == "seeds: permission denied"
     json.dumps(report)  # serialisable as is
 
 
@@ -109,6 +109,7 @@ def test_status_lists_configured_feeds_only_each_once(cli: Any, tmp_path: Path) 
         )
         record_feed_failure(conn, "other", url="http://127.0.0.1:9/o", error="other: 500", now=NOW)
     record_job_result(store, "feed:kept", ok=False, now=NOW, error="kept: HTTP 503")
+    record_job_result(store, "feed:gone", ok=False, now=NOW, error="gone: HTTP 404")
     store.close()
     config = write_config(
         tmp_path,

@@ -134,3 +134,25 @@ def test_last_fire_time_only_within_the_grace() -> None:
     assert last_fire_time(schedule, now=utc(2026, 11, 23, 6, 59), grace=grace) is None
     # Saturday morning: Friday's digest is long past the grace
     assert last_fire_time(schedule, now=utc(2026, 11, 28, 8), grace=grace) is None
+
+
+def test_day_of_month_and_day_of_week_both_given_fire_on_either_as_in_crontab() -> None:
+    # crontab(5): "0 8 1 * mon" is the 1st of each month *and* every Monday (APScheduler alone
+    # would fire only on Mondays that are the 1st: 2026-06-01, then 2027-02-01)
+    schedule = Schedule(cron="0 8 1 * mon", timezone="Europe/Berlin")
+    assert fire_times(schedule, start=utc(2026, 6, 25), end=utc(2026, 7, 8)) == [
+        utc(2026, 6, 29, 6),  # Monday
+        utc(2026, 7, 1, 6),  # Wednesday, the 1st
+        utc(2026, 7, 6, 6),  # Monday
+    ]
+    assert next_fire_time(schedule, now=utc(2026, 7, 1, 6)) == utc(2026, 7, 6, 6)
+    assert last_fire_time(schedule, now=utc(2026, 7, 1, 9), grace=timedelta(hours=6)) == utc(
+        2026, 7, 1, 6
+    )
+    # a field starting with "*" is not a restriction (cron's rule): both must match then
+    every_other = Schedule(cron="0 8 */2 * mon", timezone="UTC")
+    assert fire_times(every_other, start=utc(2026, 6, 1), end=utc(2026, 6, 30, 23)) == [
+        utc(2026, 6, 1, 8),
+        utc(2026, 6, 15, 8),
+        utc(2026, 6, 29, 8),
+    ]

@@ -105,6 +105,35 @@ def test_a_missing_drops_folder_is_a_source_error(tmp_path: Path, store: SqlStor
         watcher.ingest_ready(store, now=NOW)
 
 
+def test_a_file_dated_in_the_future_is_read_once_it_stops_changing(
+    tmp_path: Path, store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ``rsync -t`` from a machine whose clock is a day ahead, or a clock stepped back:
+    # its age stays negative, so "settle_seconds old" would hold it back until then
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    data = (SEEDS / "000_ca14cdb193ee54f8.txt").read_bytes()
+    write(drops / "ahead.txt", data, mtime=T0 + 86_400)
+    wall = Wall(T0)
+    watcher = DropWatcher(drops, settle_seconds=1.0, wall=wall)
+    assert watcher.scan().ready == []  # first seen: it may still be being written
+    wall.now += 0.5
+    assert watcher.scan().ready == []  # unchanged, but not for settle_seconds yet
+    wall.now += 1.0
+    assert watcher.ingest_ready(store, now=NOW).count("new") == 1
+    assert store.count_papers() == 11
+    assert "in the future" in caplog.text
+    # still being written (its mtime moves): it waits as any file does
+    write(drops / "ahead2.txt", data[:100], mtime=T0 + 86_400)
+    wall.now += 1.0
+    assert watcher.scan().ready == []
+    write(drops / "ahead2.txt", data[100:], mtime=T0 + 86_401, append=True)
+    wall.now += 2.0
+    assert watcher.scan().ready == []
+    wall.now += 2.0
+    assert watcher.scan().ready == [drops / "ahead2.txt"]
+
+
 def test_a_restarted_daemon_reports_an_unchanged_failed_file_without_parsing_it(
     tmp_path: Path, store: SqlStore
 ) -> None:

@@ -151,3 +151,41 @@ def test_the_daemon_asks_every_minute_run_once_too_and_status_shows_the_next_tim
     assert person["user"] == "U1" and person["timezone"] == "Europe/Berlin"
     assert person["next_run_local"] == "2026-11-24T07:30:00+01:00"
     assert person["next_run"] == "2026-11-24T06:30:00+00:00"
+
+
+def test_the_persons_own_votes_steer_their_next_digest(
+    served: Running, store: SqlStore, slack_api: SlackApi
+) -> None:
+    """A 👎 on a personal digest was stored as the person's vote, but their next digest
+    (and `/papers today`) ranked without it: the profile looked for the votes of a
+    profile of its own name."""
+    from digestbot.store.feedback import record_feedback
+
+    record_feedback(
+        store,
+        subject_kind="user",
+        subject="U1",
+        paper_id="2611.00002",
+        value=-1,
+        source="slack",
+        now=SET_UP,
+    )
+    served.command("today", user="U1", channel="D1")
+    today = json.dumps(answer(served, 3))
+    assert "2611.00001" in today and "2611.00003" in today and "2611.00002" not in today
+    assert send(slack_api, store, DUE) == [("@U1", "slack:U1", "sent", 2)]
+    [row] = load_history(store)
+    assert sorted(p.paper_id for p in row.papers) == ["2611.00001", "2611.00003"]
+
+
+def test_a_grace_under_a_minute_still_sends_the_personal_digest(
+    served: Running, store: SqlStore, slack_api: SlackApi
+) -> None:
+    """The daemon asks once a minute: with ``misfire_grace: 0s`` (or under a minute) a
+    personal digest was met only when an ask fell within the grace of its time: never, at 0."""
+    settings = settings_for(slack_api, misfire_grace="0s")
+    deliverers = Deliverers(slack=slack_deliverer(slack_api))
+    report = send_personal_due(
+        settings, store, now=DUE + timedelta(seconds=40), deliverers=deliverers
+    )
+    assert [(o.profile, o.status) for o in report.outcomes] == [("@U1", "sent")]

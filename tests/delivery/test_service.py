@@ -305,3 +305,33 @@ def test_a_crlf_title_in_a_custom_subject_cannot_inject_a_header(
     assert (
         received.message["Subject"] == "Top: Linear attention Bcc: victim@example.net X-Evil: yes"
     )
+
+
+def test_the_digest_ranks_as_rank_does_votes_and_the_ranking_settings_count(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    """The scheduled digest ranked an in-memory index of every paper with default settings:
+    a 👎 from the Slack buttons or `digestbot feedback` did not keep a paper out, 👍 and
+    the stored embeddings did nothing, and `ranking:` in the config was ignored."""
+    from digestbot.store.feedback import record_feedback
+
+    index_dir = tmp_path / "rank-index"
+    settings = settings_for(
+        deliver=[{"file": {"path": str(tmp_path / "out")}}],
+        extra={"ranking": {"index_dir": str(index_dir)}},
+    )
+    add_papers(store, [make_paper(i) for i in range(1, 4)], now=NOW)
+    record_feedback(
+        store,
+        subject_kind="profile",
+        subject="attn",
+        paper_id="2611.00002",
+        value=-1,
+        source="cli",
+        now=NOW,
+    )
+    report = send_due(settings, store, now=NOW)
+    assert report.ok and report.outcomes[0].papers == 2
+    [row] = load_history(store)
+    assert sorted(p.paper_id for p in row.papers) == ["2611.00001", "2611.00003"]
+    assert (index_dir / "manifest.json").is_file()  # the configured, persisted index

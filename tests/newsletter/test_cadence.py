@@ -204,3 +204,39 @@ def test_a_relay_refusal_at_rcpt_is_the_servers_policy_and_bounces_no_one(
     smtp_server.handler.reject_rcpt.clear()
     report = send_due(settings, store, now=at(24), deliverers=deliverers)
     assert sorted(o.status for o in report.outcomes) == ["sent", "sent"]
+
+
+def test_a_weekly_reader_gets_the_weeks_papers_however_deep_they_rank_in_the_store(
+    store: SqlStore, smtp_server: SmtpServer
+) -> None:
+    """Beyond the best 1,000 papers of the whole store a ranking carries light papers (no
+    first-seen time), and the weekly pool, filtered on that time, lost this week's papers
+    whenever more than 1,000 older ones ranked above them."""
+    settings = newsletter_settings(public_url="https://digest.example.org", top_k=3)
+    upsert_subscribers(
+        store, profile="attn", rows=[("week@example.org", "weekly", "active")], now=at(1)
+    )
+    add_papers(store, [make_paper(i, upvotes=500) for i in range(1, 1101)], now=at(2))
+    add_papers(
+        store,
+        [
+            make_paper(
+                5000 + i,
+                title=f"Field notes on sparse retrieval, part {i}",
+                abstract=(
+                    "Sparse retrieval and indexing at scale, with a long discussion of "
+                    "inverted files, posting lists, compression, caching, sharding and query "
+                    "planning; one closing aside mentions linear attention."
+                ),
+                upvotes=0,
+            )
+            for i in range(1, 4)
+        ],
+        now=at(20),
+    )
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    report = send_due(settings, store, now=at(23), deliverers=deliverers)
+    assert [(o.status, o.papers) for o in report.outcomes] == [("sent", 3)]
+    [mail] = smtp_server.handler.to("week@example.org")
+    text = body_of(mail.message, "plain").replace("\r\n", "\n")
+    assert all(f"Field notes on sparse retrieval, part {i}\n" in text for i in range(1, 4))

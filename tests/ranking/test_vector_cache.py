@@ -37,6 +37,7 @@ from digestbot.store.embeddings import (
     record_query_vector,
     text_digest,
     title_key,
+    touch_embeddings,
 )
 from tests.conftest import NOW
 
@@ -425,3 +426,88 @@ def test_an_older_copy_of_the_database_restored_is_read_again(db_url: str, tmp_p
     assert found is not None
     np.testing.assert_array_equal(found[0][1], stand_in("Paper 1", "About topic 1."))
     store.close()
+
+
+def test_a_servers_repeated_ranks_without_a_daemon_count_the_missing_vectors_once(
+    store: SqlStore, embedder: Embedder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    VECTORS.clear()
+    add(store, papers(0, 20))
+    embed(store)
+    add(store, papers(20, 23), hours=1)  # no vector yet
+    # counted, never embedded inline (no model here): the warning says how many are missing
+    settings = RankingSettings(title_weight=0.3, embedding_inline_limit=0)
+
+    def rank_again() -> tuple[int, int, list[str]]:
+        """(counts made, papers with a vector, warnings) of one rank, as the service ranks."""
+        index = open_index(store, tmp_path / "index")
+        statements: list[str] = []
+
+        def capture(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            statements.append(statement)
+
+        caplog.clear()
+        before = VECTORS.counted
+        sa.event.listen(store.engine, "before_cursor_execute", capture)
+        try:
+            found = ready_vectors(
+                store,
+                embedder,
+                settings=settings,
+                row_of=index.row_of_pk(),
+                n_rows=index.n_rows,
+                now=NOW,
+                layout=index.fingerprint(),
+            )
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", capture)
+        counted = VECTORS.counted - before
+        joins = [s for s in statements if "LEFT OUTER JOIN paper_embeddings" in s]
+        assert len(joins) == counted  # a count is the pass over the papers; none otherwise
+        assert found is not None
+        warned = [
+            r.getMessage().split(":")[0] for r in caplog.records if "have no" in r.getMessage()
+        ]
+        return counted, int(found.has.sum()), warned
+
+    missing3 = ["3 papers have no embedding yet"]
+    assert rank_again() == (1, 20, missing3)
+    assert rank_again() == (0, 20, missing3)  # nothing changed: remembered, not counted
+    add(store, papers(23, 25), hours=2)  # new papers: counted again
+    assert rank_again() == (1, 20, ["5 papers have no embedding yet"])
+    assert rank_again() == (0, 20, ["5 papers have no embedding yet"])
+    embed(store)  # new vectors (a daemon elsewhere, or `digestbot embed`): counted again
+    assert rank_again() == (1, 25, [])
+    assert rank_again() == (0, 25, [])
+    # a changed abstract: the vector is stale (the index re-lists the paper)
+    add(store, [Paper(title="Paper 3", abstract="Now about walruses.")], hours=3)
+    assert rank_again() == (1, 25, ["1 papers have no embedding yet"])
+    assert rank_again() == (0, 25, ["1 papers have no embedding yet"])
+    # its vectors marked current again, not replaced (as for a text that did not change)
+    for key in (MODEL, title_key(MODEL)):
+        touch_embeddings(store, missing_embeddings(store, model=key), model=key)
+    assert rank_again() == (1, 25, [])
+    assert rank_again() == (0, 25, [])
+    assert count_missing_embeddings(store, model=MODEL) == 0
+
+
+def test_the_missing_count_state_moves_with_every_write_of_vectors_and_new_papers(
+    db_url: str, tmp_path: Path
+) -> None:
+    from digestbot.store.embeddings import missing_state
+
+    store = SqlStore.open(db_url)
+    try:
+        add(store, papers(0, 3))
+        instance, seq, n_papers, max_pk = missing_state(store)
+        assert (n_papers, max_pk) == (3, 3)
+        embed(store)  # two writes: the title + abstract vectors, then the titles'
+        assert missing_state(store) == (instance, seq + 2, 3, 3)
+        add(store, [Paper(title="Paper 1", abstract="About topic 1.", upvotes=5)], hours=1)
+        assert missing_state(store) == (instance, seq + 2, 3, 3)  # in place: not seen here
+        touch_embeddings(store, missing_embeddings(store, model=MODEL), model=MODEL)
+        assert missing_state(store) == (instance, seq + 3, 3, 3)  # a touch is a write
+        add(store, papers(3, 4), hours=2)
+        assert missing_state(store) == (instance, seq + 3, 4, 4)
+    finally:
+        store.close()

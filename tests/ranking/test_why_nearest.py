@@ -117,3 +117,68 @@ def test_nearest_liked_breaks_ties_by_the_earlier_liked_paper() -> None:
     found = nearest_liked(vectors, [1, 0], has=has).tolist()
     assert found == [1, 0, 0, 1, 0, -1]  # row 4 is as near both: the earlier liked paper
     assert nearest_liked(vectors, [5], has=has).tolist() == [-1] * 6  # no liked vector
+
+
+# hand-made unit vectors for ``PAPERS`` (in order): the motor cars lie near the engines,
+# the apples near the bananas; the rest apart
+HAND_VECTORS = [
+    [1.0, 0.0, 0.0],
+    [0.0, 1.0, 0.0],
+    [0.94, 0.34, 0.0],
+    [0.34, 0.94, 0.0],
+    [0.94, 0.0, 0.34],
+    [0.0, 0.0, 1.0],
+    [0.0, 0.0, 1.0],
+    [0.0, 0.0, 1.0],
+    [0.0, 0.0, 1.0],
+]
+
+
+def in_memory_why(title: str, **kw: object) -> str:
+    from digestbot.ranking import rank
+
+    ranked = rank(PAPERS, PROFILE, now=NOW, **kw)  # type: ignore[arg-type]
+    return next(item.why for item in ranked if item.paper.title == title)
+
+
+def test_in_memory_rank_names_the_liked_paper_nearest_by_the_vectors_given() -> None:
+    import numpy as np
+
+    vectors = np.asarray(HAND_VECTORS, dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    # the caller's semantic evidence: the motor cars and the apples are near a liked paper
+    semantic = np.asarray([1.0, 1.0, 0.9, 0.9, 0.5, 0.0, 0.0, 0.0, 0.0])
+    # words only: the bananas share "cold storage" with the motor cars
+    assert in_memory_why(MOTOR.title, semantic=semantic) == f"like “{BANANAS.title}”"
+    # with the vectors, as the store's rank: the nearest by cosine, the engines
+    both = {"semantic": semantic, "vectors": vectors}
+    assert in_memory_why(MOTOR.title, **both) == f"like “{CARS.title}”"
+    assert in_memory_why(PAPERS[3].title, **both) == f"like “{BANANAS.title}”"
+    # a paper without a vector (a row of zeros) is named by its words
+    vectors[2] = 0.0
+    assert in_memory_why(MOTOR.title, **both) == f"like “{BANANAS.title}”"
+
+
+def test_in_memory_rank_refuses_vectors_for_other_papers() -> None:
+    import numpy as np
+
+    with pytest.raises(ValueError, match="8 vectors for 9 papers"):
+        in_memory_why(MOTOR.title, vectors=np.ones((8, 3), dtype=np.float32))
+
+
+@pytest.mark.semantic
+def test_in_memory_rank_with_embeddings_names_the_same_liked_paper_as_the_store(
+    store: SqlStore, model: str
+) -> None:
+    from digestbot.ranking.semantic import get_embedder, paper_text
+
+    with store.transaction() as conn:
+        store.upsert_papers(conn, PAPERS, now=NOW)
+    settings = RankingSettings(embedding_model=model)
+    embedder = get_embedder(settings)
+    assert embedder is not None
+    vectors = embedder.embed([paper_text(p.title, p.abstract) for p in PAPERS])
+    assert why_of(store, settings, MOTOR.title) == f"like “{CARS.title}”"
+    kw = {"vectors": vectors, "embedder": embedder}
+    assert in_memory_why(MOTOR.title, **kw) == f"like “{CARS.title}”"
+    assert in_memory_why(PAPERS[3].title, **kw) == f"like “{BANANAS.title}”"
