@@ -40,10 +40,10 @@ HEADER_MARKER = "daily papers"
 _HEADER_MAX = 60  # longer lines are never header lines (the longest is 40 characters)
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
-# spaces as any white space: a page copied from a browser may keep its no-break spaces
 # The upvote count as the page prints it: 4, 1,204 / 1.204 / 1 204, 1.2k. Read loosely here
 # (digits, separators, a unit) and exactly by ``parse_upvotes``.
 _COUNT = r"\d(?:[\d.,\s]*\d)?\s?[kKmM]?"
+# spaces as any white space: a page copied from a browser may keep its no-break spaces
 _DATE = re.compile(
     r"^(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})(?:,\s*(?P<year>\d{4}))?"
     rf"(?:\s+(?P<upvotes>{_COUNT}))?$"
