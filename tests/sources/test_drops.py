@@ -409,17 +409,17 @@ def test_a_short_closing_paragraph_stays_in_its_abstract() -> None:
 )
 def test_upvote_counts_with_separators_or_a_unit(count: str, upvotes: int) -> None:
     # "Sep 3, 2024 1,204" was an "unreadable date": the paper lost its date and its count
-    for entry in (
-        ENTRY_B.replace("Sep 3, 2024 4", f"Sep 3, 2024 {count}"),
-        ENTRY_B.replace("Sep 3, 2024 4", f"Sep 3, 2024\n{count}"),
-        ENTRY_B.replace("Sep 3, 2024 4", f"Sep 3 {count}"),
+    for date_line, published in (
+        (f"Sep 3, 2024 {count}", date(2024, 9, 3)),
+        (f"Sep 3, 2024\n{count}", date(2024, 9, 3)),
+        (f"Sep 3 {count}", date(2025, 9, 3)),  # no year: the last Sep 3 before the page's Jan 8
     ):
+        entry = ENTRY_B.replace("Sep 3, 2024 4", date_line)
         result = parse(HEADER + entry + "\n" + ENTRY_ORG)
-        assert [(p.title, p.upvotes) for p in result.papers] == [
-            ("Beta Models", upvotes),
-            ("Delta by an Org", 1),
+        assert [(p.title, p.published, p.upvotes) for p in result.papers] == [
+            ("Beta Models", published, upvotes),
+            ("Delta by an Org", date(2025, 10, 23), 1),
         ]
-        assert result.papers[0].published in (date(2024, 9, 3), date(2025, 9, 3))
         assert result.warnings == []
 
 
