@@ -171,6 +171,7 @@ def test_ordinary_titles_keep_their_ids() -> None:
     }
     for title, ident in pinned.items():
         assert canonical_id(title=title, arxiv_id=None, link="https://example.org/x") == ident
+        assert canonical_id(title=title, arxiv_id=None, doi="10.1000/x.1") == ident
         assert canonical_id(title=title, arxiv_id=None) == ident
 
 
