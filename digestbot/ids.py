@@ -3,7 +3,8 @@
 A paper's id is its version-less arXiv id when known (``2401.01234``,
 ``cond-mat/0412498``), else ``t-`` and 12 hex digits of the SHA-256 of its key
 (``paper_key``): its normalised title (NFKC, casefolded, punctuation and white space
-folded; letters and digits of every script are kept). The key is also kept as
+folded; letters and digits of every script are kept; TeX accents as arXiv's titles keep
+them, ``Schr\\"odinger``, read as their letters). The key is also kept as
 ``title_key`` so that a paper first seen without an arXiv id merges with the same
 paper seen later with one.
 
@@ -12,10 +13,16 @@ nothing, so the key falls back to the paper's own link (a feed item's), else to 
 hash of its title and abstract: distinct papers stay distinct, the same item seen
 again keeps its id. These keys hold ``:``, which no normalised title does.
 
+So does a generic title that journals and blogs give a new item in every issue
+(``GENERIC_TITLES``: ``Editorial``, ``Issue Information``, ``Erratum``…): every such
+item is its own paper, keyed by its DOI (``doi:``), else its link, else its title and
+abstract.
+
 ``parse_arxiv_id`` reads every form a source uses: ``2411.17700v1``,
 ``arXiv:2411.17700v1``, ``oai:arXiv.org:2411.17700v1``,
 ``http://arxiv.org/abs/2411.17700v2``, ``https://arxiv.org/pdf/2411.17700v2.pdf``,
-``https://huggingface.co/papers/2411.17700``, old-style ``cond-mat/0412498v1`` and
+``https://huggingface.co/papers/2411.17700``, arXiv's HTML renderings
+(``https://ar5iv.labs.arxiv.org/html/2411.17700``), old-style ``cond-mat/0412498v1`` and
 ``math.GT/0309136``, and arXiv's DataCite DOI (``10.48550/arXiv.2411.17700``, as
 ``https://doi.org/…`` or ``doi:…``). Old-style ids need a real archive name, and
 new-style ids a real month, so that numbers in other URLs are not taken for arXiv ids.
@@ -83,8 +90,11 @@ ARXIV_ID_RE = re.compile(
 )
 # The whole text is one id (with an optional ``arXiv:`` prefix): used for free text.
 _WHOLE_ID_RE = re.compile(rf"^(?:arxiv:\s*)?{ARXIV_ID_RE.pattern}$", re.IGNORECASE)
+# arXiv and its own mirrors and HTML renderings (export., ar5iv.labs., ar5iv.org), and
+# pages keyed by the arXiv id (Hugging Face papers, alphaXiv)
 _ARXIV_HOSTS = re.compile(
-    r"^(?:[a-z]+\.)?(?:arxiv\.org|huggingface\.co|hf\.co|alphaxiv\.org)$", re.IGNORECASE
+    r"^(?:[a-z0-9-]+\.){0,2}(?:arxiv\.org|ar5iv\.org|huggingface\.co|hf\.co|alphaxiv\.org)$",
+    re.IGNORECASE,
 )
 # arXiv's DOI prefix: every arXiv paper has the DOI 10.48550/arXiv.<id>
 _ARXIV_DOI = "10.48550/arxiv."
@@ -92,14 +102,123 @@ _DOI_HOSTS = re.compile(r"^(?:dx\.)?doi\.org$", re.IGNORECASE)
 _URL = re.compile(r"^[a-z][a-z0-9+.\-]*://(?P<host>[^/?#:]+)(?::\d+)?(?P<rest>[/?#].*)?$", re.I)
 
 
+# Normalised titles that journals and blogs reuse for a new item in every issue: front
+# matter, notices and corrections. A paper with one of these titles is keyed by its own
+# link (else its text), never by its title: otherwise every journal's "Editorial" of every
+# issue would be one paper. Titles with more words ("Editorial: AI in medicine") are
+# ordinary titles.
+GENERIC_TITLES = frozenset(
+    {
+        "acknowledgement to reviewers",
+        "acknowledgment to reviewers",
+        "addendum",
+        "announcement",
+        "announcements",
+        "author index",
+        "back matter",
+        "book review",
+        "book reviews",
+        "call for papers",
+        "contents",
+        "correction",
+        "corrections",
+        "corrigendum",
+        "cover",
+        "cover image",
+        "editorial",
+        "editorial board",
+        "editor s note",
+        "editors note",
+        "erratum",
+        "errata",
+        "expression of concern",
+        "foreword",
+        "from the editor",
+        "from the editors",
+        "front matter",
+        "frontmatter",
+        "guest editorial",
+        "in memoriam",
+        "in this issue",
+        "introduction",
+        "issue information",
+        "letter from the editor",
+        "letter to the editor",
+        "masthead",
+        "notice of retraction",
+        "obituary",
+        "preface",
+        "retraction",
+        "retraction notice",
+        "reviewer acknowledgement",
+        "reviewer acknowledgment",
+        "reviewers acknowledgement",
+        "table of contents",
+        "thank you to our reviewers",
+    }
+)
+
+
+def is_generic_title(key: str) -> bool:
+    """Whether a normalised title is one reused for many items (``GENERIC_TITLES``)."""
+    return key in GENERIC_TITLES
+
+
 # ASCII fast path: NFKC leaves ASCII alone and casefold is lower(); every ASCII character
 # that is not a letter or digit (``[\W_]``) becomes a space. Same result as the slow path.
 _ASCII_FOLD = {code: (chr(code).lower() if chr(code).isalnum() else " ") for code in range(128)}
 
 
+# TeX accents as arXiv's titles keep them (``Schr\"odinger``, ``Erd\H{o}s``, ``\'{e}``):
+# the accent as a combining mark, which NFKC puts on its letter (``Schrödinger``, as a drop,
+# a journal or a blog prints it).
+_TEX_MARKS = {
+    '"': "\u0308",
+    "'": "\u0301",
+    "`": "\u0300",
+    "^": "\u0302",
+    "~": "\u0303",
+    "=": "\u0304",
+    ".": "\u0307",
+    "u": "\u0306",
+    "v": "\u030c",
+    "H": "\u030b",
+    "c": "\u0327",
+    "k": "\u0328",
+    "r": "\u030a",
+}
+_TEX_ACCENT = re.compile(
+    r"\{?\\(?:(?P<sym>[\"'`^~=.])\s*|(?P<word>[uvHckr])(?:\s+|(?=\{)))"
+    r"(?:\{\s*(?P<braced>\\?[A-Za-z])\s*\}|(?P<bare>\\?[A-Za-z]))\}?"
+)
+# a control word eats the spaces after it, or an empty group, as in TeX (``\AA ngstr\"om``
+# and ``\L{}\'od\'z``: Ångström, Łódź)
+_TEX_LETTERS = re.compile(r"\\(?P<name>ss|aa|AA|ae|AE|oe|OE|o|O|l|L|i|j)(?![A-Za-z])(?:\{\}|\s*)")
+_TEX_LETTER = {
+    "ss": "ß", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ",
+    "o": "ø", "O": "Ø", "l": "ł", "L": "Ł", "i": "i", "j": "j",
+}  # fmt: skip
+
+
+def _tex_accent(match: re.Match[str]) -> str:
+    mark = _TEX_MARKS[match.group("sym") or match.group("word")]
+    letter = (match.group("braced") or match.group("bare")).lstrip("\\")
+    return letter + mark
+
+
+def fold_tex_accents(title: str) -> str:
+    """``Schr\\"odinger`` -> ``Schrödinger`` (composed by NFKC), ``\\ss`` -> ``ß``…"""
+    if "\\" not in title:
+        return title
+    title = _TEX_ACCENT.sub(_tex_accent, title)
+    title = _TEX_LETTERS.sub(lambda m: _TEX_LETTER[m.group("name")], title)
+    return unicodedata.normalize("NFC", title)
+
+
 def normalize_title_slow(title: str) -> str:
-    """The reference definition: NFKC, casefold, punctuation and white space folded."""
-    text = unicodedata.normalize("NFKC", title).casefold()
+    """The reference definition: TeX accents folded (``fold_tex_accents``), NFKC,
+    casefold, punctuation and white space folded."""
+    text = unicodedata.normalize("NFKC", fold_tex_accents(title)).casefold()
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 
@@ -107,9 +226,10 @@ def normalize_title_slow(title: str) -> str:
 def normalize_title(title: str) -> str:
     """Casefold, NFKC-normalise, fold punctuation and white space (cached: hot in ingest).
 
-    ASCII titles (nearly all) take a translate table; others the reference definition.
+    ASCII titles without a backslash (nearly all) take a translate table; others the
+    reference definition.
     """
-    if title.isascii():
+    if title.isascii() and "\\" not in title:
         return " ".join(title.translate(_ASCII_FOLD).split())
     return normalize_title_slow(title)
 
@@ -123,25 +243,87 @@ def title_id(title: str) -> str:
     return title_id_of_key(normalize_title(title))
 
 
+_TRACKING = re.compile(r"^(?:utm_[a-z_]*|fbclid|gclid|mc_cid|mc_eid)$", re.IGNORECASE)
+
+
+def _query(query: str) -> str:
+    """A query string without tracking parameters (``utm_*``…), which feeds vary."""
+    if not query:
+        return query
+    return "&".join(q for q in query.split("&") if q and not _TRACKING.match(q.split("=", 1)[0]))
+
+
 def _link_key(link: str) -> str:
-    """A link as an identity: scheme and host lowercased, no fragment, no trailing ``/``."""
+    """A link as an identity: scheme and host lowercased, no fragment, no trailing ``/``,
+    no tracking parameters."""
     parts = urlsplit(link.strip())
     path = parts.path.rstrip("/")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, _query(parts.query), ""))
 
 
-def paper_key(title: str, *, link: str = "", abstract: str = "") -> str:
+def link_identity(link: str) -> str:
+    """A link as compared to say whether two links are one page: ``_link_key`` without
+    the scheme and a leading ``www.``."""
+    parts = urlsplit(link.strip())
+    host = parts.netloc.lower().removeprefix("www.")
+    return urlunsplit(("", host, parts.path.rstrip("/"), _query(parts.query), ""))
+
+
+def link_key(link: str) -> str | None:
+    """``url:`` and the link, the key of a paper known by its own link; None for a link
+    that is not http(s)."""
+    if link[:8].lower().startswith(("http://", "https://")):
+        return "url:" + _link_key(link)
+    return None
+
+
+_DOI = re.compile(r"(10\.\d{4,9}/\S+)")
+_DOI_PATH = re.compile(
+    r"/doi/(?:(?:abs|full|pdf|epdf|epub|fulltext)/)?(10\.\d{4,9}/[^?#\s]+)", re.IGNORECASE
+)
+
+
+def find_doi(text: str) -> str | None:
+    """The DOI in ``doi:10.1002/x``, ``10.1002/x``, ``https://doi.org/10.1002/x`` or a
+    publisher's ``…/doi/(abs/|full/)10.1002/x`` link, lowercased (DOIs ignore case);
+    else None."""
+    text = unquote(text.strip())
+    url = _URL.match(text)
+    if url is not None:
+        rest = url.group("rest") or ""
+        if _DOI_HOSTS.match(url.group("host")):
+            found = _DOI.match(re.split(r"[?#]", rest, maxsplit=1)[0].lstrip("/"))
+        else:
+            found = _DOI_PATH.search(rest)
+    else:
+        if text[:4].lower() == "doi:":
+            text = text[4:].strip()
+        found = _DOI.fullmatch(text)
+    return found.group(1).rstrip(".,;").lower() if found else None
+
+
+def doi_key(doi: str) -> str | None:
+    """``doi:`` and the DOI, the key of a paper known by its DOI; None for no DOI."""
+    return "doi:" + doi.lower() if doi else None
+
+
+def paper_key(title: str, *, link: str = "", abstract: str = "", doi: str = "") -> str:
     """The key a paper without an arXiv id is known by: its normalised title.
 
     A title with no letter or digit normalises to nothing, and would make every such
-    paper one: then ``url:`` and the paper's own ``link`` (a feed item's page), else
-    ``text:`` and a SHA-256 of its NFKC, casefolded, space-folded title and abstract.
+    paper one, as would a generic title (``GENERIC_TITLES``): then ``doi:`` and its DOI,
+    else ``url:`` and the paper's own ``link`` (a feed item's page), else ``text:`` and a
+    SHA-256 of its NFKC, casefolded, space-folded title and abstract.
     """
     key = normalize_title(title)
-    if key:
+    if key and key not in GENERIC_TITLES:
         return key
-    if link[:8].lower().startswith(("http://", "https://")):
-        return "url:" + _link_key(link)
+    by_doi = doi_key(doi)
+    if by_doi is not None:
+        return by_doi
+    by_link = link_key(link)
+    if by_link is not None:
+        return by_link
     text = " ".join(unicodedata.normalize("NFKC", f"{title}\n{abstract}").casefold().split())
     return "text:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -199,9 +381,11 @@ def find_arxiv_id(text: str) -> tuple[str, int | None] | None:
     return _found(match) if match else None
 
 
-def canonical_id(*, title: str, arxiv_id: str | None, link: str = "", abstract: str = "") -> str:
-    """The arXiv id, else the title id of ``paper_key`` (``link`` and ``abstract`` count
-    only for a title with no letter or digit)."""
+def canonical_id(
+    *, title: str, arxiv_id: str | None, link: str = "", abstract: str = "", doi: str = ""
+) -> str:
+    """The arXiv id, else the title id of ``paper_key`` (``doi``, ``link`` and
+    ``abstract`` count only for a title with no letter or digit, or a generic one)."""
     if arxiv_id:
         return arxiv_id
-    return title_id_of_key(paper_key(title, link=link, abstract=abstract))
+    return title_id_of_key(paper_key(title, link=link, abstract=abstract, doi=doi))

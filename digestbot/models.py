@@ -44,7 +44,11 @@ class Paper:
     def __post_init__(self) -> None:
         if not self.id:
             ident = canonical_id(
-                title=self.title, arxiv_id=self.arxiv_id, link=self.own_link, abstract=self.abstract
+                title=self.title,
+                arxiv_id=self.arxiv_id,
+                link=self.own_link,
+                abstract=self.abstract,
+                doi=self.doi,
             )
             object.__setattr__(self, "id", ident)
 
@@ -57,10 +61,17 @@ class Paper:
         return ""
 
     @property
+    def doi(self) -> str:
+        """The paper's DOI as its source gave it (``extra["doi"]``), else ''."""
+        value = self.extra.get("doi") if self.extra else None
+        return value if isinstance(value, str) else ""
+
+    @property
     def title_key(self) -> str:
         """The key it merges by when it has no arXiv id (``ids.paper_key``): the normalised
-        title, or for a title with no letter or digit, its own link or text."""
-        return paper_key(self.title, link=self.own_link, abstract=self.abstract)
+        title, or for a title with no letter or digit or a generic one, its DOI, own link
+        or text."""
+        return paper_key(self.title, link=self.own_link, abstract=self.abstract, doi=self.doi)
 
     @property
     def link(self) -> str:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from digestbot.ids import (
     canonical_id,
     find_arxiv_id,
+    find_doi,
     normalize_title,
     normalize_title_slow,
     paper_key,
@@ -201,3 +202,70 @@ def test_a_fallback_key_never_equals_a_normalised_title(title: str) -> None:
 )
 def test_arxivs_doi_is_an_arxiv_id(text: str, expected: tuple[str, int | None] | None) -> None:
     assert parse_arxiv_id(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("tex", "plain"),
+    [
+        ('Schr\\"odinger Equations', "Schrödinger Equations"),
+        ("Erd\\H{o}s--R\\'{e}nyi Graphs", "Erdős–Rényi Graphs"),
+        ("G{\\\"o}del and Ap\\'ery", "Gödel and Apéry"),
+        ("Fa\\c{c}ade of \\v{S}koda", "Façade of Škoda"),
+        ("Stra\\ss e of \\AA ngstr\\\"om and \\L{}\\'od\\'z", "Straße of Ångström and Łódź"),
+        ('Na\\"{\\i}ve Bayes', "Naïve Bayes"),
+    ],
+)
+def test_tex_accents_of_arxiv_titles_normalise_as_their_letters(tex: str, plain: str) -> None:
+    assert normalize_title(tex) == normalize_title(plain)
+    assert canonical_id(title=tex, arxiv_id=None) == canonical_id(title=plain, arxiv_id=None)
+
+
+def test_tex_commands_that_are_no_accents_stay_words() -> None:
+    assert (
+        normalize_title("$\\alpha$-VAE with \\log n and \\cite{x}")
+        == "alpha vae with log n and cite x"
+    )
+    assert normalize_title("\\omega-\\int") == "omega int"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("doi:10.1002/anie.202401234", "10.1002/anie.202401234"),
+        ("10.1038/s41586-024-0001-2", "10.1038/s41586-024-0001-2"),
+        ("https://doi.org/10.1000/XYZ.1", "10.1000/xyz.1"),
+        ("https://onlinelibrary.wiley.com/doi/abs/10.1002/anie.1?af=R", "10.1002/anie.1"),
+        ("https://pubs.acs.org/doi/10.1021/jacs.4c01234", "10.1021/jacs.4c01234"),
+        ("https://www.nature.com/articles/s41586-024-0001-2", None),
+        ("https://journal.example/10.1000/not-a-doi-path", None),
+        ("oai:arXiv.org:2411.17700v1", None),
+    ],
+)
+def test_dois_are_read_from_their_forms(text: str, expected: str | None) -> None:
+    assert find_doi(text) == expected
+
+
+def test_a_generic_title_is_keyed_by_its_doi_else_its_link_else_its_text() -> None:
+    assert paper_key("Editorial", link="https://j.example/e/1", doi="10.1/E") == "doi:10.1/e"
+    assert paper_key("Editorial", link="https://j.example/e/1") == "url:https://j.example/e/1"
+    assert paper_key("EDITORIAL", abstract="x").startswith("text:")
+    assert paper_key("Editorial: AI in Medicine", link="https://j.example/e/1") == (
+        "editorial ai in medicine"
+    )
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("https://ar5iv.labs.arxiv.org/html/2411.17700", ("2411.17700", None)),
+        ("https://ar5iv.org/abs/2411.17700", ("2411.17700", None)),
+        ("https://ar5iv.labs.arxiv.org/html/2411.17700v2#S3", ("2411.17700", 2)),
+        ("https://ar5iv-mirror.example/html/2411.17700", None),
+        ("https://notar5iv.org/html/2411.17700", None),
+    ],
+)
+def test_arxivs_html_renderings_give_the_arxiv_id(
+    link: str, expected: tuple[str, int | None] | None
+) -> None:
+    # a blog or aggregator item linking arXiv's HTML rendering is that arXiv paper
+    assert parse_arxiv_id(link) == expected

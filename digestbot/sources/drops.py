@@ -21,6 +21,7 @@ import codecs
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from digestbot.errors import ParseError
@@ -39,11 +40,20 @@ HEADER_MARKER = "daily papers"
 _HEADER_MAX = 60  # longer lines are never header lines (the longest is 40 characters)
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
+# The upvote count as the page prints it: 4, 1,204 / 1.204 / 1 204, 1.2k. Read loosely here
+# (digits, separators, a unit) and exactly by ``parse_upvotes``.
+_COUNT = r"\d(?:[\d.,\s]*\d)?\s?[kKmM]?"
 # spaces as any white space: a page copied from a browser may keep its no-break spaces
 _DATE = re.compile(
     r"^(?P<mon>[A-Za-z]{3})[a-z]*\.?\s+(?P<day>\d{1,2})(?:,\s*(?P<year>\d{4}))?"
-    r"(?:\s+(?P<upvotes>\d+))?$"
+    rf"(?:\s+(?P<upvotes>{_COUNT}))?$"
 )
+# a count alone on its line: digits with separators but no ", " (a title "1, 2, 3" is none)
+_COUNT_LINE = re.compile(r"^(?:\d+(?:[.,]\d+)*\s?[kKmM]?|\d{1,3}(?:\s\d{3})+)$")
+_GROUPED = re.compile(r"^\d{1,3}(?P<sep>[,. ])\d{3}(?:(?P=sep)\d{3})*$")
+_SHORT = re.compile(r"^(?P<num>\d+(?:[.,]\d+)?) ?(?P<unit>[kKmM])$")
+_UNITS = {"k": 1000, "m": 1_000_000}
+_COUNT_MAX_LEN = 16
 _AUTHORS = re.compile(r"^•\s*(?P<count>\d+)\s+authors?$")
 _DOT = "·"
 _URL = re.compile(r"https?://[^\s<>\"'`]+")
@@ -93,7 +103,24 @@ def resolve_yearless(month: int, day: int, *, not_after: date) -> date | None:
     return None
 
 
-def _parse_date_line(text: str) -> tuple[int, int, int | None, int | None] | None:
+def parse_upvotes(text: str) -> int | None:
+    """An upvote count as printed: ``4``, ``1,204``, ``1.204`` or ``1 204`` (thousands
+    separators: a count has no fraction), ``1.2k`` / ``1,2k`` (1200), ``1.5M``; None for
+    a count that reads two ways or none (``1.2``, ``1,20``, ``1,204.5``)."""
+    text = " ".join(text.split())  # no-break and narrow spaces as spaces
+    if text.isascii() and text.isdigit():
+        return int(text)
+    if _GROUPED.match(text):
+        return int(re.sub(r"\D", "", text))
+    short = _SHORT.match(text)
+    if short is not None:
+        number = Decimal(short.group("num").replace(",", "."))
+        return int((number * _UNITS[short.group("unit").lower()]).to_integral_value())
+    return None
+
+
+def _parse_date_line(text: str) -> tuple[int, int, int | None, str | None] | None:
+    """(month, day, year, the upvote count's text) of a date line, else None."""
     match = _DATE.match(text)
     if not match:
         return None
@@ -102,12 +129,23 @@ def _parse_date_line(text: str) -> tuple[int, int, int | None, int | None] | Non
     if month is None or not 1 <= day <= 31:
         return None
     year = int(match.group("year")) if match.group("year") else None
-    upvotes = int(match.group("upvotes")) if match.group("upvotes") else None
-    return month, day, year, upvotes
+    return month, day, year, match.group("upvotes")
 
 
 def _is_count(line: str) -> bool:
-    return len(line) <= 7 and line.isascii() and line.isdigit()
+    """A line that is an upvote count, readable or not (``12``, ``1,204``, ``1.2k``)."""
+    return len(line) <= _COUNT_MAX_LEN and bool(_COUNT_LINE.match(line))
+
+
+def _read_count(text: str | None, *, name: str, line: int, warnings: list[str]) -> int | None:
+    """``parse_upvotes``, with a warning naming the file and line for a count that reads
+    two ways or none (the count is then ignored; the date is kept)."""
+    if text is None:
+        return None
+    votes = parse_upvotes(text)
+    if votes is None:
+        warnings.append(f"{name}:{line}: unreadable upvote count {text!r}; the count is ignored")
+    return votes
 
 
 def _organization(line: str) -> str:
@@ -314,7 +352,8 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
             if dated:
                 parsed = _parse_date_line(texts[j]) if j < n else None
                 if parsed is not None:
-                    month, day, year, votes = parsed
+                    month, day, year, count = parsed
+                    votes = _read_count(count, name=name, line=numbers[j], warnings=warnings)
                     if year is None:
                         published = resolve_yearless(month, day, not_after=reference)
                     else:
@@ -324,9 +363,12 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
                             warnings.append(f"{name}:{numbers[j]}: impossible date {texts[j]!r}")
                     upvotes = votes or 0
                     j += 1
-                    if votes is None and j < n and _is_count(texts[j]):
+                    if count is None and j < n and _is_count(texts[j]):
                         # the upvote count copied onto a line of its own (no title is a number)
-                        upvotes = int(texts[j])
+                        upvotes = (
+                            _read_count(texts[j], name=name, line=numbers[j], warnings=warnings)
+                            or 0
+                        )
                         j += 1
                 elif j < n:
                     complete = j + 1 < n

@@ -31,7 +31,7 @@ from xml.sax import SAXParseException
 import feedparser
 
 from digestbot.errors import FeedError, SourceError
-from digestbot.ids import find_arxiv_id, parse_arxiv_id
+from digestbot.ids import find_arxiv_id, find_doi, parse_arxiv_id
 from digestbot.models import Paper, SourceRef
 
 # HTML tags by name, so that maths in plain-text abstracts ("p<q and q>1") survives:
@@ -42,6 +42,20 @@ _TAG = re.compile(
     r"\b[^<>]*|[abipqsu](?:\s+[a-z-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))*\s*/?)>",
     re.IGNORECASE,
 )
+# inline elements: their tags part no words (``CO<sub>2</sub>`` is CO2, ``<i>E.</i> coli``)
+_INLINE = frozenset({
+    "a", "abbr", "b", "big", "cite", "code", "em", "font", "i", "mark", "q", "s", "small",
+    "span", "strike", "strong", "sub", "sup", "tt", "u",
+})  # fmt: skip
+_TAG_NAME = re.compile(r"</?([a-zA-Z][a-zA-Z0-9]*)")
+
+
+def _tag_gap(match: re.Match[str]) -> str:
+    """What a tag leaves in plain text: nothing for an inline element, else a space."""
+    name = _TAG_NAME.match(match.group(0))
+    return "" if name is not None and name.group(1).lower() in _INLINE else " "
+
+
 # elements whose content is no text (a blog's embedded script or style sheet)
 _HIDDEN = re.compile(
     r"<(script|style|noscript|template)\b[^<>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
@@ -93,7 +107,7 @@ def clean_text(value: str, *, is_html: bool = False) -> str:
         if "<" in value:
             if "</" in value:
                 value = _HIDDEN.sub(" ", value)
-            value = _TAG.sub(" ", value)
+            value = _TAG.sub(_tag_gap, value)
         if "&" in value:
             value = html.unescape(value)
     return " ".join(value.split())
@@ -189,6 +203,10 @@ def _item(entry: Any, *, name: str, index: int, feed_date: date | None) -> FeedI
     for key in ("arxiv_doi", "arxiv_journal_ref", "arxiv_comment"):
         if entry.get(key):
             extra[key.removeprefix("arxiv_")] = clean_text(str(entry[key]))
+    if "doi" not in extra and found is None:  # a journal's: PRISM, Dublin Core, link, guid
+        doi = _doi_of(entry.get("prism_doi"), entry.get("dc_identifier"), link, guid)
+        if doi:
+            extra["doi"] = doi
     if announce:
         extra["announce_type"] = str(announce)
     is_arxiv = found is not None and (announce is not None or "arxiv.org" in (guid + link))
@@ -207,6 +225,15 @@ def _item(entry: Any, *, name: str, index: int, feed_date: date | None) -> FeedI
         extra=extra,
     )
     return FeedItem(paper=paper, guid=entry_key, announce_type=announce)
+
+
+def _doi_of(*candidates: Any) -> str | None:
+    for value in candidates:
+        if value and isinstance(value, str):
+            found = find_doi(value)
+            if found is not None:
+                return found
+    return None
 
 
 def _more_precise(

@@ -117,7 +117,8 @@ def load_papers_by_pk(store: SqlStore, pks: Sequence[int]) -> dict[int, Paper]:
 
 
 def resolve_paper_pks(store: SqlStore, names: Sequence[str]) -> dict[str, int]:
-    """``like`` entries (paper id or exact title) -> pk, for those that are stored."""
+    """``like`` entries (paper id, the ``t-…`` id of a paper that since gained an arXiv
+    id, or exact title) -> pk, for those that are stored."""
     if not names:
         return {}
     keys = {name: normalize_title(name) for name in names}
@@ -125,17 +126,24 @@ def resolve_paper_pks(store: SqlStore, names: Sequence[str]) -> dict[str, int]:
     with store.transaction() as conn:
         rows: list[Any] = []
         for part in _chunks(list(names)):
+            ids = [n.strip() for n in part]
             rows += conn.execute(
-                sa.select(papers.c.pk, papers.c.id, papers.c.title_key).where(
-                    sa.or_(papers.c.id.in_(part), papers.c.title_key.in_([keys[n] for n in part]))
+                sa.select(papers.c.pk, papers.c.id, papers.c.tid, papers.c.title_key).where(
+                    sa.or_(
+                        papers.c.id.in_(ids),
+                        papers.c.tid.in_(ids),
+                        papers.c.title_key.in_([keys[n] for n in part]),
+                    )
                 )
             ).all()
     by_id = {r.id: r.pk for r in rows}
     by_title: dict[str, int] = {}
+    by_tid: dict[str, int] = {}
     for r in sorted(rows, key=lambda r: r.pk):
         by_title.setdefault(r.title_key, r.pk)
+        by_tid.setdefault(r.tid, r.pk)
     for name in names:
-        pk = by_id.get(name.strip(), by_title.get(keys[name]))
+        pk = by_id.get(name.strip(), by_tid.get(name.strip(), by_title.get(keys[name])))
         if pk is not None:
             found[name] = pk
     return found

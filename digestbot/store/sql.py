@@ -22,7 +22,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digestbot.errors import NotFoundError, StoreError
-from digestbot.ids import normalize_title, parse_arxiv_id, title_id, title_id_of_key
+from digestbot.ids import (
+    doi_key,
+    is_generic_title,
+    link_identity,
+    link_key,
+    normalize_title,
+    parse_arxiv_id,
+    title_id,
+    title_id_of_key,
+)
 from digestbot.models import Paper, SourceRef
 from digestbot.store.schema import (
     DATA_MIGRATIONS,
@@ -191,6 +200,47 @@ def merge_papers(old: Paper, new: Paper) -> Paper:
     )
 
 
+def _has_link(paper: Paper, links: Iterable[str]) -> bool:
+    """Whether the paper's own link is one of ``links`` (as ``ids.link_identity``)."""
+    own = link_identity(paper.own_link)
+    return any(link_identity(url) == own for url in links)
+
+
+def rekey_apart(paper: Paper) -> tuple[Paper, str] | None:
+    """A feed item without an arXiv id, keyed by its title, as a paper of its own: keyed
+    (and its id made) by its DOI, else its own link. None for any other paper."""
+    source = paper.source
+    if paper.arxiv_id or source is None or source.kind != "feed":
+        return None
+    key = doi_key(paper.doi) or link_key(paper.own_link)
+    if key is None or ":" in paper.title_key:  # no DOI or link, or keyed apart already
+        return None
+    return replace(paper, id=title_id_of_key(key)), key
+
+
+def listed_apart(new: Paper, old: Paper, old_entries: Iterable[str]) -> bool:
+    """Whether ``new``, matching ``old`` by title, is another paper of the same feed: one
+    feed lists one paper under one entry and link, so an item whose entry (guid) and
+    own link both differ from those of the paper the same feed gave that title before
+    is another item with the same title ("Links of the week"); where both have a DOI,
+    the DOIs tell (a journal's "Early View" item listed again in its issue, under a new
+    guid and link, is the same paper). ``old_entries``: the entries under which
+    ``new``'s feed listed ``old``."""
+    source = new.source
+    entries = set(old_entries)
+    if source is None or not entries or source.entry in entries or rekey_apart(new) is None:
+        return False
+    return _other_item(new, old)
+
+
+def _other_item(new: Paper, old: Paper) -> bool:
+    """Whether ``new`` is another item than ``old`` if one feed listed both: their DOIs
+    differ where both have one, else their links."""
+    if new.doi and old.doi:
+        return new.doi != old.doi
+    return not _has_link(new, old.urls)
+
+
 @dataclass(frozen=True, slots=True)
 class BatchMerge:
     """A batch with its duplicates merged: one slot per distinct paper."""
@@ -203,7 +253,8 @@ class BatchMerge:
 
 def merge_batch(batch: Sequence[Paper]) -> BatchMerge:
     """Merge the papers of one batch that are the same paper (same arXiv id, or same
-    normalised title unless both have different arXiv ids). Pure."""
+    key unless both have different arXiv ids, or one feed lists them under different
+    entries and links: ``listed_apart``). Pure."""
     merged = 0
     slots: list[Paper] = []
     title_keys: list[str] = []
@@ -215,6 +266,9 @@ def merge_batch(batch: Sequence[Paper]) -> BatchMerge:
         hit = by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
         if hit is None:
             candidate = by_title.get(key)
+            if candidate is not None and _apart_in_batch(paper, slots[candidate]):
+                paper, key = rekey_apart(paper) or (paper, key)
+                candidate = by_title.get(key)
             if candidate is not None and not (paper.arxiv_id and slots[candidate].arxiv_id):
                 hit = candidate
         if hit is None:
@@ -230,6 +284,14 @@ def merge_batch(batch: Sequence[Paper]) -> BatchMerge:
         by_title.setdefault(key, hit)
         slot_of.append(hit)
     return BatchMerge(slots=slots, title_keys=title_keys, slot_of=slot_of, merged=merged)
+
+
+def _apart_in_batch(paper: Paper, slot: Paper) -> bool:
+    """``listed_apart`` for a paper matching an earlier paper of the same batch by title."""
+    new, old = paper.source, slot.source
+    if new is None or old is None or old.kind != "feed" or old.name != new.name:
+        return False
+    return listed_apart(paper, slot, [old.entry])
 
 
 _JSON_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
@@ -390,6 +452,85 @@ def forget_entries(conn: Connection, kind: str, name: str, entries: Sequence[Any
         )
 
 
+def _stored_by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
+    """Stored papers by ``title_key`` (one an indexed ``tid`` query per chunk)."""
+    found: dict[str, Any] = {}
+    cols = (*_PAPER_COLUMNS, papers.c.title_key)
+    for part in _chunks(list(dict.fromkeys(title_id_of_key(k) for k in keys))):
+        for row in conn.execute(sa.select(*cols).where(papers.c.tid.in_(part))):
+            found.setdefault(row.title_key, row)
+    return found
+
+
+def _listed_apart(
+    conn: Connection,
+    slots: Sequence[Paper],
+    title_keys: Sequence[str],
+    stored_by_arxiv: dict[str, Any],
+    stored_by_title: dict[str, Any],
+) -> dict[int, tuple[Paper, str]]:
+    """The slots (feed items) that match a stored paper by title only, that paper being
+    listed by the same feed under other entries (``listed_apart``), each re-keyed by its
+    link (``rekey_apart``): one query for the entries of the few candidates."""
+    candidates: dict[int, Any] = {}
+    for index, (paper, key) in enumerate(zip(slots, title_keys, strict=True)):
+        if ":" in key or (paper.arxiv_id and paper.arxiv_id in stored_by_arxiv):
+            continue
+        row = stored_by_title.get(key)
+        if row is None or rekey_apart(paper) is None:
+            continue
+        if _other_item(paper, _paper_from_row(row)):
+            candidates[index] = row
+    if not candidates:
+        return {}
+    names = sorted({ref.name for i in candidates if (ref := slots[i].source) is not None})
+    entries: dict[tuple[int, str], list[str]] = {}
+    for part in _chunks(sorted({row.pk for row in candidates.values()})):
+        query = sa.select(paper_sources.c.paper_pk, paper_sources.c.name, paper_sources.c.entry)
+        query = query.where(
+            paper_sources.c.paper_pk.in_(part),
+            paper_sources.c.kind == "feed",
+            paper_sources.c.name.in_(names),
+        )
+        for pk, name, entry in conn.execute(query):
+            entries.setdefault((pk, name), []).append(entry)
+    apart: dict[int, tuple[Paper, str]] = {}
+    for index, row in candidates.items():
+        paper = slots[index]
+        name = paper.source.name if paper.source else ""
+        rekeyed = rekey_apart(paper)
+        old_entries = entries.get((row.pk, name), ())
+        if rekeyed is not None and listed_apart(paper, _paper_from_row(row), old_entries):
+            apart[index] = rekeyed
+    return apart
+
+
+def _alternate_keys(paper: Paper) -> list[str]:
+    """Older keys a feed item keyed by its DOI or link may be stored under: its link key
+    (keyed by its DOI now), its generic title (``GENERIC_TITLES``, keyed by title before
+    they were keyed apart). A paper found so is it only if it has its link."""
+    if not paper.own_link or paper.arxiv_id:
+        return []
+    key = paper.title_key
+    keys: list[str] = []
+    by_link = link_key(paper.own_link)
+    if key.startswith("doi:") and by_link is not None:
+        keys.append(by_link)
+    plain = normalize_title(paper.title)
+    if plain != key and is_generic_title(plain):
+        keys.append(plain)
+    return keys
+
+
+def _updated_key(paper: Paper, stored_key: str) -> str:
+    """The key an updated paper is stored by: its (new) normalised title, unless it is
+    known by another key (a title with no letter or digit, a generic title, a paper
+    listed apart: ``url:``, ``text:``) which it keeps."""
+    if ":" in stored_key:
+        return stored_key
+    return normalize_title(paper.title) or stored_key
+
+
 class SqlStore:
     """The paper store. Construct with an ``Engine``; ``SqlStore.open(url)`` for the usual case."""
 
@@ -480,14 +621,23 @@ class SqlStore:
         # 2. find the stored ones, two IN queries per chunk
         arxiv_ids = [p.arxiv_id for p in slots if p.arxiv_id]
         stored_by_arxiv: dict[str, Any] = {}
-        stored_by_title: dict[str, Any] = {}
         cols = (*_PAPER_COLUMNS, papers.c.title_key)
         for part in _chunks(arxiv_ids):
             for row in conn.execute(sa.select(*cols).where(papers.c.arxiv_id.in_(part))):
                 stored_by_arxiv[row.arxiv_id] = row
-        for part in _chunks([title_id_of_key(k) for k in title_keys]):
-            for row in conn.execute(sa.select(*cols).where(papers.c.tid.in_(part))):
-                stored_by_title.setdefault(row.title_key, row)
+        # a paper keyed apart may be stored under an older key: its link (before its feed
+        # gave DOIs), its generic title (stored before such titles were keyed apart)
+        alternates = {i: keys for i, p in enumerate(slots) if (keys := _alternate_keys(p))}
+        stored_by_title = _stored_by_keys(
+            conn, [*title_keys, *(k for keys in alternates.values() for k in keys)]
+        )
+        # a feed's item matching by title a paper the same feed listed under another
+        # entry and link is another paper: it is known by its link
+        apart = _listed_apart(conn, slots, title_keys, stored_by_arxiv, stored_by_title)
+        for index, (paper, key) in apart.items():
+            slots[index], title_keys[index] = paper, key
+        if apart:
+            stored_by_title.update(_stored_by_keys(conn, [key for _, key in apart.values()]))
 
         # 3. decide insert or update
         inserts: list[tuple[Any, ...]] = []
@@ -500,6 +650,11 @@ class SqlStore:
             match: Any = stored_by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
             if match is None:
                 candidate = stored_by_title.get(key)
+                for other in alternates.get(index, ()) if candidate is None else ():
+                    found = stored_by_title.get(other)
+                    if found is not None and _has_link(paper, json.loads(found.urls)):
+                        candidate = found
+                        break
                 if candidate is not None and (
                     not candidate.arxiv_id
                     or not paper.arxiv_id
@@ -533,10 +688,7 @@ class SqlStore:
                     **dict(
                         zip(
                             ROW_COLUMNS,
-                            # a title with no letter or digit keeps the key it is stored by
-                            row_values(
-                                p, title_key=normalize_title(p.title) or stored_keys[pk], now=now
-                            ),
+                            row_values(p, title_key=_updated_key(p, stored_keys[pk]), now=now),
                             strict=True,
                         )
                     ),

@@ -390,3 +390,61 @@ def test_a_short_closing_paragraph_stays_in_its_abstract() -> None:
     assert beta.abstract == "Beta models are studied here.\n\nCode: https://github.com/b/beta"
     assert beta.urls == ("https://github.com/b/beta",)
     assert result.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("count", "upvotes"),
+    [
+        ("1,204", 1204),
+        ("1.204", 1204),  # a thousands dot: no paper has a fraction of an upvote
+        ("1 204", 1204),
+        ("1\u202f204", 1204),  # a narrow no-break space, as a browser copies it
+        ("12,345,678", 12345678),
+        ("1.2k", 1200),
+        ("1,2k", 1200),
+        ("1.25K", 1250),
+        ("3k", 3000),
+        ("1.5M", 1500000),
+    ],
+)
+def test_upvote_counts_with_separators_or_a_unit(count: str, upvotes: int) -> None:
+    # "Sep 3, 2024 1,204" was an "unreadable date": the paper lost its date and its count
+    for date_line, published in (
+        (f"Sep 3, 2024 {count}", date(2024, 9, 3)),
+        (f"Sep 3, 2024\n{count}", date(2024, 9, 3)),
+        (f"Sep 3 {count}", date(2025, 9, 3)),  # no year: the last Sep 3 before the page's Jan 8
+    ):
+        entry = ENTRY_B.replace("Sep 3, 2024 4", date_line)
+        result = parse(HEADER + entry + "\n" + ENTRY_ORG)
+        assert [(p.title, p.published, p.upvotes) for p in result.papers] == [
+            ("Beta Models", published, upvotes),
+            ("Delta by an Org", date(2025, 10, 23), 1),
+        ]
+        assert result.warnings == []
+
+
+@pytest.mark.parametrize("count", ["1.2", "1,20", "12,3456", "1.2.3k", "1,204.5"])
+def test_an_ambiguous_upvote_count_is_ignored_with_a_warning_naming_file_and_line(
+    count: str,
+) -> None:
+    for entry in (
+        ENTRY_B.replace("Sep 3, 2024 4", f"Sep 3, 2024 {count}"),
+        ENTRY_B.replace("Sep 3, 2024 4", f"Sep 3, 2024\n{count}"),
+    ):
+        text = HEADER + entry + "\n" + ENTRY_ORG
+        result = parse(text)
+        assert [(p.title, p.published, p.upvotes) for p in result.papers] == [
+            ("Beta Models", date(2024, 9, 3), 0),
+            ("Delta by an Org", date(2025, 10, 23), 1),
+        ]
+        line = text.split("\n").index(count if "\n" + count in entry else f"Sep 3, 2024 {count}")
+        assert result.warnings == [
+            f"drop.txt:{line + 1}: unreadable upvote count {count!r}; the count is ignored"
+        ]
+
+
+def test_a_numeric_title_after_a_date_is_not_taken_for_an_upvote_count() -> None:
+    entry = ENTRY_B.replace("Sep 3, 2024 4", "Sep 3, 2024")
+    result = parse(HEADER + entry + "\n1, 2, 3\n\nCounting papers.\n\n  • 1 author\n·\nOct 2 5\n")
+    assert [(p.title, p.upvotes) for p in result.papers] == [("Beta Models", 0), ("1, 2, 3", 5)]
+    assert result.warnings == []
