@@ -104,6 +104,7 @@ def ensure_store(work: Path, papers: int, server: str | None) -> tuple[str, Path
     store.close()
     profile = profiles()[0]
     config = work / "rank-bench.yaml"
+    work.mkdir(parents=True, exist_ok=True)
     spec = {"description": profile.description, "keywords": list(profile.keywords)}
     config.write_text(
         yaml.safe_dump({"database_url": url, "profiles": [{"name": "p", **spec}]}), "utf-8"

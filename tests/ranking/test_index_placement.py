@@ -185,3 +185,33 @@ def test_postgres_an_older_copy_of_the_same_database_is_caught(tmp_path: Path) -
         assert set(found) == {f"Paper {i} on graph networks" for i in range(5)}
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_finds_changed_papers_through_an_index(tmp_path: Path) -> None:
+    """What a rank asks first (papers changed or added since the index) is indexed on
+    PostgreSQL, also in a database made before the index was."""
+    store = open_postgres_store()
+    try:
+        with store.transaction() as conn:
+            conn.exec_driver_sql("DROP INDEX ix_papers_updated_at")
+        store.close()
+        store = SqlStore.open(str(store.engine.url.render_as_string(hide_password=False)))
+        add(store, *topic(3))
+        with store.transaction() as conn:
+            conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table: use what exists
+            plan = "\n".join(
+                row[0]
+                for row in conn.exec_driver_sql(
+                    "EXPLAIN SELECT pk FROM papers WHERE updated_at > now() OR pk > 3 ORDER BY pk"
+                )
+            )
+        assert "ix_papers_updated_at" in plan
+    finally:
+        store.close()
+
+
+def test_sqlite_has_no_updated_at_index(store: SqlStore) -> None:
+    with store.transaction() as conn:
+        names = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
+    assert "ix_papers_updated_at" not in names
