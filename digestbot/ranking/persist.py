@@ -67,8 +67,25 @@ _ARRAYS = [f.name for f in fields(Segment)]
 
 def default_index_dir(store: SqlStore, environ: Mapping[str, str] = os.environ) -> Path | None:
     """Where the store's index lives when ``ranking.index_dir`` is not set
-    (``index_dir_for_url``)."""
-    return index_dir_for_url(store.engine.url, environ)
+    (``index_dir_for_url``). A server database's cache folder that cannot be made or
+    written (a service user without a home) gives None, with a warning: each rank then
+    builds the index in memory, as before there was a default."""
+    found = index_dir_for_url(store.engine.url, environ)
+    if found is None or store.engine.url.get_backend_name() == "sqlite":
+        return found
+    try:
+        found.parent.mkdir(parents=True, exist_ok=True)
+        usable = os.access(found.parent, os.W_OK | os.X_OK)
+    except OSError:
+        usable = False
+    if not usable:
+        log.warning(
+            "ranking index folder %s is not writable: set ranking.index_dir (the index is "
+            "built in memory for every rank meanwhile)",
+            found.parent,
+        )
+        return None
+    return found
 
 
 def index_dir_for_url(url: URL, environ: Mapping[str, str] = os.environ) -> Path | None:

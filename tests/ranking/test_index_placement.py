@@ -215,3 +215,21 @@ def test_sqlite_has_no_updated_at_index(store: SqlStore) -> None:
     with store.transaction() as conn:
         names = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
     assert "ix_papers_updated_at" not in names
+
+
+@pytest.mark.postgres
+def test_postgres_without_a_usable_cache_folder_ranks_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    store = open_postgres_store()
+    try:
+        assert default_index_dir(store) is None
+        assert "ranking.index_dir" in caplog.text
+        add(store, *topic(3), Paper(title="Mamba: state space models", abstract="SSMs."))
+        ranked = rank_profile(store, Profile(name="p", keywords=["mamba"]), now=NOW)
+        assert ranked[0].paper.title == "Mamba: state space models" and len(ranked) == 4
+    finally:
+        store.close()
