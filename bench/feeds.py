@@ -1,6 +1,8 @@
 """Feed figures: parse + merge throughput, and the CPU cost of a poll answered 304.
 
-Run: ``.venv/bin/python bench/feeds.py [--runs 5] [--polls 300]`` (prints; not a test).
+Run: ``.venv/bin/python bench/feeds.py [--runs 5] [--polls 300] [--database-url URL]``
+(prints; not a test). ``--database-url`` (a PostgreSQL database): each store is a fresh
+database ``bench_feeds`` on that server instead of a SQLite file.
 
 1. A 1,000-item arXiv RSS feed, generated from the captured real feed
    (tests/fixtures/feeds, 50 items repeated 20 times with distinct ids and
@@ -33,6 +35,18 @@ from digestbot.polling import poll_feed, store_feed_items
 from digestbot.sources.feeds import parse_feed
 from digestbot.sources.fetch import FetchResult, HostRateLimiter
 from digestbot.store import SqlStore
+
+SERVER: str | None = None  # ``--database-url``: stores go on this PostgreSQL server
+
+
+def fresh_store(tmp: str) -> SqlStore:
+    """An empty store: a SQLite file in ``tmp``, or a new database on ``SERVER``."""
+    if SERVER is None:
+        return SqlStore.open(f"sqlite:///{tmp}/bench.sqlite3")
+    from bench.databases import server_database
+
+    return SqlStore.open(server_database(SERVER, "bench_feeds"))
+
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "feeds" / "arxiv_rss_2024-11-28_all-archives_first50.xml"
@@ -75,7 +89,7 @@ def bench_parse_merge(runs: int) -> None:
         )
         rates["feedparser"].append((len(doc.entries) / wall, len(doc.entries) / cpu))
         with tempfile.TemporaryDirectory() as tmp:
-            store = SqlStore.open(f"sqlite:///{tmp}/bench.sqlite3")
+            store = fresh_store(tmp)
             for label, now in (("fresh", NOW), ("again", NOW + timedelta(hours=1))):
 
                 def work(now: datetime = now, store: SqlStore = store) -> Any:
@@ -131,7 +145,7 @@ def bench_304(polls: int = 300) -> None:
     feed = FeedSettings(name="bench", url=f"http://{host!s}:{port}/rss")
     limiter = HostRateLimiter()
     with tempfile.TemporaryDirectory() as tmp, httpx.Client(trust_env=False) as http:
-        store = SqlStore.open(f"sqlite:///{tmp}/bench.sqlite3")
+        store = fresh_store(tmp)
         first = poll_feed(store, feed, now=NOW, http=http, limiter=limiter)
         assert first.status == "ok", first
         cpu_ms, wall_ms = [], []
@@ -156,11 +170,16 @@ def bench_304(polls: int = 300) -> None:
 if __name__ == "__main__":
     import argparse
     import os
+    import sys
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="repetitions of the 1,000-item run")
     parser.add_argument("--polls", type=int, default=300, help="polls answered 304")
+    parser.add_argument("--database-url", help="a PostgreSQL database: stores on its server")
     args = parser.parse_args()
+    if args.database_url and not args.database_url.startswith("sqlite"):
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        SERVER = args.database_url
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; {args.runs} runs")
     bench_parse_merge(args.runs)
     bench_304(args.polls)

@@ -2,6 +2,7 @@
 
     DIGESTBOT_AUTO_EMBEDDINGS=0 .venv/bin/python -m bench.rank [--papers 100000] [--runs 3]
         [--workdir /tmp/digestbot-speed] [--build] [--ingest] [--ingest-into 1000]
+        [--database-url postgresql+psycopg://postgres@127.0.0.1:55439/digestbot_test]
 
 Every figure is a child process's wall time and CPU time (user + sys), best of
 ``--runs`` (the machine is shared: the best run is the least disturbed one).
@@ -14,6 +15,11 @@ Every figure is a child process's wall time and CPU time (user + sys), best of
   into an empty store (parse, store, then the index), with its peak RSS;
 - ``--ingest-into N``: ``digestbot ingest`` of N new papers into a copy of the store whose
   index is up to date (the daily case: parse, store, then one new index segment).
+
+With ``--database-url`` (a PostgreSQL server's database) the store is the database
+``bench_speed_<papers>`` on that server (made here if missing), copies are made with
+``CREATE DATABASE ... TEMPLATE``, and the ranking index lives in
+``<workdir>/cache`` (``$XDG_CACHE_HOME``: the default folder of a server database).
 """
 
 from __future__ import annotations
@@ -27,11 +33,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.databases import (  # noqa: E402
+    database_exists,
+    database_name,
+    is_sqlite,
+    server_database,
+)
 from bench.relevance_speed import NOW, fill, profiles  # noqa: E402
 from bench.synth import write_drops  # noqa: E402
 from digestbot.ingest import ingest_paths, list_drop_files  # noqa: E402
@@ -71,11 +84,17 @@ def best(label: str, args: list[str], runs: int) -> Run:
     return top
 
 
-def ensure_store(work: Path, papers: int) -> tuple[str, Path]:
-    """The synthetic store of ``bench/relevance_speed.py`` (same path, reused) and a config."""
+def ensure_store(work: Path, papers: int, server: str | None) -> tuple[str, Path]:
+    """The synthetic store of ``bench/relevance_speed.py`` (same path, reused; or a database
+    on ``server``) and a config."""
     db = work / "data" / f"speed-{papers}.sqlite3"
     url = f"sqlite:///{db}"
     fresh = not db.exists()
+    if server is not None:
+        url = sa.make_url(server).set(database=f"bench_speed_{papers}").render_as_string(False)
+        fresh = not database_exists(url)
+        if fresh:
+            server_database(server, database_name(url))
     store = SqlStore.open(url)
     if fresh:
         ingest_paths(store, (), files=list_drop_files((REPO / "seeds",)), now=NOW)
@@ -85,6 +104,7 @@ def ensure_store(work: Path, papers: int) -> tuple[str, Path]:
     store.close()
     profile = profiles()[0]
     config = work / "rank-bench.yaml"
+    work.mkdir(parents=True, exist_ok=True)
     spec = {"description": profile.description, "keywords": list(profile.keywords)}
     config.write_text(
         yaml.safe_dump({"database_url": url, "profiles": [{"name": "p", **spec}]}), "utf-8"
@@ -102,9 +122,15 @@ def main() -> None:
     parser.add_argument(
         "--ingest-into", type=int, default=0, metavar="N", help="also time N papers added"
     )
+    parser.add_argument(
+        "--database-url", help="a PostgreSQL database: the store goes on its server"
+    )
     opts = parser.parse_args()
     work: Path = opts.workdir
-    url, config = ensure_store(work, opts.papers)
+    server = opts.database_url if opts.database_url and not is_sqlite(opts.database_url) else None
+    if server is not None:  # a server store's ranking index: in the user cache, here
+        os.environ["XDG_CACHE_HOME"] = str(work / "cache")
+    url, config = ensure_store(work, opts.papers, server)
     exe = str(Path(sys.executable).parent / "digestbot")
     base = [exe, "--config", str(config)]
     run_child([*base, "rank", "--profile", "p", "--limit", "1"])  # the index brought up to date
@@ -147,14 +173,27 @@ def main() -> None:
         assert index_dir is not None
         target = work / "ingest-into"
         db = target / "digestbot.sqlite3"
+        copy_url = f"sqlite:///{db}"
+        if server is not None:
+            copy_url = sa.make_url(server).set(database="bench_ingest_into").render_as_string(False)
         more_config = work / "ingest-into.yaml"
-        more_config.write_text(yaml.safe_dump({"database_url": f"sqlite:///{db}"}), "utf-8")
+        more_config.write_text(yaml.safe_dump({"database_url": copy_url}), "utf-8")
         results = []
         for _ in range(opts.runs):
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True)
-            shutil.copy2(url.removeprefix("sqlite:///"), db)
-            shutil.copytree(index_dir, Path(str(db) + ".index"))
+            if server is None:
+                shutil.copy2(url.removeprefix("sqlite:///"), db)
+                copy_index = Path(str(db) + ".index")
+            else:
+                server_database(server, "bench_ingest_into", template=database_name(url))
+                copy_store = SqlStore.open(copy_url, create=False)
+                found = default_index_dir(copy_store)
+                copy_store.close()
+                assert found is not None
+                copy_index = found
+                shutil.rmtree(copy_index, ignore_errors=True)
+            shutil.copytree(index_dir, copy_index)
             results.append(run_child([exe, "--config", str(more_config), "ingest", str(more)]))
         shutil.rmtree(target, ignore_errors=True)
         top = min(results, key=lambda r: r.wall)
@@ -174,6 +213,8 @@ def main() -> None:
         target.mkdir(parents=True)
         ingest_config = target / "config.yaml"
         db_url = f"sqlite:///{target / 'digestbot.sqlite3'}"
+        if server is not None:
+            db_url = server_database(server, "bench_ingest_cli")
         ingest_config.write_text(yaml.safe_dump({"database_url": db_url}), "utf-8")
         top = run_child([exe, "--config", str(ingest_config), "ingest", str(drops)])
         print(

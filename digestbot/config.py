@@ -234,7 +234,7 @@ class RankingSettings(_Model):
     upvote_weight: float = Field(0.02, ge=0)
     recency_weight: float = Field(0.0, ge=0)
     recency_half_life_days: float = Field(30.0, gt=0)
-    index_dir: Path | None = None  # default: <SQLite file>.index; needed for other databases
+    index_dir: Path | None = None  # default: <SQLite file>.index, else the user cache (persist)
     embedding_max_tokens: int = Field(256, ge=16, le=512)
     embedding_batch_size: int = Field(64, ge=1, le=1024)
     embedding_inline_limit: int = Field(500, ge=0)  # more missing: rank lexically, embed later

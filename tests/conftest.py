@@ -50,6 +50,12 @@ def _lexical_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIGESTBOT_AUTO_EMBEDDINGS", "0")
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PostgreSQL store's ranking index goes to ``$XDG_CACHE_HOME``: the test's own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
 @pytest.fixture
 def seeds(tmp_path: Path) -> Path:
     """A private copy of the four sample drops."""

@@ -14,18 +14,26 @@ Arrays are memory-mapped: a rank reads only the postings of the profile's terms.
 
 The index is a cache: delete its folder and the next sync rebuilds it from the
 database. A manifest written last (atomically) says which segments are valid,
-and a lock file serialises writers.
+and a lock file serialises writers. It also names the database it was built from
+(the ``embedding_changes`` instance id) and the id of its highest pk: an index of
+another database at the same URL, or of a newer copy than the one restored (a
+paper it holds gone, or another at its highest pk), is rebuilt, not trusted.
+
+Where it lives (``default_index_dir``): beside a SQLite file; for a server database
+(PostgreSQL) in the user's cache folder, one per database URL, so that each machine
+sharing one server keeps its own index and catches it up from the database.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -33,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.engine import URL
 
 from digestbot.errors import StoreError
 from digestbot.ranking.lexical import Document, LexicalIndex, Segment, live_masks, merge_segments
@@ -40,6 +49,8 @@ from digestbot.ranking.text import N_COLUMNS, TOKENIZER_VERSION
 from digestbot.store import SqlStore
 from digestbot.store.ranking import (
     count_papers,
+    database_instance,
+    id_at_pk,
     load_index_batch,
     load_index_documents_by_pk,
     load_pks,
@@ -54,12 +65,48 @@ MANIFEST = "manifest.json"
 _ARRAYS = [f.name for f in fields(Segment)]
 
 
-def default_index_dir(store: SqlStore) -> Path | None:
-    """``<database file>.index`` for a SQLite file; None (configure one) otherwise."""
-    url = store.engine.url
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return Path(url.database + ".index")
-    return None
+def default_index_dir(store: SqlStore, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Where the store's index lives when ``ranking.index_dir`` is not set
+    (``index_dir_for_url``). A server database's cache folder that cannot be made or
+    written (a service user without a home) gives None, with a warning: each rank then
+    builds the index in memory, as before there was a default."""
+    found = index_dir_for_url(store.engine.url, environ)
+    if found is None or store.engine.url.get_backend_name() == "sqlite":
+        return found
+    try:
+        found.parent.mkdir(parents=True, exist_ok=True)
+        usable = os.access(found.parent, os.W_OK | os.X_OK)
+    except OSError:
+        usable = False
+    if not usable:
+        log.warning(
+            "ranking index folder %s is not writable: set ranking.index_dir (the index is "
+            "built in memory for every rank meanwhile)",
+            found.parent,
+        )
+        return None
+    return found
+
+
+def index_dir_for_url(url: URL, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """``<database file>.index`` for a SQLite file; None for an in-memory database (the
+    index is then built per rank); for a server database, ``<cache>/digestbot/<backend>-
+    <hash>.index`` where ``<cache>`` is ``$XDG_CACHE_HOME`` (default ``~/.cache``) and
+    ``<hash>`` is taken from the URL without its password or driver (a new password, or
+    psycopg for psycopg2, keeps the index).
+    """
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.database and url.database != ":memory:":
+            return Path(url.database + ".index")
+        return None
+    if not url.database:
+        return None
+    query = sorted((k, str(v)) for k, v in url.query.items())
+    key = json.dumps([backend, url.username, url.host, url.port, url.database, query])
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    cache = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "~")) / ".cache")
+    return Path(cache).expanduser() / "digestbot" / f"{backend}-{digest}.index"
 
 
 def database_signature(store: SqlStore, *, settle_ns: int = 2_000_000_000) -> list[int] | None:
@@ -167,24 +214,53 @@ def _fresh_manifest() -> dict[str, Any]:
         "segments": [],
         "watermark": None,
         "max_pk": 0,
+        "max_id": None,  # the id of the paper at ``max_pk``
+        "instance": None,  # the database's ``embedding_changes`` instance id
         "next": 0,
     }
 
 
+def _foreign(store: SqlStore, manifest: dict[str, Any], instance: str | None) -> str | None:
+    """Why the index in ``manifest`` is not this database's (None when it is).
+
+    Another database at the same URL has another instance id; a restored older copy has
+    the same one, but not the paper the index holds at its highest pk (gone, or another
+    paper under that pk), or fewer papers than the index (checked in ``_sync``).
+    """
+    held = manifest.get("instance")
+    if held is not None and instance is not None and held != instance:
+        return f"built from another database (instance {held}, now {instance})"
+    max_pk, max_id = int(manifest["max_pk"]), manifest.get("max_id")
+    if max_pk and max_id is not None and id_at_pk(store, max_pk) != max_id:
+        return f"its newest paper (pk {max_pk}, {max_id}) is not in the database"
+    return None
+
+
 def _sync(store: SqlStore, directory: Path, *, segment_rows: int) -> LexicalIndex:
     manifest = _read_manifest(directory)
-    if manifest is None:  # none yet, unreadable or outdated: start again
+    signature = database_signature(store)  # taken before reading: a later write changes it
+    if (
+        manifest is not None and signature is not None and manifest.get("signature") == signature
+    ):  # the database files are as they were when the index was last synced
+        return LexicalIndex([load_segment(directory / name) for name in manifest["segments"]])
+    instance = database_instance(store)
+    if manifest is not None:
+        reason = _foreign(store, manifest, instance)
+        if reason is not None:
+            log.warning("lexical index %s %s: rebuilding", directory, reason)
+            manifest = None
+    if manifest is None:  # none yet, unreadable, outdated or foreign: start again
         for stale in directory.glob("seg-*"):
             shutil.rmtree(stale, ignore_errors=True)
         manifest = _fresh_manifest()
     names: list[str] = list(manifest["segments"])
     segments = [load_segment(directory / name) for name in names]
     index = LexicalIndex(segments)
-    signature = database_signature(store)  # taken before reading: a later write changes it
-    if signature is not None and manifest.get("signature") == signature:
-        return index  # the database files are as they were when the index was last synced
     since = datetime.fromisoformat(manifest["watermark"]) if manifest["watermark"] else None
     max_pk = int(manifest["max_pk"])
+    max_id = manifest.get("max_id")
+    if max_id is None and max_pk:  # an index of an earlier version: learn it
+        max_id = id_at_pk(store, max_pk)
     known: set[int] | None = None  # live pks, computed only when something changed
     watermark, new_max, fresh, after = since, max_pk, 0, 0
     new_names: list[str] = []
@@ -209,12 +285,18 @@ def _sync(store: SqlStore, directory: Path, *, segment_rows: int) -> LexicalInde
         known.update(pks)
         write(batch.documents)
         after = pks[-1]
-        new_max = max(new_max, batch.max_pk)
+        if batch.max_pk > new_max:
+            new_max = batch.max_pk
+            max_id = next(d.id for d in batch.documents if d.pk == new_max)
         if batch.watermark is not None and (watermark is None or batch.watermark > watermark):
             watermark = batch.watermark
         if len(batch.documents) < segment_rows:
             break
-    if index.n_live + fresh != count_papers(store):
+    total = count_papers(store)
+    if index.n_live + fresh > total and names:  # papers it holds are gone: an older copy
+        log.warning("lexical index %s holds papers the database has not: rebuilding", directory)
+        return _restart(store, directory, segment_rows=segment_rows)
+    if index.n_live + fresh != total:
         # a paper written by a transaction older than the watermark: catch up
         if known is None:
             known = set(index.pks[index.live].tolist())
@@ -224,11 +306,14 @@ def _sync(store: SqlStore, directory: Path, *, segment_rows: int) -> LexicalInde
     names += new_names
     segments += [load_segment(directory / name) for name in new_names]
     if not added:
-        if manifest.get("signature") != signature and manifest["segments"]:
-            manifest["signature"] = signature
+        marks = {"signature": signature, "instance": instance, "max_id": max_id}
+        if manifest["segments"] and any(manifest.get(k) != v for k, v in marks.items()):
+            manifest.update(marks)  # an index of an earlier version learns its database
             _write_manifest(directory, manifest)
         return index
     manifest["signature"] = signature
+    manifest["instance"] = instance
+    manifest["max_id"] = max_id
     names, segments, dropped = _compact(directory, manifest, names, segments, segment_rows)
     manifest["segments"] = names
     manifest["watermark"] = watermark.isoformat() if watermark else None
@@ -241,6 +326,12 @@ def _sync(store: SqlStore, directory: Path, *, segment_rows: int) -> LexicalInde
             shutil.rmtree(stale, ignore_errors=True)
     log.info("lexical index %s: +%d papers, %d segments", directory, added, len(names))
     return LexicalIndex(segments)
+
+
+def _restart(store: SqlStore, directory: Path, *, segment_rows: int) -> LexicalIndex:
+    """Forget the index in ``directory`` and build it again (the caller holds the lock)."""
+    (directory / MANIFEST).unlink(missing_ok=True)
+    return _sync(store, directory, segment_rows=segment_rows)
 
 
 def _compact(

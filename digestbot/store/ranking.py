@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from digestbot.ids import normalize_title
 from digestbot.models import Paper
 from digestbot.ranking.lexical import Document
-from digestbot.store.schema import papers
+from digestbot.store.embeddings import embedding_changes
+from digestbot.store.schema import VECTOR_CHANGES, papers
 from digestbot.store.sql import _PAPER_COLUMNS, SqlStore, _chunks, _paper_from_row, naive_utc, utc
 
 
@@ -176,3 +177,21 @@ def load_index_documents_by_pk(store: SqlStore, pks: Sequence[int]) -> list[Docu
         for part in _chunks(list(pks)):
             out += map(_document, conn.execute(query.where(papers.c.pk.in_(part))))
     return out
+
+
+def database_instance(store: SqlStore) -> str | None:
+    """The random id this database was given when made (``embedding_changes.instance``):
+    another database at the same URL has another; None where the row was removed."""
+    query = sa.select(embedding_changes.c.instance).where(
+        embedding_changes.c.name == VECTOR_CHANGES
+    )
+    with store.transaction() as conn:
+        found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
+def id_at_pk(store: SqlStore, pk: int) -> str | None:
+    """The id of the paper stored under ``pk`` (None: none is)."""
+    with store.transaction() as conn:
+        found = conn.execute(sa.select(papers.c.id).where(papers.c.pk == pk)).scalar()
+    return None if found is None else str(found)

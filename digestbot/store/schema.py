@@ -11,6 +11,7 @@ the way out (``digestbot.store.sql.utc``).
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -133,3 +134,28 @@ ingested_files = sa.Table(
     sa.Column("papers_merged", sa.Integer, nullable=False, server_default="0"),
     sa.Column("warnings", sa.Text, nullable=False, server_default="[]"),  # JSON list
 )
+
+
+# PostgreSQL only: what the ranking index reads on every rank (``store.ranking.load_index_batch``:
+# papers changed after its watermark or added past its highest pk) found through an index
+# instead of a scan of every row (0.1 s at 100,000 papers, 1 ms with it). SQLite skips that
+# read when its file has not changed, and keeps its ingest free of one more index.
+_PG_UPDATED_AT_INDEX = "ix_papers_updated_at"
+
+
+def _index_updated_at(target: Any, connection: sa.Connection, **_kw: Any) -> None:
+    """``after_create`` hook: make the index where it is missing (new or older databases)."""
+    del target
+    if connection.dialect.name != "postgresql":
+        return
+    found = connection.exec_driver_sql(
+        "SELECT 1 FROM pg_indexes WHERE tablename = 'papers' AND indexname = %s",
+        (_PG_UPDATED_AT_INDEX,),
+    ).first()
+    if found is None:
+        connection.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {_PG_UPDATED_AT_INDEX} ON papers (updated_at)"
+        )
+
+
+sa.event.listen(metadata, "after_create", _index_updated_at)

