@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/digestbot-speed"))
     opts = parser.parse_args()
-    url, _ = ensure_store(opts.workdir, opts.papers)
+    url, _ = ensure_store(opts.workdir, opts.papers, None)
     store = SqlStore.open(url)  # the index brought up to date once (as bench/rank.py does)
     index_dir = default_index_dir(store)
     assert index_dir is not None
