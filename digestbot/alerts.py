@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Protocol
 
 from digestbot.errors import DigestError
+from digestbot.redact import redact_urls
 from digestbot.store import SqlStore
 from digestbot.store.daemon import claim_alert, forget_alerts
 
@@ -155,6 +156,7 @@ class Alerter:
             return False
         if failures < self.source_failures:
             return False
-        message = f"source {source} failed {failures} times in a row; last error: {error}"
+        shown = None if error is None else redact_urls(error)  # a feed URL's credentials
+        message = f"source {source} failed {failures} times in a row; last error: {shown}"
         alert = Alert("source-failing", message, source=source)
         return self._give(alert, key=f"{source}|streak", now=now)
