@@ -330,6 +330,8 @@ def build_status(
             "holder": lock.holder,
             "acquired_at": _iso(lock.acquired_at),
             "heartbeat_at": _iso(lock.heartbeat_at),
-            "stale": now - lock.heartbeat_at > timedelta(seconds=3 * heartbeat_seconds),
+            # judged on the database's clock: the daemon's host and this one may disagree
+            "stale": (lock.age or now - lock.heartbeat_at)
+            > timedelta(seconds=3 * heartbeat_seconds),
         },
     }

@@ -62,6 +62,12 @@ class LockInfo:
     holder: str
     acquired_at: datetime
     heartbeat_at: datetime
+    read_at: datetime | None = None  # the database's clock when it was read
+
+    @property
+    def age(self) -> timedelta | None:
+        """Time since the last heartbeat, on the database's clock (None: not read from it)."""
+        return None if self.read_at is None else self.read_at - self.heartbeat_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,23 +92,26 @@ def database_now(conn: sa.Connection) -> datetime:
     return value.replace(tzinfo=None)
 
 
-def _lock_from_row(row: Any) -> LockInfo:
+def _lock_from_row(row: Any, *, read_at: datetime | None = None) -> LockInfo:
     return LockInfo(
         name=row[0],
         holder=row[1],
         acquired_at=utc(row[2]) or row[2],
         heartbeat_at=utc(row[3]) or row[3],
+        read_at=utc(read_at),
     )
 
 
 def load_lock(store: SqlStore, name: str) -> LockInfo | None:
+    """The lock's row, with the database's clock at reading (its ``age`` is judged on it)."""
     with store.transaction() as conn:
         row = conn.execute(
             sa.select(
                 locks.c.name, locks.c.holder, locks.c.acquired_at, locks.c.heartbeat_at
             ).where(locks.c.name == name)
         ).first()
-    return _lock_from_row(row) if row is not None else None
+        read_at = database_now(conn) if row is not None else None
+    return _lock_from_row(row, read_at=read_at) if row is not None else None
 
 
 def acquire_lock(

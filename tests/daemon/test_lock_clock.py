@@ -19,6 +19,7 @@ from digestbot.alerts import Alerter
 from digestbot.config import parse_settings
 from digestbot.errors import LockHeldError
 from digestbot.scheduler import Daemon
+from digestbot.status import build_status
 from digestbot.store import SqlStore
 from digestbot.store.daemon import database_now, load_lock, locks, refresh_lock
 
@@ -94,3 +95,21 @@ def test_a_daemon_whose_clock_was_stepped_back_takes_over_a_crashed_holders_lock
         )
     with any_store.transaction() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(locks)).scalar_one() == 0
+
+
+def test_status_judges_the_heartbeat_on_the_database_clock(
+    any_store: SqlStore, tmp_path: Path
+) -> None:
+    settings = parse_settings({"drops": {"path": str(tmp_path)}, "profiles": []}, env={})
+    live = daemon_with_clock(tmp_path, any_store, lambda: datetime.now(UTC), "host-a:1:a")
+    with live.holding_lock():
+        # read on a host whose clock runs an hour ahead: the lock is fresh all the same
+        report = build_status(settings, any_store, now=datetime.now(UTC) + ONE_HOUR)
+        assert report["scheduler"]["holder"] == "host-a:1:a"
+        assert report["scheduler"]["stale"] is False
+        # silent for 100 s by the database's clock: stale, read on a host an hour behind
+        old = db_now(any_store) - timedelta(seconds=100)
+        with any_store.transaction() as conn:
+            conn.execute(locks.update().values(heartbeat_at=old))
+        report = build_status(settings, any_store, now=datetime.now(UTC) - ONE_HOUR)
+        assert report["scheduler"]["stale"] is True
