@@ -124,12 +124,20 @@ class Alerter:
         error: str | None,
         now: datetime,
     ) -> bool:
-        message = (
-            f"Slack refused the digest for profile {profile} to {destination}, formatted and "
-            f"as plain text: {error or 'unknown error'}. It is not retried; its papers may go "
-            "in the next digest, which goes out as usual. Check the templates (templates_dir) "
-            "and this channel's limits."
-        )
+        if destination.startswith("email:"):
+            message = (
+                f"the mail server refused the digest for profile {profile} to {destination}, "
+                f"in full and as plain text: {error or 'unknown error'}. It is not retried; its "
+                "papers may go in the next digest, which goes out as usual. Check the server's "
+                "message size limit and the templates (templates_dir)."
+            )
+        else:
+            message = (
+                f"Slack refused the digest for profile {profile} to {destination}, formatted "
+                f"and as plain text: {error or 'unknown error'}. It is not retried; its papers "
+                "may go in the next digest, which goes out as usual. Check the templates "
+                "(templates_dir) and this channel's limits."
+            )
         key = f"{profile}|{destination}|{digest_id or now.date().isoformat()}"
         alert = Alert(
             "digest-rejected", message, profile=profile, destination=destination,
