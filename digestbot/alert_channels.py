@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 _TITLES = {
     "delivery-failed": "a digest delivery failed",
-    "digest-rejected": "Slack refused a digest",
+    "digest-rejected": "a digest was refused for its content",
     "source-failing": "a source keeps failing",
     "digest-empty": "a scheduled digest was skipped",
 }

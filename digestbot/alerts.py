@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Protocol
 
 from digestbot.errors import DigestError
+from digestbot.redact import redact_urls
 from digestbot.store import SqlStore
 from digestbot.store.daemon import claim_alert, forget_alerts
 
@@ -123,12 +124,20 @@ class Alerter:
         error: str | None,
         now: datetime,
     ) -> bool:
-        message = (
-            f"Slack refused the digest for profile {profile} to {destination}, formatted and "
-            f"as plain text: {error or 'unknown error'}. It is not retried; its papers may go "
-            "in the next digest, which goes out as usual. Check the templates (templates_dir) "
-            "and this channel's limits."
-        )
+        if destination.startswith("email:"):
+            message = (
+                f"the mail server refused the digest for profile {profile} to {destination}, "
+                f"in full and as plain text: {error or 'unknown error'}. It is not retried; its "
+                "papers may go in the next digest, which goes out as usual. Check the server's "
+                "message size limit and the templates (templates_dir)."
+            )
+        else:
+            message = (
+                f"Slack refused the digest for profile {profile} to {destination}, formatted "
+                f"and as plain text: {error or 'unknown error'}. It is not retried; its papers "
+                "may go in the next digest, which goes out as usual. Check the templates "
+                "(templates_dir) and this channel's limits."
+            )
         key = f"{profile}|{destination}|{digest_id or now.date().isoformat()}"
         alert = Alert(
             "digest-rejected", message, profile=profile, destination=destination,
@@ -155,6 +164,7 @@ class Alerter:
             return False
         if failures < self.source_failures:
             return False
-        message = f"source {source} failed {failures} times in a row; last error: {error}"
+        shown = None if error is None else redact_urls(error)  # a feed URL's credentials
+        message = f"source {source} failed {failures} times in a row; last error: {shown}"
         alert = Alert("source-failing", message, source=source)
         return self._give(alert, key=f"{source}|streak", now=now)

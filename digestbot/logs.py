@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
+from digestbot.redact import redact_urls
+
 LogFormat = Literal["text", "json"]
 EVENT_FIELDS = ("event", "profile", "destination", "digest_id", "source")
 REDACTED = "[secret]"
@@ -51,7 +53,8 @@ def configure_logging(level: int, *, fmt: LogFormat = "text") -> None:
 
 class RedactingFormatter(logging.Formatter):
     """Another formatter's lines with every known secret replaced by ``[secret]``: libraries
-    log what they send at debug level (slack_sdk a webhook's URL, which is its secret)."""
+    log what they send at debug level (slack_sdk a webhook's URL, which is its secret).
+    Credentials in any URL of the line (userinfo, ``?token=``…: a feed's) show as ``***``."""
 
     def __init__(self, inner: logging.Formatter) -> None:
         super().__init__()
@@ -70,7 +73,7 @@ class RedactingFormatter(logging.Formatter):
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return text
+        return redact_urls(text)
 
 
 def redact_secrets(values: Iterable[str]) -> None:

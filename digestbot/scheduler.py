@@ -409,11 +409,11 @@ class Daemon:
 
     # -- the long-running process -------------------------------------------------------------
     def holding_lock(self) -> AbstractContextManager[None]:
-        """Hold the database's scheduler lock while the block runs (see ``digestbot.lock``)."""
+        """Hold the database's scheduler lock while the block runs (see ``digestbot.lock``):
+        timed by the database's clock, not ``self.clock`` (machines' clocks disagree)."""
         return holding_scheduler_lock(
             self.store,
             holder=self.holder,
-            clock=self.clock,
             heartbeat_seconds=self.heartbeat_seconds,
             on_lost=self.stopping.set,
         )

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from digestbot.config import Settings, parse_duration
 from digestbot.lock import HEARTBEAT_SECONDS, LOCK_NAME
+from digestbot.redact import redact_urls
 from digestbot.store import SqlStore
 from digestbot.store.daemon import load_job_health, load_lock
 from digestbot.store.slack import load_personal_profiles
@@ -127,6 +128,11 @@ def _delivery(row: Any) -> dict[str, Any]:
     }
 
 
+def _redacted(error: str | None) -> str | None:
+    """An error as shown: a feed URL's credentials hidden (older versions stored them)."""
+    return None if error is None else redact_urls(error)
+
+
 def load_feed_health(store: SqlStore) -> list[dict[str, Any]]:
     """Each feed's last success and error, as the feeds service records them; [] without."""
     table = _reflect(store, FEED_TABLE)
@@ -139,7 +145,7 @@ def load_feed_health(store: SqlStore) -> list[dict[str, Any]]:
             "name": row["name"],
             "last_status": row.get("last_status"),
             "last_success": _iso(row.get("last_success")),
-            "last_error": row.get("last_error"),
+            "last_error": _redacted(row.get("last_error")),
             "last_error_at": _iso(row.get("last_error_at")),
             "consecutive_failures": row.get("consecutive_failures"),
             "items_seen": row.get("items_seen"),
@@ -309,7 +315,7 @@ def build_status(
                 "consecutive_failures": h.consecutive_failures,
                 "last_ok_at": _iso(h.last_ok_at),
                 "last_failed_at": _iso(h.last_failed_at),
-                "last_error": h.last_error,
+                "last_error": _redacted(h.last_error),
             }
             for h in load_job_health(store)
             # as feeds: a feed removed from the config is no longer polled nor news
@@ -324,6 +330,8 @@ def build_status(
             "holder": lock.holder,
             "acquired_at": _iso(lock.acquired_at),
             "heartbeat_at": _iso(lock.heartbeat_at),
-            "stale": now - lock.heartbeat_at > timedelta(seconds=3 * heartbeat_seconds),
+            # judged on the database's clock: the daemon's host and this one may disagree
+            "stale": (lock.age or now - lock.heartbeat_at)
+            > timedelta(seconds=3 * heartbeat_seconds),
         },
     }

@@ -101,8 +101,13 @@ def free_port() -> int:
 class SmtpServer:
     """aiosmtpd requiring STARTTLS and AUTH; ``client_context`` trusts its certificate."""
 
-    def __init__(self, ca: trustme.CA, *, port: int | None = None) -> None:
+    def __init__(
+        self, ca: trustme.CA, *, port: int | None = None, size_limit: int | None = None
+    ) -> None:
+        """``size_limit``: the largest message taken, in bytes (advertised as ``SIZE``: a
+        larger one is refused at MAIL FROM, ``552 5.3.4``, or at DATA)."""
         self.ca = ca
+        self.size_limit = size_limit
         self.port = port or free_port()
         self.handler = Handler()
         server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -111,6 +116,7 @@ class SmtpServer:
         self.controller: Controller | None = None
 
     def _controller(self) -> Controller:
+        limit: dict[str, Any] = {"data_size_limit": self.size_limit} if self.size_limit else {}
         return Controller(
             self.handler,
             hostname="127.0.0.1",
@@ -119,6 +125,7 @@ class SmtpServer:
             require_starttls=True,
             authenticator=_authenticate,
             auth_required=True,
+            **limit,
         )
 
     def client_context(self) -> ssl.SSLContext:

@@ -8,6 +8,7 @@ import click
 
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
 from digestbot.polling import FeedOutcome, FetchReport, poll_feeds, select_feeds
+from digestbot.redact import redact_url, redact_urls
 from digestbot.store.feeds import load_feed_states
 
 
@@ -77,9 +78,11 @@ def feeds_status(app: AppContext, as_json: bool) -> None:
     rows: list[dict[str, object]] = []
     for feed in app.settings.feeds:
         state = states.get(feed.name)
-        row: dict[str, object] = {"name": feed.name, "url": feed.url, "kind": feed.kind}
+        row: dict[str, object] = {"name": feed.name, "url": redact_url(feed.url), "kind": feed.kind}
         if state is not None:
             row.update({k: v for k, v in state.as_dict().items() if k not in ("name", "url")})
+            if state.last_error:  # an error stored by an older version may name the URL
+                row["last_error"] = redact_urls(state.last_error)
         else:  # never polled: the same keys as a polled feed's
             row.update({key: _STATE_ZEROS.get(key) for key in _STATE_KEYS})
         rows.append(row)

@@ -6,6 +6,11 @@ settings: STARTTLS, SSL or none, then AUTH). Each message is multipart/alternati
 reply or a dropped connection is retried with backoff (bounded); a 5xx fails that
 recipient only. Header values are folded to one line, so a CR/LF in any text
 cannot add a header.
+
+A message refused for itself, not for its recipient or sender (``552`` / ``5.3.4`` /
+``5.2.3``: too large; ``5.6.x``: its content), is sent again at once as plain text
+only (no HTML part: about half the size); refused again, the result says
+``refused`` (the same message would be refused every day: not to be retried).
 """
 
 from __future__ import annotations
@@ -97,6 +102,9 @@ class EmailResult:
     error: str = ""
     permanent: bool = False
     bounced: bool = False  # the server refused this recipient for good (RCPT 5xx)
+    refused: bool = False  # the server refused this message (size, content), even plain
+    plain: bool = False  # sent as plain text only: the full message was refused
+    refusal: str = ""  # why the full message was refused (when ``plain`` or ``refused``)
 
 
 class _ConnectionFailed(Exception):
@@ -128,7 +136,9 @@ class EmailDeliverer:
         self.sleep = sleep
         self.connections = connections
         self._conn: smtplib.SMTP | None = None
-        self._shared: dict[tuple[EmailContent, str, datetime, bool, str], tuple[bytes, bytes]] = {}
+        self._shared: dict[
+            tuple[EmailContent, str, datetime, bool, str, bool], tuple[bytes, bytes]
+        ] = {}
         self._eight_bit = False
 
     # -- messages ---------------------------------------------------------------------------
@@ -185,29 +195,33 @@ class EmailDeliverer:
         return msg
 
     def message_bytes(
-        self, mail: OutgoingEmail, *, now: datetime, eight_bit: bool = False
+        self, mail: OutgoingEmail, *, now: datetime, eight_bit: bool = False, plain: bool = False
     ) -> bytes:
         """``build_message`` as wire bytes. What recipients share (the MIME body, the
         common headers) is encoded once per digest: 1,000 readers cost one encoding.
         With ``eight_bit`` (the server speaks 8BITMIME) parts whose lines fit go unencoded.
         A reader's unsubscribe token replaces ``TOKEN_SLOT`` in the encoded body when the
-        slot survived the encoding whole; otherwise that reader's body is encoded alone."""
-        key = (mail.content, mail.profile, now, eight_bit, mail.unsubscribe_url)
+        slot survived the encoding whole; otherwise that reader's body is encoded alone.
+        With ``plain`` the body is the text part alone (no HTML alternative)."""
+        key = (mail.content, mail.profile, now, eight_bit, mail.unsubscribe_url, plain)
         cached = self._shared.get(key)
         if cached is None:
             common = self._headers(self._common_pairs(mail, now=now), mail=mail).as_bytes()
             # body: MIME-Version, Content-Type (boundary), blank line, the parts
-            cached = (common.rstrip(b"\r\n") + b"\r\n", _body(mail.content, eight_bit))
-            self._shared = {key: cached}  # keep one: mails come grouped by digest
+            cached = (common.rstrip(b"\r\n") + b"\r\n", _body(mail.content, eight_bit, plain))
+            if len(self._shared) >= 2:  # mails come grouped by digest: its full and plain forms
+                self._shared = {}
+            self._shared[key] = cached
         common, body = cached
         own = self._own_bytes(mail)
-        slots = mail.content.html.count(TOKEN_SLOT) + mail.content.text.count(TOKEN_SLOT)
+        slots = mail.content.text.count(TOKEN_SLOT)
+        slots += 0 if plain else mail.content.html.count(TOKEN_SLOT)
         if slots:
             slot = TOKEN_SLOT.encode("ascii")
             if body.count(slot) == slots and mail.unsubscribe_token.isascii():
                 body = body.replace(slot, mail.unsubscribe_token.encode("ascii"))
             else:
-                body = _body(_personal(mail), eight_bit)
+                body = _body(_personal(mail), eight_bit, plain)
         return common + own + body
 
     def _own_bytes(self, mail: OutgoingEmail) -> bytes:
@@ -350,12 +364,46 @@ class EmailDeliverer:
         return self._conn
 
     def _send_one(self, mail: OutgoingEmail, *, now: datetime) -> EmailResult:
+        result = self._send_form(mail, now=now, plain=False)
+        if not result.refused:
+            return result
+        # refused for itself (too large, its content): the same bytes would be refused
+        # every day; plain text alone, at once, is the smaller form
+        log.warning(
+            "%s: the message to %s was refused (%s): sending it as plain text",
+            self.label,
+            mail.to,
+            result.error,
+        )
+        again = self._send_form(mail, now=now, plain=True)
+        if again.ok:
+            return EmailResult(
+                to=mail.to,
+                ok=True,
+                message_id=mail.message_id,
+                plain=True,
+                refusal=result.error,
+            )
+        if again.refused:
+            error = f"{result.error}; as plain text: {again.error}"
+            return EmailResult(
+                to=mail.to,
+                ok=False,
+                message_id=mail.message_id,
+                error=error,
+                permanent=True,
+                refused=True,
+                refusal=result.error,
+            )
+        return again  # failed otherwise (a 4xx, the connection): retried as ever
+
+    def _send_form(self, mail: OutgoingEmail, *, now: datetime, plain: bool) -> EmailResult:
         envelope_from = parseaddr(self.sender)[1]
         last = ""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 conn = self._open()
-                message = self.message_bytes(mail, now=now, eight_bit=self._eight_bit)
+                message = self.message_bytes(mail, now=now, eight_bit=self._eight_bit, plain=plain)
                 options = ["BODY=8BITMIME"] if self._eight_bit else []
                 recipient = parseaddr(mail.to)[1] or mail.to
                 conn.sendmail(envelope_from, [recipient], message, mail_options=options)
@@ -375,7 +423,17 @@ class EmailDeliverer:
             except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
                 last = f"{exc.smtp_code} {_text(exc.smtp_error)}"
                 if exc.smtp_code >= 500:
-                    return self._failed(mail, last, True)
+                    data = isinstance(exc, smtplib.SMTPDataError)
+                    return EmailResult(
+                        to=mail.to,
+                        ok=False,
+                        message_id=mail.message_id,
+                        error=last,
+                        permanent=True,
+                        refused=is_message_refusal(
+                            exc.smtp_code, _text(exc.smtp_error), at_data=data
+                        ),
+                    )
             except smtplib.SMTPResponseException as exc:  # from connect: a 4xx greeting/auth
                 last = f"{exc.smtp_code} {_text(exc.smtp_error)}"
                 self._drop()
@@ -402,6 +460,7 @@ class EmailDeliverer:
 
 
 _ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.\d{1,3}\b")
+_ENHANCED_FULL = re.compile(r"\s*5\.(\d{1,3})\.(\d{1,3})\b")  # subject, detail
 
 
 def is_bounce(code: int, text: str) -> bool:
@@ -416,6 +475,22 @@ def is_bounce(code: int, text: str) -> bool:
     return not (enhanced is not None and enhanced.group(2) == "7")
 
 
+def is_message_refusal(code: int, text: str, *, at_data: bool) -> bool:
+    """Whether a permanent refusal is of this message itself, so that sending the same one
+    again would be refused again: too large (``552``, ``5.3.4`` message too big, ``5.2.3``
+    over the administrative limit; at MAIL FROM too, where smtplib announces its SIZE), or
+    its content at DATA (``5.6.x``: media, conversion). A policy refusal (``5.7.x``: relay
+    denied, the sender not allowed, authentication wanted) and anything else is not: it
+    stays ``failed``, retried, and alerts as a failure."""
+    enhanced = _ENHANCED_FULL.match(text)
+    detail = (enhanced.group(1), enhanced.group(2)) if enhanced else None
+    if detail is not None and detail[0] == "7":
+        return False
+    if code == 552 or detail in (("3", "4"), ("2", "3")):
+        return True
+    return at_data and detail is not None and detail[0] == "6"
+
+
 def _personal(mail: OutgoingEmail) -> EmailContent:
     """The content with this reader's token in place of ``TOKEN_SLOT``."""
     token = mail.unsubscribe_token
@@ -426,10 +501,11 @@ def _personal(mail: OutgoingEmail) -> EmailContent:
     )
 
 
-def _body(content: EmailContent, eight_bit: bool) -> bytes:
+def _body(content: EmailContent, eight_bit: bool, plain: bool = False) -> bytes:
     part = EmailMessage(policy=SMTP_POLICY)
     part.set_content(content.text, cte=_cte(content.text, eight_bit))
-    part.add_alternative(content.html, subtype="html", cte=_cte(content.html, eight_bit))
+    if not plain:
+        part.add_alternative(content.html, subtype="html", cte=_cte(content.html, eight_bit))
     return part.as_bytes()
 
 

@@ -14,7 +14,9 @@ For each profile and each of its destinations (``targets``), on the digest date
 4. rows are claimed (a lease), sent, and marked ``sent`` only after the
    destination accepted them (``failed`` with the error otherwise). A Slack digest
    refused for its content goes out as plain text; refused even so, it is ``rejected``
-   (not retried; an alert says so) and its papers may roll into the next digest.
+   (not retried; an alert says so) and its papers may roll into the next digest. So is
+   an email the server refused for itself (too large, its content: ``552``, ``5.6.x``)
+   both in full and as plain text.
 """
 
 from __future__ import annotations
@@ -201,7 +203,8 @@ class _ProfileRun:
                         papers=today.paper_count,
                         digest_id=today.digest_id,
                         error=today.error or "",
-                        detail="Slack refused today's digest; the next one goes out tomorrow",
+                        detail="today's digest was refused for its content; the next one "
+                        "goes out tomorrow",
                     )
                 )
             else:
@@ -550,9 +553,39 @@ class _ProfileRun:
             if result.ok:
                 pause_point("after-send")
                 accepted.append((record, result.message_id))
+                detail = (
+                    f"sent as plain text: the server refused the full message ({result.refusal})"
+                    if result.plain
+                    else ""
+                )
+                if detail:
+                    log.warning("digest %s to %s %s", record.digest_id, target.key, detail)
                 out.append(
                     self._outcome(
-                        target, "sent", papers=record.paper_count, digest_id=record.digest_id
+                        target,
+                        "sent",
+                        papers=record.paper_count,
+                        digest_id=record.digest_id,
+                        detail=detail,
+                    )
+                )
+            elif result.refused:  # the same message would be refused every day
+                error = f"{target.key}: {result.error}"
+                ledger.mark_rejected(self.store, record, error=error, now=self.now)
+                log.error(
+                    "the mail server refused the digest %s to %s for itself: %s",
+                    record.digest_id,
+                    target.key,
+                    result.error,
+                    extra={"event": "delivery.rejected", "destination": target.key},
+                )
+                out.append(
+                    self._outcome(
+                        target,
+                        "rejected",
+                        papers=record.paper_count,
+                        error=error,
+                        digest_id=record.digest_id,
                     )
                 )
             else:

@@ -35,6 +35,7 @@ import httpx
 
 from digestbot import __version__
 from digestbot.errors import FetchError
+from digestbot.redact import redact_url, redact_urls
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ class FetchResult:
         """A warning when the feed has moved for good (its old URL may stop redirecting)."""
         if self.moved_to is None:
             return []
-        return [f"{source}: moved permanently to {self.moved_to}: update its url in the config"]
+        moved = redact_url(self.moved_to)
+        return [f"{source}: moved permanently to {moved}: update its url in the config"]
 
     @property
     def is_not_modified(self) -> bool:
@@ -217,7 +219,7 @@ def fetch_feed(
     try:
         host = httpx.URL(url).host
     except httpx.InvalidURL as exc:
-        raise FetchError(f"bad URL {url!r}: {exc}", source=source) from None
+        raise FetchError(redact_urls(f"bad URL {url!r}: {exc}"), source=source) from None
     error = "no attempt made"
     status: int | None = None
     body = b""
@@ -276,10 +278,10 @@ def fetch_feed(
         except httpx.TooManyRedirects:
             raise FetchError("too many redirects", source=source) from None
         except httpx.UnsupportedProtocol as exc:
-            raise FetchError(f"unsupported URL: {exc}", source=source) from None
+            raise FetchError(redact_urls(f"unsupported URL: {exc}"), source=source) from None
         except httpx.TransportError as exc:
             status, body = None, b""
-            error = f"cannot connect: {exc or type(exc).__name__}"
+            error = redact_urls(f"cannot connect: {exc or type(exc).__name__}")
         if attempt < attempts:
             log.info(
                 "%s: %s; retry %d of %d in %.1f s", source, error, attempt, attempts - 1, delay

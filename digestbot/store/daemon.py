@@ -3,7 +3,10 @@
 * ``locks``: one row per lock name. Taken with a plain INSERT that fails on the
   primary key, so two processes (or two machines on one PostgreSQL) cannot both
   hold it; a holder whose heartbeat is older than ``stale_after`` is presumed dead
-  and its row is replaced in the same transaction.
+  and its row is replaced in the same transaction. Its times are the database's
+  clock (``now=None``, what the daemon uses): machines sharing PostgreSQL compare
+  one clock, so a host whose clock runs ahead cannot take over a live lock, nor a
+  clock stepped back refuse a restart after a crash. Tests may give ``now``.
 * ``job_health``: consecutive failures per source (``drops``, ``feed:NAME``), so
   "a source keeps failing" survives restarts and ``status`` can show it.
 * ``alerts_sent``: one row per alert key, so an alert is given once, not every
@@ -59,6 +62,12 @@ class LockInfo:
     holder: str
     acquired_at: datetime
     heartbeat_at: datetime
+    read_at: datetime | None = None  # the database's clock when it was read
+
+    @property
+    def age(self) -> timedelta | None:
+        """Time since the last heartbeat, on the database's clock (None: not read from it)."""
+        return None if self.read_at is None else self.read_at - self.heartbeat_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,35 +79,57 @@ class JobHealth:
     last_error: str | None
 
 
-def _lock_from_row(row: Any) -> LockInfo:
+def database_now(conn: sa.Connection) -> datetime:
+    """The database server's clock, in UTC and naive as the tables store times (SQLite's is
+    this machine's; PostgreSQL's the server's, the same for every machine using it)."""
+    if conn.dialect.name == "postgresql":
+        value = conn.execute(sa.text("SELECT clock_timestamp() AT TIME ZONE 'UTC'")).scalar_one()
+    else:
+        text = conn.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+        value = datetime.fromisoformat(text)
+    if not isinstance(value, datetime):  # pragma: no cover - a driver answering otherwise
+        raise StoreError(f"the database's clock answered {value!r}")
+    return value.replace(tzinfo=None)
+
+
+def _lock_from_row(row: Any, *, read_at: datetime | None = None) -> LockInfo:
     return LockInfo(
         name=row[0],
         holder=row[1],
         acquired_at=utc(row[2]) or row[2],
         heartbeat_at=utc(row[3]) or row[3],
+        read_at=utc(read_at),
     )
 
 
 def load_lock(store: SqlStore, name: str) -> LockInfo | None:
+    """The lock's row, with the database's clock at reading (its ``age`` is judged on it)."""
     with store.transaction() as conn:
         row = conn.execute(
             sa.select(
                 locks.c.name, locks.c.holder, locks.c.acquired_at, locks.c.heartbeat_at
             ).where(locks.c.name == name)
         ).first()
-    return _lock_from_row(row) if row is not None else None
+        read_at = database_now(conn) if row is not None else None
+    return _lock_from_row(row, read_at=read_at) if row is not None else None
 
 
 def acquire_lock(
-    store: SqlStore, name: str, *, holder: str, now: datetime, stale_after: timedelta
+    store: SqlStore,
+    name: str,
+    *,
+    holder: str,
+    stale_after: timedelta,
+    now: datetime | None = None,
 ) -> LockInfo:
-    """Take the lock or raise ``LockHeldError`` naming who holds it."""
-    stamp = naive_utc(now)
+    """Take the lock or raise ``LockHeldError`` naming who holds it; its times are the
+    database's clock unless ``now`` is given."""
     try:
         with store.engine.begin() as conn:
+            stamp = database_now(conn) if now is None else naive_utc(now)
             conn.execute(
                 locks.delete().where(
-                    locks.c.name == name, locks.c.heartbeat_at < naive_utc(now - stale_after)
+                    locks.c.name == name, locks.c.heartbeat_at < stamp - stale_after
                 )
             )
             conn.execute(
@@ -124,16 +155,19 @@ def acquire_lock(
         ) from None
     except sa.exc.SQLAlchemyError as exc:
         raise StoreError(f"cannot take the lock {name!r}: {exc.__class__.__name__}") from exc
-    return LockInfo(name=name, holder=holder, acquired_at=now, heartbeat_at=now)
+    taken = utc(stamp) or stamp
+    return LockInfo(name=name, holder=holder, acquired_at=taken, heartbeat_at=taken)
 
 
-def refresh_lock(store: SqlStore, name: str, *, holder: str, now: datetime) -> bool:
-    """Beat the heart; ``False`` when the lock is no longer ours (taken over as stale)."""
+def refresh_lock(store: SqlStore, name: str, *, holder: str, now: datetime | None = None) -> bool:
+    """Beat the heart (at the database's clock unless ``now`` is given); ``False`` when the
+    lock is no longer ours (taken over as stale)."""
     with store.transaction() as conn:
+        stamp = database_now(conn) if now is None else naive_utc(now)
         result = conn.execute(
             locks.update()
             .where(locks.c.name == name, locks.c.holder == holder)
-            .values(heartbeat_at=naive_utc(now))
+            .values(heartbeat_at=stamp)
         )
     return result.rowcount == 1
 

@@ -6,7 +6,8 @@ re-run, a misfire or two racing processes get one row, never two posts. Its
 status goes ``pending`` -> ``sent`` (with the Slack ts or the Message-ID) or
 ``failed`` (error, attempts); ``empty`` marks a day with nothing to send and
 ``superseded`` an older unsent digest whose papers rolled into a later one;
-``rejected`` a digest Slack refused for its content even as plain text: it is not
+``rejected`` a digest Slack refused for its content even as plain text (or a mail server
+for its size or content, in full and as plain text): it is not
 retried, its papers are not counted as sent, and they may roll into the next digest,
 except those already in ``REJECTED_LIMIT`` rejected digests to that destination
 (``load_rejected_papers``), so that no paper keeps a destination from its digests.
@@ -468,7 +469,8 @@ def mark_failed(store: SqlStore, record: DeliveryRecord, *, error: str, now: dat
 
 
 def mark_rejected(store: SqlStore, record: DeliveryRecord, *, error: str, now: datetime) -> None:
-    """Slack refused the digest for its content, in every form: settled, never retried."""
+    """Slack (or the mail server) refused the digest for its content, in every form:
+    settled, never retried."""
     with store.transaction() as conn:
         conn.execute(
             deliveries.update()
