@@ -41,12 +41,18 @@ _LETTER = (
     "a-z0-9\u0080-\u3004\u3008-\u303f\u3100-\u31ef\u3200-\u33ff\u4dc0-\u4dff"
     "\ua000-\uf8ff\ufb00-\U0001ffff\U00040000-\U0010ffff"
 )
+# The same classes written the way Python's regex compiler builds fast (a few ASCII
+# ranges, negated), which matters once per command: the ranges above cost ~25 ms to
+# compile. ``tests/ranking/test_text.py`` checks they match the same characters.
+_LETTER_FAST = "^\\x00-/:-`{-\\x7f" + _CJK  # negated: not ASCII outside a-z0-9, not CJK
+_WORD_CHAR = "a-z0-9\\x80-\\U0010ffff"  # _LETTER or _CJK
+_MARK = "(?:(?!\\s)[\\x00-/:-`{-\\x7f])"  # neither a space nor _LETTER nor _CJK
 _IS_CJK = re.compile(f"[{_CJK}]")
-_WORD = re.compile(f"[{_CJK}]|[{_LETTER}]+(?:[-'/][{_LETTER}]+)*")
+_WORD = re.compile(f"[{_CJK}]|[{_LETTER_FAST}]+(?:[-'/][{_LETTER_FAST}]+)*")
 # a word as above (a CJK run as one), or one punctuation mark: what ends a run of words
 # written side by side
-WORD_OR_MARK = re.compile(f"[{_CJK}]+|[{_LETTER}]+(?:[-'/][{_LETTER}]+)*|[^\\s{_LETTER}{_CJK}]")
-_HYPHENATED = re.compile(f"[{_LETTER}{_CJK}][-/][{_LETTER}{_CJK}]")
+WORD_OR_MARK = re.compile(f"[{_CJK}]+|[{_LETTER_FAST}]+(?:[-'/][{_LETTER_FAST}]+)*|{_MARK}")
+_HYPHENATED = re.compile(f"[{_WORD_CHAR}][-/][{_WORD_CHAR}]")
 _STEMMER = Stemmer.Stemmer("english")
 _STEMMERS = {"cyrillic": Stemmer.Stemmer("russian"), "greek": Stemmer.Stemmer("greek")}
 

@@ -41,3 +41,26 @@ def test_words_is_safe_while_other_threads_fill_and_clear_the_token_cache(
         thread.join()
     text._TOKEN_CACHE.clear()
     assert errors == [] and wrong == []
+
+
+def test_the_fast_character_classes_match_the_written_ones() -> None:
+    """The tokenizer's regexes use classes Python compiles quickly; each matches exactly the
+    characters of the class it stands for (every BMP character, and the astral ranges'
+    edges)."""
+    import re
+
+    from digestbot.ranking import text
+
+    pairs = [
+        (f"[{text._LETTER}]", f"[{text._LETTER_FAST}]"),
+        (f"[{text._LETTER}{text._CJK}]", f"[{text._WORD_CHAR}]"),
+        (f"[^\\s{text._LETTER}{text._CJK}]", text._MARK),
+    ]
+    astral = {0x10000, 0x1FFFF, 0x20000, 0x3FFFF, 0x40000, 0x10FFFF}
+    points = [*range(0x10000), *(p + d for p in astral for d in (-1, 0, 1) if p + d <= 0x10FFFF)]
+    for written, fast in pairs:
+        a, b = re.compile(written), re.compile(fast)
+        differ = [
+            p for p in points if (a.fullmatch(chr(p)) is None) != (b.fullmatch(chr(p)) is None)
+        ]
+        assert differ == [], (written, fast, differ[:5])
