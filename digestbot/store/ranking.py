@@ -195,3 +195,12 @@ def id_at_pk(store: SqlStore, pk: int) -> str | None:
     with store.transaction() as conn:
         found = conn.execute(sa.select(papers.c.id).where(papers.c.pk == pk)).scalar()
     return None if found is None else str(found)
+
+
+def ids_at_pk(store: SqlStore, pk: int) -> set[str]:
+    """The id and the title id (``tid``) of the paper stored under ``pk`` (empty: none
+    is): a ``t-…`` id the paper had before it gained an arXiv id is its ``tid``."""
+    query = sa.select(papers.c.id, papers.c.tid).where(papers.c.pk == pk)
+    with store.transaction() as conn:
+        row = conn.execute(query).first()
+    return set() if row is None else {str(v) for v in row if v is not None}
