@@ -40,3 +40,10 @@ def test_in_the_store_a_like_names_the_symbol_only_paper_of_that_title(store: Sq
         "???": pks["???"],
         "∇ ⊗ ∇": pks["∇ ⊗ ∇"],
     }
+
+
+def test_show_and_feedback_find_a_symbol_only_paper_by_its_exact_title(store: SqlStore) -> None:
+    with store.transaction() as conn:
+        store.upsert_papers(conn, PAPERS, now=NOW)
+    assert store.get_paper("???").title == "???"
+    assert store.get_paper("∇ ⊗ ∇").title == "∇ ⊗ ∇"
