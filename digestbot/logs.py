@@ -70,10 +70,23 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = self.inner.format(record)
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+        hidden = [secret for secret in self.secrets if secret in text]
+        if hidden:
+            name = record.name
+            # the logger's name is the program's own, no secret: a secret it holds (a
+            # password "digestbot") is hidden elsewhere in the line, not in every name
+            if any(secret in name for secret in hidden):
+                kept = name.join(_hide(part, hidden) for part in text.split(name))
+                if not any(secret in kept for secret in hidden if secret not in name):
+                    return redact_urls(kept)
+            text = _hide(text, hidden)
         return redact_urls(text)
+
+
+def _hide(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def redact_secrets(values: Iterable[str]) -> None:

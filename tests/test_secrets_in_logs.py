@@ -83,3 +83,28 @@ def test_every_secret_of_the_settings_is_redacted_in_text_and_json_lines() -> No
         line = formatter.format(record)
         assert "[secret]" in line and "with x" in line
         assert not any(s in line for s in secrets)
+
+
+def test_a_secret_that_is_the_programs_name_leaves_the_logger_names_alone() -> None:
+    # a database password "digestbot" (user, database and password alike in a test set-up)
+    # hid every line's logger name: "INFO [secret].polling: …"
+    import json
+    import logging
+
+    from digestbot.logs import JsonFormatter, RedactingFormatter
+
+    record = logging.LogRecord(
+        "digestbot.polling", logging.INFO, __file__, 1, "login digestbot at %s", ("db",), None
+    )
+    text = RedactingFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    text.add(["digestbot"])
+    assert text.format(record) == "INFO digestbot.polling: login [secret] at db"
+    as_json = RedactingFormatter(JsonFormatter())
+    as_json.add(["digestbot"])
+    entry = json.loads(as_json.format(record))
+    assert (entry["logger"], entry["message"]) == ("digestbot.polling", "login [secret] at db")
+    # a secret holding the logger's name is still hidden whole
+    longer = RedactingFormatter(logging.Formatter("%(name)s %(message)s"))
+    longer.add(["digestbot.polling!pw"])
+    record.msg, record.args = "pw digestbot.polling!pw", None
+    assert longer.format(record) == "digestbot.polling pw [secret]"

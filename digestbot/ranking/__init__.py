@@ -30,16 +30,17 @@ from digestbot.ranking.semantic import (
 
 
 def resolve_likes(likes: Sequence[str], *, ids: Sequence[str], titles: Sequence[str]) -> list[int]:
-    """Positions of the papers a ``like`` list names, by id or exact (normalised) title."""
+    """Positions of the papers a ``like`` list names, by id or exact (normalised) title; a
+    title with no letter or digit (``???``: distinct papers) by that exact title."""
     by_id = {pid: i for i, pid in enumerate(ids)}
     by_title: dict[str, int] = {}
     for i, title in enumerate(titles):
-        by_title.setdefault(normalize_title(title), i)
+        by_title.setdefault(normalize_title(title) or "\0" + title.strip(), i)
     out: list[int] = []
     for item in likes:
         hit = by_id.get(item.strip())
         if hit is None:
-            hit = by_title.get(normalize_title(item))
+            hit = by_title.get(normalize_title(item) or "\0" + item.strip())
         if hit is not None and hit not in out:
             out.append(hit)
     return out

@@ -51,6 +51,7 @@ from digestbot.store.ranking import (
     count_papers,
     database_instance,
     id_at_pk,
+    ids_at_pk,
     load_index_batch,
     load_index_documents_by_pk,
     load_pks,
@@ -225,13 +226,15 @@ def _foreign(store: SqlStore, manifest: dict[str, Any], instance: str | None) ->
 
     Another database at the same URL has another instance id; a restored older copy has
     the same one, but not the paper the index holds at its highest pk (gone, or another
-    paper under that pk), or fewer papers than the index (checked in ``_sync``).
+    paper under that pk), or fewer papers than the index (checked in ``_sync``). The
+    paper at that pk may have changed its id since (a ``t-…`` id became an arXiv id): its
+    ``tid`` keeps the old one.
     """
     held = manifest.get("instance")
     if held is not None and instance is not None and held != instance:
         return f"built from another database (instance {held}, now {instance})"
     max_pk, max_id = int(manifest["max_pk"]), manifest.get("max_id")
-    if max_pk and max_id is not None and id_at_pk(store, max_pk) != max_id:
+    if max_pk and max_id is not None and max_id not in ids_at_pk(store, max_pk):
         return f"its newest paper (pk {max_pk}, {max_id}) is not in the database"
     return None
 
@@ -285,9 +288,11 @@ def _sync(store: SqlStore, directory: Path, *, segment_rows: int) -> LexicalInde
         known.update(pks)
         write(batch.documents)
         after = pks[-1]
-        if batch.max_pk > new_max:
+        # the paper at the highest pk, new or changed (its id may have: an arXiv id gained)
+        newest = next((d.id for d in batch.documents if d.pk == batch.max_pk), None)
+        if batch.max_pk > new_max or newest is not None:
             new_max = batch.max_pk
-            max_id = next(d.id for d in batch.documents if d.pk == new_max)
+            max_id = newest if newest is not None else max_id
         if batch.watermark is not None and (watermark is None or batch.watermark > watermark):
             watermark = batch.watermark
         if len(batch.documents) < segment_rows:

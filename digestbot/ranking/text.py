@@ -23,10 +23,11 @@ import numpy as np
 import numpy.typing as npt
 import Stemmer
 
+from digestbot.ids import fold_tex_accents
 from digestbot.ranking.stopwords import STOP_WORDS
 
 N_COLUMNS = 1 << 22  # hashed term space
-TOKENIZER_VERSION = 4  # bump when the analysis changes: persisted indexes are rebuilt
+TOKENIZER_VERSION = 5  # bump when the analysis changes: persisted indexes are rebuilt
 
 # After ``fold`` the only characters left outside ASCII are letters, digits and marks of
 # any script. Chinese and Japanese are written without spaces: each Han or kana character
@@ -134,8 +135,11 @@ def fold(text: str) -> str:
     """Text as matched: compatibility-normalised (NFKC), lower case, diacritics removed
     (``naïve`` -> ``naive``, ``Schrödinger`` -> ``schrodinger``, ``Ørsted`` -> ``orsted``),
     punctuation and symbols outside ASCII removed; the letters and digits of every script
-    kept (``Трансформер`` -> ``трансформер``, ``強化学習``). ASCII text is only lower-cased,
-    as it always was."""
+    kept (``Трансформер`` -> ``трансформер``, ``強化学習``). TeX accents as arXiv's titles
+    keep them are their letters first (``Schr\\"odinger``, as ``ids.normalize_title``
+    reads them). Other ASCII text is only lower-cased, as it always was."""
+    if "\\" in text:
+        text = fold_tex_accents(text)
     if text.isascii():
         return text.lower()
     text = unicodedata.normalize("NFKD", text)

@@ -119,7 +119,9 @@ def load_papers_by_pk(store: SqlStore, pks: Sequence[int]) -> dict[int, Paper]:
 
 def resolve_paper_pks(store: SqlStore, names: Sequence[str]) -> dict[str, int]:
     """``like`` entries (paper id, the ``t-…`` id of a paper that since gained an arXiv
-    id, or exact title) -> pk, for those that are stored."""
+    id, or exact title) -> pk, for those that are stored. A title with no letter or digit
+    (``???``: such papers are keyed by their link or text) names the paper of that exact
+    title."""
     if not names:
         return {}
     keys = {name: normalize_title(name) for name in names}
@@ -128,12 +130,15 @@ def resolve_paper_pks(store: SqlStore, names: Sequence[str]) -> dict[str, int]:
         rows: list[Any] = []
         for part in _chunks(list(names)):
             ids = [n.strip() for n in part]
+            symbols = [n.strip() for n in part if not keys[n]]
+            cols = (papers.c.pk, papers.c.id, papers.c.tid, papers.c.title_key, papers.c.title)
             rows += conn.execute(
-                sa.select(papers.c.pk, papers.c.id, papers.c.tid, papers.c.title_key).where(
+                sa.select(*cols).where(
                     sa.or_(
                         papers.c.id.in_(ids),
                         papers.c.tid.in_(ids),
-                        papers.c.title_key.in_([keys[n] for n in part]),
+                        papers.c.title_key.in_([keys[n] for n in part if keys[n]]),
+                        papers.c.title.in_(symbols),
                     )
                 )
             ).all()
@@ -142,9 +147,11 @@ def resolve_paper_pks(store: SqlStore, names: Sequence[str]) -> dict[str, int]:
     by_tid: dict[str, int] = {}
     for r in sorted(rows, key=lambda r: r.pk):
         by_title.setdefault(r.title_key, r.pk)
+        by_title.setdefault("\0" + r.title.strip(), r.pk)
         by_tid.setdefault(r.tid, r.pk)
     for name in names:
-        pk = by_id.get(name.strip(), by_tid.get(name.strip(), by_title.get(keys[name])))
+        key = keys[name] or "\0" + name.strip()
+        pk = by_id.get(name.strip(), by_tid.get(name.strip(), by_title.get(key)))
         if pk is not None:
             found[name] = pk
     return found
@@ -195,3 +202,12 @@ def id_at_pk(store: SqlStore, pk: int) -> str | None:
     with store.transaction() as conn:
         found = conn.execute(sa.select(papers.c.id).where(papers.c.pk == pk)).scalar()
     return None if found is None else str(found)
+
+
+def ids_at_pk(store: SqlStore, pk: int) -> set[str]:
+    """The id and the title id (``tid``) of the paper stored under ``pk`` (empty: none
+    is): a ``t-…`` id the paper had before it gained an arXiv id is its ``tid``."""
+    query = sa.select(papers.c.id, papers.c.tid).where(papers.c.pk == pk)
+    with store.transaction() as conn:
+        row = conn.execute(query).first()
+    return set() if row is None else {str(v) for v in row if v is not None}

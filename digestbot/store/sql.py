@@ -811,16 +811,19 @@ class SqlStore:
 
     def get_paper(self, ident: str) -> Paper:
         """A paper by id, arXiv id (any version), its title id (``t-…``, also after it
-        gained an arXiv id) or exact (normalised) title."""
+        gained an arXiv id) or exact (normalised) title; a title with no letter or digit
+        (``???``: such papers are keyed by their link or text) as written."""
         parsed = parse_arxiv_id(ident)
         candidates = [ident] + ([parsed[0]] if parsed else [])
+        by_title = (
+            papers.c.tid == title_id(ident)
+            if normalize_title(ident)
+            else papers.c.title == ident.strip()
+        )
         with self.transaction() as conn:
             row: Any = conn.execute(
                 sa.select(*_PAPER_COLUMNS).where(
-                    sa.or_(
-                        papers.c.id.in_(candidates),
-                        papers.c.tid.in_([ident, title_id(ident)]),
-                    )
+                    sa.or_(papers.c.id.in_(candidates), papers.c.tid == ident, by_title)
                 )
             ).first()
         if row is None:

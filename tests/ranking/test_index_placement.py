@@ -233,3 +233,43 @@ def test_postgres_without_a_usable_cache_folder_ranks_in_memory(
         assert ranked[0].paper.title == "Mamba: state space models" and len(ranked) == 4
     finally:
         store.close()
+
+
+def test_the_newest_paper_gaining_an_arxiv_id_does_not_rebuild_the_index(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a blog's paper (a t-… id) is the newest; the next day arXiv lists it: its id becomes
+    # the arXiv id, under the same pk. That is the same database, not a restored copy.
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'd.sqlite3'}")
+    index_dir = tmp_path / "d.index"
+    add(store, *topic(5))
+    sync_index(store, index_dir)
+    segments = manifest(index_dir)["segments"]
+    add(
+        store,
+        Paper(
+            title="Paper 4 on graph networks", abstract="V.", arxiv_id="2401.01234", arxiv_version=1
+        ),
+        when=NOW + timedelta(hours=1),
+    )
+    with caplog.at_level("WARNING"):
+        found = listed(store, ["graph"], index_dir)
+    assert "rebuilding" not in caplog.text
+    assert set(manifest(index_dir)["segments"]) >= set(segments)
+    assert len(found) == 5
+    store.close()
+    # then retitled (its title id changes): still the same database
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'd.sqlite3'}")
+    add(
+        store,
+        Paper(
+            title="Graph networks, revised", abstract="V2.", arxiv_id="2401.01234", arxiv_version=2
+        ),
+        when=NOW + timedelta(days=1),
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        found = listed(store, ["graph"], index_dir)
+    assert "rebuilding" not in caplog.text
+    assert "Graph networks, revised" in found
+    store.close()

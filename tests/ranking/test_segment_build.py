@@ -93,6 +93,7 @@ def test_batch_columns_agree_with_query_analysis_on_awkward_text() -> None:
         "ﬁne-tuning naïve Bayes\u3000co\u0301de ½-precision",
         "self-supervised state-space models, sub-quadratic; 3-d 2/3 it's",
         "tab\tnew\nline\x0bvt\x1fus",
+        "Schr\\\"odinger Erd\\H{o}s \\AA ngstr\\\"om, \\'{e}t\\'e",
     ]
     owner, cols, n_words = batch_columns(texts)
     for i, text in enumerate(texts):

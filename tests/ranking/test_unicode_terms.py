@@ -82,3 +82,16 @@ def test_cjk_text_is_indexed_as_characters_and_their_pairs() -> None:
     assert phrase_terms("学") == ["学"]
     # one-letter words of any script are not content words, as in English
     assert words("Трансформеры и αβ-pruning") == (["трансформер", "αβ", "prune"], ["αβpruning"])
+
+
+def test_tex_accents_as_arxiv_writes_them_are_their_letters() -> None:
+    # arXiv keeps Schr\"odinger, Erd\H{o}s; a drop, a journal or a keyword writes Schrödinger
+    assert words('Schr\\"odinger bridges') == words("Schrödinger bridges")
+    assert words("Erd\\H{o}s graphs and \\L{}\\'od\\'z") == words("Erdős graphs and Łódź")
+    papers = [
+        Paper(title='Schr\\"odinger bridges between distributions', abstract=FILLER),
+        *PAPERS[6:],
+    ]
+    ranked = rank(papers, Profile(name="p", keywords=["Schrödinger"]), now=NOW)
+    assert ranked[0].paper.title == 'Schr\\"odinger bridges between distributions'
+    assert ranked[0].score > ranked[1].score
