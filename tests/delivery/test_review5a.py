@@ -1,0 +1,64 @@
+"""Delivery paths the merged branches did not exercise together (review5a)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from digestbot.delivery.service import send_due
+from digestbot.models import Paper
+from digestbot.store import SqlStore
+from tests.conftest import NOW
+from tests.delivery.helpers import add_papers, make_paper, settings_for
+
+DAY = timedelta(days=1)
+OFF_TOPIC = make_paper(
+    9001,
+    title="Selective scan memory",
+    abstract="A selective scan for memory.",
+    upvotes=900,
+)
+
+
+def _store_papers() -> list[Paper]:
+    """1,100 papers on linear attention, the best 20 of them on selective scans too."""
+    best = [
+        make_paper(
+            i,
+            title=f"Linear attention selective scan {i}",
+            abstract=f"Linear attention selective scan, case {i}.",
+            upvotes=500,
+        )
+        for i in range(1, 21)
+    ]
+    rest = [
+        make_paper(i, title=f"Efficient sequence model study {i}", upvotes=500)
+        for i in range(21, 1101)
+    ]
+    return best + rest
+
+
+def _file(path: Path) -> dict[str, object]:
+    return {"file": {"path": str(path)}}
+
+
+def test_a_paper_reached_only_through_expansion_is_not_picked_however_deep_it_ranks(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    """A destination's digest does not depend on another's: with a new destination beside
+    it (every paper a candidate), a paper that matched the profile only through query
+    expansion, ranked below 1,000 others, was picked (its light ranking had no breakdown
+    for ``pick`` to check)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    add_papers(store, _store_papers(), now=NOW)
+    first = send_due(settings_for(deliver=[_file(a)]), store, now=NOW)
+    assert [o.status for o in first.outcomes] == ["sent"]
+    add_papers(store, [OFF_TOPIC], now=NOW + DAY)
+
+    alone = send_due(settings_for(deliver=[_file(a)]), store, now=NOW + DAY, dry_run=True)
+    assert [o.status for o in alone.outcomes] == ["nothing-new"]  # the reference
+
+    both = send_due(settings_for(deliver=[_file(a), _file(b)]), store, now=NOW + DAY)
+    assert [o.status for o in both.outcomes] == ["nothing-new", "sent"]
+    assert not (a / "attn-2026-11-24.md").exists()
+    assert "Selective scan memory" not in (b / "attn-2026-11-24.md").read_text()
