@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from digestbot.delivery.service import send_due
 from digestbot.models import Paper
 from digestbot.store import SqlStore
-from tests.conftest import NOW
+from digestbot.store.ledger import deliveries
+from tests.conftest import NOW, write_config
 from tests.delivery.helpers import add_papers, make_paper, settings_for
 
 DAY = timedelta(days=1)
@@ -62,3 +64,36 @@ def test_a_paper_reached_only_through_expansion_is_not_picked_however_deep_it_ra
     assert [o.status for o in both.outcomes] == ["nothing-new", "sent"]
     assert not (a / "attn-2026-11-24.md").exists()
     assert "Selective scan memory" not in (b / "attn-2026-11-24.md").read_text()
+
+
+def test_status_does_not_say_slack_rejected_an_email_digest(cli: Any, tmp_path: Path) -> None:
+    """An email the mail server refused in full and as plain text is ``rejected`` too: the
+    text status named Slack as the refuser of every rejected digest."""
+    config = write_config(
+        tmp_path,
+        "database_url: sqlite:///data/x.sqlite3\nprofiles:\n  - name: attn\n"
+        "    keywords: [linear attention]\n    deliver:\n      - email: {to: [a@example.org]}\n",
+    )
+    (tmp_path / "data").mkdir()
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'data' / 'x.sqlite3'}")
+    with store.transaction() as conn:
+        conn.execute(
+            deliveries.insert().values(
+                digest_id="dmail",
+                profile="attn",
+                destination="email:a@example.org",
+                digest_date=NOW.date(),
+                status="rejected",
+                error="email:a@example.org: 552 5.3.4 too big; as plain text: 552 5.3.4 too big",
+                watermark=0,
+                paper_count=3,
+                attempts=1,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+    store.close()
+    text = cli("--config", str(config), "--now", NOW.isoformat(), "status").stdout
+    assert "  2026-11-23 attn -> email:a@example.org: email:a@example.org: 552 5.3.4" in text
+    assert "rejected by Slack" not in text
+    assert "rejected for their content by Slack or the mail server (not retried" in text

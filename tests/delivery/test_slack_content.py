@@ -255,7 +255,10 @@ def test_status_shows_a_rejected_digest_and_one_sent_as_plain_text(
         "    deliver:\n      - slack: {channel: '#papers'}\n",
     )
     text = cli("--config", str(config), "--now", (NOW + DAY).isoformat(), "status").stdout
-    assert "rejected by Slack (not retried; the next digest goes out as usual):" in text
+    assert (
+        "rejected for their content by Slack or the mail server (not retried; the next "
+        "digest goes out as usual):"
+    ) in text
     assert "  2026-11-24 attn -> slack:#papers: slack:#papers: Slack refused the digest" in text
     history = cli("--config", str(config), "history").stdout.splitlines()
     assert history[0].startswith("2026-11-24  rejected")
