@@ -60,6 +60,7 @@ from digestbot.newsletter import (
 )
 from digestbot.pipeline import rank_profile
 from digestbot.ranking import pick
+from digestbot.services import REJECTED_EARLIER
 from digestbot.store import SqlStore, ledger
 from digestbot.store.ledger import DeliveryRecord, NewDelivery
 from digestbot.store.subscribers import mark_bounced
@@ -203,8 +204,7 @@ class _ProfileRun:
                         papers=today.paper_count,
                         digest_id=today.digest_id,
                         error=today.error or "",
-                        detail="today's digest was refused for its content; the next one "
-                        "goes out tomorrow",
+                        detail=REJECTED_EARLIER,
                     )
                 )
             else:

@@ -69,9 +69,20 @@ def test_a_paper_reached_only_through_expansion_is_not_picked_however_deep_it_ra
 def test_status_does_not_say_slack_rejected_an_email_digest(cli: Any, tmp_path: Path) -> None:
     """An email the mail server refused in full and as plain text is ``rejected`` too: the
     text status named Slack as the refuser of every rejected digest."""
+    config = _rejected_today(tmp_path)
+    text = cli("--config", str(config), "--now", NOW.isoformat(), "status").stdout
+    assert "  2026-11-23 attn -> email:a@example.org: email:a@example.org: 552 5.3.4" in text
+    assert "rejected by Slack" not in text
+    assert "rejected for their content by Slack or the mail server (not retried" in text
+
+
+def _rejected_today(tmp_path: Path) -> Path:
+    """A config with one email destination, whose digest of NOW's day the server rejected."""
     config = write_config(
         tmp_path,
-        "database_url: sqlite:///data/x.sqlite3\nprofiles:\n  - name: attn\n"
+        "database_url: sqlite:///data/x.sqlite3\n"
+        "email: {sender: d@example.org, smtp: {host: 127.0.0.1, port: 9}}\n"
+        "profiles:\n  - name: attn\n"
         "    keywords: [linear attention]\n    deliver:\n      - email: {to: [a@example.org]}\n",
     )
     (tmp_path / "data").mkdir()
@@ -93,7 +104,19 @@ def test_status_does_not_say_slack_rejected_an_email_digest(cli: Any, tmp_path: 
             )
         )
     store.close()
-    text = cli("--config", str(config), "--now", NOW.isoformat(), "status").stdout
-    assert "  2026-11-23 attn -> email:a@example.org: email:a@example.org: 552 5.3.4" in text
-    assert "rejected by Slack" not in text
-    assert "rejected for their content by Slack or the mail server (not retried" in text
+    return config
+
+
+def test_a_digest_rejected_earlier_today_does_not_fail_every_later_run(
+    cli: Any, tmp_path: Path
+) -> None:
+    """A rejection is reported once (exit 1 by the run that met it, one alert); a later
+    ``send`` or ``run --once`` the same day finds it settled, sends nothing and exits 0,
+    as after a digest sent (the README's "run it twice on one day ... exit 0")."""
+    config = _rejected_today(tmp_path)
+    (tmp_path / "seeds").mkdir()  # the drops folder (default)
+    at = ["--config", str(config), "--now", (NOW.replace(hour=8, minute=0)).isoformat()]
+    sent = cli(*at, "send")
+    assert "REJECTED" in sent.stderr and "attn → email:a@example.org" in sent.stderr
+    assert sent.exit_code == 0
+    assert cli(*at, "run", "--once").exit_code == 0
