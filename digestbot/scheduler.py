@@ -623,5 +623,6 @@ def _run_once(
 
 
 def _rejected(outcomes: Sequence[SendOutcomeLike]) -> bool:
-    """Whether Slack rejected a digest (settled, not retried, but not "all went well")."""
+    """Whether Slack or the mail server rejected a digest in this run (settled, not retried,
+    but not "all went well")."""
     return any(is_new_rejection(o) for o in outcomes)  # not one rejected by an earlier run
