@@ -3,7 +3,8 @@
 Three events raise an alert (``alerts:`` in the config says where it goes):
 
 * a delivery failed (after the deliverer's own bounded retries);
-* Slack refused a digest for its content even as plain text (it is not retried);
+* Slack or the mail server refused a digest for its content even as plain text (it is
+  not retried);
 * a source failed ``alerts.source_failures`` times in a row;
 * a scheduled digest was skipped for lack of papers and the profile says
   ``on_empty: notify``.

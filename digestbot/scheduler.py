@@ -41,7 +41,7 @@ from digestbot.pipeline import index_papers
 from digestbot.ranking.background import SOURCE as EMBEDDINGS
 from digestbot.ranking.background import EmbeddingWorker
 from digestbot.ranking.semantic import query_texts
-from digestbot.services import Clock, PollFn, SendFn, SendOutcomeLike
+from digestbot.services import Clock, PollFn, SendFn, SendOutcomeLike, is_new_rejection
 from digestbot.store import SqlStore
 from digestbot.store.daemon import record_job_result
 from digestbot.timing import build_trigger, last_fire_time, send_time
@@ -623,5 +623,6 @@ def _run_once(
 
 
 def _rejected(outcomes: Sequence[SendOutcomeLike]) -> bool:
-    """Whether Slack rejected a digest (settled, not retried, but not "all went well")."""
-    return any(o.status == "rejected" for o in outcomes)
+    """Whether Slack or the mail server rejected a digest in this run (settled, not retried,
+    but not "all went well")."""
+    return any(is_new_rejection(o) for o in outcomes)  # not one rejected by an earlier run

@@ -11,6 +11,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+# the ``detail`` of a ``rejected`` outcome that only reports today's digest rejected by an
+# earlier run (settled then, alerted then): not a new rejection, not a failed run
+REJECTED_EARLIER = "today's digest was refused for its content; the next one goes out tomorrow"
+
+
+def is_new_rejection(outcome: SendOutcomeLike) -> bool:
+    """Whether the outcome is a digest rejected by this run (not one rejected earlier)."""
+    return outcome.status == "rejected" and getattr(outcome, "detail", "") != REJECTED_EARLIER
+
 
 class SendOutcomeLike(Protocol):
     @property

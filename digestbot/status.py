@@ -86,8 +86,8 @@ REJECTED_DAYS = 7  # rejected digests dated this many days back are listed
 
 
 def load_rejected_digests(store: SqlStore, *, since: date) -> list[dict[str, Any]]:
-    """Digests Slack refused for their content (``rejected``: settled, not retried),
-    dated ``since`` or later, newest first."""
+    """Digests Slack or the mail server refused for their content (``rejected``: settled,
+    not retried), dated ``since`` or later, newest first."""
     table = _reflect(store, LEDGER_TABLE)
     if table is None:
         return []

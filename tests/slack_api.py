@@ -340,6 +340,8 @@ class SlackApi:
                 headers["Retry-After"] = str(failure.retry_after)
             return failure.status, failure.body or failure.error, headers
         blocks = params.get("blocks")
+        if blocks == []:  # an empty "blocks" array is no message layout: Slack refuses it
+            return 400, "invalid_blocks", {}
         if self.refuse_posts or (blocks and self.refuse_blocks):
             return 400, self.refuse_posts or self.refuse_blocks, {}
         with self.lock:

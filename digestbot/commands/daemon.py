@@ -122,7 +122,10 @@ def status(app: AppContext, as_json: bool) -> None:
         for d in report["open_digests"]:
             click.echo(f"  {d['digest_id']} {d['profile']} -> {d['destination']}: {d['status']}")
     if report.get("rejected_digests"):
-        click.echo("rejected by Slack (not retried; the next digest goes out as usual):")
+        click.echo(
+            "rejected for their content by Slack or the mail server (not retried; the next "
+            "digest goes out as usual):"
+        )
         for d in report["rejected_digests"]:
             click.echo(f"  {d['digest_date']} {d['profile']} -> {d['destination']}: {d['error']}")
     if report.get("orphaned_digests"):

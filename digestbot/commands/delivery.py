@@ -9,6 +9,7 @@ import click
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
 from digestbot.delivery.service import DeliveryOutcome, send_due
 from digestbot.delivery.targets import collect_targets
+from digestbot.services import is_new_rejection
 from digestbot.store.ledger import DeliveryRecord, load_history
 
 
@@ -74,7 +75,8 @@ def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: boo
                 click.echo("nothing to send: today's digests were already sent")
             else:
                 click.echo("nothing to send: no new papers for any destination")
-    if not report.ok or (report.count("rejected") and not dry_run):
+    # a digest rejected by an earlier run today is reported, not a new failure (exit 0)
+    if not report.ok or (any(is_new_rejection(o) for o in report.outcomes) and not dry_run):
         sys.exit(1)
 
 

@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 
 from digestbot.config import Profile
 
-# rejected: Slack refused the digest for its content, even as plain text (settled, not
-# retried: the next day's digest goes out); it does not make ``SendReport.ok`` false
+# rejected: Slack or the mail server refused the digest for its content, even as plain text
+# (settled, not retried: the next day's digest goes out); it does not make ``SendReport.ok``
+# false
 OutcomeStatus = Literal["sent", "already-sent", "nothing-new", "failed", "rejected", "dry-run"]
 PAUSE_ENV = "DIGESTBOT_TEST_PAUSE"  # "<point>:<dir>": the crash tests stop the sender there
 

@@ -480,7 +480,7 @@ class WebhookDeliverer(_PacedSender):
             try:
                 response = self.client.send(
                     text=message.text,
-                    blocks=list(message.blocks),
+                    blocks=list(message.blocks) or None,  # plain text: no "blocks" key at all
                     metadata=metadata,
                     unfurl_links=False,
                     unfurl_media=False,
