@@ -26,22 +26,13 @@ from digestbot.delivery.outcomes import SendReport, digest_date_for
 from digestbot.delivery.service import OnOutcome, send_profile
 from digestbot.delivery.targets import Deliverers, build_deliverers, slack_target
 from digestbot.store import SqlStore, ledger
-from digestbot.store.slack import PERSONAL_PREFIX, PersonalProfile, load_personal_profiles
+from digestbot.store.slack import PersonalProfile, load_personal_profiles
 from digestbot.timing import last_fire_time, send_time
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = timedelta(minutes=10)
 ASKED_EVERY = timedelta(minutes=1)  # scheduler.PERSONAL_SECONDS: how often the daemon asks
-
-
-def personal_profile_name(user_id: str) -> str:
-    return f"{PERSONAL_PREFIX}{user_id}"
-
-
-def build_personal_profile(personal: PersonalProfile) -> Profile | None:
-    """The digest profile of a person (``None`` while they follow nothing)."""
-    return personal.digest_profile()
 
 
 def _due(
@@ -87,7 +78,7 @@ def send_personal_due(
     grace = max(timedelta(seconds=parse_duration(settings.misfire_grace)), ASKED_EVERY * 2)
     profiles = []
     for personal in load_personal_profiles(store):
-        profile = build_personal_profile(personal)
+        profile = personal.digest_profile()
         if profile is not None:
             profiles.append((personal, profile))
     report = SendReport()

@@ -27,7 +27,7 @@ from digestbot.delivery.email import EmailDeliverer, build_smtp_factory
 from digestbot.delivery.files import FileDeliverer
 from digestbot.delivery.slack import SlackDeliverer, WebhookDeliverer
 from digestbot.store import SqlStore
-from digestbot.store.slack import load_channel_subscriptions
+from digestbot.store.slack import load_channel_subscriptions, personal_profile_name
 
 TargetKind = Literal["slack", "webhook", "email", "file"]
 
@@ -117,7 +117,7 @@ def load_live_destinations(settings: Settings, store: SqlStore) -> set[tuple[str
         opted_out = {f"email:{a}" for a in load_opted_out(store, profile=profile.name)}
         live.update((profile.name, key) for key in keys if key not in opted_out)
     for person in load_personal_profiles(store):  # see delivery.personal
-        live.add((f"@{person.user_id}", slack_target(person.user_id).key))
+        live.add((personal_profile_name(person.user_id), slack_target(person.user_id).key))
     return live
 
 

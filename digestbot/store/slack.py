@@ -48,6 +48,11 @@ personal_profiles = sa.Table(
 PERSONAL_PREFIX = "@"  # a personal profile's name: "@" and the Slack user id
 
 
+def personal_profile_name(user_id: str) -> str:
+    """The name of a person's profile (``personal_user`` reads it back)."""
+    return f"{PERSONAL_PREFIX}{user_id}"
+
+
 def personal_user(profile_name: str) -> str | None:
     """The Slack user whose personal profile this is; None for a configured profile."""
     return (
@@ -71,7 +76,10 @@ class PersonalProfile:
         if base is None:
             return None
         return base.model_copy(
-            update={"name": f"{PERSONAL_PREFIX}{self.user_id}", "schedule": self.as_schedule()}
+            update={
+                "name": personal_profile_name(self.user_id),
+                "schedule": self.as_schedule(),
+            }
         )
 
     def as_profile(self) -> Profile | None:
