@@ -7,6 +7,7 @@ import sys
 import click
 
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
+from digestbot.delivery.outcomes import form_note
 from digestbot.delivery.service import DeliveryOutcome, send_due
 from digestbot.delivery.targets import collect_targets
 from digestbot.services import is_new_rejection
@@ -121,7 +122,12 @@ def history(app: AppContext, profile_name: str | None, limit: int, as_json: bool
         if record.error and record.status != "sent":
             line += f"  error: {record.error}"
         if record.status == "sent" and record.progress.get("form") == "plain":
-            line += f"  (as plain text: Slack refused the blocks, {record.progress.get('refused')})"
+            if record.destination.startswith("email:"):
+                line += f"  ({form_note(record.destination, record.progress)})"
+            else:
+                line += (
+                    f"  (as plain text: Slack refused the blocks, {record.progress.get('refused')})"
+                )
         click.echo(line)
     if not records:
         click.echo("nothing sent yet", err=True)
