@@ -260,7 +260,8 @@ class _ProfileRun:
                 and pk_of[s.paper.id] not in got
             ]
             if target.cadence == "weekly":  # newsletter: the best of the past 7 days
-                pool = [s for s in pool if pk_of[s.paper.id] in week | owed]
+                recent = week | owed if owed else week
+                pool = [s for s in pool if pk_of[s.paper.id] in recent]
             chosen = pick(pool, self.profile)
             if any(s.score > 0 and not s.breakdown for s in chosen):
                 # deep in the candidates' ranking a paper is light (no breakdown), and
