@@ -21,6 +21,7 @@ from digestbot.delivery.targets import Deliverers
 from digestbot.status import build_status
 from digestbot.store import SqlStore
 from digestbot.store.ledger import count_sent, load_history
+from digestbot.store.subscribers import upsert_subscribers
 from tests.conftest import NOW, write_config
 from tests.delivery.helpers import (
     add_papers,
@@ -29,6 +30,7 @@ from tests.delivery.helpers import (
     settings_for,
     smtp_settings,
 )
+from tests.newsletter.conftest import at, newsletter_settings
 from tests.smtp_server import SmtpServer, body_of
 
 DAY = timedelta(days=1)
@@ -223,3 +225,56 @@ def test_a_size_refusal_without_size_cuts_the_list_in_a_bounded_number_of_tries(
     # alice: in full, as plain text, then cut lists until one fits; bob: that one at once
     assert len(sizes) <= 6 + 1
     assert sizes[-1] == len(received[1].data) and sizes[-2] == len(received[0].data)
+
+
+def test_a_weekly_reader_gets_the_papers_left_out_in_the_next_weeks_digest(
+    store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer
+) -> None:
+    """Left out of a weekly digest, a paper is older than a week by the next one: still
+    offered (and the one-click unsubscribe link survives the cut)."""
+    settings = newsletter_settings(public_url="https://digest.example.org", top_k=10)
+    upsert_subscribers(
+        store, profile="attn", rows=[("week@example.org", "weekly", "active")], now=at(1)
+    )
+    add_papers(store, [make_paper(i, abstract=ABSTRACT) for i in range(1, 11)], now=at(17))
+    small = start(ca, 2_400, advertise=True)
+    try:
+        [first] = send_due(
+            settings, store, now=at(23), deliverers=Deliverers(email=email_deliverer(small))
+        ).outcomes
+        [received] = small.handler.received
+    finally:
+        small.stop()
+    assert first.status == "sent" and 1 <= first.papers < 10
+    text = body_of(received.message, "plain").replace("\r\n", "\n")
+    assert text.startswith("Your week in attn: 10 papers · 16–22 Nov")
+    assert "Unsubscribe: https://digest.example.org/unsubscribe?t=" in text
+    assert "UNSUBSCRIBE-TOKEN-SLOT" not in text
+    [row] = load_history(store)
+    left_out = {p.paper_id for p in row.papers[first.papers :]}
+
+    add_papers(store, [make_paper(11, abstract=ABSTRACT)], now=at(28))
+    [later] = send_due(
+        settings, store, now=at(30), deliverers=Deliverers(email=email_deliverer(smtp_server))
+    ).outcomes
+    assert later.status == "sent"
+    newest = load_history(store)[0]
+    assert {p.paper_id for p in newest.papers} == left_out | {"2611.00011"}
+    assert count_sent(store, destination="email:week@example.org") == 11
+
+
+def test_a_full_mailbox_is_about_its_reader_not_the_digest(
+    store: SqlStore, smtp_server: SmtpServer
+) -> None:
+    """``552 5.2.2`` (mailbox full) at DATA: that reader gets plain text as before, the
+    next reader of the same digest still gets it in full."""
+    settings = with_papers(store, READERS[:2], count=2)
+    smtp_server.handler.data_replies = ["552 5.2.2 Mailbox full"]
+    report = send_due(
+        settings, store, now=NOW, deliverers=Deliverers(email=email_deliverer(smtp_server))
+    )
+    assert [o.status for o in report.outcomes] == ["sent", "sent"]
+    [alice, bob] = (smtp_server.handler.to(r)[0].message for r in READERS[:2])
+    assert alice.get_content_type() == "text/plain"
+    assert bob.get_content_type() == "multipart/alternative"
+    assert "5.2.2" in report.outcomes[0].detail and report.outcomes[1].detail == ""
