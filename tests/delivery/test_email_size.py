@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import trustme
 
 from digestbot.config import Settings
@@ -20,7 +21,16 @@ from digestbot.delivery.service import send_due
 from digestbot.delivery.targets import Deliverers
 from digestbot.status import build_status
 from digestbot.store import SqlStore
-from digestbot.store.ledger import count_sent, load_history
+from digestbot.store.ledger import (
+    NewDelivery,
+    count_sent,
+    load_history,
+    load_left_out,
+    load_watermarks,
+    mark_sent_many,
+    record_deliveries,
+)
+from digestbot.store.schema import papers
 from digestbot.store.subscribers import upsert_subscribers
 from tests.conftest import NOW, write_config
 from tests.delivery.helpers import (
@@ -278,3 +288,36 @@ def test_a_full_mailbox_is_about_its_reader_not_the_digest(
     assert alice.get_content_type() == "text/plain"
     assert bob.get_content_type() == "multipart/alternative"
     assert "5.2.2" in report.outcomes[0].detail and report.outcomes[1].detail == ""
+
+
+def test_the_ledger_counts_only_the_papers_a_cut_message_carried(any_store: SqlStore) -> None:
+    """``mark_sent_many(only=...)`` and ``load_left_out``, on SQLite and PostgreSQL."""
+    add_papers(any_store, [make_paper(i) for i in (1, 2, 3)], now=NOW)
+    with any_store.transaction() as conn:
+        rows = conn.execute(sa.select(papers.c.pk, papers.c.id).order_by(papers.c.pk)).all()
+    pks = {paper_id: pk for pk, paper_id in rows}
+    dest = "email:alice@example.org"
+    item = NewDelivery(
+        digest_id="d1",
+        profile="attn",
+        destination=dest,
+        digest_date=NOW.date(),
+        status="pending",
+        watermark=max(pks.values()),
+        papers=tuple((pks[f"2611.0000{i}"], 1.0 / i, "why") for i in (1, 2, 3)),
+    )
+    [record], _ = record_deliveries(any_store, [item], now=NOW)
+    note = {"form": "plain", "refused": "552", "kept": 1, "left_out": 2}
+    mark_sent_many(
+        any_store,
+        [(record, "<d1@example.org>")],
+        now=NOW,
+        progress={record.pk: note},
+        only={record.pk: ["2611.00001"]},
+    )
+    assert count_sent(any_store, destination=dest) == 1
+    [row] = load_history(any_store)
+    assert (row.status, row.progress) == ("sent", note)
+    marks = load_watermarks(any_store, profile="attn", destinations=[dest])
+    left = load_left_out(any_store, profile="attn", watermarks=marks)
+    assert left == {dest: {pks["2611.00002"], pks["2611.00003"]}}
