@@ -94,6 +94,7 @@ def _record_dict(record: DeliveryRecord) -> dict[str, object]:
         "external_id": record.external_id,
         "created_at": record.created_at.isoformat(),
         "sent_at": record.sent_at.isoformat() if record.sent_at else None,
+        "note": form_note(record.destination, record.progress) or None,
     }
 
 

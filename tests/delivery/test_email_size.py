@@ -32,7 +32,7 @@ from digestbot.store.ledger import (
 )
 from digestbot.store.schema import papers
 from digestbot.store.subscribers import upsert_subscribers
-from tests.conftest import NOW, write_config
+from tests.conftest import NOW, as_json, write_config
 from tests.delivery.helpers import (
     add_papers,
     email_deliverer,
@@ -102,6 +102,8 @@ def test_an_email_sent_as_plain_text_is_noted_in_history_and_status(
     [line] = cli("--config", str(config), "history").stdout.splitlines()
     assert line.startswith("2026-11-23  sent")
     assert line.endswith(f"email:alice@example.org  10 papers  ({note})")
+    [entry] = as_json(cli("--config", str(config), "history", "--json"))
+    assert (entry["status"], entry["note"]) == ("sent", note)
     text = cli("--config", str(config), "--now", NOW.isoformat(), "status").stdout
     assert (
         f"  attn                     email:alice@example.org          2026-11-23 sent  ({note})"
