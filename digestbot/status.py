@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from digestbot.config import Settings, parse_duration
+from digestbot.delivery.outcomes import form_note
 from digestbot.lock import HEARTBEAT_SECONDS, LOCK_NAME
 from digestbot.redact import redact_urls
 from digestbot.store import SqlStore
@@ -107,9 +108,9 @@ def _note(row: Any) -> str | None:
         progress = json.loads(row.get("progress") or "{}")
     except ValueError:
         return None
-    if not isinstance(progress, dict) or progress.get("form") != "plain":
+    if not isinstance(progress, dict):
         return None
-    return f"sent as plain text: Slack refused the formatted digest ({progress.get('refused')})"
+    return form_note(row["destination"], progress) or None
 
 
 def _delivery(row: Any) -> dict[str, Any]:
