@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digestbot.sources.rows import SOURCE_COLUMNS, PaperRows
+from digestbot.store.aliases import aliased_pks, record_aliases
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import (
     ROW_COLUMNS,
@@ -33,13 +34,18 @@ from digestbot.store.sql import (
 
 
 def _stored_slots(conn: Connection, prepared: PaperRows) -> set[int]:
-    """Slots whose arXiv id or title id is stored already (index-only queries)."""
+    """Slots whose arXiv id or title id is stored already, or whose title id is an earlier
+    title of a stored paper (``store.aliases``): index-only queries."""
     found: set[int] = set()
     for column, keys in (("arxiv_id", prepared.arxiv_ids), ("tid", prepared.title_ids)):
         wanted = [key for key in dict.fromkeys(keys) if key]
         hits = set(_present(conn, column, wanted)) if wanted else set()
         if hits:  # rare: a paper seen before
             found.update(slot for slot, key in enumerate(keys) if key in hits)
+    rest = [tid for slot, tid in enumerate(prepared.title_ids) if tid and slot not in found]
+    aliased = aliased_pks(conn, rest) if rest else {}
+    if aliased:  # rarer: a retitled arXiv paper under its earlier title
+        found.update(slot for slot, tid in enumerate(prepared.title_ids) if tid in aliased)
     return found
 
 
@@ -136,5 +142,8 @@ def upsert_rows(
         ):
             pk_of_slot[slot] = pk
         new += len(fresh)
+    if prepared.aliases:  # titles of an arXiv paper merged in the drop (rare)
+        pairs = [(tid, pk_of_slot[slot]) for slot, tid in prepared.aliases]
+        record_aliases(conn, [(tid, pk) for tid, pk in pairs if pk is not None])
     _replace_sources(conn, prepared, pk_of_slot)
     return UpsertCounts(new=new, merged=merged)

@@ -33,6 +33,7 @@ from digestbot.ids import (
     title_id_of_key,
 )
 from digestbot.models import Paper, SourceRef
+from digestbot.store.aliases import aliased_pks, is_alias_key, record_aliases
 from digestbot.store.schema import (
     DATA_MIGRATIONS,
     MIGRATIONS,
@@ -479,13 +480,50 @@ def forget_entries(conn: Connection, kind: str, name: str, entries: Sequence[Any
 
 
 def _stored_by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
-    """Stored papers by ``title_key`` (one an indexed ``tid`` query per chunk)."""
+    """Stored papers by ``title_key`` (one an indexed ``tid`` query per chunk), else by an
+    earlier title of theirs (``store.aliases``: the key maps to the paper's row)."""
     found: dict[str, Any] = {}
     cols = (*_PAPER_COLUMNS, papers.c.title_key)
-    for part in _chunks(list(dict.fromkeys(title_id_of_key(k) for k in keys))):
+    tids = {title_id_of_key(k): k for k in keys}
+    for part in _chunks(list(tids)):
         for row in conn.execute(sa.select(*cols).where(papers.c.tid.in_(part))):
             found.setdefault(row.title_key, row)
+    missing = [tid for tid, key in tids.items() if key not in found and is_alias_key(key)]
+    aliases = aliased_pks(conn, missing)
+    if aliases:
+        by_pk: dict[int, Any] = {}
+        for part in _chunks(sorted(set(aliases.values()))):
+            for row in conn.execute(sa.select(*cols).where(papers.c.pk.in_(part))):
+                by_pk[row.pk] = row
+        for tid, pk in aliases.items():
+            if pk in by_pk:
+                found.setdefault(tids[tid], by_pk[pk])
     return found
+
+
+def _retitled_aliases(
+    batch: Sequence[Paper],
+    slot_of: Sequence[int],
+    pk_of_slot: dict[int, int],
+    final_keys: dict[int, str],
+    old_keys: dict[int, str],
+) -> list[tuple[str, int]]:
+    """(title id, pk) of the titles an arXiv paper was known by besides the one it is
+    stored by now: its stored title before a newer version retitled it, and the titles
+    of the batch's items merged into it (``store.aliases``)."""
+    pairs: list[tuple[str, int]] = []
+    for pk, key in old_keys.items():
+        if is_alias_key(key) and key != final_keys.get(pk, key):
+            pairs.append((title_id_of_key(key), pk))
+    for paper, slot in zip(batch, slot_of, strict=True):
+        pk = pk_of_slot[slot]
+        final = final_keys.get(pk)
+        if not paper.arxiv_id or final is None or not is_alias_key(final):
+            continue
+        key = paper.title_key
+        if is_alias_key(key) and key != final:
+            pairs.append((title_id_of_key(key), pk))
+    return pairs
 
 
 def _listed_apart(
@@ -708,13 +746,19 @@ class SqlStore:
             for index, ident in zip(insert_slots, new_ids, strict=True):
                 pk_of_slot[index] = pk_by_id[ident]
         changed = [(pk, p) for pk, p in updates.items() if p != stored[pk]]
+        # each paper's key as stored after this batch (for the aliases of arXiv papers)
+        final_keys = {
+            pk_of_slot[i]: key for i, key in zip(insert_slots, (r[1] for r in inserts), strict=True)
+        }
+        final_keys.update(stored_keys)
+        final_keys.update((pk, _updated_key(p, stored_keys[pk])) for pk, p in changed)
         if changed:
             rows = [
                 {
                     **dict(
                         zip(
                             ROW_COLUMNS,
-                            row_values(p, title_key=_updated_key(p, stored_keys[pk]), now=now),
+                            row_values(p, title_key=final_keys[pk], now=now),
                             strict=True,
                         )
                     ),
@@ -734,6 +778,8 @@ class SqlStore:
                 papers.update().where(papers.c.pk == sa.bindparam("b_pk")).values(last_seen=now),
                 unchanged,
             )
+        arxiv_keys = {pk: stored_keys[pk] for pk, p in updates.items() if p.arxiv_id}
+        record_aliases(conn, _retitled_aliases(batch, slot_of, pk_of_slot, final_keys, arxiv_keys))
         pk_by_batch = {i: pk_of_slot[slot] for i, slot in enumerate(slot_of)}
         return UpsertCounts(new=len(inserts), merged=merged_count), pk_by_batch
 
@@ -826,6 +872,13 @@ class SqlStore:
                     sa.or_(papers.c.id.in_(candidates), papers.c.tid == ident, by_title)
                 )
             ).first()
+            if row is None:  # an earlier title of a retitled paper, or its ``t-…`` id then
+                tids = [ident.strip()] + ([title_id(ident)] if normalize_title(ident) else [])
+                aliased = aliased_pks(conn, tids)
+                if aliased:
+                    pk = aliased.get(tids[0], next(iter(aliased.values())))
+                    query = sa.select(*_PAPER_COLUMNS).where(papers.c.pk == pk)
+                    row = conn.execute(query).first()
         if row is None:
             raise NotFoundError("paper", ident)
         return _paper_from_row(row)
