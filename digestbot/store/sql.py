@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from digestbot.errors import NotFoundError, StoreError
 from digestbot.ids import (
     doi_key,
+    find_doi,
     is_generic_title,
     link_identity,
     link_key,
@@ -501,6 +502,32 @@ def _stored_by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
     return found
 
 
+def _by_doi(conn: Connection, doi: str) -> Any:
+    """The stored paper with this (lowercased) DOI: keyed by it (an indexed look-up), else
+    the first whose ``extra["doi"]`` or a link names it (a scan of those columns: for one
+    look-up typed by a user, not for ingest)."""
+    keyed = title_id_of_key(doi_key(doi) or "")
+    row = conn.execute(sa.select(*_PAPER_COLUMNS).where(papers.c.tid == keyed)).first()
+    if row is not None:
+        return row
+    needle = doi.lower()
+    query = (
+        sa.select(*_PAPER_COLUMNS)
+        .where(
+            sa.or_(
+                sa.func.lower(papers.c.extra).contains(needle, autoescape=True),
+                sa.func.lower(papers.c.urls).contains(needle, autoescape=True),
+            )
+        )
+        .order_by(papers.c.pk)
+    )
+    for found in conn.execute(query):
+        paper = _paper_from_row(found)
+        if find_doi(paper.doi) == needle or any(find_doi(url) == needle for url in paper.urls):
+            return found
+    return None
+
+
 def _retitled_aliases(
     batch: Sequence[Paper],
     slot_of: Sequence[int],
@@ -857,8 +884,10 @@ class SqlStore:
 
     def get_paper(self, ident: str) -> Paper:
         """A paper by id, arXiv id (any version), its title id (``t-…``, also after it
-        gained an arXiv id) or exact (normalised) title; a title with no letter or digit
-        (``???``: such papers are keyed by their link or text) as written."""
+        gained an arXiv id, or under an earlier title), exact (normalised) title or an
+        earlier one (``store.aliases``), or DOI (``10.1145/…``, ``doi:10.…``, a
+        ``https://doi.org/…`` or publisher's ``…/doi/10.…`` link); a title with no letter
+        or digit (``???``: such papers are keyed by their link or text) as written."""
         parsed = parse_arxiv_id(ident)
         candidates = [ident] + ([parsed[0]] if parsed else [])
         by_title = (
@@ -879,6 +908,9 @@ class SqlStore:
                     pk = aliased.get(tids[0], next(iter(aliased.values())))
                     query = sa.select(*_PAPER_COLUMNS).where(papers.c.pk == pk)
                     row = conn.execute(query).first()
+            doi = find_doi(ident) if row is None else None
+            if doi is not None:
+                row = _by_doi(conn, doi)
         if row is None:
             raise NotFoundError("paper", ident)
         return _paper_from_row(row)
