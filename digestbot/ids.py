@@ -324,6 +324,12 @@ def paper_key(title: str, *, link: str = "", abstract: str = "", doi: str = "") 
     by_link = link_key(link)
     if by_link is not None:
         return by_link
+    return text_key(title, abstract)
+
+
+def text_key(title: str, abstract: str) -> str:
+    """``text:`` and a SHA-256 of the NFKC, casefolded, space-folded title and abstract: the
+    key of a paper known by neither its title, a DOI nor a link of its own."""
     text = " ".join(unicodedata.normalize("NFKC", f"{title}\n{abstract}").casefold().split())
     return "text:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 

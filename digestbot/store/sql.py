@@ -30,6 +30,7 @@ from digestbot.ids import (
     link_key,
     normalize_title,
     parse_arxiv_id,
+    text_key,
     title_id,
     title_id_of_key,
 )
@@ -236,11 +237,14 @@ def _has_link(paper: Paper, links: Iterable[str]) -> bool:
 
 def rekey_apart(paper: Paper) -> tuple[Paper, str] | None:
     """A feed item without an arXiv id, keyed by its title, as a paper of its own: keyed
-    (and its id made) by its DOI, else its own link. None for any other paper."""
+    (and its id made) by its DOI, else its own link, else (a link its feed gives other
+    items too: ``extra["shared_link"]``) its title and abstract. None for any other paper."""
     source = paper.source
     if paper.arxiv_id or source is None or source.kind != "feed":
         return None
     key = doi_key(paper.doi) or link_key(paper.own_link)
+    if key is None and paper.extra.get("shared_link"):  # its feed links every item alike
+        key = text_key(paper.title, paper.abstract)
     if key is None or ":" in paper.title_key:  # no DOI or link, or keyed apart already
         return None
     return replace(paper, id=title_id_of_key(key)), key
