@@ -13,7 +13,9 @@ Only plain titles of papers with an arXiv id are kept (never the ``doi:``,
 paper). The first paper an alias names keeps it; ``papers.tid`` wins over an alias.
 
 A new table: ``create_all`` makes it in an older database on open (no schema
-version step; nothing older can be recovered, so it starts empty).
+version step; nothing older can be recovered, so it starts empty). Made there, it
+first brings the keys of titles written in TeX maths up to date
+(``refold_title_keys``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from digestbot.store.schema import metadata
+from digestbot.ids import normalize_title, title_id_of_key
+from digestbot.store.schema import metadata, papers
 
 paper_aliases = sa.Table(
     "paper_aliases",
@@ -72,3 +75,44 @@ def record_aliases(conn: Connection, pairs: Iterable[tuple[str, int]]) -> None:
     rows = [{"tid": tid, "paper_pk": pk} for tid, pk in wanted.items() if tid not in taken]
     if rows:
         conn.execute(paper_aliases.insert(), rows)
+
+
+def refold_title_keys(conn: Connection) -> int:
+    """Papers whose title holds ``$`` or a backslash, stored under the key an older
+    digestbot made of it (before TeX maths were folded: ``ids.fold_tex_math``), take the
+    key their title has now; the old title id stays an alias (the paper's public id does
+    not change). Papers keyed apart (``doi:``, ``url:``, ``text:``) keep theirs. Returns
+    how many changed."""
+    query = sa.select(papers.c.pk, papers.c.title, papers.c.title_key, papers.c.tid).where(
+        sa.or_(
+            papers.c.title.contains("$", autoescape=True),
+            papers.c.title.contains("\\", autoescape=True),
+        )
+    )
+    changes: list[dict[str, Any]] = []
+    olds: list[tuple[str, int]] = []
+    for pk, title, key, tid in conn.execute(query).all():
+        new = normalize_title(title)
+        if not is_alias_key(key) or not new or new == key:
+            continue
+        changes.append({"b_pk": pk, "title_key": new, "tid": title_id_of_key(new)})
+        olds.append((tid, pk))
+    if changes:
+        conn.execute(
+            papers.update()
+            .where(papers.c.pk == sa.bindparam("b_pk"))
+            .values(title_key=sa.bindparam("title_key"), tid=sa.bindparam("tid")),
+            changes,
+        )
+        record_aliases(conn, olds)
+    return len(changes)
+
+
+def _made(target: Any, connection: Connection, **_kw: Any) -> None:
+    """``after_create`` of ``paper_aliases``: a database older than it has its TeX titles'
+    keys brought up to date (a new one has no papers: one query)."""
+    del target
+    refold_title_keys(connection)
+
+
+sa.event.listen(paper_aliases, "after_create", _made)
