@@ -36,7 +36,27 @@ import unicodedata
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+# The combining marks (Unicode categories Mn, Mc, Me) of the Brahmic and South-East Asian
+# scripts (Devanagari to Sinhala, Thai, Lao, Tibetan, Myanmar, Khmer): vowel signs, viramas
+# and tone marks are part of a word's spelling there (``कि`` is not ``क``), so they are kept
+# in a title's key. Marks of other scripts (a Latin accent NFKC could not compose) are
+# punctuation to the key as before, so ids of Latin, Greek, Cyrillic and CJK titles stay.
+_SPELLING_RANGES = ((0x0900, 0x0DFF), (0x0E00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF))
+_SPELLING_MARKS = "".join(
+    chr(code)
+    for low, high in _SPELLING_RANGES
+    for code in range(low, high + 1)
+    if unicodedata.category(chr(code)).startswith("M")
+)
+_NON_WORD = re.compile(rf"(?:(?![{_SPELLING_MARKS}])[\W_])+", re.UNICODE)
+SPELLING_MARK = re.compile(f"[{_SPELLING_MARKS}]")
+
+
+def key_changed_by_folds(title: str) -> bool:
+    """Whether a title's key may differ from the one digestbot made before TeX maths and
+    spelling marks were folded (``$``, a backslash, a Brahmic or Thai vowel sign…)."""
+    return "$" in title or "\\" in title or SPELLING_MARK.search(title) is not None
+
 
 # Archives of old-style ids (before April 2007), as listed by arXiv.
 OLD_ARCHIVES = (

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from digestbot.ids import normalize_title, title_id_of_key
+from digestbot.ids import key_changed_by_folds, normalize_title, title_id_of_key
 from digestbot.store.schema import metadata, papers
 
 paper_aliases = sa.Table(
@@ -78,20 +78,17 @@ def record_aliases(conn: Connection, pairs: Iterable[tuple[str, int]]) -> None:
 
 
 def refold_title_keys(conn: Connection) -> int:
-    """Papers whose title holds ``$`` or a backslash, stored under the key an older
-    digestbot made of it (before TeX maths were folded: ``ids.fold_tex_math``), take the
-    key their title has now; the old title id stays an alias (the paper's public id does
-    not change). Papers keyed apart (``doi:``, ``url:``, ``text:``) keep theirs. Returns
-    how many changed."""
-    query = sa.select(papers.c.pk, papers.c.title, papers.c.title_key, papers.c.tid).where(
-        sa.or_(
-            papers.c.title.contains("$", autoescape=True),
-            papers.c.title.contains("\\", autoescape=True),
-        )
-    )
+    """Papers whose title holds ``$``, a backslash or a Brahmic or Thai spelling mark,
+    stored under the key an older digestbot made of it (before TeX maths were folded,
+    ``ids.fold_tex_math``, and those marks kept), take the key their title has now; the
+    old title id stays an alias (the paper's public id does not change). Papers keyed
+    apart (``doi:``, ``url:``, ``text:``) keep theirs. Returns how many changed."""
+    query = sa.select(papers.c.pk, papers.c.title, papers.c.title_key, papers.c.tid)
     changes: list[dict[str, Any]] = []
     olds: list[tuple[str, int]] = []
-    for pk, title, key, tid in conn.execute(query).all():
+    for pk, title, key, tid in conn.execute(query):  # once, when the table is made
+        if not key_changed_by_folds(title):
+            continue
         new = normalize_title(title)
         if not is_alias_key(key) or not new or new == key:
             continue
