@@ -3,8 +3,10 @@
 A paper's id is its version-less arXiv id when known (``2401.01234``,
 ``cond-mat/0412498``), else ``t-`` and 12 hex digits of the SHA-256 of its key
 (``paper_key``): its normalised title (NFKC, casefolded, punctuation and white space
-folded; letters and digits of every script are kept; TeX accents as arXiv's titles keep
-them, ``Schr\\"odinger``, read as their letters). The key is also kept as
+folded; letters and digits of every script are kept, and the vowel signs and tone marks
+that spell Brahmic and Thai-family words; TeX accents as arXiv's titles keep them,
+``Schr\\"odinger``, read as their letters, and TeX maths as Unicode prints it:
+``$\\alpha$-divergence`` is ``α-divergence``, ``fold_tex_math``). The key is also kept as
 ``title_key`` so that a paper first seen without an arXiv id merges with the same
 paper seen later with one.
 
