@@ -9,6 +9,7 @@ from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper
 from digestbot.pipeline import rank_profile
 from digestbot.ranking import text
+from digestbot.ranking.stopwords import STOP_WORDS
 from digestbot.store import SqlStore
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -20,7 +21,7 @@ def test_russian_function_words_are_stop_words_and_topic_words_are_kept() -> Non
     )
     assert tokens == ["стат", "обуча", "трансформер", "анализ", "текст"]
     # folded as the tokenizer folds them: Ещё -> еще
-    assert {"это", "как", "для", "еще", "ее", "мы", "том"} <= text.STOP_WORDS
+    assert {"это", "как", "для", "еще", "ее", "мы", "том"} <= STOP_WORDS
 
 
 def test_a_russian_profile_matches_only_on_topic_words(store: SqlStore) -> None:
