@@ -135,3 +135,16 @@ def test_a_generic_title_merged_by_arxiv_id_is_no_alias(
     later = drop(store, tmp_path / "drops", "a.txt", "Editorial", days=2)
     assert later.papers_new == 1
     assert store.count_papers() == 2
+
+
+def test_a_like_by_the_old_title_or_old_id_still_counts_after_the_retitle(
+    server: FeedServer, http: httpx.Client, store: SqlStore, tmp_path: Path
+) -> None:
+    from digestbot.store.ranking import resolve_paper_pks
+
+    drop(store, tmp_path / "drops", "a.txt", OLD, days=0)
+    old_id = first_id(OLD)
+    poll(server, store, http, RssItem(ARXIV, 1, OLD), days=1)
+    poll(server, store, http, RssItem(ARXIV, 2, NEW), days=2)
+    found = resolve_paper_pks(store, [OLD, old_id, NEW, ARXIV])
+    assert len(set(found.values())) == 1 and set(found) == {OLD, old_id, NEW, ARXIV}
