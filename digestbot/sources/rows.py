@@ -14,7 +14,7 @@ merge path), ``load_slot_papers`` reads the file again and checks its SHA-256.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -23,10 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from digestbot.errors import ParseError
-from digestbot.ids import title_id_of_key
 from digestbot.models import Paper
 from digestbot.sources.drops import DropParse, parse_drop_bytes
-from digestbot.store.aliases import is_alias_key
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import ROW_COLUMNS, bind_rows, merge_batch, naive_utc, row_values
 
@@ -47,8 +45,6 @@ class PaperRows:
     source_slots: list[int]  # per entry with a source: the slot of its paper
     sources: list[tuple[Any, ...]]  # per entry: ``SOURCE_COLUMNS`` values, bound
     merged: int  # entries merged into an earlier entry of the same drop
-    # (slot, title id) of the other titles of an arXiv paper the drop lists twice
-    aliases: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -111,14 +107,6 @@ def prepare_drop(
         if ref is not None:
             source_slots.append(slot)
             source_rows.append((ref.kind, ref.name, ref.entry, ref.line, now))
-    aliases = [
-        (slot, title_id_of_key(paper.title_key))
-        for paper, slot in zip(parsed.papers, batch.slot_of, strict=True)
-        if paper.arxiv_id
-        and is_alias_key(paper.title_key)
-        and is_alias_key(batch.title_keys[slot])
-        and paper.title_key != batch.title_keys[slot]
-    ]
     return PaperRows(
         name=name,
         sha256=sha256,
@@ -129,5 +117,4 @@ def prepare_drop(
         source_slots=source_slots,
         sources=bind_rows(dialect, paper_sources, SOURCE_COLUMNS, source_rows),
         merged=batch.merged,
-        aliases=aliases,
     )

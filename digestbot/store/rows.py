@@ -1,7 +1,8 @@
 """The lean writer: one drop's prepared rows (``digestbot.sources.rows``) into the store.
 
 A few statements per file, whatever its size: which of its papers are stored
-already (index-only lookups by arXiv id and title id), one ``executemany`` for the
+already (index-only lookups by arXiv id, title id and earlier titles of
+retitled arXiv papers: ``store.aliases``), one ``executemany`` for the
 new papers and one for the file's entries. Primary keys of new papers follow the
 drop's order: on SQLite they are given explicitly (``MAX(pk)`` + n, under the write
 lock taken first); elsewhere the database assigns them and one range query reads
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digestbot.sources.rows import SOURCE_COLUMNS, PaperRows
-from digestbot.store.aliases import aliased_pks, record_aliases
+from digestbot.store.aliases import aliased_pks
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import (
     ROW_COLUMNS,
@@ -142,8 +143,5 @@ def upsert_rows(
         ):
             pk_of_slot[slot] = pk
         new += len(fresh)
-    if prepared.aliases:  # titles of an arXiv paper merged in the drop (rare)
-        pairs = [(tid, pk_of_slot[slot]) for slot, tid in prepared.aliases]
-        record_aliases(conn, [(tid, pk) for tid, pk in pairs if pk is not None])
     _replace_sources(conn, prepared, pk_of_slot)
     return UpsertCounts(new=new, merged=merged)
