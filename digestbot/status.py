@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from digestbot.config import Settings, parse_duration
 from digestbot.delivery.outcomes import form_note
+from digestbot.ingest import in_drops_folder
 from digestbot.lock import HEARTBEAT_SECONDS, LOCK_NAME
 from digestbot.redact import redact_urls
 from digestbot.store import SqlStore
@@ -293,11 +294,12 @@ def build_status(
             }
             for f in store.recent_files(limit=10)
         ],
-        # drops that failed and were not ingested since; a file deleted since is no news
+        # drops that failed and were not ingested since; a file deleted since is no news,
+        # nor one outside the drops folder (``ingest PATH`` reported it)
         "failed_drops": [
             {"path": f.path, "failed_at": _iso(f.ingested_at), "error": f.error}
             for f in sorted(store.failed_files().values(), key=lambda f: f.path)
-            if Path(f.path).exists()
+            if Path(f.path).exists() and in_drops_folder(f.path, settings.drops.path)
         ],
         # the configured feeds only: one removed from the config is no longer polled
         "feeds": [f for f in load_feed_health(store) if f["name"] in configured_feeds],
