@@ -1,12 +1,23 @@
 """Full-text search over papers (title, abstract).
 
+Both databases keep the full-text index out of the write path: an ingest writes papers
+at full speed, and the index trails the papers table, caught up by ``sync_search_index``
+(the rows past a watermark, ``schema_info`` key ``fts_indexed_pk``, in one set-based
+statement) after an ingest and before every search. Updates and deletes of papers
+already indexed are mirrored at once by triggers (rare: a merge that brings a new title
+or abstract). Indexing on write cost several times the insert of the paper itself.
+
 SQLite: an FTS5 external-content table ``papers_fts`` over ``papers``, created (and
-filled from the existing papers) the first time the schema is created on a
-database that lacks it. New papers are indexed in bulk after an ingest and before
-any search (``sync_search_index``): FTS5 indexing costs several times the insert
-of the paper itself, so it is kept out of the per-file write path. PostgreSQL: a GIN index on
-``to_tsvector('english', title || ' ' || abstract)`` queried with
-``plainto_tsquery``. Any other database: every word as a substring (slow, correct).
+filled from the existing papers) the first time the schema is created on a database
+that lacks it. PostgreSQL (schema version 5): the table ``paper_search`` (paper pk ->
+``to_tsvector('english', title || ' ' || abstract)``, GIN-indexed), filled by
+``INSERT ... SELECT`` and queried with ``plainto_tsquery``; the triggers on ``papers``
+fire only when a title or abstract really changes. A database of versions 1-4 (a GIN
+index on ``papers``, updated on every insert) loses that index and gets the empty
+table on open; its first sync indexes every paper (100,000 in a few seconds, see
+README). The sync takes the store's write lock first, so it waits for a writer still
+in its transaction: pks are taken in commit order, and no paper is skipped by the
+watermark. Any other database: every word as a substring (slow, correct).
 
 User text never reaches the FTS query language: each whitespace-separated chunk
 becomes one FTS5 *string* (a quoted phrase, ``"`` doubled), so ``AND``, ``(``,
@@ -30,8 +41,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digestbot.models import Paper
-from digestbot.store.schema import metadata, papers
-from digestbot.store.sql import _PAPER_COLUMNS, SqlStore, _paper_from_row
+from digestbot.store.schema import (
+    SEARCH_DOCUMENT,
+    SEARCH_TABLE,
+    SEARCH_WATERMARK,
+    metadata,
+    papers,
+)
+from digestbot.store.sql import _PAPER_COLUMNS, SqlStore, _paper_from_row, take_write_lock
 
 MAX_TERMS = 16  # bounds the cost of one query
 MAX_TERM_CHARS = 64
@@ -39,11 +56,7 @@ MAX_TERM_CHARS = 64
 _WORDISH = re.compile(r"\w", re.UNICODE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-# The FTS5 index trails the papers table: ingest writes papers at full speed and
-# ``sync_search_index`` indexes the rows past a watermark (``schema_info`` key
-# ``fts_indexed_pk``) in one statement, after an ingest and before every search.
-# Updates and deletes of rows already indexed are mirrored by triggers.
-_WATERMARK = "fts_indexed_pk"
+_WATERMARK = SEARCH_WATERMARK
 _INDEXED = f"(SELECT CAST(value AS INTEGER) FROM schema_info WHERE key = '{_WATERMARK}')"  # noqa: S608
 _SQLITE_DDL = (
     "CREATE VIRTUAL TABLE papers_fts USING fts5(title, abstract, content='papers', "
@@ -62,10 +75,12 @@ _SQLITE_DDL = (
     f"INSERT INTO schema_info(key, value) SELECT '{_WATERMARK}', CAST(COALESCE(MAX(pk), 0) "  # noqa: S608
     "AS TEXT) FROM papers",
 )
-_PG_INDEX = (
-    "CREATE INDEX IF NOT EXISTS ix_papers_fulltext ON papers "
-    "USING GIN (to_tsvector('english', title || ' ' || abstract))"
+_PG_FILL = (
+    f"INSERT INTO {SEARCH_TABLE} (paper_pk, document) "  # noqa: S608
+    f"SELECT pk, {SEARCH_DOCUMENT.format(row='')} FROM papers "
+    "WHERE pk > %(indexed)s AND pk <= %(newest)s"
 )
+_search_table = sa.table(SEARCH_TABLE, sa.column("paper_pk"), sa.column("document"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,29 +103,28 @@ def build_fts_query(terms: tuple[str, ...]) -> str:
 
 
 def _create_search_index(target: Any, connection: Connection, **_kw: Any) -> None:
-    """``after_create`` hook on the shared metadata: make the index if it is missing."""
+    """``after_create`` hook on the shared metadata: make the SQLite index if it is missing
+    (PostgreSQL's is made by the schema's version 5 step, ``schema.start_search_table``)."""
     del target
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
+    if connection.dialect.name == "sqlite":
         exists = connection.exec_driver_sql(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='papers_fts'"
         ).first()
         if exists is None:
             for statement in _SQLITE_DDL:
                 connection.exec_driver_sql(statement)
-    elif dialect == "postgresql":
-        connection.exec_driver_sql(_PG_INDEX)
 
 
 sa.event.listen(metadata, "after_create", _create_search_index)
 
 
 def sync_search_index(conn: Connection, *, limit: int | None = None) -> int:
-    """Index the papers stored since the last sync (SQLite; at most ``limit`` of them,
-    by pk); returns how many. The first statement takes the write lock, so two
-    processes never index the same rows twice. Other databases index on write:
-    nothing to do.
+    """Index the papers stored since the last sync (at most ``limit`` of them, by pk);
+    returns how many. The write lock is taken first, so two processes never index the
+    same rows twice. Databases other than SQLite and PostgreSQL: nothing to do.
     """
+    if conn.dialect.name == "postgresql":
+        return _sync_postgres(conn, limit=limit)
     if conn.dialect.name != "sqlite":
         return 0
     conn.exec_driver_sql("UPDATE schema_info SET value = value WHERE key = ?", (_WATERMARK,))
@@ -131,6 +145,30 @@ def sync_search_index(conn: Connection, *, limit: int | None = None) -> int:
     )
     conn.exec_driver_sql(
         "UPDATE schema_info SET value = ? WHERE key = ?", (str(newest), _WATERMARK)
+    )
+    return int(newest - indexed)
+
+
+def _sync_postgres(conn: Connection, *, limit: int | None) -> int:
+    """``sync_search_index`` on PostgreSQL: nothing locked while nothing is new. Else the
+    store's write lock (every writer of papers takes it first: a pk not yet committed is
+    never passed by the watermark), then one ``INSERT ... SELECT``."""
+    watermark = "SELECT CAST(value AS BIGINT) FROM schema_info WHERE key = %(key)s"
+    newest_sql = "SELECT COALESCE(MAX(pk), 0) FROM papers"
+    indexed = conn.exec_driver_sql(watermark, {"key": _WATERMARK}).scalar()
+    if indexed is None or conn.exec_driver_sql(newest_sql).scalar_one() <= indexed:
+        return 0
+    take_write_lock(conn)
+    indexed = conn.exec_driver_sql(watermark, {"key": _WATERMARK}).scalar_one()
+    newest = conn.exec_driver_sql(newest_sql).scalar_one()
+    if limit is not None:
+        newest = min(newest, indexed + limit)
+    if newest <= indexed:
+        return 0
+    conn.exec_driver_sql(_PG_FILL, {"indexed": indexed, "newest": newest})
+    conn.exec_driver_sql(
+        "UPDATE schema_info SET value = %(value)s WHERE key = %(key)s",
+        {"value": str(newest), "key": _WATERMARK},
     )
     return int(newest - indexed)
 
@@ -173,8 +211,8 @@ def search_papers(store: SqlStore, text: str, *, limit: int = 5, offset: int = 0
     want = offset + limit + 1
     dialect = store.engine.dialect.name
     with store.transaction() as conn:
+        sync_search_index(conn)
         if dialect == "sqlite":
-            sync_search_index(conn)
             pks = _sqlite_hits(conn, terms, want=want)[offset:]
             rows = conn.execute(sa.select(*_PAPER_COLUMNS).where(papers.c.pk.in_(pks))).all()
             by_pk = {row.pk: row for row in rows}
@@ -191,13 +229,13 @@ def _portable_query(dialect: str, terms: tuple[str, ...], offset: int, limit: in
     in_title: sa.ColumnElement[bool]
     if dialect == "postgresql":
         config = sa.text("'english'::regconfig")
-        document = sa.func.to_tsvector(
-            config,
-            papers.c.title.op("||")(sa.literal_column("' '")).op("||")(papers.c.abstract),
-        )
         tsquery = sa.func.plainto_tsquery(config, " ".join(terms))
         in_title = sa.func.to_tsvector(config, papers.c.title).op("@@")(tsquery)
-        query = sa.select(*_PAPER_COLUMNS).where(document.op("@@")(tsquery))
+        query = (
+            sa.select(*_PAPER_COLUMNS)
+            .select_from(papers.join(_search_table, _search_table.c.paper_pk == papers.c.pk))
+            .where(_search_table.c.document.op("@@")(tsquery))
+        )
     else:
         query = sa.select(*_PAPER_COLUMNS)
         in_title = sa.and_(*(papers.c.title.icontains(t, autoescape=True) for t in terms))
