@@ -72,10 +72,12 @@ def start_change_counter(conn: sa.Connection) -> None:
 SEARCH_TABLE = "paper_search"
 SEARCH_WATERMARK = "fts_indexed_pk"  # ``schema_info`` key: papers up to this pk are indexed
 SEARCH_DOCUMENT = "to_tsvector('english', {row}title || ' ' || {row}abstract)"
+SEARCH_TITLE = "to_tsvector('english', {row}title)"  # orders the answer: title hits first
 _PG_SEARCH_DDL = (
     "DROP INDEX IF EXISTS ix_papers_fulltext",  # versions 1-4: a GIN index updated per insert
     f"DROP TABLE IF EXISTS {SEARCH_TABLE}",  # (left by a schema dropped without it)
-    f"CREATE TABLE {SEARCH_TABLE} (paper_pk INTEGER PRIMARY KEY, document TSVECTOR NOT NULL)",
+    f"CREATE TABLE {SEARCH_TABLE} (paper_pk INTEGER PRIMARY KEY, "
+    "document TSVECTOR NOT NULL, title TSVECTOR NOT NULL)",
     f"CREATE INDEX ix_{SEARCH_TABLE}_document ON {SEARCH_TABLE} USING GIN (document)",
     # an indexed paper whose title or abstract changes, or that is deleted, is followed at
     # once (rare; new papers are the bulk and wait for the next sync)
@@ -86,7 +88,8 @@ _PG_SEARCH_DDL = (
             DELETE FROM {SEARCH_TABLE} WHERE paper_pk = OLD.pk;
             RETURN OLD;
         END IF;
-        UPDATE {SEARCH_TABLE} SET document = {SEARCH_DOCUMENT.format(row="NEW.")}
+        UPDATE {SEARCH_TABLE} SET document = {SEARCH_DOCUMENT.format(row="NEW.")},
+            title = {SEARCH_TITLE.format(row="NEW.")}
         WHERE paper_pk = NEW.pk;
         RETURN NEW;
     END $$""",  # noqa: S608

@@ -10,9 +10,10 @@ or abstract). Indexing on write cost several times the insert of the paper itsel
 SQLite: an FTS5 external-content table ``papers_fts`` over ``papers``, created (and
 filled from the existing papers) the first time the schema is created on a database
 that lacks it. PostgreSQL (schema version 5): the table ``paper_search`` (paper pk ->
-``to_tsvector('english', title || ' ' || abstract)``, GIN-indexed), filled by
-``INSERT ... SELECT`` and queried with ``plainto_tsquery``; the triggers on ``papers``
-fire only when a title or abstract really changes. A database of versions 1-4 (a GIN
+``to_tsvector('english', title || ' ' || abstract)``, GIN-indexed, and the title's own
+tsvector, which orders the answer), filled by ``INSERT ... SELECT`` and queried with
+``plainto_tsquery``; the triggers on ``papers`` fire only when a title or abstract
+really changes. A database of versions 1-4 (a GIN
 index on ``papers``, updated on every insert) loses that index and gets the empty
 table on open; its first sync indexes every paper (100,000 in a few seconds, see
 README). The sync takes the store's write lock first, so it waits for a writer still
@@ -44,6 +45,7 @@ from digestbot.models import Paper
 from digestbot.store.schema import (
     SEARCH_DOCUMENT,
     SEARCH_TABLE,
+    SEARCH_TITLE,
     SEARCH_WATERMARK,
     metadata,
     papers,
@@ -76,11 +78,13 @@ _SQLITE_DDL = (
     "AS TEXT) FROM papers",
 )
 _PG_FILL = (
-    f"INSERT INTO {SEARCH_TABLE} (paper_pk, document) "  # noqa: S608
-    f"SELECT pk, {SEARCH_DOCUMENT.format(row='')} FROM papers "
+    f"INSERT INTO {SEARCH_TABLE} (paper_pk, document, title) "  # noqa: S608
+    f"SELECT pk, {SEARCH_DOCUMENT.format(row='')}, {SEARCH_TITLE.format(row='')} FROM papers "
     "WHERE pk > %(indexed)s AND pk <= %(newest)s"
 )
-_search_table = sa.table(SEARCH_TABLE, sa.column("paper_pk"), sa.column("document"))
+_search_table = sa.table(
+    SEARCH_TABLE, sa.column("paper_pk"), sa.column("document"), sa.column("title")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +216,11 @@ def search_papers(store: SqlStore, text: str, *, limit: int = 5, offset: int = 0
     dialect = store.engine.dialect.name
     with store.transaction() as conn:
         sync_search_index(conn)
-        if dialect == "sqlite":
-            pks = _sqlite_hits(conn, terms, want=want)[offset:]
+        if dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                pks = _sqlite_hits(conn, terms, want=want)[offset:]
+            else:
+                pks = _postgres_hits(conn, terms, offset=offset, want=limit + 1)
             rows = conn.execute(sa.select(*_PAPER_COLUMNS).where(papers.c.pk.in_(pks))).all()
             by_pk = {row.pk: row for row in rows}
             ordered = [by_pk[pk] for pk in pks if pk in by_pk]
@@ -223,28 +230,35 @@ def search_papers(store: SqlStore, text: str, *, limit: int = 5, offset: int = 0
     return SearchPage(papers=found, has_more=len(ordered) > limit, terms=terms)
 
 
+def _postgres_hits(
+    conn: Connection, terms: tuple[str, ...], *, offset: int, want: int
+) -> list[int]:
+    """``want`` paper pks after ``offset`` in answer order, from ``paper_search`` alone
+    (the title's tsvector is stored beside the document's: nothing is parsed per match)."""
+    config = sa.text("'english'::regconfig")
+    tsquery = sa.func.plainto_tsquery(config, " ".join(terms))
+    tier = sa.case((_search_table.c.title.op("@@")(tsquery), 0), else_=1)
+    query = (
+        sa.select(_search_table.c.paper_pk)
+        .where(_search_table.c.document.op("@@")(tsquery))
+        .order_by(tier, _search_table.c.paper_pk.desc())
+        .limit(want)
+        .offset(offset)
+    )
+    return list(conn.execute(query).scalars())
+
+
 def _portable_query(dialect: str, terms: tuple[str, ...], offset: int, limit: int) -> Any:
-    """PostgreSQL (tsvector) or any SQL database (substrings), in the same order as SQLite."""
-    query: Any
-    in_title: sa.ColumnElement[bool]
-    if dialect == "postgresql":
-        config = sa.text("'english'::regconfig")
-        tsquery = sa.func.plainto_tsquery(config, " ".join(terms))
-        in_title = sa.func.to_tsvector(config, papers.c.title).op("@@")(tsquery)
-        query = (
-            sa.select(*_PAPER_COLUMNS)
-            .select_from(papers.join(_search_table, _search_table.c.paper_pk == papers.c.pk))
-            .where(_search_table.c.document.op("@@")(tsquery))
-        )
-    else:
-        query = sa.select(*_PAPER_COLUMNS)
-        in_title = sa.and_(*(papers.c.title.icontains(t, autoescape=True) for t in terms))
-        for term in terms:
-            query = query.where(
-                sa.or_(
-                    papers.c.title.icontains(term, autoescape=True),
-                    papers.c.abstract.icontains(term, autoescape=True),
-                )
+    """Any SQL database but SQLite and PostgreSQL (substrings), in the same order."""
+    del dialect
+    query: Any = sa.select(*_PAPER_COLUMNS)
+    in_title = sa.and_(*(papers.c.title.icontains(t, autoescape=True) for t in terms))
+    for term in terms:
+        query = query.where(
+            sa.or_(
+                papers.c.title.icontains(term, autoescape=True),
+                papers.c.abstract.icontains(term, autoescape=True),
             )
+        )
     tier = sa.case((in_title, 0), else_=1)
     return query.order_by(tier, papers.c.pk.desc()).limit(limit + 1).offset(offset)
