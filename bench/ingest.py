@@ -181,6 +181,38 @@ def child_ingest(drops: Path, url: str) -> None:
     )
 
 
+def cli_ingest(drops: Path, url: str, root: Path) -> None:
+    """A whole ``digestbot ingest`` of ``drops`` (store, then the search and ranking indexes)
+    into a fresh database, as a child process: wall, its CPU (``wait4``), the server's
+    CPU, peak RSS; then the time of a first search (nothing left to catch up)."""
+    config = root / "cli.yaml"
+    config.write_text(f"database_url: {url}\n", encoding="utf-8")
+    store = SqlStore.open(url)
+    server0 = server_cpu(store)
+    began = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "digestbot", "--config", str(config), "ingest", str(drops)],
+        stdout=subprocess.DEVNULL,
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - began
+    assert os.waitstatus_to_exitcode(status) == 0, "digestbot ingest failed"
+    server = _spent(server0, server_cpu(store))
+    t0 = time.perf_counter()
+    found = search_papers(store, "state space models", limit=5)
+    first_search = time.perf_counter() - t0
+    assert found.papers, "the search found nothing"
+    count = store.count_papers()
+    store.close()
+    print(
+        f"digestbot ingest of {count} papers: wall {wall:.1f}s, "
+        f"CPU {usage.ru_utime + usage.ru_stime:.1f}s"
+        + _server_part(server)
+        + f", peak RSS {usage.ru_maxrss / 1024:.0f} MB; then a first search "
+        f"{first_search * 1000:.0f} ms"
+    )
+
+
 def _server_part(seconds: float | None) -> str:
     return "" if seconds is None else f" + server {seconds:.2f}s"
 
@@ -192,6 +224,12 @@ def main() -> None:
     parser.add_argument("--no-rank", action="store_true", help="skip the rank timings")
     parser.add_argument(
         "--database-url", help="a PostgreSQL database: runs use fresh ones on its server"
+    )
+    parser.add_argument(
+        "--cli-runs",
+        type=int,
+        default=0,
+        help="also time whole `digestbot ingest` commands (fresh databases), best of N",
     )
     parser.add_argument("--child", nargs=2, metavar=("DROPS", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -255,6 +293,12 @@ def main() -> None:
         store.close()
         ceiling = raw_ceiling(files, root / "raw.sqlite3")
         print(f"raw sqlite3 executemany ceiling: {ceiling:,.0f} rows/s")
+        for run in range(args.cli_runs):
+            name = f"bench_ingest_cli_{run}"
+            cli_url = server_database(server, name) if server else f"sqlite:///{root / name}"
+            cli_ingest(root / "drops", cli_url, root)
+            if server:
+                drop_server_database(cli_url)
         if args.no_rank:
             return
         config = root / "config.yaml"

@@ -409,3 +409,28 @@ def test_a_version_4_postgres_database_moves_its_index_out_of_the_write_path() -
         assert _titles(again, "walruses") == ["Sparse attention kernels"]
     finally:
         again.close()
+
+
+@pytest.mark.postgres
+def test_postgres_search_beside_an_open_ingest_waits_for_nothing_and_skips_nothing() -> None:
+    import threading
+
+    from tests.conftest import open_postgres_store
+
+    store = open_postgres_store()
+    try:
+        _add(store, Paper(title="Committed walrus paper", abstract=""))
+        assert _titles(store, "walrus") == ["Committed walrus paper"]  # indexed
+        with store.transaction() as writer:  # an ingest's file, not committed yet
+            store.upsert_papers(writer, [Paper(title="Pending walrus paper", abstract="")], now=NOW)
+            answers: list[list[str]] = []
+            search = threading.Thread(target=lambda: answers.append(_titles(store, "walrus")))
+            search.start()
+            search.join(timeout=20)
+            # nothing new committed: the writer's lock is not waited for
+            assert not search.is_alive()
+            assert answers == [["Committed walrus paper"]]
+        assert _titles(store, "walrus") == ["Pending walrus paper", "Committed walrus paper"]
+        assert _search_rows(store) == 2
+    finally:
+        store.close()

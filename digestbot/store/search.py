@@ -225,7 +225,7 @@ def search_papers(store: SqlStore, text: str, *, limit: int = 5, offset: int = 0
             by_pk = {row.pk: row for row in rows}
             ordered = [by_pk[pk] for pk in pks if pk in by_pk]
         else:
-            ordered = list(conn.execute(_portable_query(dialect, terms, offset, limit)).all())
+            ordered = list(conn.execute(_portable_query(terms, offset, limit)).all())
     found = [_paper_from_row(row) for row in ordered[:limit]]
     return SearchPage(papers=found, has_more=len(ordered) > limit, terms=terms)
 
@@ -248,9 +248,8 @@ def _postgres_hits(
     return list(conn.execute(query).scalars())
 
 
-def _portable_query(dialect: str, terms: tuple[str, ...], offset: int, limit: int) -> Any:
+def _portable_query(terms: tuple[str, ...], offset: int, limit: int) -> Any:
     """Any SQL database but SQLite and PostgreSQL (substrings), in the same order."""
-    del dialect
     query: Any = sa.select(*_PAPER_COLUMNS)
     in_title = sa.and_(*(papers.c.title.icontains(t, autoescape=True) for t in terms))
     for term in terms:
