@@ -434,3 +434,25 @@ def test_postgres_search_beside_an_open_ingest_waits_for_nothing_and_skips_nothi
         assert _search_rows(store) == 2
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_a_long_catch_up_says_so_first(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from digestbot.store import search
+    from tests.conftest import open_postgres_store
+
+    monkeypatch.setattr(search, "BIG_SYNC", 3)
+    store = open_postgres_store()
+    try:
+        _add(store, *(Paper(title=f"Walrus {i}", abstract="") for i in range(3)))
+        with caplog.at_level(logging.INFO, logger="digestbot.store.search"):
+            assert len(_titles(store, "walrus")) == 3
+            assert len(_titles(store, "walrus")) == 3  # nothing left: nothing said
+        said = [r.getMessage() for r in caplog.records if r.name == "digestbot.store.search"]
+        assert said == ["full-text index: indexing 3 papers (about 1 s)"]
+    finally:
+        store.close()

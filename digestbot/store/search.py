@@ -35,6 +35,7 @@ common word.)
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,10 @@ from digestbot.store.schema import (
 )
 from digestbot.store.sql import _PAPER_COLUMNS, SqlStore, _paper_from_row, take_write_lock
 
+log = logging.getLogger(__name__)
+
 MAX_TERMS = 16  # bounds the cost of one query
+BIG_SYNC = 10_000  # papers: a sync this long says so first (~0.3 ms a paper on PostgreSQL)
 MAX_TERM_CHARS = 64
 
 _WORDISH = re.compile(r"\w", re.UNICODE)
@@ -170,6 +174,12 @@ def _sync_postgres(conn: Connection, *, limit: int | None) -> int:
         newest = min(newest, indexed + limit)
     if newest <= indexed:
         return 0
+    if newest - indexed >= BIG_SYNC:
+        log.info(
+            "full-text index: indexing %d papers (about %d s)",
+            newest - indexed,
+            max(1, (newest - indexed) * 3 // 10_000),
+        )
     conn.exec_driver_sql(_PG_FILL, {"indexed": indexed, "newest": newest})
     conn.exec_driver_sql(
         "UPDATE schema_info SET value = %(value)s WHERE key = %(key)s",
