@@ -4,8 +4,9 @@
         [--database-url postgresql+psycopg://postgres@127.0.0.1:55439/digestbot_test]
 
 Prints, per run on a fresh database: ingest throughput (parse + dedup + write, one
-transaction per file; the full-text index synced after it, timed apart), CPU time of
-the writer and of the parsing workers, and peak RSS (VmHWM of the writer and of each
+transaction per file; the full-text index synced after it, timed apart, then the time of
+a first search), CPU time of the writer, of the parsing workers and (PostgreSQL on this
+machine) of the server, and peak RSS (VmHWM of the writer and of each
 worker, and the sampled peak of their sum). Then the best run, a re-ingest (all
 skipped), the raw SQLite executemany ceiling for the same rows, and the wall time of
 `digestbot rank` for one profile (the first run builds the ranking index).
@@ -31,6 +32,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.databases import drop_server_database, is_sqlite, server_database
@@ -38,6 +41,7 @@ from bench.synth import write_drops
 from digestbot.ingest import index_new_papers, ingest_paths, list_drop_files
 from digestbot.sources.drops import read_drop
 from digestbot.store import SqlStore
+from digestbot.store.search import search_papers
 
 
 def raw_ceiling(files: list[Path], db: Path) -> float:
@@ -98,24 +102,64 @@ class RssSampler(threading.Thread):
             self.peak_total_kib = max(self.peak_total_kib, total)
 
 
+def _proc_cpu(pid: int | str, *, reaped: bool = False) -> float:
+    """User + system CPU seconds of a process (and of its reaped children, if asked)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(store: SqlStore) -> float | None:
+    """CPU seconds used so far by a PostgreSQL server on this machine: its postmaster, the
+    backends that ended (reaped by it) and those still running. None where it cannot be
+    read (SQLite, a remote server, no right to ``data_directory``)."""
+    if store.engine.dialect.name != "postgresql":
+        return None
+    try:
+        with store.engine.connect() as conn:
+            data = conn.exec_driver_sql("SHOW data_directory").scalar_one()
+        pid = int((Path(data) / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, ValueError, sa.exc.SQLAlchemyError):
+        return None
+    return _proc_cpu(pid, reaped=True) + sum(_proc_cpu(child) for child in children)
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
 def child_ingest(drops: Path, url: str) -> None:
     """Run in a fresh process so that its peak RSS is the ingest's own. Prints one JSON line."""
     store = SqlStore.open(url)
     files = list_drop_files([drops])
     sampler = RssSampler()
     sampler.start()
+    server0 = server_cpu(store)
     cpu0 = os.times()
     t0 = time.perf_counter()
     report = ingest_paths(store, [], files=files, now=datetime.now(UTC), index_search=False)
     elapsed = time.perf_counter() - t0
     cpu1 = os.times()
+    server1 = server_cpu(store)
     t1 = time.perf_counter()
     indexed = index_new_papers(store)
     search_s = time.perf_counter() - t1
+    server2 = server_cpu(store)
+    t2 = time.perf_counter()
+    found = search_papers(store, "state space models", limit=5)
+    first_search_s = time.perf_counter() - t2
     sampler.stop.set()
     sampler.join()
     assert report.ok, report.as_dict()["files"]
-    assert indexed == report.papers_new or not is_sqlite(url)  # PostgreSQL: GIN, on write
+    # PostgreSQL before version 5 indexed on write (nothing to sync)
+    assert indexed == report.papers_new or not is_sqlite(url), (indexed, report.papers_new)
+    assert found.papers, "the search found nothing"
     print(
         json.dumps(
             {
@@ -124,7 +168,10 @@ def child_ingest(drops: Path, url: str) -> None:
                 "cpu_parent": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
                 "cpu_workers": (cpu1.children_user - cpu0.children_user)
                 + (cpu1.children_system - cpu0.children_system),
+                "cpu_server": _spent(server0, server1),
                 "search_index_seconds": search_s,
+                "search_index_cpu_server": _spent(server1, server2),
+                "first_search_seconds": first_search_s,
                 "hwm_parent_mb": _vm_kib("self", "VmHWM") / 1024,
                 "hwm_workers_mb": [kib / 1024 for kib in sampler.child_hwm_kib.values()],
                 "peak_total_mb": sampler.peak_total_kib / 1024,
@@ -134,6 +181,42 @@ def child_ingest(drops: Path, url: str) -> None:
     )
 
 
+def cli_ingest(drops: Path, url: str, root: Path) -> None:
+    """A whole ``digestbot ingest`` of ``drops`` (store, then the search and ranking indexes)
+    into a fresh database, as a child process: wall, its CPU (``wait4``), the server's
+    CPU, peak RSS; then the time of a first search (nothing left to catch up)."""
+    config = root / "cli.yaml"
+    config.write_text(f"database_url: {url}\n", encoding="utf-8")
+    store = SqlStore.open(url)
+    server0 = server_cpu(store)
+    began = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "digestbot", "--config", str(config), "ingest", str(drops)],
+        stdout=subprocess.DEVNULL,
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - began
+    assert os.waitstatus_to_exitcode(status) == 0, "digestbot ingest failed"
+    server = _spent(server0, server_cpu(store))
+    t0 = time.perf_counter()
+    found = search_papers(store, "state space models", limit=5)
+    first_search = time.perf_counter() - t0
+    assert found.papers, "the search found nothing"
+    count = store.count_papers()
+    store.close()
+    print(
+        f"digestbot ingest of {count} papers: wall {wall:.1f}s, "
+        f"CPU {usage.ru_utime + usage.ru_stime:.1f}s"
+        + _server_part(server)
+        + f", peak RSS {usage.ru_maxrss / 1024:.0f} MB; then a first search "
+        f"{first_search * 1000:.0f} ms"
+    )
+
+
+def _server_part(seconds: float | None) -> str:
+    return "" if seconds is None else f" + server {seconds:.2f}s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--papers", type=int, default=100_000)
@@ -141,6 +224,12 @@ def main() -> None:
     parser.add_argument("--no-rank", action="store_true", help="skip the rank timings")
     parser.add_argument(
         "--database-url", help="a PostgreSQL database: runs use fresh ones on its server"
+    )
+    parser.add_argument(
+        "--cli-runs",
+        type=int,
+        default=0,
+        help="also time whole `digestbot ingest` commands (fresh databases), best of N",
     )
     parser.add_argument("--child", nargs=2, metavar=("DROPS", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -171,8 +260,11 @@ def main() -> None:
             print(
                 f"run {run + 1}: ingest {result['papers']} papers in {result['seconds']:.2f}s "
                 f"= {rate:,.0f} papers/s (parse+dedup+write); CPU parent "
-                f"{result['cpu_parent']:.2f}s + workers {result['cpu_workers']:.2f}s; "
-                f"search index {result['search_index_seconds']:.2f}s after; "
+                f"{result['cpu_parent']:.2f}s + workers {result['cpu_workers']:.2f}s"
+                + _server_part(result.get("cpu_server"))
+                + f"; search index {result['search_index_seconds']:.2f}s after"
+                + _server_part(result.get("search_index_cpu_server"))
+                + f", then a first search {result['first_search_seconds'] * 1000:.0f} ms; "
                 f"peak RSS parent {result['hwm_parent_mb']:.0f} MB (VmHWM), workers "
                 + ", ".join(f"{mb:.0f}" for mb in result["hwm_workers_mb"])
                 + f" MB, sum sampled {result['peak_total_mb']:.0f} MB"
@@ -201,6 +293,12 @@ def main() -> None:
         store.close()
         ceiling = raw_ceiling(files, root / "raw.sqlite3")
         print(f"raw sqlite3 executemany ceiling: {ceiling:,.0f} rows/s")
+        for run in range(args.cli_runs):
+            name = f"bench_ingest_cli_{run}"
+            cli_url = server_database(server, name) if server else f"sqlite:///{root / name}"
+            cli_ingest(root / "drops", cli_url, root)
+            if server:
+                drop_server_database(cli_url)
         if args.no_rank:
             return
         config = root / "config.yaml"

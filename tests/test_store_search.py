@@ -183,9 +183,10 @@ def test_postgres_full_text_search_uses_plainto_tsquery() -> None:
         assert _titles(store, f"{tag} | ! vision:*") == [f"{tag} vision"]
         with store.transaction() as conn:
             indexes = conn.exec_driver_sql(
-                "SELECT indexname FROM pg_indexes WHERE indexname = 'ix_papers_fulltext'"
+                "SELECT tablename, indexname FROM pg_indexes "
+                "WHERE indexname IN ('ix_papers_fulltext', 'ix_paper_search_document')"
             ).all()
-        assert len(indexes) == 1
+        assert indexes == [("paper_search", "ix_paper_search_document")]  # none on papers
     finally:
         with store.transaction() as conn:
             conn.execute(sa.text("DELETE FROM papers WHERE title LIKE :t"), {"t": f"{tag}%"})
@@ -213,3 +214,245 @@ def test_index_trails_writes_and_follows_updates_of_indexed_papers(store: SqlSto
             "INSERT INTO papers_fts(papers_fts, rank) VALUES ('integrity-check', 1)"
         )
     assert count == 2 and integrity is not None
+
+
+# -- the index out of the write path, on both databases -------------------------------------
+
+
+def _search_rows(store: SqlStore) -> int:
+    """Papers in the full-text index (FTS5 keeps one ``papers_fts_docsize`` row a paper;
+    PostgreSQL one ``paper_search`` row)."""
+    table = "papers_fts_docsize" if store.engine.dialect.name == "sqlite" else "paper_search"
+    with store.transaction() as conn:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_papers_are_indexed_by_the_search_not_by_the_ingest(any_store: SqlStore) -> None:
+    from digestbot.store.search import sync_search_index
+
+    _add(
+        any_store,
+        Paper(title="Kernel detection from the air", abstract="Drones count kernels."),
+        Paper(title="Seal counting", abstract="Kernels too, in passing."),
+    )
+    assert _search_rows(any_store) == 0  # the insert wrote no index row
+    assert _titles(any_store, "kernels") == [
+        "Kernel detection from the air",  # the title tier first (stemmed: kernel)
+        "Seal counting",
+    ]
+    assert _search_rows(any_store) == 2
+    _add(any_store, Paper(title="Narwhal tusks", abstract="And kernels."))
+    assert _search_rows(any_store) == 2
+    with any_store.transaction() as conn:  # as after an ingest: one sync, then nothing to do
+        assert sync_search_index(conn) == 1
+        assert sync_search_index(conn) == 0
+    assert _titles(any_store, "kernels") == [
+        "Kernel detection from the air",
+        "Narwhal tusks",
+        "Seal counting",
+    ]
+
+
+@pytest.mark.parametrize("indexed_first", [True, False])
+def test_a_new_arxiv_version_changing_the_title_is_searched_by_its_new_words(
+    any_store: SqlStore, indexed_first: bool
+) -> None:
+    from digestbot.store.search import sync_search_index
+
+    _add(
+        any_store,
+        Paper(
+            title="Gradient flows", abstract="On walruses.", arxiv_id="2501.00001", arxiv_version=1
+        ),
+        Paper(title="Other gradient paper", abstract="Nothing else.", arxiv_id="2501.00002"),
+    )
+    if indexed_first:  # the paper is in the index when its text changes (the trigger path)
+        with any_store.transaction() as conn:
+            assert sync_search_index(conn) == 2
+    _add(
+        any_store,
+        Paper(
+            title="Score matching for narwhals",
+            abstract="A rewrite.",
+            arxiv_id="2501.00001",
+            arxiv_version=2,
+        ),
+    )
+    assert _titles(any_store, "gradient") == ["Other gradient paper"]
+    assert _titles(any_store, "walruses") == []
+    assert _titles(any_store, "narwhals score") == ["Score matching for narwhals"]
+    assert _titles(any_store, "rewrite") == ["Score matching for narwhals"]
+    assert _search_rows(any_store) == 2
+    # seen again with the same text: nothing changes
+    _add(any_store, Paper(title="Other gradient paper", abstract="", arxiv_id="2501.00002"))
+    assert _titles(any_store, "gradient") == ["Other gradient paper"]
+
+
+def test_a_deleted_paper_leaves_the_index(any_store: SqlStore) -> None:
+    _add(
+        any_store,
+        Paper(title="Kept walrus paper", abstract=""),
+        Paper(title="Dropped walrus paper", abstract=""),
+    )
+    assert len(_titles(any_store, "walrus")) == 2  # both indexed
+    _add(any_store, Paper(title="Late walrus paper", abstract=""))  # not indexed yet
+    with any_store.transaction() as conn:
+        conn.execute(
+            sa.text("DELETE FROM papers WHERE title LIKE 'Dropped%' OR title LIKE 'Late%'")
+        )
+    assert _titles(any_store, "walrus") == ["Kept walrus paper"]
+    assert _search_rows(any_store) == 1
+
+
+# The answer of versions 1-4 on PostgreSQL (a GIN index on papers), written out here to
+# compare the search table's answers with, in the same order.
+_OLD_PG_QUERY = """
+SELECT title FROM papers
+WHERE to_tsvector('english', title || ' ' || abstract) @@ plainto_tsquery('english', :q)
+ORDER BY CASE WHEN to_tsvector('english', title) @@ plainto_tsquery('english', :q)
+    THEN 0 ELSE 1 END, pk DESC
+LIMIT :limit OFFSET :offset
+"""
+
+_CORPUS = [
+    Paper(title="Sparse attention kernels", abstract="Long context transformers."),
+    Paper(title="Mamba: state space models", abstract="Linear-time sequence modelling."),
+    Paper(title="State of the art in vision", abstract="Spaces of images; sparse codes."),
+    Paper(title="Attention is all you need", abstract="The transformer."),
+    Paper(title="Running mice", abstract="Mice that ran; state-space dynamics."),
+    Paper(title="Quantization", abstract="Sparse and dense attention, quantized."),
+    Paper(title="Échecs et maths", abstract="Café chess-playing engines."),
+]
+_QUERIES = ["sparse", "attention", "state space", "ran", "models", "café", "transformers"]
+
+
+@pytest.mark.postgres
+def test_postgres_answers_as_the_old_gin_index_did() -> None:
+    from tests.conftest import open_postgres_store
+
+    store = open_postgres_store()
+    try:
+        _add(store, *_CORPUS)
+        _add(
+            store, *(Paper(title=f"Sparse note {i}", abstract="about attention") for i in range(4))
+        )
+        for query in _QUERIES:
+            for limit, offset in ((3, 0), (3, 3), (20, 0)):
+                with store.transaction() as conn:
+                    old = conn.execute(
+                        sa.text(_OLD_PG_QUERY), {"q": query, "limit": limit, "offset": offset}
+                    ).scalars()
+                    expected = list(old)
+                got = _titles(store, query, limit=limit, offset=offset)
+                assert got == expected, (query, limit, offset)
+        assert _titles(store, "sparse", limit=3) == [
+            "Sparse note 3",
+            "Sparse note 2",
+            "Sparse note 1",
+        ]
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_version_4_postgres_database_moves_its_index_out_of_the_write_path() -> None:
+    from digestbot.store.schema import SCHEMA_VERSION, schema_info
+    from tests.conftest import POSTGRES_URL, open_postgres_store
+
+    assert POSTGRES_URL
+    store = open_postgres_store()
+    _add(store, *_CORPUS)
+    with store.transaction() as conn:  # as version 4 left it: a GIN index on papers
+        conn.exec_driver_sql("DROP TABLE paper_search")
+        conn.exec_driver_sql("DROP FUNCTION paper_search_follow() CASCADE")  # and its triggers
+        conn.exec_driver_sql("DELETE FROM schema_info WHERE key = 'fts_indexed_pk'")
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_papers_fulltext ON papers "
+            "USING GIN (to_tsvector('english', title || ' ' || abstract))"
+        )
+        conn.execute(schema_info.update().where(schema_info.c.key == "version").values(value="4"))
+        before = {
+            q: list(conn.execute(sa.text(_OLD_PG_QUERY), {"q": q, "limit": 20, "offset": 0}))
+            for q in _QUERIES
+        }
+    store.close()
+    assert before["sparse"] == [
+        ("Sparse attention kernels",),  # in the title
+        ("Quantization",),  # then newest first
+        ("State of the art in vision",),
+    ]
+
+    store = SqlStore.open(POSTGRES_URL)
+    try:
+        with store.transaction() as conn:
+            version = conn.execute(
+                sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+            ).scalar_one()
+            old_index = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_papers_fulltext'"
+            ).first()
+        assert version == str(SCHEMA_VERSION) == "5"
+        assert old_index is None
+        assert _search_rows(store) == 0  # filled by the first search
+        for query in _QUERIES:
+            assert [(t,) for t in _titles(store, query, limit=20)] == before[query], query
+        assert _search_rows(store) == len(_CORPUS)
+        # the triggers are there: a new version's title is found by its words
+        longer = "Now about walruses, a longer abstract than the first one."
+        _add(store, Paper(title="Sparse attention kernels", abstract=longer))
+        assert _titles(store, "walruses") == ["Sparse attention kernels"]
+    finally:
+        store.close()
+    again = SqlStore.open(POSTGRES_URL)  # opening it again changes nothing
+    try:
+        assert _search_rows(again) == len(_CORPUS)
+        assert _titles(again, "walruses") == ["Sparse attention kernels"]
+    finally:
+        again.close()
+
+
+@pytest.mark.postgres
+def test_postgres_search_beside_an_open_ingest_waits_for_nothing_and_skips_nothing() -> None:
+    import threading
+
+    from tests.conftest import open_postgres_store
+
+    store = open_postgres_store()
+    try:
+        _add(store, Paper(title="Committed walrus paper", abstract=""))
+        assert _titles(store, "walrus") == ["Committed walrus paper"]  # indexed
+        with store.transaction() as writer:  # an ingest's file, not committed yet
+            store.upsert_papers(writer, [Paper(title="Pending walrus paper", abstract="")], now=NOW)
+            answers: list[list[str]] = []
+            search = threading.Thread(target=lambda: answers.append(_titles(store, "walrus")))
+            search.start()
+            search.join(timeout=20)
+            # nothing new committed: the writer's lock is not waited for
+            assert not search.is_alive()
+            assert answers == [["Committed walrus paper"]]
+        assert _titles(store, "walrus") == ["Pending walrus paper", "Committed walrus paper"]
+        assert _search_rows(store) == 2
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_a_long_catch_up_says_so_first(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from digestbot.store import search
+    from tests.conftest import open_postgres_store
+
+    monkeypatch.setattr(search, "BIG_SYNC", 3)
+    store = open_postgres_store()
+    try:
+        _add(store, *(Paper(title=f"Walrus {i}", abstract="") for i in range(3)))
+        with caplog.at_level(logging.INFO, logger="digestbot.store.search"):
+            assert len(_titles(store, "walrus")) == 3
+            assert len(_titles(store, "walrus")) == 3  # nothing left: nothing said
+        said = [r.getMessage() for r in caplog.records if r.name == "digestbot.store.search"]
+        assert said == ["full-text index: indexing 3 papers (about 1 s)"]
+    finally:
+        store.close()

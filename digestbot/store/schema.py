@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # What turns a database of version ``v - 1`` into version ``v``: (table, column, SQL type)
 # added to a table that exists already (``metadata.create_all`` makes new tables whole).
@@ -67,10 +67,59 @@ def start_change_counter(conn: sa.Connection) -> None:
     )
 
 
+# PostgreSQL's full-text index (``store.search``): a table of its own beside ``papers``,
+# filled past a watermark before a search instead of on every insert.
+SEARCH_TABLE = "paper_search"
+SEARCH_WATERMARK = "fts_indexed_pk"  # ``schema_info`` key: papers up to this pk are indexed
+SEARCH_DOCUMENT = "to_tsvector('english', {row}title || ' ' || {row}abstract)"
+SEARCH_TITLE = "to_tsvector('english', {row}title)"  # orders the answer: title hits first
+_PG_SEARCH_DDL = (
+    "DROP INDEX IF EXISTS ix_papers_fulltext",  # versions 1-4: a GIN index updated per insert
+    f"DROP TABLE IF EXISTS {SEARCH_TABLE}",  # (left by a schema dropped without it)
+    f"CREATE TABLE {SEARCH_TABLE} (paper_pk INTEGER PRIMARY KEY, "
+    "document TSVECTOR NOT NULL, title TSVECTOR NOT NULL)",
+    f"CREATE INDEX ix_{SEARCH_TABLE}_document ON {SEARCH_TABLE} USING GIN (document)",
+    # an indexed paper whose title or abstract changes, or that is deleted, is followed at
+    # once (rare; new papers are the bulk and wait for the next sync)
+    f"""CREATE OR REPLACE FUNCTION {SEARCH_TABLE}_follow() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            DELETE FROM {SEARCH_TABLE} WHERE paper_pk = OLD.pk;
+            RETURN OLD;
+        END IF;
+        UPDATE {SEARCH_TABLE} SET document = {SEARCH_DOCUMENT.format(row="NEW.")},
+            title = {SEARCH_TITLE.format(row="NEW.")}
+        WHERE paper_pk = NEW.pk;
+        RETURN NEW;
+    END $$""",  # noqa: S608
+    f"DROP TRIGGER IF EXISTS {SEARCH_TABLE}_au ON papers",
+    f"CREATE TRIGGER {SEARCH_TABLE}_au AFTER UPDATE OF title, abstract ON papers FOR EACH ROW "
+    "WHEN (OLD.title IS DISTINCT FROM NEW.title OR OLD.abstract IS DISTINCT FROM NEW.abstract) "
+    f"EXECUTE FUNCTION {SEARCH_TABLE}_follow()",
+    f"DROP TRIGGER IF EXISTS {SEARCH_TABLE}_ad ON papers",
+    f"CREATE TRIGGER {SEARCH_TABLE}_ad AFTER DELETE ON papers FOR EACH ROW "
+    f"EXECUTE FUNCTION {SEARCH_TABLE}_follow()",
+    f"DELETE FROM schema_info WHERE key = '{SEARCH_WATERMARK}'",  # noqa: S608
+    f"INSERT INTO schema_info (key, value) VALUES ('{SEARCH_WATERMARK}', '0')",  # noqa: S608
+)
+
+
+def start_search_table(conn: sa.Connection) -> None:
+    """Version 5 (and a new database), PostgreSQL: the full-text index moves out of the
+    write path, from a GIN index on ``papers`` to the GIN-indexed table ``paper_search``,
+    made empty with its watermark at 0: the next sync (after an ingest, before a search)
+    indexes every paper in one statement. SQLite keeps its FTS5 table (``store.search``)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for statement in _PG_SEARCH_DDL:
+        conn.exec_driver_sql(statement)
+
+
 # Data steps run after version ``v``'s columns are added (``sql._migrate``).
-DATA_MIGRATIONS = {3: stable_model_keys, 4: start_change_counter}
+DATA_MIGRATIONS = {3: stable_model_keys, 4: start_change_counter, 5: start_search_table}
 # Steps run once on a new database (made whole by ``create_all``, so no migration runs).
-NEW_DATABASE_STEPS = (start_change_counter,)
+NEW_DATABASE_STEPS = (start_change_counter, start_search_table)
 
 metadata = sa.MetaData()
 
