@@ -242,21 +242,14 @@ class _ProfileRun:
         # a weekly reader's pool: the papers first seen in the 7 days before now
         week = ledger.load_seen_since(self.store, since=self.now - WEEK) if weekly else set()
         out: list[tuple[NewDelivery, list[ScoredPaper]]] = []
-        in_full: dict[frozenset[int], list[ScoredPaper]] = {}
         for target in fresh:
             mark, got = marks[target.key], sent[target.key] | refused[target.key]
             pool = [s for s in ranked if pk_of[s.paper.id] > mark and pk_of[s.paper.id] not in got]
             if target.cadence == "weekly":  # newsletter: the best of the past 7 days
                 pool = [s for s in pool if pk_of[s.paper.id] in week]
+            # deep in the candidates' ranking a paper is light (no breakdown): it carries
+            # ``direct``, so one reached only through query expansion is not picked
             chosen = pick(pool, self.profile)
-            if any(s.score > 0 and not s.breakdown for s in chosen):
-                # deep in the candidates' ranking a paper is light (no breakdown), and
-                # ``pick`` cannot tell one reached only through query expansion: this pool
-                # ranked on its own carries its breakdowns (one rank per distinct pool)
-                pks = frozenset(pk_of[s.paper.id] for s in pool)
-                if pks not in in_full:
-                    in_full[pks] = self._ranking(pks)
-                chosen = pick(in_full[pks], self.profile)
             empty = not chosen and self.profile.on_empty == "skip"
             item = NewDelivery(
                 digest_id=digest_id_for(self.profile.name, target.key, self.day),
