@@ -22,14 +22,16 @@ from digestbot.store.embeddings import count_missing_embeddings, embedding_worke
 FAR = timedelta(hours=3)  # how far this machine's clock is off in these tests
 
 
-def test_a_live_daemon_is_running(store: SqlStore) -> None:
+def test_a_live_daemon_is_running(any_store: SqlStore) -> None:
+    store = any_store
     acquire_lock(store, LOCK_NAME, holder="h:1:u", stale_after=timedelta(seconds=90))
     assert is_worker_running(store)
 
 
-def test_a_daemon_silent_for_long_is_not_running(store: SqlStore) -> None:
-    # its last heartbeat, on the database's clock (SQLite's is this machine's), 2 hours ago
-    long_ago = datetime.now(UTC) - timedelta(hours=2)
+def test_a_daemon_silent_for_long_is_not_running(any_store: SqlStore) -> None:
+    store = any_store
+    with store.transaction() as conn:  # its last heartbeat, on the database's clock
+        long_ago = database_now(conn) - timedelta(hours=2)
     acquire_lock(store, LOCK_NAME, holder="h:1:u", stale_after=timedelta(seconds=90), now=long_ago)
     assert not is_worker_running(store)
 
@@ -84,16 +86,18 @@ def _shown_state(store: SqlStore, *, status_clock: timedelta) -> str:
 
 
 def test_status_shows_a_live_worker_live_whatever_either_hosts_clock_says(
-    store: SqlStore,
+    any_store: SqlStore,
 ) -> None:
+    store = any_store
     assert _worker_status(store, worker_clock=-FAR, status_clock=timedelta(0)) == "idle"
     assert _worker_status(store, worker_clock=timedelta(0), status_clock=FAR) == "idle"
     assert _worker_status(store, worker_clock=FAR, status_clock=-FAR) == "idle"
 
 
 def test_status_shows_a_silent_worker_gone_though_its_heartbeat_looks_recent_here(
-    store: SqlStore,
+    any_store: SqlStore,
 ) -> None:
+    store = any_store
     _worker_status(store, worker_clock=timedelta(0), status_clock=timedelta(0))
     with store.transaction() as conn:  # the worker's last heartbeat: 2 hours ago
         silent = database_now(conn) - timedelta(hours=2)
