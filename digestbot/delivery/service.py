@@ -58,8 +58,9 @@ from digestbot.newsletter import (
     is_weekly_day,
     week_label,
 )
-from digestbot.pipeline import rank_profile
+from digestbot.pipeline import rank_candidates
 from digestbot.ranking import pick
+from digestbot.ranking.service import Ranking
 from digestbot.services import REJECTED_EARLIER
 from digestbot.store import SqlStore, ledger
 from digestbot.store.ledger import DeliveryRecord, NewDelivery
@@ -216,11 +217,11 @@ class _ProfileRun:
                 )
         return done, retry, fresh, stale
 
-    def _ranking(self, candidates: Collection[int]) -> list[ScoredPaper]:
+    def _ranking(self, candidates: Collection[int]) -> Ranking:
         """The candidates (pks) best first, as the store's rank scores them: the persisted
         index, the stored embeddings, the profile's 👍/👎 votes and the config's ranking
         settings (as `digestbot rank` shows)."""
-        return rank_profile(
+        return rank_candidates(
             self.store,
             self.profile,
             now=self.now,
@@ -237,7 +238,8 @@ class _ProfileRun:
         )
         pk_of, sent, top = ledger.load_unsent(self.store, watermarks=marks)
         refused = ledger.load_rejected_papers(self.store, destinations=[t.key for t in fresh])
-        ranked = [s for s in self._ranking(pk_of.values()) if s.paper.id in pk_of]
+        ranking = self._ranking(pk_of.values())
+        ranked = [s for s in ranking.papers if s.paper.id in pk_of]
         weekly = any(t.cadence == "weekly" for t in fresh)
         # a weekly reader's pool: the papers first seen in the 7 days before now
         week = ledger.load_seen_since(self.store, since=self.now - WEEK) if weekly else set()
@@ -248,8 +250,8 @@ class _ProfileRun:
             if target.cadence == "weekly":  # newsletter: the best of the past 7 days
                 pool = [s for s in pool if pk_of[s.paper.id] in week]
             # deep in the candidates' ranking a paper is light (no breakdown): it carries
-            # ``direct``, so one reached only through query expansion is not picked
-            chosen = pick(pool, self.profile)
+            # ``direct`` for ``pick``, and once picked gets its full ``why`` from the scores
+            chosen = ranking.detail(pick(pool, self.profile))
             empty = not chosen and self.profile.on_empty == "skip"
             item = NewDelivery(
                 digest_id=digest_id_for(self.profile.name, target.key, self.day),

@@ -9,13 +9,14 @@ from pathlib import Path
 from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper, ScoredPaper
 from digestbot.ranking import pick
-from digestbot.ranking.service import rank_store
+from digestbot.ranking.service import rank_pool, rank_store
 from digestbot.store import SqlStore
 from digestbot.store.ranking import pks_of_ids
 from tests.conftest import NOW
 from tests.delivery.helpers import add_papers, make_paper
 
 PROFILE = Profile(name="attn", description="Efficient attention", keywords=["linear attention"])
+TWO_TERMS = Profile(name="scan", keywords=["selective scan", "long context"])
 # matches no profile term; "selective scan" is learnt by expansion from the best papers
 OFF_TOPIC = make_paper(
     9001, title="Selective scan memory", abstract="A selective scan for memory.", upvotes=900
@@ -39,11 +40,13 @@ def _papers() -> list[Paper]:
     return [*best, *rest, OFF_TOPIC]
 
 
-def _ranked(store: SqlStore, tmp_path: Path, *, ids: list[str], detailed: int) -> list[ScoredPaper]:
+def _ranked(
+    store: SqlStore, tmp_path: Path, *, ids: list[str], detailed: int, profile: Profile = PROFILE
+) -> list[ScoredPaper]:
     only = set(pks_of_ids(store, ids).values())
     return rank_store(
         store,
-        PROFILE,
+        profile,
         now=NOW,
         settings=RankingSettings(),
         index_dir=tmp_path / "index",
@@ -86,3 +89,39 @@ def test_light_and_detailed_rankings_pick_the_same_papers(store: SqlStore, tmp_p
     picked = [s.paper.id for s in pick(full, PROFILE)]
     assert len(picked) == PROFILE.top_k and OFF_TOPIC.id not in picked
     assert all(s.paper.title.startswith("Linear attention") for s in pick(full, PROFILE))
+
+
+def test_papers_picked_from_deep_in_a_ranking_get_their_full_why(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    """A digest picks from a pool deep in its candidates' ranking: the picked light papers
+    get the ``why`` (every matched term) and breakdown a detailed ranking gives them,
+    from the scores already computed, not a second ranking."""
+    both = [  # the best: both terms
+        make_paper(i, title=f"Selective scan for long context {i}", upvotes=0)
+        for i in range(61, 71)
+    ]
+    add_papers(store, [*_papers(), *both], now=NOW)
+    pool = [p.id for p in [*_papers(), *both]]
+    only = set(pks_of_ids(store, pool).values())
+    full = _ranked(store, tmp_path, ids=pool, detailed=1000, profile=TWO_TERMS)
+    ranking = rank_pool(
+        store,
+        TWO_TERMS,
+        now=NOW,
+        settings=RankingSettings(),
+        index_dir=tmp_path / "index",
+        only=only,
+        detailed=0,
+    )
+    light = pick(ranking.papers, TWO_TERMS)
+    assert all(not s.breakdown for s in light)
+    shown = [
+        (s.paper.id, s.score, s.why, s.matched, dict(s.breakdown)) for s in pick(full, TWO_TERMS)
+    ]
+    assert [(s.paper.id, s.score, s.why) for s in light] != [row[:3] for row in shown]
+    detailed = ranking.detail(light)
+    assert [(s.paper.id, s.score, s.why, s.matched, dict(s.breakdown)) for s in detailed] == shown
+    assert all(len(s.matched) > 1 for s in detailed)  # the light ones named one term
+    assert {s.why for s in detailed} == {"matches selective scan, long context"}
+    assert {s.paper.id for s in detailed} == {p.id for p in both}
