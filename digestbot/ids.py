@@ -3,8 +3,10 @@
 A paper's id is its version-less arXiv id when known (``2401.01234``,
 ``cond-mat/0412498``), else ``t-`` and 12 hex digits of the SHA-256 of its key
 (``paper_key``): its normalised title (NFKC, casefolded, punctuation and white space
-folded; letters and digits of every script are kept; TeX accents as arXiv's titles keep
-them, ``Schr\\"odinger``, read as their letters). The key is also kept as
+folded; letters and digits of every script are kept, and the vowel signs and tone marks
+that spell Brahmic and Thai-family words; TeX accents as arXiv's titles keep them,
+``Schr\\"odinger``, read as their letters, and TeX maths as Unicode prints it:
+``$\\alpha$-divergence`` is ``α-divergence``, ``fold_tex_math``). The key is also kept as
 ``title_key`` so that a paper first seen without an arXiv id merges with the same
 paper seen later with one.
 
@@ -36,7 +38,27 @@ import unicodedata
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+# The combining marks (Unicode categories Mn, Mc, Me) of the Brahmic and South-East Asian
+# scripts (Devanagari to Sinhala, Thai, Lao, Tibetan, Myanmar, Khmer): vowel signs, viramas
+# and tone marks are part of a word's spelling there (``कि`` is not ``क``), so they are kept
+# in a title's key. Marks of other scripts (a Latin accent NFKC could not compose) are
+# punctuation to the key as before, so ids of Latin, Greek, Cyrillic and CJK titles stay.
+_SPELLING_RANGES = ((0x0900, 0x0DFF), (0x0E00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF))
+_SPELLING_MARKS = "".join(
+    chr(code)
+    for low, high in _SPELLING_RANGES
+    for code in range(low, high + 1)
+    if unicodedata.category(chr(code)).startswith("M")
+)
+_NON_WORD = re.compile(rf"(?:(?![{_SPELLING_MARKS}])[\W_])+", re.UNICODE)
+SPELLING_MARK = re.compile(f"[{_SPELLING_MARKS}]")
+
+
+def key_changed_by_folds(title: str) -> bool:
+    """Whether a title's key may differ from the one digestbot made before TeX maths and
+    spelling marks were folded (``$``, a backslash, a Brahmic or Thai vowel sign…)."""
+    return "$" in title or "\\" in title or SPELLING_MARK.search(title) is not None
+
 
 # Archives of old-style ids (before April 2007), as listed by arXiv.
 OLD_ARCHIVES = (
@@ -215,10 +237,77 @@ def fold_tex_accents(title: str) -> str:
     return unicodedata.normalize("NFC", title)
 
 
+# TeX maths as arXiv's titles write it (``$\\alpha$-divergence``, ``$O(n^2)$``,
+# ``$\\mathcal{O}(\\log n)$``), read as a page printing it in Unicode writes it
+# (``α-divergence``, ``O(n²)``, ``𝒪(log n)``): Greek letters as letters, font commands as
+# their argument, named operators as their name, other symbols (``\\leq``, ``\\infty``) as
+# the punctuation they fold to; in ``$…$``, a simple super- or subscript joins its base as
+# NFKC joins ``n²`` (``n^2``, ``x_{ij}``) and braces go.
+_TEX_GREEK = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε",
+    "zeta": "ζ", "eta": "η", "theta": "θ", "vartheta": "θ", "iota": "ι", "kappa": "κ",
+    "varkappa": "κ", "lambda": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "omicron": "ο",
+    "pi": "π", "varpi": "π", "rho": "ρ", "varrho": "ρ", "sigma": "σ", "varsigma": "σ",
+    "tau": "τ", "upsilon": "υ", "phi": "φ", "varphi": "φ", "chi": "χ", "psi": "ψ",
+    "omega": "ω", "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ", "Lambda": "Λ", "Xi": "Ξ",
+    "Pi": "Π", "Sigma": "Σ", "Upsilon": "Υ", "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω",
+    "ell": "l", "aleph": "ℵ", "hbar": "ħ",
+}  # fmt: skip
+# commands whose argument is the text (``\\mathcal{O}``, ``\\textsc{Bert}``)
+_TEX_FONTS = frozenset({
+    "mathcal", "mathbb", "mathbf", "mathrm", "mathit", "mathsf", "mathtt", "mathfrak",
+    "mathscr", "boldsymbol", "bm", "text", "textrm", "textbf", "textit", "textsc", "texttt",
+    "textsf", "textnormal", "emph", "operatorname", "mbox", "hbox", "rm", "bf", "it", "sf",
+    "tt", "cal", "em",
+})  # fmt: skip
+# named operators, printed as their name (``\\log n``: ``log n``)
+_TEX_NAMES = frozenset({
+    "log", "ln", "exp", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin", "arccos",
+    "arctan", "max", "min", "sup", "inf", "lim", "liminf", "limsup", "det", "dim", "ker",
+    "arg", "argmax", "argmin", "deg", "gcd", "Pr", "mod", "bmod",
+})  # fmt: skip
+_TEX_COMMAND = re.compile(r"\\(?:(?P<word>[A-Za-z]+)\s*|(?P<symbol>[^A-Za-z]))")
+_TEX_MATH = re.compile(r"\$\$?([^$]+)\$\$?")
+_TEX_SCRIPT = re.compile(r"[\^_](?:\{(?P<braced>[^{}]*)\}|(?P<bare>[^\s{}\\]))")
+
+
+def _tex_command(match: re.Match[str]) -> str:
+    word = match.group("word")
+    if word is None:  # a control symbol (``\\,``, ``\\{``, ``\\%``): punctuation
+        return " "
+    if word in _TEX_GREEK:
+        return _TEX_GREEK[word]
+    if word in _TEX_FONTS:
+        return ""
+    if word in _TEX_NAMES:
+        return f" {word} "
+    return " "
+
+
+def _tex_math(match: re.Match[str]) -> str:
+    inner = _TEX_COMMAND.sub(_tex_command, match.group(1))
+    inner = _TEX_SCRIPT.sub(lambda m: m.group("braced") or m.group("bare") or "", inner)
+    return inner.replace("{", "").replace("}", "")
+
+
+def fold_tex_math(title: str) -> str:
+    """``$\\alpha$-divergence`` -> ``α-divergence``, ``$O(n^2)$`` -> ``O(n2)``,
+    ``\\textsc{Bert}`` -> ``Bert`` (after ``fold_tex_accents``). A title without ``$``
+    or a backslash is returned as it is."""
+    if "$" in title:
+        title = _TEX_MATH.sub(_tex_math, title)
+    if "\\" in title:
+        title = _TEX_COMMAND.sub(_tex_command, title)
+    return title
+
+
 def normalize_title_slow(title: str) -> str:
-    """The reference definition: TeX accents folded (``fold_tex_accents``), NFKC,
-    casefold, punctuation and white space folded."""
-    text = unicodedata.normalize("NFKC", fold_tex_accents(title)).casefold()
+    """The reference definition: TeX accents (``fold_tex_accents``) and maths
+    (``fold_tex_math``) folded, NFKC, casefold, punctuation and white space folded."""
+    text = fold_tex_accents(title)
+    if "$" in text or "\\" in text:
+        text = fold_tex_math(text)
+    text = unicodedata.normalize("NFKC", text).casefold()
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 
@@ -226,10 +315,10 @@ def normalize_title_slow(title: str) -> str:
 def normalize_title(title: str) -> str:
     """Casefold, NFKC-normalise, fold punctuation and white space (cached: hot in ingest).
 
-    ASCII titles without a backslash (nearly all) take a translate table; others the
-    reference definition.
+    ASCII titles without a backslash or ``$`` (nearly all) take a translate table; others
+    the reference definition.
     """
-    if title.isascii() and "\\" not in title:
+    if title.isascii() and "\\" not in title and "$" not in title:
         return " ".join(title.translate(_ASCII_FOLD).split())
     return normalize_title_slow(title)
 
@@ -324,6 +413,12 @@ def paper_key(title: str, *, link: str = "", abstract: str = "", doi: str = "") 
     by_link = link_key(link)
     if by_link is not None:
         return by_link
+    return text_key(title, abstract)
+
+
+def text_key(title: str, abstract: str) -> str:
+    """``text:`` and a SHA-256 of the NFKC, casefolded, space-folded title and abstract: the
+    key of a paper known by neither its title, a DOI nor a link of its own."""
     text = " ".join(unicodedata.normalize("NFKC", f"{title}\n{abstract}").casefold().split())
     return "text:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 

@@ -98,6 +98,17 @@ def is_ignored(path: Path) -> bool:
     return path.name.startswith(".") or path.name.endswith(IGNORED_SUFFIXES)
 
 
+def in_drops_folder(path: str, folder: Path) -> bool:
+    """Whether a recorded file path is in the drops folder (both made absolute, links
+    resolved). ``status`` lists as failed drops only these: a file that failed through
+    ``ingest PATH`` elsewhere was that command's error (its exit code, its output), not a
+    problem of the folder; it is still not parsed again while unchanged."""
+    try:
+        return Path(path).resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
 def list_drop_files(paths: Iterable[Path]) -> list[Path]:
     """Files named directly, plus every file under named folders, sorted; missing paths raise."""
     found: list[Path] = []

@@ -55,8 +55,14 @@ class Paper:
     @property
     def own_link(self) -> str:
         """The paper's own page as its source gave it: a feed item's link (a drop's URLs
-        are code links found in the abstract, which other papers may share)."""
-        if self.urls and self.source is not None and self.source.kind == "feed":
+        are code links found in the abstract, which other papers may share), unless the
+        feed gives that link to other items too (``extra["shared_link"]``)."""
+        if (
+            self.urls
+            and self.source is not None
+            and self.source.kind == "feed"
+            and not self.extra.get("shared_link")
+        ):
             return self.urls[0]
         return ""
 

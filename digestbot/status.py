@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from digestbot.config import Settings, parse_duration
+from digestbot.delivery.outcomes import form_note
+from digestbot.ingest import in_drops_folder
 from digestbot.lock import HEARTBEAT_SECONDS, LOCK_NAME
 from digestbot.redact import redact_urls
 from digestbot.store import SqlStore
@@ -107,9 +109,9 @@ def _note(row: Any) -> str | None:
         progress = json.loads(row.get("progress") or "{}")
     except ValueError:
         return None
-    if not isinstance(progress, dict) or progress.get("form") != "plain":
+    if not isinstance(progress, dict):
         return None
-    return f"sent as plain text: Slack refused the formatted digest ({progress.get('refused')})"
+    return form_note(row["destination"], progress) or None
 
 
 def _delivery(row: Any) -> dict[str, Any]:
@@ -293,11 +295,12 @@ def build_status(
             }
             for f in store.recent_files(limit=10)
         ],
-        # drops that failed and were not ingested since; a file deleted since is no news
+        # drops that failed and were not ingested since; a file deleted since is no news,
+        # nor one outside the drops folder (``ingest PATH`` reported it)
         "failed_drops": [
             {"path": f.path, "failed_at": _iso(f.ingested_at), "error": f.error}
             for f in sorted(store.failed_files().values(), key=lambda f: f.path)
-            if Path(f.path).exists()
+            if Path(f.path).exists() and in_drops_folder(f.path, settings.drops.path)
         ],
         # the configured feeds only: one removed from the config is no longer polled
         "feeds": [f for f in load_feed_health(store) if f["name"] in configured_feeds],

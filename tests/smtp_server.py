@@ -13,7 +13,7 @@ from typing import Any
 
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 USER, PASSWORD = "digest", "s3cret-pass"
 
@@ -46,6 +46,10 @@ class Handler:
     reject_rcpt: dict[str, str] = field(default_factory=dict)  # address -> "550 ..."
     data_replies: list[str] = field(default_factory=list)  # next DATA replies, e.g. "451 ..."
     sessions: dict[int, int] = field(default_factory=dict)
+    # a limit checked only once the message is in (no SIZE in EHLO): "552 5.3.4" over it
+    data_limit: int | None = None
+    mail_commands: list[str] = field(default_factory=list)  # every MAIL FROM, taken or not
+    data_sizes: list[int] = field(default_factory=list)  # every message transferred, in bytes
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -61,8 +65,12 @@ class Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
+            data = envelope.original_content or envelope.content
+            self.data_sizes.append(len(data))
             if self.data_replies:
                 return self.data_replies.pop(0)
+            if self.data_limit is not None and len(data) > self.data_limit:
+                return "552 5.3.4 Message too big for system"
             number = self.sessions.setdefault(id(session), len(self.sessions) + 1)
             self.received.append(
                 Received(
@@ -79,6 +87,22 @@ class Handler:
     def to(self, address: str) -> list[Received]:
         with self.lock:
             return [r for r in self.received if address in r.rcpt_tos]
+
+
+class _CountingSmtp(SMTP):
+    """aiosmtpd's server, noting every MAIL command (it refuses one over SIZE itself,
+    before any hook)."""
+
+    async def smtp_MAIL(self, arg: str) -> None:
+        handler = self.event_handler
+        with handler.lock:
+            handler.mail_commands.append(arg)
+        await super().smtp_MAIL(arg)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _CountingSmtp(self.handler, **self.SMTP_kwargs)
 
 
 def _authenticate(
@@ -102,14 +126,22 @@ class SmtpServer:
     """aiosmtpd requiring STARTTLS and AUTH; ``client_context`` trusts its certificate."""
 
     def __init__(
-        self, ca: trustme.CA, *, port: int | None = None, size_limit: int | None = None
+        self,
+        ca: trustme.CA,
+        *,
+        port: int | None = None,
+        size_limit: int | None = None,
+        advertise_size: bool = True,
     ) -> None:
         """``size_limit``: the largest message taken, in bytes (advertised as ``SIZE``: a
-        larger one is refused at MAIL FROM, ``552 5.3.4``, or at DATA)."""
+        larger one is refused at MAIL FROM, ``552 5.3.4``, or at DATA). Without
+        ``advertise_size`` EHLO has no ``SIZE`` and the limit is checked once the message
+        is in (``552 5.3.4`` at DATA, as a server that does not announce its limit)."""
         self.ca = ca
         self.size_limit = size_limit
+        self.advertise_size = advertise_size
         self.port = port or free_port()
-        self.handler = Handler()
+        self.handler = Handler(data_limit=None if advertise_size else size_limit)
         server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
         self.server_context = server_context
@@ -117,7 +149,9 @@ class SmtpServer:
 
     def _controller(self) -> Controller:
         limit: dict[str, Any] = {"data_size_limit": self.size_limit} if self.size_limit else {}
-        return Controller(
+        if not self.advertise_size:
+            limit = {"data_size_limit": None}  # no SIZE in EHLO, no limit at MAIL FROM
+        return _Controller(
             self.handler,
             hostname="127.0.0.1",
             port=self.port,

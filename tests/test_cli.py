@@ -282,3 +282,25 @@ def test_status_names_a_failed_drop_until_it_is_fixed_or_removed(tmp_path: Path,
     bad.unlink()  # removed: no longer a problem of the folder
     assert json.loads(cli("status", "--json").stdout)["failed_drops"] == []
     assert "sources: all healthy" in cli("status").stdout
+
+
+def test_a_file_that_failed_through_ingest_path_outside_the_drops_folder_is_no_failed_drop(
+    tmp_path: Path, cli
+) -> None:
+    """It stayed in ``status``'s ``failed_drops`` ("sources" not healthy) until deleted."""
+    setup_drops(tmp_path)
+    assert cli("ingest").exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("# meeting notes\n\nnothing to see\n")
+    assert cli("ingest", "elsewhere/notes.txt").exit_code == 1
+    assert json.loads(cli("status", "--json").stdout)["failed_drops"] == []
+    assert "sources: all healthy" in cli("status").stdout
+    # still not parsed again while unchanged
+    again = json.loads(cli("ingest", "--json", "elsewhere/notes.txt").stdout)
+    assert again["details"][0]["unchanged"] is True
+    # a drop of the folder named by a relative path still counts
+    (tmp_path / "drops" / "zz_notes.txt").write_text("# notes\n\nnothing\n")
+    assert cli("ingest", "drops/zz_notes.txt").exit_code == 1
+    (failed,) = json.loads(cli("status", "--json").stdout)["failed_drops"]
+    assert failed["path"] == "drops/zz_notes.txt"

@@ -7,6 +7,7 @@ import sys
 import click
 
 from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progress_bar
+from digestbot.delivery.outcomes import form_note
 from digestbot.delivery.service import DeliveryOutcome, send_due
 from digestbot.delivery.targets import collect_targets
 from digestbot.services import is_new_rejection
@@ -93,6 +94,7 @@ def _record_dict(record: DeliveryRecord) -> dict[str, object]:
         "external_id": record.external_id,
         "created_at": record.created_at.isoformat(),
         "sent_at": record.sent_at.isoformat() if record.sent_at else None,
+        "note": form_note(record.destination, record.progress) or None,
     }
 
 
@@ -121,7 +123,12 @@ def history(app: AppContext, profile_name: str | None, limit: int, as_json: bool
         if record.error and record.status != "sent":
             line += f"  error: {record.error}"
         if record.status == "sent" and record.progress.get("form") == "plain":
-            line += f"  (as plain text: Slack refused the blocks, {record.progress.get('refused')})"
+            if record.destination.startswith("email:"):
+                line += f"  ({form_note(record.destination, record.progress)})"
+            else:
+                line += (
+                    f"  (as plain text: Slack refused the blocks, {record.progress.get('refused')})"
+                )
         click.echo(line)
     if not records:
         click.echo("nothing sent yet", err=True)

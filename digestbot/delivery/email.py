@@ -7,10 +7,18 @@ reply or a dropped connection is retried with backoff (bounded); a 5xx fails tha
 recipient only. Header values are folded to one line, so a CR/LF in any text
 cannot add a header.
 
-A message refused for itself, not for its recipient or sender (``552`` / ``5.3.4`` /
-``5.2.3``: too large; ``5.6.x``: its content), is sent again at once as plain text
-only (no HTML part: about half the size); refused again, the result says
-``refused`` (the same message would be refused every day: not to be retried).
+A message goes out in the largest form the server takes: in full (text + HTML), else as
+plain text only (no HTML part: about a sixth of the size with abstracts), else as plain
+text listing only its first papers (``OutgoingEmail.cut``: a line says the others come in
+the next digest; ``EmailResult.kept`` says how many went). A server that advertises
+``SIZE`` (RFC 1870) is never sent a form over it: the one that fits goes at once. A form
+refused for itself, not for its recipient or sender (``552`` / ``5.3.4`` / ``5.2.3``: too
+large; ``5.6.x``: its content), is followed at once by a smaller one (a content refusal
+stops at the plain text; a size refusal without ``SIZE`` cuts the list to 3/4 of the
+refused size each time, ``MAX_FORMS`` sends in all). What one reader's refusal taught
+holds for every reader of the same content in that ``send_all``: a newsletter too large
+is refused once, not once per reader. When no form goes, the result says ``refused``
+(the same message would be refused every day: not to be retried).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -33,7 +41,7 @@ from urllib.parse import quote
 
 from digestbot.config import SmtpSettings
 from digestbot.delivery.formats import EmailContent
-from digestbot.errors import DeliveryError
+from digestbot.errors import DeliveryError, DigestError
 from digestbot.render import one_line
 
 log = logging.getLogger(__name__)
@@ -92,6 +100,10 @@ class OutgoingEmail:
     # one-click unsubscribe (RFC 8058): the URL with TOKEN_SLOT, and this reader's token
     unsubscribe_url: str = ""
     unsubscribe_token: str = ""
+    # too large even as plain text: ``cut(n)`` is the plain text listing only the first n
+    # of its ``papers`` (and a line saying the others come in the next digest)
+    papers: int = 0
+    cut: Callable[[int], EmailContent] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +117,45 @@ class EmailResult:
     refused: bool = False  # the server refused this message (size, content), even plain
     plain: bool = False  # sent as plain text only: the full message was refused
     refusal: str = ""  # why the full message was refused (when ``plain`` or ``refused``)
+    kept: int = 0  # sent listing only its first ``kept`` papers (0: all of them)
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """How a mail goes out: in full, as plain text, or as plain text with ``keep`` papers."""
+
+    plain: bool
+    keep: int = 0
+
+    def label(self) -> str:
+        if self.keep:
+            return f"listing {self.keep} paper{'' if self.keep == 1 else 's'}"
+        return "as plain text" if self.plain else "in full"
+
+
+FULL, PLAIN = _Form(plain=False), _Form(plain=True)
+MAX_FORMS = 6  # forms sent to one mail at most (each refused cut is 3/4 the size)
+
+
+@dataclass
+class _Ladder:
+    """What is known of one content's forms on this server (shared by its readers): the
+    first form worth trying (``forms[start]``), the size a refusal taught (``cap``: larger
+    messages were refused) and why each larger form did not go."""
+
+    start: int = 0
+    cap: int | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def _copy(ladder: _Ladder, *, into: _Ladder) -> None:
+    into.start, into.cap, into.reasons = ladder.start, ladder.cap, list(ladder.reasons)
+
+
+def _forms(mail: OutgoingEmail) -> list[_Form]:
+    """Every form of the mail, largest first."""
+    cuts = range(mail.papers - 1, 0, -1) if mail.cut is not None else range(0)
+    return [FULL, PLAIN, *(_Form(plain=True, keep=k) for k in cuts)]
 
 
 class _ConnectionFailed(Exception):
@@ -140,6 +191,8 @@ class EmailDeliverer:
             tuple[EmailContent, str, datetime, bool, str, bool], tuple[bytes, bytes]
         ] = {}
         self._eight_bit = False
+        self._size_limit: int | None = None  # the server's SIZE (RFC 1870), when it says
+        self._ladders: dict[EmailContent, _Ladder] = {}
 
     # -- messages ---------------------------------------------------------------------------
     def _headers(self, pairs: Sequence[tuple[str, str]], *, mail: OutgoingEmail) -> EmailMessage:
@@ -209,7 +262,7 @@ class EmailDeliverer:
             common = self._headers(self._common_pairs(mail, now=now), mail=mail).as_bytes()
             # body: MIME-Version, Content-Type (boundary), blank line, the parts
             cached = (common.rstrip(b"\r\n") + b"\r\n", _body(mail.content, eight_bit, plain))
-            if len(self._shared) >= 2:  # mails come grouped by digest: its full and plain forms
+            if len(self._shared) >= 4:  # mails come grouped by digest: its few forms
                 self._shared = {}
             self._shared[key] = cached
         common, body = cached
@@ -252,6 +305,7 @@ class EmailDeliverer:
         each result over one connection; with ``connections`` > 1 (the mails shared among
         that many connections, each reused, in its own thread) after every
         ``FLUSH_EVERY`` results or ``FLUSH_SECONDS``, whichever comes first."""
+        self._ladders = {}  # what a refusal taught holds for this run's readers only
         if self.connections > 1 and len(mails) > 1:
             self._send_parallel(mails, now=now, on_result=on_result, on_idle=on_idle)
             return
@@ -264,7 +318,7 @@ class EmailDeliverer:
         self._send_serial(mails, now=now, on_result=report)
 
     def _clone(self) -> EmailDeliverer:
-        return EmailDeliverer(
+        clone = EmailDeliverer(
             self.connect,
             sender=self.sender,
             reply_to=self.reply_to,
@@ -273,6 +327,8 @@ class EmailDeliverer:
             backoff=self.backoff,
             sleep=self.sleep,
         )
+        clone._ladders = self._ladders  # one refusal teaches every connection
+        return clone
 
     def _send_parallel(
         self,
@@ -331,6 +387,8 @@ class EmailDeliverer:
                     result = self._send_one(mail, now=now)
                 except DeliveryError as exc:  # a header that cannot be built
                     result = self._failed(mail, exc.reason, True)
+                except DigestError as exc:  # a shorter form that cannot be rendered
+                    result = self._failed(mail, str(exc), True)
                 except _ConnectionFailed as exc:
                     broken = exc
                     result = self._failed(mail, exc.error, exc.permanent)
@@ -356,6 +414,7 @@ class EmailDeliverer:
             try:
                 self._conn = self.connect()
                 self._eight_bit = bool(self._conn.has_extn("8bitmime"))
+                self._size_limit = _advertised_size(self._conn)
             except smtplib.SMTPResponseException as exc:
                 error = f"{self.label}: {exc.smtp_code} {_text(exc.smtp_error)}"
                 if exc.smtp_code >= 500:
@@ -364,46 +423,143 @@ class EmailDeliverer:
         return self._conn
 
     def _send_one(self, mail: OutgoingEmail, *, now: datetime) -> EmailResult:
-        result = self._send_form(mail, now=now, plain=False)
-        if not result.refused:
-            return result
-        # refused for itself (too large, its content): the same bytes would be refused
-        # every day; plain text alone, at once, is the smaller form
-        log.warning(
-            "%s: the message to %s was refused (%s): sending it as plain text",
-            self.label,
-            mail.to,
-            result.error,
-        )
-        again = self._send_form(mail, now=now, plain=True)
-        if again.ok:
-            return EmailResult(
-                to=mail.to,
-                ok=True,
-                message_id=mail.message_id,
-                plain=True,
-                refusal=result.error,
-            )
-        if again.refused:
-            error = f"{result.error}; as plain text: {again.error}"
-            return EmailResult(
-                to=mail.to,
-                ok=False,
-                message_id=mail.message_id,
-                error=error,
-                permanent=True,
-                refused=True,
-                refusal=result.error,
-            )
-        return again  # failed otherwise (a 4xx, the connection): retried as ever
+        forms = _forms(mail)
+        shared = self._ladders.setdefault(mail.content, _Ladder())
+        ladder = _Ladder(shared.start, shared.cap, list(shared.reasons))
+        own = False  # a refusal about this reader alone: what it taught is not shared
+        for _ in range(MAX_FORMS):
+            chosen: list[tuple[_Form, int]] = []
 
-    def _send_form(self, mail: OutgoingEmail, *, now: datetime, plain: bool) -> EmailResult:
+            def pick(chosen: list[tuple[_Form, int]] = chosen) -> bytes | None:
+                found = self._choose(mail, forms, ladder, now=now)
+                if found is None:
+                    return None
+                chosen[:] = [(found[0], len(found[1]))]
+                return found[1]
+
+            result = self._send_form(mail, pick)
+            if not own and ladder.start > shared.start:  # the size limit: every reader's
+                _copy(ladder, into=shared)
+            if not chosen:  # no form fits the size limit (or the connection failed)
+                return self._refused(mail, ladder) if result.refused else result
+            form, size = chosen[0]
+            if result.ok:
+                return self._sent(mail, form, ladder)
+            if not result.refused:
+                return result  # failed otherwise (a 4xx, the connection): retried as ever
+            kind = refusal_kind(result.error)
+            ladder.reasons.append(result.error)
+            ladder.start = forms.index(form) + 1
+            if kind == "content" and form != FULL:
+                ladder.start = len(forms)  # a shorter list would be refused as well
+            elif kind == "size":
+                ladder.cap = size - 1 if form == FULL else size * 3 // 4
+            own = own or kind == "other"
+            if not own:  # about the message, not this reader: holds for every reader
+                _copy(ladder, into=shared)
+            if ladder.start < len(forms):
+                log.warning(
+                    "%s: the message to %s was refused %s (%s): sending it %s",
+                    self.label,
+                    mail.to,
+                    form.label(),
+                    result.error,
+                    "as plain text" if form == FULL else "with fewer papers",
+                )
+        return self._refused(mail, ladder)
+
+    def _choose(
+        self, mail: OutgoingEmail, forms: Sequence[_Form], ladder: _Ladder, *, now: datetime
+    ) -> tuple[_Form, bytes] | None:
+        """The largest form from ``ladder.start`` within the size limit (the server's
+        ``SIZE``, or what a refusal taught), with its bytes; None when none fits. The
+        ladder moves to it, noting why the full and the plain form did not fit; the cut
+        forms are searched by halves (their size grows with the papers kept)."""
+        limit = min((n for n in (self._size_limit, ladder.cap) if n is not None), default=None)
+
+        def data(index: int) -> bytes:
+            form = forms[index]
+            one = replace(mail, content=mail.cut(form.keep)) if form.keep and mail.cut else mail
+            return self.message_bytes(one, now=now, eight_bit=self._eight_bit, plain=form.plain)
+
+        def over(size: int) -> str:
+            if limit == self._size_limit:
+                return f"{size} bytes, over its SIZE limit of {limit}"
+            return f"{size} bytes, over the {limit} it was found to take"
+
+        index = ladder.start
+        while index < len(forms):
+            message = data(index)
+            if limit is None or len(message) <= limit:
+                ladder.start = index
+                return forms[index], message
+            if not forms[index].keep:
+                ladder.reasons.append(over(len(message)))
+                index += 1
+                continue
+            # the cut forms: the smallest (one paper) first, then the largest that fits
+            last = len(forms) - 1
+            smallest = data(last) if last > index else message
+            if len(smallest) > limit:
+                ladder.reasons.append(over(len(smallest)))
+                break
+            low, high = index + 1, last  # forms[high] fits, forms[index] does not
+            while low < high:
+                middle = (low + high) // 2
+                if len(data(middle)) <= limit:
+                    high = middle
+                else:
+                    low = middle + 1
+            ladder.start = high
+            return forms[high], data(high)
+        ladder.start = len(forms)
+        return None
+
+    def _sent(self, mail: OutgoingEmail, form: _Form, ladder: _Ladder) -> EmailResult:
+        reasons = ladder.reasons
+        refusal = reasons[0] if reasons else ""
+        if form.keep and len(reasons) > 1:
+            refusal = f"{reasons[0]}; as plain text: {'; '.join(reasons[1:])}"
+        return EmailResult(
+            to=mail.to,
+            ok=True,
+            message_id=mail.message_id,
+            plain=form.plain,
+            refusal=refusal if form.plain else "",
+            kept=form.keep,
+        )
+
+    def _refused(self, mail: OutgoingEmail, ladder: _Ladder) -> EmailResult:
+        """No form of the mail went: refused for itself (the same would happen daily)."""
+        reasons = ladder.reasons or ["refused"]
+        error = reasons[0]
+        if len(reasons) > 1:
+            error += f"; as plain text: {reasons[1]}"
+        if len(reasons) > 2:
+            error += f"; cut to fewer papers: {'; '.join(reasons[2:])}"
+        return EmailResult(
+            to=mail.to,
+            ok=False,
+            message_id=mail.message_id,
+            error=error,
+            permanent=True,
+            refused=True,
+            refusal=reasons[0],
+        )
+
+    def _send_form(self, mail: OutgoingEmail, pick: Callable[[], bytes | None]) -> EmailResult:
+        """Send the bytes ``pick`` returns once connected (None: nothing to send, the result
+        says ``refused``), retrying what is transient."""
         envelope_from = parseaddr(self.sender)[1]
         last = ""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 conn = self._open()
-                message = self.message_bytes(mail, now=now, eight_bit=self._eight_bit, plain=plain)
+                message = pick()
+                if message is None:
+                    return EmailResult(
+                        to=mail.to, ok=False, message_id=mail.message_id, refused=True
+                    )
                 options = ["BODY=8BITMIME"] if self._eight_bit else []
                 recipient = parseaddr(mail.to)[1] or mail.to
                 conn.sendmail(envelope_from, [recipient], message, mail_options=options)
@@ -489,6 +645,30 @@ def is_message_refusal(code: int, text: str, *, at_data: bool) -> bool:
     if code == 552 or detail in (("3", "4"), ("2", "3")):
         return True
     return at_data and detail is not None and detail[0] == "6"
+
+
+def refusal_kind(error: str) -> str:
+    """What a message refusal (``is_message_refusal``; ``error`` as "552 5.3.4 text") is
+    about: ``size`` (``552`` without a detail, ``5.3.4``, ``5.2.3``: a smaller form may go),
+    ``content`` (``5.6.x``: plain text may go, a shorter list would not help) or ``other``
+    (``552 5.2.2``, a full mailbox: about this reader, not the message)."""
+    code, _, text = error.partition(" ")
+    enhanced = _ENHANCED_FULL.match(text)
+    detail = (enhanced.group(1), enhanced.group(2)) if enhanced else None
+    if detail in (("3", "4"), ("2", "3")) or (detail is None and code == "552"):
+        return "size"
+    if detail is not None and detail[0] == "6":
+        return "content"
+    return "other"
+
+
+def _advertised_size(conn: smtplib.SMTP) -> int | None:
+    """The largest message the server takes, as its EHLO ``SIZE`` says (RFC 1870: 0 or no
+    number means no fixed limit)."""
+    if not conn.has_extn("size"):
+        return None
+    value = str(conn.esmtp_features.get("size", "")).strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def _personal(mail: OutgoingEmail) -> EmailContent:

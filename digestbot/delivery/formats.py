@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -300,6 +300,34 @@ def render_email(
             )
     text = render_template("email/digest.txt.j2", templates_dir=templates_dir, **context)
     return EmailContent(subject=subject, html=inlined, text=text)
+
+
+def render_email_cut(
+    digest: Digest,
+    keep: int,
+    *,
+    templates_dir: Path | None = None,
+    unsubscribe_url: str = "",
+    week: str = "",
+) -> EmailContent:
+    """The plain text of ``render_email`` listing only the first ``keep`` papers, then a
+    line saying how many more come in the next digest (the message is cut to fit the mail
+    server's size limit). The subject counts every paper; there is no HTML part."""
+    shown = replace(digest, papers=digest.papers[:keep])
+    context = {"unsubscribe_url": unsubscribe_url, "week": week}
+    subject = one_line(
+        render_template(
+            "email/subject.txt.j2", templates_dir=templates_dir, digest=digest, **context
+        )
+    )
+    text = render_template(
+        "email/digest.txt.j2",
+        templates_dir=templates_dir,
+        digest=shown,
+        more=digest.count - shown.count,
+        **context,
+    )
+    return EmailContent(subject=subject, html="", text=text)
 
 
 def _email_html(context: dict[str, Any], *, templates_dir: Path | None, compact: bool) -> str:

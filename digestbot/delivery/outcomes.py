@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from digestbot.config import Profile
@@ -62,6 +62,26 @@ def digest_date_for(profile: Profile, now: datetime) -> date:
 def digest_id_for(profile: str, destination: str, digest_date: date) -> str:
     key = f"{profile}\x00{destination}\x00{digest_date.isoformat()}"
     return "d" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:23]
+
+
+def form_note(destination: str, progress: dict[str, Any]) -> str:
+    """How a sent digest went out when not in its full form, from its ledger progress
+    (``{"form": "plain", "refused": why}``; an email cut to fit the mail server's size limit
+    also has ``kept`` and ``left_out``: paper counts); "" when in full."""
+    if progress.get("form") != "plain":
+        return ""
+    refused = progress.get("refused")
+    if not destination.startswith("email:"):
+        return f"sent as plain text: Slack refused the formatted digest ({refused})"
+    how = "sent as plain text"
+    left_out = int(progress.get("left_out") or 0)
+    if left_out:
+        kept = int(progress.get("kept") or 0)
+        how += (
+            f" listing {kept} of {kept + left_out} papers"
+            f" (the other {left_out} go in the next digest)"
+        )
+    return f"{how}: the mail server refuses the full message ({refused})"
 
 
 def pause_point(point: str) -> None:

@@ -25,17 +25,19 @@ import logging
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from digestbot.config import Profile, Settings
-from digestbot.delivery.email import OutgoingEmail, sender_domain
+from digestbot.delivery.email import EmailResult, OutgoingEmail, sender_domain
 from digestbot.delivery.formats import (
     EmailContent,
     Format,
     SlackMessage,
     file_suffix,
     render_email,
+    render_email_cut,
     render_format,
     render_slack_messages,
     render_slack_plain,
@@ -46,6 +48,7 @@ from digestbot.delivery.outcomes import (
     SendReport,
     digest_date_for,
     digest_id_for,
+    form_note,
     pause_point,
 )
 from digestbot.delivery.targets import Deliverers, Target, build_deliverers, collect_targets
@@ -149,6 +152,7 @@ class _ProfileRun:
         self.unsubscribe = build_unsubscribe(settings) if self._has_email() else None
         self._slack: dict[tuple[str, ...], list[SlackMessage]] = {}
         self._email: dict[tuple[str, ...], EmailContent] = {}
+        self._email_digests: dict[tuple[str, ...], Digest] = {}
 
     def _has_email(self) -> bool:
         return any(t.kind == "email" for t in self.targets)
@@ -236,7 +240,10 @@ class _ProfileRun:
         marks = ledger.load_watermarks(
             self.store, profile=self.profile.name, destinations=[t.key for t in fresh]
         )
-        pk_of, sent, top = ledger.load_unsent(self.store, watermarks=marks)
+        # papers a digest cut to fit the mail server's size limit did not carry: offered again
+        left_out = ledger.load_left_out(self.store, profile=self.profile.name, watermarks=marks)
+        also = set().union(*left_out.values())
+        pk_of, sent, top = ledger.load_unsent(self.store, watermarks=marks, also=also)
         refused = ledger.load_rejected_papers(self.store, destinations=[t.key for t in fresh])
         ranking = self._ranking(pk_of.values())
         ranked = [s for s in ranking.papers if s.paper.id in pk_of]
@@ -246,9 +253,16 @@ class _ProfileRun:
         out: list[tuple[NewDelivery, list[ScoredPaper]]] = []
         for target in fresh:
             mark, got = marks[target.key], sent[target.key] | refused[target.key]
-            pool = [s for s in ranked if pk_of[s.paper.id] > mark and pk_of[s.paper.id] not in got]
+            owed = left_out[target.key]
+            pool = [
+                s
+                for s in ranked
+                if (pk_of[s.paper.id] > mark or pk_of[s.paper.id] in owed)
+                and pk_of[s.paper.id] not in got
+            ]
             if target.cadence == "weekly":  # newsletter: the best of the past 7 days
-                pool = [s for s in pool if pk_of[s.paper.id] in week]
+                recent = week | owed if owed else week
+                pool = [s for s in pool if pk_of[s.paper.id] in recent]
             # deep in the candidates' ranking a paper is light (no breakdown): it carries
             # ``direct`` for ``pick``, and once picked gets its full ``why`` from the scores
             chosen = ranking.detail(pick(pool, self.profile))
@@ -493,7 +507,7 @@ class _ProfileRun:
                 on_part=on_part,
                 fallback=render_slack_plain(digest, messages),
             )
-            return external, _form_note(progress)
+            return external, form_note(target.key, progress)
         if self.deliverers.slack is None:
             raise DeliveryError(
                 "slack.bot_token is not set (needed to post to a channel)", destination=target.key
@@ -508,7 +522,7 @@ class _ProfileRun:
             made_at=record.created_at,
             fallback=render_slack_plain(digest, messages),
         )
-        return external, _form_note(progress)
+        return external, form_note(target.key, progress)
 
     def _send_emails(self, items: Sequence[tuple[Target, DeliveryRecord]]) -> list[DeliveryOutcome]:
         if not items:
@@ -538,6 +552,8 @@ class _ProfileRun:
                 )
                 if self.unsubscribe
                 else "",
+                papers=len(record.papers),
+                cut=partial(self._email_cut, record, target),
             )
             mails.append(mail)
             owner[mail.message_id] = (target, record)
@@ -545,30 +561,39 @@ class _ProfileRun:
             return out
 
         accepted: list[tuple[DeliveryRecord, str | None]] = []
+        notes: dict[int, dict[str, Any]] = {}  # record pk -> how it went (plain text)
+        only: dict[int, list[str]] = {}  # record pk -> the papers its cut message carried
 
         def on_idle() -> None:  # no result waiting: record the accepted ones at once
-            ledger.mark_sent_many(self.store, accepted, now=self.now)
+            ledger.mark_sent_many(self.store, accepted, now=self.now, progress=notes, only=only)
             if accepted:
                 pause_point("after-record")
             accepted.clear()
+            notes.clear()
+            only.clear()
 
-        def on_result(mail: OutgoingEmail, result: Any) -> None:
+        def on_result(mail: OutgoingEmail, result: EmailResult) -> None:
             target, record = owner[mail.message_id]
             if result.ok:
                 pause_point("after-send")
                 accepted.append((record, result.message_id))
-                detail = (
-                    f"sent as plain text: the server refused the full message ({result.refusal})"
-                    if result.plain
-                    else ""
-                )
+                papers = record.paper_count
+                if result.plain:
+                    note: dict[str, Any] = {"form": "plain", "refused": result.refusal}
+                    if result.kept:
+                        carried = self._email_digest(record, target).papers[: result.kept]
+                        only[record.pk] = [item.paper.id for item in carried]
+                        papers = len(only[record.pk])
+                        note |= {"kept": papers, ledger.LEFT_OUT: record.paper_count - papers}
+                    notes[record.pk] = note
+                detail = form_note(target.key, notes.get(record.pk, {}))
                 if detail:
                     log.warning("digest %s to %s %s", record.digest_id, target.key, detail)
                 out.append(
                     self._outcome(
                         target,
                         "sent",
-                        papers=record.paper_count,
+                        papers=papers,
                         digest_id=record.digest_id,
                         detail=detail,
                     )
@@ -616,20 +641,40 @@ class _ProfileRun:
             target, "failed", papers=record.paper_count, error=error, digest_id=record.digest_id
         )
 
+    def _email_key(self, record: DeliveryRecord, target: Target) -> tuple[str, ...]:
+        return (
+            target.cadence,
+            record.digest_date.isoformat(),
+            *(p.paper_id for p in record.papers),
+        )
+
+    def _email_digest(self, record: DeliveryRecord, target: Target) -> Digest:
+        key = self._email_key(record, target)
+        if key not in self._email_digests:  # a thousand readers of one digest: loaded once
+            self._email_digests[key] = self._record_digest(record)
+        return self._email_digests[key]
+
     def _email_content(self, record: DeliveryRecord, target: Target) -> EmailContent:
-        key = (target.cadence, record.digest_date.isoformat(), *(p.paper_id for p in record.papers))
+        key = self._email_key(record, target)
         if key not in self._email:
             self._email[key] = render_email(
-                self._record_digest(record),
+                self._email_digest(record, target),
                 templates_dir=self.settings.templates_dir,
                 unsubscribe_url=self.unsubscribe.url if self.unsubscribe else "",
                 week=week_label(record.digest_date) if target.cadence == "weekly" else "",
             )
         return self._email[key]
 
-
-def _form_note(progress: dict[str, Any]) -> str:
-    """How a Slack digest went out, when not as formatted (``progress["form"]``)."""
-    if progress.get("form") != "plain":
-        return ""
-    return f"sent as plain text: Slack refused the formatted digest ({progress.get('refused')})"
+    def _email_cut(self, record: DeliveryRecord, target: Target, keep: int) -> EmailContent:
+        """The plain text listing the first ``keep`` papers (too large for the mail server
+        in full): rendered once per digest and length, whatever the readers."""
+        key = (*self._email_key(record, target), f"keep={keep}")
+        if key not in self._email:
+            self._email[key] = render_email_cut(
+                self._email_digest(record, target),
+                keep,
+                templates_dir=self.settings.templates_dir,
+                unsubscribe_url=self.unsubscribe.url if self.unsubscribe else "",
+                week=week_label(record.digest_date) if target.cadence == "weekly" else "",
+            )
+        return self._email[key]

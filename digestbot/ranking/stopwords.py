@@ -1,4 +1,11 @@
-"""Words that carry no topic: dropped from documents and queries alike."""
+"""Words that carry no topic: dropped from documents and queries alike.
+
+English, and Russian function words (the tokenizer has a Russian stemmer for Cyrillic
+words): prepositions, conjunctions, particles, pronouns and their common forms, and a few
+adverbs, written as ``text.fold`` leaves them (lower case, ``ё`` as ``е``). One-letter words
+(``и``, ``в``, ``с``…) are dropped anyway. Topic-neutral research words (``статья``,
+``метод``) are not listed: Russian inflects them into many forms.
+"""
 
 from __future__ import annotations
 
@@ -20,5 +27,15 @@ STOP_WORDS = frozenset(
     upon us use used using very via vs want wants was way ways we well were what when where
     whether which while who whom why will wish with within without work works would yet you your
     yours
+    """.split()  # noqa: SIM905
+) | frozenset(
+    """
+    без более бы был была были было быть вам вас ведь весь во вот все всего всей всем всех
+    вся да даже для до другой его ее если есть еще же за здесь из или им ими их как какая
+    какие каким какой когда кого которая которого которое которой котором которую которые
+    который которых кто ли либо между меня мне мной может можно мы на над наш не него нее
+    нет ни них но ну об однако он она они оно от очень по под при про раз сам свой себя
+    со так также такие такой там тем теперь то тогда того тоже той только том тот ты уже
+    хотя чего чем через что чтобы чья эта эти этих это этого этой этом этот эту
     """.split()  # noqa: SIM905
 )

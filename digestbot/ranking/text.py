@@ -27,7 +27,7 @@ from digestbot.ids import fold_tex_accents
 from digestbot.ranking.stopwords import STOP_WORDS
 
 N_COLUMNS = 1 << 22  # hashed term space
-TOKENIZER_VERSION = 5  # bump when the analysis changes: persisted indexes are rebuilt
+TOKENIZER_VERSION = 6  # bump when the analysis changes: persisted indexes are rebuilt
 
 # After ``fold`` the only characters left outside ASCII are letters, digits and marks of
 # any script. Chinese and Japanese are written without spaces: each Han or kana character

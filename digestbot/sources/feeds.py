@@ -31,7 +31,7 @@ from xml.sax import SAXParseException
 import feedparser
 
 from digestbot.errors import FeedError, SourceError
-from digestbot.ids import find_arxiv_id, find_doi, parse_arxiv_id
+from digestbot.ids import find_arxiv_id, find_doi, link_identity, parse_arxiv_id
 from digestbot.models import Paper, SourceRef
 
 # HTML tags by name, so that maths in plain-text abstracts ("p<q and q>1") survives:
@@ -247,6 +247,38 @@ def _more_precise(
     return found
 
 
+SHARED_LINK = "shared_link"  # ``extra`` flag: the item's link is not its own page
+
+
+def mark_shared_links(items: list[FeedItem], *, home: str = "") -> list[FeedItem]:
+    """Items whose link is not a page of their own get ``extra["shared_link"]`` (and their
+    id made again): a link that several different items of the document give (some
+    journal feeds link every item to the journal's home page), or the feed's own home
+    page (``home``: the channel's link, the same next week when one item has it). Such a
+    link is kept to show but never serves as the paper's identity (``Paper.own_link``):
+    a generic title is then keyed by its DOI, else its title and abstract. arXiv items
+    are left alone (their arXiv id is their identity)."""
+    texts: dict[str, set[tuple[str, str, str]]] = {}
+    for item in items:
+        own = item.paper.own_link
+        if own and not item.paper.arxiv_id:
+            texts.setdefault(link_identity(own), set()).add(
+                (item.guid, item.paper.title, item.paper.abstract)
+            )
+    home_id = link_identity(home) if home.startswith(("http://", "https://")) else None
+    shared = {link for link, seen in texts.items() if len(seen) > 1 or link == home_id}
+    if not shared:
+        return items
+    marked: list[FeedItem] = []
+    for item in items:
+        paper = item.paper
+        if paper.own_link and not paper.arxiv_id and link_identity(paper.own_link) in shared:
+            paper = replace(paper, id="", extra={**paper.extra, SHARED_LINK: True})
+            item = replace(item, paper=paper)
+        marked.append(item)
+    return marked
+
+
 def unique_entries(items: list[FeedItem], *, name: str) -> tuple[list[FeedItem], list[str]]:
     """Items with one guid each (a paper's source entry is unique per feed): an item that
     repeats an earlier one (same guid, same paper) is dropped; a different item under an
@@ -356,6 +388,7 @@ def parse_feed(data: bytes, *, name: str, content_type: str | None = None) -> Fe
             warnings.append(f"{name}: item {index + 1}: incomplete in a malformed feed, skipped")
             continue
         items.append(got)
+    items = mark_shared_links(items, home=str(feed.get("link") or ""))
     items, repeats = unique_entries(items, name=name)
     warnings.extend(repeats)
     if not is_safe:

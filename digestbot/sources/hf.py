@@ -27,6 +27,7 @@ from digestbot.sources.feeds import (
     FeedItem,
     FeedParse,
     clean_text,
+    mark_shared_links,
     split_hf_summary,
     unique_entries,
 )
@@ -209,6 +210,8 @@ def parse_json_feed(data: bytes, *, name: str) -> FeedParse:
             extra={"ai_summary": ai_summary} if ai_summary else {},
         )
         items.append(FeedItem(paper=paper, guid=guid))
+    home = doc.get("home_page_url")
+    items = mark_shared_links(items, home=home if isinstance(home, str) else "")
     items, repeats = unique_entries(items, name=name)
     return FeedParse(
         items=items, warnings=warnings + repeats, entries=len(doc["items"]), format="json-feed"

@@ -15,7 +15,9 @@ A row is claimed (``claimed_by``/``lease_until``) before sending: a second proce
 cannot claim it while the lease holds.
 
 ``sent_papers``: one row per (destination, paper), written only after that
-destination accepted the message carrying the paper (per Slack message part).
+destination accepted the message carrying the paper (per Slack message part). An email
+cut to fit the mail server's size limit is ``sent`` with only the papers it listed there;
+the others (``load_left_out``) are offered to that destination's next digest.
 
 A destination is a key such as ``slack:C0123``, ``email:alice@example.org`` (one
 per recipient, so one bouncing address blocks no one else) or ``file:/path:markdown``.
@@ -24,7 +26,7 @@ per recipient, so one bouncing address blocks no one else) or ``file:/path:markd
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -256,10 +258,11 @@ def load_watermarks(
 
 
 def load_unsent(
-    store: SqlStore, *, watermarks: dict[str, int]
+    store: SqlStore, *, watermarks: dict[str, int], also: Collection[int] = ()
 ) -> tuple[dict[str, int], dict[str, set[int]], int]:
-    """Papers newer than the lowest watermark (id -> pk), what each destination already
-    got among them, and the current highest paper pk (the next watermark)."""
+    """Papers newer than the lowest watermark (id -> pk), and those in ``also`` (pks: left
+    out of a digest, ``load_left_out``), what each destination already got among the
+    newer ones, and the current highest paper pk (the next watermark)."""
     low = min(watermarks.values(), default=0)
     with store.transaction() as conn:
         top = int(
@@ -269,6 +272,9 @@ def load_unsent(
             row.id: row.pk
             for row in conn.execute(sa.select(papers.c.pk, papers.c.id).where(papers.c.pk > low))
         }
+        for part in _chunks(sorted(set(also))):
+            query = sa.select(papers.c.pk, papers.c.id).where(papers.c.pk.in_(part))
+            ids.update({row.id: row.pk for row in conn.execute(query)})
         sent: dict[str, set[int]] = {d: set() for d in watermarks}
         for part in _chunks(list(watermarks)):
             query = sa.select(sent_papers.c.destination, sent_papers.c.paper_pk).where(
@@ -277,6 +283,41 @@ def load_unsent(
             for destination, pk in conn.execute(query):
                 sent[destination].add(pk)
     return ids, sent, top
+
+
+LEFT_OUT = "left_out"  # progress key: papers of the digest its message did not carry
+
+
+def load_left_out(
+    store: SqlStore, *, profile: str, watermarks: Mapping[str, int]
+) -> dict[str, set[int]]:
+    """Per destination: the papers (pk) its latest successful digest (the one whose
+    watermark it holds) recorded but did not carry (an email cut to fit the mail server's
+    size limit: ``progress["left_out"]``); never counted as sent, they are offered to the
+    next digest."""
+    out: dict[str, set[int]] = {d: set() for d in watermarks}
+    not_sent = ~sa.exists().where(
+        sent_papers.c.destination == deliveries.c.destination,
+        sent_papers.c.paper_pk == delivery_papers.c.paper_pk,
+    )
+    with store.transaction() as conn:
+        for part in _chunks(list(watermarks)):
+            query = (
+                sa.select(deliveries.c.destination, deliveries.c.watermark)
+                .add_columns(delivery_papers.c.paper_pk)
+                .join(delivery_papers, delivery_papers.c.delivery_pk == deliveries.c.pk)
+                .where(
+                    deliveries.c.profile == profile,
+                    deliveries.c.destination.in_(part),
+                    deliveries.c.status == "sent",
+                    deliveries.c.progress.contains(f'"{LEFT_OUT}"', autoescape=True),
+                    not_sent,
+                )
+            )
+            for destination, watermark, pk in conn.execute(query):
+                if watermark == watermarks[destination]:
+                    out[destination].add(pk)
+    return out
 
 
 def load_seen_since(store: SqlStore, *, since: datetime) -> set[int]:
@@ -546,13 +587,23 @@ def count_sent(store: SqlStore, *, destination: str) -> int:
 
 
 def mark_sent_many(
-    store: SqlStore, items: Sequence[tuple[DeliveryRecord, str | None]], *, now: datetime
+    store: SqlStore,
+    items: Sequence[tuple[DeliveryRecord, str | None]],
+    *,
+    now: datetime,
+    progress: Mapping[int, dict[str, Any]] | None = None,
+    only: Mapping[int, Sequence[str]] | None = None,
 ) -> None:
     """``mark_sent`` for a run of accepted messages (record, external id), one transaction:
-    a newsletter's thousands of readers are not a transaction each."""
+    a newsletter's thousands of readers are not a transaction each. ``progress`` (by record
+    pk) is saved with the row (how it went out: ``{"form": "plain", ...}``); a record in
+    ``only`` (by pk) had only those papers in its message: the others are not counted as
+    sent (``load_left_out`` offers them to the next digest)."""
     if not items:
         return
     stamp = naive_utc(now)
+    notes = progress or {}
+    partial = only or {}
     with store.transaction() as conn:
         conn.execute(
             deliveries.update()
@@ -568,7 +619,23 @@ def mark_sent_many(
             ),
             [{"b_pk": record.pk, "b_external": external} for record, external in items],
         )
-        for part in _chunks([record.pk for record, _ in items]):
+        noted = [
+            {"b_pk": record.pk, "b_progress": json.dumps({**record.progress, **notes[record.pk]})}
+            for record, _ in items
+            if record.pk in notes
+        ]
+        if noted:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.pk == sa.bindparam("b_pk"))
+                .values(progress=sa.bindparam("b_progress")),
+                noted,
+            )
+        for record, _ in items:
+            if record.pk in partial:
+                _mark_papers_sent(conn, record.pk, record.destination, partial[record.pk], stamp)
+        whole = [record.pk for record, _ in items if record.pk not in partial]
+        for part in _chunks(whole):
             already = sa.exists().where(
                 sent_papers.c.destination == deliveries.c.destination,
                 sent_papers.c.paper_pk == delivery_papers.c.paper_pk,

@@ -13,9 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from digestbot.ids import normalize_title
+from digestbot.ids import normalize_title, title_id_of_key
 from digestbot.models import Paper
 from digestbot.ranking.lexical import Document
+from digestbot.store.aliases import aliased_pks
 from digestbot.store.embeddings import embedding_changes
 from digestbot.store.schema import VECTOR_CHANGES, papers
 from digestbot.store.sql import _PAPER_COLUMNS, SqlStore, _chunks, _paper_from_row, naive_utc, utc
@@ -119,7 +120,8 @@ def load_papers_by_pk(store: SqlStore, pks: Sequence[int]) -> dict[int, Paper]:
 
 def resolve_paper_pks(store: SqlStore, names: Sequence[str]) -> dict[str, int]:
     """``like`` entries (paper id, the ``t-…`` id of a paper that since gained an arXiv
-    id, or exact title) -> pk, for those that are stored. A title with no letter or digit
+    id, or exact title, or an earlier title or ``t-…`` id of a retitled arXiv paper:
+    ``store.aliases``) -> pk, for those that are stored. A title with no letter or digit
     (``???``: such papers are keyed by their link or text) names the paper of that exact
     title."""
     if not names:
@@ -154,6 +156,15 @@ def resolve_paper_pks(store: SqlStore, names: Sequence[str]) -> dict[str, int]:
         pk = by_id.get(name.strip(), by_tid.get(name.strip(), by_title.get(key)))
         if pk is not None:
             found[name] = pk
+    missing = [name for name in names if name not in found]
+    if missing:  # an earlier title of a retitled arXiv paper, or its ``t-…`` id then
+        tids = {n: [n.strip()] + ([title_id_of_key(keys[n])] if keys[n] else []) for n in missing}
+        with store.transaction() as conn:
+            aliased = aliased_pks(conn, [t for ts in tids.values() for t in ts])
+        for name, candidates in tids.items():
+            pk = next((aliased[t] for t in candidates if t in aliased), None)
+            if pk is not None:
+                found[name] = pk
     return found
 
 

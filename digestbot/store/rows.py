@@ -1,7 +1,8 @@
 """The lean writer: one drop's prepared rows (``digestbot.sources.rows``) into the store.
 
 A few statements per file, whatever its size: which of its papers are stored
-already (index-only lookups by arXiv id and title id), one ``executemany`` for the
+already (index-only lookups by arXiv id, title id and earlier titles of
+retitled arXiv papers: ``store.aliases``), one ``executemany`` for the
 new papers and one for the file's entries. Primary keys of new papers follow the
 drop's order: on SQLite they are given explicitly (``MAX(pk)`` + n, under the write
 lock taken first); elsewhere the database assigns them and one range query reads
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digestbot.sources.rows import SOURCE_COLUMNS, PaperRows
+from digestbot.store.aliases import aliased_pks
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import (
     ROW_COLUMNS,
@@ -33,13 +35,18 @@ from digestbot.store.sql import (
 
 
 def _stored_slots(conn: Connection, prepared: PaperRows) -> set[int]:
-    """Slots whose arXiv id or title id is stored already (index-only queries)."""
+    """Slots whose arXiv id or title id is stored already, or whose title id is an earlier
+    title of a stored paper (``store.aliases``): index-only queries."""
     found: set[int] = set()
     for column, keys in (("arxiv_id", prepared.arxiv_ids), ("tid", prepared.title_ids)):
         wanted = [key for key in dict.fromkeys(keys) if key]
         hits = set(_present(conn, column, wanted)) if wanted else set()
         if hits:  # rare: a paper seen before
             found.update(slot for slot, key in enumerate(keys) if key in hits)
+    rest = [tid for slot, tid in enumerate(prepared.title_ids) if tid and slot not in found]
+    aliased = aliased_pks(conn, rest) if rest else {}
+    if aliased:  # rarer: a retitled arXiv paper under its earlier title
+        found.update(slot for slot, tid in enumerate(prepared.title_ids) if tid in aliased)
     return found
 
 

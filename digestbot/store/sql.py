@@ -24,15 +24,18 @@ from sqlalchemy.engine import Connection, Engine
 from digestbot.errors import NotFoundError, StoreError
 from digestbot.ids import (
     doi_key,
+    find_doi,
     is_generic_title,
     link_identity,
     link_key,
     normalize_title,
     parse_arxiv_id,
+    text_key,
     title_id,
     title_id_of_key,
 )
 from digestbot.models import Paper, SourceRef
+from digestbot.store.aliases import aliased_pks, is_alias_key, record_aliases
 from digestbot.store.schema import (
     DATA_MIGRATIONS,
     MIGRATIONS,
@@ -234,11 +237,14 @@ def _has_link(paper: Paper, links: Iterable[str]) -> bool:
 
 def rekey_apart(paper: Paper) -> tuple[Paper, str] | None:
     """A feed item without an arXiv id, keyed by its title, as a paper of its own: keyed
-    (and its id made) by its DOI, else its own link. None for any other paper."""
+    (and its id made) by its DOI, else its own link, else (a link its feed gives other
+    items too: ``extra["shared_link"]``) its title and abstract. None for any other paper."""
     source = paper.source
     if paper.arxiv_id or source is None or source.kind != "feed":
         return None
     key = doi_key(paper.doi) or link_key(paper.own_link)
+    if key is None and paper.extra.get("shared_link"):  # its feed links every item alike
+        key = text_key(paper.title, paper.abstract)
     if key is None or ":" in paper.title_key:  # no DOI or link, or keyed apart already
         return None
     return replace(paper, id=title_id_of_key(key)), key
@@ -479,13 +485,76 @@ def forget_entries(conn: Connection, kind: str, name: str, entries: Sequence[Any
 
 
 def _stored_by_keys(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
-    """Stored papers by ``title_key`` (one an indexed ``tid`` query per chunk)."""
+    """Stored papers by ``title_key`` (one an indexed ``tid`` query per chunk), else by an
+    earlier title of theirs (``store.aliases``: the key maps to the paper's row)."""
     found: dict[str, Any] = {}
     cols = (*_PAPER_COLUMNS, papers.c.title_key)
-    for part in _chunks(list(dict.fromkeys(title_id_of_key(k) for k in keys))):
+    tids = {title_id_of_key(k): k for k in keys}
+    for part in _chunks(list(tids)):
         for row in conn.execute(sa.select(*cols).where(papers.c.tid.in_(part))):
             found.setdefault(row.title_key, row)
+    missing = [tid for tid, key in tids.items() if key not in found and is_alias_key(key)]
+    aliases = aliased_pks(conn, missing)
+    if aliases:
+        by_pk: dict[int, Any] = {}
+        for part in _chunks(sorted(set(aliases.values()))):
+            for row in conn.execute(sa.select(*cols).where(papers.c.pk.in_(part))):
+                by_pk[row.pk] = row
+        for tid, pk in aliases.items():
+            if pk in by_pk:
+                found.setdefault(tids[tid], by_pk[pk])
     return found
+
+
+def _by_doi(conn: Connection, doi: str) -> Any:
+    """The stored paper with this (lowercased) DOI: keyed by it (an indexed look-up), else
+    the first whose ``extra["doi"]`` or a link names it (a scan of those columns: for one
+    look-up typed by a user, not for ingest)."""
+    keyed = title_id_of_key(doi_key(doi) or "")
+    row = conn.execute(sa.select(*_PAPER_COLUMNS).where(papers.c.tid == keyed)).first()
+    if row is not None:
+        return row
+    needle = doi.lower()
+    query = (
+        sa.select(*_PAPER_COLUMNS)
+        .where(
+            sa.or_(
+                sa.func.lower(papers.c.extra).contains(needle, autoescape=True),
+                sa.func.lower(papers.c.urls).contains(needle, autoescape=True),
+            )
+        )
+        .order_by(papers.c.pk)
+    )
+    for found in conn.execute(query):
+        paper = _paper_from_row(found)
+        if find_doi(paper.doi) == needle or any(find_doi(url) == needle for url in paper.urls):
+            return found
+    return None
+
+
+def _retitled_aliases(
+    batch: Sequence[Paper],
+    slot_of: Sequence[int],
+    pk_of_slot: dict[int, int],
+    final_keys: dict[int, str],
+    old_keys: dict[int, str],
+) -> list[tuple[str, int]]:
+    """(title id, pk) of the titles an arXiv paper was known by besides the one it is
+    stored by now: its stored title before a newer version retitled it, and the titles
+    of the batch's items merged into it (``store.aliases``)."""
+    pairs: list[tuple[str, int]] = []
+    for pk, key in old_keys.items():
+        if is_alias_key(key) and key != final_keys.get(pk, key):
+            pairs.append((title_id_of_key(key), pk))
+    for paper, slot in zip(batch, slot_of, strict=True):
+        pk = pk_of_slot[slot]
+        final = final_keys.get(pk)
+        if not paper.arxiv_id or final is None or not is_alias_key(final):
+            continue
+        key = paper.title_key
+        if is_alias_key(key) and key != final:
+            pairs.append((title_id_of_key(key), pk))
+    return pairs
 
 
 def _listed_apart(
@@ -708,13 +777,19 @@ class SqlStore:
             for index, ident in zip(insert_slots, new_ids, strict=True):
                 pk_of_slot[index] = pk_by_id[ident]
         changed = [(pk, p) for pk, p in updates.items() if p != stored[pk]]
+        # each paper's key as stored after this batch (for the aliases of arXiv papers)
+        final_keys = {
+            pk_of_slot[i]: key for i, key in zip(insert_slots, (r[1] for r in inserts), strict=True)
+        }
+        final_keys.update(stored_keys)
+        final_keys.update((pk, _updated_key(p, stored_keys[pk])) for pk, p in changed)
         if changed:
             rows = [
                 {
                     **dict(
                         zip(
                             ROW_COLUMNS,
-                            row_values(p, title_key=_updated_key(p, stored_keys[pk]), now=now),
+                            row_values(p, title_key=final_keys[pk], now=now),
                             strict=True,
                         )
                     ),
@@ -734,6 +809,8 @@ class SqlStore:
                 papers.update().where(papers.c.pk == sa.bindparam("b_pk")).values(last_seen=now),
                 unchanged,
             )
+        arxiv_keys = {pk: stored_keys[pk] for pk, p in updates.items() if p.arxiv_id}
+        record_aliases(conn, _retitled_aliases(batch, slot_of, pk_of_slot, final_keys, arxiv_keys))
         pk_by_batch = {i: pk_of_slot[slot] for i, slot in enumerate(slot_of)}
         return UpsertCounts(new=len(inserts), merged=merged_count), pk_by_batch
 
@@ -811,8 +888,10 @@ class SqlStore:
 
     def get_paper(self, ident: str) -> Paper:
         """A paper by id, arXiv id (any version), its title id (``t-…``, also after it
-        gained an arXiv id) or exact (normalised) title; a title with no letter or digit
-        (``???``: such papers are keyed by their link or text) as written."""
+        gained an arXiv id, or under an earlier title), exact (normalised) title or an
+        earlier one (``store.aliases``), or DOI (``10.1145/…``, ``doi:10.…``, a
+        ``https://doi.org/…`` or publisher's ``…/doi/10.…`` link); a title with no letter
+        or digit (``???``: such papers are keyed by their link or text) as written."""
         parsed = parse_arxiv_id(ident)
         candidates = [ident] + ([parsed[0]] if parsed else [])
         by_title = (
@@ -826,6 +905,16 @@ class SqlStore:
                     sa.or_(papers.c.id.in_(candidates), papers.c.tid == ident, by_title)
                 )
             ).first()
+            if row is None:  # an earlier title of a retitled paper, or its ``t-…`` id then
+                tids = [ident.strip()] + ([title_id(ident)] if normalize_title(ident) else [])
+                aliased = aliased_pks(conn, tids)
+                if aliased:
+                    pk = aliased.get(tids[0], next(iter(aliased.values())))
+                    query = sa.select(*_PAPER_COLUMNS).where(papers.c.pk == pk)
+                    row = conn.execute(query).first()
+            doi = find_doi(ident) if row is None else None
+            if doi is not None:
+                row = _by_doi(conn, doi)
         if row is None:
             raise NotFoundError("paper", ident)
         return _paper_from_row(row)
