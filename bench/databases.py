@@ -7,6 +7,7 @@ their own databases beside it (same server, other names), dropped and made again
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -54,3 +55,35 @@ def drop_server_database(url: str) -> None:
 
 def database_name(url: str) -> str:
     return sa.make_url(url).database or ""
+
+
+def copy_store(url: str, target: Path, *, name: str) -> str:
+    """A fresh copy of the store at ``url`` with its ranking index (so a run times only its
+    own work, not an index rebuild); returns the copy's URL. ``target`` is emptied first.
+
+    SQLite: the file copied into ``target``, its ``.index`` folder beside it. PostgreSQL:
+    the database ``name`` on the same server, made with ``CREATE DATABASE ... TEMPLATE``,
+    its index copied into the copy's default folder (``$XDG_CACHE_HOME``)."""
+    from digestbot.ranking.persist import default_index_dir
+    from digestbot.store import SqlStore
+
+    source = SqlStore.open(url, create=False)
+    index = default_index_dir(source)
+    source.close()
+    if index is None or not index.is_dir():
+        raise SystemExit(f"{url}: no ranking index to copy (bring it up to date first)")
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    if is_sqlite(url):
+        db = Path(sa.make_url(url).database or "")
+        shutil.copy2(db, target / db.name)
+        copy_url = f"sqlite:///{target / db.name}"
+    else:
+        copy_url = server_database(url, name, template=database_name(url))
+    copy = SqlStore.open(copy_url, create=False)
+    copy_index = default_index_dir(copy)
+    copy.close()
+    if copy_index is not None:
+        shutil.rmtree(copy_index, ignore_errors=True)
+        shutil.copytree(index, copy_index)
+    return copy_url

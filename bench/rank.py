@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.databases import (  # noqa: E402
+    copy_store,
     database_exists,
     database_name,
     is_sqlite,
@@ -166,34 +167,15 @@ def main() -> None:
         if not more.exists():
             write_drops(more, papers=opts.ingest_into, per_file=1000, seed=11)
         store = SqlStore.open(url)
-        index_dir = default_index_dir(store)
         with store.transaction() as conn:  # the generated store's search index catches up
             sync_search_index(conn)  # once, so the runs time the new papers alone
         store.close()
-        assert index_dir is not None
         target = work / "ingest-into"
-        db = target / "digestbot.sqlite3"
-        copy_url = f"sqlite:///{db}"
-        if server is not None:
-            copy_url = sa.make_url(server).set(database="bench_ingest_into").render_as_string(False)
         more_config = work / "ingest-into.yaml"
-        more_config.write_text(yaml.safe_dump({"database_url": copy_url}), "utf-8")
         results = []
         for _ in range(opts.runs):
-            shutil.rmtree(target, ignore_errors=True)
-            target.mkdir(parents=True)
-            if server is None:
-                shutil.copy2(url.removeprefix("sqlite:///"), db)
-                copy_index = Path(str(db) + ".index")
-            else:
-                server_database(server, "bench_ingest_into", template=database_name(url))
-                copy_store = SqlStore.open(copy_url, create=False)
-                found = default_index_dir(copy_store)
-                copy_store.close()
-                assert found is not None
-                copy_index = found
-                shutil.rmtree(copy_index, ignore_errors=True)
-            shutil.copytree(index_dir, copy_index)
+            copy_url = copy_store(url, target, name="bench_ingest_into")
+            more_config.write_text(yaml.safe_dump({"database_url": copy_url}), "utf-8")
             results.append(run_child([exe, "--config", str(more_config), "ingest", str(more)]))
         shutil.rmtree(target, ignore_errors=True)
         top = min(results, key=lambda r: r.wall)

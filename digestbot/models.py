@@ -94,6 +94,10 @@ class ScoredPaper:
     why: str
     matched: tuple[str, ...] = ()
     breakdown: Mapping[str, float] = field(default_factory=dict)
+    # whether it matched the profile itself (terms, liked papers, meaning), not only through
+    # query expansion: set by the ranking for every paper, with a breakdown or not (None:
+    # not known, judged from the breakdown)
+    direct: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

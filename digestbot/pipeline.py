@@ -13,7 +13,7 @@ from digestbot.config import Profile, RankingSettings
 from digestbot.models import Digest, ScoredPaper
 from digestbot.ranking import pick
 from digestbot.ranking.persist import default_index_dir
-from digestbot.ranking.service import rank_store
+from digestbot.ranking.service import Ranking, rank_pool, rank_store
 from digestbot.render import render_markdown
 from digestbot.store import SqlStore
 
@@ -38,6 +38,20 @@ def rank_profile(
     return rank_store(
         store, profile, now=now, settings=settings, index_dir=index_dir, limit=limit, only=only
     )
+
+
+def rank_candidates(
+    store: SqlStore,
+    profile: Profile,
+    *,
+    now: datetime,
+    settings: RankingSettings,
+    only: Collection[int],
+) -> Ranking:
+    """``rank_profile`` of the pks ``only`` (a digest's candidates), kept with their scores:
+    ``Ranking.detail`` gives the few picked from deep in the ranking their full ``why``."""
+    index_dir = settings.index_dir or default_index_dir(store)
+    return rank_pool(store, profile, now=now, settings=settings, index_dir=index_dir, only=only)
 
 
 def index_papers(store: SqlStore, settings: RankingSettings) -> None:

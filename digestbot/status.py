@@ -194,7 +194,8 @@ def load_embedding_status(
         "worker": None,
     }
     if worker is not None and worker.model == model:
-        stale = now - worker.updated_at > timedelta(seconds=3 * heartbeat_seconds)
+        # its heartbeat is written on the database's clock: judged on it (``age``), as the lock's
+        stale = worker.age is None or worker.age > timedelta(seconds=3 * heartbeat_seconds)
         running = worker.state not in ("stopped",) and not stale
         rate = worker.papers_per_second
         since = {
@@ -334,7 +335,7 @@ def build_status(
             "acquired_at": _iso(lock.acquired_at),
             "heartbeat_at": _iso(lock.heartbeat_at),
             # judged on the database's clock: the daemon's host and this one may disagree
-            "stale": (lock.age or now - lock.heartbeat_at)
+            "stale": (lock.age if lock.age is not None else now - lock.heartbeat_at)
             > timedelta(seconds=3 * heartbeat_seconds),
         },
     }

@@ -61,8 +61,9 @@ from digestbot.newsletter import (
     is_weekly_day,
     week_label,
 )
-from digestbot.pipeline import rank_profile
+from digestbot.pipeline import rank_candidates
 from digestbot.ranking import pick
+from digestbot.ranking.service import Ranking
 from digestbot.services import REJECTED_EARLIER
 from digestbot.store import SqlStore, ledger
 from digestbot.store.ledger import DeliveryRecord, NewDelivery
@@ -220,11 +221,11 @@ class _ProfileRun:
                 )
         return done, retry, fresh, stale
 
-    def _ranking(self, candidates: Collection[int]) -> list[ScoredPaper]:
+    def _ranking(self, candidates: Collection[int]) -> Ranking:
         """The candidates (pks) best first, as the store's rank scores them: the persisted
         index, the stored embeddings, the profile's 👍/👎 votes and the config's ranking
         settings (as `digestbot rank` shows)."""
-        return rank_profile(
+        return rank_candidates(
             self.store,
             self.profile,
             now=self.now,
@@ -244,12 +245,12 @@ class _ProfileRun:
         also = set().union(*left_out.values())
         pk_of, sent, top = ledger.load_unsent(self.store, watermarks=marks, also=also)
         refused = ledger.load_rejected_papers(self.store, destinations=[t.key for t in fresh])
-        ranked = [s for s in self._ranking(pk_of.values()) if s.paper.id in pk_of]
+        ranking = self._ranking(pk_of.values())
+        ranked = [s for s in ranking.papers if s.paper.id in pk_of]
         weekly = any(t.cadence == "weekly" for t in fresh)
         # a weekly reader's pool: the papers first seen in the 7 days before now
         week = ledger.load_seen_since(self.store, since=self.now - WEEK) if weekly else set()
         out: list[tuple[NewDelivery, list[ScoredPaper]]] = []
-        in_full: dict[frozenset[int], list[ScoredPaper]] = {}
         for target in fresh:
             mark, got = marks[target.key], sent[target.key] | refused[target.key]
             owed = left_out[target.key]
@@ -262,15 +263,9 @@ class _ProfileRun:
             if target.cadence == "weekly":  # newsletter: the best of the past 7 days
                 recent = week | owed if owed else week
                 pool = [s for s in pool if pk_of[s.paper.id] in recent]
-            chosen = pick(pool, self.profile)
-            if any(s.score > 0 and not s.breakdown for s in chosen):
-                # deep in the candidates' ranking a paper is light (no breakdown), and
-                # ``pick`` cannot tell one reached only through query expansion: this pool
-                # ranked on its own carries its breakdowns (one rank per distinct pool)
-                pks = frozenset(pk_of[s.paper.id] for s in pool)
-                if pks not in in_full:
-                    in_full[pks] = self._ranking(pks)
-                chosen = pick(in_full[pks], self.profile)
+            # deep in the candidates' ranking a paper is light (no breakdown): it carries
+            # ``direct`` for ``pick``, and once picked gets its full ``why`` from the scores
+            chosen = ranking.detail(pick(pool, self.profile))
             empty = not chosen and self.profile.on_empty == "skip"
             item = NewDelivery(
                 digest_id=digest_id_for(self.profile.name, target.key, self.day),

@@ -17,7 +17,7 @@ import numpy as np
 from digestbot.config import Profile, RankingSettings
 from digestbot.ids import normalize_title
 from digestbot.models import Paper, ScoredPaper
-from digestbot.ranking.explain import assemble, nearest_by_evidence
+from digestbot.ranking.explain import DIRECT_EVIDENCE, assemble, nearest_by_evidence
 from digestbot.ranking.lexical import Document, Floats, LexicalIndex
 from digestbot.ranking.scorer import score_profile
 from digestbot.ranking.semantic import (
@@ -118,7 +118,12 @@ def rank(
     )
 
 
-DIRECT_EVIDENCE = ("profile", "like", "semantic")
+def is_direct(item: ScoredPaper) -> bool:
+    """Whether it matched the profile itself: as the ranking says (``direct``, light papers
+    too), else from its breakdown (one without any taken as direct)."""
+    if item.direct is not None:
+        return item.direct
+    return not item.breakdown or any(item.breakdown.get(p, 0.0) > 0 for p in DIRECT_EVIDENCE)
 
 
 def pick(
@@ -135,15 +140,7 @@ def pick(
         return []
     best = ranked[0].score
     floor = max(profile.min_score, relative_floor * best)
-    chosen = [
-        item
-        for item in ranked
-        if item.score > 0
-        and item.score >= floor
-        and (
-            not item.breakdown or any(item.breakdown.get(part, 0.0) > 0 for part in DIRECT_EVIDENCE)
-        )
-    ]
+    chosen = [item for item in ranked if item.score > 0 and item.score >= floor and is_direct(item)]
     return chosen[: profile.top_k]
 
 

@@ -17,7 +17,9 @@ papers first seen after the worker started (new ingests, never the old backlog).
 
 It stops between two batches when asked (SIGTERM: at most one batch, about a
 second), records its progress in the ``embedding_worker`` row (``digestbot
-status``), and reports a failure (the model does not load, the database is
+status``; its heartbeat on the database's clock, as the scheduler lock's, so
+``status`` on another machine, or after this one's clock was stepped, judges it on
+one clock), and reports a failure (the model does not load, the database is
 unavailable) as the source ``embeddings``, retried after ``retry_seconds``.
 """
 
@@ -261,7 +263,7 @@ class EmbeddingWorker:
                     embedded=self.embedded,
                     papers_per_second=round(self._rate, 2) if self._rate else None,
                     started_at=self.started_at,
-                    updated_at=self.clock(),
+                    updated_at=None,  # the heartbeat: the database's clock, as the lock's
                     error=error,
                 ),
             )

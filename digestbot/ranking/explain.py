@@ -22,6 +22,8 @@ from digestbot.ranking.scorer import ProfileScores
 
 WHY_TERMS = 4
 MATCH_FLOOR = 0.05  # a term adding under 5% of the strongest term's part is not "matched"
+# the parts that are the profile's own evidence (query expansion is not: ``pick``)
+DIRECT_EVIDENCE = ("profile", "like", "semantic")
 PART_ORDER = (
     "profile",
     "like",
@@ -65,6 +67,16 @@ def order_best_first(totals: np.ndarray, *, upvotes: np.ndarray, ids: list[str])
         # a run of ties covers positions start..stop (inclusive)
         positions[start : stop + 1] = sorted(positions[start : stop + 1], key=key)
     return np.asarray(positions, dtype=np.int64)
+
+
+def direct_evidence(scores: ProfileScores, rows: np.ndarray) -> np.ndarray:
+    """Per row, whether a ``DIRECT_EVIDENCE`` part is above 0 as its breakdown shows it
+    (rounded to 6 places): what ``pick`` reads of a paper without a breakdown."""
+    out = np.zeros(len(rows), dtype=bool)
+    for name in DIRECT_EVIDENCE:
+        if name in scores.parts:
+            out |= np.round(scores.parts[name][rows], 6) > 0
+    return out
 
 
 def breakdown(scores: ProfileScores, row: int, values: Floats | None = None) -> dict[str, float]:
@@ -191,7 +203,8 @@ def assemble(
 
     The best ``detailed`` papers (all when None) carry the full breakdown and every
     matched term; the rest (deep in a large store) their strongest term only and an
-    empty breakdown (``digestbot explain`` gives any paper's full breakdown).
+    empty breakdown (``digestbot explain`` gives any paper's full breakdown). Every paper
+    carries ``direct`` (``direct_evidence``), so ``pick`` judges a light one as a full one.
     """
     row_array = np.asarray(rows, dtype=np.int64)
     if order is None:
@@ -210,6 +223,7 @@ def assemble(
     profiles = (scores.parts["profile"][ordered] if "profile" in scores.parts else zeros).tolist()
     excluded = scores.excluded[ordered].tolist()
     disliked = scores.disliked[ordered].tolist()
+    direct = direct_evidence(scores, ordered).tolist()
     nearest: list[int | None] = (
         scores.nearest_liked[ordered].tolist()
         if scores.nearest_liked is not None
@@ -239,7 +253,14 @@ def assemble(
             liked_title=liked_title,
         )
         out.append(
-            ScoredPaper(paper=papers[pos], score=total, why=text, matched=matched, breakdown=detail)
+            ScoredPaper(
+                paper=papers[pos],
+                score=total,
+                why=text,
+                matched=matched,
+                breakdown=detail,
+                direct=direct[k],
+            )
         )
     return out
 

@@ -406,19 +406,22 @@ def row_vectors(
     return RowVectors(full[0], full[1], titles)
 
 
-def is_worker_running(store: SqlStore, *, now: datetime) -> bool:
+def is_worker_running(store: SqlStore) -> bool:
     """Whether a daemon (``digestbot run``) holds the scheduler lock with a fresh heartbeat:
-    its background worker embeds new papers, so a rank need not."""
+    its background worker embeds new papers, so a rank need not.
+
+    The heartbeat is written on the database's clock and judged on it alone (the lock's
+    ``age``): this machine's clock, ahead or behind, never makes a crashed daemon look alive
+    nor a live one dead."""
     from digestbot.lock import HEARTBEAT_SECONDS, LOCK_NAME
     from digestbot.store.daemon import load_lock
 
     lock = load_lock(store, LOCK_NAME)
-    if lock is None:
-        return False
-    fresh = timedelta(seconds=3 * HEARTBEAT_SECONDS)
-    # the heartbeat is written on the database's clock: judged on it too (another machine's
-    # clock may run ahead or behind), and on ``now`` where a caller set the times itself
-    return now - lock.heartbeat_at <= fresh or (lock.age is not None and lock.age <= fresh)
+    return (
+        lock is not None
+        and lock.age is not None
+        and lock.age <= timedelta(seconds=3 * HEARTBEAT_SECONDS)
+    )
 
 
 def ready_vectors(
@@ -446,7 +449,7 @@ def ready_vectors(
     ranks cost about what they cost with a daemon.
     """
     kinds = vector_kinds(settings)
-    if is_worker_running(store, now=now):
+    if is_worker_running(store):
         # its worker embeds what is missing: not counted (a pass over every paper, about
         # 0.3 s on 100,000, which a daemon's or a Slack server's repeated ranks then skip)
         log.debug("a daemon is running: papers without a vector are its worker's to embed")

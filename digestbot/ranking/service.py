@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -188,6 +188,39 @@ def _semantic(
         return None, None
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """Papers best first (``papers``), and what scored them: ``detail`` gives any of them
+    the full ``why``, matched terms and breakdown that a light paper (past the detailed
+    head) lacks, without ranking again."""
+
+    papers: list[ScoredPaper]
+    scores: ProfileScores
+    ids: list[str]  # the papers' ids and index rows, in the order they were listed
+    rows: list[int]
+    liked_title: Callable[[int], str]
+
+    def detail(self, items: Sequence[ScoredPaper]) -> list[ScoredPaper]:
+        """``items`` (some of ``papers``) in their order, each light one with its full
+        ``why``, matched terms and breakdown, as ``assemble`` gives the detailed head."""
+        light = [k for k, item in enumerate(items) if item.score > 0 and not item.breakdown]
+        if not light:
+            return list(items)
+        wanted = {items[k].paper.id for k in light}
+        row_of = {pid: row for pid, row in zip(self.ids, self.rows, strict=True) if pid in wanted}
+        full = assemble(
+            self.scores,
+            [row_of[items[k].paper.id] for k in light],
+            [items[k].paper for k in light],
+            liked_title=self.liked_title,
+            order=list(range(len(light))),
+        )
+        out = list(items)
+        for k, item in zip(light, full, strict=True):
+            out[k] = item
+        return out
+
+
 def rank_store(
     store: SqlStore,
     profile: Profile,
@@ -207,32 +240,75 @@ def rank_store(
     """
     index = open_index(store, index_dir)
     scores, row_of, liked_rows = score_store(store, index, profile, now=now, settings=settings)
+    liked_title = _liked_titles(store, index, liked_rows)
+    if limit is not None and only is None:
+        top = _best(store, index, scores, limit=limit, liked_title=liked_title)
+        if top is not None:
+            return top
+    ranked = _ranking(store, scores, row_of, liked_title, only=only, detailed=detailed).papers
+    return ranked if limit is None else ranked[:limit]
+
+
+def rank_pool(
+    store: SqlStore,
+    profile: Profile,
+    *,
+    now: datetime,
+    settings: RankingSettings,
+    index_dir: Path | None,
+    only: Collection[int],
+    detailed: int = FULL_ROWS,
+) -> Ranking:
+    """``rank_store`` of the papers of the pks ``only``, kept with their scores so that any
+    of them can be given its full ``why`` later (``Ranking.detail``: the few a digest picks
+    from deep in a large pool)."""
+    index = open_index(store, index_dir)
+    scores, row_of, liked_rows = score_store(store, index, profile, now=now, settings=settings)
+    liked_title = _liked_titles(store, index, liked_rows)
+    return _ranking(store, scores, row_of, liked_title, only=only, detailed=detailed)
+
+
+def _liked_titles(
+    store: SqlStore, index: LexicalIndex, liked_rows: list[int]
+) -> Callable[[int], str]:
+    """The title of the ``k``-th liked paper (a ``why`` names it)."""
     liked_titles = load_texts(store, [int(index.pks[r]) for r in liked_rows])
 
     def liked_title(k: int) -> str:
         return liked_titles.get(int(index.pks[liked_rows[k]]), ("", ""))[0]
 
-    if limit is not None and only is None:
-        top = _best(store, index, scores, limit=limit, liked_title=liked_title)
-        if top is not None:
-            return top
+    return liked_title
+
+
+def _ranking(
+    store: SqlStore,
+    scores: ProfileScores,
+    row_of: Mapping[int, int],
+    liked_title: Callable[[int], str],
+    *,
+    only: Collection[int] | None,
+    detailed: int,
+) -> Ranking:
+    """Every paper (or those of the pks ``only``) best first, the best ``detailed`` read
+    in full and with their breakdowns."""
     wanted = row_of if only is None else {pk for pk in only if pk in row_of}
     listing = [(pk, paper) for pk, paper in load_listing(store) if pk in wanted]
     pks = [pk for pk, _ in listing]
     rows = [row_of[pk] for pk in pks]
     papers = [paper for _, paper in listing]
+    ids = [p.id for p in papers]
     order = order_rows(
         scores,
         np.asarray(rows, dtype=np.int64),
         upvotes=np.asarray([p.upvotes for p in papers], dtype=np.int64),
-        ids=[p.id for p in papers],
+        ids=ids,
     )
     best = [pks[pos] for pos in order[:detailed]]
     full = load_papers_by_pk(store, best)
     for pos in order[:detailed]:
         papers[pos] = full.get(pks[pos], papers[pos])
     ranked = assemble(scores, rows, papers, liked_title=liked_title, detailed=detailed, order=order)
-    return ranked if limit is None else ranked[:limit]
+    return Ranking(ranked, scores, ids, rows, liked_title)
 
 
 def rank_listing(

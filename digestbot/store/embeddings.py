@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
+from digestbot.store.daemon import database_now
 from digestbot.store.schema import VECTOR_CHANGES, metadata, papers, start_change_counter
 from digestbot.store.sql import SqlStore, _chunks, naive_utc, utc
 
@@ -410,7 +411,11 @@ WORKER_ROW = "worker"
 
 @dataclass(frozen=True, slots=True)
 class WorkerState:
-    """What the daemon's background embedding worker is doing (``digestbot status``)."""
+    """What the daemon's background embedding worker is doing (``digestbot status``).
+
+    ``updated_at`` is its heartbeat, on the database's clock as the scheduler lock's (None
+    when recording: stamped with the database's clock then); ``read_at`` the database's
+    clock when the row was read, so its ``age`` compares one clock."""
 
     holder: str
     model: str
@@ -419,12 +424,21 @@ class WorkerState:
     embedded: int
     papers_per_second: float | None
     started_at: datetime
-    updated_at: datetime
+    updated_at: datetime | None
     error: str | None = None
+    read_at: datetime | None = None
+
+    @property
+    def age(self) -> timedelta | None:
+        """Time since the last heartbeat, on the database's clock (None: not read from it)."""
+        if self.read_at is None or self.updated_at is None:
+            return None
+        return self.read_at - self.updated_at
 
 
 def record_worker_state(store: SqlStore, state: WorkerState) -> None:
-    """Replace the worker's row (one small transaction)."""
+    """Replace the worker's row (one small transaction); its heartbeat at the database's
+    clock unless ``state.updated_at`` is given."""
     values = {
         "name": WORKER_ROW,
         "holder": state.holder,
@@ -434,10 +448,11 @@ def record_worker_state(store: SqlStore, state: WorkerState) -> None:
         "embedded": state.embedded,
         "papers_per_second": state.papers_per_second,
         "started_at": naive_utc(state.started_at),
-        "updated_at": naive_utc(state.updated_at),
         "error": state.error,
     }
     with store.transaction() as conn:
+        beat = state.updated_at
+        values["updated_at"] = database_now(conn) if beat is None else naive_utc(beat)
         conn.execute(embedding_worker.delete().where(embedding_worker.c.name == WORKER_ROW))
         conn.execute(embedding_worker.insert().values(**values))
 
@@ -446,6 +461,7 @@ def load_worker_state(store: SqlStore) -> WorkerState | None:
     query = sa.select(embedding_worker).where(embedding_worker.c.name == WORKER_ROW)
     with store.transaction() as conn:
         row = conn.execute(query).mappings().first()
+        read_at = database_now(conn) if row is not None else None
     if row is None:
         return None
     return WorkerState(
@@ -458,4 +474,5 @@ def load_worker_state(store: SqlStore) -> WorkerState | None:
         started_at=utc(row["started_at"]) or row["started_at"],
         updated_at=utc(row["updated_at"]) or row["updated_at"],
         error=row["error"],
+        read_at=utc(read_at),
     )

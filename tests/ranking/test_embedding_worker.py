@@ -102,7 +102,7 @@ def test_a_rank_embeds_inline_only_when_no_daemon_holds_the_scheduler_lock(
     embedder = get_embedder(settings)
     assert embedder is not None
     profile = Profile(name="p", keywords=["protein folding"])
-    acquire_lock(store, "scheduler", holder="elsewhere:1:x", now=NOW, stale_after=timedelta(90))
+    acquire_lock(store, "scheduler", holder="elsewhere:1:x", stale_after=timedelta(90))
     rank_profile(store, profile, now=NOW, settings=settings)
     assert count_missing_embeddings(store, model=embedder.name) == 3  # the daemon's job
     release_lock(store, "scheduler", holder="elsewhere:1:x")
@@ -181,7 +181,7 @@ def test_ingest_and_ranking_go_on_while_the_worker_embeds(
     worker = EmbeddingWorker(store, settings, holder="t", clock=lambda: NOW, idle_seconds=0.2)
     embedder = worker.embedder
     assert embedder is not None
-    acquire_lock(store, "scheduler", holder="t", now=NOW, stale_after=timedelta(90))
+    acquire_lock(store, "scheduler", holder="t", stale_after=timedelta(90))
     worker.start()
     try:
         wait_for(lambda: count_missing_embeddings(store, model=embedder.name) < 190)

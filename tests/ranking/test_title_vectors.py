@@ -206,7 +206,7 @@ def test_a_store_whose_titles_are_not_embedded_yet_ranks_exactly_as_before(
 ) -> None:
     add(store, PAPERS + MORE)
     embed_missing(store, embedder, now=NOW, titles=False)
-    acquire_lock(store, "scheduler", holder="daemon:1:x", now=NOW, stale_after=timedelta(90))
+    acquire_lock(store, "scheduler", holder="daemon:1:x", stale_after=timedelta(90))  # a live one
     # a daemon runs: nothing is embedded inline, the titles wait for its worker
     assert scores(store, settings) == scores(store, settings.model_copy(update={"title_weight": 0}))
     assert count_missing_embeddings(store, model=title_key(embedder.name)) == 7
@@ -219,7 +219,7 @@ def test_papers_without_a_title_vector_are_ranked_on_their_full_vector(
     embed_missing(store, embedder, now=NOW, titles=False)
     embed_missing(store, embedder, now=NOW, limit=3)  # three title vectors of seven
     assert count_missing_embeddings(store, model=title_key(embedder.name)) == 4
-    acquire_lock(store, "scheduler", holder="daemon:1:x", now=NOW, stale_after=timedelta(90))
+    acquire_lock(store, "scheduler", holder="daemon:1:x", stale_after=timedelta(90))  # a live one
     got = scores(store, settings)
     assert len(got) == 7
     assert all(np.isfinite(score) and np.isfinite(part) for score, part in got.values())

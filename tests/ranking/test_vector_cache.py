@@ -291,7 +291,7 @@ def test_a_daemons_repeated_ranks_neither_count_nor_reread_the_vectors(
     embed(store)
     add(store, papers(20, 23))  # no vector yet: the daemon's worker embeds them
     index = open_index(store, tmp_path / "index")
-    acquire_lock(store, "scheduler", holder="daemon:1:x", now=NOW, stale_after=timedelta(90))
+    acquire_lock(store, "scheduler", holder="daemon:1:x", stale_after=timedelta(90))  # a live one
     statements: list[str] = []
 
     def capture(_conn: object, _cursor: object, statement: str, *_: object) -> None:
