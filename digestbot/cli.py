@@ -147,6 +147,7 @@ def progress_bar(total: int, *, label: str, enabled: bool) -> Iterator[Callable[
 COMMAND_MODULES = {
     "ingest": "papers",
     "papers": "papers",
+    "show": "papers",
     "rank": "ranking",
     "digest": "papers",
     "demo": "papers",

@@ -1,4 +1,4 @@
-"""Commands over the paper store: ingest, papers, digest, demo."""
+"""Commands over the paper store: ingest, papers, show, digest, demo."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from digestbot.delivery.formats import FORMATS, Format, render_format
 from digestbot.ingest import FileOutcome, IngestReport, ingest_paths, list_drop_files
 from digestbot.models import paper_as_dict
 from digestbot.pipeline import build_digest, index_after_ingest, write_markdown_digest
+from digestbot.store.feedback import PaperVote, load_paper_votes
+from digestbot.store.ledger import PaperDelivery, load_paper_deliveries
 
 
 def run_ingest(
@@ -87,6 +89,89 @@ def papers(app: AppContext, search: str | None, limit: int | None, as_json: bool
         click.echo(f"{paper.id:<16} {date} ▲{paper.upvotes:<4} {paper.title}")
 
 
+def _delivery_dict(item: PaperDelivery) -> dict[str, object]:
+    return {
+        "profile": item.profile,
+        "destination": item.destination,
+        "digest_date": item.digest_date.isoformat(),
+        "status": item.status,
+        "rank": item.position + 1,
+        "sent_at": item.sent_at.isoformat() if item.sent_at else None,
+    }
+
+
+def _vote_dict(vote: PaperVote) -> dict[str, object]:
+    return {
+        "subject_kind": vote.subject_kind,
+        "subject": vote.subject,
+        "value": vote.value,
+        "source": vote.source,
+        "created_at": vote.created_at.isoformat(),
+    }
+
+
+@click.command()
+@click.argument("paper_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handle_errors
+def show(app: AppContext, paper_id: str, as_json: bool) -> None:
+    """One paper in full, the digests that carried it and its votes. PAPER_ID: its id, an
+    arXiv id, a t-… id (also an earlier one), its exact title (or an earlier one) or DOI."""
+    found = app.store.get_paper(paper_id)
+    paper = app.store.load_papers(ids=[found.id], with_sources=True)[0]
+    sent = load_paper_deliveries(app.store, paper.id)
+    votes = load_paper_votes(app.store, paper.id)
+    if as_json:
+        print_json(
+            paper_as_dict(paper)
+            | {
+                "deliveries": [_delivery_dict(d) for d in sent],
+                "votes": [_vote_dict(v) for v in votes],
+            }
+        )
+        return
+    click.echo(paper.title)
+    facts = [paper.id]
+    if paper.arxiv_id and paper.arxiv_id != paper.id:
+        facts.append(f"arXiv {paper.arxiv_id}")
+    if paper.published:
+        facts.append(f"published {paper.published.isoformat()}")
+    facts.append(f"▲{paper.upvotes}")
+    if paper.organization:
+        facts.append(paper.organization)
+    elif paper.authors:
+        facts.append(", ".join(paper.authors))
+    elif paper.authors_count:
+        facts.append(f"{paper.authors_count} authors")
+    click.echo(" · ".join(facts))
+    for url in dict.fromkeys(u for u in (paper.link, *paper.urls) if u):
+        click.echo(url)
+    if paper.abstract:
+        click.echo("")
+        click.echo(paper.abstract)
+    click.echo("")
+    first = paper.first_seen.isoformat(timespec="seconds") if paper.first_seen else "-"
+    click.echo(f"first seen {first}, from:")
+    for src in paper.sources:
+        if src.kind == "drop":
+            where = f"{src.name}:{src.line}" if src.line else src.name
+            click.echo(f"  drop {where} (entry {src.entry})")
+        else:
+            click.echo(f"  {src.kind} {src.name} (item {src.entry})")
+    if sent:
+        click.echo("digests:")
+    for item in sent:
+        when = item.sent_at.strftime("%Y-%m-%d %H:%M") if item.sent_at else "not sent"
+        click.echo(
+            f"  {item.digest_date.isoformat()}  {item.profile} → {item.destination}  "
+            f"#{item.position + 1}  {item.status}  {when}"
+        )
+    for vote in votes:
+        mark = "up" if vote.value > 0 else "down"
+        click.echo(f"vote: {mark} by {vote.subject_kind} {vote.subject} ({vote.source})")
+
+
 @click.command()
 @click.option("--profile", "profile_name", required=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="markdown", show_default=True)
@@ -122,4 +207,4 @@ def demo(app: AppContext, out_dir: Path | None) -> None:
         sys.exit(1)
 
 
-COMMANDS = [ingest, papers, digest, demo]  # rank: digestbot.commands.ranking
+COMMANDS = [ingest, papers, show, digest, demo]  # rank: digestbot.commands.ranking

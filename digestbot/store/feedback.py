@@ -94,3 +94,42 @@ def load_feedback(store: SqlStore, *, subject_kind: SubjectKind, subject: str) -
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class PaperVote:
+    """One vote on a paper, with whose it is (``digestbot show``)."""
+
+    subject_kind: str
+    subject: str
+    value: int
+    source: str
+    created_at: datetime
+
+
+def load_paper_votes(store: SqlStore, paper_id: str) -> list[PaperVote]:
+    """Every vote on one paper (by its stored id), oldest first."""
+    query = (
+        sa.select(
+            feedback.c.subject_kind,
+            feedback.c.subject,
+            feedback.c.value,
+            feedback.c.source,
+            feedback.c.created_at,
+        )
+        .join(papers, papers.c.pk == feedback.c.paper_pk)
+        .where(papers.c.id == paper_id)
+        .order_by(feedback.c.created_at, feedback.c.pk)
+    )
+    with store.transaction() as conn:
+        rows = conn.execute(query).all()
+    return [
+        PaperVote(
+            subject_kind=r.subject_kind,
+            subject=r.subject,
+            value=r.value,
+            source=r.source,
+            created_at=utc(r.created_at) or r.created_at,
+        )
+        for r in rows
+    ]

@@ -655,3 +655,54 @@ def mark_sent_many(
                     ["destination", "paper_pk", "delivery_pk", "sent_at"], source
                 )
             )
+
+
+@dataclass(frozen=True, slots=True)
+class PaperDelivery:
+    """One digest that held a paper (``digestbot show``): ``sent_at`` when that destination
+    accepted the message carrying it (None: not sent, or left out of a cut email)."""
+
+    profile: str
+    destination: str
+    digest_date: date
+    status: str
+    position: int
+    sent_at: datetime | None
+
+
+def load_paper_deliveries(store: SqlStore, paper_id: str) -> list[PaperDelivery]:
+    """Every digest that held one paper (by its stored id), oldest first: one query."""
+    carried = sa.and_(
+        sent_papers.c.delivery_pk == deliveries.c.pk,
+        sent_papers.c.paper_pk == delivery_papers.c.paper_pk,
+    )
+    query = (
+        sa.select(
+            deliveries.c.profile,
+            deliveries.c.destination,
+            deliveries.c.digest_date,
+            deliveries.c.status,
+            delivery_papers.c.position,
+            sent_papers.c.sent_at,
+        )
+        .select_from(
+            delivery_papers.join(deliveries, deliveries.c.pk == delivery_papers.c.delivery_pk)
+            .join(papers, papers.c.pk == delivery_papers.c.paper_pk)
+            .outerjoin(sent_papers, carried)
+        )
+        .where(papers.c.id == paper_id)
+        .order_by(deliveries.c.digest_date, deliveries.c.pk)
+    )
+    with store.transaction() as conn:
+        rows = conn.execute(query).all()
+    return [
+        PaperDelivery(
+            profile=r.profile,
+            destination=r.destination,
+            digest_date=r.digest_date,
+            status=r.status,
+            position=r.position,
+            sent_at=utc(r.sent_at),
+        )
+        for r in rows
+    ]
