@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 import trustme
 
 from digestbot.delivery.email import EmailDeliverer, build_smtp_factory
@@ -15,7 +16,16 @@ from digestbot.delivery.service import send_due
 from digestbot.delivery.targets import Deliverers
 from digestbot.models import Paper, SourceRef
 from digestbot.store import SqlStore
-from digestbot.store.ledger import count_sent, load_history
+from digestbot.store.ledger import (
+    NewDelivery,
+    count_sent,
+    load_history,
+    load_left_out,
+    load_watermarks,
+    mark_sent_many,
+    record_deliveries,
+)
+from digestbot.store.schema import papers
 from tests.conftest import NOW
 from tests.delivery.helpers import (
     add_papers,
@@ -88,3 +98,41 @@ def test_a_cut_emails_paper_that_gained_its_arxiv_id_meanwhile_is_not_sent_again
     newest = load_history(store)[0]
     assert "2611.00077" not in {p.paper_id for p in newest.papers}
     assert later.papers == 10 - first.papers + 1
+
+
+def test_the_ledger_counts_a_carried_paper_by_the_id_it_had_when_made(
+    any_store: SqlStore,
+) -> None:
+    """``mark_sent_many(only=...)`` names the ``t-…`` id a paper had; it has an arXiv id now
+    (SQLite and PostgreSQL). The other paper of the delivery stays unsent."""
+    drop = Paper(
+        title=TITLE, abstract="a", source=SourceRef(kind="drop", name="/d/a.txt", entry="0")
+    )
+    add_papers(any_store, [drop, make_paper(1)], now=NOW)
+    with any_store.transaction() as conn:
+        rows = conn.execute(sa.select(papers.c.pk, papers.c.id).order_by(papers.c.pk)).all()
+    pks = {paper_id: pk for pk, paper_id in rows}
+    dest = f"email:{READER}"
+    item = NewDelivery(
+        digest_id="d1",
+        profile="attn",
+        destination=dest,
+        digest_date=NOW.date(),
+        status="pending",
+        watermark=max(pks.values()),
+        papers=((pks[drop.id], 1.0, "why"), (pks["2611.00001"], 0.5, "why")),
+    )
+    [record], _ = record_deliveries(any_store, [item], now=NOW)
+    listed = Paper(title=TITLE, abstract="a", arxiv_id="2611.00077", arxiv_version=1)
+    add_papers(any_store, [listed], now=NOW)
+    assert any_store.get_paper(drop.id).id == "2611.00077"
+    mark_sent_many(
+        any_store,
+        [(record, "<d1@example.org>")],
+        now=NOW,
+        progress={record.pk: {"form": "plain", "refused": "552", "kept": 1, "left_out": 1}},
+        only={record.pk: [drop.id]},
+    )
+    assert count_sent(any_store, destination=dest) == 1
+    marks = load_watermarks(any_store, profile="attn", destinations=[dest])
+    assert load_left_out(any_store, profile="attn", watermarks=marks) == {dest: {pks["2611.00001"]}}
