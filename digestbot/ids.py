@@ -51,6 +51,8 @@ _SPELLING_MARKS = "".join(
     if unicodedata.category(chr(code)).startswith("M")
 )
 _NON_WORD = re.compile(rf"(?:(?![{_SPELLING_MARKS}])[\W_])+", re.UNICODE)
+# the same on a text without those marks, where the look-ahead only costs (Cyrillic, CJK…)
+_NON_WORD_PLAIN = re.compile(r"[\W_]+", re.UNICODE)
 SPELLING_MARK = re.compile(f"[{_SPELLING_MARKS}]")
 
 
@@ -308,7 +310,8 @@ def normalize_title_slow(title: str) -> str:
     if "$" in text or "\\" in text:
         text = fold_tex_math(text)
     text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_NON_WORD.sub(" ", text).split())
+    non_word = _NON_WORD if SPELLING_MARK.search(text) else _NON_WORD_PLAIN
+    return " ".join(non_word.sub(" ", text).split())
 
 
 @lru_cache(maxsize=16384)

@@ -424,7 +424,11 @@ def claim_deliveries(
 def _mark_papers_sent(
     conn: Connection, pk: int, destination: str, paper_ids: Iterable[str] | None, stamp: datetime
 ) -> None:
-    """``sent_papers`` rows for this delivery's papers (or only ``paper_ids``), once each."""
+    """``sent_papers`` rows for this delivery's papers (or only ``paper_ids``), once each.
+
+    A paper named by the ``t-…`` id it had when the message was made counts too after it
+    gained an arXiv id meanwhile (another process merged its listing: its ``tid`` keeps
+    that id); only this delivery's papers are looked at."""
     already = sa.exists().where(
         sent_papers.c.destination == destination,
         sent_papers.c.paper_pk == delivery_papers.c.paper_pk,
@@ -439,9 +443,11 @@ def _mark_papers_sent(
         wanted = list(paper_ids)
         if not wanted:
             return
-        source = source.where(
-            delivery_papers.c.paper_pk.in_(sa.select(papers.c.pk).where(papers.c.id.in_(wanted)))
+        named = sa.or_(
+            papers.c.id.in_(wanted),
+            papers.c.tid.in_([w for w in wanted if w.startswith("t-")]),
         )
+        source = source.where(delivery_papers.c.paper_pk.in_(sa.select(papers.c.pk).where(named)))
     conn.execute(
         sent_papers.insert().from_select(
             ["destination", "paper_pk", "delivery_pk", "sent_at"], source
