@@ -450,8 +450,10 @@ class EmailDeliverer:
             kind = refusal_kind(result.error)
             ladder.reasons.append(result.error)
             ladder.start = forms.index(form) + 1
-            if kind == "content" and form != FULL:
-                ladder.start = len(forms)  # a shorter list would be refused as well
+            if kind in ("content", "other") and form != FULL:
+                # a shorter list would be refused as well (its content; a full mailbox
+                # took neither the full message nor the plain text: not a smaller one either)
+                ladder.start = len(forms)
             elif kind == "size":
                 ladder.cap = size - 1 if form == FULL else size * 3 // 4
             own = own or kind == "other"

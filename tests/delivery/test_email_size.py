@@ -292,6 +292,22 @@ def test_a_full_mailbox_is_about_its_reader_not_the_digest(
     assert "5.2.2" in report.outcomes[0].detail and report.outcomes[1].detail == ""
 
 
+def test_a_mailbox_that_stays_full_is_tried_in_full_and_as_plain_text_only(
+    store: SqlStore, smtp_server: SmtpServer
+) -> None:
+    """``552 5.2.2`` is about the reader's mailbox: a smaller plain text may still fit its
+    quota, but cutting the list again and again would not help: two transfers, then the
+    digest is rejected for that reader (the next reader's mail is unaffected)."""
+    settings = with_papers(store, READERS[:1], count=4)
+    smtp_server.handler.data_replies = ["552 5.2.2 Mailbox full"] * 6
+    report = send_due(
+        settings, store, now=NOW, deliverers=Deliverers(email=email_deliverer(smtp_server))
+    )
+    assert [o.status for o in report.outcomes] == ["rejected"]
+    assert len(smtp_server.handler.data_sizes) == 2
+    assert smtp_server.handler.received == []
+
+
 def test_the_ledger_counts_only_the_papers_a_cut_message_carried(any_store: SqlStore) -> None:
     """``mark_sent_many(only=...)`` and ``load_left_out``, on SQLite and PostgreSQL."""
     add_papers(any_store, [make_paper(i) for i in (1, 2, 3)], now=NOW)
