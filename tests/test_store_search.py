@@ -456,3 +456,30 @@ def test_postgres_a_long_catch_up_says_so_first(
         assert said == ["full-text index: indexing 3 papers (about 1 s)"]
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_a_huge_abstract_does_not_stop_every_search() -> None:
+    """PostgreSQL's tsvector holds at most 1 MB of distinct words. Indexed on insert (schema
+    4) such a paper failed its own file; indexed by the search, it failed every search and
+    every ingest's catch-up after it, the watermark stuck before it. The document indexed
+    is the text's first 250,000 characters (at most 1 MB in UTF-8)."""
+    from tests.conftest import open_postgres_store
+
+    huge = " ".join(f"w{i:x}q{i * 7919 % 100003:x}" for i in range(120_000))  # ~1.6 MB
+    store = open_postgres_store()
+    try:
+        _add(store, Paper(title="Walrus before", abstract=""))
+        _add(store, Paper(title="Data dump", abstract=huge))
+        _add(store, Paper(title="Walrus after", abstract=""))
+        assert _titles(store, "walrus") == ["Walrus after", "Walrus before"]
+        assert _titles(store, "w0q0") == ["Data dump"]  # its first words are searched
+        assert _search_rows(store) == 3
+        # a change to an indexed paper (the trigger) is no error either
+        _add(store, Paper(title="Walrus before", abstract=huge + " and a walrus"))
+        with store.transaction() as conn:
+            stored = "SELECT length(abstract) FROM papers WHERE title = 'Walrus before'"
+            assert conn.exec_driver_sql(stored).scalar_one() > len(huge)
+        assert _titles(store, "walrus") == ["Walrus after", "Walrus before"]
+    finally:
+        store.close()
