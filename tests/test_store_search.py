@@ -456,3 +456,104 @@ def test_postgres_a_long_catch_up_says_so_first(
         assert said == ["full-text index: indexing 3 papers (about 1 s)"]
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_a_huge_abstract_does_not_stop_every_search() -> None:
+    """PostgreSQL's tsvector holds at most 1 MB of distinct words. Indexed on insert (schema
+    4) such a paper failed its own file; indexed by the search, it failed every search and
+    every ingest's catch-up after it, the watermark stuck before it. The document indexed
+    is the text's first 250,000 characters (at most 1 MB in UTF-8)."""
+    from tests.conftest import open_postgres_store
+
+    huge = " ".join(f"w{i:x}q{i * 7919 % 100003:x}" for i in range(120_000))  # ~1.6 MB
+    store = open_postgres_store()
+    try:
+        _add(store, Paper(title="Walrus before", abstract=""))
+        _add(store, Paper(title="Data dump", abstract=huge))
+        _add(store, Paper(title="Walrus after", abstract=""))
+        assert _titles(store, "walrus") == ["Walrus after", "Walrus before"]
+        assert _titles(store, "w0q0") == ["Data dump"]  # its first words are searched
+        assert _search_rows(store) == 3
+        # a change to an indexed paper (the trigger) is no error either
+        _add(store, Paper(title="Walrus before", abstract=huge + " and a walrus"))
+        with store.transaction() as conn:
+            stored = "SELECT length(abstract) FROM papers WHERE title = 'Walrus before'"
+            assert conn.exec_driver_sql(stored).scalar_one() > len(huge)
+        assert _titles(store, "walrus") == ["Walrus after", "Walrus before"]
+    finally:
+        store.close()
+
+
+def _waiting_on_locks(store: SqlStore) -> int:
+    with store.transaction() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).scalar_one()
+        )
+
+
+@pytest.mark.postgres
+def test_a_version_4_postgres_database_upgraded_beside_a_running_writer_deadlocks_nobody() -> None:
+    """An older daemon still writing while a new digestbot opens (and upgrades) the database:
+    its writers take the write lock, then touch ``papers``; the upgrade locked ``papers`` whole
+    (DROP INDEX) and then the lock's row (the version's update): a writer between the two
+    deadlocked with it ("cannot open the database: deadlock detected"). The upgrade now takes
+    the write lock before its first DDL, as every writer does."""
+    import threading
+    import time
+    from collections.abc import Callable
+
+    from digestbot.store.schema import schema_info
+    from tests.conftest import POSTGRES_URL, open_postgres_store
+
+    assert POSTGRES_URL
+    store = open_postgres_store()
+    _add(store, *_CORPUS)
+    with store.transaction() as conn:  # as version 4 left it (see the test above)
+        conn.exec_driver_sql("DROP TABLE paper_search")
+        conn.exec_driver_sql("DROP FUNCTION paper_search_follow() CASCADE")
+        conn.exec_driver_sql("DELETE FROM schema_info WHERE key = 'fts_indexed_pk'")
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_papers_fulltext ON papers "
+            "USING GIN (to_tsvector('english', title || ' ' || abstract))"
+        )
+        conn.execute(schema_info.update().where(schema_info.c.key == "version").values(value="4"))
+    errors: list[BaseException] = []
+
+    def run(work: Callable[[], object]) -> threading.Thread:
+        def target() -> None:
+            try:
+                work()
+            except Exception as exc:  # reported by the assertion below
+                errors.append(exc)
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    def wait_for_waiters(count: int) -> None:
+        deadline = time.monotonic() + 20
+        while _waiting_on_locks(store) < count:
+            assert time.monotonic() < deadline, "the others never queued"
+            time.sleep(0.05)
+
+    def upgrade() -> None:
+        SqlStore.open(POSTGRES_URL).close()
+
+    try:
+        with store.transaction() as writer:  # the older daemon, mid-transaction
+            store.upsert_papers(writer, [Paper(title="First walrus", abstract="")], now=NOW)
+            opening = run(upgrade)
+            wait_for_waiters(1)
+            second = run(lambda: _add(store, Paper(title="Second walrus", abstract="")))
+            wait_for_waiters(2)
+        opening.join(timeout=30)
+        second.join(timeout=30)
+        assert not opening.is_alive() and not second.is_alive()
+        assert errors == []
+        assert _titles(store, "walrus") == ["Second walrus", "First walrus"]
+    finally:
+        store.close()

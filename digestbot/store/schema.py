@@ -71,8 +71,13 @@ def start_change_counter(conn: sa.Connection) -> None:
 # filled past a watermark before a search instead of on every insert.
 SEARCH_TABLE = "paper_search"
 SEARCH_WATERMARK = "fts_indexed_pk"  # ``schema_info`` key: papers up to this pk are indexed
-SEARCH_DOCUMENT = "to_tsvector('english', {row}title || ' ' || {row}abstract)"
-SEARCH_TITLE = "to_tsvector('english', {row}title)"  # orders the answer: title hits first
+# A tsvector holds at most 1 MB of distinct words: the text is cut to 250,000 characters (at
+# most 1 MB in UTF-8), or one paper of a data dump would fail every sync, and every search.
+SEARCH_CHARS = 250_000
+SEARCH_DOCUMENT = (
+    f"to_tsvector('english', left({{row}}title || ' ' || {{row}}abstract, {SEARCH_CHARS}))"
+)
+SEARCH_TITLE = f"to_tsvector('english', left({{row}}title, {SEARCH_CHARS}))"  # title hits first
 _PG_SEARCH_DDL = (
     "DROP INDEX IF EXISTS ix_papers_fulltext",  # versions 1-4: a GIN index updated per insert
     f"DROP TABLE IF EXISTS {SEARCH_TABLE}",  # (left by a schema dropped without it)

@@ -453,6 +453,22 @@ def take_write_lock(conn: Connection) -> None:
 
 SCHEMA_LOCK_KEY = 0x6469676573740001  # PostgreSQL advisory lock held while the schema is made
 
+
+def _lock_writers_out_of_a_migration(conn: Connection) -> None:
+    """PostgreSQL, a database of an older schema version: the store's write lock, before any
+    DDL. Writers (an older digestbot still running) take it first, then touch ``papers``;
+    the migration's DDL locks ``papers`` whole, and its last step updates the lock's row:
+    taken in that order, a writer coming between the two deadlocked with the upgrade. A
+    database at this version takes nothing (each open would wait for a writer)."""
+    if not sa.inspect(conn).has_table("schema_info"):
+        return
+    version = conn.execute(
+        sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+    ).scalar()
+    if version is not None and version.isdigit() and int(version) < SCHEMA_VERSION:
+        take_write_lock(conn)
+
+
 # made by ``metadata``'s ``after_create`` hooks (``digestbot.store.search``), not as tables
 _SQLITE_DERIVED_TABLES = ("papers_fts",)
 
@@ -663,6 +679,7 @@ class SqlStore:
                     # the same on PostgreSQL (its DDL is transactional): one creates or
                     # migrates, the others wait for its commit, then find the tables
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
+                    _lock_writers_out_of_a_migration(conn)
                 metadata.create_all(conn)
                 current = conn.execute(
                     sa.select(schema_info.c.value).where(schema_info.c.key == "version")
