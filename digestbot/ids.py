@@ -43,10 +43,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 # and tone marks are part of a word's spelling there (``कि`` is not ``क``), so they are kept
 # in a title's key. Marks of other scripts (a Latin accent NFKC could not compose) are
 # punctuation to the key as before, so ids of Latin, Greek, Cyrillic and CJK titles stay.
-SPELLING_RANGES = ((0x0900, 0x0DFF), (0x0E00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF))
+_SPELLING_RANGES = ((0x0900, 0x0DFF), (0x0E00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF))
 _SPELLING_MARKS = "".join(
     chr(code)
-    for low, high in SPELLING_RANGES
+    for low, high in _SPELLING_RANGES
     for code in range(low, high + 1)
     if unicodedata.category(chr(code)).startswith("M")
 )
@@ -60,7 +60,7 @@ def key_changed_by_folds(title: str) -> bool:
     """Whether a title's key may differ from the one digestbot made before TeX maths and
     spelling marks were folded (``$``, a backslash, a Brahmic or Thai vowel sign…).
     ``store.aliases.load_refold_candidates`` selects a superset of these titles in SQL
-    (``$``, backslash, a character of ``SPELLING_RANGES``): keep the two in step."""
+    (``$``, a backslash, any non-ASCII character): keep the two in step."""
     return "$" in title or "\\" in title or SPELLING_MARK.search(title) is not None
 
 
