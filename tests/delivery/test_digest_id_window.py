@@ -62,8 +62,11 @@ def slack_block_ids(api: SlackApi) -> list[str]:
 
 
 def test_a_paper_that_gains_its_arxiv_id_before_its_render_is_in_the_message(
-    store: SqlStore, tmp_path: Path, slack_api: SlackApi, smtp_server: SmtpServer
+    any_store: SqlStore, tmp_path: Path, slack_api: SlackApi, smtp_server: SmtpServer
 ) -> None:
+    """SQLite and PostgreSQL: a file, a Slack channel and an email reader; the merge
+    happens while the file is written, before the Slack post and the email are rendered."""
+    store = any_store
     out = tmp_path / "out"
     settings = settings_for(
         deliver=[
