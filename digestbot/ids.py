@@ -58,7 +58,9 @@ SPELLING_MARK = re.compile(f"[{_SPELLING_MARKS}]")
 
 def key_changed_by_folds(title: str) -> bool:
     """Whether a title's key may differ from the one digestbot made before TeX maths and
-    spelling marks were folded (``$``, a backslash, a Brahmic or Thai vowel sign…)."""
+    spelling marks were folded (``$``, a backslash, a Brahmic or Thai vowel sign…).
+    ``store.aliases.load_refold_candidates`` selects a superset of these titles in SQL
+    (``$``, a backslash, any non-ASCII character): keep the two in step."""
     return "$" in title or "\\" in title or SPELLING_MARK.search(title) is not None
 
 

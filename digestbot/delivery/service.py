@@ -280,14 +280,16 @@ class _ProfileRun:
         return out
 
     def _digest(
-        self, papers: Sequence[tuple[str, float, str]], *, generated_at: datetime | None = None
+        self, papers: Sequence[tuple[int, float, str]], *, generated_at: datetime | None = None
     ) -> Digest:
-        ids = [paper_id for paper_id, _, _ in papers]
-        found = {p.id: p for p in self.store.load_papers(ids=ids)} if ids else {}
+        """The digest of these papers (pk, score, why), loaded by their row keys: a paper
+        that gained its arXiv id since the digest was planned (its ``t-…`` id gone) is
+        carried under the id it has now, as the ledger counts it sent by its row key."""
+        found = self.store.load_papers_by_pk([pk for pk, _, _ in papers]) if papers else {}
         items = tuple(
-            ScoredPaper(paper=found[pid], score=score, why=why)
-            for pid, score, why in papers
-            if pid in found
+            ScoredPaper(paper=found[pk], score=score, why=why)
+            for pk, score, why in papers
+            if pk in found
         )
         return Digest(
             profile=self.profile.name,
@@ -298,7 +300,7 @@ class _ProfileRun:
         )
 
     def _record_digest(self, record: DeliveryRecord) -> Digest:
-        papers = [(p.paper_id, p.score, p.why) for p in record.papers]
+        papers = [(p.paper_pk, p.score, p.why) for p in record.papers]
         return self._digest(papers, generated_at=record.created_at)
 
     # -- dry run ----------------------------------------------------------------------------
@@ -306,13 +308,12 @@ class _ProfileRun:
         done, retry, fresh, _stale = self._plan()
         out = list(done)
         pending = [(t, self._record_digest(r), r.digest_id) for t, r in retry]
-        for item, chosen in self._new_digests(fresh):
+        for item, _ in self._new_digests(fresh):
             target = next(t for t in self.targets if t.key == item.destination)
             if item.status == "empty":
                 out.append(self._outcome(target, "nothing-new"))
                 continue
-            ids = [(s.paper.id, s.score, s.why) for s in chosen]
-            pending.append((target, self._digest(ids), item.digest_id))
+            pending.append((target, self._digest(item.papers), item.digest_id))
         templates = self.settings.templates_dir
         rendered: dict[tuple[str, ...], str] = {}
         for target, digest, digest_id in pending:
@@ -645,7 +646,7 @@ class _ProfileRun:
         return (
             target.cadence,
             record.digest_date.isoformat(),
-            *(p.paper_id for p in record.papers),
+            *(str(p.paper_pk) for p in record.papers),
         )
 
     def _email_digest(self, record: DeliveryRecord, target: Target) -> Digest:

@@ -94,9 +94,10 @@ sent_papers = sa.Table(
 
 @dataclass(frozen=True, slots=True)
 class LedgerPaper:
-    paper_id: str
+    paper_id: str  # its id when the row was read (a ``t-…`` id may become an arXiv id)
     score: float
     why: str
+    paper_pk: int  # its row key: the paper itself, whatever its id becomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,14 +163,14 @@ def _with_papers(conn: Connection, rows: Sequence[Any]) -> list[DeliveryRecord]:
     for part in _chunks([r.pk for r in rows]):
         query = (
             sa.select(delivery_papers.c.delivery_pk, papers.c.id, delivery_papers.c.score)
-            .add_columns(delivery_papers.c.why)
+            .add_columns(delivery_papers.c.why, delivery_papers.c.paper_pk)
             .join(papers, papers.c.pk == delivery_papers.c.paper_pk)
             .where(delivery_papers.c.delivery_pk.in_(part))
             .order_by(delivery_papers.c.delivery_pk, delivery_papers.c.position)
         )
         for dp in conn.execute(query):
             by_delivery.setdefault(dp.delivery_pk, []).append(
-                LedgerPaper(paper_id=dp.id, score=dp.score, why=dp.why)
+                LedgerPaper(paper_id=dp.id, score=dp.score, why=dp.why, paper_pk=dp.paper_pk)
             )
     return [_record(r, tuple(by_delivery.get(r.pk, ()))) for r in rows]
 
