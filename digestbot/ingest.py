@@ -370,12 +370,6 @@ SEARCH_CHUNK = 20_000  # papers indexed per transaction: bounds the FTS5 memory 
 
 def index_new_papers(store: SqlStore, *, chunk: int = SEARCH_CHUNK) -> int:
     """Bring the derived full-text index up to date, ``chunk`` papers per transaction."""
-    from digestbot.store.search import sync_search_index
+    from digestbot.store.search import catch_up_search_index
 
-    total = 0
-    while True:
-        with store.transaction() as conn:
-            done = sync_search_index(conn, limit=chunk)
-        total += done
-        if done < chunk:
-            return total
+    return catch_up_search_index(store, step=chunk)
