@@ -4,8 +4,10 @@
         [--database-url postgresql+psycopg://postgres@127.0.0.1:55439/digestbot_test]
 
 Prints, per run on a fresh database: ingest throughput (parse + dedup + write, one
-transaction per file; the full-text index synced after it, timed apart, then the time of
-a first search), CPU time of the writer, of the parsing workers and (PostgreSQL on this
+transaction per file; the full-text index synced after it, timed apart, in steps of
+``--step`` pks (one transaction each: the longest is the longest hold of the write lock
+and the longest statement; ``--step 1000000000`` is the single statement of before), then
+the time of a first search), CPU time of the writer, of the parsing workers and (PostgreSQL on this
 machine) of the server, and peak RSS (VmHWM of the writer and of each
 worker, and the sampled peak of their sum). Then the best run, a re-ingest (all
 skipped), the raw SQLite executemany ceiling for the same rows, and the wall time of
@@ -38,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.databases import drop_server_database, is_sqlite, server_database
 from bench.synth import write_drops
-from digestbot.ingest import index_new_papers, ingest_paths, list_drop_files
+from digestbot.ingest import ingest_paths, list_drop_files
 from digestbot.sources.drops import read_drop
 from digestbot.store import SqlStore
-from digestbot.store.search import search_papers
+from digestbot.store.search import SEARCH_STEP, catch_up_search_index, search_papers
 
 
 def raw_ceiling(files: list[Path], db: Path) -> float:
@@ -134,7 +136,7 @@ def _spent(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
 
 
-def child_ingest(drops: Path, url: str) -> None:
+def child_ingest(drops: Path, url: str, *, step: int) -> None:
     """Run in a fresh process so that its peak RSS is the ingest's own. Prints one JSON line."""
     store = SqlStore.open(url)
     files = list_drop_files([drops])
@@ -148,7 +150,12 @@ def child_ingest(drops: Path, url: str) -> None:
     cpu1 = os.times()
     server1 = server_cpu(store)
     t1 = time.perf_counter()
-    indexed = index_new_papers(store)
+    steps: list[float] = []  # seconds each step took (its transaction, the write lock held)
+
+    def timed_step(_done: int) -> None:
+        steps.append(time.perf_counter() - t1 - sum(steps))
+
+    indexed = catch_up_search_index(store, step=step, on_step=timed_step)
     search_s = time.perf_counter() - t1
     server2 = server_cpu(store)
     t2 = time.perf_counter()
@@ -170,6 +177,8 @@ def child_ingest(drops: Path, url: str) -> None:
                 + (cpu1.children_system - cpu0.children_system),
                 "cpu_server": _spent(server0, server1),
                 "search_index_seconds": search_s,
+                "search_index_steps": len(steps),
+                "search_index_longest_step": max(steps, default=0.0),
                 "search_index_cpu_server": _spent(server1, server2),
                 "first_search_seconds": first_search_s,
                 "hwm_parent_mb": _vm_kib("self", "VmHWM") / 1024,
@@ -231,11 +240,14 @@ def main() -> None:
         default=0,
         help="also time whole `digestbot ingest` commands (fresh databases), best of N",
     )
+    parser.add_argument(
+        "--step", type=int, default=SEARCH_STEP, help="pks a step of the search index's catch-up"
+    )
     parser.add_argument("--child", nargs=2, metavar=("DROPS", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("DIGESTBOT_AUTO_EMBEDDINGS", "0")  # lexical figures (issue 2)
     if args.child:
-        child_ingest(Path(args.child[0]), args.child[1])
+        child_ingest(Path(args.child[0]), args.child[1], step=args.step)
         return
     server = args.database_url if args.database_url and not is_sqlite(args.database_url) else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -245,11 +257,12 @@ def main() -> None:
         write_drops(root / "drops", papers=args.papers, per_file=1000)
         print(f"generated {args.papers} papers in {time.perf_counter() - t0:.1f}s")
         runs = []
+        child_cmd = [sys.executable, __file__, "--step", str(args.step)]
         for run in range(args.runs):
             db = root / f"db{run}.sqlite3"
             url = server_database(server, f"bench_ingest_{run}") if server else f"sqlite:///{db}"
             out = subprocess.run(
-                [sys.executable, __file__, "--child", str(root / "drops"), url],
+                [*child_cmd, "--child", str(root / "drops"), url],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -264,6 +277,8 @@ def main() -> None:
                 + _server_part(result.get("cpu_server"))
                 + f"; search index {result['search_index_seconds']:.2f}s after"
                 + _server_part(result.get("search_index_cpu_server"))
+                + f" in {result['search_index_steps']} steps (longest "
+                + f"{result['search_index_longest_step']:.2f}s)"
                 + f", then a first search {result['first_search_seconds'] * 1000:.0f} ms; "
                 f"peak RSS parent {result['hwm_parent_mb']:.0f} MB (VmHWM), workers "
                 + ", ".join(f"{mb:.0f}" for mb in result["hwm_workers_mb"])
