@@ -484,16 +484,13 @@ def test_a_catch_up_goes_in_steps_that_let_writers_in_between(any_store: SqlStor
 
 
 @pytest.mark.postgres
-def test_postgres_a_statement_timeout_shorter_than_the_catch_up_still_lets_search_work(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_postgres_a_statement_timeout_shorter_than_the_catch_up_still_lets_search_work() -> None:
     """A managed server's ``statement_timeout`` (here 400 ms) shorter than the whole
-    catch-up (6,000 papers, ~1.7 s of ``to_tsvector`` here) but longer than a step (100
-    papers, ~30 ms): the catch-up in one statement is cancelled, every time; in steps the
+    catch-up (6,000 papers, ~1.7 s of ``to_tsvector`` here): the catch-up in one statement
+    is cancelled, every time. In steps (of 200 papers under this timeout, ~60 ms here) the
     search answers."""
     from digestbot.errors import StoreError
-    from digestbot.store import search
-    from digestbot.store.search import sync_search_index
+    from digestbot.store.search import catch_up_search_index, sync_search_index
     from tests.conftest import POSTGRES_URL, open_postgres_store
 
     assert POSTGRES_URL
@@ -514,10 +511,18 @@ def test_postgres_a_statement_timeout_shorter_than_the_catch_up_still_lets_searc
         # the whole catch-up in one statement
         with pytest.raises(StoreError, match="statement timeout"), timed.transaction() as conn:
             sync_search_index(conn)
-        monkeypatch.setattr(search, "SEARCH_STEP", 100)
         page = search_papers(timed, "walrus 5999", limit=3)
         assert [p.title for p in page.papers] == ["Walrus 5999"]
         assert _search_rows(timed) == 6000
+        with timed.transaction() as conn:  # the next 300 papers: steps of 200, then 100
+            conn.exec_driver_sql(
+                "INSERT INTO papers (id, title_key, tid, title, abstract, first_seen, "
+                "last_seen, updated_at) SELECT 'q' || i, 'l' || i, 'u' || i, 'Seal ' || i, "
+                "'', now(), now(), now() FROM generate_series(1, 300) AS i"
+            )
+        steps: list[int] = []
+        assert catch_up_search_index(timed, on_step=steps.append) == 300
+        assert steps == [200, 100]
     finally:
         timed.close()
 

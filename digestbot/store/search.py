@@ -18,8 +18,9 @@ insert) loses that index and gets the empty table on open; its first sync indexe
 paper (~0.27 ms of server CPU a paper, mostly ``to_tsvector`` itself: 100,000 in ~26 s,
 once; see README). A catch-up (``catch_up_search_index``, after an ingest and before a
 search) goes in steps of ``SEARCH_STEP`` pks, each its own short transaction and
-statement: writers wait for one step at most (not the whole catch-up: ~27 s at 100,000
-papers), and a server's ``statement_timeout`` never cancels it. Where papers are waiting,
+statement: writers wait for one step at most (~1.5 s, not the whole catch-up: ~27 s at
+100,000 papers), and a step is kept under the server's ``statement_timeout`` (at most
+half of it in ms, ~1/6 of its time), which cancelled the one statement. Where papers are waiting,
 each step takes the store's write lock first, so it waits for a writer still in its
 transaction: pks are taken in commit order, and no paper is skipped by the watermark.
 Any other database: every word as a substring (slow, correct).
@@ -62,9 +63,12 @@ log = logging.getLogger(__name__)
 
 MAX_TERMS = 16  # bounds the cost of one query
 BIG_SYNC = 10_000  # papers: a catch-up this long says so first (~0.3 ms a paper on PostgreSQL)
-# pks indexed per transaction by a catch-up: on PostgreSQL ~6 s of one statement and of the
-# write lock held (~0.3 ms a paper); on SQLite it bounds the FTS5 memory of one commit
-SEARCH_STEP = 20_000
+# pks indexed per transaction by a catch-up. PostgreSQL: ~1.5 s of one statement and of the
+# write lock held here (~0.3 ms a paper; 100,000 take as long in steps as in one statement),
+# and at most half the server's ``statement_timeout`` in milliseconds (~1/6 of it here).
+# SQLite: bounds the FTS5 memory of one commit (~1 s).
+SEARCH_STEP = 5_000
+SQLITE_SEARCH_STEP = 20_000
 MAX_TERM_CHARS = 64
 
 _WORDISH = re.compile(r"\w", re.UNICODE)
@@ -168,7 +172,7 @@ def sync_search_index(conn: Connection, *, limit: int | None = None) -> int:
 def catch_up_search_index(
     store: SqlStore,
     *,
-    step: int = SEARCH_STEP,
+    step: int | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> int:
     """Index every paper stored since the last sync, ``step`` pks past the watermark per
@@ -177,11 +181,18 @@ def catch_up_search_index(
     and committed, the lock released; writers (an ingest, a feed poll) interleave with the
     steps, and no statement runs longer than one step. A step reading fewer than ``step``
     pks reached the newest paper committed: the catch-up ends. ``on_step`` gets each
-    step's count. A backlog of ``BIG_SYNC`` papers or more on PostgreSQL says so first."""
+    step's count. A backlog of ``BIG_SYNC`` papers or more on PostgreSQL says so first.
+    ``step`` by default: ``SEARCH_STEP`` on PostgreSQL, ``SQLITE_SEARCH_STEP`` on SQLite;
+    on PostgreSQL never more than half the session's ``statement_timeout`` in ms."""
     backlog = _backlog(store)
     if backlog == 0:
         return 0
-    if backlog >= BIG_SYNC and store.engine.dialect.name == "postgresql":
+    postgres = store.engine.dialect.name == "postgresql"
+    if step is None:
+        step = SEARCH_STEP if postgres else SQLITE_SEARCH_STEP
+    if postgres:
+        step = _within_statement_timeout(store, step)
+    if backlog >= BIG_SYNC and postgres:
         log.info(
             "full-text index: indexing %d papers (about %d s)",
             backlog,
@@ -196,6 +207,18 @@ def catch_up_search_index(
             on_step(done)
         if done < step:
             return total
+
+
+def _within_statement_timeout(store: SqlStore, step: int) -> int:
+    """``step``, or half the session's ``statement_timeout`` in ms if that is fewer pks
+    (~0.3 ms a paper here: a step takes ~1/6 of the timeout; at least 100 pks)."""
+    with store.transaction() as conn:
+        timeout_ms = conn.exec_driver_sql(
+            "SELECT CAST(setting AS BIGINT) FROM pg_settings WHERE name = 'statement_timeout'"
+        ).scalar()
+    if not timeout_ms:  # 0: none
+        return step
+    return max(100, min(step, int(timeout_ms) // 2))
 
 
 def _backlog(store: SqlStore) -> int:
@@ -284,9 +307,9 @@ def search_papers(store: SqlStore, text: str, *, limit: int = 5, offset: int = 0
     dialect = store.engine.dialect.name
     # a backlog (a first search after an upgrade) in steps, each its own transaction; then
     # what was committed since, in the search's own (nothing, usually: no lock taken)
-    catch_up_search_index(store, step=SEARCH_STEP)
+    catch_up_search_index(store)
     with store.transaction() as conn:
-        sync_search_index(conn, limit=SEARCH_STEP)
+        sync_search_index(conn, limit=SQLITE_SEARCH_STEP if dialect == "sqlite" else SEARCH_STEP)
         if dialect in ("sqlite", "postgresql"):
             if dialect == "sqlite":
                 pks = _sqlite_hits(conn, terms, want=want)[offset:]
