@@ -5,9 +5,10 @@
 
 Prints, per run on a fresh database: ingest throughput (parse + dedup + write, one
 transaction per file; the full-text index synced after it, timed apart, in steps of
-``--step`` pks (one transaction each: the longest is the longest hold of the write lock
-and the longest statement; ``--step 1000000000`` is the single statement of before), then
-the time of a first search), CPU time of the writer, of the parsing workers and (PostgreSQL on this
+``--step`` pks (default digestbot's: 5,000 on PostgreSQL, 20,000 on SQLite; one
+transaction each: the longest is the longest hold of the write lock and the longest
+statement; ``--step 1000000000`` is the single statement of before), then the time of a
+first search), CPU time of the writer, of the parsing workers and (PostgreSQL on this
 machine) of the server, and peak RSS (VmHWM of the writer and of each
 worker, and the sampled peak of their sum). Then the best run, a re-ingest (all
 skipped), the raw SQLite executemany ceiling for the same rows, and the wall time of
@@ -43,7 +44,7 @@ from bench.synth import write_drops
 from digestbot.ingest import ingest_paths, list_drop_files
 from digestbot.sources.drops import read_drop
 from digestbot.store import SqlStore
-from digestbot.store.search import SEARCH_STEP, catch_up_search_index, search_papers
+from digestbot.store.search import catch_up_search_index, search_papers
 
 
 def raw_ceiling(files: list[Path], db: Path) -> float:
@@ -136,7 +137,7 @@ def _spent(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
 
 
-def child_ingest(drops: Path, url: str, *, step: int) -> None:
+def child_ingest(drops: Path, url: str, *, step: int | None) -> None:
     """Run in a fresh process so that its peak RSS is the ingest's own. Prints one JSON line."""
     store = SqlStore.open(url)
     files = list_drop_files([drops])
@@ -241,7 +242,7 @@ def main() -> None:
         help="also time whole `digestbot ingest` commands (fresh databases), best of N",
     )
     parser.add_argument(
-        "--step", type=int, default=SEARCH_STEP, help="pks a step of the search index's catch-up"
+        "--step", type=int, help="pks a step of the search index's catch-up (default: digestbot's)"
     )
     parser.add_argument("--child", nargs=2, metavar=("DROPS", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -257,7 +258,8 @@ def main() -> None:
         write_drops(root / "drops", papers=args.papers, per_file=1000)
         print(f"generated {args.papers} papers in {time.perf_counter() - t0:.1f}s")
         runs = []
-        child_cmd = [sys.executable, __file__, "--step", str(args.step)]
+        child_cmd = [sys.executable, __file__]
+        child_cmd += ["--step", str(args.step)] if args.step else []
         for run in range(args.runs):
             db = root / f"db{run}.sqlite3"
             url = server_database(server, f"bench_ingest_{run}") if server else f"sqlite:///{db}"

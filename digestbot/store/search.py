@@ -184,6 +184,8 @@ def catch_up_search_index(
     step's count. A backlog of ``BIG_SYNC`` papers or more on PostgreSQL says so first.
     ``step`` by default: ``SEARCH_STEP`` on PostgreSQL, ``SQLITE_SEARCH_STEP`` on SQLite;
     on PostgreSQL never more than half the session's ``statement_timeout`` in ms."""
+    if store.engine.dialect.name not in ("sqlite", "postgresql"):
+        return 0  # no index: nothing to catch up
     backlog = _backlog(store)
     if backlog == 0:
         return 0
