@@ -20,10 +20,10 @@ once; see README). A catch-up (``catch_up_search_index``, after an ingest and be
 search) goes in steps of ``SEARCH_STEP`` pks, each its own short transaction and
 statement: writers wait for one step at most (~1.5 s, not the whole catch-up: ~27 s at
 100,000 papers), and a step is kept under the server's ``statement_timeout`` (at most
-half of it in ms, ~1/6 of its time), which cancelled the one statement. Where papers are waiting,
-each step takes the store's write lock first, so it waits for a writer still in its
-transaction: pks are taken in commit order, and no paper is skipped by the watermark.
-Any other database: every word as a substring (slow, correct).
+half of it in ms, ~1/6 of its time), which cancelled the one statement. Where papers
+are waiting, each step takes the store's write lock first, so it waits for a writer
+still in its transaction: pks are taken in commit order, and no paper is skipped by the
+watermark. Any other database: every word as a substring (slow, correct).
 
 User text never reaches the FTS query language: each whitespace-separated chunk
 becomes one FTS5 *string* (a quoted phrase, ``"`` doubled), so ``AND``, ``(``,
@@ -186,8 +186,8 @@ def catch_up_search_index(
     on PostgreSQL never more than half the session's ``statement_timeout`` in ms."""
     if store.engine.dialect.name not in ("sqlite", "postgresql"):
         return 0  # no index: nothing to catch up
-    backlog = _backlog(store)
-    if backlog == 0:
+    pks, backlog = _backlog(store)
+    if pks == 0:
         return 0
     postgres = store.engine.dialect.name == "postgresql"
     if step is None:
@@ -223,25 +223,26 @@ def _within_statement_timeout(store: SqlStore, step: int) -> int:
     return max(100, min(step, int(timeout_ms) // 2))
 
 
-def _backlog(store: SqlStore) -> int:
-    """Papers past the watermark (committed ones; read without a lock, so an estimate):
-    0 at once where there is none or no search index. The rows are counted only for a large
-    pk range (cheap beside its catch-up), so that gaps in the pks do not overstate it."""
+def _backlog(store: SqlStore) -> tuple[int, int]:
+    """The pks past the watermark, and the papers among them (committed ones; read without
+    a lock, so an estimate): 0 at once where there are none or no search index. The rows are
+    counted only for a large pk range (cheap beside its catch-up), so that gaps in the pks
+    do not overstate it."""
     with store.transaction() as conn:
         indexed = conn.execute(
             sa.text("SELECT CAST(value AS BIGINT) FROM schema_info WHERE key = :key"),
             {"key": _WATERMARK},
         ).scalar()
         if indexed is None:
-            return 0
+            return 0, 0
         newest = conn.execute(sa.text("SELECT COALESCE(MAX(pk), 0) FROM papers")).scalar_one()
-        if newest - indexed < BIG_SYNC:
-            return int(max(newest - indexed, 0))
-        return int(
-            conn.execute(
-                sa.text("SELECT count(*) FROM papers WHERE pk > :indexed"), {"indexed": indexed}
-            ).scalar_one()
-        )
+        pks = int(max(newest - indexed, 0))
+        if pks < BIG_SYNC:
+            return pks, pks
+        count = conn.execute(
+            sa.text("SELECT count(*) FROM papers WHERE pk > :indexed"), {"indexed": indexed}
+        ).scalar_one()
+        return pks, int(count)
 
 
 def _sync_postgres(conn: Connection, *, limit: int | None) -> int:
