@@ -45,6 +45,7 @@ from digestbot.ingest import ingest_paths, list_drop_files
 from digestbot.sources.drops import read_drop
 from digestbot.store import SqlStore
 from digestbot.store.search import catch_up_search_index, search_papers
+from digestbot.store.sql import take_write_lock
 
 
 def raw_ceiling(files: list[Path], db: Path) -> float:
@@ -105,6 +106,24 @@ class RssSampler(threading.Thread):
             self.peak_total_kib = max(self.peak_total_kib, total)
 
 
+class LockWaiter(threading.Thread):
+    """Every 0.2 s: a transaction that takes the store's write lock, as a writer does
+    first (writing nothing); ``waits`` holds how long each waited for it."""
+
+    def __init__(self, store: SqlStore) -> None:
+        super().__init__(daemon=True)
+        self.store = store
+        self.stop = threading.Event()
+        self.waits: list[float] = []
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            began = time.perf_counter()
+            with self.store.transaction() as conn:
+                take_write_lock(conn)
+            self.waits.append(time.perf_counter() - began)
+
+
 def _proc_cpu(pid: int | str, *, reaped: bool = False) -> float:
     """User + system CPU seconds of a process (and of its reaped children, if asked)."""
     try:
@@ -156,8 +175,12 @@ def child_ingest(drops: Path, url: str, *, step: int | None) -> None:
     def timed_step(_done: int) -> None:
         steps.append(time.perf_counter() - t1 - sum(steps))
 
+    writer = LockWaiter(store)  # a writer (the daemon's ingest) beside the catch-up
+    writer.start()
     indexed = catch_up_search_index(store, step=step, on_step=timed_step)
     search_s = time.perf_counter() - t1
+    writer.stop.set()
+    writer.join()
     server2 = server_cpu(store)
     t2 = time.perf_counter()
     found = search_papers(store, "state space models", limit=5)
@@ -180,6 +203,7 @@ def child_ingest(drops: Path, url: str, *, step: int | None) -> None:
                 "search_index_seconds": search_s,
                 "search_index_steps": len(steps),
                 "search_index_longest_step": max(steps, default=0.0),
+                "writer_longest_wait": max(writer.waits, default=0.0),
                 "search_index_cpu_server": _spent(server1, server2),
                 "first_search_seconds": first_search_s,
                 "hwm_parent_mb": _vm_kib("self", "VmHWM") / 1024,
@@ -280,7 +304,8 @@ def main() -> None:
                 + f"; search index {result['search_index_seconds']:.2f}s after"
                 + _server_part(result.get("search_index_cpu_server"))
                 + f" in {result['search_index_steps']} steps (longest "
-                + f"{result['search_index_longest_step']:.2f}s)"
+                + f"{result['search_index_longest_step']:.2f}s; a writer beside it waited "
+                + f"{result['writer_longest_wait']:.2f}s at most for the write lock)"
                 + f", then a first search {result['first_search_seconds'] * 1000:.0f} ms; "
                 f"peak RSS parent {result['hwm_parent_mb']:.0f} MB (VmHWM), workers "
                 + ", ".join(f"{mb:.0f}" for mb in result["hwm_workers_mb"])
