@@ -4,8 +4,11 @@
         [--database-url postgresql+psycopg://postgres@127.0.0.1:55439/digestbot_test]
 
 Prints, per run on a fresh database: ingest throughput (parse + dedup + write, one
-transaction per file; the full-text index synced after it, timed apart, then the time of
-a first search), CPU time of the writer, of the parsing workers and (PostgreSQL on this
+transaction per file; the full-text index synced after it, timed apart, in steps of
+``--step`` pks (default digestbot's: 5,000 on PostgreSQL, 20,000 on SQLite; one
+transaction each: the longest is the longest hold of the write lock and the longest
+statement; ``--step 1000000000`` is the single statement of before), then the time of a
+first search), CPU time of the writer, of the parsing workers and (PostgreSQL on this
 machine) of the server, and peak RSS (VmHWM of the writer and of each
 worker, and the sampled peak of their sum). Then the best run, a re-ingest (all
 skipped), the raw SQLite executemany ceiling for the same rows, and the wall time of
@@ -38,10 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.databases import drop_server_database, is_sqlite, server_database
 from bench.synth import write_drops
-from digestbot.ingest import index_new_papers, ingest_paths, list_drop_files
+from digestbot.ingest import ingest_paths, list_drop_files
 from digestbot.sources.drops import read_drop
 from digestbot.store import SqlStore
-from digestbot.store.search import search_papers
+from digestbot.store.search import catch_up_search_index, search_papers
+from digestbot.store.sql import take_write_lock
 
 
 def raw_ceiling(files: list[Path], db: Path) -> float:
@@ -102,6 +106,24 @@ class RssSampler(threading.Thread):
             self.peak_total_kib = max(self.peak_total_kib, total)
 
 
+class LockWaiter(threading.Thread):
+    """Every 0.2 s: a transaction that takes the store's write lock, as a writer does
+    first (writing nothing); ``waits`` holds how long each waited for it."""
+
+    def __init__(self, store: SqlStore) -> None:
+        super().__init__(daemon=True)
+        self.store = store
+        self.stop = threading.Event()
+        self.waits: list[float] = []
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            began = time.perf_counter()
+            with self.store.transaction() as conn:
+                take_write_lock(conn)
+            self.waits.append(time.perf_counter() - began)
+
+
 def _proc_cpu(pid: int | str, *, reaped: bool = False) -> float:
     """User + system CPU seconds of a process (and of its reaped children, if asked)."""
     try:
@@ -134,7 +156,7 @@ def _spent(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
 
 
-def child_ingest(drops: Path, url: str) -> None:
+def child_ingest(drops: Path, url: str, *, step: int | None) -> None:
     """Run in a fresh process so that its peak RSS is the ingest's own. Prints one JSON line."""
     store = SqlStore.open(url)
     files = list_drop_files([drops])
@@ -148,8 +170,17 @@ def child_ingest(drops: Path, url: str) -> None:
     cpu1 = os.times()
     server1 = server_cpu(store)
     t1 = time.perf_counter()
-    indexed = index_new_papers(store)
+    steps: list[float] = []  # seconds each step took (its transaction, the write lock held)
+
+    def timed_step(_done: int) -> None:
+        steps.append(time.perf_counter() - t1 - sum(steps))
+
+    writer = LockWaiter(store)  # a writer (the daemon's ingest) beside the catch-up
+    writer.start()
+    indexed = catch_up_search_index(store, step=step, on_step=timed_step)
     search_s = time.perf_counter() - t1
+    writer.stop.set()
+    writer.join()
     server2 = server_cpu(store)
     t2 = time.perf_counter()
     found = search_papers(store, "state space models", limit=5)
@@ -170,6 +201,9 @@ def child_ingest(drops: Path, url: str) -> None:
                 + (cpu1.children_system - cpu0.children_system),
                 "cpu_server": _spent(server0, server1),
                 "search_index_seconds": search_s,
+                "search_index_steps": len(steps),
+                "search_index_longest_step": max(steps, default=0.0),
+                "writer_longest_wait": max(writer.waits, default=0.0),
                 "search_index_cpu_server": _spent(server1, server2),
                 "first_search_seconds": first_search_s,
                 "hwm_parent_mb": _vm_kib("self", "VmHWM") / 1024,
@@ -231,11 +265,14 @@ def main() -> None:
         default=0,
         help="also time whole `digestbot ingest` commands (fresh databases), best of N",
     )
+    parser.add_argument(
+        "--step", type=int, help="pks a step of the search index's catch-up (default: digestbot's)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("DROPS", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("DIGESTBOT_AUTO_EMBEDDINGS", "0")  # lexical figures (issue 2)
     if args.child:
-        child_ingest(Path(args.child[0]), args.child[1])
+        child_ingest(Path(args.child[0]), args.child[1], step=args.step)
         return
     server = args.database_url if args.database_url and not is_sqlite(args.database_url) else None
     with tempfile.TemporaryDirectory() as tmp:
@@ -245,11 +282,13 @@ def main() -> None:
         write_drops(root / "drops", papers=args.papers, per_file=1000)
         print(f"generated {args.papers} papers in {time.perf_counter() - t0:.1f}s")
         runs = []
+        child_cmd = [sys.executable, __file__]
+        child_cmd += ["--step", str(args.step)] if args.step else []
         for run in range(args.runs):
             db = root / f"db{run}.sqlite3"
             url = server_database(server, f"bench_ingest_{run}") if server else f"sqlite:///{db}"
             out = subprocess.run(
-                [sys.executable, __file__, "--child", str(root / "drops"), url],
+                [*child_cmd, "--child", str(root / "drops"), url],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -264,6 +303,9 @@ def main() -> None:
                 + _server_part(result.get("cpu_server"))
                 + f"; search index {result['search_index_seconds']:.2f}s after"
                 + _server_part(result.get("search_index_cpu_server"))
+                + f" in {result['search_index_steps']} steps (longest "
+                + f"{result['search_index_longest_step']:.2f}s; a writer beside it waited "
+                + f"{result['writer_longest_wait']:.2f}s at most for the write lock)"
                 + f", then a first search {result['first_search_seconds'] * 1000:.0f} ms; "
                 f"peak RSS parent {result['hwm_parent_mb']:.0f} MB (VmHWM), workers "
                 + ", ".join(f"{mb:.0f}" for mb in result["hwm_workers_mb"])

@@ -365,17 +365,9 @@ def ingest_paths(
     return report
 
 
-SEARCH_CHUNK = 20_000  # papers indexed per transaction: bounds the FTS5 memory of one commit
+def index_new_papers(store: SqlStore, *, chunk: int | None = None) -> int:
+    """Bring the derived full-text index up to date, ``chunk`` papers per transaction
+    (default: ``store.search``'s step for the database)."""
+    from digestbot.store.search import catch_up_search_index
 
-
-def index_new_papers(store: SqlStore, *, chunk: int = SEARCH_CHUNK) -> int:
-    """Bring the derived full-text index up to date, ``chunk`` papers per transaction."""
-    from digestbot.store.search import sync_search_index
-
-    total = 0
-    while True:
-        with store.transaction() as conn:
-            done = sync_search_index(conn, limit=chunk)
-        total += done
-        if done < chunk:
-            return total
+    return catch_up_search_index(store, step=chunk)

@@ -446,16 +446,85 @@ def test_postgres_a_long_catch_up_says_so_first(
     from tests.conftest import open_postgres_store
 
     monkeypatch.setattr(search, "BIG_SYNC", 3)
+    monkeypatch.setattr(search, "SEARCH_STEP", 2)  # said once, not once a step
     store = open_postgres_store()
     try:
-        _add(store, *(Paper(title=f"Walrus {i}", abstract="") for i in range(3)))
+        _add(store, *(Paper(title=f"Walrus {i}", abstract="") for i in range(5)))
+        with store.transaction() as conn:  # pks 1-5, two gone before being indexed
+            conn.execute(sa.text("DELETE FROM papers WHERE title IN ('Walrus 1', 'Walrus 2')"))
         with caplog.at_level(logging.INFO, logger="digestbot.store.search"):
             assert len(_titles(store, "walrus")) == 3
             assert len(_titles(store, "walrus")) == 3  # nothing left: nothing said
         said = [r.getMessage() for r in caplog.records if r.name == "digestbot.store.search"]
-        assert said == ["full-text index: indexing 3 papers (about 1 s)"]
+        assert said == ["full-text index: indexing 3 papers (about 1 s)"]  # papers, not pks
     finally:
         store.close()
+
+
+def test_a_catch_up_goes_in_steps_that_let_writers_in_between(any_store: SqlStore) -> None:
+    """A large catch-up (the first search after an upgrade) indexes ``step`` pks a
+    transaction: between two steps the write lock is free, so a writer gets in (held up by
+    one whole catch-up, it waited ~27 s at 100,000 papers), and its paper is caught up too."""
+    from digestbot.store.search import catch_up_search_index
+
+    _add(any_store, *(Paper(title=f"Walrus {i}", abstract="On ice.") for i in range(7)))
+    steps: list[int] = []
+
+    def between_steps(done: int) -> None:
+        steps.append(done)
+        if len(steps) == 1:  # this thread: a lock still held would never be released
+            _add(any_store, Paper(title="Walrus late", abstract="Written mid catch-up."))
+
+    assert catch_up_search_index(any_store, step=2, on_step=between_steps) == 8
+    assert steps == [2, 2, 2, 2]
+    assert _search_rows(any_store) == 8
+    assert catch_up_search_index(any_store, step=2, on_step=between_steps) == 0
+    assert len(_titles(any_store, "walrus", limit=20)) == 8
+    assert _titles(any_store, "mid catch-up") == ["Walrus late"]
+
+
+@pytest.mark.postgres
+def test_postgres_a_statement_timeout_shorter_than_the_catch_up_still_lets_search_work() -> None:
+    """A managed server's ``statement_timeout`` (here 400 ms) shorter than the whole
+    catch-up (6,000 papers, ~1.7 s of ``to_tsvector`` here): the catch-up in one statement
+    is cancelled, every time. In steps (of 200 papers under this timeout, ~60 ms here) the
+    search answers."""
+    from digestbot.errors import StoreError
+    from digestbot.store.search import catch_up_search_index, sync_search_index
+    from tests.conftest import POSTGRES_URL, open_postgres_store
+
+    assert POSTGRES_URL
+    store = open_postgres_store()
+    with store.transaction() as conn:  # as a version 4 database upgraded: nothing indexed
+        conn.exec_driver_sql(
+            "INSERT INTO papers (id, title_key, tid, title, abstract, first_seen, last_seen, "
+            "updated_at) SELECT 'p' || i, 'k' || i, 't' || i, 'Walrus ' || i, "
+            "repeat('seals swim in cold arctic water near the ice shelf ' || i || ' ', 40), "
+            "now(), now(), now() FROM generate_series(1, 6000) AS i"
+        )
+    store.close()
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    timed = SqlStore.open(
+        f"{POSTGRES_URL}{separator}options=-c%20statement_timeout%3D400", create=False
+    )
+    try:
+        # the whole catch-up in one statement
+        with pytest.raises(StoreError, match="statement timeout"), timed.transaction() as conn:
+            sync_search_index(conn)
+        page = search_papers(timed, "walrus 5999", limit=3)
+        assert [p.title for p in page.papers] == ["Walrus 5999"]
+        assert _search_rows(timed) == 6000
+        with timed.transaction() as conn:  # the next 300 papers: steps of 200, then 100
+            conn.exec_driver_sql(
+                "INSERT INTO papers (id, title_key, tid, title, abstract, first_seen, "
+                "last_seen, updated_at) SELECT 'q' || i, 'l' || i, 'u' || i, 'Seal ' || i, "
+                "'', now(), now(), now() FROM generate_series(1, 300) AS i"
+            )
+        steps: list[int] = []
+        assert catch_up_search_index(timed, on_step=steps.append) == 300
+        assert steps == [200, 100]
+    finally:
+        timed.close()
 
 
 @pytest.mark.postgres

@@ -113,8 +113,9 @@ _PG_SEARCH_DDL = (
 def start_search_table(conn: sa.Connection) -> None:
     """Version 5 (and a new database), PostgreSQL: the full-text index moves out of the
     write path, from a GIN index on ``papers`` to the GIN-indexed table ``paper_search``,
-    made empty with its watermark at 0: the next sync (after an ingest, before a search)
-    indexes every paper in one statement. SQLite keeps its FTS5 table (``store.search``)."""
+    made empty with its watermark at 0: the next catch-up (after an ingest, before a search)
+    indexes every paper, in steps of ``store.search.SEARCH_STEP`` pks. SQLite keeps its
+    FTS5 table (``store.search``)."""
     if conn.dialect.name != "postgresql":
         return
     for statement in _PG_SEARCH_DDL:

@@ -16,10 +16,14 @@ tsvector, which orders the answer), filled by ``INSERT ... SELECT`` and queried 
 really changes. A database of versions 1-4 (a GIN index on ``papers``, updated on every
 insert) loses that index and gets the empty table on open; its first sync indexes every
 paper (~0.27 ms of server CPU a paper, mostly ``to_tsvector`` itself: 100,000 in ~26 s,
-once; see README). Where papers are waiting, the sync takes the store's write lock
-first, so it waits for a writer still in its transaction: pks are taken in commit order,
-and no paper is skipped by the watermark. Any other database: every word as a substring
-(slow, correct).
+once; see README). A catch-up (``catch_up_search_index``, after an ingest and before a
+search) goes in steps of ``SEARCH_STEP`` pks, each its own short transaction and
+statement: writers wait for one step at most (~1.5 s, not the whole catch-up: ~27 s at
+100,000 papers), and a step is kept under the server's ``statement_timeout`` (at most
+half of it in ms, ~1/6 of its time), which cancelled the one statement. Where papers
+are waiting, each step takes the store's write lock first, so it waits for a writer
+still in its transaction: pks are taken in commit order, and no paper is skipped by the
+watermark. Any other database: every word as a substring (slow, correct).
 
 User text never reaches the FTS query language: each whitespace-separated chunk
 becomes one FTS5 *string* (a quoted phrase, ``"`` doubled), so ``AND``, ``(``,
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +62,13 @@ from digestbot.store.sql import _PAPER_COLUMNS, SqlStore, _paper_from_row, take_
 log = logging.getLogger(__name__)
 
 MAX_TERMS = 16  # bounds the cost of one query
-BIG_SYNC = 10_000  # papers: a sync this long says so first (~0.3 ms a paper on PostgreSQL)
+BIG_SYNC = 10_000  # papers: a catch-up this long says so first (~0.3 ms a paper on PostgreSQL)
+# pks indexed per transaction by a catch-up. PostgreSQL: ~1.5 s of one statement and of the
+# write lock held here (~0.3 ms a paper; 100,000 take as long in steps as in one statement),
+# and at most half the server's ``statement_timeout`` in milliseconds (~1/6 of it here).
+# SQLite: bounds the FTS5 memory of one commit (~1 s).
+SEARCH_STEP = 5_000
+SQLITE_SEARCH_STEP = 20_000
 MAX_TERM_CHARS = 64
 
 _WORDISH = re.compile(r"\w", re.UNICODE)
@@ -158,10 +169,88 @@ def sync_search_index(conn: Connection, *, limit: int | None = None) -> int:
     return int(newest - indexed)
 
 
+def catch_up_search_index(
+    store: SqlStore,
+    *,
+    step: int | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> int:
+    """Index every paper stored since the last sync, ``step`` pks past the watermark per
+    transaction; returns how many pks the watermark moved by. Each step is one
+    ``sync_search_index``: the write lock, one ``INSERT ... SELECT``, the watermark moved
+    and committed, the lock released; writers (an ingest, a feed poll) interleave with the
+    steps, and no statement runs longer than one step. A step reading fewer than ``step``
+    pks reached the newest paper committed: the catch-up ends. ``on_step`` gets each
+    step's count. A backlog of ``BIG_SYNC`` papers or more on PostgreSQL says so first.
+    ``step`` by default: ``SEARCH_STEP`` on PostgreSQL, ``SQLITE_SEARCH_STEP`` on SQLite;
+    on PostgreSQL never more than half the session's ``statement_timeout`` in ms."""
+    if store.engine.dialect.name not in ("sqlite", "postgresql"):
+        return 0  # no index: nothing to catch up
+    pks, backlog = _backlog(store)
+    if pks == 0:
+        return 0
+    postgres = store.engine.dialect.name == "postgresql"
+    if step is None:
+        step = SEARCH_STEP if postgres else SQLITE_SEARCH_STEP
+    if postgres:
+        step = _within_statement_timeout(store, step)
+    if backlog >= BIG_SYNC and postgres:
+        log.info(
+            "full-text index: indexing %d papers (about %d s)",
+            backlog,
+            max(1, backlog * 3 // 10_000),
+        )
+    total = 0
+    while True:
+        with store.transaction() as conn:
+            done = sync_search_index(conn, limit=step)
+        total += done
+        if on_step is not None and done:
+            on_step(done)
+        if done < step:
+            return total
+
+
+def _within_statement_timeout(store: SqlStore, step: int) -> int:
+    """``step``, or half the session's ``statement_timeout`` in ms if that is fewer pks
+    (~0.3 ms a paper here: a step takes ~1/6 of the timeout; at least 100 pks)."""
+    with store.transaction() as conn:
+        timeout_ms = conn.exec_driver_sql(
+            "SELECT CAST(setting AS BIGINT) FROM pg_settings WHERE name = 'statement_timeout'"
+        ).scalar()
+    if not timeout_ms:  # 0: none
+        return step
+    return max(100, min(step, int(timeout_ms) // 2))
+
+
+def _backlog(store: SqlStore) -> tuple[int, int]:
+    """The pks past the watermark, and the papers among them (committed ones; read without
+    a lock, so an estimate): 0 at once where there are none or no search index. The rows are
+    counted only for a large pk range (cheap beside its catch-up), so that gaps in the pks
+    do not overstate it."""
+    with store.transaction() as conn:
+        indexed = conn.execute(
+            sa.text("SELECT CAST(value AS BIGINT) FROM schema_info WHERE key = :key"),
+            {"key": _WATERMARK},
+        ).scalar()
+        if indexed is None:
+            return 0, 0
+        newest = conn.execute(sa.text("SELECT COALESCE(MAX(pk), 0) FROM papers")).scalar_one()
+        pks = int(max(newest - indexed, 0))
+        if pks < BIG_SYNC:
+            return pks, pks
+        count = conn.execute(
+            sa.text("SELECT count(*) FROM papers WHERE pk > :indexed"), {"indexed": indexed}
+        ).scalar_one()
+        return pks, int(count)
+
+
 def _sync_postgres(conn: Connection, *, limit: int | None) -> int:
     """``sync_search_index`` on PostgreSQL: nothing locked while nothing is new. Else the
-    store's write lock (every writer of papers takes it first: a pk not yet committed is
-    never passed by the watermark), then one ``INSERT ... SELECT``."""
+    store's write lock (every writer of papers takes it first and holds it to its commit:
+    once this transaction holds it, every pk taken is committed or rolled back, so the
+    newest pk read next passes no paper still to come), then one ``INSERT ... SELECT`` and
+    the watermark moved, both committed with the lock's release."""
     watermark = "SELECT CAST(value AS BIGINT) FROM schema_info WHERE key = %(key)s"
     newest_sql = "SELECT COALESCE(MAX(pk), 0) FROM papers"
     indexed = conn.exec_driver_sql(watermark, {"key": _WATERMARK}).scalar()
@@ -174,12 +263,6 @@ def _sync_postgres(conn: Connection, *, limit: int | None) -> int:
         newest = min(newest, indexed + limit)
     if newest <= indexed:
         return 0
-    if newest - indexed >= BIG_SYNC:
-        log.info(
-            "full-text index: indexing %d papers (about %d s)",
-            newest - indexed,
-            max(1, (newest - indexed) * 3 // 10_000),
-        )
     conn.exec_driver_sql(_PG_FILL, {"indexed": indexed, "newest": newest})
     conn.exec_driver_sql(
         "UPDATE schema_info SET value = %(value)s WHERE key = %(key)s",
@@ -225,8 +308,11 @@ def search_papers(store: SqlStore, text: str, *, limit: int = 5, offset: int = 0
         return SearchPage(papers=[], has_more=False, terms=terms)
     want = offset + limit + 1
     dialect = store.engine.dialect.name
+    # a backlog (a first search after an upgrade) in steps, each its own transaction; then
+    # what was committed since, in the search's own (nothing, usually: no lock taken)
+    catch_up_search_index(store)
     with store.transaction() as conn:
-        sync_search_index(conn)
+        sync_search_index(conn, limit=SQLITE_SEARCH_STEP if dialect == "sqlite" else SEARCH_STEP)
         if dialect in ("sqlite", "postgresql"):
             if dialect == "sqlite":
                 pks = _sqlite_hits(conn, terms, want=want)[offset:]
