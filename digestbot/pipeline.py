@@ -25,19 +25,16 @@ def rank_profile(
     now: datetime,
     settings: RankingSettings | None = None,
     limit: int | None = None,
-    only: Collection[int] | None = None,
 ) -> list[ScoredPaper]:
-    """Every stored paper (or the best ``limit``, or those of the pks ``only``) ranked for
-    the profile, on the persisted index.
+    """Every stored paper (or the best ``limit``) ranked for the profile, on the persisted
+    index (``rank_candidates``: some papers).
 
     The index lives in ``ranking.index_dir`` (default: ``<database file>.index``)
     and is brought up to date first; the profile's 👍/👎 feedback is applied.
     """
     settings = settings or RankingSettings()
     index_dir = settings.index_dir or default_index_dir(store)
-    return rank_store(
-        store, profile, now=now, settings=settings, index_dir=index_dir, limit=limit, only=only
-    )
+    return rank_store(store, profile, now=now, settings=settings, index_dir=index_dir, limit=limit)
 
 
 def rank_candidates(

@@ -230,22 +230,20 @@ def rank_store(
     index_dir: Path | None,
     limit: int | None = None,
     detailed: int = FULL_ROWS,
-    only: Collection[int] | None = None,
 ) -> list[ScoredPaper]:
-    """Every paper best first, or only the best ``limit`` (then only those are read), or
-    with ``only`` the papers of those pks (scored against the whole store, as always; the
-    best ``detailed`` of them carry full papers and breakdowns).
+    """Every paper best first (the best ``detailed`` with full papers and breakdowns), or
+    only the best ``limit`` (then only those are read); ``rank_pool`` ranks some papers.
 
     The reference for ``rank_listing``, which lists every paper much faster.
     """
     index = open_index(store, index_dir)
     scores, row_of, liked_rows = score_store(store, index, profile, now=now, settings=settings)
     liked_title = _liked_titles(store, index, liked_rows)
-    if limit is not None and only is None:
+    if limit is not None:
         top = _best(store, index, scores, limit=limit, liked_title=liked_title)
         if top is not None:
             return top
-    ranked = _ranking(store, scores, row_of, liked_title, only=only, detailed=detailed).papers
+    ranked = _ranking(store, scores, row_of, liked_title, only=None, detailed=detailed).papers
     return ranked if limit is None else ranked[:limit]
 
 
@@ -259,7 +257,9 @@ def rank_pool(
     only: Collection[int],
     detailed: int = FULL_ROWS,
 ) -> Ranking:
-    """``rank_store`` of the papers of the pks ``only``, kept with their scores so that any
+    """``rank_store`` of the papers of the pks ``only`` (scored against the whole store, as
+    always; the best ``detailed`` of them carry full papers and breakdowns), kept with their
+    scores so that any
     of them can be given its full ``why`` later (``Ranking.detail``: the few a digest picks
     from deep in a large pool)."""
     index = open_index(store, index_dir)

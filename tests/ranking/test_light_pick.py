@@ -9,7 +9,7 @@ from pathlib import Path
 from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper, ScoredPaper
 from digestbot.ranking import pick
-from digestbot.ranking.service import rank_pool, rank_store
+from digestbot.ranking.service import rank_pool
 from digestbot.store import SqlStore
 from digestbot.store.ranking import pks_of_ids
 from tests.conftest import NOW
@@ -44,7 +44,7 @@ def _ranked(
     store: SqlStore, tmp_path: Path, *, ids: list[str], detailed: int, profile: Profile = PROFILE
 ) -> list[ScoredPaper]:
     only = set(pks_of_ids(store, ids).values())
-    return rank_store(
+    return rank_pool(
         store,
         profile,
         now=NOW,
@@ -52,7 +52,7 @@ def _ranked(
         index_dir=tmp_path / "index",
         only=only,
         detailed=detailed,
-    )
+    ).papers
 
 
 def test_a_light_paper_reached_only_through_expansion_is_not_picked(
