@@ -361,13 +361,7 @@ def ingest_paths(
                 if on_file is not None:
                     on_file(outcome)
     if report.papers_new and index_search:
-        index_new_papers(store)
+        from digestbot.store.search import catch_up_search_index
+
+        catch_up_search_index(store)
     return report
-
-
-def index_new_papers(store: SqlStore, *, chunk: int | None = None) -> int:
-    """Bring the derived full-text index up to date, ``chunk`` papers per transaction
-    (default: ``store.search``'s step for the database)."""
-    from digestbot.store.search import catch_up_search_index
-
-    return catch_up_search_index(store, step=chunk)

@@ -68,10 +68,10 @@ def index_after_ingest(store: SqlStore, settings: RankingSettings) -> None:
     take about the longer of the two on two cores."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from digestbot.ingest import index_new_papers
+    from digestbot.store.search import catch_up_search_index
 
     with ThreadPoolExecutor(1, thread_name_prefix="search-index") as pool:
-        search = pool.submit(index_new_papers, store)
+        search = pool.submit(catch_up_search_index, store)
         index_papers(store, settings)
         search.result()
 

@@ -169,6 +169,12 @@ def sync_search_index(conn: Connection, *, limit: int | None = None) -> int:
     return int(newest - indexed)
 
 
+def default_step(dialect: str) -> int:
+    """The pks indexed per transaction: ``SEARCH_STEP`` on PostgreSQL, else
+    ``SQLITE_SEARCH_STEP``."""
+    return SEARCH_STEP if dialect == "postgresql" else SQLITE_SEARCH_STEP
+
+
 def catch_up_search_index(
     store: SqlStore,
     *,
@@ -191,7 +197,7 @@ def catch_up_search_index(
         return 0
     postgres = store.engine.dialect.name == "postgresql"
     if step is None:
-        step = SEARCH_STEP if postgres else SQLITE_SEARCH_STEP
+        step = default_step(store.engine.dialect.name)
     if postgres:
         step = _within_statement_timeout(store, step)
     if backlog >= BIG_SYNC and postgres:
@@ -312,7 +318,7 @@ def search_papers(store: SqlStore, text: str, *, limit: int = 5, offset: int = 0
     # what was committed since, in the search's own (nothing, usually: no lock taken)
     catch_up_search_index(store)
     with store.transaction() as conn:
-        sync_search_index(conn, limit=SQLITE_SEARCH_STEP if dialect == "sqlite" else SEARCH_STEP)
+        sync_search_index(conn, limit=default_step(dialect))
         if dialect in ("sqlite", "postgresql"):
             if dialect == "sqlite":
                 pks = _sqlite_hits(conn, terms, want=want)[offset:]

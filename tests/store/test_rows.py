@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from digestbot.errors import ParseError
 from digestbot.ingest import (
     _Job,
-    index_new_papers,
     ingest_paths,
     list_drop_files,
     load_drop,
@@ -27,7 +26,7 @@ from digestbot.sources.rows import prepare_drop
 from digestbot.store import FileRecord, SqlStore
 from digestbot.store.bulk import bulk_writer
 from digestbot.store.schema import paper_sources, papers
-from digestbot.store.search import search_papers
+from digestbot.store.search import catch_up_search_index, search_papers
 from tests.conftest import NOW, SEEDS
 
 NEW_ENTRIES = (
@@ -171,8 +170,8 @@ def test_search_finds_every_paper_after_a_chunked_index_sync(tmp_path: Path, see
     store = SqlStore.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     report = ingest_paths(store, [seeds], now=NOW, index_search=False)
     assert report.papers_new == 186
-    assert index_new_papers(store, chunk=50) == 186
-    assert index_new_papers(store, chunk=50) == 0
+    assert catch_up_search_index(store, step=50) == 186
+    assert catch_up_search_index(store, step=50) == 0
     for paper in store.load_papers():
         words = " ".join(paper.title.split()[:6])
         found: list[str] = []
