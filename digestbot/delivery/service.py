@@ -67,6 +67,7 @@ from digestbot.ranking.service import Ranking
 from digestbot.services import REJECTED_EARLIER
 from digestbot.store import SqlStore, ledger
 from digestbot.store.ledger import DeliveryRecord, NewDelivery
+from digestbot.store.ranking import load_papers_by_pk
 from digestbot.store.subscribers import mark_bounced
 
 log = logging.getLogger(__name__)
@@ -285,7 +286,7 @@ class _ProfileRun:
         """The digest of these papers (pk, score, why), loaded by their row keys: a paper
         that gained its arXiv id since the digest was planned (its ``t-…`` id gone) is
         carried under the id it has now, as the ledger counts it sent by its row key."""
-        found = self.store.load_papers_by_pk([pk for pk, _, _ in papers]) if papers else {}
+        found = load_papers_by_pk(self.store, [pk for pk, _, _ in papers]) if papers else {}
         items = tuple(
             ScoredPaper(paper=found[pk], score=score, why=why)
             for pk, score, why in papers

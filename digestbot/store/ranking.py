@@ -110,6 +110,8 @@ def load_listing(store: SqlStore) -> list[tuple[int, Paper]]:
 
 
 def load_papers_by_pk(store: SqlStore, pks: Sequence[int]) -> dict[int, Paper]:
+    """Stored papers by row key (a ranking's, or a digest's papers: the same paper whatever
+    its id became since, a ``t-…`` id that gained its arXiv id)."""
     out: dict[int, Paper] = {}
     with store.transaction() as conn:
         for part in _chunks(list(pks)):

@@ -903,16 +903,6 @@ class SqlStore:
                         )
         return [_paper_from_row(row, tuple(sources.get(row.pk, ()))) for row in rows]
 
-    def load_papers_by_pk(self, pks: Iterable[int]) -> dict[int, Paper]:
-        """Stored papers by row key (a digest's papers: the same paper whatever its id
-        became since, a ``t-…`` id that gained its arXiv id)."""
-        out: dict[int, Paper] = {}
-        with self.transaction() as conn:
-            for part in _chunks(sorted(set(pks))):
-                query = sa.select(*_PAPER_COLUMNS).where(papers.c.pk.in_(part))
-                out.update({row.pk: _paper_from_row(row, ()) for row in conn.execute(query)})
-        return out
-
     def get_paper(self, ident: str) -> Paper:
         """A paper by id, arXiv id (any version), its title id (``t-…``, also after it
         gained an arXiv id, or under an earlier title), exact (normalised) title or an
