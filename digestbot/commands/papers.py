@@ -14,6 +14,7 @@ from digestbot.models import paper_as_dict
 from digestbot.pipeline import build_digest, index_after_ingest, write_markdown_digest
 from digestbot.store.feedback import PaperVote, load_paper_votes
 from digestbot.store.ledger import PaperDelivery, load_paper_deliveries
+from digestbot.store.search import count_search_backlog
 
 
 def run_ingest(
@@ -41,7 +42,10 @@ def run_ingest(
             retry_failed=retry_failed,
         )
     if report.papers_new or report.papers_merged:  # so that the next search or rank pays nothing
-        index_after_ingest(app.store, app.settings.ranking)
+        backlog = count_search_backlog(app.store)  # all papers, after an upgrade
+        enabled = show_progress and backlog > 0
+        with progress_bar(backlog, label="search index", enabled=enabled) as advance:
+            index_after_ingest(app.store, app.settings.ranking, on_search_step=advance)
     return report
 
 

@@ -242,17 +242,36 @@ def _within_statement_timeout(store: SqlStore, step: int) -> int:
     return max(100, min(step, int(timeout_ms) // 2))
 
 
+def count_search_backlog(store: SqlStore) -> int:
+    """The pks past the search index's watermark: what the counts a catch-up gives its
+    ``on_step`` add up to, unless papers are written meanwhile (a progress bar's total).
+    0 where there is no search index. Read without a lock."""
+    with store.transaction() as conn:
+        span = _unindexed_span(conn)
+    return 0 if span is None else max(span[1] - span[0], 0)
+
+
+def _unindexed_span(conn: Connection) -> tuple[int, int] | None:
+    """The watermark and the newest pk, or None where there is no search index."""
+    if conn.dialect.name not in _FILLS:
+        return None
+    indexed = conn.execute(_WATERMARK_SQL, {"key": _WATERMARK}).scalar()
+    if indexed is None:
+        return None
+    return int(indexed), int(conn.execute(_NEWEST_SQL).scalar_one())
+
+
 def _backlog(store: SqlStore) -> tuple[int, int]:
     """The pks past the watermark, and the papers among them (committed ones; read without
     a lock, so an estimate): 0 at once where there are none or no search index. The rows are
     counted only for a large pk range (cheap beside its catch-up), so that gaps in the pks
     do not overstate it."""
     with store.transaction() as conn:
-        indexed = conn.execute(_WATERMARK_SQL, {"key": _WATERMARK}).scalar()
-        if indexed is None:
+        span = _unindexed_span(conn)
+        if span is None:
             return 0, 0
-        newest = conn.execute(_NEWEST_SQL).scalar_one()
-        pks = int(max(newest - indexed, 0))
+        indexed, newest = span
+        pks = max(newest - indexed, 0)
         if pks < BIG_SYNC:
             return pks, pks
         count = conn.execute(
