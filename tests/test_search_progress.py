@@ -5,9 +5,7 @@ its steps report add up to the backlog the bar is given as its total."""
 from __future__ import annotations
 
 import os
-import pty
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from digestbot.models import Paper
 from digestbot.store import SqlStore
 from digestbot.store.search import catch_up_search_index, count_search_backlog
 from tests.conftest import NOW, SEEDS, write_config
+from tests.terminal import run_on_terminal
 
 CONFIG = """
 database_url: sqlite:///data/db.sqlite3
@@ -51,28 +50,10 @@ def test_an_ingest_on_a_terminal_shows_the_search_index_catching_up(tmp_path: Pa
     shutil.copytree(SEEDS, tmp_path / "drops")
     config = write_config(tmp_path, CONFIG)
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "digestbot", "--config", str(config), "ingest"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=slave,
-    )
-    os.close(slave)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    stdout = proc.communicate(timeout=120)[0].decode()
-    os.close(master)
-    assert proc.returncode == 0
-    assert stdout == "files: 4 new, 0 skipped, 0 failed; papers: 186 new, 2 merged\n"
-    screen = seen.decode(errors="replace")
+    args = [sys.executable, "-m", "digestbot", "--config", str(config), "ingest"]
+    run = run_on_terminal(args, env=env, cwd=tmp_path)
+    assert run.returncode == 0
+    assert run.stdout == "files: 4 new, 0 skipped, 0 failed; papers: 186 new, 2 merged\n"
+    screen = run.screen
     assert "ingesting" in screen and "4/4" in screen
     assert "search index" in screen and "186/186" in screen  # every paper, to the end
