@@ -57,3 +57,25 @@ def test_an_ingest_on_a_terminal_shows_the_search_index_catching_up(tmp_path: Pa
     screen = run.screen
     assert "ingesting" in screen and "4/4" in screen
     assert "search index" in screen and "186/186" in screen  # every paper, to the end
+
+
+def test_an_ingest_with_nothing_new_catches_up_a_search_index_left_behind(
+    tmp_path: Path, cli
+) -> None:
+    """An upgraded database's search index starts empty; a ``digestbot ingest`` finding no
+    new file indexes it then (it waited for the first new paper or search before)."""
+    (tmp_path / "drops").mkdir()
+    write_config(tmp_path, CONFIG)
+    (tmp_path / "data").mkdir()
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'data' / 'db.sqlite3'}")
+    try:
+        items = [Paper(title=f"Walrus {i}", abstract="On ice.") for i in range(12)]
+        with store.transaction() as conn:
+            store.upsert_papers(conn, items, now=NOW)
+        assert count_search_backlog(store) == 12
+        result = cli("ingest")
+        assert result.exit_code == 0
+        assert result.stdout == "files: 0 new, 0 skipped, 0 failed; papers: 0 new, 0 merged\n"
+        assert count_search_backlog(store) == 0
+    finally:
+        store.close()
