@@ -161,9 +161,9 @@ def sync_search_index(conn: Connection, *, limit: int | None = None) -> int:
     fill = _FILLS.get(conn.dialect.name)
     if fill is None:
         return 0
-    if conn.dialect.name == "postgresql":
-        indexed = conn.execute(_WATERMARK_SQL, {"key": _WATERMARK}).scalar()
-        if indexed is None or conn.execute(_NEWEST_SQL).scalar_one() <= indexed:
+    if conn.dialect.name == "postgresql":  # nothing locked while nothing is new
+        span = _unindexed_span(conn)
+        if span is None or span[1] <= span[0]:
             return 0
     take_write_lock(conn)
     indexed = conn.execute(_WATERMARK_SQL, {"key": _WATERMARK}).scalar()
