@@ -44,7 +44,9 @@ class Received:
 class Handler:
     received: list[Received] = field(default_factory=list)
     reject_rcpt: dict[str, str] = field(default_factory=dict)  # address -> "550 ..."
-    data_replies: list[str] = field(default_factory=list)  # next DATA replies, e.g. "451 ..."
+    # next DATA replies, e.g. "451 ..." ("": take that message as usual)
+    data_replies: list[str] = field(default_factory=list)
+    mail_replies: list[str] = field(default_factory=list)  # next MAIL FROM replies, likewise
     sessions: dict[int, int] = field(default_factory=dict)
     # a limit checked only once the message is in (no SIZE in EHLO): "552 5.3.4" over it
     data_limit: int | None = None
@@ -67,8 +69,9 @@ class Handler:
         with self.lock:
             data = envelope.original_content or envelope.content
             self.data_sizes.append(len(data))
-            if self.data_replies:
-                return self.data_replies.pop(0)
+            reply = self.data_replies.pop(0) if self.data_replies else ""
+            if reply:
+                return reply
             if self.data_limit is not None and len(data) > self.data_limit:
                 return "552 5.3.4 Message too big for system"
             number = self.sessions.setdefault(id(session), len(self.sessions) + 1)
@@ -97,6 +100,10 @@ class _CountingSmtp(SMTP):
         handler = self.event_handler
         with handler.lock:
             handler.mail_commands.append(arg)
+            reply = handler.mail_replies.pop(0) if handler.mail_replies else ""
+        if reply:
+            await self.push(reply)
+            return
         await super().smtp_MAIL(arg)
 
 

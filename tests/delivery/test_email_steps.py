@@ -1,0 +1,191 @@
+"""The steps of an email too large for the reader's mail server: a compact HTML (no
+abstracts) between the full message and the plain text; a bare ``552`` taught about its
+reader only; papers left out of a cut email owed until sent (a week at most); ``history``
+counting a cut email's papers as "k of n"."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from digestbot.config import Settings
+from digestbot.delivery.service import send_due
+from digestbot.delivery.targets import Deliverers
+from digestbot.status import build_status
+from digestbot.store import SqlStore
+from digestbot.store.ledger import load_history
+from tests.conftest import NOW, as_json, write_config
+from tests.delivery.helpers import add_papers, email_deliverer, make_paper, settings_for
+from tests.smtp_server import SmtpServer, body_of
+
+DAY = timedelta(days=1)
+READERS = ["alice@example.org", "bob@example.org", "carol@example.org"]
+# ten papers with long abstracts: the full message (text + HTML) is about 16 kB, the same
+# with a compact HTML (no abstracts) about 11 kB, the plain text alone under 3 kB
+ABSTRACT = "Linear attention reduces the cost of long sequences in transformers. " * 40
+IN_ABSTRACT = "reduces the cost of long sequences"
+TOO_BIG = "552 5.3.4 Message too big for system"
+COMPACT_NOTE = "sent as compact HTML (no abstracts): the mail server refuses the full message"
+
+
+def with_papers(store: SqlStore, readers: list[str], count: int = 10) -> Settings:
+    settings = settings_for(deliver=[{"email": {"to": readers}}])
+    add_papers(store, [make_paper(i, abstract=ABSTRACT) for i in range(1, count + 1)], now=NOW)
+    return settings
+
+
+def config_for(tmp_path: Path, db_url: str, readers: list[str]) -> str:
+    to = ", ".join(readers)
+    path = write_config(
+        tmp_path,
+        f"database_url: {db_url}\nemail: {{sender: digest@example.org}}\nprofiles:\n"
+        "  - name: attn\n    keywords: [linear attention]\n"
+        f"    deliver:\n      - email: {{to: [{to}]}}\n",
+    )
+    return str(path)
+
+
+def assert_compact(message: EmailMessage, count: int = 10) -> None:
+    """An HTML email (text + HTML alternative) with every title, link and why, no abstract."""
+    assert message.get_content_type() == "multipart/alternative"
+    html, text = body_of(message, "html"), body_of(message, "plain")
+    for i in range(1, count + 1):
+        assert f"Linear attention study number {i}</a>" in html
+        assert f'href="https://arxiv.org/abs/2611.{i:05d}"' in html
+        assert f"Linear attention study number {i}\r\n" in text
+    assert html.count("Why:") == count
+    assert IN_ABSTRACT not in html and IN_ABSTRACT not in text
+
+
+def assert_full(message: EmailMessage) -> None:
+    assert message.get_content_type() == "multipart/alternative"
+    assert IN_ABSTRACT in body_of(message, "html")
+
+
+@pytest.fixture
+def quiet_server(ca: trustme.CA) -> Iterator[SmtpServer]:
+    """Takes 12,000 bytes at most (the compact email, not the full one), and says so only
+    once a larger message is in (no SIZE in EHLO: ``552 5.3.4`` at DATA)."""
+    server = SmtpServer(ca, size_limit=12_000, advertise_size=False).start()
+    yield server
+    server.stop()
+
+
+# -- 1. compact HTML, between the full message and the plain text ---------------------------
+def test_a_reader_whose_server_refuses_the_full_email_gets_the_compact_html(
+    store: SqlStore, quiet_server: SmtpServer, db_url: str, cli: Any, tmp_path: Path
+) -> None:
+    settings = with_papers(store, READERS)
+    deliverers = Deliverers(email=email_deliverer(quiet_server))
+    report = send_due(settings, store, now=NOW, deliverers=deliverers)
+    note = f"{COMPACT_NOTE} ({TOO_BIG})"
+    assert [(o.status, o.papers, o.detail) for o in report.outcomes] == [("sent", 10, note)] * 3
+    for reader in READERS:
+        [received] = quiet_server.handler.to(reader)
+        assert_compact(received.message)
+        assert len(received.data) <= 12_000
+    # the full message went over the wire once (refused), then the compact one to each
+    sizes = quiet_server.handler.data_sizes
+    assert len(sizes) == 4 and sizes[0] > 12_000 and all(s <= 12_000 for s in sizes[1:])
+    for row in load_history(store):
+        assert (row.status, row.progress) == ("sent", {"form": "compact", "refused": TOO_BIG})
+    statuses = build_status(settings, store, now=NOW)["deliveries"]
+    assert {(d["status"], d["note"]) for d in statuses} == {("sent", note)}
+
+    config = config_for(tmp_path, db_url, READERS)
+    lines = cli("--config", config, "history").stdout.splitlines()
+    assert len(lines) == 3
+    assert all(line.endswith(f"  10 papers  ({note})") for line in lines)
+    entries = as_json(cli("--config", config, "history", "--json"))
+    assert [(e["status"], e["note"]) for e in entries] == [("sent", note)] * 3
+
+
+def test_an_advertised_size_between_the_two_sends_the_compact_html_at_once(
+    store: SqlStore, ca: trustme.CA
+) -> None:
+    settings = with_papers(store, READERS[:2])
+    server = SmtpServer(ca, size_limit=12_000, advertise_size=True).start()
+    try:
+        report = send_due(
+            settings, store, now=NOW, deliverers=Deliverers(email=email_deliverer(server))
+        )
+        messages = [server.handler.to(r)[0].message for r in READERS[:2]]
+        transfers = len(server.handler.data_sizes)
+    finally:
+        server.stop()
+    assert [o.status for o in report.outcomes] == ["sent", "sent"]
+    assert transfers == 2  # no refused try
+    for message in messages:
+        assert_compact(message)
+    assert all(o.detail.startswith(f"{COMPACT_NOTE} (") for o in report.outcomes)
+    assert all(o.detail.endswith(" bytes, over its SIZE limit of 12000)") for o in report.outcomes)
+
+
+def test_a_content_refusal_skips_the_compact_html(store: SqlStore, smtp_server: SmtpServer) -> None:
+    """``5.6.x`` refuses the HTML's content: the compact HTML would be refused as well."""
+    settings = with_papers(store, READERS[:1], count=2)
+    smtp_server.handler.data_replies = ["554 5.6.0 Content rejected"]
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    [outcome] = send_due(settings, store, now=NOW, deliverers=deliverers).outcomes
+    assert outcome.status == "sent"
+    assert len(smtp_server.handler.data_sizes) == 2
+    [received] = smtp_server.handler.received
+    assert received.message.get_content_type() == "text/plain"
+
+
+# -- 2. a bare 552 is about its reader ------------------------------------------------------
+def test_a_bare_552_at_data_does_not_shrink_the_other_readers_emails(
+    store: SqlStore, smtp_server: SmtpServer
+) -> None:
+    """RFC 5321's 552 ("exceeded storage allocation") may be a full mailbox: alice's
+    refusal moves alice to the compact HTML, bob and carol still get the full email."""
+    settings = with_papers(store, READERS)
+    smtp_server.handler.data_replies = ["552 Message size exceeds maximum permitted"]
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    report = send_due(settings, store, now=NOW, deliverers=deliverers)
+    assert [o.status for o in report.outcomes] == ["sent"] * 3
+    [alice, bob, carol] = (smtp_server.handler.to(r)[0].message for r in READERS)
+    assert_compact(alice)
+    assert_full(bob)
+    assert_full(carol)
+    assert "552 Message size exceeds maximum permitted" in report.outcomes[0].detail
+    assert [o.detail for o in report.outcomes[1:]] == ["", ""]
+
+
+def test_a_bare_552_for_a_form_another_reader_took_is_that_readers_mailbox(
+    store: SqlStore, smtp_server: SmtpServer
+) -> None:
+    """alice took the full email; bob's bare 552 for the same message cannot be the
+    server's size limit: bob is tried as plain text (no compact, no cut lists), carol gets
+    the full email."""
+    settings = with_papers(store, READERS)
+    smtp_server.handler.data_replies = ["", "552 Requested mail action aborted: exceeded storage"]
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    report = send_due(settings, store, now=NOW, deliverers=deliverers)
+    assert [o.status for o in report.outcomes] == ["sent"] * 3
+    [alice, bob, carol] = (smtp_server.handler.to(r)[0].message for r in READERS)
+    assert_full(alice)
+    assert bob.get_content_type() == "text/plain"
+    assert_full(carol)
+    assert len(smtp_server.handler.data_sizes) == 4
+
+
+def test_a_bare_552_to_mail_from_is_about_the_message_for_every_reader(
+    store: SqlStore, smtp_server: SmtpServer
+) -> None:
+    """Refused at MAIL FROM, before any recipient, a 552 cannot be a reader's mailbox: the
+    lesson holds for the readers after (no refused try each)."""
+    settings = with_papers(store, READERS)
+    smtp_server.handler.mail_replies = ["552 Message size exceeds fixed maximum message size"]
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    report = send_due(settings, store, now=NOW, deliverers=deliverers)
+    assert [o.status for o in report.outcomes] == ["sent"] * 3
+    for reader in READERS:
+        assert_compact(smtp_server.handler.to(reader)[0].message)
+    assert len(smtp_server.handler.mail_commands) == 4
