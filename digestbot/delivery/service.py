@@ -241,8 +241,14 @@ class _ProfileRun:
         marks = ledger.load_watermarks(
             self.store, profile=self.profile.name, destinations=[t.key for t in fresh]
         )
-        # papers a digest cut to fit the mail server's size limit did not carry: offered again
-        left_out = ledger.load_left_out(self.store, profile=self.profile.name, watermarks=marks)
+        # papers a digest cut to fit the mail server's size limit did not carry: owed until
+        # sent (a week at most; the latest digest's whatever its age)
+        left_out = ledger.load_left_out(
+            self.store,
+            profile=self.profile.name,
+            watermarks=marks,
+            since=self.day - timedelta(days=ledger.LEFT_OUT_DAYS),
+        )
         also = set().union(*left_out.values())
         pk_of, sent, top = ledger.load_unsent(self.store, watermarks=marks, also=also)
         refused = ledger.load_rejected_papers(self.store, destinations=[t.key for t in fresh])

@@ -19,7 +19,7 @@ from digestbot.delivery.service import send_due
 from digestbot.delivery.targets import Deliverers
 from digestbot.status import build_status
 from digestbot.store import SqlStore
-from digestbot.store.ledger import load_history
+from digestbot.store.ledger import count_sent, load_history
 from tests.conftest import NOW, as_json, write_config
 from tests.delivery.helpers import add_papers, email_deliverer, make_paper, settings_for
 from tests.smtp_server import SmtpServer, body_of
@@ -189,3 +189,71 @@ def test_a_bare_552_to_mail_from_is_about_the_message_for_every_reader(
     for reader in READERS:
         assert_compact(smtp_server.handler.to(reader)[0].message)
     assert len(smtp_server.handler.mail_commands) == 4
+
+
+# -- 3. papers left out of a cut email are owed until sent ----------------------------------
+def strong_paper(index: int) -> Any:
+    """A paper that outranks those of ``with_papers`` for the profile."""
+    return make_paper(
+        index,
+        title=f"Linear attention for linear attention models, part {index}",
+        abstract="Linear attention. " * 30,
+        upvotes=500 + index,
+    )
+
+
+def cut_then_outranked(store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer) -> set[str]:
+    """Day 1: a cut email (SIZE 2000) leaves papers out; day 2: ten new papers outrank them
+    (top_k 10). Returns the ids left out."""
+    settings = with_papers(store, READERS[:1])
+    small = SmtpServer(ca, size_limit=2_000, advertise_size=True).start()
+    try:
+        [first] = send_due(
+            settings, store, now=NOW, deliverers=Deliverers(email=email_deliverer(small))
+        ).outcomes
+    finally:
+        small.stop()
+    assert first.status == "sent" and 1 <= first.papers < 10
+    [row] = load_history(store)
+    left_out = {p.paper_id for p in row.papers[first.papers :]}
+
+    add_papers(store, [strong_paper(i) for i in range(11, 21)], now=NOW + DAY)
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    [second] = send_due(settings, store, now=NOW + DAY, deliverers=deliverers).outcomes
+    assert (second.status, second.papers) == ("sent", 10)
+    second_ids = {p.paper_id for p in load_history(store)[0].papers}
+    assert second_ids == {f"2611.{i:05d}" for i in range(11, 21)}  # outranked
+    return left_out
+
+
+def test_papers_left_out_of_a_cut_email_and_outranked_next_day_come_later(
+    store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer
+) -> None:
+    left_out = cut_then_outranked(store, ca, smtp_server)
+    settings = settings_for(deliver=[{"email": {"to": READERS[:1]}}])
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    [third] = send_due(settings, store, now=NOW + 2 * DAY, deliverers=deliverers).outcomes
+    assert (third.status, third.papers) == ("sent", len(left_out))
+    assert {p.paper_id for p in load_history(store)[0].papers} == left_out
+    assert count_sent(store, destination=f"email:{READERS[0]}") == 20
+
+
+def test_papers_left_out_are_owed_for_a_week_not_for_ever(
+    store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer
+) -> None:
+    cut_then_outranked(store, ca, smtp_server)
+    settings = settings_for(deliver=[{"email": {"to": READERS[:1]}}])
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    # eight days after the cut email (the last digest is not the cut one): nothing owed
+    [late] = send_due(settings, store, now=NOW + 8 * DAY, deliverers=deliverers).outcomes
+    assert late.status == "nothing-new"
+
+
+def test_papers_left_out_are_still_owed_seven_days_on(
+    store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer
+) -> None:
+    left_out = cut_then_outranked(store, ca, smtp_server)
+    settings = settings_for(deliver=[{"email": {"to": READERS[:1]}}])
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    [week] = send_due(settings, store, now=NOW + 7 * DAY, deliverers=deliverers).outcomes
+    assert (week.status, week.papers) == ("sent", len(left_out))
