@@ -257,3 +257,24 @@ def test_papers_left_out_are_still_owed_seven_days_on(
     deliverers = Deliverers(email=email_deliverer(smtp_server))
     [week] = send_due(settings, store, now=NOW + 7 * DAY, deliverers=deliverers).outcomes
     assert (week.status, week.papers) == ("sent", len(left_out))
+
+
+# -- 4. history counts a cut email's papers as "k of n" -------------------------------------
+def test_history_counts_the_papers_a_cut_email_carried(
+    store: SqlStore, ca: trustme.CA, db_url: str, cli: Any, tmp_path: Path
+) -> None:
+    settings = with_papers(store, READERS[:1])
+    small = SmtpServer(ca, size_limit=2_000, advertise_size=True).start()
+    try:
+        [outcome] = send_due(
+            settings, store, now=NOW, deliverers=Deliverers(email=email_deliverer(small))
+        ).outcomes
+    finally:
+        small.stop()
+    kept = outcome.papers
+    assert outcome.status == "sent" and 1 <= kept < 10
+    config = config_for(tmp_path, db_url, READERS[:1])
+    [line] = cli("--config", config, "history").stdout.splitlines()
+    assert f"email:{READERS[0]}  {kept} of 10 papers  (sent as plain text listing {kept}" in line
+    [entry] = as_json(cli("--config", config, "history", "--json"))
+    assert len(entry["papers"]) == 10  # the digest's papers, as before
