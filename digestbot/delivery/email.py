@@ -20,7 +20,8 @@ list to 3/4 of the refused size each time, ``MAX_FORMS`` sends in all). What one
 refusal taught holds for every reader of the same content in that ``send_all``: a
 newsletter too large is refused once, not once per reader. Not so a bare ``552`` (no
 enhanced status code) once the message was in: RFC 5321's "exceeded storage allocation"
-may be that reader's full mailbox, so it teaches that reader's ladder alone. When no form
+may be that reader's full mailbox, so it teaches that reader's ladder alone, unless
+``UNSURE_READERS`` readers were so refused and no reader's server took that form. When no form
 goes, the result says ``refused`` (the same message would be refused every day: not to be
 retried).
 """
@@ -148,6 +149,9 @@ class _Form:
 
 FULL, COMPACT, PLAIN = _Form(plain=False), _Form(plain=False, compact=True), _Form(plain=True)
 MAX_FORMS = 7  # forms sent to one mail at most (each refused cut is 3/4 the size)
+# readers of one content refused with a bare 552 (none taking that form) before it is taken
+# for the server's size limit, as a 5.3.4 is at once: one full mailbox moves no one else
+UNSURE_READERS = 3
 
 
 @dataclass
@@ -162,6 +166,7 @@ class _Ladder:
     cap: int | None = None
     reasons: list[tuple[_Form, str]] = field(default_factory=list)
     taken: int = 0
+    unsure: int = 0  # readers refused with a bare 552 (``refusal_kind``: ``unsure``)
 
 
 def _copy(ladder: _Ladder, *, into: _Ladder) -> None:
@@ -457,6 +462,7 @@ class EmailDeliverer:
         shared = self._ladders.setdefault(mail.content, _Ladder())
         ladder = _Ladder(shared.start, shared.cap, list(shared.reasons))
         own = False  # a refusal about this reader alone: what it taught is not shared
+        counted = False  # this reader's bare 552 is counted in ``shared.unsure``
         for _ in range(MAX_FORMS):
             chosen: list[tuple[_Form, int]] = []
 
@@ -483,9 +489,17 @@ class EmailDeliverer:
                 # a bare 552 once the message was in: the server's size limit, or this
                 # reader's full mailbox. A form as large went to another reader: the mailbox
                 # (tried as plain text, then given up, as 5.2.2); else it may be the size, of
-                # this reader's server alone: smaller forms for this reader, the others unmoved
-                kind = "other" if shared.taken >= size else "size"
-                own = True
+                # this reader alone: smaller forms for this reader, the others unmoved, until
+                # UNSURE_READERS readers were so refused and none took the form (the server's
+                # limit, not so many full mailboxes in a row)
+                if shared.taken >= size:
+                    kind, own = "other", True
+                else:
+                    if not counted:
+                        shared.unsure += 1
+                        counted = True
+                    kind = "size"
+                    own = own or shared.unsure < UNSURE_READERS
             ladder.reasons.append((form, result.error))
             index, plain = forms.index(form), forms.index(PLAIN)
             ladder.start = index + 1

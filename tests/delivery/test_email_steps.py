@@ -176,6 +176,31 @@ def test_a_bare_552_for_a_form_another_reader_took_is_that_readers_mailbox(
     assert len(smtp_server.handler.data_sizes) == 4
 
 
+def test_a_bare_552_for_three_readers_with_none_taking_the_form_is_the_servers_limit(
+    store: SqlStore, ca: trustme.CA
+) -> None:
+    """Three readers in a row refused the full email with a bare 552 and no reader's server
+    took it: a size limit, not three full mailboxes. The readers after get the compact HTML
+    at once (no refused try each)."""
+    readers = [f"reader{i}@example.org" for i in range(6)]
+    settings = with_papers(store, readers)
+    bare = "552 Message size exceeds maximum permitted"
+    server = SmtpServer(ca, size_limit=12_000, advertise_size=False, too_big=bare).start()
+    try:
+        report = send_due(
+            settings, store, now=NOW, deliverers=Deliverers(email=email_deliverer(server))
+        )
+        sizes = list(server.handler.data_sizes)
+        messages = [server.handler.to(r)[0].message for r in readers]
+    finally:
+        server.stop()
+    assert [o.status for o in report.outcomes] == ["sent"] * 6
+    for message in messages:
+        assert_compact(message)
+    assert len([s for s in sizes if s > 12_000]) == 3  # the first three readers' full emails
+    assert len(sizes) == 9
+
+
 def test_a_bare_552_to_mail_from_is_about_the_message_for_every_reader(
     store: SqlStore, smtp_server: SmtpServer
 ) -> None:
