@@ -158,14 +158,15 @@ UNSURE_READERS = 3
 class _Ladder:
     """What is known of one content's forms on this server (shared by its readers): the
     first form worth trying (``forms[start]``), the size a refusal taught (``cap``: larger
-    messages were refused), why each larger form did not go, and the largest message of
-    this content a reader's server took (``taken``, in bytes: a refusal of a form no
-    larger cannot be the server's size limit)."""
+    messages were refused), why each larger form did not go, and the largest form of this
+    content a reader's server took (``taken``, its index: a refusal of that form or a
+    smaller one cannot be the server's size limit; compared by form, not by bytes, as each
+    reader's own headers differ by a few bytes)."""
 
     start: int = 0
     cap: int | None = None
     reasons: list[tuple[_Form, str]] = field(default_factory=list)
-    taken: int = 0
+    taken: int | None = None
     unsure: int = 0  # readers refused with a bare 552 (``refusal_kind``: ``unsure``)
 
 
@@ -480,7 +481,8 @@ class EmailDeliverer:
                 return self._refused(mail, ladder) if result.refused else result
             form, size = chosen[0]
             if result.ok:
-                shared.taken = max(shared.taken, size)
+                index = forms.index(form)
+                shared.taken = index if shared.taken is None else min(shared.taken, index)
                 return self._sent(mail, form, ladder)
             if not result.refused:
                 return result  # failed otherwise (a 4xx, the connection): retried as ever
@@ -492,7 +494,7 @@ class EmailDeliverer:
                 # this reader alone: smaller forms for this reader, the others unmoved, until
                 # UNSURE_READERS readers were so refused and none took the form (the server's
                 # limit, not so many full mailboxes in a row)
-                if shared.taken >= size:
+                if shared.taken is not None and shared.taken <= forms.index(form):
                     kind, own = "other", True
                 else:
                     if not counted:
