@@ -304,3 +304,28 @@ def test_history_counts_the_papers_a_cut_email_carried(
     assert f"email:{READERS[0]}  {kept} of 10 papers  (sent as plain text listing {kept}" in line
     [entry] = as_json(cli("--config", config, "history", "--json"))
     assert len(entry["papers"]) == 10  # the digest's papers, as before
+
+
+def test_an_email_already_compact_for_gmail_has_no_second_compact_step(
+    store: SqlStore, ca: trustme.CA
+) -> None:
+    """90 papers: the full HTML is over Gmail's clipping size, so it leaves the abstracts
+    out already; refused, it goes as plain text at once (no same-size compact try)."""
+    settings = settings_for(deliver=[{"email": {"to": READERS[:1]}}], top_k=90)
+    add_papers(store, [make_paper(i, abstract=ABSTRACT) for i in range(1, 91)], now=NOW)
+    server = SmtpServer(ca, size_limit=40_000, advertise_size=False).start()
+    try:
+        [outcome] = send_due(
+            settings, store, now=NOW, deliverers=Deliverers(email=email_deliverer(server))
+        ).outcomes
+        sizes = list(server.handler.data_sizes)
+        [received] = server.handler.received
+    finally:
+        server.stop()
+    assert (outcome.status, outcome.papers) == ("sent", 90)
+    assert received.message.get_content_type() == "text/plain"
+    assert len(sizes) == 2 and sizes[0] > 40_000
+    assert (
+        outcome.detail
+        == f"sent as plain text: the mail server refuses the full message ({TOO_BIG})"
+    )
