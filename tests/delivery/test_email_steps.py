@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import trustme
 
 from digestbot.config import Settings
@@ -19,7 +20,16 @@ from digestbot.delivery.service import send_due
 from digestbot.delivery.targets import Deliverers
 from digestbot.status import build_status
 from digestbot.store import SqlStore
-from digestbot.store.ledger import count_sent, load_history
+from digestbot.store.ledger import (
+    NewDelivery,
+    count_sent,
+    load_history,
+    load_left_out,
+    load_watermarks,
+    mark_sent_many,
+    record_deliveries,
+)
+from digestbot.store.schema import papers
 from tests.conftest import NOW, as_json, write_config
 from tests.delivery.helpers import add_papers, email_deliverer, make_paper, settings_for
 from tests.smtp_server import SmtpServer, body_of
@@ -329,3 +339,45 @@ def test_an_email_already_compact_for_gmail_has_no_second_compact_step(
         outcome.detail
         == f"sent as plain text: the mail server refuses the full message ({TOO_BIG})"
     )
+
+
+def test_the_ledger_owes_left_out_papers_of_recent_cut_digests(any_store: SqlStore) -> None:
+    """``load_left_out(since=...)``: the latest digest's left-out papers whatever its age,
+    and those of every cut digest dated ``since`` or later, unless sent since; on SQLite and
+    PostgreSQL."""
+    add_papers(any_store, [make_paper(i) for i in range(1, 7)], now=NOW)
+    with any_store.transaction() as conn:
+        rows = conn.execute(sa.select(papers.c.pk, papers.c.id).order_by(papers.c.pk)).all()
+    pk = {paper_id: key for key, paper_id in rows}
+    dest = "email:alice@example.org"
+
+    def cut(day: int, ids: tuple[int, ...], kept: int, watermark: int) -> None:
+        item = NewDelivery(
+            digest_id=f"d{day}",
+            profile="attn",
+            destination=dest,
+            digest_date=(NOW + day * DAY).date(),
+            status="pending",
+            watermark=watermark,
+            papers=tuple((pk[f"2611.{i:05d}"], 1.0, "why") for i in ids),
+        )
+        [record], _ = record_deliveries(any_store, [item], now=NOW + day * DAY)
+        note = {"form": "plain", "refused": "552", "kept": kept, "left_out": len(ids) - kept}
+        carried = [f"2611.{i:05d}" for i in ids[:kept]]
+        mark_sent_many(
+            any_store,
+            [(record, f"<d{day}@example.org>")],
+            now=NOW + day * DAY,
+            progress={record.pk: note},
+            only={record.pk: carried},
+        )
+
+    cut(0, (1, 2, 3), kept=1, watermark=pk["2611.00003"])  # 2, 3 left out
+    cut(1, (4, 2, 5), kept=2, watermark=pk["2611.00006"])  # 2 sent now, 5 left out
+    marks = load_watermarks(any_store, profile="attn", destinations=[dest])
+    latest = load_left_out(any_store, profile="attn", watermarks=marks)
+    assert latest == {dest: {pk["2611.00005"]}}
+    week = load_left_out(any_store, profile="attn", watermarks=marks, since=NOW.date())
+    assert week == {dest: {pk["2611.00003"], pk["2611.00005"]}}
+    later = (NOW + DAY).date()
+    assert load_left_out(any_store, profile="attn", watermarks=marks, since=later) == latest
