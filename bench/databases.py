@@ -1,12 +1,14 @@
 """Fresh databases for the benchmarks: a SQLite file, or a database on a PostgreSQL server.
 
-``--database-url`` of ``bench/ingest.py`` and ``bench/rank.py`` names a server database
-(``postgresql+psycopg://postgres@127.0.0.1:55439/digestbot_test``); the benchmarks make
-their own databases beside it (same server, other names), dropped and made again per run.
+``--database-url`` of ``bench/ingest.py``, ``bench/rank.py`` and ``bench/digest_send.py``
+names a server database (``postgresql+psycopg://postgres@127.0.0.1:55439/digestbot_test``);
+the benchmarks make their own databases beside it (same server, other names), dropped and
+made again per run (``server_url``: the option read, the ranking index's cache folder set).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +17,15 @@ import sqlalchemy as sa
 
 def is_sqlite(url: str) -> bool:
     return sa.make_url(url).get_backend_name() == "sqlite"
+
+
+def server_url(database_url: str | None, *, cache_home: Path) -> str | None:
+    """The PostgreSQL database ``--database-url`` names, or None (not given, or SQLite).
+    A server store's ranking index lives in the user cache: ``cache_home`` here."""
+    if not database_url or is_sqlite(database_url):
+        return None
+    os.environ["XDG_CACHE_HOME"] = str(cache_home)
+    return database_url
 
 
 def _admin(url: str) -> sa.Engine:

@@ -23,7 +23,6 @@ the candidates on the persisted index, as ``digestbot rank`` does.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import timedelta
@@ -32,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.databases import copy_store, is_sqlite  # noqa: E402
+from bench.databases import copy_store, server_url  # noqa: E402
 from bench.rank import ensure_store  # noqa: E402
 from bench.relevance_speed import NOW, fill, profiles  # noqa: E402
 from digestbot.config import Settings, parse_settings  # noqa: E402
@@ -95,9 +94,7 @@ def main() -> None:
     )
     opts = parser.parse_args()
     work: Path = opts.workdir
-    server = opts.database_url if opts.database_url and not is_sqlite(opts.database_url) else None
-    if server is not None:  # a server store's ranking index: in the user cache, here
-        os.environ["XDG_CACHE_HOME"] = str(work / "cache")
+    server = server_url(opts.database_url, cache_home=work / "cache")
     url, _ = ensure_store(work, opts.papers, server)
     store = SqlStore.open(url)  # the index brought up to date once (as bench/rank.py does)
     index_dir = default_index_dir(store)

@@ -177,8 +177,10 @@ def child_ingest(drops: Path, url: str, *, step: int | None) -> None:
 
     writer = LockWaiter(store)  # a writer (the daemon's ingest) beside the catch-up
     writer.start()
+    cpu_search0 = os.times()
     indexed = catch_up_search_index(store, step=step, on_step=timed_step)
     search_s = time.perf_counter() - t1
+    cpu_search1 = os.times()
     writer.stop.set()
     writer.join()
     server2 = server_cpu(store)
@@ -201,6 +203,8 @@ def child_ingest(drops: Path, url: str, *, step: int | None) -> None:
                 + (cpu1.children_system - cpu0.children_system),
                 "cpu_server": _spent(server0, server1),
                 "search_index_seconds": search_s,
+                "search_index_cpu": (cpu_search1.user - cpu_search0.user)
+                + (cpu_search1.system - cpu_search0.system),
                 "search_index_steps": len(steps),
                 "search_index_longest_step": max(steps, default=0.0),
                 "writer_longest_wait": max(writer.waits, default=0.0),
@@ -302,7 +306,9 @@ def main() -> None:
                 f"{result['cpu_parent']:.2f}s + workers {result['cpu_workers']:.2f}s"
                 + _server_part(result.get("cpu_server"))
                 + f"; search index {result['search_index_seconds']:.2f}s after"
+                + f" (CPU {result['search_index_cpu']:.2f}s"
                 + _server_part(result.get("search_index_cpu_server"))
+                + ")"
                 + f" in {result['search_index_steps']} steps (longest "
                 + f"{result['search_index_longest_step']:.2f}s; a writer beside it waited "
                 + f"{result['writer_longest_wait']:.2f}s at most for the write lock)"

@@ -43,8 +43,8 @@ from bench.databases import (  # noqa: E402
     copy_store,
     database_exists,
     database_name,
-    is_sqlite,
     server_database,
+    server_url,
 )
 from bench.relevance_speed import NOW, fill, profiles  # noqa: E402
 from bench.synth import write_drops  # noqa: E402
@@ -128,9 +128,7 @@ def main() -> None:
     )
     opts = parser.parse_args()
     work: Path = opts.workdir
-    server = opts.database_url if opts.database_url and not is_sqlite(opts.database_url) else None
-    if server is not None:  # a server store's ranking index: in the user cache, here
-        os.environ["XDG_CACHE_HOME"] = str(work / "cache")
+    server = server_url(opts.database_url, cache_home=work / "cache")
     url, config = ensure_store(work, opts.papers, server)
     exe = str(Path(sys.executable).parent / "digestbot")
     base = [exe, "--config", str(config)]

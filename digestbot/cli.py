@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import click
 
@@ -121,11 +121,17 @@ def _os_error(exc: OSError) -> str:
     return f"{exc.filename}{target}: {reason}"
 
 
+class Advance(Protocol):
+    """Moves a progress bar on by ``count`` (one item by default)."""
+
+    def __call__(self, count: int = 1, /) -> None: ...
+
+
 @contextmanager
-def progress_bar(total: int, *, label: str, enabled: bool) -> Iterator[Callable[[], None]]:
+def progress_bar(total: int, *, label: str, enabled: bool) -> Iterator[Advance]:
     """A rich progress bar on a terminal; a no-op elsewhere."""
     if not enabled or not sys.stderr.isatty():
-        yield lambda: None
+        yield lambda count=1, /: None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -139,7 +145,7 @@ def progress_bar(total: int, *, label: str, enabled: bool) -> Iterator[Callable[
         console=Console(stderr=True),  # the terminal it checked; stdout stays for results
     ) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda: bar.advance(task)
+        yield lambda count=1, /: bar.advance(task, count)
 
 
 # Which module defines each command. Commands are imported when used, so that

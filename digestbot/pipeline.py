@@ -5,7 +5,7 @@ This module is the only one that knows the order; each step lives elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -61,17 +61,23 @@ def index_papers(store: SqlStore, settings: RankingSettings) -> None:
         sync_index(store, index_dir)
 
 
-def index_after_ingest(store: SqlStore, settings: RankingSettings) -> None:
+def index_after_ingest(
+    store: SqlStore,
+    settings: RankingSettings,
+    *,
+    on_search_step: Callable[[int], None] | None = None,
+) -> None:
     """Bring both derived indexes up to date after an ingest, side by side: the full-text
     search index (SQLite FTS5, C code that releases the GIL) on a thread, the ranking
     index here. After a bulk load of 100,000 papers each takes seconds; together they
-    take about the longer of the two on two cores."""
+    take about the longer of the two on two cores. ``on_search_step`` gets the pks each
+    step of the search index's catch-up indexed (on that thread)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from digestbot.store.search import catch_up_search_index
 
     with ThreadPoolExecutor(1, thread_name_prefix="search-index") as pool:
-        search = pool.submit(catch_up_search_index, store)
+        search = pool.submit(catch_up_search_index, store, on_step=on_search_step)
         index_papers(store, settings)
         search.result()
 

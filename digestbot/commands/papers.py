@@ -14,6 +14,7 @@ from digestbot.models import paper_as_dict
 from digestbot.pipeline import build_digest, index_after_ingest, write_markdown_digest
 from digestbot.store.feedback import PaperVote, load_paper_votes
 from digestbot.store.ledger import PaperDelivery, load_paper_deliveries
+from digestbot.store.search import catch_up_search_index, count_search_backlog
 
 
 def run_ingest(
@@ -40,8 +41,12 @@ def run_ingest(
             index_search=False,
             retry_failed=retry_failed,
         )
-    if report.papers_new or report.papers_merged:  # so that the next search or rank pays nothing
-        index_after_ingest(app.store, app.settings.ranking)
+    backlog = count_search_backlog(app.store)  # every paper, the first time after an upgrade
+    with progress_bar(backlog, label="search index", enabled=show_progress and backlog > 0) as step:
+        if report.papers_new or report.papers_merged:  # the next search or rank pays nothing
+            index_after_ingest(app.store, app.settings.ranking, on_search_step=step)
+        elif backlog:  # nothing new, but a search index behind (an upgrade): caught up here
+            catch_up_search_index(app.store, on_step=step)
     return report
 
 

@@ -20,6 +20,7 @@ first brings the keys of titles written in TeX maths up to date
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ paper_aliases = sa.Table(
 )
 
 _CHUNK = 500
+log = logging.getLogger(__name__)
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -100,8 +102,11 @@ def refold_title_keys(conn: Connection) -> int:
     """Papers whose title holds ``$``, a backslash or a Brahmic or Thai spelling mark,
     stored under the key an older digestbot made of it (before TeX maths were folded,
     ``ids.fold_tex_math``, and those marks kept), take the key their title has now; the
-    old title id stays an alias (the paper's public id does not change). Papers keyed
-    apart (``doi:``, ``url:``, ``text:``) keep theirs. Returns how many changed."""
+    old title id stays an alias (the paper's public id does not change), unless another
+    paper holds that title id once the keys are changed (its ``papers.tid``): an alias
+    there would outlive that paper's own retitle (``record_aliases`` keeps the first) and
+    merge its old title into this paper. Papers keyed apart (``doi:``, ``url:``,
+    ``text:``) keep theirs. Returns how many changed."""
     changes: list[dict[str, Any]] = []
     olds: list[tuple[str, int]] = []
     for pk, title, key, tid in load_refold_candidates(conn):  # once, when the table is made
@@ -119,8 +124,28 @@ def refold_title_keys(conn: Connection) -> int:
             .values(title_key=sa.bindparam("title_key"), tid=sa.bindparam("tid")),
             changes,
         )
-        record_aliases(conn, olds)
+        held = _held_tids(conn, [tid for tid, _ in olds])
+        skipped = [(tid, pk) for tid, pk in olds if tid in held]
+        for tid, pk in skipped:
+            log.debug(
+                "re-key: %s is paper %d's own id: not an alias of paper %d", tid, held[tid], pk
+            )
+        if skipped:
+            log.info("re-key: %d earlier title ids held by another paper: no alias", len(skipped))
+        record_aliases(conn, [(tid, pk) for tid, pk in olds if tid not in held])
+        log.info("re-key: %d titles took their current key", len(changes))
     return len(changes)
+
+
+def _held_tids(conn: Connection, tids: Sequence[str]) -> dict[str, int]:
+    """Which of these title ids a paper holds as its own (``papers.tid``), and which paper
+    (the first by pk where several do)."""
+    held: dict[str, int] = {}
+    for part in _chunks(sorted(set(tids))):
+        query = sa.select(papers.c.tid, papers.c.pk).where(papers.c.tid.in_(part))
+        for tid, pk in conn.execute(query.order_by(papers.c.pk)):
+            held.setdefault(tid, pk)
+    return held
 
 
 def _made(target: Any, connection: Connection, **_kw: Any) -> None:

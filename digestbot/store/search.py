@@ -93,11 +93,20 @@ _SQLITE_DDL = (
     f"INSERT INTO schema_info(key, value) SELECT '{_WATERMARK}', CAST(COALESCE(MAX(pk), 0) "  # noqa: S608
     "AS TEXT) FROM papers",
 )
-_PG_FILL = (
-    f"INSERT INTO {SEARCH_TABLE} (paper_pk, document, title) "  # noqa: S608
-    f"SELECT pk, {SEARCH_DOCUMENT.format(row='')}, {SEARCH_TITLE.format(row='')} FROM papers "
-    "WHERE pk > %(indexed)s AND pk <= %(newest)s"
-)
+# The papers with ``:indexed < pk <= :newest`` into the index, per database.
+_FILLS = {
+    "sqlite": sa.text(
+        "INSERT INTO papers_fts(rowid, title, abstract) "
+        "SELECT pk, title, abstract FROM papers WHERE pk > :indexed AND pk <= :newest"
+    ),
+    "postgresql": sa.text(
+        f"INSERT INTO {SEARCH_TABLE} (paper_pk, document, title) "  # noqa: S608
+        f"SELECT pk, {SEARCH_DOCUMENT.format(row='')}, {SEARCH_TITLE.format(row='')} "
+        "FROM papers WHERE pk > :indexed AND pk <= :newest"
+    ),
+}
+_WATERMARK_SQL = sa.text("SELECT CAST(value AS BIGINT) FROM schema_info WHERE key = :key")
+_NEWEST_SQL = sa.text("SELECT COALESCE(MAX(pk), 0) FROM papers")
 _search_table = sa.table(
     SEARCH_TABLE, sa.column("paper_pk"), sa.column("document"), sa.column("title")
 )
@@ -140,31 +149,35 @@ sa.event.listen(metadata, "after_create", _create_search_index)
 
 def sync_search_index(conn: Connection, *, limit: int | None = None) -> int:
     """Index the papers stored since the last sync (at most ``limit`` of them, by pk);
-    returns how many. The write lock is taken first, so two processes never index the
-    same rows twice. Databases other than SQLite and PostgreSQL: nothing to do.
+    returns how many pks the watermark moved by. Under the store's write lock (every writer
+    of papers takes it first and holds it to its commit: once this transaction holds it,
+    every pk taken is committed or rolled back, so the newest pk read next passes no paper
+    still to come), one ``INSERT ... SELECT`` (``_FILLS``) and the watermark moved, both
+    committed with the lock's release: two processes never index the same rows twice.
+    PostgreSQL looks for new papers before it takes the lock (nothing locked while nothing
+    is new; SQLite takes it first, as it always has). Databases other than SQLite and
+    PostgreSQL: nothing to do.
     """
-    if conn.dialect.name == "postgresql":
-        return _sync_postgres(conn, limit=limit)
-    if conn.dialect.name != "sqlite":
+    fill = _FILLS.get(conn.dialect.name)
+    if fill is None:
         return 0
-    conn.exec_driver_sql("UPDATE schema_info SET value = value WHERE key = ?", (_WATERMARK,))
-    indexed = conn.exec_driver_sql(
-        "SELECT CAST(value AS INTEGER) FROM schema_info WHERE key = ?", (_WATERMARK,)
-    ).scalar()
+    if conn.dialect.name == "postgresql":  # nothing locked while nothing is new
+        span = _unindexed_span(conn)
+        if span is None or span[1] <= span[0]:
+            return 0
+    take_write_lock(conn)
+    indexed = conn.execute(_WATERMARK_SQL, {"key": _WATERMARK}).scalar()
     if indexed is None:  # no search index in this database
         return 0
-    newest = conn.exec_driver_sql("SELECT COALESCE(MAX(pk), 0) FROM papers").scalar_one()
+    newest = conn.execute(_NEWEST_SQL).scalar_one()
     if limit is not None:
         newest = min(newest, indexed + limit)
     if newest <= indexed:
         return 0
-    conn.exec_driver_sql(
-        "INSERT INTO papers_fts(rowid, title, abstract) "
-        "SELECT pk, title, abstract FROM papers WHERE pk > ? AND pk <= ?",
-        (indexed, newest),
-    )
-    conn.exec_driver_sql(
-        "UPDATE schema_info SET value = ? WHERE key = ?", (str(newest), _WATERMARK)
+    conn.execute(fill, {"indexed": indexed, "newest": newest})
+    conn.execute(
+        sa.text("UPDATE schema_info SET value = :value WHERE key = :key"),
+        {"value": str(newest), "key": _WATERMARK},
     )
     return int(newest - indexed)
 
@@ -229,52 +242,42 @@ def _within_statement_timeout(store: SqlStore, step: int) -> int:
     return max(100, min(step, int(timeout_ms) // 2))
 
 
+def count_search_backlog(store: SqlStore) -> int:
+    """The pks past the search index's watermark: what the counts a catch-up gives its
+    ``on_step`` add up to, unless papers are written meanwhile (a progress bar's total).
+    0 where there is no search index. Read without a lock."""
+    with store.transaction() as conn:
+        span = _unindexed_span(conn)
+    return 0 if span is None else max(span[1] - span[0], 0)
+
+
+def _unindexed_span(conn: Connection) -> tuple[int, int] | None:
+    """The watermark and the newest pk, or None where there is no search index."""
+    if conn.dialect.name not in _FILLS:
+        return None
+    indexed = conn.execute(_WATERMARK_SQL, {"key": _WATERMARK}).scalar()
+    if indexed is None:
+        return None
+    return int(indexed), int(conn.execute(_NEWEST_SQL).scalar_one())
+
+
 def _backlog(store: SqlStore) -> tuple[int, int]:
     """The pks past the watermark, and the papers among them (committed ones; read without
     a lock, so an estimate): 0 at once where there are none or no search index. The rows are
     counted only for a large pk range (cheap beside its catch-up), so that gaps in the pks
     do not overstate it."""
     with store.transaction() as conn:
-        indexed = conn.execute(
-            sa.text("SELECT CAST(value AS BIGINT) FROM schema_info WHERE key = :key"),
-            {"key": _WATERMARK},
-        ).scalar()
-        if indexed is None:
+        span = _unindexed_span(conn)
+        if span is None:
             return 0, 0
-        newest = conn.execute(sa.text("SELECT COALESCE(MAX(pk), 0) FROM papers")).scalar_one()
-        pks = int(max(newest - indexed, 0))
+        indexed, newest = span
+        pks = max(newest - indexed, 0)
         if pks < BIG_SYNC:
             return pks, pks
         count = conn.execute(
             sa.text("SELECT count(*) FROM papers WHERE pk > :indexed"), {"indexed": indexed}
         ).scalar_one()
         return pks, int(count)
-
-
-def _sync_postgres(conn: Connection, *, limit: int | None) -> int:
-    """``sync_search_index`` on PostgreSQL: nothing locked while nothing is new. Else the
-    store's write lock (every writer of papers takes it first and holds it to its commit:
-    once this transaction holds it, every pk taken is committed or rolled back, so the
-    newest pk read next passes no paper still to come), then one ``INSERT ... SELECT`` and
-    the watermark moved, both committed with the lock's release."""
-    watermark = "SELECT CAST(value AS BIGINT) FROM schema_info WHERE key = %(key)s"
-    newest_sql = "SELECT COALESCE(MAX(pk), 0) FROM papers"
-    indexed = conn.exec_driver_sql(watermark, {"key": _WATERMARK}).scalar()
-    if indexed is None or conn.exec_driver_sql(newest_sql).scalar_one() <= indexed:
-        return 0
-    take_write_lock(conn)
-    indexed = conn.exec_driver_sql(watermark, {"key": _WATERMARK}).scalar_one()
-    newest = conn.exec_driver_sql(newest_sql).scalar_one()
-    if limit is not None:
-        newest = min(newest, indexed + limit)
-    if newest <= indexed:
-        return 0
-    conn.exec_driver_sql(_PG_FILL, {"indexed": indexed, "newest": newest})
-    conn.exec_driver_sql(
-        "UPDATE schema_info SET value = %(value)s WHERE key = %(key)s",
-        {"value": str(newest), "key": _WATERMARK},
-    )
-    return int(newest - indexed)
 
 
 def _sqlite_hits(conn: Connection, terms: tuple[str, ...], *, want: int) -> list[int]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.conftest import as_json, write_config
 from tests.smtp_server import PASSWORD, USER, SmtpServer
+from tests.terminal import run_on_terminal
 
 CONFIG = """\
 database_url: sqlite:///data/db.sqlite3
@@ -98,28 +98,9 @@ email:
     }
     base = [sys.executable, "-m", "digestbot", "--config", str(config)]
     subprocess.run([*base, "ingest"], env=env, cwd=tmp_path, check=True, capture_output=True)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [*base, "--now", "2026-11-23T08:00:00Z", "send"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=slave,
-    )
-    os.close(slave)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    stdout = proc.communicate(timeout=60)[0].decode()
-    os.close(master)
-    assert proc.returncode == 0
-    assert stdout.count("sent          efficient-attention → email:") == 40
-    screen = seen.decode(errors="replace")
+    run = run_on_terminal([*base, "--now", "2026-11-23T08:00:00Z", "send"], env=env, cwd=tmp_path)
+    assert run.returncode == 0
+    assert run.stdout.count("sent          efficient-attention → email:") == 40
+    screen = run.screen
     assert "sending" in screen and "40/40" in screen  # advanced per recipient, to the end
     assert len(smtp_server.handler.received) == 40

@@ -6,8 +6,10 @@ title in Python took ~1 s per 100,000 papers. The result is that of reading them
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from digestbot.ids import normalize_title, title_id_of_key
@@ -105,5 +107,60 @@ def test_an_older_sqlite_file_is_rekeyed_on_open(tmp_path: Path) -> None:
         for title, old_key in OLD_KEYS.items():
             assert store.get_paper(title).id == old_tid(old_key)
             assert store.get_paper(old_tid(old_key)).title == title
+    finally:
+        store.close()
+
+
+TEX = "$\\alpha$-Divergence Bridges for $O(n^2)$ Sampling"
+PLAINLY = "Alpha divergence bridges for O(n 2) sampling"  # its key: TEX's old key
+
+
+def test_an_old_title_id_another_paper_holds_is_no_alias_and_a_later_retitle_merges_right(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An older SQLite file where a TeX title's old key is another paper's key: the re-key
+    on open keeps no alias there, so that paper's own retitle makes its old title its
+    alias, and a drop under that title merges into it (with the alias, into the TeX one)."""
+    old_key = OLD_KEYS[TEX]
+    assert normalize_title(PLAINLY) == old_key
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    old = SqlStore.open(url)
+    with old.transaction() as conn:
+        items = [
+            Paper(title=TEX, abstract="a", arxiv_id="2601.00001", arxiv_version=1),
+            Paper(title=PLAINLY, abstract="b", arxiv_id="2601.00002", arxiv_version=1),
+        ]
+        old.upsert_papers(conn, items, now=NOW)
+        conn.execute(
+            papers.update()
+            .where(papers.c.title == TEX)
+            .values(title_key=old_key, tid=old_tid(old_key))
+        )
+        conn.exec_driver_sql("DROP TABLE paper_aliases")
+    old.close()
+    with caplog.at_level(logging.DEBUG, logger="digestbot.store.aliases"):
+        store = SqlStore.open(url)
+    try:
+        with store.transaction() as conn:
+            query = sa.select(paper_aliases.c.tid, paper_aliases.c.paper_pk)
+            assert list(conn.execute(query)) == []
+        assert "1 earlier title ids held by another paper: no alias" in caplog.text
+        assert f"{old_tid(old_key)} is paper 2's own id: not an alias of paper 1" in caplog.text
+        assert store.get_paper(TEX).id == "2601.00001"
+        assert store.get_paper(old_tid(old_key)).id == "2601.00002"
+        # the second paper is retitled, then a drop (no arXiv id) brings its first title
+        retitled = Paper(
+            title="Bridges, renamed", abstract="b", arxiv_id="2601.00002", arxiv_version=2
+        )
+        with store.transaction() as conn:
+            store.upsert_papers(conn, [retitled], now=NOW)
+        with store.transaction() as conn:
+            counts, _ = store.upsert_papers(
+                conn, [Paper(title=PLAINLY, abstract="b", upvotes=7)], now=NOW
+            )
+        assert (counts.new, counts.merged) == (0, 1)
+        assert store.get_paper("2601.00002").upvotes == 7
+        assert store.get_paper("2601.00001").upvotes == 0
+        assert store.get_paper(PLAINLY).id == "2601.00002"
     finally:
         store.close()
