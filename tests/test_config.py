@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from digestbot.config import _load_yaml, load_settings, parse_duration
+from digestbot.config import Settings, _load_yaml, load_settings, parse_duration
 from digestbot.errors import ConfigError, NotFoundError
 from tests.conftest import write_config
 
@@ -326,6 +326,14 @@ def test_example_config_is_valid() -> None:
     }
     settings = load_settings(example, env=env)
     assert settings.profiles
+    # it shows every top-level section, and a copy of it ranks as the defaults do
+    written = set(_load_yaml(example.read_text("utf-8"), path=str(example)))
+    assert written == {
+        "database_url", "drops", "output_dir", "templates_dir", "ranking", "slack", "email",
+        "server", "alerts", "misfire_grace", "feeds", "profiles",
+    }  # fmt: skip
+    assert written == set(Settings.model_fields) - {"source"}
+    assert settings.ranking.embedding_model == "auto"
 
 
 @pytest.mark.parametrize(
