@@ -189,6 +189,13 @@ class SlackSettings(_Model):
     app_token: SecretStr | None = None
     base_url: str = "https://slack.com/api/"
 
+    @field_validator("bot_token", "signing_secret", "app_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """``bot_token: ${SLACK_BOT_TOKEN:-}`` with the variable unset is no token (an empty
+        one was taken as set: ``serve`` failed with a traceback, posts with invalid_auth)."""
+        return None if isinstance(value, str) and not value.strip() else value
+
 
 class FeedSettings(_Model):
     name: str

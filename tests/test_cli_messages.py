@@ -3,9 +3,11 @@ what to change, in the words the configuration uses."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
-from tests.conftest import write_config
+from tests.conftest import SEEDS, write_config
 
 PROFILES = "profiles:\n  - {name: a, keywords: [linear attention]}\n"
 
@@ -27,3 +29,50 @@ def test_embed_without_a_model_says_why_not_only_set_the_model(tmp_path: Path, c
     result = cli("embed")
     assert result.exit_code == 2
     assert "no model to embed with: empty: ranking is lexical" in result.stderr
+
+
+SLACK_FROM_ENV = """
+database_url: sqlite:///db.sqlite3
+profiles:
+  - {name: p, keywords: [attention]}
+slack:
+  bot_token: ${SLACK_BOT_TOKEN:-}
+  signing_secret: ${SLACK_SIGNING_SECRET:-}
+  base_url: http://127.0.0.1:9/api/
+"""
+
+
+def test_serve_with_an_empty_token_or_secret_is_a_config_error_not_a_traceback(
+    tmp_path: Path, cli
+) -> None:
+    """``${VAR:-}`` with VAR unset gives an empty value: no token, as if the key were absent."""
+    write_config(tmp_path, SLACK_FROM_ENV)
+    result = cli("serve", "--port", "0", env={"SLACK_BOT_TOKEN": "", "SLACK_SIGNING_SECRET": ""})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: config.yaml: slack.bot_token: needed to answer")
+    # the variable named is one digestbot reads (SLACK_BOT_TOKEN only through the config)
+    assert "DIGESTBOT_SLACK__BOT_TOKEN" in result.stderr
+
+    result = cli(
+        "serve", "--port", "0", env={"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": " "}
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: config.yaml: slack.signing_secret: needed to verify")
+    assert "DIGESTBOT_SLACK__SIGNING_SECRET" in result.stderr
+
+
+def test_a_channel_digest_without_a_token_fails_saying_so(tmp_path: Path, cli) -> None:
+    write_config(
+        tmp_path,
+        SLACK_FROM_ENV.replace(
+            "{name: p, keywords: [attention]}",
+            "{name: p, keywords: [attention], deliver: [{slack: {channel: C0123456789}}]}",
+        ),
+    )
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    assert cli("ingest").exit_code == 0
+    result = cli("send", "--json", env={"SLACK_BOT_TOKEN": "", "SLACK_SIGNING_SECRET": ""})
+    assert result.exit_code == 1
+    (outcome,) = json.loads(result.stdout)
+    assert outcome["status"] == "failed"
+    assert "slack.bot_token is not set" in outcome["error"]
