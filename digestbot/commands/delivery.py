@@ -41,7 +41,7 @@ def _line(outcome: DeliveryOutcome) -> str:
 @handle_errors
 def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Build and deliver the digests that are due. Exit 1 if any delivery failed or
-    Slack rejected one."""
+    was rejected (by Slack or the mail server)."""
     now = app.now()
     chosen = [app.settings.profile(n) for n in profiles] if profiles else app.settings.profiles
     total = sum(len(collect_targets(app.settings, app.store, p, now=now)) for p in chosen)
