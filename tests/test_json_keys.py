@@ -1,0 +1,33 @@
+"""The ``--json`` keys the README names, exactly: a key added or lost shows here first."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.conftest import SEEDS, as_json, write_config
+
+CONFIG = "database_url: sqlite:///db.sqlite3\nprofiles:\n  - {name: a, keywords: [mamba]}\n"
+
+
+def test_ingest_and_papers_json_keys_are_the_readmes(tmp_path: Path, cli) -> None:
+    write_config(tmp_path, CONFIG)
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    summary = as_json(cli("ingest", "--json"))
+    assert set(summary) == {"files", "papers", "details"}
+    assert set(summary["files"]) == {"new", "skipped", "failed"}
+    assert set(summary["papers"]) == {"new", "merged"}
+    assert {frozenset(d) for d in summary["details"]} == {
+        frozenset(
+            {"path", "status", "entries", "papers_new", "papers_merged", "error", "warnings"}
+            | {"unchanged"}
+        )
+    }
+    (paper,) = as_json(cli("papers", "--json", "--limit", "1"))
+    assert set(paper) == {
+        "id", "title", "abstract", "published", "upvotes", "authors_count", "organization",
+        "authors", "arxiv_id", "arxiv_version", "urls", "link", "first_seen", "sources", "extra",
+    }  # fmt: skip
+    assert {frozenset(s) for s in paper["sources"]} == {
+        frozenset({"kind", "name", "entry", "line"})
+    }
