@@ -106,9 +106,11 @@ def _record_dict(record: DeliveryRecord) -> dict[str, object]:
 @handle_errors
 def history(app: AppContext, profile_name: str | None, limit: int, as_json: bool) -> None:
     """What was sent where and when, newest first, with status and error."""
-    if profile_name is not None:
-        app.settings.profile(profile_name)  # an unknown name is an error, not an empty list
     records = load_history(app.store, profile=profile_name, limit=limit)
+    if profile_name is not None and not records:
+        # a misspelt name is an error, not an empty list; a profile with digests in the ledger
+        # is listed even when it is not configured (removed since, or a person's ``@U…``)
+        app.settings.profile(profile_name)
     if as_json:
         print_json([_record_dict(r) for r in records])
         return

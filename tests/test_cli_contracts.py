@@ -1,4 +1,5 @@
-"""The ``--json`` keys the README names, exactly: a key added or lost shows here first."""
+"""What the README promises of the command line: the `--json` keys it names, exactly (a key
+added or lost shows here first), and the commands it says keep working."""
 
 from __future__ import annotations
 
@@ -31,3 +32,22 @@ def test_ingest_and_papers_json_keys_are_the_readmes(tmp_path: Path, cli) -> Non
     assert {frozenset(s) for s in paper["sources"]} == {
         frozenset({"kind", "name", "entry", "line"})
     }
+
+
+def test_history_of_a_profile_no_longer_configured_is_still_listed(tmp_path: Path, cli) -> None:
+    """``status`` reports such digests as orphaned and says ``history`` keeps them: the
+    profile's own history stays reachable by name (a personal ``@U…`` profile's too)."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    write_config(
+        tmp_path,
+        CONFIG.replace("}", ", deliver: [{file: {path: out}}]}")
+        + "  - {name: old, keywords: [scaling law], deliver: [{file: {path: out}}]}\n",
+    )
+    assert cli("ingest").exit_code == 0
+    assert cli("send").exit_code == 0
+    write_config(tmp_path, CONFIG)  # "old" removed from the config
+    rows = as_json(cli("history", "--json", "--profile", "old"))
+    assert [(r["profile"], r["status"]) for r in rows] == [("old", "sent")]
+    typo = cli("history", "--profile", "olf")
+    assert typo.exit_code == 2
+    assert "unknown profile 'olf'" in typo.stderr
