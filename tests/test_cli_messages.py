@@ -7,7 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.conftest import SEEDS, write_config
+from tests.conftest import SEEDS, as_json, write_config
+from tests.feed_server import Answer, FeedServer, Route
 
 PROFILES = "profiles:\n  - {name: a, keywords: [linear attention]}\n"
 
@@ -76,3 +77,35 @@ def test_a_channel_digest_without_a_token_fails_saying_so(tmp_path: Path, cli) -
     (outcome,) = json.loads(result.stdout)
     assert outcome["status"] == "failed"
     assert "slack.bot_token is not set" in outcome["error"]
+
+
+def test_fetch_send_and_status_name_the_feed_or_destination_once(
+    tmp_path: Path, cli, server: FeedServer
+) -> None:
+    """The error names its feed or destination (for logs and --json); the text line, which
+    starts with that name, does not repeat it."""
+    server.routes["/gone"] = Route(script=[Answer(404, b"no")])
+    write_config(
+        tmp_path,
+        SLACK_FROM_ENV.replace(
+            "{name: p, keywords: [attention]}",
+            "{name: p, keywords: [attention], deliver: [{slack: {channel: C0123456789}}]}",
+        )
+        + f"feeds:\n  - {{name: gone, url: '{server.url('/gone')}', timeout: 5}}\n",
+    )
+    fetch = cli("fetch")
+    assert fetch.exit_code == 1
+    assert "gone: FAILED: HTTP 404 Not Found" in fetch.stderr + fetch.stdout
+    assert as_json(cli("feeds", "--json"))[0]["last_error"] == "gone: HTTP 404 Not Found"
+
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    assert cli("ingest").exit_code == 0
+    env = {"SLACK_BOT_TOKEN": "", "SLACK_SIGNING_SECRET": ""}
+    send = cli("send", env=env)
+    assert send.exit_code == 1
+    assert "FAILED        p → slack:C0123456789: slack.bot_token is not set" in send.stderr
+    status = cli("status", env=env).stdout
+    assert "failed  error: slack.bot_token is not set" in status
+    history = cli("history", env=env).stdout
+    assert "error: slack.bot_token is not set" in history
+    assert "slack:C0123456789: slack:C0123456789" not in send.stderr + status + history

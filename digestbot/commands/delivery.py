@@ -16,11 +16,13 @@ from digestbot.store.ledger import DeliveryRecord, load_history
 
 def _line(outcome: DeliveryOutcome) -> str:
     where = f"{outcome.profile} → {outcome.destination}"
+    # the error names its destination for logs and --json; the line named it already
+    reason = (outcome.error or "").removeprefix(f"{outcome.destination}: ")
     if outcome.status == "sent":
         how = f" ({outcome.detail})" if outcome.detail else ""
         return f"sent          {where}: {outcome.papers} papers{how}"
     if outcome.status == "rejected":
-        return f"REJECTED      {where}: {outcome.error} (not retried; the next digest goes out)"
+        return f"REJECTED      {where}: {reason} (not retried; the next digest goes out)"
     if outcome.status == "already-sent":
         why = f" ({outcome.detail})" if outcome.detail else " today"
         return f"already sent  {where}{why}"
@@ -28,7 +30,7 @@ def _line(outcome: DeliveryOutcome) -> str:
         return f"nothing new   {where}"
     if outcome.status == "dry-run":
         return f"dry run       {where}: {outcome.papers} papers"
-    return f"FAILED        {where}: {outcome.error}"
+    return f"FAILED        {where}: {reason}"
 
 
 @click.command()
@@ -123,7 +125,7 @@ def history(app: AppContext, profile_name: str | None, limit: int, as_json: bool
         if record.attempts > 1:
             line += f", {record.attempts} attempts"
         if record.error and record.status != "sent":
-            line += f"  error: {record.error}"
+            line += f"  error: {record.error.removeprefix(f'{record.destination}: ')}"
         if record.status == "sent" and record.progress.get("form") == "plain":
             if record.destination.startswith("email:"):
                 line += f"  ({form_note(record.destination, record.progress)})"
