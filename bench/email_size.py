@@ -9,6 +9,10 @@ in this process) in three set-ups:
 
 * ``SIZE 10000``: the server advertises its limit in EHLO (RFC 1870);
 * ``no SIZE, 10000``: it does not, and refuses a larger message once it is in (552 5.3.4);
+* ``SIZE 12000`` and ``no SIZE, 12000``: the same, with room for the compact HTML (text +
+  HTML without abstracts, about 11 kB) but not the full message;
+* ``no SIZE, bare 552, 12000``: refused with a bare ``552`` (no enhanced code), which may be
+  a reader's full mailbox: each reader learns it alone;
 * ``SIZE 2000``: even the plain text is too large: the list is cut to fit.
 
 Printed per set-up: MAIL FROM commands, messages transferred (and how many of them were
@@ -39,13 +43,15 @@ from tests.smtp_server import SmtpServer
 ABSTRACT = "Linear attention reduces the cost of long sequences in transformers. " * 40
 
 
-def run(readers: int, limit: int, *, advertise: bool, ca: trustme.CA) -> str:
+def run(readers: int, limit: int, *, advertise: bool, ca: trustme.CA, bare: bool = False) -> str:
     addresses = [f"reader{i}@example.org" for i in range(readers)]
     with tempfile.TemporaryDirectory() as folder:
         store = SqlStore.open(f"sqlite:///{folder}/bench.sqlite3")
         settings = settings_for(deliver=[{"email": {"to": addresses}}])
         add_papers(store, [make_paper(i, abstract=ABSTRACT) for i in range(1, 11)], now=NOW)
-        server = SmtpServer(ca, size_limit=limit, advertise_size=advertise).start()
+        too_big = "552 Message size exceeds maximum permitted" if bare else ""
+        server = SmtpServer(ca, size_limit=limit, advertise_size=advertise, too_big=too_big)
+        server.start()
         try:
             deliverers = Deliverers(email=email_deliverer(server))
             wall, cpu = time.perf_counter(), time.process_time()
@@ -55,8 +61,20 @@ def run(readers: int, limit: int, *, advertise: bool, ca: trustme.CA) -> str:
             sent = sum(1 for o in report.outcomes if o.status == "sent")
             papers = sum(count_sent(store, destination=f"email:{a}") for a in addresses)
             transfers, taken = len(handler.data_sizes), len(handler.received)
+            forms: dict[str, int] = {}
+            for received in handler.received:
+                kind = received.message.get_content_type()
+                if kind == "multipart/alternative":
+                    html = received.message.get_body(("html",))
+                    full = html is not None and "reduces the cost" in str(html.get_content())
+                    kind = "full" if full else "compact"
+                else:
+                    kind = "plain"
+                forms[kind] = forms.get(kind, 0) + 1
+            setup = f"{'SIZE' if advertise else 'no SIZE,'}{' bare 552,' if bare else ''} {limit}"
             line = (
-                f"{'SIZE' if advertise else 'no SIZE,'} {limit}: {sent}/{readers} sent, "
+                f"{setup}: {sent}/{readers} sent "
+                f"({', '.join(f'{n} {k}' for k, n in sorted(forms.items()))}), "
                 f"{len(handler.mail_commands)} MAIL FROM, {transfers} messages transferred "
                 f"({transfers - taken} refused), {sum(handler.data_sizes):,} bytes, "
                 f"{papers} papers counted as sent; {wall:.2f} s wall, {cpu:.2f} s CPU"
@@ -70,8 +88,16 @@ def run(readers: int, limit: int, *, advertise: bool, ca: trustme.CA) -> str:
 def main() -> None:
     readers = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     ca = trustme.CA()
-    for limit, advertise in ((10_000, True), (10_000, False), (2_000, True)):
-        print(run(readers, limit, advertise=advertise, ca=ca), flush=True)
+    setups = (
+        (10_000, True, False),
+        (10_000, False, False),
+        (12_000, True, False),
+        (12_000, False, False),
+        (12_000, False, True),
+        (2_000, True, False),
+    )
+    for limit, advertise, bare in setups:
+        print(run(readers, limit, advertise=advertise, ca=ca, bare=bare), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +82,12 @@ def run_rank(workdir: Path, profile: str, *, use_subprocess: bool) -> list[dict[
     return list(json.loads(result.stdout))
 
 
-def evaluate(
-    specs: list[dict[str, Any]],
-    *,
-    embedding_model: str | None,
-    use_subprocess: bool,
-    per_profile: bool,
-    modes: tuple[str, ...] = MODES,
-) -> dict[str, list[tuple[float, float]]]:
-    """(nDCG@10, AP) per profile for each mode, in the order of ``specs``."""
+@contextmanager
+def ranked_store(
+    specs: list[dict[str, Any]], *, embedding_model: str | None, modes: tuple[str, ...] = MODES
+) -> Iterator[Path]:
+    """A scratch folder holding seeds/, a config with every dev profile in ``modes``, and
+    a store the drops were ingested into; yields the folder (``run_rank`` takes it)."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         shutil.copytree(REPO / "seeds", work / "seeds")
@@ -112,19 +111,40 @@ def evaluate(
             check=True,
             capture_output=True,
         )
-        scores: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+        yield work
+
+
+def scored_ids(
+    spec: dict[str, Any], mode: str, ranked: list[dict[str, Any]]
+) -> tuple[list[str], dict[str, int]]:
+    """The ranked ids and the profile's grades as scored: in like mode without the liked
+    papers themselves."""
+    ids = [item["id"] for item in ranked]
+    grades = {item["id"]: int(item["grade"]) for item in spec["labels"]}
+    if mode == "like":
+        liked = {item["id"] for item in ranked if item["title"] in spec["like"]}
+        ids = [pid for pid in ids if pid not in liked]
+        for pid in liked:
+            grades.pop(pid, None)
+    return ids, grades
+
+
+def evaluate(
+    specs: list[dict[str, Any]],
+    *,
+    embedding_model: str | None,
+    use_subprocess: bool,
+    per_profile: bool,
+    modes: tuple[str, ...] = MODES,
+) -> dict[str, list[tuple[float, float]]]:
+    """(nDCG@10, AP) per profile for each mode, in the order of ``specs``."""
+    scores: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
+    with ranked_store(specs, embedding_model=embedding_model, modes=modes) as work:
         for spec in specs:
-            grades = {item["id"]: int(item["grade"]) for item in spec["labels"]}
             for mode in modes:
                 ranked = run_rank(work, f"{spec['name']}--{mode}", use_subprocess=use_subprocess)
-                ids = [item["id"] for item in ranked]
-                g = dict(grades)
-                if mode == "like":
-                    liked = {item["id"] for item in ranked if item["title"] in spec["like"]}
-                    ids = [pid for pid in ids if pid not in liked]
-                    for pid in liked:
-                        g.pop(pid, None)
-                pair = (ndcg_at(ids, g), average_precision(ids, g))
+                ids, grades = scored_ids(spec, mode, ranked)
+                pair = (ndcg_at(ids, grades), average_precision(ids, grades))
                 scores[mode].append(pair)
                 if per_profile:
                     print(f"  {spec['name']:<28} {mode:<9} nDCG@10 {pair[0]:.3f}  AP {pair[1]:.3f}")

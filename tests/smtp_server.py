@@ -44,10 +44,13 @@ class Received:
 class Handler:
     received: list[Received] = field(default_factory=list)
     reject_rcpt: dict[str, str] = field(default_factory=dict)  # address -> "550 ..."
-    data_replies: list[str] = field(default_factory=list)  # next DATA replies, e.g. "451 ..."
+    # next DATA replies, e.g. "451 ..." ("": take that message as usual)
+    data_replies: list[str] = field(default_factory=list)
+    mail_replies: list[str] = field(default_factory=list)  # next MAIL FROM replies, likewise
     sessions: dict[int, int] = field(default_factory=dict)
     # a limit checked only once the message is in (no SIZE in EHLO): "552 5.3.4" over it
     data_limit: int | None = None
+    too_big: str = "552 5.3.4 Message too big for system"  # the reply over ``data_limit``
     mail_commands: list[str] = field(default_factory=list)  # every MAIL FROM, taken or not
     data_sizes: list[int] = field(default_factory=list)  # every message transferred, in bytes
 
@@ -67,10 +70,11 @@ class Handler:
         with self.lock:
             data = envelope.original_content or envelope.content
             self.data_sizes.append(len(data))
-            if self.data_replies:
-                return self.data_replies.pop(0)
+            reply = self.data_replies.pop(0) if self.data_replies else ""
+            if reply:
+                return reply
             if self.data_limit is not None and len(data) > self.data_limit:
-                return "552 5.3.4 Message too big for system"
+                return self.too_big
             number = self.sessions.setdefault(id(session), len(self.sessions) + 1)
             self.received.append(
                 Received(
@@ -97,6 +101,10 @@ class _CountingSmtp(SMTP):
         handler = self.event_handler
         with handler.lock:
             handler.mail_commands.append(arg)
+            reply = handler.mail_replies.pop(0) if handler.mail_replies else ""
+        if reply:
+            await self.push(reply)
+            return
         await super().smtp_MAIL(arg)
 
 
@@ -132,16 +140,20 @@ class SmtpServer:
         port: int | None = None,
         size_limit: int | None = None,
         advertise_size: bool = True,
+        too_big: str = "",
     ) -> None:
         """``size_limit``: the largest message taken, in bytes (advertised as ``SIZE``: a
         larger one is refused at MAIL FROM, ``552 5.3.4``, or at DATA). Without
         ``advertise_size`` EHLO has no ``SIZE`` and the limit is checked once the message
-        is in (``552 5.3.4`` at DATA, as a server that does not announce its limit)."""
+        is in (``552 5.3.4`` at DATA, as a server that does not announce its limit; or the
+        reply ``too_big``, such as a bare ``552``)."""
         self.ca = ca
         self.size_limit = size_limit
         self.advertise_size = advertise_size
         self.port = port or free_port()
         self.handler = Handler(data_limit=None if advertise_size else size_limit)
+        if too_big:
+            self.handler.too_big = too_big
         server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_context)
         self.server_context = server_context

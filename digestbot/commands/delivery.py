@@ -11,7 +11,7 @@ from digestbot.delivery.outcomes import form_note
 from digestbot.delivery.service import DeliveryOutcome, send_due
 from digestbot.delivery.targets import collect_targets
 from digestbot.services import is_new_rejection
-from digestbot.store.ledger import DeliveryRecord, load_history
+from digestbot.store.ledger import LEFT_OUT, DeliveryRecord, load_history
 
 
 def _line(outcome: DeliveryOutcome) -> str:
@@ -118,15 +118,18 @@ def history(app: AppContext, profile_name: str | None, limit: int, as_json: bool
         return
     for record in records:
         when = record.sent_at.strftime("%Y-%m-%d %H:%M") if record.sent_at else " " * 16
+        count = f"{len(record.papers)} papers"
+        if record.status == "sent" and record.progress.get(LEFT_OUT):  # an email cut to fit
+            count = f"{int(record.progress.get('kept') or 0)} of {count}"
         line = (
             f"{record.digest_date.isoformat()}  {record.status:<10} {when}  "
-            f"{record.profile} → {record.destination}  {len(record.papers)} papers"
+            f"{record.profile} → {record.destination}  {count}"
         )
         if record.attempts > 1:
             line += f", {record.attempts} attempts"
         if record.error and record.status != "sent":
             line += f"  error: {record.error.removeprefix(f'{record.destination}: ')}"
-        if record.status == "sent" and record.progress.get("form") == "plain":
+        if record.status == "sent" and record.progress.get("form") in ("plain", "compact"):
             if record.destination.startswith("email:"):
                 line += f"  ({form_note(record.destination, record.progress)})"
             else:

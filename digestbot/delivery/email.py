@@ -8,17 +8,22 @@ recipient only. Header values are folded to one line, so a CR/LF in any text
 cannot add a header.
 
 A message goes out in the largest form the server takes: in full (text + HTML), else as
-plain text only (no HTML part: about a sixth of the size with abstracts), else as plain
+compact HTML (``OutgoingEmail.compact``: text + an HTML part without the abstracts), else
+as plain text only (no HTML part: about a sixth of the size with abstracts), else as plain
 text listing only its first papers (``OutgoingEmail.cut``: a line says the others come in
 the next digest; ``EmailResult.kept`` says how many went). A server that advertises
 ``SIZE`` (RFC 1870) is never sent a form over it: the one that fits goes at once. A form
-refused for itself, not for its recipient or sender (``552`` / ``5.3.4`` / ``5.2.3``: too
-large; ``5.6.x``: its content), is followed at once by a smaller one (a content refusal
-stops at the plain text; a size refusal without ``SIZE`` cuts the list to 3/4 of the
-refused size each time, ``MAX_FORMS`` sends in all). What one reader's refusal taught
-holds for every reader of the same content in that ``send_all``: a newsletter too large
-is refused once, not once per reader. When no form goes, the result says ``refused``
-(the same message would be refused every day: not to be retried).
+refused for itself, not for its recipient or sender (``5.3.4`` / ``5.2.3`` / a bare ``552``:
+too large; ``5.6.x``: its content), is followed at once by a smaller one (a content refusal
+goes straight to the plain text and stops there; a size refusal without ``SIZE`` cuts the
+list to 3/4 of the refused size each time, ``MAX_FORMS`` sends in all). What one reader's
+refusal taught holds for every reader of the same content in that ``send_all``: a
+newsletter too large is refused once, not once per reader. Not so a bare ``552`` (no
+enhanced status code) once the message was in: RFC 5321's "exceeded storage allocation"
+may be that reader's full mailbox, so it teaches that reader's ladder alone, unless
+``UNSURE_READERS`` readers were so refused and no reader's server took that form. When no form
+goes, the result says ``refused`` (the same message would be refused every day: not to be
+retried).
 """
 
 from __future__ import annotations
@@ -104,6 +109,9 @@ class OutgoingEmail:
     # of its ``papers`` (and a line saying the others come in the next digest)
     papers: int = 0
     cut: Callable[[int], EmailContent] | None = field(default=None, compare=False, repr=False)
+    # too large in full: ``compact()`` is the same email with no abstracts in its HTML (None:
+    # its HTML is compact already, so there is no such middle form)
+    compact: Callable[[], EmailContent] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,36 +124,50 @@ class EmailResult:
     bounced: bool = False  # the server refused this recipient for good (RCPT 5xx)
     refused: bool = False  # the server refused this message (size, content), even plain
     plain: bool = False  # sent as plain text only: the full message was refused
-    refusal: str = ""  # why the full message was refused (when ``plain`` or ``refused``)
+    compact: bool = False  # sent as compact HTML (no abstracts): the full message was refused
+    refusal: str = ""  # why the larger forms were refused (``plain``, ``compact``, ``refused``)
     kept: int = 0  # sent listing only its first ``kept`` papers (0: all of them)
+    at_data: bool = False  # refused once the message was in (DATA), not at MAIL FROM
 
 
 @dataclass(frozen=True, slots=True)
 class _Form:
-    """How a mail goes out: in full, as plain text, or as plain text with ``keep`` papers."""
+    """How a mail goes out: in full, as compact HTML (no abstracts), as plain text, or as
+    plain text with ``keep`` papers."""
 
     plain: bool
     keep: int = 0
+    compact: bool = False
 
     def label(self) -> str:
         if self.keep:
             return f"listing {self.keep} paper{'' if self.keep == 1 else 's'}"
+        if self.compact:
+            return "as compact HTML"
         return "as plain text" if self.plain else "in full"
 
 
-FULL, PLAIN = _Form(plain=False), _Form(plain=True)
-MAX_FORMS = 6  # forms sent to one mail at most (each refused cut is 3/4 the size)
+FULL, COMPACT, PLAIN = _Form(plain=False), _Form(plain=False, compact=True), _Form(plain=True)
+MAX_FORMS = 7  # forms sent to one mail at most (each refused cut is 3/4 the size)
+# readers of one content refused with a bare 552 (none taking that form) before it is taken
+# for the server's size limit, as a 5.3.4 is at once: one full mailbox moves no one else
+UNSURE_READERS = 3
 
 
 @dataclass
 class _Ladder:
     """What is known of one content's forms on this server (shared by its readers): the
     first form worth trying (``forms[start]``), the size a refusal taught (``cap``: larger
-    messages were refused) and why each larger form did not go."""
+    messages were refused), why each larger form did not go, and the largest form of this
+    content a reader's server took (``taken``, its index: a refusal of that form or a
+    smaller one cannot be the server's size limit; compared by form, not by bytes, as each
+    reader's own headers differ by a few bytes)."""
 
     start: int = 0
     cap: int | None = None
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[tuple[_Form, str]] = field(default_factory=list)
+    taken: int | None = None
+    unsure: int = 0  # readers refused with a bare 552 (``refusal_kind``: ``unsure``)
 
 
 def _copy(ladder: _Ladder, *, into: _Ladder) -> None:
@@ -155,7 +177,21 @@ def _copy(ladder: _Ladder, *, into: _Ladder) -> None:
 def _forms(mail: OutgoingEmail) -> list[_Form]:
     """Every form of the mail, largest first."""
     cuts = range(mail.papers - 1, 0, -1) if mail.cut is not None else range(0)
-    return [FULL, PLAIN, *(_Form(plain=True, keep=k) for k in cuts)]
+    middle = [COMPACT] if mail.compact is not None else []
+    return [FULL, *middle, PLAIN, *(_Form(plain=True, keep=k) for k in cuts)]
+
+
+def _why(reasons: Sequence[tuple[_Form, str]]) -> str:
+    """Why each larger form did not go: the first (the full message's) reason, then each
+    other whole form's, then those of the cut lists."""
+    if not reasons:
+        return ""
+    parts = [reasons[0][1]]
+    parts += [f"{form.label()}: {why}" for form, why in reasons[1:] if not form.keep]
+    cuts = [why for form, why in reasons[1:] if form.keep]
+    if cuts:
+        parts.append(f"cut to fewer papers: {'; '.join(cuts)}")
+    return "; ".join(parts)
 
 
 class _ConnectionFailed(Exception):
@@ -427,6 +463,7 @@ class EmailDeliverer:
         shared = self._ladders.setdefault(mail.content, _Ladder())
         ladder = _Ladder(shared.start, shared.cap, list(shared.reasons))
         own = False  # a refusal about this reader alone: what it taught is not shared
+        counted = False  # this reader's bare 552 is counted in ``shared.unsure``
         for _ in range(MAX_FORMS):
             chosen: list[tuple[_Form, int]] = []
 
@@ -444,18 +481,36 @@ class EmailDeliverer:
                 return self._refused(mail, ladder) if result.refused else result
             form, size = chosen[0]
             if result.ok:
+                index = forms.index(form)
+                shared.taken = index if shared.taken is None else min(shared.taken, index)
                 return self._sent(mail, form, ladder)
             if not result.refused:
                 return result  # failed otherwise (a 4xx, the connection): retried as ever
-            kind = refusal_kind(result.error)
-            ladder.reasons.append(result.error)
-            ladder.start = forms.index(form) + 1
-            if kind in ("content", "other") and form != FULL:
-                # a shorter list would be refused as well (its content; a full mailbox
-                # took neither the full message nor the plain text: not a smaller one either)
-                ladder.start = len(forms)
+            kind = refusal_kind(result.error, at_data=result.at_data)
+            if kind == "unsure":
+                # a bare 552 once the message was in: the server's size limit, or this
+                # reader's full mailbox. A form as large went to another reader: the mailbox
+                # (tried as plain text, then given up, as 5.2.2); else it may be the size, of
+                # this reader alone: smaller forms for this reader, the others unmoved, until
+                # UNSURE_READERS readers were so refused and none took the form (the server's
+                # limit, not so many full mailboxes in a row)
+                if shared.taken is not None and shared.taken <= forms.index(form):
+                    kind, own = "other", True
+                else:
+                    if not counted:
+                        shared.unsure += 1
+                        counted = True
+                    kind = "size"
+                    own = own or shared.unsure < UNSURE_READERS
+            ladder.reasons.append((form, result.error))
+            index, plain = forms.index(form), forms.index(PLAIN)
+            ladder.start = index + 1
+            if kind in ("content", "other"):
+                # the plain text may go (no HTML; a smaller message for a mailbox's quota), a
+                # compact HTML or a shorter list would be refused as well
+                ladder.start = plain if index < plain else len(forms)
             elif kind == "size":
-                ladder.cap = size - 1 if form == FULL else size * 3 // 4
+                ladder.cap = size - 1 if not form.plain else size * 3 // 4
             own = own or kind == "other"
             if not own:  # about the message, not this reader: holds for every reader
                 _copy(ladder, into=shared)
@@ -466,7 +521,9 @@ class EmailDeliverer:
                     mail.to,
                     form.label(),
                     result.error,
-                    "as plain text" if form == FULL else "with fewer papers",
+                    "with fewer papers"
+                    if forms[ladder.start].keep
+                    else forms[ladder.start].label(),
                 )
         return self._refused(mail, ladder)
 
@@ -481,7 +538,11 @@ class EmailDeliverer:
 
         def data(index: int) -> bytes:
             form = forms[index]
-            one = replace(mail, content=mail.cut(form.keep)) if form.keep and mail.cut else mail
+            one = mail
+            if form.keep and mail.cut is not None:
+                one = replace(mail, content=mail.cut(form.keep))
+            elif form.compact and mail.compact is not None:
+                one = replace(mail, content=mail.compact())
             return self.message_bytes(one, now=now, eight_bit=self._eight_bit, plain=form.plain)
 
         def over(size: int) -> str:
@@ -496,14 +557,14 @@ class EmailDeliverer:
                 ladder.start = index
                 return forms[index], message
             if not forms[index].keep:
-                ladder.reasons.append(over(len(message)))
+                ladder.reasons.append((forms[index], over(len(message))))
                 index += 1
                 continue
             # the cut forms: the smallest (one paper) first, then the largest that fits
             last = len(forms) - 1
             smallest = data(last) if last > index else message
             if len(smallest) > limit:
-                ladder.reasons.append(over(len(smallest)))
+                ladder.reasons.append((forms[last], over(len(smallest))))
                 break
             low, high = index + 1, last  # forms[high] fits, forms[index] does not
             while low < high:
@@ -518,35 +579,27 @@ class EmailDeliverer:
         return None
 
     def _sent(self, mail: OutgoingEmail, form: _Form, ladder: _Ladder) -> EmailResult:
-        reasons = ladder.reasons
-        refusal = reasons[0] if reasons else ""
-        if form.keep and len(reasons) > 1:
-            refusal = f"{reasons[0]}; as plain text: {'; '.join(reasons[1:])}"
         return EmailResult(
             to=mail.to,
             ok=True,
             message_id=mail.message_id,
             plain=form.plain,
-            refusal=refusal if form.plain else "",
+            compact=form.compact,
+            refusal="" if form == FULL else _why(ladder.reasons),
             kept=form.keep,
         )
 
     def _refused(self, mail: OutgoingEmail, ladder: _Ladder) -> EmailResult:
         """No form of the mail went: refused for itself (the same would happen daily)."""
-        reasons = ladder.reasons or ["refused"]
-        error = reasons[0]
-        if len(reasons) > 1:
-            error += f"; as plain text: {reasons[1]}"
-        if len(reasons) > 2:
-            error += f"; cut to fewer papers: {'; '.join(reasons[2:])}"
+        reasons = ladder.reasons or [(FULL, "refused")]
         return EmailResult(
             to=mail.to,
             ok=False,
             message_id=mail.message_id,
-            error=error,
+            error=_why(reasons),
             permanent=True,
             refused=True,
-            refusal=reasons[0],
+            refusal=reasons[0][1],
         )
 
     def _send_form(self, mail: OutgoingEmail, pick: Callable[[], bytes | None]) -> EmailResult:
@@ -591,6 +644,7 @@ class EmailDeliverer:
                         refused=is_message_refusal(
                             exc.smtp_code, _text(exc.smtp_error), at_data=data
                         ),
+                        at_data=data,
                     )
             except smtplib.SMTPResponseException as exc:  # from connect: a 4xx greeting/auth
                 last = f"{exc.smtp_code} {_text(exc.smtp_error)}"
@@ -649,15 +703,20 @@ def is_message_refusal(code: int, text: str, *, at_data: bool) -> bool:
     return at_data and detail is not None and detail[0] == "6"
 
 
-def refusal_kind(error: str) -> str:
+def refusal_kind(error: str, *, at_data: bool = True) -> str:
     """What a message refusal (``is_message_refusal``; ``error`` as "552 5.3.4 text") is
-    about: ``size`` (``552`` without a detail, ``5.3.4``, ``5.2.3``: a smaller form may go),
-    ``content`` (``5.6.x``: plain text may go, a shorter list would not help) or ``other``
-    (``552 5.2.2``, a full mailbox: about this reader, not the message)."""
+    about: ``size`` (``5.3.4``, ``5.2.3``, or a bare ``552`` to MAIL FROM, before any
+    recipient: a smaller form may go), ``unsure`` (a bare ``552`` once the message was in:
+    RFC 1870's "message size exceeds fixed maximum", or RFC 5321's "exceeded storage
+    allocation", a full mailbox), ``content`` (``5.6.x``: plain text may go, a shorter list
+    would not help) or ``other`` (``552 5.2.2``, a full mailbox: about this reader, not the
+    message)."""
     code, _, text = error.partition(" ")
     enhanced = _ENHANCED_FULL.match(text)
     detail = (enhanced.group(1), enhanced.group(2)) if enhanced else None
-    if detail in (("3", "4"), ("2", "3")) or (detail is None and code == "552"):
+    if detail is None and code == "552":
+        return "unsure" if at_data else "size"
+    if detail in (("3", "4"), ("2", "3")):
         return "size"
     if detail is not None and detail[0] == "6":
         return "content"

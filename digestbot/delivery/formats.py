@@ -57,6 +57,7 @@ class EmailContent:
     subject: str
     html: str
     text: str
+    is_compact: bool = False  # the HTML leaves the abstracts out (``compact`` templates)
 
 
 # -- Slack ----------------------------------------------------------------------------------
@@ -278,17 +279,23 @@ def render_email(
     templates_dir: Path | None = None,
     unsubscribe_url: str = "",
     week: str = "",
+    compact: bool = False,
 ) -> EmailContent:
     """Subject (one line), HTML with inlined CSS, and plain text.
 
     ``unsubscribe_url`` (the reader's one-click link, or one with the token slot) goes in
-    the footer; ``week`` (``16–22 Nov``) makes it the weekly edition."""
+    the footer; ``week`` (``16–22 Nov``) makes it the weekly edition. With ``compact`` (or
+    when the full HTML is over Gmail's clipping size) the HTML leaves the abstracts out:
+    titles, links and the short *why* (the email's middle form when the mail server refuses
+    the full message; the text part has no abstracts either way)."""
     context = {"digest": digest, "unsubscribe_url": unsubscribe_url, "week": week}
     subject = one_line(
         render_template("email/subject.txt.j2", templates_dir=templates_dir, **context)
     )
-    inlined = _email_html(context, templates_dir=templates_dir, compact=False)
-    if len(inlined.encode("utf-8")) > EMAIL_HTML_BUDGET:  # Gmail would clip it, footer and all
+    inlined = _email_html(context, templates_dir=templates_dir, compact=compact)
+    if not compact and len(inlined.encode("utf-8")) > EMAIL_HTML_BUDGET:
+        # Gmail would clip it, footer and all
+        compact = True
         inlined = _email_html(context, templates_dir=templates_dir, compact=True)
         size = len(inlined.encode("utf-8"))
         if size > EMAIL_HTML_BUDGET:
@@ -299,7 +306,7 @@ def render_email(
                 size // 1024,
             )
     text = render_template("email/digest.txt.j2", templates_dir=templates_dir, **context)
-    return EmailContent(subject=subject, html=inlined, text=text)
+    return EmailContent(subject=subject, html=inlined, text=text, is_compact=compact)
 
 
 def render_email_cut(

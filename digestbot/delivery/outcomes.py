@@ -66,13 +66,20 @@ def digest_id_for(profile: str, destination: str, digest_date: date) -> str:
 
 def form_note(destination: str, progress: dict[str, Any]) -> str:
     """How a sent digest went out when not in its full form, from its ledger progress
-    (``{"form": "plain", "refused": why}``; an email cut to fit the mail server's size limit
+    (``{"form": "plain", "refused": why}``, or ``"form": "compact"`` for an email sent as
+    compact HTML, without abstracts; an email cut to fit the mail server's size limit
     also has ``kept`` and ``left_out``: paper counts); "" when in full."""
-    if progress.get("form") != "plain":
+    form = progress.get("form")
+    if form not in ("plain", "compact"):
         return ""
     refused = progress.get("refused")
     if not destination.startswith("email:"):
         return f"sent as plain text: Slack refused the formatted digest ({refused})"
+    if form == "compact":
+        return (
+            "sent as compact HTML (no abstracts): the mail server refuses the full message "
+            f"({refused})"
+        )
     how = "sent as plain text"
     left_out = int(progress.get("left_out") or 0)
     if left_out:

@@ -241,8 +241,14 @@ class _ProfileRun:
         marks = ledger.load_watermarks(
             self.store, profile=self.profile.name, destinations=[t.key for t in fresh]
         )
-        # papers a digest cut to fit the mail server's size limit did not carry: offered again
-        left_out = ledger.load_left_out(self.store, profile=self.profile.name, watermarks=marks)
+        # papers a digest cut to fit the mail server's size limit did not carry: owed until
+        # sent (a week at most; the latest digest's whatever its age)
+        left_out = ledger.load_left_out(
+            self.store,
+            profile=self.profile.name,
+            watermarks=marks,
+            since=self.day - timedelta(days=ledger.LEFT_OUT_DAYS),
+        )
         also = set().union(*left_out.values())
         pk_of, sent, top = ledger.load_unsent(self.store, watermarks=marks, also=also)
         refused = ledger.load_rejected_papers(self.store, destinations=[t.key for t in fresh])
@@ -556,6 +562,9 @@ class _ProfileRun:
                 else "",
                 papers=len(record.papers),
                 cut=partial(self._email_cut, record, target),
+                compact=None
+                if content.is_compact
+                else partial(self._email_compact, record, target),
             )
             mails.append(mail)
             owner[mail.message_id] = (target, record)
@@ -580,8 +589,9 @@ class _ProfileRun:
                 pause_point("after-send")
                 accepted.append((record, result.message_id))
                 papers = record.paper_count
-                if result.plain:
-                    note: dict[str, Any] = {"form": "plain", "refused": result.refusal}
+                if result.plain or result.compact:
+                    form = "compact" if result.compact else "plain"
+                    note: dict[str, Any] = {"form": form, "refused": result.refusal}
                     if result.kept:
                         carried = self._email_digest(record, target).papers[: result.kept]
                         only[record.pk] = [item.paper.id for item in carried]
@@ -664,6 +674,20 @@ class _ProfileRun:
                 templates_dir=self.settings.templates_dir,
                 unsubscribe_url=self.unsubscribe.url if self.unsubscribe else "",
                 week=week_label(record.digest_date) if target.cadence == "weekly" else "",
+            )
+        return self._email[key]
+
+    def _email_compact(self, record: DeliveryRecord, target: Target) -> EmailContent:
+        """The email with no abstracts in its HTML (too large for the mail server in full):
+        rendered once per digest, whatever the readers."""
+        key = (*self._email_key(record, target), "compact")
+        if key not in self._email:
+            self._email[key] = render_email(
+                self._email_digest(record, target),
+                templates_dir=self.settings.templates_dir,
+                unsubscribe_url=self.unsubscribe.url if self.unsubscribe else "",
+                week=week_label(record.digest_date) if target.cadence == "weekly" else "",
+                compact=True,
             )
         return self._email[key]
 

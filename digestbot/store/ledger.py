@@ -17,7 +17,8 @@ cannot claim it while the lease holds.
 ``sent_papers``: one row per (destination, paper), written only after that
 destination accepted the message carrying the paper (per Slack message part). An email
 cut to fit the mail server's size limit is ``sent`` with only the papers it listed there;
-the others (``load_left_out``) are offered to that destination's next digest.
+the others (``load_left_out``) are owed to that destination until sent: offered to its
+next digest, and to each later one while the cut digest is at most ``LEFT_OUT_DAYS`` old.
 
 A destination is a key such as ``slack:C0123``, ``email:alice@example.org`` (one
 per recipient, so one bouncing address blocks no one else) or ``file:/path:markdown``.
@@ -287,16 +288,29 @@ def load_unsent(
 
 
 LEFT_OUT = "left_out"  # progress key: papers of the digest its message did not carry
+# how long a paper left out of a cut email stays owed to that reader (by the cut digest's
+# date): a weekly reader's next digest is 7 days on, a daily reader gets 7 more digests;
+# the weekly pool is the past 7 days as well, so an older paper is no longer news
+LEFT_OUT_DAYS = 7
 
 
 def load_left_out(
-    store: SqlStore, *, profile: str, watermarks: Mapping[str, int]
+    store: SqlStore,
+    *,
+    profile: str,
+    watermarks: Mapping[str, int],
+    since: date | None = None,
 ) -> dict[str, set[int]]:
-    """Per destination: the papers (pk) its latest successful digest (the one whose
-    watermark it holds) recorded but did not carry (an email cut to fit the mail server's
-    size limit: ``progress["left_out"]``); never counted as sent, they are offered to the
-    next digest."""
+    """Per destination: the papers (pk) a successful digest recorded but did not carry (an
+    email cut to fit the mail server's size limit: ``progress["left_out"]``) and that were
+    not sent there since: its latest digest's (the one whose watermark it holds), and
+    those of its digests dated ``since`` or later. Never counted as sent, they are owed to
+    that destination's digests until sent (outranked in one, still owed to the next)."""
     out: dict[str, set[int]] = {d: set() for d in watermarks}
+    low = min(watermarks.values(), default=0)
+    recent = deliveries.c.watermark >= low
+    if since is not None:
+        recent = sa.or_(recent, deliveries.c.digest_date >= since)
     not_sent = ~sa.exists().where(
         sent_papers.c.destination == deliveries.c.destination,
         sent_papers.c.paper_pk == delivery_papers.c.paper_pk,
@@ -304,7 +318,9 @@ def load_left_out(
     with store.transaction() as conn:
         for part in _chunks(list(watermarks)):
             query = (
-                sa.select(deliveries.c.destination, deliveries.c.watermark)
+                sa.select(
+                    deliveries.c.destination, deliveries.c.watermark, deliveries.c.digest_date
+                )
                 .add_columns(delivery_papers.c.paper_pk)
                 .join(delivery_papers, delivery_papers.c.delivery_pk == deliveries.c.pk)
                 .where(
@@ -312,11 +328,12 @@ def load_left_out(
                     deliveries.c.destination.in_(part),
                     deliveries.c.status == "sent",
                     deliveries.c.progress.contains(f'"{LEFT_OUT}"', autoescape=True),
+                    recent,
                     not_sent,
                 )
             )
-            for destination, watermark, pk in conn.execute(query):
-                if watermark == watermarks[destination]:
+            for destination, watermark, day, pk in conn.execute(query):
+                if watermark == watermarks[destination] or (since is not None and day >= since):
                     out[destination].add(pk)
     return out
 
@@ -605,7 +622,7 @@ def mark_sent_many(
     a newsletter's thousands of readers are not a transaction each. ``progress`` (by record
     pk) is saved with the row (how it went out: ``{"form": "plain", ...}``); a record in
     ``only`` (by pk) had only those papers in its message: the others are not counted as
-    sent (``load_left_out`` offers them to the next digest)."""
+    sent (``load_left_out`` offers them to the next digests)."""
     if not items:
         return
     stamp = naive_utc(now)
