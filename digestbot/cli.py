@@ -195,7 +195,8 @@ class LazyGroup(click.Group):
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="DIGESTBOT_CONFIG",
-    help="Config file (default: ./config.yaml if present, else embedded defaults).",
+    help="Config file (or DIGESTBOT_CONFIG; default: ./config.yaml if present, else the "
+    "embedded defaults).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (INFO level).")

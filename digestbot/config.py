@@ -189,6 +189,13 @@ class SlackSettings(_Model):
     app_token: SecretStr | None = None
     base_url: str = "https://slack.com/api/"
 
+    @field_validator("bot_token", "signing_secret", "app_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """``bot_token: ${SLACK_BOT_TOKEN:-}`` with the variable unset is no token (an empty
+        one was taken as set: ``serve`` failed with a traceback, posts with invalid_auth)."""
+        return None if isinstance(value, str) and not value.strip() else value
+
 
 class FeedSettings(_Model):
     name: str
@@ -392,6 +399,9 @@ def _env_overrides(
     return data
 
 
+_DURATION_KEYS = {"misfire_grace", "every"}  # strings such as ``90s``, ``6h``: parse_duration
+
+
 def _format_validation(
     exc: ValidationError, *, path: str, origins: Mapping[str, str] | None = None
 ) -> ConfigError:
@@ -404,6 +414,14 @@ def _format_validation(
     variable = next((origins[p] for p in prefixes if origins and p in origins), None)
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against the configuration reference)"
+    elif first["type"] == "value_error":  # our validators' own words, without pydantic's prefix
+        message = message.removeprefix("Value error, ")
+    elif (
+        first["type"] == "string_type"
+        and isinstance(first.get("input"), int | float)
+        and parts[-1] in _DURATION_KEYS
+    ):  # ``misfire_grace: 6``: quoting it would not help, a unit would
+        message = f"bad duration {first['input']!r}: use a number and s, m, h or d (e.g. 1h)"
     elif first["type"] == "string_type" and isinstance(first.get("input"), int | float):
         # ``like: [2401.01230]`` is a number to YAML (and would lose its last zero)
         message += " (YAML reads it as a number: put it in quotes)"

@@ -63,7 +63,8 @@ def build_slack_app(
     secret = settings.slack.signing_secret
     if not socket_mode and secret is None:
         raise ConfigError(
-            "needed to verify requests from Slack (set SLACK_SIGNING_SECRET)",
+            "needed to verify requests from Slack (signing_secret: ${SLACK_SIGNING_SECRET} "
+            "under slack: in the config, or the variable DIGESTBOT_SLACK__SIGNING_SECRET)",
             path=settings.source,
             key="slack.signing_secret",
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from digestbot.config import _load_yaml, load_settings, parse_duration
+from digestbot.config import Settings, _load_yaml, load_settings, parse_duration
 from digestbot.errors import ConfigError, NotFoundError
 from tests.conftest import write_config
 
@@ -109,6 +109,32 @@ def test_bad_values_name_the_file_and_key(tmp_path: Path, text: str, key: str, w
     message = str(err.value)
     assert message.startswith(f"{path}: {key}")
     assert words in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # a validator's own message, without pydantic's "Value error, " in front
+            "profiles:\n  - name: a\n    keywords: [x]\n    schedule: {timezone: Mars/Olympus}\n",
+            "profiles.0.schedule.timezone: unknown timezone 'Mars/Olympus'",
+        ),
+        ("misfire_grace: 6 hours\n", "misfire_grace: bad duration '6 hours': use a number and s"),
+        # a duration written as a bare number needs a unit, not quotes ("6" is refused too)
+        ("misfire_grace: 6\n", "misfire_grace: bad duration 6: use a number and s, m, h or d"),
+        (
+            "feeds:\n  - {name: f, url: 'http://x', every: 30}\n",
+            "feeds.0.every: bad duration 30: use a number and s, m, h or d",
+        ),
+    ],
+)
+def test_error_messages_say_what_to_write(tmp_path: Path, text: str, expected: str) -> None:
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    message = str(err.value)
+    assert message.startswith(f"{path}: {expected}")
+    assert "Value error" not in message
+    assert "put it in quotes" not in message
 
 
 def test_env_interpolation_and_defaults(tmp_path: Path) -> None:
@@ -300,6 +326,14 @@ def test_example_config_is_valid() -> None:
     }
     settings = load_settings(example, env=env)
     assert settings.profiles
+    # it shows every top-level section, and a copy of it ranks as the defaults do
+    written = set(_load_yaml(example.read_text("utf-8"), path=str(example)))
+    assert written == {
+        "database_url", "drops", "output_dir", "templates_dir", "ranking", "slack", "email",
+        "server", "alerts", "misfire_grace", "feeds", "profiles",
+    }  # fmt: skip
+    assert written == set(Settings.model_fields) - {"source"}
+    assert settings.ranking.embedding_model == "auto"
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,8 @@ def status(app: AppContext, as_json: bool) -> None:
             click.echo(f"  {p['user']:<24} next {p['next_run_local']}  ({p['timezone']})")
     click.echo("last digests:")
     for d in report["deliveries"] or [{"profile": "-", "destination": "(none yet)"}]:
-        error = f"  error: {d['error']}" if d.get("error") else ""
+        reason = (d.get("error") or "").removeprefix(f"{d['destination']}: ")  # named already
+        error = f"  error: {reason}" if reason else ""
         error += f"  ({d['note']})" if d.get("note") else ""
         click.echo(
             f"  {d['profile']:<24} {d['destination']:<32} "
@@ -127,7 +128,8 @@ def status(app: AppContext, as_json: bool) -> None:
             "digest goes out as usual):"
         )
         for d in report["rejected_digests"]:
-            click.echo(f"  {d['digest_date']} {d['profile']} -> {d['destination']}: {d['error']}")
+            reason = (d["error"] or "").removeprefix(f"{d['destination']}: ")
+            click.echo(f"  {d['digest_date']} {d['profile']} -> {d['destination']}: {reason}")
     if report.get("orphaned_digests"):
         click.echo(
             f"orphaned: {len(report['orphaned_digests'])} unsent digests whose profile or "

@@ -16,11 +16,13 @@ from digestbot.store.ledger import LEFT_OUT, DeliveryRecord, load_history
 
 def _line(outcome: DeliveryOutcome) -> str:
     where = f"{outcome.profile} → {outcome.destination}"
+    # the error names its destination for logs and --json; the line named it already
+    reason = (outcome.error or "").removeprefix(f"{outcome.destination}: ")
     if outcome.status == "sent":
         how = f" ({outcome.detail})" if outcome.detail else ""
         return f"sent          {where}: {outcome.papers} papers{how}"
     if outcome.status == "rejected":
-        return f"REJECTED      {where}: {outcome.error} (not retried; the next digest goes out)"
+        return f"REJECTED      {where}: {reason} (not retried; the next digest goes out)"
     if outcome.status == "already-sent":
         why = f" ({outcome.detail})" if outcome.detail else " today"
         return f"already sent  {where}{why}"
@@ -28,7 +30,7 @@ def _line(outcome: DeliveryOutcome) -> str:
         return f"nothing new   {where}"
     if outcome.status == "dry-run":
         return f"dry run       {where}: {outcome.papers} papers"
-    return f"FAILED        {where}: {outcome.error}"
+    return f"FAILED        {where}: {reason}"
 
 
 @click.command()
@@ -41,7 +43,7 @@ def _line(outcome: DeliveryOutcome) -> str:
 @handle_errors
 def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Build and deliver the digests that are due. Exit 1 if any delivery failed or
-    Slack rejected one."""
+    was rejected (by Slack or the mail server)."""
     now = app.now()
     chosen = [app.settings.profile(n) for n in profiles] if profiles else app.settings.profiles
     total = sum(len(collect_targets(app.settings, app.store, p, now=now)) for p in chosen)
@@ -106,9 +108,11 @@ def _record_dict(record: DeliveryRecord) -> dict[str, object]:
 @handle_errors
 def history(app: AppContext, profile_name: str | None, limit: int, as_json: bool) -> None:
     """What was sent where and when, newest first, with status and error."""
-    if profile_name is not None:
-        app.settings.profile(profile_name)  # an unknown name is an error, not an empty list
     records = load_history(app.store, profile=profile_name, limit=limit)
+    if profile_name is not None and not records:
+        # a misspelt name is an error, not an empty list; a profile with digests in the ledger
+        # is listed even when it is not configured (removed since, or a person's ``@U…``)
+        app.settings.profile(profile_name)
     if as_json:
         print_json([_record_dict(r) for r in records])
         return
@@ -124,7 +128,7 @@ def history(app: AppContext, profile_name: str | None, limit: int, as_json: bool
         if record.attempts > 1:
             line += f", {record.attempts} attempts"
         if record.error and record.status != "sent":
-            line += f"  error: {record.error}"
+            line += f"  error: {record.error.removeprefix(f'{record.destination}: ')}"
         if record.status == "sent" and record.progress.get("form") in ("plain", "compact"):
             if record.destination.startswith("email:"):
                 line += f"  ({form_note(record.destination, record.progress)})"

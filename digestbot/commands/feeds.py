@@ -14,7 +14,8 @@ from digestbot.store.feeds import load_feed_states
 
 def _line(outcome: FeedOutcome) -> str:
     if outcome.status == "failed":
-        return f"{outcome.name}: FAILED: {outcome.error}"
+        reason = (outcome.error or "").removeprefix(f"{outcome.name}: ")  # named already
+        return f"{outcome.name}: FAILED: {reason}"
     if outcome.status == "not-modified":
         return f"{outcome.name}: not modified"
     text = (

@@ -190,7 +190,9 @@ def digest(app: AppContext, profile_name: str, fmt: Format) -> None:
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Default: ./out")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), help="Default: output_dir (./out)."
+)
 @pass_app
 @handle_errors
 def demo(app: AppContext, out_dir: Path | None) -> None:

@@ -162,12 +162,13 @@ def embed(app: AppContext, limit: int | None, since_days: int | None) -> None:
         embed_missing,
         get_embedder,
         vector_kinds,
+        why_no_model,
     )
 
     embedder = get_embedder(app.settings.ranking)
     if embedder is None:
         raise ConfigError(
-            "set ranking.embedding_model and install digestbot[semantic] to embed papers",
+            f"no model to embed with: {why_no_model(app.settings.ranking.embedding_model)}",
             path=app.settings.source,
             key="ranking.embedding_model",
         )

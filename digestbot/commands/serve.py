@@ -48,7 +48,8 @@ def serve(app: AppContext, host: str | None, port: int | None, socket_mode: bool
         )
     if settings.slack.bot_token is None and (unsubscribe is None or socket_mode):
         raise ConfigError(
-            "needed to answer in Slack (set SLACK_BOT_TOKEN; or set "
+            "needed to answer in Slack (bot_token: ${SLACK_BOT_TOKEN} under slack: in the "
+            "config, or the variable DIGESTBOT_SLACK__BOT_TOKEN; or set "
             "email.unsubscribe_secret to serve only /unsubscribe)",
             path=settings.source,
             key="slack.bot_token",

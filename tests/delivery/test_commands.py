@@ -59,9 +59,7 @@ def test_a_failed_delivery_exits_1_and_shows_in_history(cli, tmp_path: Path, see
     assert cli("--config", config, "ingest").exit_code == 0
     result = cli("--config", config, "--now", "2026-11-23T08:00:00Z", "send")
     assert result.exit_code == 1
-    assert "FAILED        broken → slack:C0123: slack:C0123: slack.bot_token is not set" in (
-        result.stderr
-    )
+    assert "FAILED        broken → slack:C0123: slack.bot_token is not set" in result.stderr
     assert "sent          efficient-attention" in result.stdout  # the others still went out
     rows = as_json(cli("--config", config, "history", "--json", "--profile", "broken"))
     assert [(r["status"], "bot_token" in r["error"]) for r in rows] == [("failed", True)]

@@ -71,7 +71,7 @@ def test_status_does_not_say_slack_rejected_an_email_digest(cli: Any, tmp_path: 
     text status named Slack as the refuser of every rejected digest."""
     config = _rejected_today(tmp_path)
     text = cli("--config", str(config), "--now", NOW.isoformat(), "status").stdout
-    assert "  2026-11-23 attn -> email:a@example.org: email:a@example.org: 552 5.3.4" in text
+    assert "  2026-11-23 attn -> email:a@example.org: 552 5.3.4" in text
     assert "rejected by Slack" not in text
     assert "rejected for their content by Slack or the mail server (not retried" in text
 

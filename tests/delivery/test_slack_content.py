@@ -260,7 +260,7 @@ def test_status_shows_a_rejected_digest_and_one_sent_as_plain_text(
         "rejected for their content by Slack or the mail server (not retried; the next "
         "digest goes out as usual):"
     ) in text
-    assert "  2026-11-24 attn -> slack:#papers: slack:#papers: Slack refused the digest" in text
+    assert "  2026-11-24 attn -> slack:#papers: Slack refused the digest" in text
     history = cli("--config", str(config), "history").stdout.splitlines()
     assert history[0].startswith("2026-11-24  rejected")
     assert history[1].startswith("2026-11-23  sent")
