@@ -304,3 +304,22 @@ def test_a_file_that_failed_through_ingest_path_outside_the_drops_folder_is_no_f
     assert cli("ingest", "drops/zz_notes.txt").exit_code == 1
     (failed,) = json.loads(cli("status", "--json").stdout)["failed_drops"]
     assert failed["path"] == "drops/zz_notes.txt"
+
+
+def test_status_text_gives_the_next_run_in_local_time_and_in_utc(tmp_path: Path, cli) -> None:
+    write_config(
+        tmp_path,
+        "database_url: sqlite:///data/db.sqlite3\n"
+        "profiles:\n"
+        "  - name: berlin\n    keywords: [x]\n"
+        "    schedule: {cron: '30 7 * * *', timezone: Europe/Berlin}\n"
+        "  - name: london\n    keywords: [x]\n"
+        "    schedule: {cron: '0 8 * * *', timezone: Europe/London}\n",
+    )
+    result = cli("--now", "2026-11-23T09:00:00Z", "status")
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if "next" in line}
+    # 07:30 in Berlin (UTC+1 in November) is 06:30 UTC, the next day's
+    assert "next 2026-11-24T07:30:00+01:00 = 2026-11-24 06:30 UTC" in lines["berlin"]
+    # London is on UTC in November: one time is enough
+    assert "next 2026-11-24T08:00:00+00:00  (" in lines["london"]

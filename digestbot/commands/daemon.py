@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -104,11 +105,11 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo(f"scheduler: {lock['holder']} since {lock['acquired_at']}{stale}")
     click.echo("profiles:")
     for p in report["profiles"]:
-        click.echo(f"  {p['name']:<24} next {p['next_run_local']}  ({p['cron']}, {p['timezone']})")
+        click.echo(f"  {p['name']:<24} next {_when(p)}  ({p['cron']}, {p['timezone']})")
     if report.get("personal"):
         click.echo("personal digests (direct messages):")
         for p in report["personal"]:
-            click.echo(f"  {p['user']:<24} next {p['next_run_local']}  ({p['timezone']})")
+            click.echo(f"  {p['user']:<24} next {_when(p)}  ({p['timezone']})")
     click.echo("last digests:")
     for d in report["deliveries"] or [{"profile": "-", "destination": "(none yet)"}]:
         reason = (d.get("error") or "").removeprefix(f"{d['destination']}: ")  # named already
@@ -179,3 +180,14 @@ def status(app: AppContext, as_json: bool) -> None:
 
 
 COMMANDS = [run_command, status]
+
+
+def _when(entry: dict[str, Any]) -> str:
+    """A status entry's next run in its local time, and in UTC where that differs."""
+    local, in_utc = entry["next_run_local"], entry["next_run"]
+    if local is None or in_utc is None:
+        return "never"
+    moment = datetime.fromisoformat(in_utc)
+    if datetime.fromisoformat(local).utcoffset() == timedelta(0):
+        return str(local)
+    return f"{local} = {moment:%Y-%m-%d %H:%M} UTC"
