@@ -168,6 +168,7 @@ COMMAND_MODULES = {
     "serve": "serve",
     "run": "daemon",
     "status": "daemon",
+    "check": "check",
 }
 
 
