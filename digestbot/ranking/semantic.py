@@ -87,7 +87,7 @@ class Embedder:
                 from transformers.utils import logging as hf_logging
 
                 # no progress bars on a daemon's or a command's stderr
-                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call,unused-ignore]
             except ImportError:  # pragma: no cover - sentence-transformers depends on it
                 pass
             try:
