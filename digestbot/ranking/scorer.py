@@ -249,10 +249,16 @@ def _proximity(
     }
     raised: set[int] = set()
     for near, found in candidates.items():
+        firsts = [{written.split(" ")[0] for written in unit.split("|")} for unit in near]
         close = [
             int(r)
             for r in found.tolist()
-            if any(close_together(s, near, PROXIMITY_WINDOW) for s in streams[int(r)])
+            if any(
+                # a text lacking a unit's every first word cannot hold it: no need to look
+                all(not held.isdisjoint(first) for first in firsts)
+                and close_together(stream, near, PROXIMITY_WINDOW)
+                for stream, held in streams[int(r)]
+            )
         ]
         if close:
             raw[np.ix_(groups[near], np.asarray(close, dtype=np.int64))] *= 1.0 + PROXIMITY_BONUS
@@ -263,10 +269,11 @@ def _proximity(
 
 
 @lru_cache(maxsize=2048)
-def _content_words(text: str) -> tuple[str, ...]:
-    """A text's content words in order (``words``), remembered per text: the best papers
-    of one profile are often the best of the next one's too."""
-    return tuple(words(text)[0])
+def _content_words(text: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """A text's content words in order (``words``) and as a set, remembered per text: the
+    best papers of one profile are often the best of the next one's too."""
+    found = tuple(words(text)[0])
+    return found, frozenset(found)
 
 
 def _warmed(index: LexicalIndex, texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -295,6 +302,12 @@ def _top_rows(values: Floats, pks: np.ndarray, k: int) -> np.ndarray:
     pool = np.flatnonzero(values > 0)  # only these can be chosen: partition no more
     if len(pool) > k:
         positive = values[pool]
+        if len(positive) > 16 * k:
+            # the k-th best of every 8th value is no better than the k-th best of all:
+            # only the values reaching it are partitioned
+            sample = positive[::8]
+            low = np.partition(sample, len(sample) - k)[len(sample) - k]
+            pool, positive = pool[positive >= low], positive[positive >= low]
         cut = np.partition(positive, len(positive) - k)[len(positive) - k]
         pool = pool[positive >= cut]
     return pool[np.lexsort((pks[pool], -values[pool]))][:k]
