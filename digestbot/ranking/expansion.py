@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -61,16 +62,22 @@ def vectors_centroid(
     top_terms: int,
 ) -> TermVector:
     """``centroid`` of papers whose vectors (``paper_vector``) are already built."""
-    total: dict[int, float] = {}
     given = weights if weights is not None else [1.0] * len(vectors)
     norm = sum(given) or 1.0
-    for vector, w in zip(vectors, given, strict=True):
-        for col, value in vector.items():
-            total[col] = total.get(col, 0.0) + value * w / norm
-    if not total:
+    sizes = [len(vector) for vector in vectors]
+    count = sum(sizes)
+    if not count:
         return TermVector(np.zeros(0, dtype=np.int64), np.zeros(0))
-    cols = np.fromiter(total.keys(), dtype=np.int64, count=len(total))
-    vals = np.fromiter(total.values(), dtype=np.float64, count=len(total))
+    every_col = np.fromiter(chain.from_iterable(vectors), dtype=np.int64, count=count)
+    values = np.fromiter(
+        chain.from_iterable(vector.values() for vector in vectors), dtype=np.float64, count=count
+    )
+    contributions = values * np.repeat(np.asarray(given, dtype=np.float64), sizes) / norm
+    cols, at = np.unique(every_col, return_inverse=True)
+    # per column, its contributions added in the papers' order, as a running sum would
+    vals: Floats = np.bincount(at, weights=contributions, minlength=len(cols)).astype(
+        np.float64, copy=False
+    )
     keep = np.lexsort((cols, -vals))[:top_terms]
     keep = keep[vals[keep] > 0]
     return TermVector(cols[keep], vals[keep])

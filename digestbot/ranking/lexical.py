@@ -437,7 +437,7 @@ class LexicalIndex:
         """How many rows hold each column (superseded rows included: a close estimate)."""
         known = self._df_cache
         wanted_list = np.asarray(cols, dtype=np.int64).tolist()
-        missing = sorted({c for c in wanted_list if c not in known})
+        missing = sorted(set(wanted_list).difference(known))
         if missing:
             ask = np.asarray(missing, dtype=np.int64)
             df = np.zeros(len(ask))
@@ -449,4 +449,4 @@ class LexicalIndex:
                 found = seg.cols[pos_c] == ask
                 df[found] += (seg.ptr[pos_c + 1] - seg.ptr[pos_c])[found]
             known.update(zip(missing, df.tolist(), strict=True))
-        return np.asarray([known[c] for c in wanted_list], dtype=np.float64)
+        return np.fromiter(map(known.__getitem__, wanted_list), np.float64, len(wanted_list))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from itertools import pairwise
 
 import numpy as np
@@ -43,9 +44,11 @@ class _Unit:
     stems: str = ""
 
 
-def _units(text: str) -> list[_Unit]:
+@lru_cache(maxsize=4096)
+def _units(text: str) -> tuple[_Unit, ...]:
     """Content words of a text as written: a hyphenated word is one unit (its phrase or
-    joined form); a stop word or punctuation ends adjacency."""
+    joined form); a stop word or punctuation ends adjacency. Remembered per text (a pure
+    function of it: profiles are scored again and again with the same words)."""
     out: list[_Unit] = []
     for match in WORD_OR_MARK.finditer(fold(text)):
         token = match.group(0)
@@ -60,7 +63,7 @@ def _units(text: str) -> list[_Unit]:
         single = content[0] if len(phrase_unigrams(token)) == 1 else None
         found = "|".join(dict.fromkeys([" ".join(phrase_unigrams(token)), *words(token)[1]]))
         out.append(_Unit(token, alternatives, single, True, found))
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,34 +109,35 @@ def keyword_features(profile: Profile, *, scatter: float | None = None) -> list[
         scatter = SCATTER_WEIGHT
     out: list[Feature] = []
     for keyword, weight in profile.keywords.items():
-        alternatives = tuple(tuple(phrase_terms(p)) for p in expansions(keyword))
+        out += _keyword_features(keyword, weight, scatter)
+    return out
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _keyword_features(keyword: str, weight: float, scatter: float) -> tuple[Feature, ...]:
+    """``keyword_features`` of one keyword: a pure function of its text and weights,
+    remembered (its text analysis costs more than scoring it)."""
+    alternatives = tuple(tuple(phrase_terms(p)) for p in expansions(keyword))
+    out = [Feature(label=keyword, kind="keyword", weight=weight, alternatives=alternatives)]
+    units = _units(keyword)
+    if len(units) < 2:
+        return tuple(out)
+    share = weight * scatter / len(units)
+    # the words are also looked for close together (a hyphenated word as one unit)
+    near = tuple(dict.fromkeys(u.stems for u in units))
+    near = near if len(near) >= 2 else ()
+    for unit in units:
         out.append(
             Feature(
-                label=keyword,
+                label=unit.surface,
                 kind="keyword",
-                weight=weight,
-                alternatives=alternatives,
+                weight=share,
+                alternatives=unit.alternatives,
+                unless=alternatives,
+                near=near,
             )
         )
-        units = _units(keyword)
-        if len(units) < 2:
-            continue
-        share = weight * scatter / len(units)
-        # the words are also looked for close together (a hyphenated word as one unit)
-        near = tuple(dict.fromkeys(u.stems for u in units))
-        near = near if len(near) >= 2 else ()
-        for unit in units:
-            out.append(
-                Feature(
-                    label=unit.surface,
-                    kind="keyword",
-                    weight=share,
-                    alternatives=unit.alternatives,
-                    unless=alternatives,
-                    near=near,
-                )
-            )
-    return out
+    return tuple(out)
 
 
 def close_together(stems: Sequence[str], near: Sequence[str], window: int) -> bool:
@@ -166,27 +170,11 @@ def close_together(stems: Sequence[str], near: Sequence[str], window: int) -> bo
 def description_features(profile: Profile, index: LexicalIndex) -> list[Feature]:
     """Rarer description words and adjacent pairs not already covered by a keyword
     (its words, phrase or acronym counterpart)."""
-    if not words(profile.description)[0]:
-        return []
-    taken = {
-        t
-        for kw in profile.keywords
-        for variant in expansions(kw)
-        for t in phrase_terms(variant) + phrase_unigrams(variant)
-    }
     limit = DESCRIPTION_MAX_DF * max(index.n_live, 1)
-    candidates: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {}
-    units = _units(profile.description)
-    for unit in units:
-        candidates.setdefault(unit.alternatives[0][0], (unit.surface, unit.alternatives))
-    for a, b in pairwise(units):
-        if a.joined_to_next and a.single and b.single:
-            pair = f"{a.single} {b.single}"
-            candidates.setdefault(pair, (f"{a.surface} {b.surface}", ((pair,),)))
     out: list[Feature] = []
-    for label, alternatives in candidates.values():
-        if any(t in taken for alt in alternatives for t in alt):
-            continue
+    for label, alternatives in _description_candidates(
+        profile.description, tuple(profile.keywords)
+    ):
         first = np.asarray([column(t) for t in alternatives[0]], dtype=np.int64)
         df = index.document_frequency(first)
         if float(df.min()) == 0 or float(df.max()) > limit:
@@ -200,6 +188,36 @@ def description_features(profile: Profile, index: LexicalIndex) -> list[Feature]
             )
         )
     return out
+
+
+@lru_cache(maxsize=1024)
+def _description_candidates(
+    description: str, keywords: tuple[str, ...]
+) -> tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]:
+    """The description's words and adjacent pairs as (label, phrasings), less those a
+    keyword covers: a pure function of the texts, remembered (the index then picks the
+    rarer ones)."""
+    if not words(description)[0]:
+        return ()
+    taken = {
+        t
+        for kw in keywords
+        for variant in expansions(kw)
+        for t in phrase_terms(variant) + phrase_unigrams(variant)
+    }
+    candidates: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {}
+    units = _units(description)
+    for unit in units:
+        candidates.setdefault(unit.alternatives[0][0], (unit.surface, unit.alternatives))
+    for a, b in pairwise(units):
+        if a.joined_to_next and a.single and b.single:
+            pair = f"{a.single} {b.single}"
+            candidates.setdefault(pair, (f"{a.surface} {b.surface}", ((pair,),)))
+    return tuple(
+        (label, alternatives)
+        for label, alternatives in candidates.values()
+        if not any(t in taken for alt in alternatives for t in alt)
+    )
 
 
 def excluded_rows(index: LexicalIndex, phrases: Sequence[str]) -> np.ndarray:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 
 import numpy as np
 
@@ -243,15 +244,21 @@ def _proximity(
     if not wanted:
         return
     streams = {
-        row: (words(title)[0], words(abstract)[0])
+        row: (_content_words(title), _content_words(abstract))
         for row, (title, abstract) in zip(wanted, texts(wanted), strict=True)
     }
     raised: set[int] = set()
     for near, found in candidates.items():
+        firsts = [{written.split(" ")[0] for written in unit.split("|")} for unit in near]
         close = [
             int(r)
             for r in found.tolist()
-            if any(close_together(s, near, PROXIMITY_WINDOW) for s in streams[int(r)])
+            if any(
+                # a text lacking a unit's every first word cannot hold it: no need to look
+                all(not held.isdisjoint(first) for first in firsts)
+                and close_together(stream, near, PROXIMITY_WINDOW)
+                for stream, held in streams[int(r)]
+            )
         ]
         if close:
             raw[np.ix_(groups[near], np.asarray(close, dtype=np.int64))] *= 1.0 + PROXIMITY_BONUS
@@ -259,6 +266,14 @@ def _proximity(
     if raised:
         cols = np.asarray(sorted(raised), dtype=np.int64)
         summed[cols] = raw[:, cols].sum(axis=0)
+
+
+@lru_cache(maxsize=2048)
+def _content_words(text: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """A text's content words in order (``words``) and as a set, remembered per text: the
+    best papers of one profile are often the best of the next one's too."""
+    found = tuple(words(text)[0])
+    return found, frozenset(found)
 
 
 def _warmed(index: LexicalIndex, texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -284,12 +299,17 @@ def _top_rows(values: Floats, pks: np.ndarray, k: int) -> np.ndarray:
     """The k rows with the highest positive values, best first (ties: lower pk first)."""
     if k <= 0 or not len(values):
         return np.zeros(0, dtype=np.int64)
-    if len(values) > k:
-        cut = np.partition(values, len(values) - k)[len(values) - k]
-        pool = np.flatnonzero(values >= cut)
-    else:
-        pool = np.arange(len(values))
-    pool = pool[values[pool] > 0]
+    pool = np.flatnonzero(values > 0)  # only these can be chosen: partition no more
+    if len(pool) > k:
+        positive = values[pool]
+        if len(positive) > 16 * k:
+            # the k-th best of every 8th value is no better than the k-th best of all:
+            # only the values reaching it are partitioned
+            sample = positive[::8]
+            low = np.partition(sample, len(sample) - k)[len(sample) - k]
+            pool, positive = pool[positive >= low], positive[positive >= low]
+        cut = np.partition(positive, len(positive) - k)[len(positive) - k]
+        pool = pool[positive >= cut]
     return pool[np.lexsort((pks[pool], -values[pool]))][:k]
 
 

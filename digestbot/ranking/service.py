@@ -120,10 +120,14 @@ def score_store(
     liked_rows = [r for r in index.rows_of(liked_pks).tolist() if r >= 0]
     disliked_rows = [r for r in index.rows_of(downs).tolist() if r >= 0]
 
+    read: dict[int, tuple[str, str]] = {}  # this call's texts: the top papers are read twice
+
     def texts(rows: Sequence[int]) -> list[tuple[str, str]]:
         pks = [int(index.pks[r]) for r in rows]
-        found = load_texts(store, pks)
-        return [found.get(pk, ("", "")) for pk in pks]
+        missing = [pk for pk in dict.fromkeys(pks) if pk not in read]
+        found = load_texts(store, missing)
+        read.update(dict.fromkeys(missing, ("", "")) | found)
+        return [read[pk] for pk in pks]
 
     by_cosine = None
     if semantic is None:

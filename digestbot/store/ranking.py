@@ -83,15 +83,19 @@ def load_index_batch(
     return IndexBatch(docs, mark, max(max_pk, max(r.pk for r in rows)))
 
 
+# one statement for every call (an expanding parameter): nothing to build per call
+_TEXTS = sa.select(papers.c.pk, papers.c.title, papers.c.abstract).where(
+    papers.c.pk.in_(sa.bindparam("pks", expanding=True))
+)
+
+
 def load_texts(store: SqlStore, pks: Sequence[int]) -> dict[int, tuple[str, str]]:
     out: dict[int, tuple[str, str]] = {}
+    if not pks:
+        return out
     with store.transaction() as conn:
         for part in _chunks(list(pks)):
-            for row in conn.execute(
-                sa.select(papers.c.pk, papers.c.title, papers.c.abstract).where(
-                    papers.c.pk.in_(part)
-                )
-            ):
+            for row in conn.execute(_TEXTS, {"pks": list(part)}):
                 out[row.pk] = (row.title, row.abstract)
     return out
 
@@ -172,6 +176,8 @@ def resolve_paper_pks(store: SqlStore, names: Sequence[str]) -> dict[str, int]:
 
 def pks_of_ids(store: SqlStore, ids: Sequence[str]) -> dict[str, int]:
     out: dict[str, int] = {}
+    if not ids:
+        return out
     with store.transaction() as conn:
         for part in _chunks(list(ids)):
             for row in conn.execute(
