@@ -564,7 +564,7 @@ class _ProfileRun:
                 cut=partial(self._email_cut, record, target),
                 compact=None
                 if content.is_compact
-                else partial(self._email_compact, record, target),
+                else partial(self._email_content, record, target, compact=True),
             )
             mails.append(mail)
             owner[mail.message_id] = (target, record)
@@ -666,28 +666,19 @@ class _ProfileRun:
             self._email_digests[key] = self._record_digest(record)
         return self._email_digests[key]
 
-    def _email_content(self, record: DeliveryRecord, target: Target) -> EmailContent:
-        key = self._email_key(record, target)
+    def _email_content(
+        self, record: DeliveryRecord, target: Target, *, compact: bool = False
+    ) -> EmailContent:
+        """The digest's email, rendered once per digest whatever the readers; ``compact``:
+        no abstracts in its HTML (the full one too large for the mail server)."""
+        key = (*self._email_key(record, target), "compact" if compact else "full")
         if key not in self._email:
             self._email[key] = render_email(
                 self._email_digest(record, target),
                 templates_dir=self.settings.templates_dir,
                 unsubscribe_url=self.unsubscribe.url if self.unsubscribe else "",
                 week=week_label(record.digest_date) if target.cadence == "weekly" else "",
-            )
-        return self._email[key]
-
-    def _email_compact(self, record: DeliveryRecord, target: Target) -> EmailContent:
-        """The email with no abstracts in its HTML (too large for the mail server in full):
-        rendered once per digest, whatever the readers."""
-        key = (*self._email_key(record, target), "compact")
-        if key not in self._email:
-            self._email[key] = render_email(
-                self._email_digest(record, target),
-                templates_dir=self.settings.templates_dir,
-                unsubscribe_url=self.unsubscribe.url if self.unsubscribe else "",
-                week=week_label(record.digest_date) if target.cadence == "weekly" else "",
-                compact=True,
+                compact=compact,
             )
         return self._email[key]
 

@@ -238,17 +238,23 @@ def strong_paper(index: int) -> Any:
     )
 
 
-def cut_then_outranked(store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer) -> set[str]:
-    """Day 1: a cut email (SIZE 2000) leaves papers out; day 2: ten new papers outrank them
-    (top_k 10). Returns the ids left out."""
-    settings = with_papers(store, READERS[:1])
+def send_cut(settings: Settings, store: SqlStore, ca: trustme.CA) -> Any:
+    """Today's digest to one reader whose server advertises SIZE 2000: a cut email."""
     small = SmtpServer(ca, size_limit=2_000, advertise_size=True).start()
     try:
-        [first] = send_due(
+        [outcome] = send_due(
             settings, store, now=NOW, deliverers=Deliverers(email=email_deliverer(small))
         ).outcomes
     finally:
         small.stop()
+    return outcome
+
+
+def cut_then_outranked(store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer) -> set[str]:
+    """Day 1: a cut email (SIZE 2000) leaves papers out; day 2: ten new papers outrank them
+    (top_k 10). Returns the ids left out."""
+    settings = with_papers(store, READERS[:1])
+    first = send_cut(settings, store, ca)
     assert first.status == "sent" and 1 <= first.papers < 10
     [row] = load_history(store)
     left_out = {p.paper_id for p in row.papers[first.papers :]}
@@ -300,13 +306,7 @@ def test_history_counts_the_papers_a_cut_email_carried(
     store: SqlStore, ca: trustme.CA, db_url: str, cli: Any, tmp_path: Path
 ) -> None:
     settings = with_papers(store, READERS[:1])
-    small = SmtpServer(ca, size_limit=2_000, advertise_size=True).start()
-    try:
-        [outcome] = send_due(
-            settings, store, now=NOW, deliverers=Deliverers(email=email_deliverer(small))
-        ).outcomes
-    finally:
-        small.stop()
+    outcome = send_cut(settings, store, ca)
     kept = outcome.papers
     assert outcome.status == "sent" and 1 <= kept < 10
     config = config_for(tmp_path, db_url, READERS[:1])
