@@ -84,3 +84,29 @@ def email_deliverer(server: SmtpServer, **kw: object) -> EmailDeliverer:
     return EmailDeliverer(
         factory, sender="Paper Digest <digest@example.org>", backoff=0.0, label="test smtp"
     )
+
+
+# matches no profile on linear attention by its words; "selective scan" is learnt by query
+# expansion from the best papers of ``selective_scan_papers``
+OFF_TOPIC_SCAN = make_paper(
+    9001, title="Selective scan memory", abstract="A selective scan for memory.", upvotes=900
+)
+
+
+def selective_scan_papers(total: int) -> list[Paper]:
+    """``total`` papers on linear attention (ids 1 to ``total``, 500 upvotes each), the best
+    20 of them on selective scans too."""
+    best = [
+        make_paper(
+            i,
+            title=f"Linear attention selective scan {i}",
+            abstract=f"Linear attention selective scan, case {i}.",
+            upvotes=500,
+        )
+        for i in range(1, 21)
+    ]
+    rest = [
+        make_paper(i, title=f"Efficient sequence model study {i}", upvotes=500)
+        for i in range(21, total + 1)
+    ]
+    return best + rest

@@ -7,37 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from digestbot.delivery.service import send_due
-from digestbot.models import Paper
 from digestbot.store import SqlStore
 from digestbot.store.ledger import deliveries
 from tests.conftest import NOW, write_config
-from tests.delivery.helpers import add_papers, make_paper, settings_for
-
-DAY = timedelta(days=1)
-OFF_TOPIC = make_paper(
-    9001,
-    title="Selective scan memory",
-    abstract="A selective scan for memory.",
-    upvotes=900,
+from tests.delivery.helpers import (
+    OFF_TOPIC_SCAN as OFF_TOPIC,
+)
+from tests.delivery.helpers import (
+    add_papers,
+    selective_scan_papers,
+    settings_for,
 )
 
-
-def _store_papers() -> list[Paper]:
-    """1,100 papers on linear attention, the best 20 of them on selective scans too."""
-    best = [
-        make_paper(
-            i,
-            title=f"Linear attention selective scan {i}",
-            abstract=f"Linear attention selective scan, case {i}.",
-            upvotes=500,
-        )
-        for i in range(1, 21)
-    ]
-    rest = [
-        make_paper(i, title=f"Efficient sequence model study {i}", upvotes=500)
-        for i in range(21, 1101)
-    ]
-    return best + rest
+DAY = timedelta(days=1)
 
 
 def _file(path: Path) -> dict[str, object]:
@@ -52,7 +34,7 @@ def test_a_paper_reached_only_through_expansion_is_not_picked_however_deep_it_ra
     expansion, ranked below 1,000 others, was picked (its light ranking had no breakdown
     for ``pick`` to check)."""
     a, b = tmp_path / "a", tmp_path / "b"
-    add_papers(store, _store_papers(), now=NOW)
+    add_papers(store, selective_scan_papers(1100), now=NOW)
     first = send_due(settings_for(deliver=[_file(a)]), store, now=NOW)
     assert [o.status for o in first.outcomes] == ["sent"]
     add_papers(store, [OFF_TOPIC], now=NOW + DAY)

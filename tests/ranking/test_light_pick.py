@@ -9,40 +9,24 @@ from pathlib import Path
 from digestbot.config import Profile, RankingSettings
 from digestbot.models import Paper, ScoredPaper
 from digestbot.ranking import pick
-from digestbot.ranking.service import rank_pool
+from digestbot.ranking.service import Ranking, rank_pool
 from digestbot.store import SqlStore
 from digestbot.store.ranking import pks_of_ids
 from tests.conftest import NOW
-from tests.delivery.helpers import add_papers, make_paper
+from tests.delivery.helpers import OFF_TOPIC_SCAN as OFF_TOPIC
+from tests.delivery.helpers import add_papers, make_paper, selective_scan_papers
 
 PROFILE = Profile(name="attn", description="Efficient attention", keywords=["linear attention"])
 TWO_TERMS = Profile(name="scan", keywords=["selective scan", "long context"])
-# matches no profile term; "selective scan" is learnt by expansion from the best papers
-OFF_TOPIC = make_paper(
-    9001, title="Selective scan memory", abstract="A selective scan for memory.", upvotes=900
-)
 
 
 def _papers() -> list[Paper]:
-    best = [
-        make_paper(
-            i,
-            title=f"Linear attention selective scan {i}",
-            abstract=f"Linear attention selective scan, case {i}.",
-            upvotes=500,
-        )
-        for i in range(1, 21)
-    ]
-    rest = [
-        make_paper(i, title=f"Efficient sequence model study {i}", upvotes=500)
-        for i in range(21, 61)
-    ]
-    return [*best, *rest, OFF_TOPIC]
+    return [*selective_scan_papers(60), OFF_TOPIC]
 
 
-def _ranked(
+def _ranking(
     store: SqlStore, tmp_path: Path, *, ids: list[str], detailed: int, profile: Profile = PROFILE
-) -> list[ScoredPaper]:
+) -> Ranking:
     only = set(pks_of_ids(store, ids).values())
     return rank_pool(
         store,
@@ -52,7 +36,13 @@ def _ranked(
         index_dir=tmp_path / "index",
         only=only,
         detailed=detailed,
-    ).papers
+    )
+
+
+def _ranked(
+    store: SqlStore, tmp_path: Path, *, ids: list[str], detailed: int, profile: Profile = PROFILE
+) -> list[ScoredPaper]:
+    return _ranking(store, tmp_path, ids=ids, detailed=detailed, profile=profile).papers
 
 
 def test_a_light_paper_reached_only_through_expansion_is_not_picked(
@@ -103,17 +93,8 @@ def test_papers_picked_from_deep_in_a_ranking_get_their_full_why(
     ]
     add_papers(store, [*_papers(), *both], now=NOW)
     pool = [p.id for p in [*_papers(), *both]]
-    only = set(pks_of_ids(store, pool).values())
     full = _ranked(store, tmp_path, ids=pool, detailed=1000, profile=TWO_TERMS)
-    ranking = rank_pool(
-        store,
-        TWO_TERMS,
-        now=NOW,
-        settings=RankingSettings(),
-        index_dir=tmp_path / "index",
-        only=only,
-        detailed=0,
-    )
+    ranking = _ranking(store, tmp_path, ids=pool, detailed=0, profile=TWO_TERMS)
     light = pick(ranking.papers, TWO_TERMS)
     assert all(not s.breakdown for s in light)
     shown = [
