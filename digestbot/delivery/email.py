@@ -106,7 +106,7 @@ class OutgoingEmail:
     unsubscribe_url: str = ""
     unsubscribe_token: str = ""
     # too large even as plain text: ``cut(n)`` is the plain text listing only the first n
-    # of its ``papers`` (and a line saying the others come in the next digest)
+    # of its ``papers`` (and a line saying the others are offered again)
     papers: int = 0
     cut: Callable[[int], EmailContent] | None = field(default=None, compare=False, repr=False)
     # too large in full: ``compact()`` is the same email with no abstracts in its HTML (None:

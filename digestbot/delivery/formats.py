@@ -318,7 +318,7 @@ def render_email_cut(
     week: str = "",
 ) -> EmailContent:
     """The plain text of ``render_email`` listing only the first ``keep`` papers, then a
-    line saying how many more come in the next digest (the message is cut to fit the mail
+    line saying how many more are offered again (the message is cut to fit the mail
     server's size limit). The subject counts every paper; there is no HTML part."""
     shown = replace(digest, papers=digest.papers[:keep])
     context = {"unsubscribe_url": unsubscribe_url, "week": week}

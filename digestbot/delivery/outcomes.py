@@ -86,7 +86,7 @@ def form_note(destination: str, progress: dict[str, Any]) -> str:
         kept = int(progress.get("kept") or 0)
         how += (
             f" listing {kept} of {kept + left_out} papers"
-            f" (the other {left_out} go in the next digest)"
+            f" (the other {left_out} are offered again to the next digests)"
         )
     return f"{how}: the mail server refuses the full message ({refused})"
 

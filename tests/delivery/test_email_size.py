@@ -188,8 +188,8 @@ def test_too_large_even_as_plain_text_the_papers_that_fit_go_and_the_rest_come_n
     kept = outcome.papers
     assert 1 <= kept < 10
     assert outcome.detail.startswith(
-        f"sent as plain text listing {kept} of 10 papers (the other {10 - kept} go in the "
-        "next digest): the mail server refuses the full message ("
+        f"sent as plain text listing {kept} of 10 papers (the other {10 - kept} are "
+        "offered again to the next digests): the mail server refuses the full message ("
     )
     assert len(received.data) <= 2_000
     [row] = load_history(store)
@@ -204,6 +204,9 @@ def test_too_large_even_as_plain_text_the_papers_that_fit_go_and_the_rest_come_n
     assert shown == order[:kept]
     more = 10 - kept
     assert f"...and {more} more paper{'s' if more > 1 else ''}: this email was cut" in text
+    # no promise of "the next digest": they are offered again, ranked with the new papers
+    they = "It is" if more == 1 else "They are"
+    assert f"{they} offered again in your digests of the coming week." in " ".join(text.split())
     assert row.status == "sent" and row.progress["kept"] == kept
     assert row.progress["left_out"] == 10 - kept
     assert count_sent(store, destination="email:alice@example.org") == kept
