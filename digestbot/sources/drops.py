@@ -67,6 +67,11 @@ _CODE_HOSTS = re.compile(
 _TITLE_MAX = 400
 _FOOTER_LINE_MAX = 60  # the lines of a page footer after the last paper are short
 _PAGE_AHEAD = timedelta(days=1)  # how far a page's date may be ahead of the file's local time
+# A yearless page date is in the year after the latest year its paper dates write, when
+# this many of them write one (or when the file's time would put it before them): the page
+# says when it was seen, where the file's time is that of a copy (a clone, a backup)
+_YEARS_TRUSTED = 3
+_DATE_LINE_MAX = 40  # "September 30, 2024 1,204" and the "Daily Papers" header are shorter
 _LEAD_MAX = 10  # lines before the page header that are skipped (with a warning)
 
 
@@ -239,9 +244,29 @@ def _resolve_page_date(
         # a day's grace: a page saved in a time zone behind the page's (a cron job in
         # New York fetching the next UTC day's page at 8 pm) is this year's, not last year's
         page_date = resolve_yearless(month, day, not_after=modified.date() + _PAGE_AHEAD)
+        written = _written_years(texts, pos + 1)
+        if written and page_date is not None:
+            page_year = max(written) + 1
+            if len(written) >= _YEARS_TRUSTED or page_date.year < page_year:
+                page_date = resolve_yearless(month, day, not_after=date(page_year, 12, 31))
     if page_date is None:
         raise ParseError(f"bad page date {texts[pos]!r}", source=name, line=numbers[pos])
     return page_date
+
+
+def _written_years(texts: list[str], start: int) -> list[int]:
+    """The years written in the paper dates of the page from line ``start`` on (to the next
+    page header). The page writes a date's year only when it is not the year the page was
+    seen in, so that year is after every one of them."""
+    years: list[int] = []
+    for text in texts[start:]:
+        if len(text) > _DATE_LINE_MAX or not text[:1].isalpha():
+            continue
+        if _header_key(text) == HEADER_MARKER:
+            break
+        if (parsed := _parse_date_line(text)) and parsed[2] is not None:
+            years.append(parsed[2])
+    return years
 
 
 def _page_date(

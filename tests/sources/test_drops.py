@@ -124,6 +124,47 @@ def test_sample_yearless_dates_use_the_file_time(tmp_path: Path) -> None:
     assert arc.published == date(2025, 10, 23)
 
 
+def test_a_copied_sample_is_dated_by_the_years_its_page_writes(tmp_path: Path) -> None:
+    # sample 003 (page "Nov 10") copied a year after it was saved: its dates write years up
+    # to 2024, and the page leaves out only the year it was seen in, so the page is 2025's.
+    # NaLaFormer ("Jun 26", no year) is arXiv 2506.21137: June 2025, not 2026.
+    copy = tmp_path / "003.txt"
+    copy.write_bytes((SEEDS / "003_e69bb1ed9e59af63.txt").read_bytes())
+    stamp = datetime(2026, 12, 6, 9, 0).timestamp()
+    os.utime(copy, (stamp, stamp))
+    result = read_drop(copy)
+    assert result.page_date == date(2025, 11, 10)
+    (nala,) = [p for p in result.papers if p.title.startswith("NaLaFormer")]
+    assert nala.published == date(2025, 6, 26)
+
+
+def test_a_page_with_few_written_years_keeps_the_file_time() -> None:
+    # a daily page: one old paper writes its year (2022); the file time dates the page
+    two_old = HEADER + ENTRY_A + "\n" + ENTRY_B + "\n" + ENTRY_ORG
+    assert parse(two_old, datetime(2026, 3, 1)).page_date == date(2026, 1, 8)
+    # three written years are the page's word: the year after the latest (2024)
+    three = two_old + "\n" + ENTRY_B.replace("Beta Models", "Beta Again")
+    result = parse(three, datetime(2026, 3, 1))
+    assert result.page_date == date(2025, 1, 8)
+    assert result.papers[2].published == date(2024, 10, 23)  # "Oct 23" before "Jan 8, 2025"
+
+
+def test_a_file_time_before_the_years_written_gives_way_to_them() -> None:
+    # a file time of 2020 (a clock reset, a restored backup) and a paper of 2024 on the page
+    result = parse(HEADER + ENTRY_B + "\n" + ENTRY_ORG, datetime(2020, 5, 1))
+    assert result.page_date == date(2025, 1, 8)
+    assert [p.published for p in result.papers] == [date(2024, 9, 3), date(2024, 10, 23)]
+
+
+def test_a_second_page_in_the_file_counts_only_its_own_years() -> None:
+    old_page = HEADER + ENTRY_A + "\n" + ENTRY_B + "\n" + ENTRY_B.replace("Beta", "Eta")
+    second = HEADER.replace("Jan 8", "Jan 9") + ENTRY_ORG
+    result = parse(old_page + "\n" + second, datetime(2026, 3, 1))
+    assert result.page_date == date(2025, 1, 8)  # three written years, the latest 2024
+    # the second page writes no year: the file time dates it
+    assert result.papers[-1].published == date(2025, 10, 23)
+
+
 def test_bom_crlf_trailing_spaces_and_blank_runs_parse_the_same() -> None:
     clean = parse(HEADER + ENTRY_A + "\n" + ENTRY_B)
     messy_text = "\ufeff" + (HEADER + ENTRY_A + "\n\n\n\n" + ENTRY_B).replace("\n", "   \r\n")
