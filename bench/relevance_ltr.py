@@ -18,6 +18,9 @@ come from ``Harness.run``, and the script checks that ranking by main's total th
 own path gives them), with paired per-profile differences (mean ± standard error, up/down)::
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_ltr.py [--mode full] [--coefficients]
+
+``--ceilings``: only the in-sample fits (trained and scored on the same 20) of the least
+regularised models, as a ceiling of what the features could give a family at all.
 """
 
 from __future__ import annotations
@@ -371,6 +374,13 @@ def candidates() -> list[Candidate]:
 
 
 BOOSTED = Candidate("boosted", tuple(ALL), "max")
+CEILINGS = [
+    Candidate("pairwise", tuple(ALL), "max", 1.0),
+    Candidate("pairwise", tuple(ALL), "max", 100.0),
+    Candidate("pointwise", tuple(ALL), "z", 100.0),
+    Candidate("ascent", tuple(ALL), "max"),
+    BOOSTED,
+]
 
 
 # --- folds and the report -------------------------------------------------------------
@@ -439,6 +449,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/digestbot-ltr"))
     parser.add_argument("--mode", action="append", choices=MODES)
     parser.add_argument("--coefficients", action="store_true", help="the chosen model's weights")
+    parser.add_argument(
+        "--ceilings",
+        action="store_true",
+        help="only in-sample fits of the least regularised models",
+    )
     opts = parser.parse_args()
     modes = tuple(opts.mode or MODES)
     harness = Harness(opts.workdir)
@@ -464,6 +479,13 @@ def main() -> None:
             f"  {mode:<8} {cell(tuning, DEVSET.stem)} | {cell(tuning, DEVSET2.stem)} |"
             f" {cell(tuning)} | {cell(held)}"
         )
+    if opts.ceilings:
+        for mode in modes:
+            for candidate in CEILINGS:
+                fitted = in_sample(data, candidate, mode)
+                print(f"  {mode:<8} in-sample {candidate.label:<34} {cell(fitted)}", flush=True)
+        harness.store.close()
+        return
     for mode in modes:
         print(
             f"\n== {mode}: candidate | cross-set: devset2 (trained on devset), devset (trained"
