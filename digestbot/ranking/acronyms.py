@@ -194,12 +194,12 @@ def ambiguous(counted: Sequence[Counted]) -> list[str]:
     return sorted(k for k, n in totals.items() if n >= MIN_PAPERS and k not in kept)
 
 
-def lookup_keys(phrases: Iterable[str], texts: Iterable[str] = ()) -> set[str]:
+@lru_cache(maxsize=1024)
+def lookup_keys(phrases: tuple[str, ...], texts: tuple[str, ...] = ()) -> frozenset[str]:
     """The keys a definition of any of ``phrases`` (keywords, exclusions) or of a word of
     them or of ``texts`` (a description) is stored under: each one's phrase key, as written
-    and with its hyphenated words joined."""
+    and with its hyphenated words joined (remembered: a profile is ranked again and again)."""
     out: set[str] = set()
-    phrases = list(phrases)
     for text in (*phrases, *texts):
         for token in _WORD.findall(fold(text)):
             out.add(" ".join(_phrase_words(token)))
@@ -209,7 +209,7 @@ def lookup_keys(phrases: Iterable[str], texts: Iterable[str] = ()) -> set[str]:
         out.add(" ".join(_phrase_words(phrase)))
         out.add(" ".join(_phrase_words(_joined(phrase))))
     out.discard("")
-    return out
+    return frozenset(out)
 
 
 def mined_expansions(counted: Iterable[Counted], *, static: frozenset[str]) -> Mined:
@@ -223,7 +223,8 @@ def mined_expansions(counted: Iterable[Counted], *, static: frozenset[str]) -> M
             continue
         longs = [_long_form(item.long) for item in items]
         out.setdefault(short, []).extend(longs)
-        for item in items:
-            for key in (item.long_key, item.spelling):
-                out.setdefault(key, []).extend([item.short, *longs])
+        for item, own in zip(items, longs, strict=True):
+            out.setdefault(item.long_key, []).extend([item.short, *(x for x in longs if x != own)])
+            if item.spelling != item.long_key:  # another way to write it (hyphens joined)
+                out.setdefault(item.spelling, []).extend([item.short, *longs])
     return tuple((key, tuple(dict.fromkeys(phrases))) for key, phrases in sorted(out.items()))

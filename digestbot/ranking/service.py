@@ -69,7 +69,7 @@ def open_index(store: SqlStore, directory: Path | None) -> LexicalIndex:
 def mined_acronyms(store: SqlStore, profile: Profile) -> Mined:
     """The acronyms the store's papers define for the profile's keywords, description
     words and exclusions, that a query may expand (``ranking.acronyms``): one query."""
-    keys = lookup_keys([*profile.keywords, *profile.exclude], [profile.description])
+    keys = lookup_keys((*profile.keywords, *profile.exclude), (profile.description,))
     if not keys:
         return ()
     with store.transaction() as conn:

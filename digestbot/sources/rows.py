@@ -14,11 +14,11 @@ merge path), ``load_slot_papers`` reads the file again and checks its SHA-256.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -27,6 +27,9 @@ from digestbot.models import Paper
 from digestbot.sources.drops import DropParse, parse_drop_bytes
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import ROW_COLUMNS, bind_rows, merge_batch, naive_utc, row_values
+
+if TYPE_CHECKING:
+    from digestbot.ranking.acronyms import Definition
 
 SOURCE_COLUMNS = ("kind", "name", "entry", "line", "seen_at")
 _TID = ROW_COLUMNS.index("tid")
@@ -45,6 +48,9 @@ class PaperRows:
     source_slots: list[int]  # per entry with a source: the slot of its paper
     sources: list[tuple[Any, ...]]  # per entry: ``SOURCE_COLUMNS`` values, bound
     merged: int  # entries merged into an earlier entry of the same drop
+    # per slot: the acronyms its title and abstract define (``ranking.acronyms``), found
+    # here in the parsing worker, counted by the writer for the papers that are new
+    definitions: list[tuple[Definition, ...]] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -92,6 +98,9 @@ def prepare_drop(
     drivername: str,
 ) -> PaperRows:
     """The rows ``upsert_rows`` writes for a parsed drop, first seen ``now``."""
+    # imported here: ``digestbot.ranking`` imports the store, which imports this module's
+    from digestbot.ranking.acronyms import paper_definitions
+
     dialect = dialect_named(drivername)
     now = naive_utc(now)
     batch = merge_batch(parsed.papers)
@@ -117,4 +126,5 @@ def prepare_drop(
         source_slots=source_slots,
         sources=bind_rows(dialect, paper_sources, SOURCE_COLUMNS, source_rows),
         merged=batch.merged,
+        definitions=[tuple(paper_definitions(p.title, p.abstract)) for p in batch.slots],
     )

@@ -58,11 +58,25 @@ def count_definitions(
     # imported here: ``digestbot.ranking`` imports the store
     from digestbot.ranking.acronyms import paper_definitions
 
+    count_found(
+        conn,
+        [paper_definitions(title, abstract) for title, abstract in added],
+        [paper_definitions(title, abstract) for title, abstract in removed],
+    )
+
+
+def count_found(
+    conn: Connection,
+    added: Iterable[Iterable[Definition]],
+    removed: Iterable[Iterable[Definition]] = (),
+) -> None:
+    """``count_definitions`` of papers whose definitions were found already (each paper's
+    once: ``ranking.acronyms.paper_definitions``)."""
     delta: Counter[tuple[str, str]] = Counter()
     forms: dict[tuple[str, str], Definition] = {}
-    for sign, texts in ((1, added), (-1, removed)):
-        for title, abstract in texts:
-            for found in paper_definitions(title, abstract):
+    for sign, papers_found in ((1, added), (-1, removed)):
+        for found_in_paper in papers_found:
+            for found in found_in_paper:
                 key = (found.short_key, found.long_key)
                 delta[key] += sign
                 forms.setdefault(key, found)
