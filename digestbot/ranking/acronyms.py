@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from digestbot.ranking.text import (
     _WORD,
@@ -47,8 +48,9 @@ _SPLIT = re.compile(r"[;,]")
 _EDGE = re.compile(r"^[^\w]+|[^\w]+$")
 
 
-@dataclass(frozen=True, slots=True)
-class Definition:
+class Definition(NamedTuple):
+    """One definition (a plain tuple once pickled: the ingest workers send them)."""
+
     short_key: str  # the short form's content words, stemmed (``ssm``)
     long_key: str  # the long form's (``state space model``)
     spelling: str  # ``long_key`` with hyphenated words joined (``multi-modal``: ``multimod``)

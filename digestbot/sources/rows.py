@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -27,9 +27,6 @@ from digestbot.models import Paper
 from digestbot.sources.drops import DropParse, parse_drop_bytes
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import ROW_COLUMNS, bind_rows, merge_batch, naive_utc, row_values
-
-if TYPE_CHECKING:
-    from digestbot.ranking.acronyms import Definition
 
 SOURCE_COLUMNS = ("kind", "name", "entry", "line", "seen_at")
 _TID = ROW_COLUMNS.index("tid")
@@ -50,7 +47,8 @@ class PaperRows:
     merged: int  # entries merged into an earlier entry of the same drop
     # per slot: the acronyms its title and abstract define (``ranking.acronyms``), found
     # here in the parsing worker, counted by the writer for the papers that are new
-    definitions: list[tuple[Definition, ...]] = field(default_factory=list)
+    # (each ``ranking.acronyms.Definition``'s fields as a plain tuple)
+    definitions: list[tuple[tuple[str, str, str, str, str], ...]] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -126,5 +124,12 @@ def prepare_drop(
         source_slots=source_slots,
         sources=bind_rows(dialect, paper_sources, SOURCE_COLUMNS, source_rows),
         merged=batch.merged,
-        definitions=[tuple(paper_definitions(p.title, p.abstract)) for p in batch.slots],
+        # as plain tuples: the writer then needs no ``digestbot.ranking`` to read them
+        definitions=[
+            tuple(
+                (d.short_key, d.long_key, d.spelling, d.short, d.long)
+                for d in paper_definitions(p.title, p.abstract)
+            )
+            for p in batch.slots
+        ],
     )

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from digestbot.store.schema import metadata, papers
 
 if TYPE_CHECKING:
-    from digestbot.ranking.acronyms import Counted, Definition
+    from digestbot.ranking.acronyms import Counted
 
 acronym_definitions = sa.Table(
     "acronym_definitions",
@@ -55,6 +55,9 @@ def count_definitions(
     """Count the definitions of the papers ``added`` (title, abstract) and take back those
     of the texts ``removed`` (a changed paper's earlier title and abstract). The caller
     holds the store's write lock."""
+    added, removed = list(added), list(removed)
+    if not added and not removed:
+        return
     # imported here: ``digestbot.ranking`` imports the store
     from digestbot.ranking.acronyms import paper_definitions
 
@@ -67,17 +70,17 @@ def count_definitions(
 
 def count_found(
     conn: Connection,
-    added: Iterable[Iterable[Definition]],
-    removed: Iterable[Iterable[Definition]] = (),
+    added: Iterable[Iterable[tuple[str, str, str, str, str]]],
+    removed: Iterable[Iterable[tuple[str, str, str, str, str]]] = (),
 ) -> None:
     """``count_definitions`` of papers whose definitions were found already (each paper's
-    once: ``ranking.acronyms.paper_definitions``)."""
+    once: ``ranking.acronyms.paper_definitions``, its fields as a tuple or not)."""
     delta: Counter[tuple[str, str]] = Counter()
-    forms: dict[tuple[str, str], Definition] = {}
+    forms: dict[tuple[str, str], tuple[str, str, str, str, str]] = {}
     for sign, papers_found in ((1, added), (-1, removed)):
         for found_in_paper in papers_found:
             for found in found_in_paper:
-                key = (found.short_key, found.long_key)
+                key = (found[0], found[1])
                 delta[key] += sign
                 forms.setdefault(key, found)
     changes = {key: n for key, n in delta.items() if n}
@@ -97,14 +100,14 @@ def count_found(
         now = stored.get(key, 0) + n
         if key not in stored:
             if now > 0:
-                found = forms[key]
+                _, _, spelling, short, long = forms[key]
                 inserts.append(
                     {
                         "short_key": key[0],
                         "long_key": key[1],
-                        "spelling": found.spelling,
-                        "short_form": found.short,
-                        "long_form": found.long,
+                        "spelling": spelling,
+                        "short_form": short,
+                        "long_form": long,
                         "papers": now,
                     }
                 )
