@@ -40,6 +40,7 @@ from digestbot.ranking.text import (
 MIN_PAPERS = 2  # a definition seen in fewer papers is not trusted
 MIN_SHARE = 2 / 3  # ... nor one that fewer than this share of its short form's papers give
 MAX_KEY = 255  # characters of a stored key (a longer long form is refused)
+MAX_SHORT_KEY = 64
 
 _PAREN = re.compile(r"\(([^()]{1,200})\)")
 # a clause ends at a sentence mark that ends a word, or at a bracket
@@ -153,8 +154,10 @@ def _checked(short: str, long: str | None) -> Definition | None:
     long_key = " ".join(_phrase_words(_long_form(long)))
     if not short_key or not long_key or short_key == long_key or len(long_key) > MAX_KEY:
         return None
-    spelling = " ".join(_phrase_words(_joined(long)))
-    return Definition(short_key, long_key, spelling or long_key, short, fold(long))
+    spelling = " ".join(_phrase_words(_joined(long))) or long_key
+    if len(spelling) > MAX_KEY or len(short_key) > MAX_SHORT_KEY:
+        return None
+    return Definition(short_key, long_key, spelling, short, fold(long))
 
 
 @dataclass(frozen=True, slots=True)
