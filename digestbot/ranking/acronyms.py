@@ -43,8 +43,8 @@ MAX_KEY = 255  # characters of a stored key (a longer long form is refused)
 MAX_SHORT_KEY = 64
 
 _PAREN = re.compile(r"\(([^()]{1,200})\)")
-# a clause ends at a sentence mark that ends a word, or at a bracket
-_BRACKETS = frozenset("()[]{}")
+# a clause ends at a word holding a bracket, or ending with a sentence mark
+_CLAUSE_ENDS = ("(", ")", "[", "]", "{", "}", ". ", "; ", ": ", "! ", "? ")
 _SPLIT = re.compile(r"[;,]")
 _EDGE = re.compile(r"^[^\w]+|[^\w]+$")
 
@@ -101,14 +101,14 @@ def _definition(text: str, match: re.Match[str]) -> Definition | None:
 
 
 def _clause_words(text: str, end: int, count: int) -> list[str]:
-    """The last ``count`` words before ``end``, within their clause (after the last
-    sentence mark or bracket)."""
-    words = text[max(0, end - 300) : end].split()[-count:]
-    for k in range(len(words) - 1, -1, -1):
-        word = words[k]
-        if _BRACKETS.intersection(word) or (k < len(words) - 1 and word[-1] in ".;:!?"):
-            return words[k + 1 :]
-    return words
+    """The last ``count`` words before ``end``, within their clause (after the last word
+    holding a bracket, or ending a sentence)."""
+    tail = " ".join(text[max(0, end - 300) : end].split()[-count:])
+    cut = max(map(tail.rfind, _CLAUSE_ENDS))
+    if cut >= 0:  # the words after the one holding it
+        space = tail.find(" ", cut)
+        return tail[space:].split() if space >= 0 else []
+    return tail.split()
 
 
 def _short_form(token: str) -> str | None:
