@@ -45,7 +45,6 @@ MAX_SHORT_KEY = 64
 _PAREN = re.compile(r"\(([^()]{1,200})\)")
 # a clause ends at a word holding a bracket, or ending with a sentence mark
 _CLAUSE_ENDS = ("(", ")", "[", "]", "{", "}", ". ", "; ", ": ", "! ", "? ")
-_SPLIT = re.compile(r"[;,]")
 _EDGE = re.compile(r"^[^\w]+|[^\w]+$")
 
 
@@ -61,29 +60,28 @@ class Definition(NamedTuple):
 
 def definitions(text: str) -> list[Definition]:
     """The acronym definitions of a text, each (short key, long key) once, in order."""
-    if "(" not in text:
-        return []
-    out: dict[tuple[str, str], Definition] = {}
-    for match in _PAREN.finditer(text):
-        found = _definition(text, match)
-        if found is not None:
-            out.setdefault((found.short_key, found.long_key), found)
-    return list(out.values())
+    return paper_definitions("", text)
 
 
 def paper_definitions(title: str, abstract: str) -> list[Definition]:
     """A paper's definitions (title and abstract), each pair once."""
     out: dict[tuple[str, str], Definition] = {}
     for text in (title, abstract):
-        for found in definitions(text):
-            out.setdefault((found.short_key, found.long_key), found)
+        if "(" not in text:
+            continue
+        for match in _PAREN.finditer(text):
+            found = _definition(text, match)
+            if found is not None:
+                out.setdefault((found.short_key, found.long_key), found)
     return list(out.values())
 
 
 def _definition(text: str, match: re.Match[str]) -> Definition | None:
     inside = match.group(1).strip()
-    first = _SPLIT.split(inside, maxsplit=1)[0].strip()
+    first = inside.split(";", 1)[0].split(",", 1)[0].strip()
     if first and " " not in first:  # long form (SF)
+        if first.islower():  # quick refusal: no capital
+            return None
         short = _short_form(first)
         if short is None:
             return None
@@ -93,7 +91,10 @@ def _definition(text: str, match: re.Match[str]) -> Definition | None:
     before = text[max(0, match.start() - 40) : match.start()].rstrip()
     if not before or not before[-1].isalnum():
         return None
-    short = _short_form(_EDGE.sub("", before.rsplit(None, 1)[-1]))
+    word = before.rsplit(None, 1)[-1]
+    if word.islower():  # quick refusal: no capital
+        return None
+    short = _short_form(_EDGE.sub("", word))
     if short is None or len(inside.split()) > min(len(short) + 5, 2 * len(short)):
         return None
     long = best_long_form(short, inside)
@@ -117,11 +118,8 @@ def _short_form(token: str) -> str | None:
         token = token[:-1]
     if not 2 <= len(token) <= 10 or not token[0].isalnum():
         return None
-    letters = [c for c in token if c.isalpha()]
-    if not letters:
-        return None
-    capitals = sum(c.isupper() for c in letters)
-    if capitals < 2 and capitals < len(letters):
+    capitals = sum(map(str.isupper, token))
+    if not capitals or (capitals < 2 and token != token.upper()):  # an acronym's capitals
         return None
     return token
 
