@@ -10,6 +10,10 @@ ranking before scoring. The lexical run sets ``ranking.embedding_model: null``;
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_eval.py [--semantic] [--per-profile]
         [--devset PATH ...] [--held-out] [--embedding-model MODEL] [--no-lexical] [--subprocess]
+        [--acronyms {shipped,static,mined,none}]
+
+``--acronyms`` (in-process only) ranks with the static table ``text.ACRONYMS`` and the
+acronyms mined from the papers (``shipped``), only one of them, or neither.
 """
 
 from __future__ import annotations
@@ -159,6 +163,17 @@ def mean_pair(pairs: list[tuple[float, float]]) -> str:
     return f"{ndcg:.3f} / {ap:.3f}"
 
 
+def use_acronyms(*, static: bool, mined: bool) -> None:
+    """Rank (in this process) without the static acronym table, or without the mined one."""
+    from digestbot.ranking import service, text
+
+    if not static:
+        text.ACRONYMS.clear()
+        text._ACRONYM_KEYS.clear()
+    if not mined:
+        service.mined_acronyms = lambda store, profile: ()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-profile", action="store_true")
@@ -187,7 +202,17 @@ def main() -> None:
     parser.add_argument(
         "--mode", choices=MODES, action="append", help="score only this mode (repeatable)"
     )
+    parser.add_argument(
+        "--acronyms",
+        choices=("shipped", "static", "mined", "none"),
+        default="shipped",
+        help="which acronyms expand: the static table and the mined ones (shipped), one, none",
+    )
     opts = parser.parse_args()
+    if opts.acronyms != "shipped":
+        if opts.subprocess:
+            parser.error("--acronyms needs the in-process run")
+        use_acronyms(static=opts.acronyms in ("static",), mined=opts.acronyms in ("mined",))
     paths: list[Path] = opts.devset or [DEVSET, DEVSET2]
     if opts.held_out:
         paths.append(DEVSET3)

@@ -20,6 +20,7 @@ from digestbot.config import Profile
 from digestbot.ranking.lexical import Floats, LexicalIndex
 from digestbot.ranking.text import (
     WORD_OR_MARK,
+    Mined,
     column,
     expansions,
     fold,
@@ -45,7 +46,7 @@ class _Unit:
 
 
 @lru_cache(maxsize=4096)
-def _units(text: str) -> tuple[_Unit, ...]:
+def _units(text: str, mined: Mined = ()) -> tuple[_Unit, ...]:
     """Content words of a text as written: a hyphenated word is one unit (its phrase or
     joined form); a stop word or punctuation ends adjacency. Remembered per text (a pure
     function of it: profiles are scored again and again with the same words)."""
@@ -58,7 +59,7 @@ def _units(text: str) -> tuple[_Unit, ...]:
                 out[-1] = replace(out[-1], joined_to_next=False)
             continue
         alternatives = tuple(
-            dict.fromkeys(tuple(phrase_terms(v, whole=False)) for v in expansions(token))
+            dict.fromkeys(tuple(phrase_terms(v, whole=False)) for v in expansions(token, mined))
         )
         single = content[0] if len(phrase_unigrams(token)) == 1 else None
         found = "|".join(dict.fromkeys([" ".join(phrase_unigrams(token)), *words(token)[1]]))
@@ -101,25 +102,30 @@ def _best_phrasing(index: LexicalIndex, alternatives: tuple[tuple[str, ...], ...
     return best if best is not None else np.zeros(index.n_rows)
 
 
-def keyword_features(profile: Profile, *, scatter: float | None = None) -> list[Feature]:
-    """Per keyword: its phrase (or acronym counterpart); for a multi-word keyword also
-    each of its words, at ``scatter`` (default ``SCATTER_WEIGHT``) x its weight shared
-    among them, where the phrase is absent."""
+def keyword_features(
+    profile: Profile, *, scatter: float | None = None, mined: Mined = ()
+) -> list[Feature]:
+    """Per keyword: its phrase (or acronym counterpart, ``mined`` from the papers where
+    ``ACRONYMS`` has none); for a multi-word keyword also each of its words, at ``scatter``
+    (default ``SCATTER_WEIGHT``) x its weight shared among them, where the phrase is
+    absent."""
     if scatter is None:
         scatter = SCATTER_WEIGHT
     out: list[Feature] = []
     for keyword, weight in profile.keywords.items():
-        out += _keyword_features(keyword, weight, scatter)
+        out += _keyword_features(keyword, weight, scatter, mined)
     return out
 
 
 @lru_cache(maxsize=4096, typed=True)
-def _keyword_features(keyword: str, weight: float, scatter: float) -> tuple[Feature, ...]:
-    """``keyword_features`` of one keyword: a pure function of its text and weights,
-    remembered (its text analysis costs more than scoring it)."""
-    alternatives = tuple(tuple(phrase_terms(p)) for p in expansions(keyword))
+def _keyword_features(
+    keyword: str, weight: float, scatter: float, mined: Mined
+) -> tuple[Feature, ...]:
+    """``keyword_features`` of one keyword: a pure function of its text, weights and
+    acronyms, remembered (its text analysis costs more than scoring it)."""
+    alternatives = tuple(tuple(phrase_terms(p)) for p in expansions(keyword, mined))
     out = [Feature(label=keyword, kind="keyword", weight=weight, alternatives=alternatives)]
-    units = _units(keyword)
+    units = _units(keyword, mined)
     if len(units) < 2:
         return tuple(out)
     share = weight * scatter / len(units)
@@ -167,13 +173,13 @@ def close_together(stems: Sequence[str], near: Sequence[str], window: int) -> bo
     )
 
 
-def description_features(profile: Profile, index: LexicalIndex) -> list[Feature]:
+def description_features(profile: Profile, index: LexicalIndex, mined: Mined = ()) -> list[Feature]:
     """Rarer description words and adjacent pairs not already covered by a keyword
-    (its words, phrase or acronym counterpart)."""
+    (its words, phrase or acronym counterpart; ``mined``: as ``keyword_features``)."""
     limit = DESCRIPTION_MAX_DF * max(index.n_live, 1)
     out: list[Feature] = []
     for label, alternatives in _description_candidates(
-        profile.description, tuple(profile.keywords)
+        profile.description, tuple(profile.keywords), mined
     ):
         first = np.asarray([column(t) for t in alternatives[0]], dtype=np.int64)
         df = index.document_frequency(first)
@@ -192,7 +198,7 @@ def description_features(profile: Profile, index: LexicalIndex) -> list[Feature]
 
 @lru_cache(maxsize=1024)
 def _description_candidates(
-    description: str, keywords: tuple[str, ...]
+    description: str, keywords: tuple[str, ...], mined: Mined = ()
 ) -> tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]:
     """The description's words and adjacent pairs as (label, phrasings), less those a
     keyword covers: a pure function of the texts, remembered (the index then picks the
@@ -202,11 +208,11 @@ def _description_candidates(
     taken = {
         t
         for kw in keywords
-        for variant in expansions(kw)
+        for variant in expansions(kw, mined)
         for t in phrase_terms(variant) + phrase_unigrams(variant)
     }
     candidates: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {}
-    units = _units(description)
+    units = _units(description, mined)
     for unit in units:
         candidates.setdefault(unit.alternatives[0][0], (unit.surface, unit.alternatives))
     for a, b in pairwise(units):
@@ -220,11 +226,12 @@ def _description_candidates(
     )
 
 
-def excluded_rows(index: LexicalIndex, phrases: Sequence[str]) -> np.ndarray:
-    """Rows holding any exclude phrase (or its acronym counterpart) in title or abstract."""
+def excluded_rows(index: LexicalIndex, phrases: Sequence[str], mined: Mined = ()) -> np.ndarray:
+    """Rows holding any exclude phrase (or its acronym counterpart, ``ACRONYMS``' or
+    ``mined``) in title or abstract."""
     mask = np.zeros(index.n_rows, dtype=bool)
     for phrase in phrases:
-        for variant in expansions(phrase):
+        for variant in expansions(phrase, mined):
             needed = phrase_terms(variant)
             if not needed:
                 continue

@@ -39,7 +39,7 @@ from digestbot.ranking.query import (
     keyword_features,
 )
 from digestbot.ranking.semantic import fuse_available, scaled_partial
-from digestbot.ranking.text import column, columns, terms, words
+from digestbot.ranking.text import Mined, column, columns, terms, words
 
 TextsOf = Callable[[Sequence[int]], list[tuple[str, str]]]  # index rows -> (title, abstract)
 
@@ -104,14 +104,17 @@ def score_profile(
     settings: RankingSettings,
     now: datetime,
     semantic: Floats | None = None,
+    mined: Mined = (),
 ) -> ProfileScores:
+    """``mined``: the store's papers' own acronym definitions for the profile's phrases
+    (``ranking.acronyms.mined_expansions``)."""
     n = index.n_rows
     dead = ~index.live
     liked = np.zeros(n, dtype=bool)
     liked[list(liked_rows)] = True
     disliked = np.zeros(n, dtype=bool)
     disliked[list(disliked_rows)] = True
-    excluded = excluded_rows(index, profile.exclude)
+    excluded = excluded_rows(index, profile.exclude, mined)
     out_of_play = dead | excluded | disliked
 
     # the description's document frequencies in one pass (each word is then a look-up)
@@ -121,7 +124,9 @@ def score_profile(
     if semantic is not None and not np.nan_to_num(semantic).any():
         semantic = None  # no paper has semantic evidence yet (no vector): rank lexically
     scatter = SEMANTIC_SCATTER if semantic is not None else None  # None: query.SCATTER_WEIGHT
-    features = keyword_features(profile, scatter=scatter) + description_features(profile, index)
+    features = keyword_features(profile, scatter=scatter, mined=mined) + description_features(
+        profile, index, mined
+    )
     text_weight = 1.0
     liked_texts = _warmed(index, texts(list(liked_rows))) if len(liked_rows) else []
     # a keyword of stop words or of another script (text is folded to ASCII) searches for nothing

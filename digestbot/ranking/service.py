@@ -18,6 +18,7 @@ import numpy as np
 from digestbot.config import Profile, RankingSettings
 from digestbot.errors import ConfigError
 from digestbot.models import ScoredPaper
+from digestbot.ranking.acronyms import lookup_keys, mined_expansions
 from digestbot.ranking.explain import (
     Listing,
     assemble,
@@ -37,7 +38,9 @@ from digestbot.ranking.semantic import (
     ready_vectors,
     semantic_scores,
 )
+from digestbot.ranking.text import Mined, static_acronym_keys
 from digestbot.store import SqlStore
+from digestbot.store.acronyms import load_definitions
 from digestbot.store.feedback import load_feedback
 from digestbot.store.ranking import (
     load_index_documents_by_pk,
@@ -61,6 +64,17 @@ def open_index(store: SqlStore, directory: Path | None) -> LexicalIndex:
     if directory is not None:
         return sync_index(store, directory)
     return LexicalIndex.build(load_index_documents_by_pk(store, load_pks(store)))
+
+
+def mined_acronyms(store: SqlStore, profile: Profile) -> Mined:
+    """The acronyms the store's papers define for the profile's keywords, description
+    words and exclusions, that a query may expand (``ranking.acronyms``): one query."""
+    keys = lookup_keys((*profile.keywords, *profile.exclude), (profile.description,))
+    if not keys:
+        return ()
+    with store.transaction() as conn:
+        found = load_definitions(conn, keys)
+    return mined_expansions(found, static=static_acronym_keys())
 
 
 def profile_votes(store: SqlStore, profile: Profile) -> tuple[list[int], list[int]]:
@@ -141,6 +155,7 @@ def score_store(
         settings=settings,
         now=now,
         semantic=semantic,
+        mined=mined_acronyms(store, profile),
     )
     if by_cosine is not None:
         nearest = nearest_by_evidence(scores, by_cosine, liked_share=liked_share(profile))

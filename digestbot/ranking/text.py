@@ -261,25 +261,49 @@ def phrase_unigrams(phrase: str) -> list[str]:
     return list(dict.fromkeys(_phrase_words(phrase)))
 
 
-def expansions(phrase: str) -> list[str]:
-    """The phrase and its acronym counterpart(s): ``SSM`` <-> ``state space model``."""
-    key = " ".join(_phrase_words(phrase))
-    keys = {key}
-    out = [phrase]
+# Acronyms mined from the stored papers (``ranking.acronyms.mined_expansions``): a phrase
+# key (a short form's, or a long form's) -> the phrases it also stands for
+Mined = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _acronym_keys() -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
     if not _ACRONYM_KEYS:
         for short, written in ACRONYMS.items():
             forms = tuple(map(_long_form, (written,) if isinstance(written, str) else written))
             _ACRONYM_KEYS.append((short, forms, tuple(" ".join(_phrase_words(f)) for f in forms)))
+    return _ACRONYM_KEYS
+
+
+def static_acronym_keys() -> frozenset[str]:
+    """The phrase keys ``ACRONYMS`` speaks for: its short forms (as stemmed, with a plural
+    ``s``) and its expansions'."""
+    out: set[str] = set()
+    for short, _, form_keys in _acronym_keys():
+        out.update((short, stem(short), stem(short + "s")), form_keys)
+    return frozenset(out)
+
+
+def expansions(phrase: str, mined: Mined = ()) -> list[str]:
+    """The phrase and its acronym counterpart(s): ``SSM`` <-> ``state space model``, from
+    ``ACRONYMS``, else from ``mined`` (the store's papers' own definitions)."""
+    key = " ".join(_phrase_words(phrase))
+    keys = {key}
+    out = [phrase]
     if _HYPHENATED.search(fold(phrase)):
         out.append(_joined(phrase))
         keys.add(" ".join(_phrase_words(out[-1])))
-    for short, forms, form_keys in _ACRONYM_KEYS:
+    plain = len(out)
+    for short, forms, form_keys in _acronym_keys():
         if key in (short, stem(short)) or key == stem(short + "s"):
             out.extend(forms)
         elif keys.intersection(form_keys):
             out.append(short)
             if len(forms) > 1:  # the expansion's other spellings
                 out.extend(forms)
+    if len(out) == plain and mined:  # the static table wins where it has an entry
+        for known, counterparts in mined:
+            if known in keys:
+                out.extend(counterparts)
     return list(dict.fromkeys(out))
 
 

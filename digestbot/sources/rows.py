@@ -14,7 +14,7 @@ merge path), ``load_slot_papers`` reads the file again and checks its SHA-256.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +45,10 @@ class PaperRows:
     source_slots: list[int]  # per entry with a source: the slot of its paper
     sources: list[tuple[Any, ...]]  # per entry: ``SOURCE_COLUMNS`` values, bound
     merged: int  # entries merged into an earlier entry of the same drop
+    # per slot: the acronyms its title and abstract define (``ranking.acronyms``), found
+    # here in the parsing worker, counted by the writer for the papers that are new
+    # (each ``ranking.acronyms.Definition``'s fields as a plain tuple)
+    definitions: list[tuple[tuple[str, str, str, str, str], ...]] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
@@ -92,6 +96,9 @@ def prepare_drop(
     drivername: str,
 ) -> PaperRows:
     """The rows ``upsert_rows`` writes for a parsed drop, first seen ``now``."""
+    # imported here: ``digestbot.ranking`` imports the store, which imports this module's
+    from digestbot.ranking.acronyms import paper_definitions
+
     dialect = dialect_named(drivername)
     now = naive_utc(now)
     batch = merge_batch(parsed.papers)
@@ -117,4 +124,12 @@ def prepare_drop(
         source_slots=source_slots,
         sources=bind_rows(dialect, paper_sources, SOURCE_COLUMNS, source_rows),
         merged=batch.merged,
+        # as plain tuples: the writer then needs no ``digestbot.ranking`` to read them
+        definitions=[
+            tuple(
+                (d.short_key, d.long_key, d.spelling, d.short, d.long)
+                for d in paper_definitions(p.title, p.abstract)
+            )
+            for p in batch.slots
+        ],
     )

@@ -5,6 +5,7 @@ shared ``schema.metadata``; importing this package registers them all, so
 ``SqlStore.create_schema`` creates every table.
 """
 
+from digestbot.store import acronyms as acronyms
 from digestbot.store import daemon as daemon
 from digestbot.store import embeddings as embeddings
 from digestbot.store import feedback as feedback

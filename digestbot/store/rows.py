@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digestbot.sources.rows import SOURCE_COLUMNS, PaperRows
+from digestbot.store.acronyms import count_found
 from digestbot.store.aliases import aliased_pks
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.sql import (
@@ -138,6 +139,7 @@ def upsert_rows(
         new, merged = new + counts.new, merged + counts.merged
     fresh = [slot for slot in range(len(prepared.rows)) if slot not in stored]
     if fresh:
+        count_found(conn, [prepared.definitions[slot] for slot in fresh])
         for slot, pk in zip(
             fresh, _insert_new(conn, [prepared.rows[slot] for slot in fresh]), strict=True
         ):

@@ -35,6 +35,7 @@ from digestbot.ids import (
     title_id_of_key,
 )
 from digestbot.models import Paper, SourceRef
+from digestbot.store.acronyms import count_definitions
 from digestbot.store.aliases import aliased_pks, is_alias_key, record_aliases
 from digestbot.store.schema import (
     DATA_MIGRATIONS,
@@ -352,6 +353,7 @@ ROW_COLUMNS = (
     "last_seen",
     "updated_at",
 )
+_TITLE, _ABSTRACT = ROW_COLUMNS.index("title"), ROW_COLUMNS.index("abstract")
 
 
 def row_values(
@@ -794,6 +796,17 @@ class SqlStore:
             for index, ident in zip(insert_slots, new_ids, strict=True):
                 pk_of_slot[index] = pk_by_id[ident]
         changed = [(pk, p) for pk, p in updates.items() if p != stored[pk]]
+        retexted = [
+            (stored[pk], p)
+            for pk, p in changed
+            if (p.title, p.abstract) != (stored[pk].title, stored[pk].abstract)
+        ]
+        count_definitions(  # the papers' acronym definitions (``store.acronyms``)
+            conn,
+            [(row[_TITLE], row[_ABSTRACT]) for row in inserts]
+            + [(new.title, new.abstract) for _, new in retexted],
+            [(old.title, old.abstract) for old, _ in retexted],
+        )
         # each paper's key as stored after this batch (for the aliases of arXiv papers)
         final_keys = {
             pk_of_slot[i]: key for i, key in zip(insert_slots, (r[1] for r in inserts), strict=True)
