@@ -17,6 +17,7 @@ import numpy as np
 from digestbot.config import Profile, RankingSettings
 from digestbot.ids import normalize_title
 from digestbot.models import Paper, ScoredPaper
+from digestbot.ranking.acronyms import count_papers, mined_expansions
 from digestbot.ranking.explain import DIRECT_EVIDENCE, assemble, nearest_by_evidence
 from digestbot.ranking.lexical import Document, Floats, LexicalIndex
 from digestbot.ranking.scorer import score_profile
@@ -27,6 +28,7 @@ from digestbot.ranking.semantic import (
     nearest_liked,
     semantic_scores,
 )
+from digestbot.ranking.text import static_acronym_keys
 
 
 def resolve_likes(likes: Sequence[str], *, ids: Sequence[str], titles: Sequence[str]) -> list[int]:
@@ -105,6 +107,10 @@ def rank(
         settings=settings or RankingSettings(),
         now=now,
         semantic=semantic,
+        # the acronyms these papers define, as the store's rank reads its papers'
+        mined=mined_expansions(
+            count_papers((p.title, p.abstract) for p in papers), static=static_acronym_keys()
+        ),
     )
     if vectors is not None and has is not None and liked:
         by_cosine = nearest_liked(vectors, liked, has=has)

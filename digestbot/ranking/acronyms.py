@@ -170,6 +170,19 @@ class Counted:
     papers: int
 
 
+def count_papers(texts: Iterable[tuple[str, str]]) -> list[Counted]:
+    """The definitions of these papers (title, abstract) counted by paper, as the store's
+    ``acronym_definitions`` counts them (for papers ranked without a store)."""
+    counts: dict[tuple[str, str], int] = {}
+    forms: dict[tuple[str, str], Definition] = {}
+    for title, abstract in texts:
+        for found in paper_definitions(title, abstract):
+            key = (found.short_key, found.long_key)
+            counts[key] = counts.get(key, 0) + 1
+            forms.setdefault(key, found)
+    return [Counted(*forms[key], papers=n) for key, n in counts.items()]
+
+
 def trusted(counted: Iterable[Counted]) -> dict[str, list[Counted]]:
     """The definitions a query may expand: per short key, the spellings of its most given
     long form (spellings differing only in hyphens are one: ``multi-modal``,

@@ -94,3 +94,22 @@ def test_an_ambiguous_short_form_is_not_expanded(tmp_path: Path, cli: Any) -> No
     # writes only "segment anything model": found through the best matches' terms, not as SAM
     assert found["Prompted masks"]["why"] == "shares terms with the best matches"
     assert found["Masks for medicine"]["score"] > 0  # writes SAM
+
+
+def test_rank_without_a_store_reads_the_acronyms_its_papers_define() -> None:
+    # the library's rank(papers, profile, now=...) counts the given papers' definitions
+    # as the store's table does: KAN (defined twice) finds the long form alone, SAM not
+    from digestbot.config import Profile
+    from digestbot.models import Paper
+    from digestbot.ranking import rank
+    from tests.conftest import NOW
+
+    texts = [*DEFINING, SHORT_ONLY, LONG_ONLY, OFF_TOPIC, *SAM, *OTHERS]
+    papers = [Paper(title=t, abstract=a) for t, a in texts]
+    kan = {s.paper.title: s for s in rank(papers, Profile(name="k", keywords=["KAN"]), now=NOW)}
+    assert kan[LONG_ONLY[0]].score > 0 and kan[LONG_ONLY[0]].why.startswith("matches KAN")
+    assert kan[OFF_TOPIC[0]].score == 0
+    sam = {s.paper.title: s for s in rank(papers, Profile(name="s", keywords=["SAM"]), now=NOW)}
+    # writes only a long form of the ambiguous SAM: no match of the profile's own terms
+    assert sam["Prompted masks"].breakdown["profile"] == 0
+    assert sam["Masks for video"].breakdown["profile"] > 0
