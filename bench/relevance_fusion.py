@@ -53,7 +53,7 @@ from digestbot.config import Profile, RankingSettings
 from digestbot.ranking import semantic as sem
 from digestbot.ranking import service
 from digestbot.ranking.explain import order_best_first
-from digestbot.ranking.scorer import score_profile
+from digestbot.ranking.scorer import ProfileScores, score_profile
 from digestbot.store import SqlStore
 from digestbot.store.ranking import load_texts, resolve_paper_pks
 
@@ -118,6 +118,7 @@ class Harness:
         self._texts = {r: found.get(int(pk), ("", "")) for r, pk in enumerate(self.index.pks)}
         self.profiles: dict[tuple[str, str, str], tuple[Profile, list[int]]] = {}
         self._evidence: dict[tuple[str, str, str], Any] = {}  # semantic evidence, default code
+        self._mined: dict[Any, Any] = {}  # the profiles' mined acronyms (one query each)
         for set_name, specs in self.sets:
             for spec in specs:
                 for mode in MODES:
@@ -138,6 +139,26 @@ class Harness:
             has=self.ready.has,
             titles=self.ready.titles,
         )
+
+    def scores(self, profile: Profile, liked_rows: list[int], evidence: Any) -> ProfileScores:
+        """The profile scored on the sample store with this semantic evidence (None: none)."""
+        return score_profile(
+            self.index,
+            profile,
+            texts=self.texts,
+            liked_rows=liked_rows,
+            settings=self.settings,
+            now=NOW_VALUE,
+            semantic=evidence,
+            mined=self.mined(profile),
+        )
+
+    def mined(self, profile: Profile) -> Any:
+        """The acronyms the sample papers define for the profile, as ``rank`` reads them."""
+        key = id(profile)  # the harness keeps its profiles
+        if key not in self._mined:
+            self._mined[key] = service.mined_acronyms(self.store, profile)
+        return self._mined[key]
 
     def run(
         self,
@@ -173,15 +194,7 @@ class Harness:
                             evidence = make(self, profile, liked_rows)
                             if cacheable:
                                 self._evidence[key] = evidence
-                        scores = score_profile(
-                            self.index,
-                            profile,
-                            texts=self.texts,
-                            liked_rows=liked_rows,
-                            settings=self.settings,
-                            now=NOW_VALUE,
-                            semantic=evidence,
-                        )
+                        scores = self.scores(profile, liked_rows, evidence)
                         order = order_best_first(
                             scores.total[self.live],
                             upvotes=self.index.upvotes[self.live],

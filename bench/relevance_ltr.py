@@ -38,11 +38,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.relevance_eval import DEVSET, DEVSET2, DEVSET3, average_precision, ndcg_at
-from bench.relevance_fusion import MODES, NOW_VALUE, Harness, mean
+from bench.relevance_fusion import MODES, Harness, mean
 from digestbot.ranking import semantic as sem
 from digestbot.ranking.explain import order_best_first
 from digestbot.ranking.liked_graph import GRAPH_CANDIDATES, graph_rows, label_spreading
-from digestbot.ranking.scorer import ProfileScores, score_profile
+from digestbot.ranking.scorer import ProfileScores
 from digestbot.ranking.text import column, terms, words
 
 Key = tuple[str, str, str]  # (set, profile, mode)
@@ -198,15 +198,7 @@ def examples(harness: Harness) -> tuple[dict[Key, Example], dict[Key, tuple[floa
     specs = {(s, spec["name"]): spec for s, specs in harness.sets for spec in specs}
     for key, (profile, liked_rows) in harness.profiles.items():
         set_name, name, mode = key
-        scores = score_profile(
-            harness.index,
-            profile,
-            texts=harness.texts,
-            liked_rows=liked_rows,
-            settings=harness.settings,
-            now=NOW_VALUE,
-            semantic=harness.evidence(profile, liked_rows),
-        )
+        scores = harness.scores(profile, liked_rows, harness.evidence(profile, liked_rows))
         pool = harness.live
         if mode == "like":
             pool = pool[~np.isin(pool, liked_rows)]
