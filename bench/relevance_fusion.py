@@ -392,15 +392,7 @@ def semantic_feedback(docs: int, weight: float) -> Callable[[Harness, Profile, l
         evidence = Harness.evidence(harness, profile, liked_rows)
         if not (profile.description or profile.keywords):
             return evidence
-        first = score_profile(
-            harness.index,
-            profile,
-            texts=harness.texts,
-            liked_rows=liked_rows,
-            settings=harness.settings,
-            now=NOW_VALUE,
-            semantic=evidence,
-        )
+        first = harness.scores(profile, liked_rows, evidence)
         totals = first.total.copy()
         totals[liked_rows] = -1.0
         best = np.argsort(-totals, kind="stable")[:docs]
