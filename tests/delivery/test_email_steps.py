@@ -6,7 +6,7 @@ counting a cut email's papers as "k of n"."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -268,13 +268,19 @@ def cut_then_outranked(store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer)
     return left_out
 
 
+def send_to_first_reader(store: SqlStore, smtp_server: SmtpServer, *, now: datetime) -> Any:
+    """The profile's digest due ``now`` to the first reader alone, through ``smtp_server``."""
+    settings = settings_for(deliver=[{"email": {"to": READERS[:1]}}])
+    deliverers = Deliverers(email=email_deliverer(smtp_server))
+    [outcome] = send_due(settings, store, now=now, deliverers=deliverers).outcomes
+    return outcome
+
+
 def test_papers_left_out_of_a_cut_email_and_outranked_next_day_come_later(
     store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer
 ) -> None:
     left_out = cut_then_outranked(store, ca, smtp_server)
-    settings = settings_for(deliver=[{"email": {"to": READERS[:1]}}])
-    deliverers = Deliverers(email=email_deliverer(smtp_server))
-    [third] = send_due(settings, store, now=NOW + 2 * DAY, deliverers=deliverers).outcomes
+    third = send_to_first_reader(store, smtp_server, now=NOW + 2 * DAY)
     assert (third.status, third.papers) == ("sent", len(left_out))
     assert {p.paper_id for p in load_history(store)[0].papers} == left_out
     assert count_sent(store, destination=f"email:{READERS[0]}") == 20
@@ -284,10 +290,8 @@ def test_papers_left_out_are_owed_for_a_week_not_for_ever(
     store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer
 ) -> None:
     cut_then_outranked(store, ca, smtp_server)
-    settings = settings_for(deliver=[{"email": {"to": READERS[:1]}}])
-    deliverers = Deliverers(email=email_deliverer(smtp_server))
     # eight days after the cut email (the last digest is not the cut one): nothing owed
-    [late] = send_due(settings, store, now=NOW + 8 * DAY, deliverers=deliverers).outcomes
+    late = send_to_first_reader(store, smtp_server, now=NOW + 8 * DAY)
     assert late.status == "nothing-new"
 
 
@@ -295,9 +299,7 @@ def test_papers_left_out_are_still_owed_seven_days_on(
     store: SqlStore, ca: trustme.CA, smtp_server: SmtpServer
 ) -> None:
     left_out = cut_then_outranked(store, ca, smtp_server)
-    settings = settings_for(deliver=[{"email": {"to": READERS[:1]}}])
-    deliverers = Deliverers(email=email_deliverer(smtp_server))
-    [week] = send_due(settings, store, now=NOW + 7 * DAY, deliverers=deliverers).outcomes
+    week = send_to_first_reader(store, smtp_server, now=NOW + 7 * DAY)
     assert (week.status, week.papers) == ("sent", len(left_out))
 
 
