@@ -20,7 +20,7 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import MAXYEAR, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -245,10 +245,13 @@ def _resolve_page_date(
         # New York fetching the next UTC day's page at 8 pm) is this year's, not last year's
         page_date = resolve_yearless(month, day, not_after=modified.date() + _PAGE_AHEAD)
         written = _written_years(texts, pos + 1)
-        if written and page_date is not None:
-            page_year = max(written) + 1
-            if len(written) >= _YEARS_TRUSTED or page_date.year < page_year:
-                page_date = resolve_yearless(month, day, not_after=date(page_year, 12, 31))
+        page_year = max(written, default=MAXYEAR) + 1  # past MAXYEAR: no year to go by
+        if (
+            page_date is not None
+            and page_year <= MAXYEAR
+            and (len(written) >= _YEARS_TRUSTED or page_date.year < page_year)
+        ):
+            page_date = resolve_yearless(month, day, not_after=date(page_year, 12, 31))
     if page_date is None:
         raise ParseError(f"bad page date {texts[pos]!r}", source=name, line=numbers[pos])
     return page_date

@@ -156,6 +156,16 @@ def test_a_file_time_before_the_years_written_gives_way_to_them() -> None:
     assert [p.published for p in result.papers] == [date(2024, 9, 3), date(2024, 10, 23)]
 
 
+def test_paper_dates_in_the_last_possible_year_leave_the_page_to_the_file_time() -> None:
+    # "Sep 3, 9999" three times: the year after it cannot be a date; the file time rules
+    page = HEADER + "".join(
+        ENTRY_B.replace("Beta", f"Beta {i}").replace("2024", "9999") for i in range(3)
+    )
+    result = parse(page, datetime(2026, 3, 1))
+    assert result.page_date == date(2026, 1, 8)
+    assert [p.published for p in result.papers] == [date(9999, 9, 3)] * 3
+
+
 def test_a_second_page_in_the_file_counts_only_its_own_years() -> None:
     old_page = HEADER + ENTRY_A + "\n" + ENTRY_B + "\n" + ENTRY_B.replace("Beta", "Eta")
     second = HEADER.replace("Jan 8", "Jan 9") + ENTRY_ORG
