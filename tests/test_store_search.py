@@ -391,7 +391,7 @@ def test_a_version_4_postgres_database_moves_its_index_out_of_the_write_path() -
             old_index = conn.exec_driver_sql(
                 "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_papers_fulltext'"
             ).first()
-        assert version == str(SCHEMA_VERSION) == "5"
+        assert version == str(SCHEMA_VERSION) == "6"
         assert old_index is None
         assert _search_rows(store) == 0  # filled by the first search
         for query in _QUERIES:

@@ -8,7 +8,9 @@ capital: ``SSM``, ``ViT``, ``3D``; not ``Mamba``, ``ours``); a trailing plural
 the words before the parenthesis (at most ``min(|SF| + 5, 2 |SF|)`` of them, within
 the clause) whose letters hold the short form's letters and digits in order, the
 first at the start of a word (S&H's ``findBestLongForm``); in the second pattern
-that span must be the whole parenthesis. A long form no longer than its short form,
+that span must be the whole parenthesis, and its last word must hold the short form's
+last character (``LLMs (large language models such as GPT-4)`` says more than its long
+form, and is refused). A long form no longer than its short form,
 or holding it as a word, is refused.
 
 A definition is kept as keys the index searches: the short form's and the long
@@ -98,7 +100,17 @@ def _definition(text: str, match: re.Match[str]) -> Definition | None:
     if short is None or len(inside.split()) > min(len(short) + 5, 2 * len(short)):
         return None
     long = best_long_form(short, inside)
-    return _checked(short, long) if long == inside else None
+    if long != inside or not _ends_on_a_letter(short, inside):
+        return None
+    return _checked(short, long)
+
+
+def _ends_on_a_letter(short: str, long: str) -> bool:
+    """Whether the last word of ``long`` holds the short form's last letter or digit: a
+    parenthesis saying more than the long form (``LLMs (large language models such as
+    GPT-4)``, ``DiT (diffusion transformer-based video generation models)``) is refused."""
+    last = next((c for c in reversed(short.lower()) if c.isalnum()), "")
+    return last in long.rsplit(None, 1)[-1].lower()
 
 
 def _clause_words(text: str, end: int, count: int) -> list[str]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from digestbot.store.schema import metadata, papers
+from digestbot.store.schema import ACRONYM_RECOUNT_VERSION, metadata, papers, schema_info
 
 if TYPE_CHECKING:
     from digestbot.ranking.acronyms import Counted
@@ -169,12 +169,27 @@ def fill_definitions(conn: Connection) -> None:
         last = rows[-1][0]
 
 
+def recount_definitions(conn: Connection) -> None:
+    """Count every stored paper's definitions anew (the rules that find them changed)."""
+    conn.execute(acronym_definitions.delete())
+    fill_definitions(conn)
+
+
 def _made(target: Any, connection: Connection, **_kw: Any) -> None:
     """``after_create`` of ``acronym_definitions``: a database older than it has its
-    papers' definitions counted (a new one has no papers: one query)."""
+    papers' definitions counted (a new one has no papers: one query), unless a schema
+    step about to run counts them (``schema.recount_acronyms``)."""
     del target
-    if sa.inspect(connection).has_table("papers"):  # made before ``papers`` in a new database
-        fill_definitions(connection)
+    inspect = sa.inspect(connection)
+    if not inspect.has_table("papers"):  # made before ``papers`` in a new database
+        return
+    if inspect.has_table("schema_info"):
+        version = connection.execute(
+            sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+        ).scalar()
+        if version is not None and version.isdigit() and int(version) < ACRONYM_RECOUNT_VERSION:
+            return
+    fill_definitions(connection)
 
 
 sa.event.listen(acronym_definitions, "after_create", _made)

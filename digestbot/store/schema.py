@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # What turns a database of version ``v - 1`` into version ``v``: (table, column, SQL type)
 # added to a table that exists already (``metadata.create_all`` makes new tables whole).
@@ -122,8 +122,25 @@ def start_search_table(conn: sa.Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+ACRONYM_RECOUNT_VERSION = 6  # the last version whose step counts the acronyms anew
+
+
+def recount_acronyms(conn: sa.Connection) -> None:
+    """Version 6: the acronym definitions are counted anew from the stored papers, with
+    this version's rules (``ranking.acronyms``: a parenthesis saying more than its long
+    form is no longer a definition), so no count kept by the older rules lingers."""
+    from digestbot.store.acronyms import recount_definitions  # it imports this module
+
+    recount_definitions(conn)
+
+
 # Data steps run after version ``v``'s columns are added (``sql._migrate``).
-DATA_MIGRATIONS = {3: stable_model_keys, 4: start_change_counter, 5: start_search_table}
+DATA_MIGRATIONS = {
+    3: stable_model_keys,
+    4: start_change_counter,
+    5: start_search_table,
+    6: recount_acronyms,
+}
 # Steps run once on a new database (made whole by ``create_all``, so no migration runs).
 NEW_DATABASE_STEPS = (start_change_counter, start_search_table)
 

@@ -71,6 +71,9 @@ def test_a_definition_after_a_clause_ends_does_not_reach_back_into_it() -> None:
         "We use fast inference (XYZ) here.",  # the letters are not in the words before
         "Networks (-NN) are used.",  # does not start with a letter or digit
         "The CNN (CNN) baseline.",  # the long form holds the short form itself
+        # the parenthesis says more than the long form: its last word holds no letter of it
+        "We prompt LLMs (large language models such as GPT-4) to rank.",
+        "DiT (diffusion transformer-based video generation models) scale.",
     ],
 )
 def test_refused(text: str) -> None:

@@ -11,6 +11,7 @@ from digestbot.ingest import ingest_paths
 from digestbot.models import Paper
 from digestbot.store import SqlStore
 from digestbot.store.acronyms import acronym_definitions, load_definitions
+from digestbot.store.schema import schema_info
 from tests.conftest import NOW
 
 KAN = ("kan", "kolmogorov arnold network")
@@ -99,6 +100,45 @@ def test_a_database_made_before_the_table_has_it_filled_from_its_papers(
     any_store.create_schema()  # what opening it does: the missing table is made, then filled
     assert counts(any_store) == {KAN: 2, ("gnn", "graph neural network"): 1}
     any_store.create_schema()  # opening it again counts nothing twice
+    assert counts(any_store) == {KAN: 2, ("gnn", "graph neural network"): 1}
+
+
+def test_a_version_5_database_has_its_acronyms_counted_again_by_the_new_rules(
+    any_store: SqlStore,
+) -> None:
+    papers = [
+        *kan_papers(),
+        Paper(title="Ranking", abstract="LLMs (large language models such as GPT-4) rank."),
+    ]
+    with any_store.transaction() as conn:
+        any_store.upsert_papers(conn, papers, now=NOW)
+        # what version 5's rules counted: the whole parenthesis as LLM's long form
+        conn.execute(
+            acronym_definitions.insert().values(
+                short_key="llm",
+                long_key="larg languag model gpt 4",
+                spelling="larg languag model gpt4",
+                short_form="LLM",
+                long_form="large language models such as gpt-4",
+                papers=1,
+            )
+        )
+        conn.execute(schema_info.update().where(schema_info.c.key == "version").values(value="5"))
+    any_store.create_schema()  # what opening it does
+    assert counts(any_store) == {KAN: 2, ("gnn", "graph neural network"): 1}
+    with any_store.transaction() as conn:
+        version = conn.execute(
+            sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+        ).scalar_one()
+    assert version == "6"
+
+
+def test_a_version_5_database_without_the_table_has_it_filled_once(any_store: SqlStore) -> None:
+    with any_store.transaction() as conn:
+        any_store.upsert_papers(conn, kan_papers(), now=NOW)
+        conn.execute(sa.text("DROP TABLE acronym_definitions"))
+        conn.execute(schema_info.update().where(schema_info.c.key == "version").values(value="5"))
+    any_store.create_schema()  # the table is made, and the version 6 step counts it
     assert counts(any_store) == {KAN: 2, ("gnn", "graph neural network"): 1}
 
 

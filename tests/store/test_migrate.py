@@ -56,7 +56,7 @@ def test_a_version_1_database_gains_the_text_digest_column_and_keeps_its_vectors
     _make_version_1(path)
     store = SqlStore.open(f"sqlite:///{path}")
     try:
-        assert _version(store) == str(SCHEMA_VERSION) == "5"
+        assert _version(store) == str(SCHEMA_VERSION) == "6"
         columns = {c["name"] for c in sa.inspect(store.engine).get_columns("paper_embeddings")}
         assert "text_sha256" in columns
         assert count_missing_embeddings(store, model="m") == 0  # the old vector still counts
@@ -66,7 +66,7 @@ def test_a_version_1_database_gains_the_text_digest_column_and_keeps_its_vectors
         store.close()
     again = SqlStore.open(f"sqlite:///{path}")  # opening it again changes nothing
     try:
-        assert _version(again) == "5"
+        assert _version(again) == "6"
     finally:
         again.close()
 
@@ -144,7 +144,7 @@ def test_a_version_2_database_keeps_the_packaged_models_vectors_under_its_name(
 
     store = SqlStore.open(url)
     try:
-        assert _version(store) == "5"
+        assert _version(store) == "6"
         pks, vectors = load_embeddings(store, model=PACKAGED_MODEL_KEY)
         # one vector a paper: the paper both folders embedded is not doubled
         assert sorted(pks.tolist()) == sorted(t.pk for t in todo)
@@ -191,7 +191,7 @@ def test_a_version_3_database_gains_the_write_counter_and_its_vectors_are_read_o
 
     store = SqlStore.open(url)
     try:
-        assert _version(store) == "5"
+        assert _version(store) == "6"
         with store.transaction() as conn:
             assert conn.execute(sa.select(embedding_changes.c.seq)).scalar_one() == 0
             assert set(conn.execute(sa.select(paper_embeddings.c.seq)).scalars()) == {None}
