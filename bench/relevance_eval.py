@@ -7,6 +7,8 @@ each and prints nDCG@10 and MAP (relevant = grade >= 1) averaged over profiles,
 per set and over all sets. In like mode the two liked papers are removed from the
 ranking before scoring. The lexical run sets ``ranking.embedding_model: null``;
 ``--semantic`` adds a run with embeddings (``auto``: the packaged MiniLM-L6).
+``--held-out`` adds the two held-out sets (devset3.yaml, devset4.yaml: 16 profiles never
+tuned on) and a ``held-out`` column, their mean over the 16 profiles.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_eval.py [--semantic] [--per-profile]
         [--devset PATH ...] [--held-out] [--embedding-model MODEL] [--no-lexical] [--subprocess]
@@ -37,6 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 DEVSET = REPO / "bench" / "relevance" / "devset.yaml"
 DEVSET2 = REPO / "bench" / "relevance" / "devset2.yaml"
 DEVSET3 = REPO / "bench" / "relevance" / "devset3.yaml"  # held out: checked, never tuned on
+DEVSET4 = REPO / "bench" / "relevance" / "devset4.yaml"  # held out too (a second check)
+HELD_OUT = (DEVSET3, DEVSET4)
 MODES = ("full", "keywords", "like")
 NOW = "2026-11-23T09:00:00Z"
 
@@ -197,7 +201,7 @@ def main() -> None:
     parser.add_argument(
         "--held-out",
         action="store_true",
-        help=f"also score {DEVSET3.name} (held out: to check a result, never to tune on)",
+        help=f"also score {DEVSET3.name} and {DEVSET4.name} (held out: to check, never to tune on)",
     )
     parser.add_argument(
         "--mode", choices=MODES, action="append", help="score only this mode (repeatable)"
@@ -215,8 +219,10 @@ def main() -> None:
         use_acronyms(static=opts.acronyms in ("static",), mined=opts.acronyms in ("mined",))
     paths: list[Path] = opts.devset or [DEVSET, DEVSET2]
     if opts.held_out:
-        paths.append(DEVSET3)
+        paths += [path for path in HELD_OUT if path not in paths]
     sets = [(path.stem, yaml.safe_load(path.read_text("utf-8"))["profiles"]) for path in paths]
+    held_names = {path.stem for path in HELD_OUT}
+    held_column = opts.held_out and sum(name in held_names for name, _ in sets) > 1
     specs = [spec for _, set_specs in sets for spec in set_specs]
     modes: tuple[str, ...] = tuple(opts.mode) if opts.mode else MODES
     runs: list[tuple[str, str | None]] = []
@@ -226,6 +232,7 @@ def main() -> None:
         os.environ["DIGESTBOT_AUTO_EMBEDDINGS"] = "1"
         runs.append(("semantic", opts.embedding_model or "auto"))
     columns = [name for name, _ in sets] + (["all"] if len(sets) > 1 else [])
+    columns += ["held-out"] if held_column else []
     header = f"{'run':<9} {'mode':<9} " + " ".join(f"{c:>15}" for c in columns)
     lines = [header, "-" * len(header)]
     for run_name, model in runs:
@@ -238,12 +245,17 @@ def main() -> None:
         )
         for mode in modes:
             cells: list[str] = []
+            held: list[tuple[float, float]] = []
             start = 0
-            for _, set_specs in sets:
-                cells.append(mean_pair(scores[mode][start : start + len(set_specs)]))
+            for name, set_specs in sets:
+                pairs = scores[mode][start : start + len(set_specs)]
+                cells.append(mean_pair(pairs))
+                held += pairs if name in held_names else []
                 start += len(set_specs)
             if len(sets) > 1:
                 cells.append(mean_pair(scores[mode]))
+            if held_column:
+                cells.append(mean_pair(held))
             lines.append(f"{run_name:<9} {mode:<9} " + " ".join(f"{c:>15}" for c in cells))
     print(f"nDCG@10 / MAP, averaged over profiles ({len(specs)} in all)")
     print("\n".join(lines))

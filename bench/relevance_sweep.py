@@ -12,8 +12,9 @@ Each argument is one variant (space-separated assignments inside it); none: the
 current code only. Values are Python literals. ``--bm25`` also prints plain Okapi BM25
 (k1 1.5, b 0.75, one field, the profile's description and keywords as a bag of words,
 with and without Snowball stems): the kind of baseline issue #3's anchors quote.
-``--held-out`` adds the held-out third set (devset3.yaml) to the report: to check a
-result, never to choose a variant.
+``--held-out`` adds the held-out sets (devset3.yaml, devset4.yaml) to the report, then
+the mean over all sets and over the 16 held-out profiles: to check a result, never to
+choose a variant.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.relevance_eval import (
     DEVSET,
     DEVSET2,
-    DEVSET3,
+    HELD_OUT,
     NOW,
     average_precision,
     ndcg_at,
@@ -54,6 +55,7 @@ from digestbot.store import SqlStore
 from digestbot.store.ranking import load_texts
 
 MODES = ("full", "keywords", "like")
+HELD_STEMS = {p.stem for p in HELD_OUT}
 
 
 def clear_caches() -> None:
@@ -176,6 +178,9 @@ def report(label: str, result: dict[tuple[str, str], Any], sets: list[str]) -> N
                 f"{np.mean([p[0] for p in pairs]):.3f}/{np.mean([p[1] for p in pairs]):.3f}"
             )
         parts.append(f"{np.mean([p[0] for p in every]):.3f}/{np.mean([p[1] for p in every]):.3f}")
+        held = [p for s in sets if s in HELD_STEMS for p in result[(s, mode)]]
+        if len([s for s in sets if s in HELD_STEMS]) > 1:
+            parts.append(_mean_pair(held))
         cells.append(f"{mode[:4]} " + " ".join(parts))
     print(f"{label[:40]:<40} | " + " | ".join(cells), flush=True)
 
@@ -199,10 +204,11 @@ def setup(work: Path) -> SqlStore:
 
 def main() -> None:
     os.environ.setdefault("DIGESTBOT_AUTO_EMBEDDINGS", "0")
-    paths = (DEVSET, DEVSET2, DEVSET3) if "--held-out" in sys.argv else (DEVSET, DEVSET2)
+    paths = (DEVSET, DEVSET2, *HELD_OUT) if "--held-out" in sys.argv else (DEVSET, DEVSET2)
     sets = [(p.stem, yaml.safe_load(p.read_text("utf-8"))["profiles"]) for p in paths]
     names = [s for s, _ in sets]
-    print(f"{'variant':<40} | mode  {' / '.join(names)} / all  (nDCG@10/MAP)")
+    held = " / held-out" if "--held-out" in sys.argv else ""
+    print(f"{'variant':<40} | mode  {' / '.join(names)} / all{held}  (nDCG@10/MAP)")
     with tempfile.TemporaryDirectory() as tmp:
         store = setup(Path(tmp))
         report("current", evaluate(store, sets), names)
