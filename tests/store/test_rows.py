@@ -251,3 +251,49 @@ def test_a_file_another_process_ingested_meanwhile_is_skipped_not_written_twice(
     assert files == [(str(path), "ok")]
     assert seen == 45
     assert second.count_papers() == 45
+
+
+HUGE = "99999999999999999999999"  # past any SQL INTEGER: a garbled copy, not a count
+
+
+def test_a_count_past_the_database_integer_is_stored_bounded_not_a_crash(
+    tmp_path: Path, any_store: SqlStore
+) -> None:
+    # one garbled number (an upvote or author count, an arXiv version) was an OverflowError
+    # (SQLite) or "integer out of range" (PostgreSQL) that stopped the whole ingest, and the
+    # daemon's watcher met it again at every scan, ingesting no later drop
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    (folder / "001_garbled.txt").write_text(
+        "Daily Papers\n\nJan 8\n\nA Paper With Garbled Counts\n\nIts counts are garbled.\n\n"
+        f"  • {HUGE} authors\n·\nJan 3, 2024 {HUGE}\n"
+        "\nA Paper With Sane Counts\n\nIts counts are fine.\n\n  • 3 authors\n·\nJan 3, 2024 7\n",
+        "utf-8",
+    )
+    (folder / "002_next.txt").write_text(
+        "Daily Papers\n\nJan 9\n\nThe Next Day's Paper\n\nIt came the day after.\n\n"
+        "  • 2 authors\n·\nJan 4, 2024 3\n",
+        "utf-8",
+    )
+    report = ingest_paths(any_store, [folder], now=NOW, workers=1)
+    assert [f.status for f in report.files] == ["new", "new"]
+    got = {p.title: p for p in any_store.load_papers()}
+    assert got["A Paper With Sane Counts"].upvotes == 7
+    assert got["The Next Day's Paper"].upvotes == 3
+    garbled = got["A Paper With Garbled Counts"]
+    assert garbled.upvotes == 2**31 - 1  # the most the column holds on every database
+    assert garbled.authors_count is None  # no count at all
+
+
+def test_an_arxiv_version_past_the_database_integer_is_no_version(any_store: SqlStore) -> None:
+    from digestbot.models import Paper
+
+    papers_in = [
+        Paper(title="Versioned", abstract="x", arxiv_id="2401.01234", arxiv_version=int(HUGE)),
+        Paper(title="Upvoted", abstract="y", upvotes=int(HUGE), authors_count=-1),
+    ]
+    with any_store.transaction() as conn:
+        any_store.upsert_papers(conn, papers_in, now=NOW)
+    got = {p.title: p for p in any_store.load_papers()}
+    assert got["Versioned"].arxiv_version is None
+    assert got["Upvoted"].upvotes == 2**31 - 1 and got["Upvoted"].authors_count is None
