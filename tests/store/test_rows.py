@@ -5,6 +5,7 @@ SQLite files."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -297,3 +298,30 @@ def test_an_arxiv_version_past_the_database_integer_is_no_version(any_store: Sql
     got = {p.title: p for p in any_store.load_papers()}
     assert got["Versioned"].arxiv_version is None
     assert got["Upvoted"].upvotes == 2**31 - 1 and got["Upvoted"].authors_count is None
+
+
+def test_a_drop_whose_file_name_is_not_utf8_is_ingested_not_a_crash(
+    tmp_path: Path, any_store: SqlStore
+) -> None:
+    # a name in a legacy encoding (a Windows share, an old zip): its path could not be stored
+    # (UnicodeEncodeError: surrogates not allowed), which stopped the whole ingest, and the
+    # daemon's watcher met it again at every scan, ingesting no later drop
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    latin1 = os.fsdecode(bytes(folder) + b"/r\xe9sum\xe9.txt")
+    shutil.copy(SEEDS / "000_ca14cdb193ee54f8.txt", latin1)
+    shutil.copy(SEEDS / "001_fed84696205d7fbf.txt", folder / "later.txt")
+    Path(os.fsdecode(bytes(folder) + b"/bad\xff.txt")).write_bytes(b"\xff\xfe\x00not text")
+    first = ingest_paths(any_store, [folder], now=NOW, workers=1)
+    by_path = {f.path: f for f in first.files}
+    shown = str(folder / "r\\xe9sum\\xe9.txt")
+    assert by_path[shown].status == "new" and by_path[shown].papers_new == 11
+    assert by_path[str(folder / "later.txt")].status == "new"
+    failed = by_path[str(folder / "bad\\xff.txt")]
+    assert failed.status == "failed" and failed.error is not None
+    again = {f.path: f for f in ingest_paths(any_store, [folder], now=NOW, workers=1).files}
+    assert again[shown].status == "skipped"
+    assert again[str(folder / "bad\\xff.txt")].unchanged  # recorded, not parsed again
+    with any_store.transaction() as conn:
+        names = set(conn.execute(sa.select(paper_sources.c.name)).scalars())
+    assert shown in names
