@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -35,7 +36,7 @@ class Finding:
         return {"level": self.level, "key": self.key, "message": self.message}
 
 
-def check_settings(settings: Settings) -> list[Finding]:
+def check_settings(settings: Settings, *, now: datetime) -> list[Finding]:
     """Every finding, in the order of the config's sections."""
     return [
         *_schedules(settings),
@@ -45,6 +46,7 @@ def check_settings(settings: Settings) -> list[Finding]:
         *_drops(settings),
         *_ranking(settings),
         *_database(settings),
+        *_weekly(settings, now=now),
     ]
 
 
@@ -202,3 +204,65 @@ def _database(settings: Settings) -> Iterator[Finding]:
             f"{shown}: schema version {version} is newer than this digestbot's "
             f"({SCHEMA_VERSION}): upgrade digestbot",
         )
+
+
+WEEKS_LOOKED_AT = 8  # a cron that sends on the weekly day at all does so within 8 weeks
+
+
+def _sends_on(settings: Settings, index: int, *, weekday: str, now: datetime) -> bool:
+    """Whether profile ``index``'s schedule fires on ``weekday`` (its zone) in the coming weeks."""
+    from zoneinfo import ZoneInfo
+
+    from digestbot.newsletter import WEEKDAYS
+    from digestbot.timing import fire_times
+
+    profile = settings.profiles[index]
+    zone = ZoneInfo(profile.schedule.timezone)
+    fires = fire_times(profile.schedule, start=now, end=now + timedelta(weeks=WEEKS_LOOKED_AT))
+    return any(WEEKDAYS[fire.astimezone(zone).weekday()] == weekday for fire in fires)
+
+
+def _weekly(settings: Settings, *, now: datetime) -> Iterator[Finding]:
+    """Weekly subscribers get their digest only from a send on ``email.weekly_day``: a
+    profile whose schedule never sends on that day never mails them (read from an existing
+    database only; nothing is created or upgraded)."""
+    from digestbot.store import SqlStore
+    from digestbot.store.subscribers import subscribers
+
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        return
+    try:
+        store = SqlStore.open(url, create=False)
+    except DigestError:
+        return  # reported by the database check
+    try:
+        with store.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(subscribers.name):
+                return
+            query = (
+                sa.select(subscribers.c.profile, sa.func.count())
+                .where(subscribers.c.cadence == "weekly", subscribers.c.status == "active")
+                .group_by(subscribers.c.profile)
+            )
+            weekly = {str(profile): int(count) for profile, count in conn.execute(query)}
+    except sa.exc.SQLAlchemyError:
+        return  # reported by the database check
+    finally:
+        store.close()
+    day = settings.email.weekly_day
+    for index, profile in enumerate(settings.profiles):
+        count = weekly.get(profile.name, 0)
+        try:
+            sends = _sends_on(settings, index, weekday=day, now=now)
+        except ConfigError:
+            continue  # a bad cron: reported by the schedules' check
+        if count and not sends:
+            schedule = profile.schedule
+            yield Finding(
+                "warning",
+                "email.weekly_day",
+                f"profile {profile.name!r} has {count} weekly subscriber(s), but its schedule "
+                f"({schedule.cron!r}, {schedule.timezone}) never sends on a {day}: they get no "
+                "digest (set email.weekly_day to a day it sends on)",
+            )

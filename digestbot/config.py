@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from email.utils import getaddresses
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -81,8 +83,26 @@ class SlackTarget(_Model):
         return self
 
 
+def _one_address(value: str) -> str:
+    """One mail address as a header writes it (``a@example.org``, ``Name <a@example.org>``).
+
+    Two in one string (``a@x.org, b@x.org``) went to the first alone while the ``To:``
+    header named both; a word without ``@`` was sent as is. Syntax only, as loose as
+    mail allows (``root@localhost``); the mail server judges the rest."""
+    found = [address for _, address in getaddresses([value]) if address]
+    if len(found) > 1:
+        raise ValueError(f"{value!r} holds {len(found)} addresses: give each its own list entry")
+    local, at, domain = found[0].rpartition("@") if found else ("", "", "")
+    if not (local and at and domain) or any(c.isspace() for c in found[0]):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+MailAddress = Annotated[str, AfterValidator(_one_address)]
+
+
 class EmailTarget(_Model):
-    to: list[str] = Field(min_length=1)
+    to: list[MailAddress] = Field(min_length=1)
 
 
 class FileTarget(_Model):
@@ -177,8 +197,8 @@ class SmtpSettings(_Model):
 
 class EmailSettings(_Model):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
-    sender: str = "digestbot <digestbot@localhost>"
-    reply_to: str | None = None
+    sender: MailAddress = "digestbot <digestbot@localhost>"
+    reply_to: MailAddress | None = None
     unsubscribe_secret: SecretStr | None = None
     weekly_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
 
@@ -256,7 +276,7 @@ class RankingSettings(_Model):
 
 class AlertSettings(_Model):
     slack_channel: str | None = None
-    email: list[str] = Field(default_factory=list)
+    email: list[MailAddress] = Field(default_factory=list)
     source_failures: int = Field(3, ge=1)  # alert after this many failures in a row
 
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from digestbot.errors import ParseError, SourceError
-from digestbot.sources.drops import parse_drop_bytes
+from digestbot.sources.drops import parse_drop_bytes, path_text
 from digestbot.sources.rows import PaperRows, prepare_drop
 from digestbot.store import FileRecord, SqlStore
 from digestbot.store.bulk import BulkWriter, bulk_writer
@@ -123,7 +123,7 @@ def list_drop_files(paths: Iterable[Path]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise SourceError("no such file or folder", source=str(path))
+            raise SourceError("no such file or folder", source=path_text(path))
     return found
 
 
@@ -179,7 +179,7 @@ class _Job:
 def load_drop(path: Path, job: _Job) -> _Loaded:
     """Read, hash, parse one file and build its rows (pure but for the read; runs in a
     worker process)."""
-    name = str(path)
+    name = path_text(path)
     try:
         data = path.read_bytes()
         modified = datetime.fromtimestamp(path.stat().st_mtime)
@@ -314,24 +314,24 @@ def ingest_paths(
     candidates = files if files is not None else list_drop_files(paths)
     # Only a file the size of one ingested before can be a known content: hash those.
     sizes = store.ingested_sizes()
-    failed = {} if retry_failed else store.failed_files([str(path) for path in candidates])
+    failed = {} if retry_failed else store.failed_files([path_text(path) for path in candidates])
     hashes = {
         path: _hash_file(path)
         for path in candidates
         if (size := _size(path)) in sizes
-        or (str(path) in failed and failed[str(path)].size == size)
+        or (path_text(path) in failed and failed[path_text(path)].size == size)
     }
     known = store.ingested_hashes([h for h in hashes.values() if h])
     todo: list[Path] = []
     for path in candidates:
         digest = hashes.get(path)
-        before = failed.get(str(path))
+        before = failed.get(path_text(path))
         if digest in known:
-            outcome = FileOutcome(path=str(path), status="skipped")
+            outcome = FileOutcome(path=path_text(path), status="skipped")
         elif digest and before is not None and before.sha256 == digest:
             log.warning("%s (unchanged since it failed: not parsed again)", before.error)
             outcome = FileOutcome(
-                path=str(path),
+                path=path_text(path),
                 status="failed",
                 error=before.error,
                 warnings=before.warnings,

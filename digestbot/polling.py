@@ -161,15 +161,18 @@ def store_feed_items(
         refs = [(pks[n], i.paper.source) for n, i in enumerate(fresh) if i.paper.source]
         refs += [(replaced_pks[n], i.paper.source) for n, i in enumerate(applied) if i.paper.source]
         store.record_sources(conn, refs, now=now)
+        # a document cut short keeps no validators: the next poll reads it whole again
+        # (answered 304, or skipped as the same body, the items after the cut were lost)
+        whole = parsed.complete
         record_feed_success(
             conn,
             feed.name,
             url=feed.url,
             now=now,
             status="ok",
-            etag=result.etag,
-            last_modified=result.last_modified,
-            content_sha256=sha256,
+            etag=result.etag if whole else None,
+            last_modified=result.last_modified if whole else None,
+            content_sha256=sha256 if whole else None,
             items=parsed.entries,
         )
     return FeedOutcome(

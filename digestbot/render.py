@@ -57,6 +57,13 @@ def safe_url(url: Any) -> str:
     return text if len(text) <= MAX_URL and _SAFE_URL.match(text) else ""
 
 
+def markdown_url(url: Any) -> str:
+    """``safe_url`` written for a Markdown link or autolink: its parentheses percent-encoded
+    (the same address), so that a ``)`` cannot end the link and begin one of its own; ``<``,
+    ``>``, quotes and white space are refused by ``safe_url`` already (no raw HTML)."""
+    return safe_url(url).replace("(", "%28").replace(")", "%29")
+
+
 MAX_SLACK_URL = 2000  # escaped: a link line must fit a Slack section (3,000) with its label
 
 
@@ -127,6 +134,7 @@ def build_environment(templates_dir: Path | None = None) -> jinja2.Environment:
     env.filters["md"] = escape_markdown
     env.filters["mrkdwn"] = escape_mrkdwn
     env.filters["safe_url"] = safe_url
+    env.filters["md_url"] = markdown_url
     env.filters["one_line"] = one_line
     env.filters["clip"] = clip
     env.globals["slack_link"] = slack_link

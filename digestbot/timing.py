@@ -13,7 +13,8 @@ and every Monday); APScheduler alone wants both, so that is two triggers, or-ed.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -24,6 +25,7 @@ from digestbot.errors import ConfigError
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _NAME_INDEX = {name: i for i, name in enumerate(_DAY_NAMES)}
 _STEP = timedelta(seconds=1)
+_MICRO = timedelta(microseconds=1)
 
 
 def _day_number(token: str, *, field: str) -> int:
@@ -76,6 +78,38 @@ def check_schedules(settings: Settings) -> None:
             ) from None
 
 
+class WallClockCronTrigger(CronTrigger):  # type: ignore[misc]
+    """APScheduler's cron trigger, except on a day whose fire time the clocks skip at
+    midnight itself (Cairo, Santiago, Havana spring forward from 00:00 to 01:00): there
+    APScheduler finds no valid hour left in the day and goes on to the next one, so the
+    day had no digest. Such a time fires once, an hour later, as a skipped 02:30 elsewhere
+    does (``fold=0``: the wall time read with the offset before the change)."""
+
+    def __init__(self, **fields: Any) -> None:
+        super().__init__(**fields)
+        # the same fields on a clock without changes: the wall times the schedule asks for
+        self._wall = CronTrigger(**{**fields, "timezone": UTC})
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        start = now
+        if previous_fire_time is not None:
+            start = min(now, previous_fire_time + _MICRO)
+            if start == previous_fire_time:
+                start += _MICRO
+        wall_start = start.astimezone(self.timezone).replace(tzinfo=UTC)
+        wall: datetime | None = self._wall.get_next_fire_time(None, wall_start)
+        if wall is None:
+            return fire
+        zone: tzinfo = self.timezone
+        real = wall.replace(tzinfo=zone).astimezone(UTC)  # fold 0
+        if real >= start.astimezone(UTC) and (fire is None or real < fire):
+            return real.astimezone(zone)
+        return fire
+
+
 class EitherDayTrigger(OrTrigger):  # type: ignore[misc]
     """Fires when either of its cron triggers does (one by day of month, one by day of
     week); has their ``timezone`` as a ``CronTrigger`` does."""
@@ -90,7 +124,7 @@ def build_trigger(schedule: Schedule) -> CronTrigger | EitherDayTrigger:
     minute, hour, day, month, day_of_week = schedule.cron.split()
 
     def cron(day: str, day_of_week: str) -> CronTrigger:
-        return CronTrigger(
+        return WallClockCronTrigger(
             minute=minute,
             hour=hour,
             day=day,

@@ -128,3 +128,43 @@ def test_an_unreachable_database_names_the_server_not_the_password(tmp_path: Pat
     assert level == "error"
     assert "s3cretpw" not in result.output
     assert "127.0.0.1" in message or "psycopg" in message  # refused, or the extra missing
+
+
+def test_weekly_subscribers_of_a_profile_whose_schedule_skips_the_weekly_day_are_a_warning(
+    tmp_path: Path, cli
+) -> None:
+    # weekly readers get their digest only from a send on email.weekly_day: a profile sent
+    # on Tuesdays and Thursdays never mailed them, and nothing said so
+    write_config(
+        tmp_path,
+        "database_url: sqlite:///db.sqlite3\n"
+        "drops: {path: drops}\n"
+        "email: {smtp: {host: 127.0.0.1}, sender: digest@example.org, weekly_day: mon}\n"
+        "profiles:\n"
+        "  - name: twice\n    keywords: [attention]\n"
+        "    schedule: {cron: '0 8 * * tue,thu', timezone: Europe/Berlin}\n"
+        "  - name: daily\n    keywords: [mamba]\n"
+        "  - name: quiet\n    keywords: [scaling]\n"
+        "    schedule: {cron: '0 8 * * fri'}\n",
+    )
+    (tmp_path / "drops").mkdir()
+    assert (
+        cli("subscribers", "add", "--profile", "twice", "--weekly", "w@example.org").exit_code == 0
+    )
+    assert (
+        cli("subscribers", "add", "--profile", "daily", "--weekly", "v@example.org").exit_code == 0
+    )
+    assert cli("subscribers", "add", "--profile", "quiet", "d@example.org").exit_code == 0
+    result = cli("check", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    weekly = [f for f in report["findings"] if f["key"].startswith("email.weekly_day")]
+    assert weekly == [
+        {
+            "level": "warning",
+            "key": "email.weekly_day",
+            "message": "profile 'twice' has 1 weekly subscriber(s), but its schedule"
+            " ('0 8 * * tue,thu', Europe/Berlin) never sends on a mon: they get no digest"
+            " (set email.weekly_day to a day it sends on)",
+        }
+    ]

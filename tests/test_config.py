@@ -365,3 +365,49 @@ def test_ranking_title_weight_is_a_share_from_0_to_1(tmp_path: Path) -> None:
         )
         with pytest.raises(ConfigError, match="title_weight"):
             load_settings(path, env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # two addresses in one entry: only the first got the mail, the To: named both
+            "profiles:\n  - name: a\n    keywords: [x]\n"
+            "    deliver: [{email: {to: ['carol@example.org, dave@example.org']}}]\n",
+            "profiles.0.deliver.0.email.to.0: 'carol@example.org, dave@example.org' holds 2"
+            " addresses: give each its own list entry",
+        ),
+        (
+            "profiles:\n  - name: a\n    keywords: [x]\n    deliver: [{email: {to: [eve]}}]\n",
+            "profiles.0.deliver.0.email.to.0: 'eve' is not an email address",
+        ),
+        ("email: {sender: not an email}\n", "email.sender: 'not an email' is not an email"),
+        ("email: {reply_to: 'x@'}\n", "email.reply_to: 'x@' is not an email address"),
+        ("alerts: {email: ['ops@example.org; oncall@example.org']}\n", "alerts.email.0: "),
+    ],
+)
+def test_mail_addresses_in_the_config_are_one_address_each(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={})
+    message = str(err.value)
+    assert message.startswith(f"{path}: {expected}")
+    assert "Value error" not in message
+
+
+def test_mail_addresses_with_a_display_name_or_a_local_host_are_fine(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        "email: {sender: 'Paper Digest <digest@example.org>', reply_to: root@localhost}\n"
+        "alerts: {email: [ops@example.org]}\n"
+        "profiles:\n  - name: a\n    keywords: [x]\n"
+        "    deliver: [{email: {to: ['Alice Doe <alice@example.org>', bob@example.org]}}]\n",
+    )
+    settings = load_settings(path, env={})
+    assert settings.email.sender == "Paper Digest <digest@example.org>"
+    assert settings.profiles[0].deliver[0].email is not None
+    assert settings.profiles[0].deliver[0].email.to == [
+        "Alice Doe <alice@example.org>",
+        "bob@example.org",
+    ]

@@ -116,3 +116,38 @@ def test_an_item_without_an_arxiv_id_links_its_hf_page_which_keys_a_symbol_title
     )
     assert first.arxiv_id is None and first.urls[0] == HF_PAPERS + "sym-paper-1"
     assert first.id != second.id  # the same glyphs, the same repository: two papers
+
+
+def test_a_json_feed_item_with_a_date_not_in_rfc_3339_is_kept() -> None:
+    # a generator writing RFC 822 dates (as its RSS does) lost every item: each was skipped
+    # for its date alone, and the feed failed as "none of its items could be read"
+    def item(n: int, when: object) -> dict[str, object]:
+        return {
+            "id": f"urn:lab:{n}",
+            "url": f"https://lab.example/posts/{n}",
+            "title": f"Post {n}",
+            "content_text": "About attention.",
+            "date_published": when,
+        }
+
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Lab",
+        "items": [
+            item(1, "2026-08-22T10:00:00Z"),
+            item(2, "Sat, 22 Aug 2026 10:00:00 GMT"),
+            item(3, "2026-08-21"),
+            item(4, "sometime last week"),
+            item(5, None),
+        ],
+    }
+    parsed = parse_json_feed(json.dumps(doc).encode(), name="lab")
+    assert [i.paper.title for i in parsed.items] == [f"Post {n}" for n in range(1, 6)]
+    assert [i.paper.published for i in parsed.items] == [
+        date(2026, 8, 22),
+        date(2026, 8, 22),
+        date(2026, 8, 21),
+        None,
+        None,
+    ]
+    assert parsed.warnings == ["lab: item 4: unreadable date_published 'sometime last week'"]

@@ -432,3 +432,27 @@ def test_a_feed_none_of_whose_items_can_be_read_fails_instead_of_looking_empty(
     assert (outcomes["partly"].status, outcomes["partly"].new) == ("ok", 1)
     assert (outcomes["empty"].status, outcomes["empty"].items) == ("ok", 0)  # a quiet day
     assert states(store)["broken"].consecutive_failures == 1
+
+
+def test_a_feed_cut_short_is_fetched_in_full_at_the_next_poll_not_answered_304(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    # a body cut off mid-item (a server or proxy that closed the document early): the whole
+    # items go in, and its validators must not be kept, or the next poll is answered 304 and
+    # the items after the cut are never read (arXiv's daily feed moves on the next day)
+    full = RSS_FIRST50.read_bytes()
+    start = 0
+    for _ in range(10):
+        start = full.index(b"<item>", start) + 1
+    cut = full[: full.index(b"Abstract:", start) + 200]  # inside item 10's abstract
+    route = Route(body=cut, etag='"v1"', last_modified="Thu, 28 Nov 2024 05:00:00 GMT")
+    server.routes["/rss/cs"] = route
+    settings = settings_for({"name": "arxiv", "url": server.url("/rss/cs")})
+    first = poll(settings, store, http).feeds[0]
+    assert (first.status, first.new) == ("ok", 9)
+    route.body = full  # the same document, whole this time (same ETag: the server's own)
+    second = poll(settings, store, http, now=NOW + timedelta(hours=1)).feeds[0]
+    assert (second.status, second.new) == ("ok", 41)
+    assert len(store.load_papers()) == 50
+    third = poll(settings, store, http, now=NOW + timedelta(hours=2)).feeds[0]
+    assert third.status == "not-modified"  # whole: its validators are kept as usual

@@ -20,7 +20,7 @@ def check(app: AppContext, as_json: bool) -> None:
     """Check the config: crons, templates, destinations' credentials, the drops folder, the
     embedding model and the database (reached, never created or upgraded). Exit 1 on an error."""
     settings = app.settings  # a bad key or value: the usual error, exit 2
-    findings = check_settings(settings)
+    findings = check_settings(settings, now=app.now())
     errors = sum(1 for f in findings if f.level == "error")
     warnings = sum(1 for f in findings if f.level == "warning")
     if as_json:

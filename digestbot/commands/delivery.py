@@ -14,6 +14,11 @@ from digestbot.services import is_new_rejection
 from digestbot.store.ledger import LEFT_OUT, DeliveryRecord, load_history
 
 
+def _is_held(outcome: DeliveryOutcome) -> bool:
+    """Left alone because another run holds it (its lease), which may have died mid-send."""
+    return outcome.status == "already-sent" and outcome.detail.startswith("another run")
+
+
 def _line(outcome: DeliveryOutcome) -> str:
     where = f"{outcome.profile} → {outcome.destination}"
     # the error names its destination for logs and --json; the line named it already
@@ -23,6 +28,8 @@ def _line(outcome: DeliveryOutcome) -> str:
         return f"sent          {where}: {outcome.papers} papers{how}"
     if outcome.status == "rejected":
         return f"REJECTED      {where}: {reason} (not retried; the next digest goes out)"
+    if _is_held(outcome):  # not sent, not by this run: another run's lease holds it
+        return f"held          {where}: {outcome.detail}"
     if outcome.status == "already-sent":
         why = f" ({outcome.detail})" if outcome.detail else " today"
         return f"already sent  {where}{why}"
@@ -74,7 +81,16 @@ def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: boo
         if not report.outcomes:
             click.echo("no destinations configured", err=True)
         elif not dry_run and report.count("sent") == 0 and report.ok:
-            if report.count("already-sent"):
+            held = sum(1 for o in report.outcomes if _is_held(o))
+            if held:
+                digests = "1 digest is" if held == 1 else f"{held} digests are"
+                it = "it" if held == 1 else "them"
+                click.echo(
+                    f"nothing sent: {digests} held by another run (one that stopped mid-send "
+                    f"holds {it} until its 15-minute lease ends; the first send after that "
+                    f"delivers {it})"
+                )
+            elif report.count("already-sent"):
                 click.echo("nothing to send: today's digests were already sent")
             else:
                 click.echo("nothing to send: no new papers for any destination")

@@ -121,8 +121,24 @@ def import_command(app: AppContext, profile: str, file: Path) -> None:
     """Add or update subscribers from a CSV file (header email,cadence,status)."""
     name = _profile(app, profile)
     rows = parse_csv(file.read_text(encoding="utf-8-sig"), source=str(file))
-    added, updated = upsert_subscribers(app.store, profile=name, rows=rows, now=app.now())
-    click.echo(f"{name}: {added} added, {updated} updated from {file}")
+    # a reader who opted out (the one-click link) is not mailed again because a list names
+    # it: only `subscribers add` re-subscribes (an admin's decision)
+    gone = {
+        s.address for s in load_subscribers(app.store, profile=name, statuses=("unsubscribed",))
+    }
+    kept = sorted({address for address, _, status in rows if status == "active"} & gone)
+    added, updated = upsert_subscribers(
+        app.store, profile=name, rows=rows, now=app.now(), keep_unsubscribed=True
+    )
+    note = ""
+    if kept:
+        shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+        it = "it" if len(kept) == 1 else "them"
+        note = (
+            f"; {len(kept)} kept unsubscribed ({shown}: {it} opted out; "
+            f"`subscribers add` re-subscribes {it})"
+        )
+    click.echo(f"{name}: {added} added, {updated} updated from {file}{note}")
 
 
 @subscribers.command("export")

@@ -18,6 +18,7 @@ pure: ``parse_drop`` takes text and returns papers and warnings, or raises
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, date, datetime, timedelta
@@ -468,7 +469,14 @@ def parse_drop_bytes(data: bytes, *, name: str, modified: datetime) -> DropParse
     return parse_drop(decode_drop(data, name=name), name=name, modified=modified)
 
 
+def path_text(path: Path) -> str:
+    """A drop's path as text to store and show: ``str(path)``, except that bytes of a name
+    that are not UTF-8 (a legacy encoding: ``r\xe9sum\xe9.txt``) are written as ``\\xe9``
+    escapes (as text they would be lone surrogates, which no database can store)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def read_drop(path: Path) -> DropParse:
     data = path.read_bytes()
     modified = datetime.fromtimestamp(path.stat().st_mtime)
-    return parse_drop_bytes(data, name=str(path), modified=modified)
+    return parse_drop_bytes(data, name=path_text(path), modified=modified)

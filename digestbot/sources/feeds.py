@@ -98,6 +98,10 @@ class FeedParse:
     warnings: list[str] = field(default_factory=list)
     entries: int = 0  # entries in the document, kept or not
     format: str = ""  # rss20, atom10, rss10, json-feed, hf-api…
+    # False when the document was cut short (its last item dropped, or items incomplete in
+    # a malformed document): the poll must not keep its validators, so the next one reads
+    # the whole document again instead of being answered 304
+    complete: bool = True
 
 
 def clean_text(value: str, *, is_html: bool = False) -> str:
@@ -368,6 +372,7 @@ def parse_feed(data: bytes, *, name: str, content_type: str | None = None) -> Fe
     _check_errors(doc, name=name)
     entries = list(doc.entries)
     is_safe = exc is None or isinstance(exc, _BENIGN_BOZO)
+    complete = True
     if exc is not None:
         warnings.append(f"{name}: malformed feed ({type(exc).__name__}: {exc})")
         if isinstance(exc, feedparser.CharacterEncodingUnknown):
@@ -375,6 +380,7 @@ def parse_feed(data: bytes, *, name: str, content_type: str | None = None) -> Fe
         if not is_safe and entries and _truncated_at_end(exc, data):
             warnings.append(f"{name}: the document ends early: its last item is dropped")
             entries = entries[:-1]
+            complete = False
     items: list[FeedItem] = []
     feed = doc.feed
     feed_date = _date(feed.get("published_parsed") or feed.get("updated_parsed"))
@@ -386,6 +392,7 @@ def parse_feed(data: bytes, *, name: str, content_type: str | None = None) -> Fe
             continue
         if not is_safe and not got.paper.abstract:
             warnings.append(f"{name}: item {index + 1}: incomplete in a malformed feed, skipped")
+            complete = False
             continue
         items.append(got)
     items = mark_shared_links(items, home=str(feed.get("link") or ""))
@@ -394,5 +401,9 @@ def parse_feed(data: bytes, *, name: str, content_type: str | None = None) -> Fe
     if not is_safe:
         warnings.append(f"{name}: kept {len(items)} of {len(doc.entries)} items")
     return FeedParse(
-        items=items, warnings=warnings, entries=len(doc.entries), format=str(doc.get("version"))
+        items=items,
+        warnings=warnings,
+        entries=len(doc.entries),
+        format=str(doc.get("version")),
+        complete=complete,
     )

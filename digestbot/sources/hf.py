@@ -14,7 +14,8 @@ feeds of the same papers.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -169,9 +170,26 @@ class _JsonItem(_Loose):
     content_text: str | None = None
     content_html: str | None = None
     summary: str | None = None
-    date_published: datetime | None = None
+    date_published: Any = None  # RFC 3339 by the spec; read by ``_json_date``
     authors: list[_JsonAuthor] = Field(default_factory=list)
     author: _JsonAuthor | None = None
+
+
+def _json_date(value: Any) -> date | None:
+    """A JSON Feed item's ``date_published``: RFC 3339 as the spec says, else an RFC 822
+    date (a generator writing its RSS dates); None when it is neither (the item is kept:
+    a date is no reason to lose a paper)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")).date()
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(text).date()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def parse_json_feed(data: bytes, *, name: str) -> FeedParse:
@@ -195,6 +213,10 @@ def parse_json_feed(data: bytes, *, name: str) -> FeedParse:
         found = parse_arxiv_id(guid) or (parse_arxiv_id(entry.url) if entry.url else None)
         text = entry.content_text or clean_text(entry.content_html or "", is_html=True)
         abstract, ai_summary = split_hf_summary(clean_text(text or entry.summary or ""))
+        published = _json_date(entry.date_published)
+        if published is None and entry.date_published is not None:
+            shown = str(entry.date_published)[:80]
+            warnings.append(f"{name}: item {index + 1}: unreadable date_published {shown!r}")
         people = entry.authors or ([entry.author] if entry.author else [])
         authors = tuple(clean_text(a.name) for a in people if a.name)
         paper = Paper(
@@ -202,7 +224,7 @@ def parse_json_feed(data: bytes, *, name: str) -> FeedParse:
             abstract=abstract,
             authors=authors,
             authors_count=len(authors) or None,
-            published=entry.date_published.date() if entry.date_published else None,
+            published=published,
             urls=(entry.url,) if entry.url and entry.url.startswith("http") else (),
             arxiv_id=found[0] if found else None,
             arxiv_version=found[1] if found else None,

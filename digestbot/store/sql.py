@@ -356,25 +356,36 @@ ROW_COLUMNS = (
 _TITLE, _ABSTRACT = ROW_COLUMNS.index("title"), ROW_COLUMNS.index("abstract")
 
 
+# the largest value of an ``sa.Integer`` column on every database (PostgreSQL's ``integer``)
+MAX_INTEGER = 2**31 - 1
+
+
+def _count_or_none(value: int | None) -> int | None:
+    """A count or version the column can hold, else None: a garbled number (a drop's
+    ``• 99999999999999999999 authors``) is no count, and must not stop the ingest."""
+    return value if value is None or 0 <= value <= MAX_INTEGER else None
+
+
 def row_values(
     paper: Paper, *, title_key: str, now: datetime, tid: str | None = None
 ) -> tuple[Any, ...]:
     """Column values (``ROW_COLUMNS`` order) for a paper; ``now`` is naive UTC; ``tid``
-    the title id of ``title_key`` if the caller has it."""
+    the title id of ``title_key`` if the caller has it. Integers are bound within what the
+    columns hold (upvotes at most ``MAX_INTEGER``; a count or version past it: none)."""
     return (
         paper.id,
         title_key,
         tid or title_id_of_key(title_key),
         paper.arxiv_id,
-        paper.arxiv_version,
+        _count_or_none(paper.arxiv_version),
         paper.title,
         paper.abstract,
-        paper.authors_count,
+        _count_or_none(paper.authors_count),
         paper.organization,
         _json_list(paper.authors),
         _json_list(paper.urls),
         paper.published,
-        paper.upvotes,
+        min(max(paper.upvotes, 0), MAX_INTEGER),
         _JSON_SORTED(dict(paper.extra)) if paper.extra else "{}",
         naive_utc(paper.first_seen) if paper.first_seen else now,
         now,

@@ -97,22 +97,26 @@ def upsert_subscribers(
     profile: str,
     rows: Iterable[tuple[str, Cadence, SubscriberStatus]],
     now: datetime,
+    keep_unsubscribed: bool = False,
 ) -> tuple[int, int]:
     """Add or update (address, cadence, status) rows in one transaction. Addresses must be
-    normalised (``normalize_address``). Returns (added, updated)."""
+    normalised (``normalize_address``). Returns (added, updated). ``keep_unsubscribed``: a
+    reader who opted out stays ``unsubscribed`` whatever the row says (an import)."""
     wanted = {address: (cadence, status) for address, cadence, status in rows}
     stamp = naive_utc(now)
     added = updated = 0
     with store.transaction() as conn:
         existing: set[str] = set()
+        opted_out: set[str] = set()
         for part in _chunks(list(wanted)):
-            existing.update(
-                conn.execute(
-                    sa.select(subscribers.c.address).where(
-                        subscribers.c.profile == profile, subscribers.c.address.in_(part)
-                    )
-                ).scalars()
-            )
+            for address, current in conn.execute(
+                sa.select(subscribers.c.address, subscribers.c.status).where(
+                    subscribers.c.profile == profile, subscribers.c.address.in_(part)
+                )
+            ):
+                existing.add(address)
+                if current == "unsubscribed":
+                    opted_out.add(address)
         new = [
             {
                 "profile": profile,
@@ -130,6 +134,8 @@ def upsert_subscribers(
             added = len(new)
         for address in existing:
             cadence, status = wanted[address]
+            if keep_unsubscribed and address in opted_out:
+                status = "unsubscribed"
             conn.execute(
                 subscribers.update()
                 .where(subscribers.c.profile == profile, subscribers.c.address == address)

@@ -81,6 +81,42 @@ def test_a_time_skipped_by_spring_forward_still_fires_once_that_day() -> None:
     assert found == [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)]
 
 
+@pytest.mark.parametrize(
+    ("zone", "cron", "start", "end", "expected"),
+    [
+        # Cairo: 2026-04-24 00:00 EET (UTC+2) is 01:00 EEST (UTC+3); 00:30 does not exist
+        (
+            "Africa/Cairo",
+            "30 0 * * *",
+            utc(2026, 4, 22, 12),
+            utc(2026, 4, 25, 12),
+            [utc(2026, 4, 22, 22, 30), utc(2026, 4, 23, 22, 30), utc(2026, 4, 24, 21, 30)],
+        ),
+        # Santiago: 2026-09-06 00:00 (UTC-4) is 01:00 (UTC-3); midnight itself is skipped
+        (
+            "America/Santiago",
+            "0 0 * * *",
+            utc(2026, 9, 5),
+            utc(2026, 9, 7, 12),
+            [utc(2026, 9, 5, 4), utc(2026, 9, 6, 4), utc(2026, 9, 7, 3)],
+        ),
+    ],
+)
+def test_a_time_skipped_at_midnight_still_fires_once_that_day(
+    zone: str, cron: str, start: datetime, end: datetime, expected: list[datetime]
+) -> None:
+    # where clocks skip midnight itself, APScheduler skipped the whole day: no digest that
+    # day (the README promises the skipped time fires once, an hour later, as elsewhere)
+    schedule = Schedule(cron=cron, timezone=zone)
+    found = fire_times(schedule, start=start, end=end)
+    assert found == expected
+    assert next_fire_time(schedule, now=expected[0]) == expected[1]
+    assert (
+        last_fire_time(schedule, now=expected[1] + timedelta(hours=1), grace=timedelta(hours=6))
+        == (expected[1])
+    )
+
+
 def test_a_repeated_hour_in_autumn_does_not_loop_forever() -> None:
     schedule = Schedule(cron="30 2 * * *", timezone="Europe/Berlin")
     found = fire_times(schedule, start=utc(2026, 10, 24, 12), end=utc(2026, 10, 26, 12))

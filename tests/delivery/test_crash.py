@@ -261,3 +261,28 @@ def test_a_crash_after_the_plain_text_fallback_was_posted_does_not_post_it_twice
     [row] = load_history(store)
     assert row.status == "sent" and row.progress["form"] == "plain"
     assert count_sent(store, destination="slack:C0PAPERS") == 20
+
+
+def test_send_after_a_crash_says_the_digest_is_held_not_already_sent(world: Any, cli) -> None:
+    # the dead run's lease holds its digest for 15 minutes: a `send` meanwhile sends nothing
+    # and must not say "today's digests were already sent" of a digest that never went out
+    make, _store = world
+    sender = make("file")
+    sender.kill_at("after-send", now=START)
+    early = cli(
+        "--config",
+        str(sender.config),
+        "--now",
+        "2026-11-23T08:05:00+00:00",
+        "send",
+        env={"SMTP_PASSWORD": PASSWORD},
+    )
+    assert early.exit_code == 0, early.output
+    assert "already sent" not in early.stdout
+    assert "held          attn → file:" in early.stdout
+    assert early.stdout.splitlines()[-1] == (
+        "nothing sent: 1 digest is held by another run (one that stopped mid-send holds it"
+        " until its 15-minute lease ends; the first send after that delivers it)"
+    )
+    [outcome] = sender.send(now=AFTER_LEASE)
+    assert outcome["status"] == "sent"

@@ -171,6 +171,37 @@ def test_unsafe_links_are_dropped() -> None:
     assert "javascript:" not in json.dumps(message.blocks)
 
 
+def test_a_feed_link_cannot_make_links_or_html_of_its_own_in_the_markdown_digest() -> None:
+    # a feed's item link is stored as given: in a Markdown digest it once went out raw, so
+    # a ')' closed the title's link and began one of its own, and '<'/'>' wrote raw HTML
+    closes = "https://x.org/)[click](javascript:alert(1)"
+    tag = "https://x.org/a><img src=x onerror=alert(1)>"
+    wiki = "https://en.example.org/wiki/Mamba_(snake)"
+    papers = [
+        make_paper(1, arxiv_id=None, urls=(closes, tag)),
+        make_paper(2, arxiv_id=None, urls=(tag, "javascript:alert(2)")),
+        make_paper(3, arxiv_id=None, urls=(wiki,)),
+    ]
+    md = render_format(digest_of(papers), "markdown")
+    lines = md.splitlines()
+    assert "(javascript:" not in md and "<img" not in md
+    assert (
+        "## 1. [Linear attention study number 1]"
+        "(https://x.org/%29[click]%28javascript:alert%281%29)"
+    ) in lines
+    assert "## 2. Linear attention study number 2" in lines  # unsafe: the title alone
+    # a link with parentheses still leads where it did, written so that they cannot end it
+    assert (
+        "## 3. [Linear attention study number 3](https://en.example.org/wiki/Mamba_%28snake%29)"
+        in lines
+    )
+    assert "- Code / project: <https://en.example.org/wiki/Mamba_%28snake%29>" in lines
+    assert [line for line in lines if line.startswith("- Code")] == [
+        "- Code / project: <https://x.org/%29[click]%28javascript:alert%281%29>",
+        "- Code / project: <https://en.example.org/wiki/Mamba_%28snake%29>",
+    ]
+
+
 def test_email_is_inlined_single_column_without_images_and_small() -> None:
     papers = [make_paper(i, abstract="attention " * 300) for i in range(1, 21)]
     content = render_email(digest_of(papers))

@@ -112,3 +112,39 @@ def test_csv_import_export_round_trip_and_errors_name_the_line(tmp_path: Path, c
     assert f"{bad}:2" in result.stderr and "monthly" in result.stderr
     listed = as_json(subs(cli, path, "list", "--profile", "attn", "--json"))
     assert "d@example.org" not in [s["email"] for s in listed]  # nothing of a bad file
+
+
+def test_an_import_does_not_resubscribe_a_reader_who_unsubscribed(tmp_path: Path, cli) -> None:
+    # a list imported from elsewhere (status "active", or no status column) silently mailed
+    # again readers who had opted out with the one-click link; only `add` re-subscribes
+    path = str(write_config(tmp_path, CONFIG))
+    added = subs(cli, path, "add", "--profile", "attn", "gone@example.org", "b@example.org")
+    assert added.exit_code == 0, added.stderr
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        assert record_unsubscribe(store, profile="attn", address="gone@example.org", now=NOW)
+    finally:
+        store.close()
+    listing = tmp_path / "list.csv"
+    listing.write_text("email\nGone@example.org\nb@example.org\nnew@example.org\n", "utf-8")
+    result = subs(cli, path, "import", "--profile", "attn", str(listing))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"attn: 1 added, 2 updated from {listing}; 1 kept unsubscribed"
+        " (gone@example.org: it opted out; `subscribers add` re-subscribes it)"
+    )
+    listed = {
+        s["email"]: s["status"]
+        for s in as_json(subs(cli, path, "list", "--profile", "attn", "--json"))
+    }
+    assert listed == {
+        "b@example.org": "active",
+        "gone@example.org": "unsubscribed",
+        "new@example.org": "active",
+    }
+    assert subs(cli, path, "add", "--profile", "attn", "gone@example.org").exit_code == 0
+    listed = {
+        s["email"]: s["status"]
+        for s in as_json(subs(cli, path, "list", "--profile", "attn", "--json"))
+    }
+    assert listed["gone@example.org"] == "active"  # an admin's decision, as the README says

@@ -5,6 +5,7 @@ SQLite files."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -251,3 +252,76 @@ def test_a_file_another_process_ingested_meanwhile_is_skipped_not_written_twice(
     assert files == [(str(path), "ok")]
     assert seen == 45
     assert second.count_papers() == 45
+
+
+HUGE = "99999999999999999999999"  # past any SQL INTEGER: a garbled copy, not a count
+
+
+def test_a_count_past_the_database_integer_is_stored_bounded_not_a_crash(
+    tmp_path: Path, any_store: SqlStore
+) -> None:
+    # one garbled number (an upvote or author count, an arXiv version) was an OverflowError
+    # (SQLite) or "integer out of range" (PostgreSQL) that stopped the whole ingest, and the
+    # daemon's watcher met it again at every scan, ingesting no later drop
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    (folder / "001_garbled.txt").write_text(
+        "Daily Papers\n\nJan 8\n\nA Paper With Garbled Counts\n\nIts counts are garbled.\n\n"
+        f"  • {HUGE} authors\n·\nJan 3, 2024 {HUGE}\n"
+        "\nA Paper With Sane Counts\n\nIts counts are fine.\n\n  • 3 authors\n·\nJan 3, 2024 7\n",
+        "utf-8",
+    )
+    (folder / "002_next.txt").write_text(
+        "Daily Papers\n\nJan 9\n\nThe Next Day's Paper\n\nIt came the day after.\n\n"
+        "  • 2 authors\n·\nJan 4, 2024 3\n",
+        "utf-8",
+    )
+    report = ingest_paths(any_store, [folder], now=NOW, workers=1)
+    assert [f.status for f in report.files] == ["new", "new"]
+    got = {p.title: p for p in any_store.load_papers()}
+    assert got["A Paper With Sane Counts"].upvotes == 7
+    assert got["The Next Day's Paper"].upvotes == 3
+    garbled = got["A Paper With Garbled Counts"]
+    assert garbled.upvotes == 2**31 - 1  # the most the column holds on every database
+    assert garbled.authors_count is None  # no count at all
+
+
+def test_an_arxiv_version_past_the_database_integer_is_no_version(any_store: SqlStore) -> None:
+    from digestbot.models import Paper
+
+    papers_in = [
+        Paper(title="Versioned", abstract="x", arxiv_id="2401.01234", arxiv_version=int(HUGE)),
+        Paper(title="Upvoted", abstract="y", upvotes=int(HUGE), authors_count=-1),
+    ]
+    with any_store.transaction() as conn:
+        any_store.upsert_papers(conn, papers_in, now=NOW)
+    got = {p.title: p for p in any_store.load_papers()}
+    assert got["Versioned"].arxiv_version is None
+    assert got["Upvoted"].upvotes == 2**31 - 1 and got["Upvoted"].authors_count is None
+
+
+def test_a_drop_whose_file_name_is_not_utf8_is_ingested_not_a_crash(
+    tmp_path: Path, any_store: SqlStore
+) -> None:
+    # a name in a legacy encoding (a Windows share, an old zip): its path could not be stored
+    # (UnicodeEncodeError: surrogates not allowed), which stopped the whole ingest, and the
+    # daemon's watcher met it again at every scan, ingesting no later drop
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    latin1 = os.fsdecode(bytes(folder) + b"/r\xe9sum\xe9.txt")
+    shutil.copy(SEEDS / "000_ca14cdb193ee54f8.txt", latin1)
+    shutil.copy(SEEDS / "001_fed84696205d7fbf.txt", folder / "later.txt")
+    Path(os.fsdecode(bytes(folder) + b"/bad\xff.txt")).write_bytes(b"\xff\xfe\x00not text")
+    first = ingest_paths(any_store, [folder], now=NOW, workers=1)
+    by_path = {f.path: f for f in first.files}
+    shown = str(folder / "r\\xe9sum\\xe9.txt")
+    assert by_path[shown].status == "new" and by_path[shown].papers_new == 11
+    assert by_path[str(folder / "later.txt")].status == "new"
+    failed = by_path[str(folder / "bad\\xff.txt")]
+    assert failed.status == "failed" and failed.error is not None
+    again = {f.path: f for f in ingest_paths(any_store, [folder], now=NOW, workers=1).files}
+    assert again[shown].status == "skipped"
+    assert again[str(folder / "bad\\xff.txt")].unchanged  # recorded, not parsed again
+    with any_store.transaction() as conn:
+        names = set(conn.execute(sa.select(paper_sources.c.name)).scalars())
+    assert shown in names
