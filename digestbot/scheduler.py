@@ -183,7 +183,7 @@ class Daemon:
             return False
         with self._send_lock:
             at = send_time(profile.schedule, fire=fire, now=now)
-            report = self.send(self.settings, self.store, now=at, profiles=[name])
+            report = self.send(self.settings, self.store, now=now, as_of=at, profiles=[name])
         for outcome in report.outcomes:
             self._after_delivery(profile, outcome, fire=fire, now=now)
         # a digest another run holds (its lease: a run stopped mid-send, then restarted at

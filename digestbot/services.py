@@ -57,6 +57,6 @@ class PollReportLike(Protocol):
     def feeds(self) -> Sequence[FeedOutcomeLike]: ...
 
 
-SendFn = Callable[..., SendReportLike]  # send_due(settings, store, *, now, profiles=[name])
+SendFn = Callable[..., SendReportLike]  # send_due(settings, store, *, now, as_of, profiles=[name])
 PollFn = Callable[..., PollReportLike]  # poll_feeds(settings, store, *, now, only=name)
 Clock = Callable[[], datetime]

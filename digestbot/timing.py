@@ -174,11 +174,13 @@ def last_fire_time(schedule: Schedule, *, now: datetime, grace: timedelta) -> da
 
 
 def send_time(schedule: Schedule, *, fire: datetime, now: datetime) -> datetime:
-    """The ``now`` to give the delivery service for a digest that fired at ``fire``.
+    """The ``as_of`` to give the delivery service for a digest that fired at ``fire``.
 
-    The service's digest date is the date of ``now`` in the schedule's zone, so a
-    catch-up that crosses midnight there must speak of the fire time; otherwise
-    the real time (the ledger's timestamps and leases stay true).
+    The service's digest date is the date of ``as_of`` in the schedule's zone, so a
+    catch-up that crosses midnight there must speak of the fire time; otherwise the
+    real time. The service's ``now`` stays the real time either way: the ledger's
+    timestamps and leases (a lease taken at a fire time an hour ago would have run out
+    already, and another run would take the digest over while it is being sent).
     """
     zone = build_trigger(schedule).timezone
     return now if now.astimezone(zone).date() == fire.astimezone(zone).date() else fire

@@ -94,7 +94,8 @@ def send_personal_due(
             store,
             profile,
             [slack_target(personal.user_id)],
-            now=send_time(profile.schedule, fire=fire, now=now),
+            now=now,
+            as_of=send_time(profile.schedule, fire=fire, now=now),
             deliverers=deliverers,
         )
         for outcome in outcomes:

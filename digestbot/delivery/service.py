@@ -1,7 +1,8 @@
 """Send the digests that are due, with the ledger as memory. The daemon and ``send`` call this.
 
 For each profile and each of its destinations (``targets``), on the digest date
-(the date of ``now`` in the profile's schedule time zone):
+(the date of ``as_of`` in the profile's schedule time zone: the moment the digest is
+for, which a catch-up after midnight sets to its fire time; ``now`` by default):
 
 1. today's row is ``sent``/``empty``: nothing to do (a second run sends nothing);
    ``pending``/``failed``: retry it, same digest id, same papers;
@@ -90,6 +91,7 @@ def send_due(
     store: SqlStore,
     *,
     now: datetime,
+    as_of: datetime | None = None,
     profiles: Sequence[str] | None = None,
     deliverers: Deliverers | None = None,
     dry_run: bool = False,
@@ -97,7 +99,10 @@ def send_due(
 ) -> SendReport:
     """Build, record and deliver every due digest; see the module docstring.
 
-    ``on_outcome`` is called with each outcome as it is known (a progress display).
+    ``now`` is the real time (the ledger's timestamps and leases); ``as_of`` the moment
+    the digests are for (their date, the ranking's and the weekly pool's time), ``now``
+    unless given. ``on_outcome`` is called with each outcome as it is known (a progress
+    display).
     """
     chosen = [settings.profile(n) for n in profiles] if profiles else list(settings.profiles)
     if deliverers is None:
@@ -105,7 +110,13 @@ def send_due(
     report = SendReport()
     for profile in chosen:
         run = _ProfileRun(
-            settings, store, profile, now=now, deliverers=deliverers, on_outcome=on_outcome
+            settings,
+            store,
+            profile,
+            now=now,
+            as_of=as_of,
+            deliverers=deliverers,
+            on_outcome=on_outcome,
         )
         report.outcomes.extend(run.preview() if dry_run else run.send())
     return report
@@ -118,11 +129,14 @@ def send_profile(
     targets: Sequence[Target],
     *,
     now: datetime,
+    as_of: datetime | None = None,
     deliverers: Deliverers,
 ) -> list[DeliveryOutcome]:
     """Send one profile's due digest to the given targets (a profile not in the config:
     personal digests), with the same ledger guarantees as ``send_due``."""
-    run = _ProfileRun(settings, store, profile, now=now, deliverers=deliverers, targets=targets)
+    run = _ProfileRun(
+        settings, store, profile, now=now, as_of=as_of, deliverers=deliverers, targets=targets
+    )
     return run.send()
 
 
@@ -134,6 +148,7 @@ class _ProfileRun:
         profile: Profile,
         *,
         now: datetime,
+        as_of: datetime | None = None,
         deliverers: Deliverers,
         targets: Sequence[Target] | None = None,
         on_outcome: OnOutcome | None = None,
@@ -141,13 +156,14 @@ class _ProfileRun:
         self.settings = settings
         self.store = store
         self.profile = profile
-        self.now = now
+        self.now = now  # the real time: the ledger's timestamps, and leases
+        self.as_of = as_of or now  # the moment the digest is for
         self.deliverers = deliverers
-        self.day = digest_date_for(profile, now)
+        self.day = digest_date_for(profile, self.as_of)
         self.targets = (
             list(targets)
             if targets is not None
-            else collect_targets(settings, store, profile, now=now)
+            else collect_targets(settings, store, profile, now=self.as_of)
         )
         self.on_outcome = on_outcome
         self.unsubscribe = build_unsubscribe(settings) if self._has_email() else None
@@ -187,7 +203,7 @@ class _ProfileRun:
         fresh: list[Target] = []
         stale: list[DeliveryRecord] = []
         weekly_day = is_weekly_day(
-            self.profile, self.now, weekly_day=self.settings.email.weekly_day
+            self.profile, self.as_of, weekly_day=self.settings.email.weekly_day
         )
         for target in self.targets:
             rows = slots[target.key]
@@ -229,7 +245,7 @@ class _ProfileRun:
         return rank_candidates(
             self.store,
             self.profile,
-            now=self.now,
+            now=self.as_of,
             settings=self.settings.ranking,
             only=candidates,
         )
@@ -255,8 +271,8 @@ class _ProfileRun:
         ranking = self._ranking(pk_of.values())
         ranked = [s for s in ranking.papers if s.paper.id in pk_of]
         weekly = any(t.cadence == "weekly" for t in fresh)
-        # a weekly reader's pool: the papers first seen in the 7 days before now
-        week = ledger.load_seen_since(self.store, since=self.now - WEEK) if weekly else set()
+        # a weekly reader's pool: the papers first seen in the 7 days before the digest
+        week = ledger.load_seen_since(self.store, since=self.as_of - WEEK) if weekly else set()
         out: list[tuple[NewDelivery, list[ScoredPaper]]] = []
         for target in fresh:
             mark, got = marks[target.key], sent[target.key] | refused[target.key]

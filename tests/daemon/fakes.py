@@ -1,7 +1,7 @@
 """Stand-ins for the delivery service, injected through ``Daemon(send=...)``.
 
 ``LedgerSend`` keeps the contract the daemon relies on: one digest per profile and
-digest date (the date of ``now`` in the profile's time zone), recorded in the real
+digest date (the date of ``as_of``, else ``now``, in the profile's time zone), recorded in the real
 SQLite database, so a second call the same day sends nothing, across restarts.
 """
 
@@ -57,7 +57,8 @@ class LedgerSend:
         self.empty = set(empty)
         self.crash = set(crash)
         self.empty_note = set(empty_note)  # nothing new, and a "nothing new" note is sent
-        self.calls: list[tuple[str, datetime]] = []
+        self.calls: list[tuple[str, datetime]] = []  # (profile, the moment its digest is for)
+        self.clock_times: list[datetime] = []  # the real time of each call (``now``)
         self.delivered: list[tuple[str, str]] = []  # (profile, digest date) really sent
         self.called = threading.Event()
 
@@ -67,16 +68,19 @@ class LedgerSend:
         store: SqlStore,
         *,
         now: datetime,
+        as_of: datetime | None = None,
         profiles: Sequence[str] | None = None,
     ) -> Report:
         report = Report()
+        moment = as_of or now
         for name in profiles or [p.name for p in settings.profiles]:
-            self.calls.append((name, now))
+            self.calls.append((name, moment))
+            self.clock_times.append(now)
             self.called.set()
             if name in self.crash:
                 raise RuntimeError(f"boom in {name}")
             zone = ZoneInfo(settings.profile(name).schedule.timezone)
-            day = now.astimezone(zone).date().isoformat()
+            day = moment.astimezone(zone).date().isoformat()
             digest_id = f"{name}:{day}"
             with store.engine.begin() as conn:
                 conn.execute(sa.text(LEDGER_DDL))
@@ -92,7 +96,7 @@ class LedgerSend:
                 if row is None:
                     conn.execute(
                         sa.text("INSERT INTO fake_ledger VALUES (:p, :d, 'pending', :n)"),
-                        {"p": name, "d": day, "n": now.isoformat()},
+                        {"p": name, "d": day, "n": moment.isoformat()},
                     )
             time.sleep(self.delay)
             status = "failed" if name in self.fail else "empty" if name in self.empty else "sent"

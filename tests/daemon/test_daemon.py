@@ -131,7 +131,8 @@ def test_a_catch_up_after_local_midnight_is_for_the_day_it_was_due(
     send = LedgerSend()
     assert make_daemon(settings, store, send, now=now).run_once() is True
     fire = datetime(2026, 11, 23, 4, 30, tzinfo=UTC)
-    assert send.calls == [("night", fire)]
+    assert send.calls == [("night", fire)]  # the digest is for the fire time
+    assert send.clock_times == [now]  # the ledger's times and leases: the real time
     assert send.delivered == [("night", "2026-11-22")]
 
 

@@ -124,8 +124,10 @@ def test_a_rejected_email_alerts_once_naming_the_mail_server(
         recorder = Recorder()
         deliverers = Deliverers(email=email_deliverer(server))
 
-        def send(s: Settings, st: SqlStore, *, now: datetime, profiles: list[str]) -> SendReport:
-            return send_due(s, st, now=now, profiles=profiles, deliverers=deliverers)
+        def send(
+            s: Settings, st: SqlStore, *, now: datetime, as_of: datetime, profiles: list[str]
+        ) -> SendReport:
+            return send_due(s, st, now=now, as_of=as_of, profiles=profiles, deliverers=deliverers)
 
         at = NOW.replace(hour=8, minute=1)
         daemon = Daemon(

@@ -181,8 +181,12 @@ def test_the_daemon_alerts_once_naming_the_destination_and_slacks_error(
     slack_api.refuse_posts = "msg_too_long"
     notes = Recorder()
 
-    def send(settings: Settings, store: SqlStore, *, now: datetime, profiles: Any) -> SendReport:
-        return send_due(settings, store, now=now, profiles=profiles, deliverers=deliverers)
+    def send(
+        settings: Settings, store: SqlStore, *, now: datetime, as_of: datetime, profiles: Any
+    ) -> SendReport:
+        return send_due(
+            settings, store, now=now, as_of=as_of, profiles=profiles, deliverers=deliverers
+        )
 
     for minutes in (0, 30):  # the run, then a restart within the grace
         daemon = Daemon(
