@@ -21,7 +21,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from digestbot.errors import ParseError, SourceError
+import sqlalchemy as sa
+
+from digestbot.errors import ParseError, SourceError, StoreError
 from digestbot.sources.drops import parse_drop_bytes, path_text
 from digestbot.sources.rows import PaperRows, prepare_drop
 from digestbot.store import FileRecord, SqlStore
@@ -188,11 +190,18 @@ def load_drop(path: Path, job: _Job) -> _Loaded:
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         parsed = parse_drop_bytes(data, name=name, modified=modified)
+        rows = prepare_drop(
+            parsed,
+            name=name,
+            sha256=sha256,
+            modified=modified,
+            now=job.now,
+            drivername=job.drivername,
+        )
     except ParseError as exc:
         return _Loaded(name, len(data), sha256, error=exc.message)
-    rows = prepare_drop(
-        parsed, name=name, sha256=sha256, modified=modified, now=job.now, drivername=job.drivername
-    )
+    except Exception as exc:  # a defect met by this file alone: the others still go in
+        return _Loaded(name, len(data), sha256, error=_unexpected(name, "parsing", exc))
     return _Loaded(
         name,
         len(data),
@@ -233,11 +242,33 @@ def store_drop(
             return outcome
         except ParseError as exc:  # changed under us: nothing of it written, retried later
             loaded = replace(loaded, rows=None, error=exc.message)
+        except StoreError as exc:
+            if not _is_data_error(exc):  # the database itself: every file would fail
+                raise
+            loaded = replace(loaded, rows=None, error=_unexpected(loaded.path, "storing", exc))
+        except Exception as exc:  # a defect met by this file alone: rolled back, recorded
+            loaded = replace(loaded, rows=None, error=_unexpected(loaded.path, "storing", exc))
     log.error("%s", loaded.error)
     outcome = loaded.outcome("failed")
     with writer.transaction() as conn:
         store.record_file(conn, loaded.record(outcome, now=now))
     return outcome
+
+
+def _unexpected(name: str, doing: str, exc: BaseException) -> str:
+    """The error recorded for a file that met a defect (not a parse error): named, with the
+    exception's type, so that it can be reported; the file is tried again once it changes
+    (or with ``--retry-failed``)."""
+    return f"{name}: unexpected error while {doing} it ({type(exc).__name__}: {exc}); please report"
+
+
+def _is_data_error(exc: StoreError) -> bool:
+    """Whether the database refused this file's rows (a value it cannot hold, a constraint),
+    rather than failing itself (locked, unreachable, full): only then the others go on."""
+    cause = exc.__cause__
+    if isinstance(cause, sa.exc.DBAPIError):
+        return isinstance(cause, sa.exc.DataError | sa.exc.IntegrityError)
+    return isinstance(cause, sa.exc.StatementError)  # a value that could not be bound
 
 
 PARALLEL_MIN_FILES = 4

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from digestbot.errors import ParseError
+from digestbot.errors import ParseError, StoreError
 from digestbot.ingest import (
     _Job,
     ingest_paths,
@@ -22,9 +22,11 @@ from digestbot.ingest import (
     load_drop,
     store_drop,
 )
+from digestbot.sources import drops as drops_module
 from digestbot.sources.drops import parse_drop, read_drop
 from digestbot.sources.rows import prepare_drop
 from digestbot.store import FileRecord, SqlStore
+from digestbot.store import rows as rows_module
 from digestbot.store.bulk import bulk_writer
 from digestbot.store.schema import paper_sources, papers
 from digestbot.store.search import catch_up_search_index, search_papers
@@ -325,3 +327,83 @@ def test_a_drop_whose_file_name_is_not_utf8_is_ingested_not_a_crash(
     with any_store.transaction() as conn:
         names = set(conn.execute(sa.select(paper_sources.c.name)).scalars())
     assert shown in names
+
+
+def _three_drops(tmp_path: Path) -> Path:
+    folder = tmp_path / "drops"
+    folder.mkdir()
+    for n, day in ((1, 8), (2, 9), (3, 10)):
+        (folder / f"00{n}_day.txt").write_text(
+            f"Daily Papers\n\nJan {day}\n\nPaper Of Day {day}\n\nAn abstract of day {day}.\n\n"
+            f"  • 2 authors\n·\nJan {day}, 2024 3\n",
+            "utf-8",
+        )
+    return folder
+
+
+def test_a_defect_met_parsing_one_drop_fails_that_drop_alone(
+    tmp_path: Path, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an unknown defect in the parser, met by one file only, stopped the whole ingest (and
+    # the daemon's watcher at every scan): it is that file's recorded failure now
+    folder = _three_drops(tmp_path)
+    parse = drops_module.parse_drop_bytes
+
+    def defective(data: bytes, *, name: str, modified: Any) -> Any:
+        if name.endswith("002_day.txt"):
+            raise RuntimeError("a parser defect")
+        return parse(data, name=name, modified=modified)
+
+    monkeypatch.setattr("digestbot.ingest.parse_drop_bytes", defective)
+    report = ingest_paths(store, [folder], now=NOW, workers=0)
+    assert [f.status for f in report.files] == ["new", "failed", "new"]
+    error = report.files[1].error or ""
+    assert error.startswith(f"{folder / '002_day.txt'}: unexpected error while parsing it")
+    assert "RuntimeError: a parser defect" in error
+    assert sorted(p.title for p in store.load_papers()) == ["Paper Of Day 10", "Paper Of Day 8"]
+    monkeypatch.undo()  # the defect fixed: the file goes in when tried again
+    again = ingest_paths(store, [folder], now=NOW, workers=0, retry_failed=True)
+    assert {Path(f.path).name: f.status for f in again.files} == {
+        "001_day.txt": "skipped",
+        "002_day.txt": "new",
+        "003_day.txt": "skipped",
+    }
+    assert store.count_papers() == 3
+
+
+def test_a_defect_met_storing_one_drop_writes_none_of_it_and_the_others_go_in(
+    tmp_path: Path, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _three_drops(tmp_path)
+    upsert = rows_module.upsert_rows
+
+    def defective(store_: SqlStore, conn: Any, rows: Any, *, now: Any) -> Any:
+        counts = upsert(store_, conn, rows, now=now)  # written, then the defect: rolled back
+        if rows.name.endswith("002_day.txt"):
+            raise ValueError("a writer defect")
+        return counts
+
+    monkeypatch.setattr("digestbot.ingest.upsert_rows", defective)
+    report = ingest_paths(store, [folder], now=NOW, workers=0)
+    assert [f.status for f in report.files] == ["new", "failed", "new"]
+    assert "unexpected error while storing it (ValueError: a writer defect)" in (
+        report.files[1].error or ""
+    )
+    assert sorted(p.title for p in store.load_papers()) == ["Paper Of Day 10", "Paper Of Day 8"]
+    with store.engine.connect() as conn:
+        files = conn.execute(sa.text("SELECT path, status FROM ingested_files ORDER BY 1")).all()
+    assert [status for _, status in files] == ["ok", "failed", "ok"]
+
+
+def test_the_database_failing_still_stops_the_ingest(
+    tmp_path: Path, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a locked or unreachable database is no fault of the file: every file would fail
+    folder = _three_drops(tmp_path)
+
+    def locked(store_: SqlStore, conn: Any, rows: Any, *, now: Any) -> Any:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr("digestbot.ingest.upsert_rows", locked)
+    with pytest.raises(StoreError, match="database is locked"):
+        ingest_paths(store, [folder], now=NOW, workers=0)
