@@ -400,12 +400,14 @@ def _env_overrides(
     """``DIGESTBOT_SLACK__BOT_TOKEN=x`` sets ``slack.bot_token`` (known sections only);
     ``origins`` gets each key path set -> the variable that set it (for error messages)."""
     sections = set(Settings.model_fields) - {"profiles", "feeds", "source"}
-    for name, value in env.items():
+    for name, value in sorted(env.items()):
         if not name.startswith("DIGESTBOT_") or name == CONFIG_ENV:
             continue
         parts = name[len("DIGESTBOT_") :].lower().split("__")
         if parts[0] not in sections:
-            continue
+            if len(parts) > 1:  # meant as a ``<SECTION>__<KEY>`` override: not one
+                raise ConfigError(_unknown_section(name, parts[0], sections))
+            continue  # another program's variable (``DIGESTBOT_AUTO_EMBEDDINGS``)
         target = data
         for part in parts[:-1]:
             child = target.get(part)
@@ -417,6 +419,21 @@ def _env_overrides(
         if origins is not None:
             origins[".".join(parts)] = name
     return data
+
+
+def _unknown_section(name: str, section: str, sections: set[str]) -> str:
+    if section in ("profiles", "feeds", "source"):
+        return f"environment variable {name}: {section} cannot be set from the environment"
+    known = ", ".join(sorted(k for k in sections if isinstance(_section_default(k), BaseModel)))
+    return (
+        f"environment variable {name}: unknown section {section!r} "
+        f"(sections: {known}; a top-level key has no __: DIGESTBOT_DATABASE_URL)"
+    )
+
+
+def _section_default(key: str) -> Any:
+    field = Settings.model_fields[key]
+    return field.get_default(call_default_factory=True)
 
 
 _DURATION_KEYS = {"misfire_grace", "every"}  # strings such as ``90s``, ``6h``: parse_duration

@@ -185,6 +185,31 @@ def test_a_bad_environment_override_names_the_variable_not_only_the_file(
     assert f"(set by the environment variable {name})" in message
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("DIGESTBOT_SLAK__BOT_TOKEN", "unknown section 'slak' (sections: alerts, drops, email,"),
+        ("DIGESTBOT_PROFILES__0__NAME", "profiles cannot be set from the environment"),
+    ],
+)
+def test_an_override_of_an_unknown_section_is_an_error_not_ignored(
+    tmp_path: Path, name: str, expected: str
+) -> None:
+    # a misspelt section was dropped in silence (the token never set), while a misspelt
+    # key in the file, or in a known section's variable, is an error
+    path = write_config(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={name: "xoxb-not-to-be-printed"})
+    assert str(err.value).startswith(f"environment variable {name}: {expected}")
+    assert "xoxb-not-to-be-printed" not in str(err.value)  # it may be a secret
+
+
+def test_other_programs_digestbot_variables_are_left_alone(tmp_path: Path) -> None:
+    path = write_config(tmp_path, MINIMAL)
+    env = {"DIGESTBOT_AUTO_EMBEDDINGS": "0", "DIGESTBOT_TEST_POSTGRES_URL": "postgresql://x"}
+    assert load_settings(path, env=env) == load_settings(path, env={})
+
+
 def test_dollar_dollar_brace_is_a_literal_reference_and_other_dollars_stay(
     tmp_path: Path,
 ) -> None:
