@@ -104,7 +104,12 @@ def send_due(
     unless given. ``on_outcome`` is called with each outcome as it is known (a progress
     display).
     """
-    chosen = [settings.profile(n) for n in profiles] if profiles else list(settings.profiles)
+    # each profile once, however often it is named (``send --profile a --profile a``)
+    chosen = (
+        [settings.profile(n) for n in dict.fromkeys(profiles)]
+        if profiles
+        else list(settings.profiles)
+    )
     if deliverers is None:
         deliverers = Deliverers() if dry_run else build_deliverers(settings)
     report = SendReport()

@@ -57,6 +57,14 @@ def test_file_destination_sends_once_a_day(store: SqlStore, tmp_path: Path) -> N
     assert list((tmp_path / "out").iterdir()) == [written]  # no temporary files left
 
 
+def test_a_profile_named_twice_is_sent_and_reported_once(store: SqlStore, tmp_path: Path) -> None:
+    settings = settings_for(deliver=[{"file": {"path": str(tmp_path / "out")}}])
+    add_papers(store, [make_paper(i) for i in range(1, 4)], now=NOW)
+    report = send_due(settings, store, now=NOW, profiles=["attn", "attn"])
+    key = f"file:{(tmp_path / 'out').resolve()}:markdown"
+    assert statuses(report.outcomes) == [(key, "sent")]  # not a second "already-sent" line
+
+
 def test_slack_and_email_second_run_the_same_day_sends_nothing(
     store: SqlStore, slack_api: SlackApi, smtp_server: SmtpServer, deliverers: Deliverers
 ) -> None:
