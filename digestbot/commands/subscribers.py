@@ -91,14 +91,15 @@ def list_command(app: AppContext, profile: str, as_json: bool) -> None:
 def parse_csv(text: str, *, source: str) -> list[tuple[str, Cadence, SubscriberStatus]]:
     """Rows of an ``email,cadence,status`` file; ``ConfigError`` names the file and line."""
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "email" not in [f.strip() for f in reader.fieldnames]:
+    if reader.fieldnames is None or "email" not in [f.strip().lower() for f in reader.fieldnames]:
         raise ConfigError("the first line must be the header email,cadence,status", path=source)
     rows: list[tuple[str, Cadence, SubscriberStatus]] = []
     for row in reader:
         line = reader.line_num
-        values = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k}
-        cadence = values.get("cadence") or "daily"
-        status = values.get("status") or "active"
+        # a spreadsheet's export writes ``Email,Cadence,Status`` and ``Weekly``, ``Active``
+        values = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        cadence = (values.get("cadence") or "daily").lower()
+        status = (values.get("status") or "active").lower()
         where = f"{source}:{line}"
         if cadence not in CADENCES:
             raise ConfigError(f"cadence {cadence!r} is not daily or weekly", path=where)

@@ -114,6 +114,22 @@ def test_csv_import_export_round_trip_and_errors_name_the_line(tmp_path: Path, c
     assert "d@example.org" not in [s["email"] for s in listed]  # nothing of a bad file
 
 
+def test_a_spreadsheet_export_with_capitalised_header_and_values_imports(
+    tmp_path: Path, cli
+) -> None:
+    path = str(write_config(tmp_path, CONFIG))
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(
+        "Email,Cadence,Status\r\na@example.org,Weekly,Active\r\nb@example.org,DAILY,Active\r\n",
+        encoding="utf-8",
+    )
+    result = subs(cli, path, "import", "--profile", "attn", str(sheet))
+    assert result.exit_code == 0, result.stderr
+    assert subs(cli, path, "export", "--profile", "attn").stdout == (
+        "email,cadence,status\na@example.org,weekly,active\nb@example.org,daily,active\n"
+    )
+
+
 def test_an_import_does_not_resubscribe_a_reader_who_unsubscribed(tmp_path: Path, cli) -> None:
     # a list imported from elsewhere (status "active", or no status column) silently mailed
     # again readers who had opted out with the one-click link; only `add` re-subscribes
