@@ -175,7 +175,16 @@ def test_an_unescaped_ampersand_warns_but_keeps_every_item() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"<html><body>Service unavailable</body></html>", b"", b'{"items": 1}']
+    "body",
+    [
+        b"<html><body>Service unavailable</body></html>",
+        b"",
+        b'{"items": 1}',
+        # a text page (a README, a plain-text error): feedparser guesses "atom10" for it,
+        # and it was an "ok" feed with nothing new, every day, instead of a failure
+        b"# Captured feeds\n\nEach file is one answer of a server & its date.\n",
+        b"Service Unavailable <br> try again later\n",
+    ],
 )
 def test_a_document_that_is_no_feed_is_an_error(body: bytes) -> None:
     with pytest.raises(SourceError, match="not an RSS or Atom feed"):

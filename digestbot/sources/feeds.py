@@ -372,6 +372,10 @@ def parse_feed(data: bytes, *, name: str, content_type: str | None = None) -> Fe
     _check_errors(doc, name=name)
     entries = list(doc.entries)
     is_safe = exc is None or isinstance(exc, _BENIGN_BOZO)
+    if not is_safe and not entries and not (doc.feed.get("title") or doc.feed.get("link")):
+        # feedparser calls any text ``atom10`` when it must guess (a README, a text error
+        # page): broken, and neither an item nor a title: no feed (not a quiet day)
+        raise SourceError(f"not an RSS or Atom feed ({type(exc).__name__}: {exc})", source=name)
     complete = True
     if exc is not None:
         warnings.append(f"{name}: malformed feed ({type(exc).__name__}: {exc})")
