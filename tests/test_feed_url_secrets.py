@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -120,7 +121,14 @@ feeds:
         for secret in SECRETS:
             assert secret not in result.stdout, (secret, result.args)
             assert secret not in result.stderr, (secret, result.args)
-    # the stored URL is the feed's own (it names the feed; a changed URL resets its validators)
+    # the database holds none of them either: a stored URL is redacted and fingerprinted
+    # (a changed URL still resets its validators)
     with sqlite3.connect(tmp_path / "data" / "x.sqlite3") as db:
         stored = dict(db.execute("SELECT name, url FROM feed_state").fetchall())
-    assert stored["down"] == f"http://{host}/down?token=TOKSECRET1&page=2"
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    down = f"http://{host}/down?token=TOKSECRET1&page=2"
+    digest = hashlib.sha256(down.encode()).hexdigest()
+    assert stored["down"] == f"http://{host}/down?token=***&page=2 sha256:{digest}"
+    saved = (tmp_path / "data" / "x.sqlite3").read_bytes()
+    for secret in SECRETS:
+        assert secret.encode() not in saved, secret

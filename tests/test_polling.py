@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,23 @@ def test_validators_of_an_old_url_are_not_sent_to_a_new_one(
     moved = poll(settings_for({"name": "f", "url": server.url("/b")}), store, http)
     assert "if-none-match" not in server.requests[1].headers
     assert moved.feeds[0].status == "ok" and moved.feeds[0].merged == 50
+
+
+def test_a_url_with_credentials_is_stored_without_them_and_its_validators_still_apply(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    server.routes["/rss?token=TOK1"] = Route(body=RSS_FIRST50.read_bytes(), etag='"t"')
+    server.routes["/rss?token=TOK2"] = Route(body=RSS_FIRST50.read_bytes(), etag='"t"')
+    url = server.url("/rss?token=TOK1")
+    poll(settings_for({"name": "f", "url": url}), store, http)
+    again = poll(settings_for({"name": "f", "url": url}), store, http)
+    assert again.feeds[0].status == "not-modified"
+    assert server.requests[1].headers["if-none-match"] == '"t"'
+    digest = hashlib.sha256(url.encode()).hexdigest()
+    assert states(store)["f"].url == f"{server.url('/rss?token=***')} sha256:{digest}"
+    # a new token is a new URL: its validators are not sent
+    poll(settings_for({"name": "f", "url": server.url("/rss?token=TOK2")}), store, http)
+    assert "if-none-match" not in server.requests[2].headers
 
 
 def test_a_misspelt_announce_type_is_a_config_error_naming_the_key() -> None:

@@ -178,7 +178,7 @@ def recount_definitions(conn: Connection) -> None:
 def _made(target: Any, connection: Connection, **_kw: Any) -> None:
     """``after_create`` of ``acronym_definitions``: a database older than it has its
     papers' definitions counted (a new one has no papers: one query), unless a schema
-    step about to run counts them (``schema.recount_acronyms``)."""
+    step about to run counts them (``schema.version_6``)."""
     del target
     inspect = sa.inspect(connection)
     if not inspect.has_table("papers"):  # made before ``papers`` in a new database

@@ -5,10 +5,15 @@ answer and the SHA-256 of the last body parsed (for servers without
 validators), when it last succeeded and failed, with what error, how many
 failures in a row, and how many items it has brought. The validators are kept
 only for the URL they came from: a feed whose URL changes is fetched afresh.
+
+A URL carrying credentials (``https://user:pw@host/…``, ``?token=…``) is not stored as
+it is, but as ``stored_url`` writes it: redacted, with the SHA-256 of the whole URL, so
+a copy of the database holds no feed's credentials and a changed token still tells.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from digestbot.redact import redact_url
 from digestbot.store.schema import metadata, papers
 from digestbot.store.sql import SqlStore, _chunks, naive_utc, utc
 
@@ -39,6 +45,25 @@ feed_state = sa.Table(
 )
 
 
+def stored_url(url: str) -> str:
+    """How ``feed_state`` keeps a feed's URL: as it is, or, when it carries credentials,
+    redacted and followed by the SHA-256 of the whole URL (``https://***@host/feed
+    sha256:…``)."""
+    shown = redact_url(url)
+    if shown == url:
+        return url
+    return f"{shown} sha256:{hashlib.sha256(url.encode('utf-8')).hexdigest()}"
+
+
+def fingerprint_feed_urls(conn: Connection) -> None:
+    """Version 6: the URLs stored with their credentials (versions 1-5) as ``stored_url``
+    writes them, so a feed's validators still match its URL."""
+    rows = conn.execute(sa.select(feed_state.c.name, feed_state.c.url)).all()
+    for name, url in rows:
+        if (new := stored_url(url)) != url:
+            conn.execute(feed_state.update().where(feed_state.c.name == name).values(url=new))
+
+
 @dataclass(frozen=True, slots=True)
 class FeedState:
     name: str
@@ -57,7 +82,7 @@ class FeedState:
 
     def validators_for(self, url: str) -> tuple[str | None, str | None, str | None]:
         """(etag, last_modified, content_sha256), or Nones when they belong to another URL."""
-        if url != self.url:
+        if stored_url(url) != self.url:
             return None, None, None
         return self.etag, self.last_modified, self.content_sha256
 
@@ -123,7 +148,7 @@ def record_feed_success(
 ) -> None:
     """A poll that worked: ``status`` is ``ok`` (parsed ``items``) or ``not-modified``."""
     values: dict[str, Any] = {
-        "url": url,
+        "url": stored_url(url),
         "etag": etag,
         "last_modified": last_modified,
         "content_sha256": content_sha256,
@@ -159,7 +184,9 @@ def record_feed_failure(
     updated = conn.execute(feed_state.update().where(feed_state.c.name == name).values(values))
     if updated.rowcount == 0:
         conn.execute(
-            feed_state.insert().values(name=name, url=url, **{**values, "consecutive_failures": 1})
+            feed_state.insert().values(
+                name=name, url=stored_url(url), **{**values, "consecutive_failures": 1}
+            )
         )
 
 

@@ -125,13 +125,17 @@ def start_search_table(conn: sa.Connection) -> None:
 ACRONYM_RECOUNT_VERSION = 6  # the last version whose step counts the acronyms anew
 
 
-def recount_acronyms(conn: sa.Connection) -> None:
+def version_6(conn: sa.Connection) -> None:
     """Version 6: the acronym definitions are counted anew from the stored papers, with
     this version's rules (``ranking.acronyms``: a parenthesis saying more than its long
-    form is no longer a definition), so no count kept by the older rules lingers."""
-    from digestbot.store.acronyms import recount_definitions  # it imports this module
+    form is no longer a definition), so no count kept by the older rules lingers; and
+    feed URLs stored with their credentials are kept redacted and fingerprinted
+    (``store.feeds.stored_url``)."""
+    from digestbot.store.acronyms import recount_definitions  # they import this module
+    from digestbot.store.feeds import fingerprint_feed_urls
 
     recount_definitions(conn)
+    fingerprint_feed_urls(conn)
 
 
 # Data steps run after version ``v``'s columns are added (``sql._migrate``).
@@ -139,7 +143,7 @@ DATA_MIGRATIONS = {
     3: stable_model_keys,
     4: start_change_counter,
     5: start_search_table,
-    6: recount_acronyms,
+    6: version_6,
 }
 # Steps run once on a new database (made whole by ``create_all``, so no migration runs).
 NEW_DATABASE_STEPS = (start_change_counter, start_search_table)

@@ -213,3 +213,27 @@ def test_a_version_3_database_gains_the_write_counter_and_its_vectors_are_read_o
             assert conn.execute(sa.select(embedding_changes.c.seq)).scalar_one() == 1
     finally:
         again.close()
+
+
+def test_a_version_5_database_keeps_its_feed_urls_without_their_credentials(
+    tmp_path: Path,
+) -> None:
+    from digestbot.store.feeds import feed_state, load_feed_states
+
+    url = "https://user:pw@example.org/rss?token=SECRET9&page=2"
+    path = tmp_path / "old.sqlite3"
+    store = SqlStore.open(f"sqlite:///{path}")
+    with store.transaction() as conn:  # as versions 1-5 stored it: the URL as configured
+        conn.execute(feed_state.insert().values(name="f", url=url, etag='"e"'))
+        conn.execute(feed_state.insert().values(name="g", url="https://example.org/plain"))
+        conn.execute(schema_info.update().values(value="5"))
+    store.close()
+    store = SqlStore.open(f"sqlite:///{path}")
+    try:
+        states = {s.name: s for s in load_feed_states(store)}
+        assert "SECRET9" not in states["f"].url and ":pw@" not in states["f"].url
+        assert states["f"].validators_for(url) == ('"e"', None, None)  # still its own
+        assert states["f"].validators_for(url.replace("SECRET9", "OTHER")) == (None, None, None)
+        assert states["g"].url == "https://example.org/plain"
+    finally:
+        store.close()
