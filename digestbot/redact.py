@@ -5,7 +5,8 @@ or a token in its query (``?token=…``, ``key=``, ``apikey=``, ``api_key=``,
 ``access_token=``, ``auth=``, ``sig=``, ``signature=``, ``secret=``, ``password=``, and
 names ending in one of these such as ``private_token`` or ``X-Amz-Signature``; case does
 not matter). ``redact_url`` shows such a URL as ``https://***@host/feed?token=***``; the
-URL itself is still what is fetched and stored (it names the feed).
+URL itself is still what is fetched; the database stores it redacted, with its SHA-256
+(``store.feeds.stored_url``).
 """
 
 from __future__ import annotations
