@@ -10,7 +10,8 @@ them), and each paper's score is blended with its neighbours':
   normalised (mutual) kNN matrix, as ``ranking/liked_graph.py`` spreads liked papers.
 
 The score is first mapped (``raw``: the total over the best candidate's; ``rank``: 1 - rank/N;
-``z``: z-score over the candidates) and the candidates are re-ordered by the blend, above
+``z``: z-score over the candidates; ``cal``: above the candidates' median, by the best, as
+``semantic`` calibrates cosines) and the candidates are re-ordered by the blend, above
 every other paper. Each profile's total is computed once per run (semantic and lexical)
 with main's code (``relevance_fusion.Harness``), so every variant is a few ms per profile.
 
@@ -114,6 +115,10 @@ def mapped(values: np.ndarray, transform: str) -> np.ndarray:
         rank = np.empty(len(values))
         rank[order] = np.arange(len(values))
         return 1.0 - rank / len(values)
+    if transform == "cal":  # as the semantic evidence: counts above the median, by the best
+        median = float(np.median(values))
+        top = values.max() - median
+        return np.asarray(np.maximum(values - median, 0.0) / (top if top > 0 else 1.0))
     if transform == "z":
         sd = values.std()
         return np.asarray((values - values.mean()) / (sd if sd > 0 else 1.0), dtype=np.float64)
@@ -147,7 +152,10 @@ class Sweep:
         self.h = harness
         emb = unit_rows(np.asarray(harness.ready.vectors, dtype=np.float64))
         tfidf = tfidf_vectors(harness)
-        self.similarity = {"emb": emb @ emb.T, "tfidf": tfidf @ tfidf.T}
+        # a control: a graph with no bearing on relevance (random cosines, fixed seed), so
+        # how often chance alone passes the bar is measured on the same grid
+        noise = unit_rows(np.random.default_rng(7).normal(size=(len(emb), 64)))
+        self.similarity = {"emb": emb @ emb.T, "tfidf": tfidf @ tfidf.T, "rand": noise @ noise.T}
         self.totals: dict[tuple[bool, str, str, str], np.ndarray] = {}
 
     def total(self, lexical: bool, set_name: str, name: str, mode: str) -> np.ndarray:
@@ -232,10 +240,10 @@ def line(
     return f"{label:<30} " + "  ".join(cells)
 
 
-def grid(quick: bool, fine: bool = False) -> list[Variant]:
-    graphs: tuple[str, ...] = ("emb", "tfidf")
+def grid(quick: bool, fine: bool = False, control: bool = False) -> list[Variant]:
+    graphs: tuple[str, ...] = ("emb", "tfidf", "rand") if control else ("emb", "tfidf")
     hows: tuple[str, ...] = ("step", "solve")
-    transforms: tuple[str, ...] = ("raw", "rank", "z")
+    transforms: tuple[str, ...] = ("raw", "rank", "z", "cal")
     ks: tuple[int, ...] = (3, 5, 7, 10)
     alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
     tops: tuple[int, ...] = (30, 50, 100, 200)
@@ -357,6 +365,16 @@ def report(
         n_pass = sum(ok(v, sem_m, mode) for v, sem_m, _ in rows)
         n_emb = sum(v.graph == "emb" for v, _, _ in rows)
         print(f"{mode}: {n_pass} of {n_emb} product pairs pass the bar")
+    print("\n== variants whose semantic run alone passes the bar, per graph ==")
+    for graph in sorted({v.graph for v, _, _ in rows}):
+        mine = [r for r in rows if r[0].graph == graph]
+        counts = "  ".join(
+            f"{mode} {sum(passes(r[1], base_sem, mode) for r in mine)}" for mode in MODES
+        )
+        both = sum(
+            passes(r[1], base_sem, "full") and passes(r[1], base_sem, "keywords") for r in mine
+        )
+        print(f"{graph:<6} of {len(mine)}: {counts}  full and keywords {both}")
     print("\n== product pairs passing for full AND keywords (one setting for both) ==")
     joint = [r for r in rows if ok(r[0], r[1], "full") and ok(r[0], r[1], "keywords")]
     joint.sort(key=lambda r: -sum(r[1][(t, m)][0] for t in TUNING for m in ("full", "keywords")))
@@ -376,6 +394,9 @@ def main() -> None:
     )
     parser.add_argument("--top", type=int, default=25, help="best variants printed per mode")
     parser.add_argument("--fine", action="store_true", help="the grid near the identity")
+    parser.add_argument(
+        "--control", action="store_true", help="add a random graph: how often chance passes"
+    )
     parser.add_argument("--dump", type=Path, help="write every variant's figures (JSON)")
     parser.add_argument("variants", nargs="*", help="graph/how/transform/k/alpha/N/mutual")
     args = parser.parse_args()
@@ -397,7 +418,7 @@ def main() -> None:
     print(line("semantic main", sweep.run(None, lexical=False)))
     print(line("lexical  main", sweep.run(None, lexical=True)))
     rows: list[tuple[Variant, Means, Means]] = []
-    for v in grid(args.quick, args.fine):
+    for v in grid(args.quick, args.fine, args.control):
         rows.append((v, means(sweep.run(v, lexical=False)), means(sweep.run(v, lexical=True))))
     if args.dump:
         args.dump.write_text(
