@@ -6,6 +6,8 @@ the scorer's total, the best ``N`` papers are linked to their ``k`` nearest amon
 them), and each paper's score is blended with its neighbours':
 
 - ``step``: one step, (1 - alpha) s + alpha x (the neighbours' cosine-weighted mean of s);
+- ``walk``: that step iterated to its fixed point, (1 - alpha)(I - alpha P)^-1 s, P the
+  row-normalised kNN matrix (``--fine`` only);
 - ``solve``: the closed form f = (1 - alpha)(I - alpha S)^-1 s with S the symmetrically
   normalised (mutual) kNN matrix, as ``ranking/liked_graph.py`` spreads liked papers.
 
@@ -15,11 +17,15 @@ The score is first mapped (``raw``: the total over the best candidate's; ``rank`
 every other paper. Each profile's total is computed once per run (semantic and lexical)
 with main's code (``relevance_fusion.Harness``), so every variant is a few ms per profile.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_regularise.py [--workdir DIR] [--quick]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_regularise.py [--workdir DIR] [--quick] \
+        [--fine] [--control] [--dump FILE.json]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_regularise.py emb/step/raw/10/0.1/20/0
     HF_HUB_OFFLINE=1 .venv/bin/python bench/relevance_regularise.py --held-out 'VARIANT'
 
 Tuning uses devset and devset2 only; ``--held-out`` prints devset3 for the named variants
-(``graph/how/transform/k/alpha/N/mutual``, e.g. ``emb/step/raw/5/0.2/100/1``).
+(``graph/how/transform/k/alpha/N/mutual``, e.g. ``emb/step/raw/5/0.2/100/1``); named
+variants print the per-profile paired change. ``--control`` adds a graph of random cosines
+to the grid: how often chance alone passes the bar.
 """
 
 from __future__ import annotations
