@@ -443,12 +443,30 @@ def parse_drop(text: str, *, name: str, modified: datetime) -> DropParse:
     return DropParse(papers=papers, warnings=warnings, page_date=page_date, entries=entries)
 
 
+def _bomless_utf16(data: bytes) -> str | None:
+    """The codec of UTF-16 text saved without its BOM (``utf-16-le``/``-be``), told by its
+    zero bytes: in mostly-ASCII text every other byte is 0, on one side only. None else."""
+    head = data[:2000]
+    if len(head) < 8 or len(head) % 2 or b"\0" not in head:
+        return None
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    half = len(head) // 2
+    if odd >= 0.7 * half and even <= 0.05 * half:
+        return "utf-16-le"
+    if even >= 0.7 * half and odd <= 0.05 * half:
+        return "utf-16-be"
+    return None
+
+
 def decode_drop(data: bytes, *, name: str) -> str:
-    """UTF-8 (with or without BOM), or UTF-16 with its BOM (Windows Notepad's "Unicode"),
-    or a ``ParseError`` naming the file and the first bad byte."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    """UTF-8 (with or without BOM), or UTF-16 with its BOM (Windows Notepad's "Unicode")
+    or without it (told by its zero bytes), or a ``ParseError`` naming the file and the
+    first bad byte."""
+    codec = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else None
+    codec = codec or _bomless_utf16(data)
+    if codec is not None:
         try:
-            return data.decode("utf-16")
+            return data.decode(codec)
         except UnicodeDecodeError as exc:
             raise ParseError(
                 f"not UTF-16 text (bad bytes at offset {exc.start})", source=name

@@ -395,6 +395,19 @@ def test_a_drop_saved_as_utf16_with_its_bom_parses_like_utf8(encoding: str) -> N
     assert as_utf16.papers == parse(text).papers and len(as_utf16.papers) == 11
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_drop_saved_as_utf16_without_a_bom_parses_like_utf8(encoding: str) -> None:
+    # it was "not UTF-8 text" or "not a daily-papers dump" (its zero bytes read as text)
+    text = (SEEDS / "000_ca14cdb193ee54f8.txt").read_text("utf-8")
+    as_utf16 = parse_drop_bytes(text.encode(encoding), name="drop.txt", modified=MODIFIED)
+    assert as_utf16.papers == parse(text).papers and len(as_utf16.papers) == 11
+
+
+def test_utf8_text_with_a_few_zero_bytes_is_not_taken_for_utf16() -> None:
+    data = b"Daily Papers\n\nJan 8\n\nA title\x00 here\n"
+    assert decode_drop(data, name="drop.txt") == data.decode()
+
+
 def test_odd_length_utf16_is_a_clear_error() -> None:
     with pytest.raises(ParseError) as err:
         decode_drop("\ufeffDaily Papers".encode("utf-16-le")[:-1], name="drop.txt")
