@@ -24,7 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from digestbot.errors import ParseError, SourceError, StoreError
-from digestbot.sources.drops import parse_drop_bytes, path_text
+from digestbot.sources.drops import drop_path, parse_drop_bytes, path_text
 from digestbot.sources.rows import PaperRows, prepare_drop
 from digestbot.store import FileRecord, SqlStore
 from digestbot.store.bulk import BulkWriter, bulk_writer
@@ -106,7 +106,7 @@ def in_drops_folder(path: str, folder: Path) -> bool:
     ``ingest PATH`` elsewhere was that command's error (its exit code, its output), not a
     problem of the folder; it is still not parsed again while unchanged."""
     try:
-        return Path(path).resolve().is_relative_to(folder.resolve())
+        return drop_path(path).resolve().is_relative_to(folder.resolve())
     except (OSError, RuntimeError):  # a symlink loop
         return False
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from digestbot.delivery.outcomes import form_note
 from digestbot.ingest import in_drops_folder
 from digestbot.lock import HEARTBEAT_SECONDS, LOCK_NAME
 from digestbot.redact import redact_urls
+from digestbot.sources.drops import drop_path
 from digestbot.store import SqlStore
 from digestbot.store.daemon import load_job_health, load_lock
 from digestbot.store.slack import load_personal_profiles
@@ -300,7 +300,7 @@ def build_status(
         "failed_drops": [
             {"path": f.path, "failed_at": _iso(f.ingested_at), "error": f.error}
             for f in sorted(store.failed_files().values(), key=lambda f: f.path)
-            if Path(f.path).exists() and in_drops_folder(f.path, settings.drops.path)
+            if drop_path(f.path).exists() and in_drops_folder(f.path, settings.drops.path)
         ],
         # the configured feeds only: one removed from the config is no longer polled
         "feeds": [f for f in load_feed_health(store) if f["name"] in configured_feeds],

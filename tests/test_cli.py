@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -282,6 +283,18 @@ def test_status_names_a_failed_drop_until_it_is_fixed_or_removed(tmp_path: Path,
     bad.unlink()  # removed: no longer a problem of the folder
     assert json.loads(cli("status", "--json").stdout)["failed_drops"] == []
     assert "sources: all healthy" in cli("status").stdout
+
+
+def test_status_names_a_failed_drop_whose_file_name_is_not_utf8(tmp_path: Path, cli) -> None:
+    """Its path is stored with ``\\x`` escapes; ``status`` looked for a file of that
+    escaped name, found none, and said "sources: all healthy"."""
+    setup_drops(tmp_path)
+    folder = tmp_path / "drops"
+    Path(os.fsdecode(bytes(folder) + b"/notes-r\xe9sum\xe9.txt")).write_text("# notes\n")
+    assert cli("ingest").exit_code == 1
+    (failed,) = json.loads(cli("status", "--json").stdout)["failed_drops"]
+    assert failed["path"] == str(folder / "notes-r\\xe9sum\\xe9.txt")
+    assert "sources: all healthy" not in cli("status").stdout
 
 
 def test_a_file_that_failed_through_ingest_path_outside_the_drops_folder_is_no_failed_drop(

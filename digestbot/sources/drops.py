@@ -494,6 +494,19 @@ def path_text(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+_ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
+
+
+def drop_path(text: str) -> Path:
+    """The path ``path_text`` wrote as ``text`` (its ``\\xe9`` escapes back to the bytes of
+    the name), or ``text`` as a path when no such file exists (a name holding a backslash)."""
+    if "\\x" not in text:
+        return Path(text)
+    raw = _ESCAPED_BYTE.sub(lambda m: bytes([int(m.group(1), 16)]), text.encode("utf-8"))
+    path = Path(os.fsdecode(raw))
+    return path if path.exists() or not Path(text).exists() else Path(text)
+
+
 def read_drop(path: Path) -> DropParse:
     data = path.read_bytes()
     modified = datetime.fromtimestamp(path.stat().st_mtime)
