@@ -136,7 +136,7 @@ class Profile(_Model):
     exclude: list[str] = Field(default_factory=list)
     like: list[str] = Field(default_factory=list)
     top_k: int = Field(10, ge=1, le=1000)
-    min_score: float = 0.0
+    min_score: float = Field(0.0, ge=0.0, allow_inf_nan=False)  # scores are >= 0: below is none
     deliver: list[Destination] = Field(default_factory=list)
     on_empty: Literal["skip", "notify"] = "skip"
     schedule: Schedule = Field(default_factory=Schedule)

@@ -67,6 +67,16 @@ def test_keywords_as_list_or_weighted_mapping(tmp_path: Path) -> None:
         ("profiles:\n  - name: a\n", "profiles.0", "at least one of"),
         ("profiles:\n  - name: a\n    keywords: [x]\n    top_k: zero\n", "profiles.0.top_k", ""),
         (
+            "profiles:\n  - name: a\n    keywords: [x]\n    min_score: -0.5\n",
+            "profiles.0.min_score",
+            "greater than or equal to 0",
+        ),
+        (
+            "profiles:\n  - name: a\n    keywords: [x]\n    min_score: .nan\n",
+            "profiles.0.min_score",
+            "",
+        ),
+        (
             "profiles:\n  - {name: a, keywords: [x]}\n  - {name: a, keywords: [y]}\n",
             "profiles",
             "defined twice",
