@@ -40,7 +40,8 @@ _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # numbers are finite: ``.inf`` seconds or a ``.nan`` weight is a typo, not a setting
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DropsSettings(_Model):
@@ -136,7 +137,7 @@ class Profile(_Model):
     exclude: list[str] = Field(default_factory=list)
     like: list[str] = Field(default_factory=list)
     top_k: int = Field(10, ge=1, le=1000)
-    min_score: float = Field(0.0, ge=0.0, allow_inf_nan=False)  # scores are >= 0: below is none
+    min_score: float = Field(0.0, ge=0.0)  # scores are >= 0: below it is no threshold
     deliver: list[Destination] = Field(default_factory=list)
     on_empty: Literal["skip", "notify"] = "skip"
     schedule: Schedule = Field(default_factory=Schedule)

@@ -76,6 +76,8 @@ def test_keywords_as_list_or_weighted_mapping(tmp_path: Path) -> None:
             "profiles.0.min_score",
             "",
         ),
+        ("drops: {path: s, poll_seconds: .inf}\n", "drops.poll_seconds", "finite number"),
+        ("ranking: {upvote_weight: .nan}\n", "ranking.upvote_weight", "finite number"),
         (
             "profiles:\n  - {name: a, keywords: [x]}\n  - {name: a, keywords: [y]}\n",
             "profiles",
