@@ -17,6 +17,7 @@ import pytest
 
 from digestbot.config import load_defaults_data, parse_settings
 from digestbot.ingest import ingest_paths, list_drop_files
+from digestbot.models import Paper
 from digestbot.store import SqlStore
 from digestbot.store.feedback import load_feedback
 from digestbot.store.slack import load_channel_subscriptions, load_personal_profile
@@ -388,3 +389,29 @@ def test_a_negative_content_length_is_refused_at_once(running: Running) -> None:
         )
         reply = conn.recv(100)
     assert reply.startswith(b"HTTP/1.0 400") or reply.startswith(b"HTTP/1.1 400")
+
+
+def test_a_paper_with_a_runaway_title_keeps_answers_within_slack_section_limits(
+    running: Running,
+) -> None:
+    # a feed's title of 4,000+ characters: Slack refuses a section over 3,000 (invalid_blocks),
+    # so every search or today finding that paper failed with "Slack refused my answer"
+    title = "Quokka " + "runaway & title words " * 200
+    paper = Paper(
+        title=title,
+        abstract="Quokka study. " + "Abstract words " * 400,
+        arxiv_id="2611.99999",
+        extra={"link": "https://example.org/paper?" + "a=1&" * 600},
+    )
+    with running.store.transaction() as conn:
+        running.store.upsert_papers(conn, [paper], now=NOW)
+    running.command("search quokka")
+    blocks = _answer(running)["blocks"]
+    sections = [b for b in blocks if b["block_id"].startswith("digestbot_paper_")]
+    assert len(sections) == 1
+    text = sections[0]["text"]["text"]
+    assert len(text) <= 3000  # Slack's limit for a section's text
+    head = text.split("\n")[0]
+    assert head.startswith("*<https://arxiv.org/abs/2611.99999|Quokka runaway &amp; title")
+    assert head.endswith("…>*") and len(head) < 400
+    assert "`2611.99999`" in text
