@@ -141,6 +141,7 @@ class SmtpServer:
         size_limit: int | None = None,
         advertise_size: bool = True,
         too_big: str = "",
+        smtputf8: bool = True,
     ) -> None:
         """``size_limit``: the largest message taken, in bytes (advertised as ``SIZE``: a
         larger one is refused at MAIL FROM, ``552 5.3.4``, or at DATA). Without
@@ -148,6 +149,7 @@ class SmtpServer:
         is in (``552 5.3.4`` at DATA, as a server that does not announce its limit; or the
         reply ``too_big``, such as a bare ``552``)."""
         self.ca = ca
+        self.smtputf8 = smtputf8  # advertise SMTPUTF8 (RFC 6531), as aiosmtpd does by default
         self.size_limit = size_limit
         self.advertise_size = advertise_size
         self.port = port or free_port()
@@ -171,6 +173,7 @@ class SmtpServer:
             require_starttls=True,
             authenticator=_authenticate,
             auth_required=True,
+            enable_SMTPUTF8=self.smtputf8,
             **limit,
         )
 

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 SmtpFactory = Callable[[], smtplib.SMTP]
 _BARE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\Z")
+# an internationalised bare address (RFC 6532: written as UTF-8, the server speaking SMTPUTF8)
+_BARE_UTF8_ADDRESS = re.compile(r"[^\s<>\"(),:;@\\\[\]]+@[^\s<>\"(),:;@\\\[\]]+\Z")
 _URL_SAFE = re.compile(r"[\x21-\x7e]+\Z")
 FLUSH_EVERY, FLUSH_SECONDS = 100, 0.25  # parallel sending: how often on_idle is called
 # Stands in for each reader's unsubscribe token in the shared body; replaced per message.
@@ -89,6 +91,23 @@ def build_smtp_factory(
         return conn
 
     return connect
+
+
+def ascii_address(address: str) -> str:
+    """``address`` with an internationalised domain in its ASCII (IDNA) form, as SMTP
+    commands need it (``ada@bücher.de`` -> ``ada@xn--bcher-kva.de``); unchanged when already
+    ASCII. A local part that is not ASCII stays so: only a server offering SMTPUTF8
+    (RFC 6531) takes it."""
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return address
+    return f"{local}@{domain}"
 
 
 def sender_domain(sender: str) -> str:
@@ -264,7 +283,7 @@ class EmailDeliverer:
         return f"<mailto:{unsubscribe}?subject={quote('unsubscribe ' + one_line(mail.profile))}>"
 
     def _own_pairs(self, mail: OutgoingEmail) -> list[tuple[str, str]]:
-        pairs = [("To", mail.to), ("Message-ID", mail.message_id)]
+        pairs = [("To", _ascii_to(mail.to)), ("Message-ID", mail.message_id)]
         if mail.unsubscribe_url:
             url = mail.unsubscribe_url.replace(TOKEN_SLOT, mail.unsubscribe_token)
             pairs.append(("List-Unsubscribe", f"<{url}>, {self._mailto(mail)}"))
@@ -317,13 +336,16 @@ class EmailDeliverer:
         """The reader's own headers as wire bytes. A bare ASCII address (every subscriber)
         and an ASCII URL are written directly (the email package's folding costs ~1 ms a
         header, a tenth of a newsletter's budget); anything else goes through it."""
-        to, url = mail.to, mail.unsubscribe_url.replace(TOKEN_SLOT, mail.unsubscribe_token)
-        fast = _BARE_ADDRESS.match(to) and _URL_SAFE.match(mail.message_id)
+        to = _ascii_to(mail.to)
+        url = mail.unsubscribe_url.replace(TOKEN_SLOT, mail.unsubscribe_token)
+        bare = _BARE_ADDRESS.match(to) or (not to.isascii() and _BARE_UTF8_ADDRESS.match(to))
+        fast = bare and _URL_SAFE.match(mail.message_id)
         if fast and (not url or _URL_SAFE.match(url)):
             lines = [f"To: {to}", f"Message-ID: {mail.message_id}"]
             if url:
                 lines.append(f"List-Unsubscribe: <{url}>,\r\n {self._mailto(mail)}")
-            return ("\r\n".join(lines) + "\r\n").encode("ascii")
+            # UTF-8 only for an address whose local part is not ASCII (sent with SMTPUTF8)
+            return ("\r\n".join(lines) + "\r\n").encode("utf-8")
         own = self._headers(self._own_pairs(mail), mail=mail).as_bytes()
         return own.rstrip(b"\r\n") + b"\r\n"
 
@@ -616,7 +638,16 @@ class EmailDeliverer:
                         to=mail.to, ok=False, message_id=mail.message_id, refused=True
                     )
                 options = ["BODY=8BITMIME"] if self._eight_bit else []
-                recipient = parseaddr(mail.to)[1] or mail.to
+                recipient = ascii_address(parseaddr(mail.to)[1] or mail.to)
+                if not recipient.isascii():  # smtplib would raise UnicodeEncodeError
+                    if not conn.has_extn("smtputf8"):
+                        return self._failed(
+                            mail,
+                            "the address is not ASCII and the SMTP server does not offer "
+                            "SMTPUTF8 (RFC 6531)",
+                            True,
+                        )
+                    options.append("SMTPUTF8")
                 conn.sendmail(envelope_from, [recipient], message, mail_options=options)
                 return EmailResult(to=mail.to, ok=True, message_id=mail.message_id)
             except smtplib.SMTPRecipientsRefused as exc:
@@ -721,6 +752,12 @@ def refusal_kind(error: str, *, at_data: bool = True) -> str:
     if detail is not None and detail[0] == "6":
         return "content"
     return "other"
+
+
+def _ascii_to(to: str) -> str:
+    """A bare address's domain in IDNA form for the To: header (a named one, ``Name
+    <addr>``, is left to the email package)."""
+    return ascii_address(to) if "<" not in to else to
 
 
 def _advertised_size(conn: smtplib.SMTP) -> int | None:
