@@ -234,7 +234,11 @@ class PapersCommand:
             return text_answer("Follow what? `/papers follow linear attention, mamba`.")
         mine = load_personal_profile(self.store, user_id)
         known = {t.lower() for t in mine.terms}
-        added = [t for t in dict.fromkeys(wanted) if t.lower() not in known]
+        added = []
+        for term in wanted:  # "Mamba, mamba": one term, as against those already followed
+            if term.lower() not in known:
+                known.add(term.lower())
+                added.append(term)
         terms = (*mine.terms, *added)
         if len(terms) > MAX_FOLLOWED:
             return text_answer(f"You can follow at most {MAX_FOLLOWED} terms; unfollow some first.")

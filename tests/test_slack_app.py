@@ -167,6 +167,15 @@ def test_follow_unfollow_me_and_time_from_users_info(running: Running) -> None:
     assert "attention" in today["blocks"][1]["text"]["text"].lower()
 
 
+def test_follow_takes_a_term_once_whatever_its_case_within_one_command(
+    running: Running,
+) -> None:
+    running.command("follow Mamba, mamba, MAMBA, linear attention")
+    me = _answer(running)["blocks"][0]["text"]["text"]
+    assert me.startswith("You follow: `Mamba`, `linear attention`\n")
+    assert load_personal_profile(running.store, "U1").terms == ("Mamba", "linear attention")
+
+
 def _digest_message(paper_id: str, profile: str) -> dict[str, Any]:
     """A digest message as the delivery side posts it (the shared button contract)."""
     value = json.dumps({"paper": paper_id, "profile": profile})
