@@ -339,13 +339,18 @@ class EmailDeliverer:
         to = _ascii_to(mail.to)
         url = mail.unsubscribe_url.replace(TOKEN_SLOT, mail.unsubscribe_token)
         bare = _BARE_ADDRESS.match(to) or (not to.isascii() and _BARE_UTF8_ADDRESS.match(to))
-        fast = bare and _URL_SAFE.match(mail.message_id)
-        if fast and (not url or _URL_SAFE.match(url)):
-            lines = [f"To: {to}", f"Message-ID: {mail.message_id}"]
-            if url:
-                lines.append(f"List-Unsubscribe: <{url}>,\r\n {self._mailto(mail)}")
-            # UTF-8 only for an address whose local part is not ASCII (sent with SMTPUTF8)
-            return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+        plain_url = not url or (_URL_SAFE.match(url) and self._mailto(mail).isascii())
+        if _URL_SAFE.match(mail.message_id) and plain_url:
+            if bare:  # UTF-8 only for a local part that is not ASCII (sent with SMTPUTF8)
+                to_line = f"To: {to}".encode()
+            else:  # "Name <address>": the email package encodes and folds the name
+                to_line = self._headers([("To", to)], mail=mail).as_bytes().rstrip(b"\r\n")
+            lines = [to_line, f"Message-ID: {mail.message_id}".encode("ascii")]
+            if url:  # written as it is: folded by the email package, a long URL became
+                # RFC 2047 encoded words, no longer a URL a mail client can POST to
+                unsubscribe = f"List-Unsubscribe: <{url}>,\r\n {self._mailto(mail)}"
+                lines.append(unsubscribe.encode("ascii"))
+            return b"\r\n".join(lines) + b"\r\n"
         own = self._headers(self._own_pairs(mail), mail=mail).as_bytes()
         return own.rstrip(b"\r\n") + b"\r\n"
 

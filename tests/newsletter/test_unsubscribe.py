@@ -189,3 +189,32 @@ def test_a_one_click_post_as_multipart_form_data_unsubscribes(store: SqlStore, w
     assert [(s.address, s.status) for s in load_subscribers(store)] == [
         ("alice@example.org", "unsubscribed")
     ]
+
+
+def test_a_named_recipient_gets_the_one_click_url_as_written_not_as_encoded_words(
+    store: SqlStore, smtp_server: SmtpServer, web: Web
+) -> None:
+    # "Name <address>" went through the email package, which folded the long URL into
+    # RFC 2047 encoded words: no mail client finds a URL to POST to in that header
+    settings = newsletter_settings(
+        public_url=web.url,
+        to=["Boss Person <boss@example.org>", '"Lovelace, Ada" <ada@example.org>'],
+    )
+    add_papers(store, [make_paper(i) for i in range(1, 4)], now=NOW - timedelta(hours=1))
+    report = send_due(
+        settings, store, now=NOW, deliverers=Deliverers(email=email_deliverer(smtp_server))
+    )
+    assert set(statuses(report).values()) == {"sent"}
+    for address, to in (
+        ("boss@example.org", "Boss Person <boss@example.org>"),
+        ("ada@example.org", '"Lovelace, Ada" <ada@example.org>'),
+    ):
+        [mail] = smtp_server.handler.to(address)
+        head = mail.data.split(b"\r\n\r\n")[0].decode("ascii")
+        assert f"\r\nTo: {to}\r\n" in head
+        assert "=?" not in head.split("List-Unsubscribe: ")[1].split("\r\nMIME-Version")[0]
+        url = one_click(mail.message["List-Unsubscribe"])
+        assert f"\r\nList-Unsubscribe: <{url}>,\r\n <mailto:digest@example.org?" in head
+        assert web.request(url, data=b"List-Unsubscribe=One-Click")[0] == 200
+    got = {s.address: s.status for s in load_subscribers(store, profile="attn")}
+    assert got == {"boss@example.org": "unsubscribed", "ada@example.org": "unsubscribed"}
