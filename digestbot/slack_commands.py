@@ -15,7 +15,7 @@ from digestbot.config import Profile, Settings
 from digestbot.errors import NotFoundError
 from digestbot.pipeline import rank_profile
 from digestbot.ranking import pick
-from digestbot.render import escape_mrkdwn
+from digestbot.render import clip, escape_mrkdwn
 from digestbot.slack_answers import PERSONAL, more_button_value, render_answer, text_answer
 from digestbot.store import SqlStore
 from digestbot.store.search import search_papers
@@ -32,6 +32,7 @@ from digestbot.store.slack import (
 PAGE = 5
 MAX_FOLLOWED = 30
 MAX_TERM = 64
+MAX_SHOWN_QUERY = 300  # characters of the search echoed back in a header
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 USAGE = "\n".join(
@@ -100,7 +101,8 @@ class PapersCommand:
     # -- reading -----------------------------------------------------------------------------
     def search_page(self, query: str, *, offset: int = 0) -> dict[str, Any]:
         page = search_papers(self.store, query, limit=PAGE, offset=offset)
-        shown = escape_mrkdwn(" ".join(page.terms))
+        # clipped before escaping: 16 terms of "&"s would escape past a section's 3,000
+        shown = escape_mrkdwn(clip(" ".join(page.terms), MAX_SHOWN_QUERY))
         if not page.terms:
             return text_answer(
                 "Give me some words to search for, e.g. `/papers search linear attention`."

@@ -424,3 +424,16 @@ def test_a_paper_with_a_runaway_title_keeps_answers_within_slack_section_limits(
     assert head.startswith("*<https://arxiv.org/abs/2611.99999|Quokka runaway &amp; title")
     assert head.endswith("…>*") and len(head) < 400
     assert "`2611.99999`" in text
+
+
+def test_a_search_of_many_ampersands_keeps_the_header_within_a_section(running: Running) -> None:
+    # each "&" escapes to "&amp;": 16 such terms made a header over Slack's 3,000 characters
+    # and Slack refused the answer
+    terms = " ".join("attention" + "&" * (40 + i) + "<" * (15 - i) for i in range(16))
+    running.command(f"search {terms}")
+    blocks = _answer(running)["blocks"]
+    header = blocks[0]["text"]["text"]
+    assert header.startswith("Papers matching _attention&amp;&amp;")
+    assert header.endswith("…_ (1–5):")
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if "text" in b)
+    assert len([b for b in blocks if b["block_id"].startswith("digestbot_paper_")]) == 5
