@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_bolt import Ack, App, Respond
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -74,11 +75,11 @@ def build_slack_app(
         else None
     )
     app = App(
-        client=client,
+        client=_without_token(client),
         signing_secret=secret.get_secret_value() if secret is not None else "unused",
         request_verification_enabled=False,  # SlackRequestGuard does it, on our clock
         before_authorize=guard,
-        token_verification_enabled=False,  # no auth.test at start-up; on first request
+        authorize=_bot_token_authorize(client.token),
         process_before_response=True,
     )
     handlers = _Handlers(settings, store, client=client, now=now)
@@ -103,6 +104,36 @@ def build_slack_app(
         app.action(action_id)(on_click)
     app.error(_log_error)
     return app
+
+
+def _bot_token_authorize(token: str | None) -> Callable[..., AuthorizeResult]:
+    """Bolt's authorization from the configured bot token, with no call to Slack. Bolt's own
+    (one workspace) calls ``auth.test`` on the first request before the acknowledgement: a
+    Slack API slow past 3 s timed that ``/papers`` out, and one failing (a 503, a rate limit)
+    answered "your installation … is no longer available. Please reinstall this app"."""
+
+    def authorize(
+        enterprise_id: str | None, team_id: str | None, user_id: str | None
+    ) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token
+        )
+
+    return authorize
+
+
+def _without_token(client: WebClient) -> WebClient:
+    """The client's settings without its token, for Bolt (given ``authorize``, it warns of a
+    token it skips); our handlers call Slack through ``client`` itself."""
+    return WebClient(
+        token=None,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=client.headers,
+        retry_handlers=client.retry_handlers,
+    )
 
 
 def _log_error(error: Exception, body: dict[str, Any]) -> None:

@@ -437,3 +437,15 @@ def test_a_search_of_many_ampersands_keeps_the_header_within_a_section(running: 
     assert header.endswith("…_ (1–5):")
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if "text" in b)
     assert len([b for b in blocks if b["block_id"].startswith("digestbot_paper_")]) == 5
+
+
+def test_the_first_command_after_a_start_asks_slack_nothing_before_its_ack(
+    running: Running,
+) -> None:
+    # Bolt's own authorization called auth.test before the first ack: with the Web API
+    # failing (a 503) the person was told to reinstall the app; a slow one timed out the ack
+    running.slack.fail_next("auth.test", Failure(status=503, error="service_unavailable"))
+    status, body = running.command("me")
+    assert (status, body) == (200, "")
+    assert "You follow nothing yet" in _answer(running)["blocks"][0]["text"]["text"]
+    assert all(not c.path.endswith("/auth.test") for c in running.slack.requests)
