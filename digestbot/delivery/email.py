@@ -760,9 +760,15 @@ def refusal_kind(error: str, *, at_data: bool = True) -> str:
 
 
 def _ascii_to(to: str) -> str:
-    """A bare address's domain in IDNA form for the To: header (a named one, ``Name
-    <addr>``, is left to the email package)."""
-    return ascii_address(to) if "<" not in to else to
+    """The address's domain in IDNA form for the To: header, bare or named (``Name
+    <addr>``: the email package encodes the name, but would write an IDN domain as an
+    encoded word, which is no address)."""
+    if "<" not in to:
+        return ascii_address(to)
+    head, _, address = to.rpartition("<")
+    if not address.endswith(">"):
+        return to
+    return f"{head}<{ascii_address(address[:-1])}>"
 
 
 def _advertised_size(conn: smtplib.SMTP) -> int | None:

@@ -65,3 +65,20 @@ def test_without_smtputf8_only_the_utf8_reader_fails_and_the_others_get_their_ma
     handler = server_without_smtputf8.handler
     assert len(handler.to("ada@xn--bcher-kva.de")) == 1
     assert len(handler.to("plain@example.org")) == 1
+
+
+def test_a_named_config_recipient_with_an_idn_domain_gets_an_ascii_to_header(
+    store: SqlStore, smtp_server: SmtpServer
+) -> None:
+    settings = newsletter_settings(
+        public_url="https://digest.example.org", to=["Zoë <zoe@bücher.de>"]
+    )
+    add_papers(store, [make_paper(i) for i in range(1, 4)], now=at(17))
+    report = send_due(
+        settings, store, now=at(18), deliverers=Deliverers(email=email_deliverer(smtp_server))
+    )
+    assert [o.status for o in report.outcomes] == ["sent"]
+    [mail] = smtp_server.handler.to("zoe@xn--bcher-kva.de")
+    head = mail.data.split(b"\r\n\r\n")[0].decode("ascii")
+    assert "\r\nTo: =?utf-8?q?Zo=C3=AB?= <zoe@xn--bcher-kva.de>\r\n" in head
+    assert mail.message["To"].addresses[0].domain == "xn--bcher-kva.de"
