@@ -47,6 +47,7 @@ def check_settings(settings: Settings, *, now: datetime) -> list[Finding]:
         *_ranking(settings),
         *_database(settings),
         *_weekly(settings, now=now),
+        *_likes(settings),
     ]
 
 
@@ -266,3 +267,50 @@ def _weekly(settings: Settings, *, now: datetime) -> Iterator[Finding]:
                 f"({schedule.cron!r}, {schedule.timezone}) never sends on a {day}: they get no "
                 "digest (set email.weekly_day to a day it sends on)",
             )
+
+
+def _likes(settings: Settings) -> Iterator[Finding]:
+    """A ``like`` entry that names no stored paper (a typo in a title, a paper never
+    ingested) is left out of the ranking with only a log line at each rank; a profile with
+    nothing else to rank by then sends empty digests. Read from an existing database at
+    this schema version with papers in it (before the first ingest nothing is stored)."""
+    from digestbot.store import SqlStore
+    from digestbot.store.ranking import resolve_paper_pks
+    from digestbot.store.schema import SCHEMA_VERSION, papers, schema_info
+
+    wanted = [(i, p) for i, p in enumerate(settings.profiles) if p.like]
+    url = settings.database_url
+    if not wanted or (url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists()):
+        return
+    try:
+        store = SqlStore.open(url, create=False)
+    except DigestError:
+        return  # reported by the database check
+    try:
+        with store.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(papers.name):
+                return
+            version = conn.execute(
+                sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+            ).scalar()
+            if version != str(SCHEMA_VERSION):
+                return  # an older schema is not read (nor upgraded) here
+            if conn.execute(sa.select(papers.c.pk).limit(1)).first() is None:
+                return
+        found = resolve_paper_pks(store, [name for _, p in wanted for name in p.like])
+    except (sa.exc.SQLAlchemyError, DigestError):
+        return  # reported by the database check
+    finally:
+        store.close()
+    for index, profile in wanted:
+        missing = [name for name in profile.like if name not in found]
+        if not missing:
+            continue
+        names = ", ".join(repr(name) for name in missing)
+        message = (
+            f"profile {profile.name!r}: {len(missing)} of {len(profile.like)} liked papers are "
+            f"not in the store (a paper id or its exact title): {names}; ranked without them"
+        )
+        if len(missing) == len(profile.like) and not profile.keywords and not profile.description:
+            message += ", it has nothing to rank by and its digests stay empty"
+        yield Finding("warning", f"profiles.{index}.like", message)

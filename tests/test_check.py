@@ -168,3 +168,41 @@ def test_weekly_subscribers_of_a_profile_whose_schedule_skips_the_weekly_day_are
             " (set email.weekly_day to a day it sends on)",
         }
     ]
+
+
+def test_liked_papers_not_in_the_store_are_a_warning_naming_them(tmp_path: Path, cli) -> None:
+    # a like: entry that names no stored paper was left out with only a log line at each
+    # rank; a like-only profile whose likes all miss sent empty digests, and nothing said so
+    shutil.copytree(SEEDS, tmp_path / "drops")
+    write_config(
+        tmp_path,
+        "database_url: sqlite:///db.sqlite3\n"
+        "drops: {path: drops}\n"
+        "ranking: {embedding_model: null}\n"
+        "profiles:\n"
+        "  - name: typo\n"
+        "    like: ['Atention Is All You Need']\n"
+        "  - name: mixed\n    keywords: [attention]\n"
+        "    like: ['towards atoms of  LARGE language models', 'No Such Paper']\n"
+        "  - name: fine\n"
+        "    like: ['Towards Atoms of Large Language Models']\n",
+    )
+    assert cli("check", "--json").exit_code == 0  # before the first ingest: nothing to say
+    assert not any(k.endswith(".like") for k in findings(cli("check", "--json")))
+    assert cli("ingest").exit_code == 0
+    result = cli("check", "--json")
+    assert result.exit_code == 0, result.output
+    likes = {k: v for k, v in findings(result).items() if k.endswith(".like")}
+    assert likes == {
+        "profiles.0.like": (
+            "warning",
+            "profile 'typo': 1 of 1 liked papers are not in the store (a paper id or its exact"
+            " title): 'Atention Is All You Need'; ranked without them, it has nothing to rank"
+            " by and its digests stay empty",
+        ),
+        "profiles.1.like": (
+            "warning",
+            "profile 'mixed': 1 of 2 liked papers are not in the store (a paper id or its exact"
+            " title): 'No Such Paper'; ranked without them",
+        ),
+    }
