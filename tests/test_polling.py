@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -474,3 +475,39 @@ def test_a_feed_cut_short_is_fetched_in_full_at_the_next_poll_not_answered_304(
     assert len(store.load_papers()) == 50
     third = poll(settings, store, http, now=NOW + timedelta(hours=2)).feeds[0]
     assert third.status == "not-modified"  # whole: its validators are kept as usual
+
+
+def test_a_json_feed_item_with_nul_characters_is_stored_without_them(
+    server: FeedServer, http: httpx.Client, store: SqlStore
+) -> None:
+    # PostgreSQL's text holds no NUL: one "\u0000" in an item failed every poll of the feed
+    # (all its papers lost there); SQLite stored it, to be shown in every digest
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Lab",
+        "items": [
+            {"id": "1", "url": "https://example.org/a", "title": "Good paper one"},
+            {
+                "id": "2\u0000",
+                "url": "https://example.org/b",
+                "title": "Nul\u0000 paper two",
+                "content_text": "An abstract\u0000 with a NUL.",
+                "authors": [{"name": "Ada\u0000 Lovelace"}],
+            },
+        ],
+    }
+    body = json.dumps(feed).encode()
+    assert b"\\u0000" in body
+    server.routes["/feed.json"] = Route(body=body, content_type="application/feed+json")
+    settings = settings_for({"name": "lab", "url": server.url("/feed.json")})
+    result = poll(settings, store, http).feeds[0]
+    assert (result.status, result.new) == ("ok", 2)
+    stored = {p.title: p for p in store.load_papers(with_sources=True)}
+    assert sorted(stored) == ["Good paper one", "Nul paper two"]
+    assert stored["Nul paper two"].abstract == "An abstract with a NUL."
+    assert [s.entry for s in stored["Nul paper two"].sources] == ["2"]
+    # seen again: the same papers, nothing new, nothing failed
+    server.routes["/feed.json"] = Route(body=body.replace(b"Lab", b"Lab2"))
+    again = poll(settings, store, http, now=NOW + timedelta(hours=1)).feeds[0]
+    assert (again.status, again.new) == ("ok", 0)
+    assert store.count_papers() == 2

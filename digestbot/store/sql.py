@@ -366,22 +366,33 @@ def _count_or_none(value: int | None) -> int | None:
     return value if value is None or 0 <= value <= MAX_INTEGER else None
 
 
+def _text(value: str) -> str:
+    """Text a column holds on every database: without NUL characters, which PostgreSQL's
+    text refuses (a JSON Feed's ``\u0000`` stopped every poll of that feed there)."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def _text_or_none(value: str | None) -> str | None:
+    return None if value is None else _text(value)
+
+
 def row_values(
     paper: Paper, *, title_key: str, now: datetime, tid: str | None = None
 ) -> tuple[Any, ...]:
     """Column values (``ROW_COLUMNS`` order) for a paper; ``now`` is naive UTC; ``tid``
     the title id of ``title_key`` if the caller has it. Integers are bound within what the
-    columns hold (upvotes at most ``MAX_INTEGER``; a count or version past it: none)."""
+    columns hold (upvotes at most ``MAX_INTEGER``; a count or version past it: none), text
+    without NUL characters (JSON values are escaped)."""
     return (
         paper.id,
         title_key,
         tid or title_id_of_key(title_key),
         paper.arxiv_id,
         _count_or_none(paper.arxiv_version),
-        paper.title,
-        paper.abstract,
+        _text(paper.title),
+        _text(paper.abstract),
         _count_or_none(paper.authors_count),
-        paper.organization,
+        _text_or_none(paper.organization),
         _json_list(paper.authors),
         _json_list(paper.urls),
         paper.published,
@@ -869,14 +880,14 @@ class SqlStore:
         refs = list({(ref.kind, ref.name, ref.entry): (pk, ref) for pk, ref in refs}.values())
         names = sorted({(ref.kind, ref.name) for _, ref in refs})
         for kind, name in names:
-            entries = [ref.entry for _, ref in refs if ref.kind == kind and ref.name == name]
+            entries = [_text(r.entry) for _, r in refs if r.kind == kind and r.name == name]
             forget_entries(conn, kind, name, entries)
         seen_at = naive_utc(now)
         bulk_insert(
             conn,
             paper_sources,
             ("paper_pk", "kind", "name", "entry", "line", "seen_at"),
-            [(pk, ref.kind, ref.name, ref.entry, ref.line, seen_at) for pk, ref in refs],
+            [(pk, ref.kind, ref.name, _text(ref.entry), ref.line, seen_at) for pk, ref in refs],
         )
 
     def count_papers(self) -> int:
