@@ -11,10 +11,11 @@ is not created, an older schema is not upgraded.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import jinja2
 import sqlalchemy as sa
@@ -22,6 +23,9 @@ import sqlalchemy as sa
 from digestbot.config import Settings
 from digestbot.errors import ConfigError, DigestError
 from digestbot.redact import redact_url, redact_urls
+
+if TYPE_CHECKING:
+    from digestbot.store import SqlStore
 
 Level = Literal["ok", "warning", "error"]
 
@@ -223,34 +227,48 @@ def _sends_on(settings: Settings, index: int, *, weekday: str, now: datetime) ->
     return any(WEEKDAYS[fire.astimezone(zone).weekday()] == weekday for fire in fires)
 
 
-def _weekly(settings: Settings, *, now: datetime) -> Iterator[Finding]:
-    """Weekly subscribers get their digest only from a send on ``email.weekly_day``: a
-    profile whose schedule never sends on that day never mails them (read from an existing
-    database only; nothing is created or upgraded)."""
+@contextmanager
+def _existing_store(settings: Settings) -> Iterator[SqlStore | None]:
+    """The configured database, opened only if it exists and opens (never created or
+    upgraded: a check changes nothing); None otherwise (the database check reports why)."""
     from digestbot.store import SqlStore
-    from digestbot.store.subscribers import subscribers
 
     url = settings.database_url
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        yield None
         return
     try:
         store = SqlStore.open(url, create=False)
     except DigestError:
-        return  # reported by the database check
+        yield None
+        return
     try:
-        with store.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(subscribers.name):
-                return
-            query = (
-                sa.select(subscribers.c.profile, sa.func.count())
-                .where(subscribers.c.cadence == "weekly", subscribers.c.status == "active")
-                .group_by(subscribers.c.profile)
-            )
-            weekly = {str(profile): int(count) for profile, count in conn.execute(query)}
-    except sa.exc.SQLAlchemyError:
-        return  # reported by the database check
+        yield store
     finally:
         store.close()
+
+
+def _weekly(settings: Settings, *, now: datetime) -> Iterator[Finding]:
+    """Weekly subscribers get their digest only from a send on ``email.weekly_day``: a
+    profile whose schedule never sends on that day never mails them (read from an existing
+    database only; nothing is created or upgraded)."""
+    from digestbot.store.subscribers import subscribers
+
+    with _existing_store(settings) as store:
+        if store is None:
+            return
+        try:
+            with store.engine.connect() as conn:
+                if not sa.inspect(conn).has_table(subscribers.name):
+                    return
+                query = (
+                    sa.select(subscribers.c.profile, sa.func.count())
+                    .where(subscribers.c.cadence == "weekly", subscribers.c.status == "active")
+                    .group_by(subscribers.c.profile)
+                )
+                weekly = {str(profile): int(count) for profile, count in conn.execute(query)}
+        except sa.exc.SQLAlchemyError:
+            return  # reported by the database check
     day = settings.email.weekly_day
     for index, profile in enumerate(settings.profiles):
         count = weekly.get(profile.name, 0)
@@ -274,34 +292,29 @@ def _likes(settings: Settings) -> Iterator[Finding]:
     ingested) is left out of the ranking with only a log line at each rank; a profile with
     nothing else to rank by then sends empty digests. Read from an existing database at
     this schema version with papers in it (before the first ingest nothing is stored)."""
-    from digestbot.store import SqlStore
     from digestbot.store.ranking import resolve_paper_pks
     from digestbot.store.schema import SCHEMA_VERSION, papers, schema_info
 
     wanted = [(i, p) for i, p in enumerate(settings.profiles) if p.like]
-    url = settings.database_url
-    if not wanted or (url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists()):
+    if not wanted:
         return
-    try:
-        store = SqlStore.open(url, create=False)
-    except DigestError:
-        return  # reported by the database check
-    try:
-        with store.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(papers.name):
-                return
-            version = conn.execute(
-                sa.select(schema_info.c.value).where(schema_info.c.key == "version")
-            ).scalar()
-            if version != str(SCHEMA_VERSION):
-                return  # an older schema is not read (nor upgraded) here
-            if conn.execute(sa.select(papers.c.pk).limit(1)).first() is None:
-                return
-        found = resolve_paper_pks(store, [name for _, p in wanted for name in p.like])
-    except (sa.exc.SQLAlchemyError, DigestError):
-        return  # reported by the database check
-    finally:
-        store.close()
+    with _existing_store(settings) as store:
+        if store is None:
+            return
+        try:
+            with store.engine.connect() as conn:
+                if not sa.inspect(conn).has_table(papers.name):
+                    return
+                version = conn.execute(
+                    sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+                ).scalar()
+                if version != str(SCHEMA_VERSION):
+                    return  # an older schema is not read (nor upgraded) here
+                if conn.execute(sa.select(papers.c.pk).limit(1)).first() is None:
+                    return
+            found = resolve_paper_pks(store, [name for _, p in wanted for name in p.like])
+        except (sa.exc.SQLAlchemyError, DigestError):
+            return  # reported by the database check
     for index, profile in wanted:
         missing = [name for name in profile.like if name not in found]
         if not missing:
