@@ -35,6 +35,10 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import bench  # noqa: F401  (this checkout's code, in children too: bench/__init__.py)
+
 REPO = Path(__file__).resolve().parent.parent
 DEVSET = REPO / "bench" / "relevance" / "devset.yaml"
 DEVSET2 = REPO / "bench" / "relevance" / "devset2.yaml"

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import bench  # noqa: F401  (this checkout's code, in children too: bench/__init__.py)
 from digestbot.config import Profile, RankingSettings
 from digestbot.ingest import ingest_paths, list_drop_files
 from digestbot.models import Paper
