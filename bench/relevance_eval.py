@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -127,18 +127,26 @@ def ranked_store(
 
 
 def scored_ids(
-    spec: dict[str, Any], mode: str, ranked: list[dict[str, Any]]
+    spec: dict[str, Any], mode: str, ranked: list[dict[str, Any]], liked: Collection[str] = ()
 ) -> tuple[list[str], dict[str, int]]:
     """The ranked ids and the profile's grades as scored: in like mode without the liked
-    papers themselves."""
+    papers themselves (``liked``: their ids; else those of ``ranked`` titled as liked)."""
     ids = [item["id"] for item in ranked]
     grades = {item["id"]: int(item["grade"]) for item in spec["labels"]}
     if mode == "like":
-        liked = {item["id"] for item in ranked if item["title"] in spec["like"]}
-        ids = [pid for pid in ids if pid not in liked]
-        for pid in liked:
+        gone = set(liked) or {item["id"] for item in ranked if item["title"] in spec["like"]}
+        ids = [pid for pid in ids if pid not in gone]
+        for pid in gone:
             grades.pop(pid, None)
     return ids, grades
+
+
+def judged(
+    spec: dict[str, Any], mode: str, ranked: list[str], liked: Collection[str] = ()
+) -> tuple[float, float]:
+    """nDCG@10 and AP of ranked paper ids against the profile's grades (``scored_ids``)."""
+    ids, grades = scored_ids(spec, mode, [{"id": pid, "title": None} for pid in ranked], liked)
+    return ndcg_at(ids, grades), average_precision(ids, grades)
 
 
 def evaluate(

@@ -44,8 +44,7 @@ from bench.relevance_eval import (
     DEVSET2,
     DEVSET3,
     NOW,
-    average_precision,
-    ndcg_at,
+    judged,
     profile_config,
 )
 from bench.relevance_inprocess import sample_store
@@ -201,13 +200,8 @@ class Harness:
                             ids=[self.ids[r] for r in self.live.tolist()],
                         )
                         ranked = [self.ids[r] for r in self.live[order].tolist()]
-                        grades = {item["id"]: int(item["grade"]) for item in spec["labels"]}
-                        if mode == "like":
-                            liked = {self.ids[r] for r in liked_rows}
-                            ranked = [pid for pid in ranked if pid not in liked]
-                            for pid in liked:
-                                grades.pop(pid, None)
-                        pair = (ndcg_at(ranked, grades), average_precision(ranked, grades))
+                        liked = [self.ids[r] for r in liked_rows]
+                        pair = judged(spec, mode, ranked, liked)
                         pairs.append(pair)
                         if per_profile:
                             print(

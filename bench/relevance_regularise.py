@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.relevance_eval import average_precision, ndcg_at
+from bench.relevance_eval import judged
 from bench.relevance_fusion import MODES, Harness
 from digestbot.ranking.expansion import paper_vector
 from digestbot.ranking.explain import order_best_first
@@ -209,13 +209,7 @@ class Sweep:
                         ids=[h.ids[r] for r in h.live.tolist()],
                     )
                     ranked = [h.ids[r] for r in h.live[order].tolist()]
-                    grades = {item["id"]: int(item["grade"]) for item in spec["labels"]}
-                    if mode == "like":
-                        liked = {h.ids[r] for r in liked_rows}
-                        ranked = [pid for pid in ranked if pid not in liked]
-                        for pid in liked:
-                            grades.pop(pid, None)
-                    pairs.append((ndcg_at(ranked, grades), average_precision(ranked, grades)))
+                    pairs.append(judged(spec, mode, ranked, [h.ids[r] for r in liked_rows]))
                 out[(set_name, mode)] = pairs
         return out
 

@@ -43,6 +43,7 @@ from bench.relevance_eval import (
     HELD_OUT,
     NOW,
     average_precision,
+    judged,
     ndcg_at,
     profile_config,
 )
@@ -91,13 +92,7 @@ def evaluate(
                     ids=[ids[r] for r in live.tolist()],
                 )
                 ranked = [ids[r] for r in live[order].tolist()]
-                grades = {item["id"]: int(item["grade"]) for item in spec["labels"]}
-                if mode == "like":
-                    liked = {ids[r] for r in liked_rows}
-                    ranked = [pid for pid in ranked if pid not in liked]
-                    for pid in liked:
-                        grades.pop(pid, None)
-                pairs.append((ndcg_at(ranked, grades), average_precision(ranked, grades)))
+                pairs.append(judged(spec, mode, ranked, [ids[r] for r in liked_rows]))
             out[(set_name, mode)] = pairs
     return out
 
