@@ -124,9 +124,12 @@ class PapersCommand:
     def _today(self, rest: str, *, user_id: str, channel_id: str) -> dict[str, Any]:
         name = rest.split()[0] if rest.split() else ""
         if not name:
+            # the channel's first subscription whose profile is still configured (one
+            # removed from the config keeps its row until the channel unsubscribes)
+            known = {p.name for p in self.settings.profiles}
             subscribed = load_channel_profiles(self.store, channel_id)
             if subscribed:
-                name = subscribed[0]
+                name = next((n for n in subscribed if n in known), subscribed[0])
             elif (mine := load_personal_profile(self.store, user_id).digest_profile()) is not None:
                 return self._top(mine, label="you", button_profile=PERSONAL)
             else:

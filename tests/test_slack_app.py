@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -20,7 +21,11 @@ from digestbot.ingest import ingest_paths, list_drop_files
 from digestbot.models import Paper
 from digestbot.store import SqlStore
 from digestbot.store.feedback import load_feedback
-from digestbot.store.slack import load_channel_subscriptions, load_personal_profile
+from digestbot.store.slack import (
+    load_channel_subscriptions,
+    load_personal_profile,
+    record_subscription,
+)
 from tests.conftest import NOW
 from tests.slack_api import Failure, running_slack_api, sign
 from tests.slack_served import SECRET, TS, Running, answer, serving_slack_app
@@ -130,6 +135,18 @@ def test_subscribe_today_profiles_unsubscribe(running: Running) -> None:
     running.command("unsubscribe")
     assert "from 1 profile(s)" in _answer(running, 6)["blocks"][0]["text"]["text"]
     assert load_channel_subscriptions(running.store, "scaling-laws") == []
+
+
+def test_today_skips_a_subscription_whose_profile_left_the_config(running: Running) -> None:
+    # the channel's first subscription names a profile since removed from the config: it
+    # answered "I don't know the profile" though the channel follows a configured one too
+    record_subscription(running.store, channel_id="C1", profile="retired", user_id="U1", now=NOW)
+    later = NOW + timedelta(minutes=1)
+    record_subscription(
+        running.store, channel_id="C1", profile="scaling-laws", user_id="U1", now=later
+    )
+    running.command("today")
+    assert _answer(running)["blocks"][0]["text"]["text"] == "Top papers for *scaling-laws*:"
 
 
 def test_like_answers_similar_papers_without_the_seed(running: Running) -> None:
