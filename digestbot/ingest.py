@@ -345,24 +345,25 @@ def ingest_paths(
     candidates = files if files is not None else list_drop_files(paths)
     # Only a file the size of one ingested before can be a known content: hash those.
     sizes = store.ingested_sizes()
-    failed = {} if retry_failed else store.failed_files([path_text(path) for path in candidates])
+    names = {path: path_text(path) for path in candidates}  # as stored and shown
+    failed = {} if retry_failed else store.failed_files(list(names.values()))
     hashes = {
         path: _hash_file(path)
         for path in candidates
         if (size := _size(path)) in sizes
-        or (path_text(path) in failed and failed[path_text(path)].size == size)
+        or (names[path] in failed and failed[names[path]].size == size)
     }
     known = store.ingested_hashes([h for h in hashes.values() if h])
     todo: list[Path] = []
     for path in candidates:
         digest = hashes.get(path)
-        before = failed.get(path_text(path))
+        before = failed.get(names[path])
         if digest in known:
-            outcome = FileOutcome(path=path_text(path), status="skipped")
+            outcome = FileOutcome(path=names[path], status="skipped")
         elif digest and before is not None and before.sha256 == digest:
             log.warning("%s (unchanged since it failed: not parsed again)", before.error)
             outcome = FileOutcome(
-                path=path_text(path),
+                path=names[path],
                 status="failed",
                 error=before.error,
                 warnings=before.warnings,
