@@ -41,7 +41,14 @@ from digestbot.pipeline import index_papers
 from digestbot.ranking.background import SOURCE as EMBEDDINGS
 from digestbot.ranking.background import EmbeddingWorker
 from digestbot.ranking.semantic import query_texts
-from digestbot.services import Clock, PollFn, SendFn, SendOutcomeLike, is_new_rejection
+from digestbot.services import (
+    Clock,
+    PollFn,
+    SendFn,
+    SendOutcomeLike,
+    is_held_by_another_run,
+    is_new_rejection,
+)
 from digestbot.store import SqlStore
 from digestbot.store.daemon import record_job_result
 from digestbot.timing import build_trigger, last_fire_time, send_time
@@ -73,12 +80,6 @@ def config_stamp(source: str) -> tuple[int, int] | None:
     except (OSError, ValueError):
         return None
     return (stat.st_mtime_ns, stat.st_size)
-
-
-def _held_by_another_run(outcome: SendOutcomeLike) -> bool:
-    """Not sent by this call because another run's lease holds it (which may have died)."""
-    detail = str(getattr(outcome, "detail", "") or "")
-    return outcome.status == "already-sent" and detail.startswith("another run")
 
 
 def _count(papers: Any) -> Any:
@@ -188,7 +189,7 @@ class Daemon:
             self._after_delivery(profile, outcome, fire=fire, now=now)
         # a digest another run holds (its lease: a run stopped mid-send, then restarted at
         # once) is asked for again later too, or it would stay pending until the next day
-        if not report.ok or any(_held_by_another_run(o) for o in report.outcomes):
+        if not report.ok or any(is_held_by_another_run(o) for o in report.outcomes):
             self._schedule_retry(name, fire)
         return report.ok and not _rejected(report.outcomes)  # rejected: reported, not retried
 

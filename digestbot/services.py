@@ -21,6 +21,13 @@ def is_new_rejection(outcome: SendOutcomeLike) -> bool:
     return outcome.status == "rejected" and getattr(outcome, "detail", "") != REJECTED_EARLIER
 
 
+def is_held_by_another_run(outcome: SendOutcomeLike) -> bool:
+    """Not sent by this call because another run holds the digest (its lease: it may have
+    died mid-send) or recorded it first: the delivery service's ``another run …`` details."""
+    detail = str(getattr(outcome, "detail", "") or "")
+    return outcome.status == "already-sent" and detail.startswith("another run")
+
+
 class SendOutcomeLike(Protocol):
     @property
     def profile(self) -> str: ...

@@ -10,13 +10,8 @@ from digestbot.cli import AppContext, handle_errors, pass_app, print_json, progr
 from digestbot.delivery.outcomes import form_note
 from digestbot.delivery.service import DeliveryOutcome, send_due
 from digestbot.delivery.targets import collect_targets
-from digestbot.services import is_new_rejection
+from digestbot.services import is_held_by_another_run, is_new_rejection
 from digestbot.store.ledger import LEFT_OUT, DeliveryRecord, load_history
-
-
-def _is_held(outcome: DeliveryOutcome) -> bool:
-    """Left alone because another run holds it (its lease), which may have died mid-send."""
-    return outcome.status == "already-sent" and outcome.detail.startswith("another run")
 
 
 def _line(outcome: DeliveryOutcome) -> str:
@@ -28,7 +23,7 @@ def _line(outcome: DeliveryOutcome) -> str:
         return f"sent          {where}: {outcome.papers} papers{how}"
     if outcome.status == "rejected":
         return f"REJECTED      {where}: {reason} (not retried; the next digest goes out)"
-    if _is_held(outcome):  # not sent, not by this run: another run's lease holds it
+    if is_held_by_another_run(outcome):  # not sent, not by this run: another run's lease holds it
         return f"held          {where}: {outcome.detail}"
     if outcome.status == "already-sent":
         why = f" ({outcome.detail})" if outcome.detail else " today"
@@ -81,7 +76,7 @@ def send(app: AppContext, profiles: tuple[str, ...], dry_run: bool, as_json: boo
         if not report.outcomes:
             click.echo("no destinations configured", err=True)
         elif not dry_run and report.count("sent") == 0 and report.ok:
-            held = sum(1 for o in report.outcomes if _is_held(o))
+            held = sum(1 for o in report.outcomes if is_held_by_another_run(o))
             if held:
                 digests = "1 digest is" if held == 1 else f"{held} digests are"
                 it = "it" if held == 1 else "them"
