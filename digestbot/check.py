@@ -161,7 +161,7 @@ def _ranking(settings: Settings) -> Iterator[Finding]:
 
 def _database(settings: Settings) -> Iterator[Finding]:
     from digestbot.store import SqlStore
-    from digestbot.store.schema import SCHEMA_VERSION, schema_info
+    from digestbot.store.schema import SCHEMA_VERSION, schema_info, stored_version
 
     url = settings.database_url
     key = "database_url"
@@ -183,9 +183,7 @@ def _database(settings: Settings) -> Iterator[Finding]:
                     "ok", key, f"{shown}: reachable, empty (the first command creates the tables)"
                 )
                 return
-            version = conn.execute(
-                sa.select(schema_info.c.value).where(schema_info.c.key == "version")
-            ).scalar()
+            version = stored_version(conn)
     except sa.exc.SQLAlchemyError as exc:
         cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
         reason = redact_urls(str(cause).splitlines()[0] if str(cause) else type(cause).__name__)
@@ -293,7 +291,7 @@ def _likes(settings: Settings) -> Iterator[Finding]:
     nothing else to rank by then sends empty digests. Read from an existing database at
     this schema version with papers in it (before the first ingest nothing is stored)."""
     from digestbot.store.ranking import resolve_paper_pks
-    from digestbot.store.schema import SCHEMA_VERSION, papers, schema_info
+    from digestbot.store.schema import SCHEMA_VERSION, papers, stored_version
 
     wanted = [(i, p) for i, p in enumerate(settings.profiles) if p.like]
     if not wanted:
@@ -305,10 +303,7 @@ def _likes(settings: Settings) -> Iterator[Finding]:
             with store.engine.connect() as conn:
                 if not sa.inspect(conn).has_table(papers.name):
                     return
-                version = conn.execute(
-                    sa.select(schema_info.c.value).where(schema_info.c.key == "version")
-                ).scalar()
-                if version != str(SCHEMA_VERSION):
+                if stored_version(conn) != str(SCHEMA_VERSION):
                     return  # an older schema is not read (nor upgraded) here
                 if conn.execute(sa.select(papers.c.pk).limit(1)).first() is None:
                     return

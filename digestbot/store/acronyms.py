@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from digestbot.store.schema import ACRONYM_RECOUNT_VERSION, metadata, papers, schema_info
+from digestbot.store.schema import ACRONYM_RECOUNT_VERSION, is_older_than, metadata, papers
 
 if TYPE_CHECKING:
     from digestbot.ranking.acronyms import Counted
@@ -183,12 +183,8 @@ def _made(target: Any, connection: Connection, **_kw: Any) -> None:
     inspect = sa.inspect(connection)
     if not inspect.has_table("papers"):  # made before ``papers`` in a new database
         return
-    if inspect.has_table("schema_info"):
-        version = connection.execute(
-            sa.select(schema_info.c.value).where(schema_info.c.key == "version")
-        ).scalar()
-        if version is not None and version.isdigit() and int(version) < ACRONYM_RECOUNT_VERSION:
-            return
+    if inspect.has_table("schema_info") and is_older_than(connection, ACRONYM_RECOUNT_VERSION):
+        return
     fill_definitions(connection)
 
 

@@ -157,6 +157,21 @@ schema_info = sa.Table(
     sa.Column("value", sa.String(255), nullable=False),
 )
 
+
+def stored_version(conn: sa.Connection) -> str | None:
+    """The schema version the database records (None: none recorded yet)."""
+    value = conn.execute(
+        sa.select(schema_info.c.value).where(schema_info.c.key == "version")
+    ).scalar()
+    return None if value is None else str(value)
+
+
+def is_older_than(conn: sa.Connection, version: int) -> bool:
+    """Whether the database records a schema version below ``version``."""
+    stored = stored_version(conn)
+    return stored is not None and stored.isdigit() and int(stored) < version
+
+
 papers = sa.Table(
     "papers",
     metadata,

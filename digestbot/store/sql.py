@@ -43,10 +43,12 @@ from digestbot.store.schema import (
     NEW_DATABASE_STEPS,
     SCHEMA_VERSION,
     ingested_files,
+    is_older_than,
     metadata,
     paper_sources,
     papers,
     schema_info,
+    stored_version,
 )
 
 log = logging.getLogger(__name__)
@@ -486,10 +488,7 @@ def _lock_writers_out_of_a_migration(conn: Connection) -> None:
     database at this version takes nothing (each open would wait for a writer)."""
     if not sa.inspect(conn).has_table("schema_info"):
         return
-    version = conn.execute(
-        sa.select(schema_info.c.value).where(schema_info.c.key == "version")
-    ).scalar()
-    if version is not None and version.isdigit() and int(version) < SCHEMA_VERSION:
+    if is_older_than(conn, SCHEMA_VERSION):
         take_write_lock(conn)
 
 
@@ -506,10 +505,7 @@ def _schema_is_current(conn: Connection) -> bool:
     wanted = [table.name for table in metadata.sorted_tables] + list(_SQLITE_DERIVED_TABLES)
     if any(name not in tables for name in wanted):
         return False
-    version = conn.execute(
-        sa.select(schema_info.c.value).where(schema_info.c.key == "version")
-    ).scalar()
-    return version == str(SCHEMA_VERSION)
+    return stored_version(conn) == str(SCHEMA_VERSION)
 
 
 def forget_entries(conn: Connection, kind: str, name: str, entries: Sequence[Any]) -> None:
@@ -705,9 +701,7 @@ class SqlStore:
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
                     _lock_writers_out_of_a_migration(conn)
                 metadata.create_all(conn)
-                current = conn.execute(
-                    sa.select(schema_info.c.value).where(schema_info.c.key == "version")
-                ).scalar()
+                current = stored_version(conn)
                 if current is None:
                     conn.execute(
                         schema_info.insert().values(key="version", value=str(SCHEMA_VERSION))
